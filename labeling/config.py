@@ -1,0 +1,197 @@
+"""Project configuration: one TOML file per project, read into frozen dataclasses.
+
+A user starts a project by copying ``projects/youtube_spam/project.toml``. Paths
+in the file are relative to the file itself, so a project folder can be moved.
+Overrides (``--set end_model.type=torch``) are type-checked against the field's
+current type, so a typo fails loudly instead of silently changing nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SPLITS = ("youtube_tutorial", "random", "column")
+FORMATS = ("csv", "parquet", "jsonl")
+LABEL_MODEL_TYPES = ("snorkel", "majority_vote", "auto")
+END_MODEL_TYPES = ("sklearn", "torch")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    source: str = "file"  # "youtube_spam" (built in) or "file"
+    path: str = ""  # file source: a CSV/Parquet/JSONL file
+    format: str = ""  # inferred from the suffix when empty
+    text_field: str = "text"
+    label_field: str = ""  # optional gold labels (class names or indices)
+    id_field: str = ""  # row ids; row positions when empty
+    split: str = "random"  # one of SPLITS
+    split_field: str = ""  # split="column": values train/dev/test
+    dev_size: float = 0.1
+    test_size: float = 0.2
+    url: str = ""  # built-in sources: override the download URL (mirrors)
+
+
+@dataclass(frozen=True)
+class LFConfig:
+    modules: tuple[str, ...] = ()
+    root: str = "."  # where the LF modules are importable from, relative to the config
+    spacy_model: str = "en_core_web_sm"
+
+
+@dataclass(frozen=True)
+class LabelModelConfig:
+    type: str = "snorkel"
+    n_epochs: int = 500
+    lr: float = 0.01
+    l2: float = 0.0
+    tie_break: str = "random"
+
+
+@dataclass(frozen=True)
+class EndModelConfig:
+    type: str = "sklearn"
+    ngram_max: int = 5
+    C: float = 1000.0
+    hidden: int = 0  # torch: 0 = logistic regression on n-grams, >0 = one hidden layer
+    epochs: int = 30
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    device: str = "auto"  # torch: "auto" uses a GPU when present
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str
+    classes: tuple[str, ...]
+    seed: int = 0
+    store: str = "runs/labeling.db"
+    artifacts: str = "runs/artifacts"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    lfs: LFConfig = field(default_factory=LFConfig)
+    label_model: LabelModelConfig = field(default_factory=LabelModelConfig)
+    end_model: EndModelConfig = field(default_factory=EndModelConfig)
+    base_dir: str = "."  # the config file's folder; relative paths resolve against it
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+    @property
+    def cardinality(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {
+    "dataset": DatasetConfig,
+    "lfs": LFConfig,
+    "label_model": LabelModelConfig,
+    "end_model": EndModelConfig,
+}
+_CHOICES = {
+    ("dataset", "split"): SPLITS,
+    ("dataset", "format"): ("",) + FORMATS,
+    ("label_model", "type"): LABEL_MODEL_TYPES,
+    ("end_model", "type"): END_MODEL_TYPES,
+}
+
+
+def _coerce(where: str, value: Any, default: Any) -> Any:
+    """Check ``value`` against the type of the field's default."""
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+        raise ConfigError(f"{where} must be {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, where: str, values: dict[str, Any]):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{where}]: {', '.join(unknown)}")
+    defaults = cls() if cls is not ProjectConfig else None
+    kwargs = {}
+    for key, value in values.items():
+        default = getattr(defaults, key) if defaults is not None else None
+        kwargs[key] = _coerce(f"{where}.{key}", value, default) if default is not None else value
+        choices = _CHOICES.get((where, key))
+        if choices and kwargs[key] not in choices:
+            raise ConfigError(f"{where}.{key} = {value!r}: expected one of {', '.join(map(repr, choices))}")
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` with a TOML value (bare words are taken as strings)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    section, name = key.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, name, value
+
+
+def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".") -> ProjectConfig:
+    data = dict(data)
+    project = dict(data.pop("project", {}))
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        section = data.pop(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = _build(cls, name, section)
+    if data:
+        raise ConfigError(f"unknown section(s): {', '.join(sorted(data))}")
+    for required in ("name", "classes"):
+        if required not in project:
+            raise ConfigError(f"[project] needs {required!r}")
+    classes = project.pop("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise ConfigError(f"project.classes must list at least two class names, got {classes!r}")
+    if len(set(classes)) != len(classes):
+        raise ConfigError(f"project.classes has duplicates: {classes!r}")
+    known = {"name": str, "seed": int, "store": str, "artifacts": str}
+    for key, value in project.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting in [project]: {key}")
+        if not isinstance(value, known[key]) or isinstance(value, bool):
+            raise ConfigError(f"project.{key} must be {known[key].__name__}, got {value!r}")
+    return ProjectConfig(classes=tuple(classes), base_dir=str(Path(base_dir).resolve()), **project, **sections)
+
+
+def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> ProjectConfig:
+    """Read a project TOML file and apply ``section.key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    for text in overrides:
+        section, key, value = parse_override(text)
+        data.setdefault(section, {})[key] = value
+    try:
+        return project_config_from_dict(data, base_dir=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

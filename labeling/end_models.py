@@ -1,0 +1,221 @@
+"""End models trained on probabilistic labels: scikit-learn and torch text classifiers.
+
+Both take soft labels, an ``(n, k)`` array of class probabilities from the label
+model, not only its argmax: the label model's confidence is information the end
+model should learn from. Hard labels (an ``(n,)`` int array) work too.
+
+- ``SklearnTextClassifier``: word n-gram counts + logistic regression. Soft labels
+  become probability weights: each row appears once per class, weighted by the
+  probability of that class.
+- ``TorchTextClassifier``: TF-IDF n-grams + a linear layer (or one hidden layer)
+  trained with soft cross-entropy; runs on a GPU when one is present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from .errors import LabelingError, NotFittedError
+
+
+def soft_targets(y, cardinality: int) -> np.ndarray:
+    """(n,) class indices or (n, k) probabilities -> validated (n, k) probabilities."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        if not np.issubdtype(y.dtype, np.integer) or (y < 0).any() or (y >= cardinality).any():
+            raise LabelingError(f"hard labels must be class indices 0..{cardinality - 1}")
+        return np.eye(cardinality)[y]
+    if y.ndim != 2 or y.shape[1] != cardinality:
+        raise LabelingError(f"soft labels must have shape (n, {cardinality}), got {y.shape}")
+    if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-4):
+        raise LabelingError("soft labels must be non-negative rows summing to 1")
+    return y.astype(np.float64)
+
+
+def _check_texts(texts) -> list[str]:
+    texts = list(texts)
+    if not texts:
+        raise LabelingError("no training texts: every row was filtered out (no LF voted?)")
+    if not all(isinstance(t, str) for t in texts):
+        raise LabelingError("texts must be strings")
+    return texts
+
+
+class _TextClassifier:
+    """The shared contract: ``fit(texts, y)``, ``predict_proba(texts) -> (n, k)``, ``predict``."""
+
+    cardinality: int
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit first")
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_proba(texts).argmax(axis=1)
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in self._param_names}
+
+
+class SklearnTextClassifier(_TextClassifier):
+    _param_names = ("cardinality", "ngram_max", "C", "random_state")
+
+    def __init__(self, cardinality: int = 2, *, ngram_max: int = 5, C: float = 1000.0, random_state: int = 0):
+        self.cardinality = cardinality
+        self.ngram_max = ngram_max
+        self.C = C
+        self.random_state = random_state
+
+    def _make_pipeline(self) -> Pipeline:
+        # liblinear is the solver of the published Snorkel spam baseline; it is
+        # binary-only in current scikit-learn, so multi-class uses lbfgs.
+        solver = "liblinear" if self.cardinality == 2 else "lbfgs"
+        return Pipeline(
+            [
+                ("ngrams", CountVectorizer(ngram_range=(1, self.ngram_max))),
+                ("logreg", LogisticRegression(C=self.C, solver=solver, max_iter=2000, random_state=self.random_state)),
+            ]
+        )
+
+    def fit(self, texts: Sequence[str], y, sample_weight=None) -> SklearnTextClassifier:
+        texts = _check_texts(texts)
+        targets = soft_targets(y, self.cardinality)
+        weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        rows, classes = np.nonzero(targets > 0)
+        if len(np.unique(classes)) < 2:
+            raise LabelingError("the training labels hold a single class; an end model needs at least two")
+        self.pipeline_ = self._make_pipeline().fit(
+            [texts[i] for i in rows], classes, logreg__sample_weight=targets[rows, classes] * weights[rows]
+        )
+        self.classes_ = np.arange(self.cardinality)
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        self._check_fitted()
+        proba = self.pipeline_.predict_proba(list(texts))
+        # A class absent from training gets probability 0, keeping the (n, k) shape.
+        out = np.zeros((proba.shape[0], self.cardinality))
+        out[:, self.pipeline_.classes_] = proba
+        return out
+
+
+class TorchTextClassifier(_TextClassifier):
+    _param_names = ("cardinality", "ngram_max", "hidden", "epochs", "lr", "weight_decay", "batch_size", "device", "random_state")
+
+    def __init__(
+        self,
+        cardinality: int = 2,
+        *,
+        ngram_max: int = 2,
+        hidden: int = 0,
+        epochs: int = 30,
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        batch_size: int = 64,
+        device: str = "auto",
+        random_state: int = 0,
+    ):
+        self.cardinality = cardinality
+        self.ngram_max = ngram_max
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+
+    def _device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def _network(self, n_features: int, generator):
+        import torch
+
+        layers = []
+        width = n_features
+        if self.hidden:
+            layers += [torch.nn.Linear(width, self.hidden), torch.nn.ReLU()]
+            width = self.hidden
+        layers.append(torch.nn.Linear(width, self.cardinality))
+        net = torch.nn.Sequential(*layers)
+        # Seeded init through our own generator: never touch torch's global RNG.
+        with torch.no_grad():
+            for layer in net:
+                if isinstance(layer, torch.nn.Linear):
+                    bound = 1.0 / np.sqrt(layer.in_features)
+                    layer.weight.uniform_(-bound, bound, generator=generator)
+                    layer.bias.zero_()
+        return net
+
+    def fit(self, texts: Sequence[str], y, sample_weight=None) -> TorchTextClassifier:
+        import torch
+
+        texts = _check_texts(texts)
+        targets = soft_targets(y, self.cardinality)
+        weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True, dtype=np.float32)
+        X = self.vectorizer_.fit_transform(texts).tocsr()
+        device = self._device()
+        generator = torch.Generator().manual_seed(self.random_state)
+        net = self._network(X.shape[1], generator).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        T = torch.as_tensor(targets, dtype=torch.float32)
+        W = torch.as_tensor(weights, dtype=torch.float32)
+        net.train()
+        for _ in range(self.epochs):
+            order = torch.randperm(X.shape[0], generator=generator).numpy()
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                xb = torch.as_tensor(X[idx].toarray(), device=device)
+                log_p = torch.log_softmax(net(xb), dim=1)
+                # Soft cross-entropy: the label model's probabilities are the target.
+                loss = -((T[idx].to(device) * log_p).sum(dim=1) * W[idx].to(device)).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        self.net_ = net.eval().cpu()
+        self.classes_ = np.arange(self.cardinality)
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        self._check_fitted()
+        X = self.vectorizer_.transform(list(texts)).tocsr()
+        out = []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], 1024):
+                xb = torch.as_tensor(X[start : start + 1024].toarray())
+                out.append(torch.softmax(self.net_(xb), dim=1).double().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.cardinality))
+
+
+END_MODELS = {"sklearn": SklearnTextClassifier, "torch": TorchTextClassifier}
+
+
+def make_end_model(config, cardinality: int, random_state: int) -> _TextClassifier:
+    """Build the end model an ``EndModelConfig`` names, with its settings."""
+    if config.type == "sklearn":
+        return SklearnTextClassifier(cardinality, ngram_max=config.ngram_max, C=config.C, random_state=random_state)
+    if config.type == "torch":
+        return TorchTextClassifier(
+            cardinality,
+            ngram_max=config.ngram_max,
+            hidden=config.hidden,
+            epochs=config.epochs,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            batch_size=config.batch_size,
+            device=config.device,
+            random_state=random_state,
+        )
+    raise LabelingError(f"unknown end model type {config.type!r}; expected one of {sorted(END_MODELS)}")

@@ -1,0 +1,1 @@
+"""Runnable pipeline scripts: ``python -m pipelines.<name>``."""

@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import http.server
+import io
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labeling import (
+    ChecksumError,
+    DatasetError,
+    LabelError,
+    canonicalize,
+    fetch_youtube_spam,
+    frame_hash,
+    load_youtube_spam,
+    read_table,
+    split_random,
+    youtube_tutorial_split,
+)
+from labeling.datasets import YOUTUBE_FILES, split_by_column
+
+CLASSES = ("ham", "spam")
+
+
+def test_youtube_has_published_counts(youtube_frame):
+    assert len(youtube_frame) == 1956
+    assert youtube_frame["label"].value_counts().to_dict() == {1: 1005, 0: 951}
+    assert youtube_frame["id"].is_unique
+    assert list(youtube_frame.columns[:3]) == ["id", "text", "label"]
+    assert youtube_frame.groupby("video").size().tolist() == [350, 350, 438, 448, 370]
+
+
+def test_tutorial_split_matches_snorkel_tutorial(youtube_splits):
+    s = youtube_splits
+    assert s.sizes() == {"train": 1586, "dev": 100, "test": 370}
+    assert set(s.train["video"]) == {1, 2, 3, 4} and set(s.test["video"]) == {5}
+    assert set(s.dev["id"]) <= set(s.train["id"])
+    # The tutorial's first shuffled Psy row and its dev sample are fixed by seed 123.
+    assert s.dev["label"].value_counts().to_dict() == {1: 54, 0: 46}
+
+
+def test_split_version_is_a_content_hash(youtube_frame):
+    a, b = youtube_tutorial_split(youtube_frame), youtube_tutorial_split(youtube_frame.copy())
+    assert a.version == b.version
+    changed = youtube_frame.copy()
+    changed.loc[0, "text"] = changed.loc[0, "text"] + "!"
+    assert youtube_tutorial_split(changed).version != a.version
+
+
+def _copy_youtube(data_dir: Path, target: Path) -> Path:
+    target.mkdir()
+    for name in YOUTUBE_FILES:
+        shutil.copy(data_dir / "youtube_spam" / name, target / name)
+    return target
+
+
+def test_tampered_local_file_is_refused(data_dir, tmp_path):
+    folder = _copy_youtube(data_dir, tmp_path / "yt")
+    path = folder / "Youtube03-LMFAO.csv"
+    path.write_bytes(path.read_bytes().replace(b"spam", b"spa m", 1))
+    with pytest.raises(ChecksumError, match="Youtube03-LMFAO.csv"):
+        fetch_youtube_spam(folder)
+
+
+def test_missing_local_file_is_named(data_dir, tmp_path):
+    folder = _copy_youtube(data_dir, tmp_path / "yt")
+    (folder / "Youtube05-Shakira.csv").unlink()
+    with pytest.raises(DatasetError, match="Youtube05-Shakira.csv"):
+        fetch_youtube_spam(folder)
+
+
+@pytest.fixture
+def zip_server(data_dir):
+    """A loopback HTTP server serving the dataset as the official zip lays it out."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in YOUTUBE_FILES:
+            data = (data_dir / "youtube_spam" / name).read_bytes()
+            # One redistributed copy of Psy starts with a blank line: must still verify.
+            zf.writestr(name, b"\n" + data if name.startswith("Youtube01") else data)
+    payload = buffer.getvalue()
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/YouTube-Spam-Collection-v1.zip", hits
+    server.shutdown()
+
+
+def test_download_verifies_and_caches(zip_server, tmp_path, monkeypatch):
+    url, hits = zip_server
+    monkeypatch.delenv("LABELING_DATA_DIR")
+    folder = fetch_youtube_spam(url=url, cache_dir=tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(YOUTUBE_FILES)
+    assert fetch_youtube_spam(url=url, cache_dir=tmp_path) == folder
+    assert len(hits) == 1  # the second call read the verified cache
+    monkeypatch.setenv("LABELING_CACHE_DIR", str(tmp_path))
+    assert len(load_youtube_spam(url=url)) == 1956
+
+
+def test_download_of_wrong_bytes_leaves_no_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("LABELING_DATA_DIR")
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for name in YOUTUBE_FILES:
+            zf.writestr(name, b"COMMENT_ID,CONTENT,CLASS\n1,x,0\n")
+    with pytest.raises(ChecksumError):
+        fetch_youtube_spam(url=bad.as_uri(), cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "youtube_spam").exists()
+
+
+def test_offline_download_error_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("LABELING_DATA_DIR")
+    with pytest.raises(DatasetError, match="LABELING_DATA_DIR"):
+        fetch_youtube_spam(url="http://127.0.0.1:9/nothing.zip", cache_dir=tmp_path)
+
+
+@pytest.fixture
+def user_frame():
+    return pd.DataFrame(
+        {
+            "uid": ["a", "b", "c", "d"],
+            "body": ["free money", "nice song", "subscribe", "great"],
+            "gold": ["spam", "ham", "", "ham"],
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_read_table_formats_give_the_same_canonical_frame(user_frame, tmp_path, fmt):
+    path = tmp_path / f"data.{fmt}"
+    {"csv": lambda: user_frame.to_csv(path, index=False),
+     "parquet": lambda: user_frame.to_parquet(path),
+     "jsonl": lambda: user_frame.to_json(path, orient="records", lines=True)}[fmt]()
+    frame = canonicalize(read_table(path), text_field="body", label_field="gold", id_field="uid", classes=CLASSES)
+    assert frame["id"].tolist() == ["a", "b", "c", "d"]
+    assert frame["label"].tolist() == [1, 0, -1, 0]
+    assert frame["text"].tolist() == user_frame["body"].tolist()
+
+
+def test_missing_text_column_is_named(user_frame):
+    with pytest.raises(DatasetError, match=r"text column 'CONTENT' not found.*body"):
+        canonicalize(user_frame, text_field="CONTENT", classes=CLASSES, source="comments.csv")
+
+
+def test_unknown_class_name_names_row_and_value(user_frame):
+    user_frame.loc[1, "gold"] = "eggs"
+    with pytest.raises(LabelError, match=r"row 'b' has label 'eggs'"):
+        canonicalize(user_frame, text_field="body", label_field="gold", id_field="uid", classes=CLASSES)
+
+
+def test_label_indices_out_of_range_are_refused(user_frame):
+    user_frame["gold"] = [0, 1, 2, 0]
+    with pytest.raises(LabelError, match="row 'c'"):
+        canonicalize(user_frame, text_field="body", label_field="gold", id_field="uid", classes=CLASSES)
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        read_table(tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_text("text,label\n")
+    with pytest.raises(DatasetError, match="empty"):
+        canonicalize(read_table(tmp_path / "empty.csv"), text_field="text", classes=CLASSES)
+
+
+def test_null_text_is_refused(user_frame):
+    user_frame.loc[2, "body"] = None
+    with pytest.raises(DatasetError, match="row 'c'"):
+        canonicalize(user_frame, text_field="body", id_field="uid", classes=CLASSES)
+
+
+def test_duplicate_ids_are_refused(user_frame):
+    user_frame.loc[3, "uid"] = "a"
+    with pytest.raises(DatasetError, match="repeats ids"):
+        canonicalize(user_frame, text_field="body", id_field="uid", classes=CLASSES)
+
+
+def test_random_split_is_deterministic_and_holds_out_only_gold_rows():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": [str(i) for i in range(200)], "text": [f"t{i}" for i in range(200)],
+                          "label": np.where(rng.random(200) < 0.5, -1, rng.integers(0, 2, 200))})
+    a = split_random(frame, dev_size=0.1, test_size=0.2, random_state=7, classes=CLASSES, source="x")
+    b = split_random(frame, dev_size=0.1, test_size=0.2, random_state=7, classes=CLASSES, source="x")
+    assert a.version == b.version
+    assert (a.dev["label"] >= 0).all() and (a.test["label"] >= 0).all()
+    assert sum(a.sizes().values()) == 200
+    assert not set(a.test["id"]) & set(a.train["id"])
+    c = split_random(frame, dev_size=0.1, test_size=0.2, random_state=8, classes=CLASSES, source="x")
+    assert frame_hash(c.test) != frame_hash(a.test)
+
+
+def test_split_by_column_accepts_valid_alias():
+    frame = pd.DataFrame({"id": list("abc"), "text": list("xyz"), "label": [0, 1, 0], "split": ["train", "valid", "test"]})
+    s = split_by_column(frame, "split", classes=CLASSES, source="x")
+    assert s.sizes() == {"train": 1, "dev": 1, "test": 1}
+    frame.loc[0, "split"] = "holdout"
+    with pytest.raises(DatasetError, match="holdout"):
+        split_by_column(frame, "split", classes=CLASSES, source="x")

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labeling import LabelingError, NotFittedError, SklearnTextClassifier, TorchTextClassifier
+
+TEXTS = ["check out my channel", "subscribe for free money", "love this song", "great voice",
+         "visit my website now", "best video ever", "click here to win", "so beautiful"]
+HARD = np.array([1, 1, 0, 0, 1, 0, 1, 0])
+
+MODELS = [
+    lambda k: SklearnTextClassifier(k, ngram_max=2, C=10.0),
+    lambda k: TorchTextClassifier(k, ngram_max=2, epochs=20, lr=0.05, random_state=3),
+]
+
+
+@pytest.mark.parametrize("make", MODELS, ids=["sklearn", "torch"])
+def test_soft_one_hot_equals_hard_labels(make):
+    a = make(2).fit(TEXTS, HARD)
+    b = make(2).fit(TEXTS, np.eye(2)[HARD])
+    np.testing.assert_allclose(a.predict_proba(TEXTS), b.predict_proba(TEXTS), atol=1e-6)
+    assert (a.predict(TEXTS) == HARD).mean() == 1.0
+
+
+@pytest.mark.parametrize("make", MODELS, ids=["sklearn", "torch"])
+def test_soft_labels_are_learned_not_argmaxed(make):
+    # Every row 70% spam: the argmax would say "always spam with certainty"; a
+    # model trained on the probabilities must predict about 0.7 instead.
+    soft = np.tile([0.3, 0.7], (len(TEXTS), 1))
+    proba = make(2).fit(TEXTS, soft).predict_proba(TEXTS + ["unseen words entirely"])
+    assert proba.shape == (9, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(proba[:, 1], 0.7, atol=0.05)
+
+
+@pytest.mark.parametrize("make", MODELS, ids=["sklearn", "torch"])
+def test_multiclass_and_absent_class(make):
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    model = make(4).fit(TEXTS, y)  # class 3 never appears
+    proba = model.predict_proba(TEXTS)
+    assert proba.shape == (8, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert proba[:, 3].max() < 0.05
+
+
+def test_torch_is_reproducible_from_random_state():
+    a = TorchTextClassifier(2, epochs=5, random_state=1).fit(TEXTS, HARD).predict_proba(TEXTS)
+    b = TorchTextClassifier(2, epochs=5, random_state=1).fit(TEXTS, HARD).predict_proba(TEXTS)
+    c = TorchTextClassifier(2, epochs=5, random_state=2).fit(TEXTS, HARD).predict_proba(TEXTS)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_torch_hidden_layer_learns():
+    model = TorchTextClassifier(2, hidden=16, epochs=40, lr=0.02, random_state=0).fit(TEXTS, HARD)
+    assert (model.predict(TEXTS) == HARD).all()
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (np.array([0.5, 0.5]), "class indices"),
+        (np.full((8, 3), 1 / 3), r"shape \(n, 2\)"),
+        (np.full((8, 2), 0.7), "summing to 1"),
+        (np.zeros(8, dtype=int), "single class"),
+    ],
+)
+def test_bad_labels(y, message):
+    with pytest.raises(LabelingError, match=message):
+        SklearnTextClassifier(2).fit(TEXTS if len(y) == 8 else TEXTS[:2], y)
+
+
+def test_unfitted_and_empty():
+    with pytest.raises(NotFittedError):
+        SklearnTextClassifier(2).predict_proba(["x"])
+    with pytest.raises(LabelingError, match="no training texts"):
+        TorchTextClassifier(2).fit([], np.zeros((0, 2)))

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from labeling import ConfigError, LFDiscoveryError, discover_lfs, lf_set_version, lf_version, spacy_labeling_function
+from labeling.lfs import SpacyDoc, labeling_function, load_spacy, resolve_spacy_model, uses_spacy
+
+
+def _write_module(root: Path, name: str, body: str) -> None:
+    (root / f"{name}.py").write_text(textwrap.dedent(body), encoding="utf-8")
+
+
+LF_SOURCE = """
+    from snorkel.labeling import labeling_function
+
+    @labeling_function()
+    def lf_a(x):
+        return 1 if "buy" in x.text else -1
+
+    @labeling_function()
+    def lf_b(x):
+        return 0 if len(x.text) < {limit} else -1
+
+    HELPER = 3
+"""
+
+
+@pytest.fixture
+def lf_root(tmp_path, monkeypatch):
+    # Fresh module names per test: discovery imports them.
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    return tmp_path
+
+
+def test_discovery_is_explicit_and_ordered(lf_root):
+    _write_module(lf_root, "spam_lfs_1", LF_SOURCE.format(limit=5))
+    lfs = discover_lfs(["spam_lfs_1"], root=lf_root)
+    assert [lf.name for lf in lfs] == ["lf_a", "lf_b"]
+    assert str(lf_root) not in sys.path  # root is only on the path during import
+
+
+def test_discovery_errors(lf_root):
+    _write_module(lf_root, "no_lfs", "X = 1\n")
+    _write_module(lf_root, "dup_1", LF_SOURCE.format(limit=5))
+    _write_module(lf_root, "dup_2", LF_SOURCE.format(limit=6))
+    with pytest.raises(LFDiscoveryError, match="defines no labeling functions"):
+        discover_lfs(["no_lfs"], root=lf_root)
+    with pytest.raises(LFDiscoveryError, match="cannot import"):
+        discover_lfs(["does_not_exist"], root=lf_root)
+    with pytest.raises(LFDiscoveryError, match="duplicate LF name 'lf_a'"):
+        discover_lfs(["dup_1", "dup_2"], root=lf_root)
+    with pytest.raises(LFDiscoveryError, match="empty"):
+        discover_lfs([], root=lf_root)
+
+
+def test_version_changes_with_source_only(lf_root):
+    _write_module(lf_root, "v_1", LF_SOURCE.format(limit=5))
+    _write_module(lf_root, "v_2", LF_SOURCE.format(limit=9))
+    _write_module(lf_root, "v_3", LF_SOURCE.format(limit=5))
+    one, two, three = (discover_lfs([m], root=lf_root) for m in ("v_1", "v_2", "v_3"))
+    assert lf_version(one[0]) == lf_version(two[0]) == lf_version(three[0])  # lf_a untouched
+    assert lf_version(one[1]) != lf_version(two[1])  # lf_b edited
+    assert lf_set_version(one) == lf_set_version(three) != lf_set_version(two)
+    assert lf_set_version(one) != lf_set_version(one[::-1])  # column order is part of it
+
+
+def test_version_tracks_resource_file_contents(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("free\n")
+
+    @labeling_function(resources=dict(path=words))
+    def lf_words(x, path):
+        return 1 if x.text in path.read_text().split() else -1
+
+    before = lf_version(lf_words)
+    words.write_text("free\nwin\n")
+    assert lf_version(lf_words) != before
+    assert lf_words(SimpleNamespace(text="win")) == 1
+
+
+def test_version_of_set_resources_ignores_order():
+    make = lambda words: labeling_function(name="kw", resources=dict(words=words))(lambda x, words: -1)  # noqa: E731
+    assert lf_version(make({"a", "b", "c"})) == lf_version(make({"c", "b", "a"}))
+    assert lf_version(make({"a", "b"})) != lf_version(make({"a", "b", "c"}))
+
+
+@spacy_labeling_function()
+def lf_person(x):
+    return 0 if any(ent.label_ == "PERSON" for ent in x.doc.ents) else -1
+
+
+def test_spacy_lf_parses_on_its_own_and_reuses_a_given_doc():
+    assert uses_spacy(lf_person)
+    assert lf_person(SimpleNamespace(text="I love Taylor Swift so much")) == 0
+    assert lf_person(pd.Series({"text": "great video"})) == -1
+    nlp = load_spacy(resolve_spacy_model())
+    row = {"text": "ignored", "doc": nlp("Barack Obama was here")}
+    assert SpacyDoc()(row) is row
+
+
+def test_spacy_model_setting_and_clear_error(monkeypatch):
+    monkeypatch.delenv("LABELING_SPACY_MODEL", raising=False)
+    assert resolve_spacy_model() == "en_core_web_sm"
+    assert resolve_spacy_model("xx_custom") == "xx_custom"
+    monkeypatch.setenv("LABELING_SPACY_MODEL", "blank:en")
+    assert resolve_spacy_model("xx_custom") == "blank:en"
+    with pytest.raises(ConfigError, match="no_such_pipeline.*not installed"):
+        load_spacy("no_such_pipeline")

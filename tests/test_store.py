@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from labeling import RunRecord, RunStore, StoreError
+
+
+def _record(run_id: str) -> RunRecord:
+    return RunRecord(
+        id=run_id, created_at="2026-01-01T00:00:00+00:00", project="p", seed=1, config={"a": 1},
+        dataset_version="d1", dataset_source="src", split_sizes={"train": 3}, lf_set_version="v1",
+        lfs=(("lf_a", "h1"), ("lf_b", "h2")), matrix_hashes={"train": "m1"},
+        label_model={"type": "MajorityVote"}, end_model={"type": "sklearn"},
+        metrics=({"name": "end model", "kind": "end_model", "accuracy": 0.9, "macro_f1": 0.8, "train_rows": 3,
+                  "coverage": 1.0, "per_class": {"a": {"precision": 1.0}}, "notes": ""},),
+        lf_stats=({"split": "train", "lf": "lf_a", "coverage": 0.5, "overlaps": 0.1, "conflicts": 0.0,
+                   "accuracy": None, "seconds": 0.01},),
+        artifacts=(("end_model/x", "/tmp/x", "f" * 64),),
+    )
+
+
+def test_record_and_read_back(tmp_path):
+    with RunStore(tmp_path / "s.db") as store:
+        store.record_run(_record("r1"))
+        run = store.get_run("r1")
+        assert store.count_runs() == 1
+    assert run["config"] == {"a": 1} and run["matrix_hashes"] == {"train": "m1"}
+    assert [(lf["name"], lf["version"]) for lf in run["lfs"]] == [("lf_a", "h1"), ("lf_b", "h2")]
+    assert run["metrics"][0]["per_class"] == {"a": {"precision": 1.0}}
+    assert run["artifacts"][0]["sha256"] == "f" * 64
+
+
+def test_wal_mode(tmp_path):
+    RunStore(tmp_path / "s.db").close()
+    mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_failed_insert_leaves_nothing(tmp_path):
+    with RunStore(tmp_path / "s.db") as store:
+        store.record_run(_record("r1"))
+        bad = _record("r2")
+        # A duplicate LF position violates the primary key half way through the run's rows.
+        bad = RunRecord(**{**bad.__dict__, "lfs": (("lf_a", "h1"),), "metrics": bad.metrics * 2})
+        with pytest.raises(StoreError, match="r2"):
+            store.record_run(bad)
+        assert [r["id"] for r in store.list_runs()] == ["r1"]
+        assert store.db["run_lfs"].count == 2
+
+
+def test_unknown_run(tmp_path):
+    with RunStore(tmp_path / "s.db") as store, pytest.raises(StoreError, match="no run 'zz'"):
+        store.get_run("zz")

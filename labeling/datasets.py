@@ -161,15 +161,15 @@ def load_youtube_spam(data_dir: str | Path | None = None, *, url: str = "") -> p
     frames = []
     for video, name in enumerate(sorted(YOUTUBE_FILES), start=1):
         df = pd.read_csv(folder / name, dtype={"COMMENT_ID": str, "CONTENT": str})
-        df.columns = [c.lower() for c in df.columns]
-        df = df.rename(columns={"content": "text", "class": "label"})
         # COMMENT_ID repeats within a file (duplicated rows), so ids are file positions.
-        df.insert(0, "id", [f"v{video}-{i}" for i in range(len(df))])
+        df["row_id"] = [f"v{video}-{i}" for i in range(len(df))]
         df["video"] = video
         frames.append(df)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["label"] = frame["label"].astype(np.int64)
-    return frame
+    frame = canonicalize(
+        pd.concat(frames, ignore_index=True),
+        text_field="CONTENT", label_field="CLASS", id_field="row_id", classes=YOUTUBE_CLASSES, source=str(folder),
+    )
+    return frame.rename(columns=str.lower)
 
 
 def youtube_tutorial_split(frame: pd.DataFrame) -> Splits:

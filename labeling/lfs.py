@@ -78,7 +78,10 @@ def load_spacy(name: str):
 def _set_field(x: Any, field: str, value: Any) -> Any:
     # Snorkel hands LFs pandas Series, our applier hands mappings with attribute
     # access; never mutate the caller's row, since other LFs see it too.
-    x = copy.copy(x)
+    if hasattr(x, "astype"):  # pandas Series: an object copy can hold a Doc
+        x = x.astype(object)
+    else:
+        x = copy.copy(x)
     if isinstance(x, Mapping) or hasattr(x, "__setitem__"):
         x[field] = value
     else:

@@ -77,7 +77,7 @@ class RunStore:
 
     def _ensure_schema(self) -> None:
         db = self.db
-        with db.conn:
+        with db.atomic():
             db["runs"].create(
                 {
                     "id": str, "created_at": str, "project": str, "seed": int, "config": str,
@@ -110,7 +110,7 @@ class RunStore:
         """Insert a run and everything tied to it, all or nothing."""
         dumps = lambda obj: json.dumps(obj, sort_keys=True, default=str)  # noqa: E731
         try:
-            with self.db.conn:
+            with self.db.atomic():
                 self.db["runs"].insert(
                     {
                         "id": run.id, "created_at": run.created_at, "project": run.project, "seed": run.seed,

@@ -63,7 +63,7 @@ def _copy_youtube(data_dir: Path, target: Path) -> Path:
 def test_tampered_local_file_is_refused(data_dir, tmp_path):
     folder = _copy_youtube(data_dir, tmp_path / "yt")
     path = folder / "Youtube03-LMFAO.csv"
-    path.write_bytes(path.read_bytes().replace(b"spam", b"spa m", 1))
+    path.write_bytes(path.read_bytes().replace(b",1\n", b",0\n", 1))  # flip one label
     with pytest.raises(ChecksumError, match="Youtube03-LMFAO.csv"):
         fetch_youtube_spam(folder)
 

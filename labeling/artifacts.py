@@ -100,12 +100,12 @@ def _load_sklearn(folder: Path, params: dict) -> SklearnTextClassifier:
 def _load_torch(folder: Path, params: dict) -> TorchTextClassifier:
     import torch
     from safetensors.numpy import load_file
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from .end_models import make_vectorizer
 
     model = TorchTextClassifier(**params)
     tensors = load_file(str(folder / "weights.safetensors"))
     vocabulary = read_json(folder / "vocabulary.json")
-    vectorizer = TfidfVectorizer(ngram_range=(1, model.ngram_max), sublinear_tf=True, dtype=np.float32, vocabulary=vocabulary)
+    vectorizer = make_vectorizer(model.analyzer, model.ngram_min, model.ngram_max, dtype=np.float32, vocabulary=vocabulary)
     vectorizer.idf_ = tensors.pop("tfidf.idf").astype(np.float64)
     net = model._network(len(vocabulary), torch.Generator().manual_seed(0))
     state = {k.removeprefix("net."): torch.from_numpy(v) for k, v in tensors.items()}

@@ -56,8 +56,10 @@ class LabelModelConfig:
 @dataclass(frozen=True)
 class EndModelConfig:
     type: str = "sklearn"
+    analyzer: str = "char_wb"  # TF-IDF over "char_wb" (character) or "word" n-grams
+    ngram_min: int = 2
     ngram_max: int = 5
-    C: float = 1000.0
+    C: float = 1.0
     hidden: int = 0  # torch: 0 = logistic regression on n-grams, >0 = one hidden layer
     epochs: int = 30
     lr: float = 0.01
@@ -102,6 +104,7 @@ _CHOICES = {
     ("dataset", "format"): ("",) + FORMATS,
     ("label_model", "type"): LABEL_MODEL_TYPES,
     ("end_model", "type"): END_MODEL_TYPES,
+    ("end_model", "analyzer"): ("char_wb", "word"),
 }
 
 

@@ -4,7 +4,7 @@ Both take soft labels, an ``(n, k)`` array of class probabilities from the label
 model, not only its argmax: the label model's confidence is information the end
 model should learn from. Hard labels (an ``(n,)`` int array) work too.
 
-- ``SklearnTextClassifier``: word n-gram counts + logistic regression. Soft labels
+- ``SklearnTextClassifier``: TF-IDF n-grams + logistic regression. Soft labels
   become probability weights: each row appears once per class, weighted by the
   probability of that class.
 - ``TorchTextClassifier``: TF-IDF n-grams + a linear layer (or one hidden layer)
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -35,6 +35,19 @@ def soft_targets(y, cardinality: int) -> np.ndarray:
     if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-4):
         raise LabelingError("soft labels must be non-negative rows summing to 1")
     return y.astype(np.float64)
+
+
+ANALYZERS = ("char_wb", "word")
+
+
+def make_vectorizer(analyzer: str, ngram_min: int, ngram_max: int, **kwargs) -> TfidfVectorizer:
+    """TF-IDF features. Character n-grams within word bounds (the default) are
+    robust to the obfuscated spellings, URLs and emoji of user comments."""
+    if analyzer not in ANALYZERS:
+        raise LabelingError(f"analyzer must be one of {ANALYZERS}, got {analyzer!r}")
+    if not 1 <= ngram_min <= ngram_max:
+        raise LabelingError(f"need 1 <= ngram_min <= ngram_max, got {ngram_min}, {ngram_max}")
+    return TfidfVectorizer(analyzer=analyzer, ngram_range=(ngram_min, ngram_max), sublinear_tf=True, **kwargs)
 
 
 def _check_texts(texts) -> list[str]:
@@ -63,21 +76,32 @@ class _TextClassifier:
 
 
 class SklearnTextClassifier(_TextClassifier):
-    _param_names = ("cardinality", "ngram_max", "C", "random_state")
+    _param_names = ("cardinality", "analyzer", "ngram_min", "ngram_max", "C", "random_state")
 
-    def __init__(self, cardinality: int = 2, *, ngram_max: int = 5, C: float = 1000.0, random_state: int = 0):
+    def __init__(
+        self,
+        cardinality: int = 2,
+        *,
+        analyzer: str = "char_wb",
+        ngram_min: int = 2,
+        ngram_max: int = 5,
+        C: float = 1.0,
+        random_state: int = 0,
+    ):
         self.cardinality = cardinality
+        self.analyzer = analyzer
+        self.ngram_min = ngram_min
         self.ngram_max = ngram_max
         self.C = C
         self.random_state = random_state
 
     def _make_pipeline(self) -> Pipeline:
-        # liblinear is the solver of the published Snorkel spam baseline; it is
-        # binary-only in current scikit-learn, so multi-class uses lbfgs.
+        # liblinear suits small sparse problems but is binary-only in current
+        # scikit-learn, so multi-class uses lbfgs.
         solver = "liblinear" if self.cardinality == 2 else "lbfgs"
         return Pipeline(
             [
-                ("ngrams", CountVectorizer(ngram_range=(1, self.ngram_max))),
+                ("ngrams", make_vectorizer(self.analyzer, self.ngram_min, self.ngram_max)),
                 ("logreg", LogisticRegression(C=self.C, solver=solver, max_iter=2000, random_state=self.random_state)),
             ]
         )
@@ -105,13 +129,15 @@ class SklearnTextClassifier(_TextClassifier):
 
 
 class TorchTextClassifier(_TextClassifier):
-    _param_names = ("cardinality", "ngram_max", "hidden", "epochs", "lr", "weight_decay", "batch_size", "device", "random_state")
+    _param_names = ("cardinality", "analyzer", "ngram_min", "ngram_max", "hidden", "epochs", "lr", "weight_decay", "batch_size", "device", "random_state")
 
     def __init__(
         self,
         cardinality: int = 2,
         *,
-        ngram_max: int = 2,
+        analyzer: str = "char_wb",
+        ngram_min: int = 2,
+        ngram_max: int = 5,
         hidden: int = 0,
         epochs: int = 30,
         lr: float = 0.01,
@@ -121,6 +147,8 @@ class TorchTextClassifier(_TextClassifier):
         random_state: int = 0,
     ):
         self.cardinality = cardinality
+        self.analyzer = analyzer
+        self.ngram_min = ngram_min
         self.ngram_max = ngram_max
         self.hidden = hidden
         self.epochs = epochs
@@ -162,7 +190,7 @@ class TorchTextClassifier(_TextClassifier):
         texts = _check_texts(texts)
         targets = soft_targets(y, self.cardinality)
         weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True, dtype=np.float32)
+        self.vectorizer_ = make_vectorizer(self.analyzer, self.ngram_min, self.ngram_max, dtype=np.float32)
         X = self.vectorizer_.fit_transform(texts).tocsr()
         device = self._device()
         generator = torch.Generator().manual_seed(self.random_state)
@@ -204,12 +232,13 @@ END_MODELS = {"sklearn": SklearnTextClassifier, "torch": TorchTextClassifier}
 
 def make_end_model(config, cardinality: int, random_state: int) -> _TextClassifier:
     """Build the end model an ``EndModelConfig`` names, with its settings."""
+    features = dict(analyzer=config.analyzer, ngram_min=config.ngram_min, ngram_max=config.ngram_max)
     if config.type == "sklearn":
-        return SklearnTextClassifier(cardinality, ngram_max=config.ngram_max, C=config.C, random_state=random_state)
+        return SklearnTextClassifier(cardinality, C=config.C, random_state=random_state, **features)
     if config.type == "torch":
         return TorchTextClassifier(
             cardinality,
-            ngram_max=config.ngram_max,
+            **features,
             hidden=config.hidden,
             epochs=config.epochs,
             lr=config.lr,

@@ -16,10 +16,11 @@ def youtube_lfs():
 
 
 def test_matrix_equals_snorkel_pandas_applier_on_youtube(youtube_lfs, youtube_splits):
-    frame = youtube_splits.train
+    # Snorkel parses per row and per spaCy LF, so compare on 400 real rows.
+    frame = youtube_splits.train.iloc[:400]
     ours = apply_lfs(youtube_lfs, frame, cardinality=2)
     theirs = PandasLFApplier(list(youtube_lfs)).apply(frame, progress_bar=False)
-    assert ours.L.dtype == np.int64 and ours.L.shape == (1586, len(youtube_lfs))
+    assert ours.L.dtype == np.int64 and ours.L.shape == (400, len(youtube_lfs))
     np.testing.assert_array_equal(ours.L, theirs)
     assert set(ours.seconds_per_lf) == {lf.name for lf in youtube_lfs}
     assert all(s >= 0 for s in ours.seconds_per_lf.values())

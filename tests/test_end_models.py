@@ -31,7 +31,7 @@ def test_soft_labels_are_learned_not_argmaxed(make):
     proba = make(2).fit(TEXTS, soft).predict_proba(TEXTS + ["unseen words entirely"])
     assert proba.shape == (9, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(proba[:8, 1], 0.7, atol=0.05)
+    np.testing.assert_allclose(proba[:8, 1], 0.7, atol=0.06)
     assert 0.5 < proba[8, 1] < 0.8  # unseen text: the intercept, shrunk toward 0.5
 
 

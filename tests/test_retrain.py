@@ -72,7 +72,7 @@ def test_run_is_recorded_with_lineage_and_verified_artifacts(youtube_run):
     assert run["lf_set_version"] == result.lf_set_version
     assert [lf["name"] for lf in run["lfs"]] == [name for name, _ in result.lfs]
     assert run["matrix_hashes"] == result.matrix_hashes and len(run["matrix_hashes"]["train"]) == 64
-    assert run["label_model"]["type"] and run["end_model"]["params"]["C"] == 1000.0
+    assert run["label_model"]["type"] and run["end_model"]["params"]["C"] == 1.0
     assert {m["name"] for m in run["metrics"]} == set(result.evaluation["name"])
     for artifact in run["artifacts"]:
         assert sha256_file(Path(artifact["path"])) == artifact["sha256"]
@@ -115,11 +115,14 @@ def test_rerun_from_the_cli_reproduces_hashes_and_metrics(youtube_run, youtube_c
 
 
 def test_torch_end_model_by_config(youtube_config_path, tmp_path):
-    config = load_config(youtube_config_path, [*_overrides(tmp_path), "end_model.type=torch", "end_model.ngram_max=2"])
+    config = load_config(youtube_config_path, [*_overrides(tmp_path), "end_model.type=torch"])
     result = run_retrain(config, record=False)
     assert result.end_model["type"] == "torch"
-    assert result.metric("end model") >= 0.90
-    assert result.metric("end model") > result.metric("majority vote")
+    table = result.evaluation.set_index("name")
+    end = result.metric("end model")
+    assert end >= 0.93  # measured 94.1% with the default torch settings (CPU)
+    assert end > table[table["kind"] == "lf"]["accuracy"].max()
+    assert end > table.loc["human (end model on dev labels)", "accuracy"]
 
 
 # --- multi-class: TREC questions from WRENCH, read as a user's JSONL file ---------------
@@ -154,6 +157,8 @@ root = "{FIXTURES}"
 [label_model]
 type = "majority_vote"
 [end_model]
+analyzer = "word"
+ngram_min = 1
 ngram_max = 2
 C = 10.0
 """)

@@ -1,0 +1,79 @@
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labeling.errors import DatasetError
+from labeling.wrench import WrenchDataset, load_wrench
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(os.environ.get("LABELING_DATA_DIR", default))
+
+
+def _write(folder: Path, splits=None, labels=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    row = {"label": 1, "weak_labels": [1, -1, 0], "data": {"text": "hi"}}
+    splits = splits or {}
+    for name in ("train", "valid", "test"):
+        content = splits.get(name, {"0": row, "7": {**row, "label": 0, "data": {"text": "yo"}}})
+        (folder / f"{name}.json").write_text(content if isinstance(content, str) else json.dumps(content))
+    (folder / "label.json").write_text(json.dumps(labels or {"0": "ham", "1": "spam"}))
+    return folder
+
+
+def test_load_tiny(tmp_path):
+    ds = load_wrench(_write(tmp_path / "toy"))
+    assert isinstance(ds, WrenchDataset)
+    assert ds.name == "toy" and ds.class_names == ("ham", "spam") and ds.cardinality == 2
+    assert ds.train.ids == ("0", "7") and ds.train.texts == ("hi", "yo")
+    np.testing.assert_array_equal(ds.train.L, [[1, -1, 0], [1, -1, 0]])
+    np.testing.assert_array_equal(ds.train.y, [1, 0])
+    assert ds.train.L.dtype == np.int64 and not ds.train.L.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ('{"0": {"label": 1', "invalid JSON"),
+        ({"0": {"label": 1, "weak_labels": [1, 0, 0], "data": {"text": "a"}},
+          "x9": {"label": 1, "weak_labels": [1, 0], "data": {"text": "b"}}}, "'x9'"),
+        ({"5": {"label": 1, "weak_labels": [1, 3, 0], "data": {"text": "a"}}}, "'5'"),
+        ({"5": {"label": 4, "weak_labels": [1, 0, 0], "data": {"text": "a"}}}, "label 4"),
+        ({"5": {"label": 1, "data": {"text": "a"}}}, "weak_labels"),
+        ([1, 2], "object"),
+    ],
+)
+def test_bad_split_names_file_and_row(tmp_path, content, needle):
+    folder = _write(tmp_path / "bad", splits={"valid": content})
+    with pytest.raises(DatasetError, match="valid.json") as err:
+        load_wrench(folder)
+    assert needle in str(err.value)
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        load_wrench(tmp_path / "nope")
+    folder = _write(tmp_path / "nolabel")
+    (folder / "test.json").unlink()
+    with pytest.raises(DatasetError, match="test.json"):
+        load_wrench(folder)
+    folder = _write(tmp_path / "badlabels", labels={"0": "a", "2": "b"})
+    with pytest.raises(DatasetError, match="label.json"):
+        load_wrench(folder)
+
+
+def test_real_wrench_sizes(data_dir):
+    expected = {"youtube_1586": (1586, 120, 250, 10, 2), "sms": (4571, 500, 500, 73, 2),
+                "trec": (5033, 500, 500, 68, 6), "semeval": (1749, 178, 600, 164, 9)}
+    for folder, (n_train, n_valid, n_test, n_lfs, k) in expected.items():
+        path = data_dir / "wrench" / folder
+        if not path.is_dir():
+            pytest.skip(f"WRENCH data not found at {path}")
+        ds = load_wrench(path)
+        assert (len(ds.train), len(ds.valid), len(ds.test), ds.n_lfs, ds.cardinality) == (
+            n_train, n_valid, n_test, n_lfs, k)

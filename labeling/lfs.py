@@ -170,11 +170,46 @@ def _source(obj: Any) -> str:
         return repr(obj)
 
 
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):  # comprehensions and nested functions
+            names |= _code_names(const)
+    return names
+
+
+def _referenced_globals(f: Callable, depth: int = 3, seen: set | None = None) -> dict[str, Any]:
+    """Module-level regexes, constants and helper functions an LF uses, recursively.
+
+    Editing a shared regex or helper changes the votes of every LF using it, so
+    it must change their versions too. Modules (``re``, ``np``) are skipped.
+    """
+    seen = set() if seen is None else seen
+    code, module_globals = getattr(f, "__code__", None), getattr(f, "__globals__", {})
+    if code is None or depth == 0:
+        return {}
+    found: dict[str, Any] = {}
+    for name in sorted(_code_names(code)):
+        if name not in module_globals or name in seen or inspect.ismodule(module_globals[name]):
+            continue
+        value = module_globals[name]
+        imported = (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ != f.__module__
+        if isinstance(value, LabelingFunction) or imported:
+            continue  # other LFs have their own versions; imported code is versioned by its package
+        seen.add(name)
+        found[name] = _stable(value)
+        if inspect.isfunction(value):
+            found.update(_referenced_globals(inspect.unwrap(value), depth - 1, seen))
+    return found
+
+
 def lf_version(lf: LabelingFunction) -> str:
-    """Hash of what decides the LF's votes: its source, resources and preprocessors."""
+    """Hash of what decides the LF's votes: its source, the module-level helpers
+    and constants it uses, its resources and its preprocessors."""
     payload = {
         "name": lf.name,
         "source": _source(lf._f),
+        "globals": _referenced_globals(lf._f),
         "resources": _stable(dict(lf._resources)),
         "pre": [repr(p) if isinstance(p, SpacyDoc) else _source(p) for p in lf._pre],
     }

@@ -112,3 +112,30 @@ def test_spacy_model_setting_and_clear_error(monkeypatch):
     assert resolve_spacy_model("xx_custom") == "blank:en"
     with pytest.raises(ConfigError, match="no_such_pipeline.*not installed"):
         load_spacy("no_such_pipeline")
+
+
+SHARED_REGEX_SOURCE = """
+    import re
+    from snorkel.labeling import labeling_function
+
+    _PROMO = re.compile(r"{pattern}")
+
+    def _has_promo(text):
+        return bool(_PROMO.search(text))
+
+    @labeling_function()
+    def lf_promo(x):
+        return 1 if _has_promo(x.text) else -1
+
+    @labeling_function()
+    def lf_other(x):
+        return 0 if x.text == "hi" else -1
+"""
+
+
+def test_version_follows_module_level_helpers(lf_root):
+    _write_module(lf_root, "shared_1", SHARED_REGEX_SOURCE.format(pattern="free"))
+    _write_module(lf_root, "shared_2", SHARED_REGEX_SOURCE.format(pattern="free|win"))
+    one, two = discover_lfs(["shared_1"], root=lf_root), discover_lfs(["shared_2"], root=lf_root)
+    assert lf_version(one[0]) != lf_version(two[0])  # the regex its helper uses changed
+    assert lf_version(one[1]) == lf_version(two[1])  # lf_other uses none of it

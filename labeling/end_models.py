@@ -13,6 +13,7 @@ model should learn from. Hard labels (an ``(n,)`` int array) work too.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,12 +73,11 @@ class _TextClassifier:
         return self.predict_proba(texts).argmax(axis=1)
 
     def get_params(self) -> dict:
-        return {name: getattr(self, name) for name in self._param_names}
+        """Constructor settings, read off the signature as scikit-learn does."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"}
 
 
 class SklearnTextClassifier(_TextClassifier):
-    _param_names = ("cardinality", "analyzer", "ngram_min", "ngram_max", "C", "random_state")
-
     def __init__(
         self,
         cardinality: int = 2,
@@ -129,8 +129,6 @@ class SklearnTextClassifier(_TextClassifier):
 
 
 class TorchTextClassifier(_TextClassifier):
-    _param_names = ("cardinality", "analyzer", "ngram_min", "ngram_max", "hidden", "epochs", "lr", "weight_decay", "batch_size", "device", "random_state")
-
     def __init__(
         self,
         cardinality: int = 2,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import artifacts
-from .analysis import lf_summary, matrix_summary
+from .analysis import lf_summary
 from .apply import apply_lfs
 from .config import ProjectConfig
 from .datasets import SPLIT_NAMES, Splits, load_dataset

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,6 +18,7 @@ from labeling import (
     RunStore,
     format_summary,
     load_config,
+    load_dataset,
     load_end_model,
     load_label_model,
     run_retrain,
@@ -79,9 +79,6 @@ def test_run_is_recorded_with_lineage_and_verified_artifacts(youtube_run):
     run_dir = Path(config.resolve(config.artifacts)) / result.run_id
     end_model = load_end_model(run_dir / "end_model")
     load_label_model(run_dir / "label_model")
-    splits_test = pd.DataFrame  # noqa: F841 - placeholder for readability below
-    from labeling import load_dataset
-
     test = load_dataset(config).test
     accuracy = float((end_model.predict(test["text"].tolist()) == test["label"].to_numpy()).mean())
     assert accuracy == pytest.approx(result.metric("end model"))

@@ -1,0 +1,507 @@
+"""Serve a recorded end model over HTTP, log every prediction, capture feedback.
+
+``create_app(settings)`` builds the app; nothing is loaded at import. Each
+uvicorn worker builds its own app (``app_from_env``), so each has its own model
+copy and its own SQLite connection.
+
+Which model is served: the store's ``production`` alias (``model_aliases``).
+``POST /admin/promote`` loads and warms up the new run, swaps it in this
+worker, then moves the alias; the other workers see the alias move within
+``alias_poll_s`` and swap too. A swap replaces one reference: a request that
+already holds the old model finishes with it, so no request fails.
+
+Endpoints: ``POST /predict``, ``POST /feedback``, ``GET /models``, ``/livez``,
+``/readyz``, ``POST /admin/promote``; OpenAPI at ``/openapi.json``. Every
+response carries ``X-Model-Version`` (the run id served, "" before a model is
+ready), and model-related bodies carry ``model_version`` too.
+"""
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
+import threading
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .artifacts import load_end_model
+from .config import ProjectConfig, load_config
+from .errors import ArtifactError, LabelingError, StoreError
+from .feedback import (
+    DEFAULT_ALIAS,
+    FeedbackLog,
+    FeedbackRecord,
+    IdempotencyConflict,
+    PredictionRecord,
+    UnknownPrediction,
+    text_sha256,
+    utc_now,
+)
+
+SETTINGS_ENV = "LABELING_SERVE_SETTINGS"
+VERSION_HEADER = "X-Model-Version"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    config_path: str
+    overrides: tuple[str, ...] = ()
+    run_id: str = ""  # pin this run (moves the alias at start); "" = follow the alias, else the latest run
+    alias: str = DEFAULT_ALIAS
+    token_sha256: str = ""  # sha256 hex of the bearer token for write endpoints; "" refuses every write
+    store_text: bool = False  # privacy: False keeps only the sha256 of each predicted text
+    max_body_bytes: int = 1_000_000
+    max_batch: int = 1000
+    max_text_chars: int = 5000
+    alias_poll_s: float = 1.0
+    lf_votes: bool = True  # run the project's LFs on each text and log their votes
+    synchronous: str = "FULL"
+    predict_requires_token: bool = False  # predictions write only their own log, so they are open by default
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServeSettings":
+        data = json.loads(text)
+        data["overrides"] = tuple(data.get("overrides", ()))
+        return cls(**data)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    run_id: str
+    model: Any  # predict_proba(texts) -> (n, k)
+    lineage: dict
+
+
+class ModelLoadError(LabelingError):
+    """A run cannot be served: unknown, its artifacts fail their checks, or its warm-up failed."""
+
+
+# -- functional core ---------------------------------------------------------
+
+
+def end_model_folder(log: FeedbackLog, run_id: str) -> Path:
+    rows = log.read("SELECT path FROM run_artifacts WHERE run_id = ? AND name = 'end_model/manifest.json'", [run_id])
+    if not rows:
+        raise ModelLoadError(f"run {run_id!r} has no end model in {log.path}")
+    return Path(rows[0]["path"]).parent
+
+
+def check_probabilities(probs: np.ndarray, n: int, k: int) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (n, k) or not np.isfinite(probs).all() or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-4):
+        raise ModelLoadError(f"model returned probabilities of shape {probs.shape}, expected ({n}, {k}) rows summing to 1")
+    return probs
+
+
+def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> ServedModel:
+    """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction."""
+    try:
+        lineage = log.run_lineage(run_id)
+        model = load_end_model(end_model_folder(log, run_id))
+    except (StoreError, ArtifactError) as exc:
+        raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
+    check_probabilities(model.predict_proba(["warm-up: is this spam? check out my channel"]), 1, cardinality)
+    return ServedModel(run_id=run_id, model=model, lineage=lineage)
+
+
+def lf_votes(lfs, texts: list[str], config: ProjectConfig) -> list[tuple[int, ...] | None]:
+    """Each text's LF votes; ``None`` per text when an LF fails (a prediction is still served)."""
+    from .apply import apply_lfs
+
+    if not lfs:
+        return [() for _ in texts]
+    try:
+        L = apply_lfs(lfs, pd.DataFrame({"text": texts}), cardinality=config.cardinality,
+                      spacy_model=config.lfs.spacy_model).L
+    except LabelingError:
+        return [None for _ in texts]
+    return [tuple(int(v) for v in row) for row in L]
+
+
+def request_sha256(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+# -- HTTP edge -----------------------------------------------------------------
+
+
+class BodySizeLimit:
+    """413 for a body over the limit, declared (Content-Length) or streamed (chunked)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(receive, send, more=True)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await self._refuse(receive, send, more=more)
+        body, sent = b"".join(chunks), False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, receive, send, more: bool):
+        # Read (and drop) a moderately large rest of the body first: a client still
+        # sending when the server answers and closes sees a reset, not the 413.
+        drained = 0
+        while more and drained <= max(16 * self.max_bytes, 16 << 20):
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        payload = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": headers + ([(b"connection", b"close")] if more else [])})
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _Server:
+    """Per-worker state: config, LFs, the store connection, the served model."""
+
+    def __init__(self, settings: ServeSettings):
+        self.settings = settings
+        self.config = load_config(settings.config_path, list(settings.overrides))
+        self.log: FeedbackLog | None = None
+        self.lfs: tuple = ()
+        self.current: ServedModel | None = None
+        self.ready = False
+        self.last_error = ""
+        self._swap_lock = threading.Lock()
+        self._infer_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed_runs: set[str] = set()
+
+    @property
+    def version(self) -> str:
+        return self.current.run_id if self.current else ""
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.log is not None:
+            self.log.close()
+
+    def _run(self) -> None:
+        """Open the store, load the first model, then follow the alias."""
+        s = self.settings
+        try:
+            self.log = FeedbackLog(self.config.resolve(self.config.store), synchronous=s.synchronous)
+            if s.lf_votes and self.config.lfs.modules:
+                from .lfs import discover_lfs
+
+                self.lfs = discover_lfs(self.config.lfs.modules, root=self.config.resolve(self.config.lfs.root))
+            if s.run_id:
+                self.log.set_alias(s.run_id, s.alias)
+            while not self._stop.is_set() and self.current is None:
+                run_id = self.log.get_alias(s.alias) or self.log.latest_run_id()
+                if run_id:
+                    self._try_swap(run_id)
+                if self.current is None:
+                    self._stop.wait(s.alias_poll_s)
+            # Warm the LFs (spaCy loads here) before declaring readiness.
+            lf_votes(self.lfs, ["warm-up"], self.config)
+            self.ready = self.current is not None
+        except (LabelingError, OSError) as exc:
+            self.last_error = str(exc)
+            return
+        while not self._stop.wait(s.alias_poll_s):
+            try:
+                run_id = self.log.get_alias(s.alias)
+            except Exception as exc:  # a transient store error must not kill the follower
+                self.last_error = str(exc)
+                continue
+            if run_id and run_id != self.version and run_id not in self._failed_runs:
+                self._try_swap(run_id)
+
+    def _try_swap(self, run_id: str) -> None:
+        try:
+            self.swap(run_id)
+        except ModelLoadError as exc:
+            self._failed_runs.add(run_id)
+            self.last_error = str(exc)
+
+    def swap(self, run_id: str) -> ServedModel:
+        with self._swap_lock:
+            if self.current is not None and self.current.run_id == run_id:
+                return self.current
+            served = load_served_model(self.log, run_id, self.config.cardinality)
+            self.current = served  # one reference assignment: in-flight requests keep the old model
+            return served
+
+    def predict(self, texts: list[str]) -> tuple[ServedModel, list[PredictionRecord]]:
+        served = self.current
+        if served is None or not self.ready:
+            raise HTTPException(503, "no model is ready")
+        with self._infer_lock:
+            probs = check_probabilities(served.model.predict_proba(texts), len(texts), self.config.cardinality)
+            votes = lf_votes(self.lfs, texts, self.config)
+        now = utc_now()
+        records = [
+            PredictionRecord(
+                id=str(uuid.uuid4()), created_at=now, model_version=served.run_id,
+                probabilities=tuple(float(p) for p in row), label=int(np.argmax(row)), lf_votes=vote,
+                text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
+            )
+            for text, row, vote in zip(texts, probs, votes)
+        ]
+        self.log.log_predictions(records)
+        return served, records
+
+
+def _validation_message(errors) -> str:
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    server = _Server(settings)
+    classes = server.config.classes
+    Label = Literal[classes]  # type: ignore[valid-type]  # unknown labels are refused (422) by validation
+    Text = Annotated[str, Field(min_length=1, max_length=settings.max_text_chars)]
+    Id = Annotated[str, Field(min_length=1, max_length=100)]
+
+    class PredictRequest(BaseModel):
+        """One ``text`` or a batch of ``texts``, not both."""
+
+        model_config = ConfigDict(extra="forbid")
+        text: Text | None = None
+        texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)] | None = None
+
+        @model_validator(mode="after")
+        def _one_of(self):
+            if (self.text is None) == (self.texts is None):
+                raise ValueError("give exactly one of 'text' or 'texts'")
+            return self
+
+    class Prediction(BaseModel):
+        id: str
+        label: Label
+        probabilities: dict[str, float]
+        lf_votes: list[int] | None
+
+    class PredictResponse(BaseModel):
+        model_version: str
+        predictions: list[Prediction]
+
+    class FeedbackRequest(BaseModel):
+        """The true label for a served prediction (``prediction_id``) or for a ``text``."""
+
+        model_config = ConfigDict(extra="forbid")
+        label: Label
+        prediction_id: Id | None = None
+        text: Text | None = None
+
+        @model_validator(mode="after")
+        def _one_of(self):
+            if (self.prediction_id is None) == (self.text is None):
+                raise ValueError("give exactly one of 'prediction_id' or 'text'")
+            return self
+
+    class FeedbackResponse(BaseModel):
+        feedback_id: str
+        label: Label
+        prediction_id: str | None
+        model_version: str | None  # the version that made the prediction; for a text, the one served then
+        replayed: bool  # true when the Idempotency-Key was seen before: nothing new was stored
+
+    class PromoteRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        run_id: Id
+
+    class PromoteResponse(BaseModel):
+        model_version: str
+        previous: str
+
+    class ModelsResponse(BaseModel):
+        model_version: str
+        alias: str
+        lineage: dict[str, Any]
+
+    class Health(BaseModel):
+        status: str
+        model_version: str
+        detail: str = ""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        server.start()
+        yield
+        server.stop()
+
+    app = FastAPI(
+        title="labeling model server",
+        summary="Predictions from a recorded end model, logged with LF votes; feedback becomes gold labels.",
+        lifespan=lifespan,
+    )
+    app.state.server = server
+
+    @app.middleware("http")
+    async def _name_version(request: Request, call_next):
+        response = await call_next(request)
+        # The version that answered (set by /predict), not whatever is current once the answer is ready.
+        response.headers.setdefault(VERSION_HEADER, getattr(request.state, "model_version", server.version))
+        return response
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        # ensure_ascii: the echoed input may hold lone surrogates, which UTF-8 cannot encode.
+        body = json.dumps({"detail": errors, "message": _validation_message(errors)}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(StoreError)
+    async def _store_down(request: Request, exc: StoreError):
+        return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503, headers={"Retry-After": "1"})
+
+    bearer = HTTPBearer(auto_error=False, description="Token for write endpoints (stored server-side as its sha256).")
+
+    def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        presented = hash_token(credentials.credentials) if credentials else ""
+        # compare_digest on both paths: timing does not reveal whether a token was sent or how much matched.
+        ok = hmac.compare_digest(presented.encode(), settings.token_sha256.encode())
+        if not (ok and settings.token_sha256 and credentials):
+            raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    responses = {400: {"description": "the body cannot be parsed (not UTF-8 JSON)"},
+                 401: {"description": "missing or invalid bearer token"}, 413: {"description": "body too large"},
+                 503: {"description": "no model ready, or the store is unavailable"}}
+
+    predict_deps = [Depends(require_token)] if settings.predict_requires_token else []
+
+    @app.post("/predict", response_model=PredictResponse, dependencies=predict_deps, responses=responses)
+    def predict(body: PredictRequest, request: Request):
+        """Predict one text or a batch; each prediction is logged with its id, probabilities and LF votes."""
+        texts = [body.text] if body.text is not None else list(body.texts)
+        served, records = server.predict(texts)
+        request.state.model_version = served.run_id
+        return PredictResponse(model_version=served.run_id, predictions=[
+            Prediction(id=r.id, label=classes[r.label], probabilities=dict(zip(classes, r.probabilities)),
+                       lf_votes=None if r.lf_votes is None else list(r.lf_votes))
+            for r in records
+        ])
+
+    @app.post("/feedback", response_model=FeedbackResponse, status_code=201, dependencies=[Depends(require_token)],
+              responses={**responses, 200: {"description": "a retry: the stored feedback, nothing new stored"},
+                         404: {"description": "unknown prediction id"},
+                         409: {"description": "Idempotency-Key reused with a different body"}})
+    def feedback(
+        body: FeedbackRequest,
+        idempotency_key: Annotated[str, Header(min_length=8, max_length=200,
+                                               description="Unique per logical request; a retry reuses it.")],
+    ):
+        """Record the true label for a prediction or a text; a retried POST (same key) stores nothing new."""
+        if server.log is None:
+            raise HTTPException(503, "store not open yet")
+        payload = body.model_dump()
+        record = FeedbackRecord(
+            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
+            request_sha256=request_sha256(payload), label=classes.index(body.label),
+            prediction_id=body.prediction_id,
+            text=body.text if (body.text is not None and settings.store_text) else None,
+            text_sha256=text_sha256(body.text) if body.text is not None else None,
+            model_version=server.version or None,
+        )
+        try:
+            row, created = server.log.record_feedback(record)
+        except IdempotencyConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        except UnknownPrediction as exc:
+            raise HTTPException(404, str(exc)) from None
+        out = FeedbackResponse(feedback_id=row["id"], label=classes[row["label"]], prediction_id=row["prediction_id"],
+                               model_version=row["model_version"], replayed=not created)
+        return JSONResponse(out.model_dump(), status_code=201 if created else 200)
+
+    @app.get("/models", response_model=ModelsResponse, responses={503: responses[503]})
+    def models():
+        """The served version (a run id) and its lineage from the store."""
+        served = server.current
+        if served is None:
+            raise HTTPException(503, "no model loaded")
+        return ModelsResponse(model_version=served.run_id, alias=settings.alias, lineage=served.lineage)
+
+    @app.post("/admin/promote", response_model=PromoteResponse, dependencies=[Depends(require_token)],
+              responses={**responses, 409: {"description": "the run cannot be served"}})
+    def promote(body: PromoteRequest):
+        """Load, warm up and swap in a run, then move the alias so every worker follows."""
+        if server.log is None:
+            raise HTTPException(503, "store not open yet")
+        previous = server.version
+        try:
+            served = server.swap(body.run_id)
+        except ModelLoadError as exc:
+            raise HTTPException(409, str(exc)) from None
+        server.log.set_alias(served.run_id, settings.alias)
+        return PromoteResponse(model_version=served.run_id, previous=previous)
+
+    @app.get("/livez", response_model=Health)
+    def livez():
+        return Health(status="ok", model_version=server.version)
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready"}})
+    def readyz():
+        """Ready only once a model is loaded and its warm-up prediction passed."""
+        if server.ready and server.current is not None:
+            return Health(status="ready", model_version=server.version)
+        return JSONResponse(Health(status="not ready", model_version=server.version,
+                                   detail=server.last_error).model_dump(), status_code=503)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: settings arrive as JSON in ``$LABELING_SERVE_SETTINGS``."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        raise LabelingError(f"${SETTINGS_ENV} is not set; start the server with python -m pipelines.serve")
+    return create_app(ServeSettings.from_json(text))

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import sqlite_utils
 
 from .errors import StoreError
+from .store import read_run
 
 DEFAULT_ALIAS = "production"
 
@@ -223,17 +225,13 @@ class FeedbackLog:
         return rows[0]["id"] if rows else None
 
     def run_lineage(self, run_id: str) -> dict:
-        """What ``GET /models`` reports about a run: its lineage, not its whole record."""
-        rows = self.read("SELECT id, created_at, project, seed, dataset_version, dataset_source, lf_set_version,"
-                         " matrix_hashes, label_model, end_model FROM runs WHERE id = ?", [run_id])
-        if not rows:
-            raise StoreError(f"no run {run_id!r} in {self.path}")
-        run = rows[0]
-        for key in ("matrix_hashes", "label_model", "end_model"):
-            run[key] = json.loads(run[key])
-        run["lfs"] = self.read("SELECT name, version FROM run_lfs WHERE run_id = ? ORDER BY position", [run_id])
-        run["metrics"] = self.read("SELECT name, accuracy, macro_f1 FROM run_metrics WHERE run_id = ?", [run_id])
-        run["artifacts"] = self.read("SELECT name, sha256 FROM run_artifacts WHERE run_id = ? ORDER BY name", [run_id])
+        """What ``GET /models`` reports about a run: its lineage, not its whole
+        record (no config, and no artifact paths of this machine)."""
+        run = read_run(sqlite_utils.Database(self.conn), run_id, where=self.path)
+        run.pop("config")
+        run["lfs"] = [{"name": lf["name"], "version": lf["version"]} for lf in run["lfs"]]
+        run["metrics"] = [{k: m[k] for k in ("name", "accuracy", "macro_f1")} for m in run["metrics"]]
+        run["artifacts"] = [{"name": a["name"], "sha256": a["sha256"]} for a in run["artifacts"]]
         return run
 
 

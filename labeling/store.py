@@ -136,22 +136,26 @@ class RunStore:
 
     def get_run(self, run_id: str) -> dict:
         """A run with its LFs, metrics and artifacts, JSON fields decoded."""
-        try:
-            row = self.db["runs"].get(run_id)
-        except sqlite_utils.db.NotFoundError:
-            raise StoreError(f"no run {run_id!r} in {self.path}") from None
-        for key in ("config", "split_sizes", "matrix_hashes", "label_model", "end_model"):
-            row[key] = json.loads(row[key])
-        where, args = "run_id = ?", [run_id]
-        row["lfs"] = list(self.db["run_lfs"].rows_where(where, args, order_by="position"))
-        row["metrics"] = [
-            {**m, "per_class": json.loads(m["per_class"])} for m in self.db["run_metrics"].rows_where(where, args)
-        ]
-        row["artifacts"] = list(self.db["run_artifacts"].rows_where(where, args, order_by="name"))
-        return row
+        return read_run(self.db, run_id, where=self.path)
 
     def list_runs(self) -> list[dict]:
         return list(self.db["runs"].rows_where(order_by="created_at"))
 
     def count_runs(self) -> int:
         return self.db["runs"].count
+
+
+def read_run(db: sqlite_utils.Database, run_id: str, *, where: object = "the store") -> dict:
+    """Read one run and its rows without touching the schema, so a server's
+    read-only connection can use it too."""
+    try:
+        row = db["runs"].get(run_id)
+    except sqlite_utils.db.NotFoundError:
+        raise StoreError(f"no run {run_id!r} in {where}") from None
+    for key in ("config", "split_sizes", "matrix_hashes", "label_model", "end_model"):
+        row[key] = json.loads(row[key])
+    clause, args = "run_id = ?", [run_id]
+    row["lfs"] = list(db["run_lfs"].rows_where(clause, args, order_by="position"))
+    row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])} for m in db["run_metrics"].rows_where(clause, args)]
+    row["artifacts"] = list(db["run_artifacts"].rows_where(clause, args, order_by="name"))
+    return row

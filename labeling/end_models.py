@@ -17,7 +17,9 @@ import inspect
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
+import scipy.sparse as sp
+from scipy.special import expit, softmax
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -49,6 +51,63 @@ def make_vectorizer(analyzer: str, ngram_min: int, ngram_max: int, **kwargs) -> 
     if not 1 <= ngram_min <= ngram_max:
         raise LabelingError(f"need 1 <= ngram_min <= ngram_max, got {ngram_min}, {ngram_max}")
     return TfidfVectorizer(analyzer=analyzer, ngram_range=(ngram_min, ngram_max), sublinear_tf=True, **kwargs)
+
+
+def _char_wb_counts(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cache: dict) -> sp.csr_matrix:
+    """N-gram counts of a ``char_wb`` vectorizer, word by word: its n-grams never
+    cross a word boundary, so a text's n-grams are the union of its words', and
+    each distinct word is analysed once (``word_cache``: word -> vocabulary ids)."""
+    preprocess, vocabulary = vectorizer.build_preprocessor(), vectorizer.vocabulary_
+    low, high = vectorizer.ngram_range
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, text in enumerate(texts):
+        for word in preprocess(vectorizer.decode(text)).split():
+            ids = word_cache.get(word)
+            if ids is None:
+                padded, found = f" {word} ", []
+                for n in range(low, high + 1):
+                    # as scikit-learn: a word shorter than n counts once, whole
+                    for start in range(max(1, len(padded) - n + 1)):
+                        gram = padded[start:start + n]
+                        if gram in vocabulary:
+                            found.append(vocabulary[gram])
+                    if len(padded) <= n:  # longer n-grams would repeat the whole word
+                        break
+                ids = word_cache[word] = found
+                if len(word_cache) > 500_000:  # bounded memory on a long-running server
+                    word_cache.clear()
+            cols.extend(ids)
+            rows.extend([i] * len(ids))
+    counts = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(texts), len(vocabulary)))
+    counts.sum_duplicates()  # a repeated n-gram becomes its count
+    return counts
+
+
+def tfidf_transform(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cache: dict | None = None) -> sp.csr_matrix:
+    """``vectorizer.transform(texts)``, the same arithmetic without its per-call
+    validation (~0.7 ms, more than the features of one comment, and a server
+    scores one comment at a time), and for ``char_wb`` features each distinct
+    word analysed once. Equal to within float rounding (tested)."""
+    if vectorizer.analyzer == "char_wb" and word_cache is not None:
+        counts = _char_wb_counts(vectorizer, texts, word_cache)
+    else:
+        counts = CountVectorizer.transform(vectorizer, texts)
+    X = counts.astype(vectorizer.dtype)
+    if vectorizer.sublinear_tf:
+        X.data = np.log(X.data) + 1
+    if vectorizer.use_idf:
+        X.data *= vectorizer.idf_[X.indices]
+    if vectorizer.norm is not None:
+        norms = (np.sqrt(X.multiply(X).sum(axis=1)) if vectorizer.norm == "l2" else abs(X).sum(axis=1)).A1
+        norms[norms == 0] = 1
+        X.data /= np.repeat(norms, np.diff(X.indptr)).astype(X.dtype)
+    return X
+
+
+# Texts on which a loaded model's fast path is checked against scikit-learn's own.
+_PROBE_TEXTS = ("", "a", "Check out my channel!!! http://example.com/x?y=1", "nice song \u2764\ufe0f 2:31",
+                "SUBSCRIBE subscribe Subscribe", "the the the the", "\u00e9t\u00e9 na\u00efve caf\u00e9 \u4e2d\u6587")
 
 
 def _check_texts(texts) -> list[str]:
@@ -121,11 +180,36 @@ class SklearnTextClassifier(_TextClassifier):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
-        proba = self.pipeline_.predict_proba(list(texts))
+        texts = list(texts)
+        proba = self._fast_proba(texts) if self._fast_path_ok() else self.pipeline_.predict_proba(texts)
         # A class absent from training gets probability 0, keeping the (n, k) shape.
         out = np.zeros((proba.shape[0], self.cardinality))
         out[:, self.pipeline_.classes_] = proba
         return out
+
+    def _fast_proba(self, texts: list[str]) -> np.ndarray:
+        logreg = self.pipeline_.named_steps["logreg"]
+        if getattr(self, "_word_cache_of", None) is not self.pipeline_:
+            self._word_cache, self._word_cache_of = {}, self.pipeline_
+        X = tfidf_transform(self.pipeline_.named_steps["ngrams"], texts, self._word_cache)
+        scores = X @ logreg.coef_.T + logreg.intercept_
+        if scores.shape[1] == 1:
+            positive = expit(scores[:, 0])
+            return np.column_stack([1 - positive, positive])
+        return softmax(scores, axis=1)
+
+    def _fast_path_ok(self) -> bool:
+        """Decided once per fitted (or loaded) pipeline: the fast path must agree
+        with the pipeline's own predict_proba, or it is not used."""
+        if getattr(self, "_fast_checked", None) is not self.pipeline_:
+            probes = list(_PROBE_TEXTS)
+            try:
+                self._fast_ok = bool(np.allclose(self._fast_proba(probes), self.pipeline_.predict_proba(probes),
+                                                 rtol=0, atol=1e-12))
+            except (KeyError, AttributeError, ValueError):  # a pipeline of another shape
+                self._fast_ok = False
+            self._fast_checked = self.pipeline_
+        return self._fast_ok
 
 
 class TorchTextClassifier(_TextClassifier):

@@ -20,9 +20,10 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import queue
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +52,10 @@ class PredictionRecord:
     model_version: str
     probabilities: tuple[float, ...]
     label: int
-    lf_votes: tuple[int, ...] | None  # one vote per LF, -1 = abstain; None when LFs could not run
+    lf_votes: tuple[int, ...] | None  # one vote per LF, -1 = abstain; None until computed, or when LFs failed
     text: str | None  # None when only the hash is kept (privacy setting)
     text_sha256: str
+    lf_votes_status: str = "done"  # see LF_VOTE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,19 @@ def text_sha256(text: str) -> str:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+    return _dt.datetime.now(_dt.UTC).isoformat()
 
+
+# How a prediction's LF votes stand: computed with the request ("done"), queued
+# for the background explainer ("pending" -> "done" or "error"), dropped because
+# the explainer's queue was full ("skipped"), or not wanted ("off").
+LF_VOTE_STATUSES = ("done", "pending", "error", "skipped", "off")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     id TEXT PRIMARY KEY, created_at TEXT NOT NULL, model_version TEXT NOT NULL,
     probabilities TEXT NOT NULL, label INTEGER NOT NULL, lf_votes TEXT,
-    text TEXT, text_sha256 TEXT NOT NULL
+    text TEXT, text_sha256 TEXT NOT NULL, lf_votes_status TEXT NOT NULL DEFAULT 'done'
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id TEXT PRIMARY KEY, created_at TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
@@ -115,6 +122,9 @@ class FeedbackLog:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(predictions)")}
+                if "lf_votes_status" not in columns:  # a store written before votes could be deferred
+                    conn.execute("ALTER TABLE predictions ADD COLUMN lf_votes_status TEXT NOT NULL DEFAULT 'done'")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open feedback store {self.path}: {exc}") from exc
 
@@ -151,14 +161,24 @@ class FeedbackLog:
     def log_predictions(self, records: Sequence[PredictionRecord]) -> None:
         rows = [
             (r.id, r.created_at, r.model_version, json.dumps(list(r.probabilities)), r.label,
-             None if r.lf_votes is None else json.dumps(list(r.lf_votes)), r.text, r.text_sha256)
+             None if r.lf_votes is None else json.dumps(list(r.lf_votes)), r.text, r.text_sha256, r.lf_votes_status)
             for r in records
         ]
         try:
             with self.transaction() as conn:
-                conn.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
+                                 " text, text_sha256, lf_votes_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot log predictions in {self.path}: {exc}") from exc
+
+    def set_lf_votes(self, updates: Sequence[tuple[str, tuple[int, ...] | None, str]]) -> None:
+        """Fill in deferred votes: ``(prediction id, votes or None, status)`` per prediction."""
+        rows = [(None if votes is None else json.dumps(list(votes)), status, pid) for pid, votes, status in updates]
+        try:
+            with self.transaction() as conn:
+                conn.executemany("UPDATE predictions SET lf_votes = ?, lf_votes_status = ? WHERE id = ?", rows)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot record LF votes in {self.path}: {exc}") from exc
 
     def get_prediction(self, prediction_id: str) -> dict | None:
         rows = self.read("SELECT * FROM predictions WHERE id = ?", [prediction_id])
@@ -233,6 +253,63 @@ class FeedbackLog:
         run["metrics"] = [{k: m[k] for k in ("name", "accuracy", "macro_f1")} for m in run["metrics"]]
         run["artifacts"] = [{"name": a["name"], "sha256": a["sha256"]} for a in run["artifacts"]]
         return run
+
+
+class GroupCommitWriter:
+    """Writes predictions from many concurrent requests, one transaction per batch.
+
+    Each commit costs an fsync (``synchronous=FULL``); under load, one thread
+    commits everything that arrived while the previous commit was on disk, so
+    throughput grows with load instead of queueing behind one fsync per request.
+    A request is answered only after its batch committed (``done`` is called with
+    ``None``) so an acknowledged prediction id is always in the log.
+    """
+
+    def __init__(self, log: FeedbackLog, *, max_rows: int = 10_000):
+        self.log, self.max_rows = log, max_rows
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: Sequence[PredictionRecord], done: Callable[[BaseException | None], None]) -> None:
+        self._queue.put((records, done))
+
+    def submit_votes(self, updates: Sequence[tuple[str, tuple[int, ...] | None, str]]) -> None:
+        """Queue an LF-vote update (no one waits for it)."""
+        self._queue.put((updates, None))
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            items = [self._queue.get()]
+            rows = len(items[0][0]) if items[0] is not None else 0
+            while rows < self.max_rows:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+                rows += len(items[-1][0]) if items[-1] is not None else 0
+            stop = None in items
+            items = [item for item in items if item is not None]
+            waiting = [item for item in items if item[1] is not None]
+            error: BaseException | None = None
+            try:
+                if waiting:
+                    self.log.log_predictions([r for records, _ in waiting for r in records])
+            except Exception as exc:  # every waiting request learns its write failed
+                error = exc
+            for _, done in waiting:
+                done(error)
+            votes = [u for updates, done in items if done is None for u in updates]
+            if votes:
+                try:
+                    self.log.set_lf_votes(votes)
+                except StoreError:
+                    pass  # the rows keep status "pending": an explanation lost, never a prediction
 
 
 def _fetch_one(conn: sqlite3.Connection, sql: str, args: Sequence) -> dict | None:

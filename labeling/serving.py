@@ -16,6 +16,7 @@ response carries ``X-Model-Version`` (the run id served, "" before a model is
 ready), and model-related bodies carry ``model_version`` too.
 """
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -29,21 +30,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from .artifacts import load_end_model
-from .config import ProjectConfig, load_config
+from .config import load_config
 from .errors import ArtifactError, LabelingError, StoreError
+from .explainer import Explainer, lf_votes
 from .feedback import (
     DEFAULT_ALIAS,
+    LF_VOTE_STATUSES,
     FeedbackLog,
     FeedbackRecord,
+    GroupCommitWriter,
     IdempotencyConflict,
     PredictionRecord,
     UnknownPrediction,
@@ -67,7 +72,11 @@ class ServeSettings:
     max_batch: int = 1000
     max_text_chars: int = 5000
     alias_poll_s: float = 1.0
-    lf_votes: bool = True  # run the project's LFs on each text and log their votes
+    # The LF votes logged with each prediction: "background" (a separate low-priority
+    # process fills them in after the answer), "inline" (computed before answering,
+    # returned in the response), or "off". A request can ask for inline votes (explain).
+    lf_votes: str = "background"
+    max_queued_explanations: int = 10_000
     synchronous: str = "FULL"
     predict_requires_token: bool = False  # predictions write only their own log, so they are open by default
 
@@ -122,20 +131,6 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
     check_probabilities(model.predict_proba(["warm-up: is this spam? check out my channel"]), 1, cardinality)
     return ServedModel(run_id=run_id, model=model, lineage=lineage)
-
-
-def lf_votes(lfs, texts: list[str], config: ProjectConfig) -> list[tuple[int, ...] | None]:
-    """Each text's LF votes; ``None`` per text when an LF fails (a prediction is still served)."""
-    from .apply import apply_lfs
-
-    if not lfs:
-        return [() for _ in texts]
-    try:
-        L = apply_lfs(lfs, pd.DataFrame({"text": texts}), cardinality=config.cardinality,
-                      spacy_model=config.lfs.spacy_model).L
-    except LabelingError:
-        return [None for _ in texts]
-    return [tuple(int(v) for v in row) for row in L]
 
 
 def request_sha256(body: dict) -> str:
@@ -198,16 +193,24 @@ class BodySizeLimit:
 class _Server:
     """Per-worker state: config, LFs, the store connection, the served model."""
 
+    # Up to this many texts are scored on the event loop itself (~1 ms); larger
+    # batches go to a thread so that they do not stall the single requests.
+    INLINE_TEXTS = 8
+
     def __init__(self, settings: ServeSettings):
+        if settings.lf_votes not in ("background", "inline", "off"):
+            raise LabelingError(f"lf_votes must be 'background', 'inline' or 'off', not {settings.lf_votes!r}")
         self.settings = settings
         self.config = load_config(settings.config_path, list(settings.overrides))
         self.log: FeedbackLog | None = None
+        self.writer: GroupCommitWriter | None = None
+        self.explainer: Explainer | None = None
         self.lfs: tuple = ()
         self.current: ServedModel | None = None
         self.ready = False
         self.last_error = ""
         self._swap_lock = threading.Lock()
-        self._infer_lock = threading.Lock()
+        self._explain_lock = threading.Lock()  # one spaCy pipeline per worker: one inline explanation at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed_runs: set[str] = set()
@@ -224,6 +227,10 @@ class _Server:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.explainer is not None:
+            self.explainer.close()
+        if self.writer is not None:
+            self.writer.close()
         if self.log is not None:
             self.log.close()
 
@@ -231,11 +238,15 @@ class _Server:
         """Open the store, load the first model, then follow the alias."""
         s = self.settings
         try:
-            self.log = FeedbackLog(self.config.resolve(self.config.store), synchronous=s.synchronous)
-            if s.lf_votes and self.config.lfs.modules:
+            store = self.config.resolve(self.config.store)
+            self.log = FeedbackLog(store, synchronous=s.synchronous)
+            self.writer = GroupCommitWriter(self.log)
+            if self.config.lfs.modules:
                 from .lfs import discover_lfs
 
                 self.lfs = discover_lfs(self.config.lfs.modules, root=self.config.resolve(self.config.lfs.root))
+            if s.lf_votes == "background" and self.lfs:
+                self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations)
             if s.run_id:
                 self.log.set_alias(s.run_id, s.alias)
             while not self._stop.is_set() and self.current is None:
@@ -244,8 +255,8 @@ class _Server:
                     self._try_swap(run_id)
                 if self.current is None:
                     self._stop.wait(s.alias_poll_s)
-            # Warm the LFs (spaCy loads here) before declaring readiness.
-            lf_votes(self.lfs, ["warm-up"], self.config)
+            if s.lf_votes == "inline":  # warm the LFs (spaCy loads here) before declaring readiness
+                self.votes(["warm-up"])
             self.ready = self.current is not None
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
@@ -274,24 +285,83 @@ class _Server:
             self.current = served  # one reference assignment: in-flight requests keep the old model
             return served
 
-    def predict(self, texts: list[str]) -> tuple[ServedModel, list[PredictionRecord]]:
+    def votes(self, texts: list[str]) -> list[tuple[int, ...] | None]:
+        with self._explain_lock:
+            return lf_votes(self.lfs, texts, self.config.cardinality, self.config.lfs.spacy_model)
+
+    def _score(self, served: ServedModel, texts: list[str], explain: bool):
+        probs = check_probabilities(served.model.predict_proba(texts), len(texts), self.config.cardinality)
+        return probs, (self.votes(texts) if explain else None)
+
+    async def predict(self, texts: list[str], explain: bool) -> tuple[ServedModel, list[PredictionRecord]]:
         served = self.current
         if served is None or not self.ready:
             raise HTTPException(503, "no model is ready")
-        with self._infer_lock:
-            probs = check_probabilities(served.model.predict_proba(texts), len(texts), self.config.cardinality)
-            votes = lf_votes(self.lfs, texts, self.config)
+        explain = explain or self.settings.lf_votes == "inline"
+        if len(texts) <= self.INLINE_TEXTS and not explain:
+            probs, votes = self._score(served, texts, False)
+        else:
+            probs, votes = await run_in_threadpool(self._score, served, texts, explain)
+        if votes is not None:
+            status = "done"
+        else:
+            status = "pending" if self.explainer is not None else "off"
+            votes = [None] * len(texts)
         now = utc_now()
         records = [
             PredictionRecord(
                 id=str(uuid.uuid4()), created_at=now, model_version=served.run_id,
                 probabilities=tuple(float(p) for p in row), label=int(np.argmax(row)), lf_votes=vote,
                 text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
+                lf_votes_status=status,
             )
             for text, row, vote in zip(texts, probs, votes)
         ]
-        self.log.log_predictions(records)
+        await self._log(records)
+        if status == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)]):
+            self.writer.submit_votes([(r.id, None, "skipped") for r in records])
         return served, records
+
+    async def _log(self, records: list[PredictionRecord]) -> None:
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, committed, error)
+
+        self.writer.submit(records, done)
+        error = await committed
+        if error is not None:
+            raise StoreError(f"cannot log predictions: {error}") from error
+
+
+def _settle(future: asyncio.Future, error: BaseException | None) -> None:
+    if not future.done():
+        future.set_result(error)
+
+
+class VersionHeader:
+    """Adds ``X-Model-Version`` to every response: the version that answered
+    (set by /predict in the request state), else the version served now.
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a task per request."""
+
+    def __init__(self, app, server: _Server):
+        self.app, self.server = app, server
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_version(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == VERSION_HEADER.lower().encode() for k, _ in headers):
+                    version = scope.get("state", {}).get("model_version", self.server.version)
+                    headers.append((VERSION_HEADER.encode(), version.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
 
 
 def _validation_message(errors) -> str:
@@ -315,6 +385,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         model_config = ConfigDict(extra="forbid")
         text: Text | None = None
         texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)] | None = None
+        explain: bool = Field(False, description="compute the LF votes before answering and return them")
 
         @model_validator(mode="after")
         def _one_of(self):
@@ -326,7 +397,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
         id: str
         label: Label
         probabilities: dict[str, float]
-        lf_votes: list[int] | None
+        lf_votes: list[int] | None = Field(description="one vote per LF (-1 abstains); null until computed")
+        lf_votes_status: Literal[LF_VOTE_STATUSES]  # type: ignore[valid-type]
+
+    class LoggedPrediction(Prediction):
+        """A prediction as the log holds it now: background LF votes filled in, and named."""
+
+        model_version: str
+        created_at: str
+        explanation: dict[str, Label] = Field(description="the class each non-abstaining LF voted for, by LF name")
 
     class PredictResponse(BaseModel):
         model_version: str
@@ -365,6 +444,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         model_version: str
         alias: str
         lineage: dict[str, Any]
+        lf_votes: str = Field(description="how LF votes are computed: background, inline or off")
+        explanations_skipped: int = Field(description="predictions of this worker whose background votes were "
+                                                      "dropped because the explainer fell behind")
 
     class Health(BaseModel):
         status: str
@@ -384,13 +466,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     )
     app.state.server = server
 
-    @app.middleware("http")
-    async def _name_version(request: Request, call_next):
-        response = await call_next(request)
-        # The version that answered (set by /predict), not whatever is current once the answer is ready.
-        response.headers.setdefault(VERSION_HEADER, getattr(request.state, "model_version", server.version))
-        return response
-
+    app.add_middleware(VersionHeader, server=server)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -420,16 +496,35 @@ def create_app(settings: ServeSettings) -> FastAPI:
     predict_deps = [Depends(require_token)] if settings.predict_requires_token else []
 
     @app.post("/predict", response_model=PredictResponse, dependencies=predict_deps, responses=responses)
-    def predict(body: PredictRequest, request: Request):
-        """Predict one text or a batch; each prediction is logged with its id, probabilities and LF votes."""
+    async def predict(body: PredictRequest, request: Request):
+        """Predict one text or a batch; each prediction is logged with its id and probabilities, and the
+        LF votes on its text (computed in the background unless ``explain`` is set)."""
         texts = [body.text] if body.text is not None else list(body.texts)
-        served, records = server.predict(texts)
+        served, records = await server.predict(texts, body.explain)
         request.state.model_version = served.run_id
         return PredictResponse(model_version=served.run_id, predictions=[
             Prediction(id=r.id, label=classes[r.label], probabilities=dict(zip(classes, r.probabilities)),
-                       lf_votes=None if r.lf_votes is None else list(r.lf_votes))
+                       lf_votes=None if r.lf_votes is None else list(r.lf_votes), lf_votes_status=r.lf_votes_status)
             for r in records
         ])
+
+    @app.get("/predictions/{prediction_id}", response_model=LoggedPrediction, dependencies=predict_deps,
+             responses={**responses, 404: {"description": "unknown prediction id"}})
+    def get_prediction(prediction_id: Annotated[str, PathParam(min_length=1, max_length=100)]):
+        """A logged prediction with its LF votes, named: the explanation users read."""
+        if server.log is None:
+            raise HTTPException(503, "store not open yet")
+        row = server.log.get_prediction(prediction_id)
+        if row is None:
+            raise HTTPException(404, f"no prediction {prediction_id!r}")
+        votes = None if row["lf_votes"] is None else json.loads(row["lf_votes"])
+        names = [lf.name for lf in server.lfs]
+        explanation = {} if votes is None or len(votes) != len(names) else {
+            name: classes[v] for name, v in zip(names, votes) if v >= 0}
+        return LoggedPrediction(id=row["id"], label=classes[row["label"]], model_version=row["model_version"],
+                                created_at=row["created_at"],
+                                probabilities=dict(zip(classes, json.loads(row["probabilities"]))),
+                                lf_votes=votes, lf_votes_status=row["lf_votes_status"], explanation=explanation)
 
     @app.post("/feedback", response_model=FeedbackResponse, status_code=201, dependencies=[Depends(require_token)],
               responses={**responses, 200: {"description": "a retry: the stored feedback, nothing new stored"},
@@ -468,7 +563,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         served = server.current
         if served is None:
             raise HTTPException(503, "no model loaded")
-        return ModelsResponse(model_version=served.run_id, alias=settings.alias, lineage=served.lineage)
+        return ModelsResponse(model_version=served.run_id, alias=settings.alias, lineage=served.lineage,
+                              lf_votes=settings.lf_votes,
+                              explanations_skipped=server.explainer.skipped if server.explainer else 0)
 
     @app.post("/admin/promote", response_model=PromoteResponse, dependencies=[Depends(require_token)],
               responses={**responses, 409: {"description": "the run cannot be served"}})

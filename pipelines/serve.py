@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--token-sha256", default="", help="sha256 hex of the bearer token (else $LABELING_SERVE_TOKEN)")
     parser.add_argument("--store-text", action="store_true", help="log predicted texts, not only their sha256")
-    parser.add_argument("--no-lf-votes", action="store_true", help="do not run the LFs on served texts")
+    parser.add_argument("--lf-votes", choices=("background", "inline", "off"), default="background",
+                        help="LF votes logged with each prediction: computed after answering (default), before, or not")
+    parser.add_argument("--no-lf-votes", dest="lf_votes", action="store_const", const="off", help="same as --lf-votes off")
     parser.add_argument("--max-body-bytes", type=int, default=1_000_000)
     parser.add_argument("--alias-poll-s", type=float, default=1.0)
     args = parser.parse_args(argv)
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServeSettings(
         config_path=os.path.abspath(args.config), overrides=tuple(args.overrides), run_id=args.run_id,
         token_sha256=args.token_sha256 or (hash_token(token) if token else ""), store_text=args.store_text,
-        lf_votes=not args.no_lf_votes, max_body_bytes=args.max_body_bytes, alias_poll_s=args.alias_poll_s,
+        lf_votes=args.lf_votes, max_body_bytes=args.max_body_bytes, alias_poll_s=args.alias_poll_s,
     )
     if not settings.token_sha256:
         print("warning: no token set ($LABELING_SERVE_TOKEN); write endpoints will refuse every request", file=sys.stderr)

@@ -3,7 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeling import LabelingError, NotFittedError, SklearnTextClassifier, TorchTextClassifier
+from labeling import (
+    LabelingError,
+    NotFittedError,
+    SklearnTextClassifier,
+    TorchTextClassifier,
+)
 
 TEXTS = ["check out my channel", "subscribe for free money", "love this song", "great voice",
          "visit my website now", "best video ever", "click here to win", "so beautiful"]
@@ -77,3 +82,26 @@ def test_unfitted_and_empty():
         SklearnTextClassifier(2).predict_proba(["x"])
     with pytest.raises(LabelingError, match="no training texts"):
         TorchTextClassifier(2).fit([], np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("analyzer,low,high", [("char_wb", 2, 5), ("char_wb", 1, 1), ("char_wb", 3, 7), ("word", 1, 2)])
+@pytest.mark.parametrize("cached", [True, False], ids=["word-cache", "no-cache"])
+def test_fast_tfidf_equals_scikit_learn(youtube_frame, analyzer, low, high, cached):
+    from labeling.end_models import make_vectorizer, tfidf_transform
+
+    texts = youtube_frame["text"].tolist()
+    vectorizer = make_vectorizer(analyzer, low, high).fit(texts[:1000])  # the rest holds unseen n-grams
+    cache: dict | None = {} if cached else None
+    for chunk in (texts, texts[1000:1003], [""], ["   "]):  # bulk, single requests, empty texts
+        fast, slow = tfidf_transform(vectorizer, chunk, cache), vectorizer.transform(chunk)
+        assert fast.shape == slow.shape and abs(fast - slow).max() < 1e-12
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_fast_path_predicts_as_the_pipeline(youtube_frame, k):
+    texts = youtube_frame["text"].tolist()[:600]
+    y = np.arange(len(texts)) % k
+    model = SklearnTextClassifier(k).fit(texts, y)
+    assert model._fast_path_ok()
+    for chunk in (texts, texts[:1], ["never seen ✨ text"]):
+        np.testing.assert_allclose(model.predict_proba(chunk), model.pipeline_.predict_proba(chunk), rtol=0, atol=1e-12)

@@ -148,7 +148,11 @@ def test_happy_paths(server, served_project):
         assert one.status_code == 200 and one.headers["X-Model-Version"] == first
         p = one.json()["predictions"][0]
         assert one.json()["model_version"] == first and p["label"] in ("ham", "spam")
-        assert abs(sum(p["probabilities"].values()) - 1) < 1e-6 and len(p["lf_votes"]) == 20
+        assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
+        assert p["lf_votes"] is None and p["lf_votes_status"] == "pending"  # computed after the answer
+        explained = c.post("/predict", json={"text": "check out my channel http://spam.example", "explain": True})
+        votes = explained.json()["predictions"][0]["lf_votes"]
+        assert len(votes) == 20 and explained.json()["predictions"][0]["lf_votes_status"] == "done"
         batch = c.post("/predict", json={"texts": ["great song", "subscribe to me!!!", "love it"]})
         assert batch.status_code == 200 and len(batch.json()["predictions"]) == 3
         fb = _feedback(c, {"prediction_id": p["id"], "label": "spam"})
@@ -157,7 +161,16 @@ def test_happy_paths(server, served_project):
         models = c.get("/models").json()
         assert models["model_version"] == first and models["lineage"]["lfs"] and models["lineage"]["artifacts"]
         schema = c.get("/openapi.json").json()
-        assert {"/predict", "/feedback", "/models", "/livez", "/readyz", "/admin/promote"} <= set(schema["paths"])
+        assert {"/predict", "/feedback", "/models", "/livez", "/readyz", "/admin/promote",
+                "/predictions/{prediction_id}"} <= set(schema["paths"])
+        # The background explainer fills in the same votes the inline path computed.
+        deadline = time.monotonic() + 60
+        while (logged := c.get(f"/predictions/{p['id']}").json())["lf_votes_status"] == "pending":
+            assert time.monotonic() < deadline, "background LF votes never arrived"
+            time.sleep(0.2)
+        assert logged["lf_votes_status"] == "done" and logged["lf_votes"] == votes
+        assert logged["explanation"] and set(logged["explanation"].values()) <= {"ham", "spam"}
+        assert c.get("/predictions/no-such-id").status_code == 404
     with FeedbackLog(served_project["store"]) as log:
         row = log.get_prediction(p["id"])
     assert row["model_version"] == first and row["text_sha256"] == text_sha256("check out my channel http://spam.example")
@@ -206,13 +219,14 @@ def test_in_process_app_keeps_only_text_hashes_by_default(served_project):
     from labeling.serving import ServeSettings, create_app, hash_token
 
     settings = ServeSettings(config_path=str(CONFIG), overrides=tuple(served_project["overrides"]),
-                             token_sha256=hash_token(TOKEN), lf_votes=False, alias="in-process-test")
+                             token_sha256=hash_token(TOKEN), lf_votes="off", alias="in-process-test")
     with TestClient(create_app(settings)) as c:
         deadline = time.monotonic() + 30
         while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         r = c.post("/predict", json={"text": "private words"})
-        assert r.status_code == 200 and r.json()["predictions"][0]["lf_votes"] == []
+        assert r.status_code == 200 and r.json()["predictions"][0]["lf_votes"] is None
+        assert r.json()["predictions"][0]["lf_votes_status"] == "off"
         pid = r.json()["predictions"][0]["id"]
         assert c.post("/feedback", json={"text": "private", "label": "ham"},
                       headers={**AUTH, "Idempotency-Key": uuid.uuid4().hex}).status_code == 201

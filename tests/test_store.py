@@ -53,3 +53,4 @@ def test_failed_insert_leaves_nothing(tmp_path):
 def test_unknown_run(tmp_path):
     with RunStore(tmp_path / "s.db") as store, pytest.raises(StoreError, match="no run 'zz'"):
         store.get_run("zz")
+

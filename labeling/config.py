@@ -51,6 +51,10 @@ class LabelModelConfig:
     lr: float = 0.01
     l2: float = 0.0
     tie_break: str = "random"
+    # With type "auto": the incumbent, a model of this type with the settings above, stays
+    # unless a candidate beats it on dev by more than one standard error. "" = no incumbent:
+    # the simplest candidate within one standard error of the best is chosen.
+    prefer: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ _CHOICES = {
     ("dataset", "split"): SPLITS,
     ("dataset", "format"): ("",) + FORMATS,
     ("label_model", "type"): LABEL_MODEL_TYPES,
+    ("label_model", "prefer"): ("", "snorkel", "majority_vote"),
     ("end_model", "type"): END_MODEL_TYPES,
     ("end_model", "analyzer"): ("char_wb", "word"),
 }

@@ -534,6 +534,7 @@ class Selection:
     scores: tuple[CandidateScore, ...]
     metric: str
     tolerance: float = 0.0
+    index: int = 0  # the chosen candidate's position in ``scores``
 
 
 # snorkel's loss is dense in (m*k)^2 and runs ~1 s per 100 epochs at m*k = 400 on CPU;
@@ -597,6 +598,7 @@ def select_label_model(
     random_state: int = 0,
     n_folds: int = 5,
     tie_se: float = 1.0,
+    prefer: int | None = None,
 ) -> Selection:
     """Fit each candidate, score it on the dev split only, and pick one.
 
@@ -611,6 +613,10 @@ def select_label_model(
     bootstrap standard errors of the best (the one-standard-error rule): dev sets of
     100-500 rows cannot tell apart scores closer than that. ``tie_se=0`` takes the
     plain best, ties still going to the earliest.
+
+    ``prefer``: the index of an incumbent candidate (the model a project ran with
+    so far). It is kept while it is within that margin of the best: replacing a
+    model needs evidence that the replacement is better, not a tie on 100 rows.
     """
     _check_metric(metric, cardinality)
     L_train = check_label_matrix(L_train, cardinality, name="L_train")
@@ -628,6 +634,8 @@ def select_label_model(
     )
     if not models:
         raise ConfigError("no candidate label models to select from")
+    if prefer is not None and not (isinstance(prefer, int) and 0 <= prefer < len(models)):
+        raise ConfigError(f"prefer must index one of the {len(models)} candidates, got {prefer!r}")
 
     rng = np.random.default_rng(random_state)
     folds = rng.permutation(len(labelled)) % n_folds
@@ -659,8 +667,9 @@ def select_label_model(
 
     best = int(np.argmax([s.dev_score for s in scores]))
     tolerance = tie_se * _bootstrap_se(y_true, all_preds[best], cardinality, metric, rng) if tie_se else 0.0
-    chosen = next(i for i, s in enumerate(scores) if s.dev_score >= scores[best].dev_score - tolerance - 1e-12)
-    return Selection(fitted[chosen], scores[chosen].name, tuple(scores), metric, tolerance)
+    within = [i for i, s in enumerate(scores) if s.dev_score >= scores[best].dev_score - tolerance - 1e-12]
+    chosen = prefer if prefer in within else within[0]
+    return Selection(fitted[chosen], scores[chosen].name, tuple(scores), metric, tolerance, chosen)
 
 
 __all__ = [

@@ -31,7 +31,7 @@ from .evaluate import (
     majority_class,
     random_predictions,
 )
-from .label_models import MajorityVote, SnorkelLabelModel, probs_to_preds, select_label_model
+from .label_models import MajorityVote, SnorkelLabelModel, default_candidates, probs_to_preds, select_label_model
 from .lfs import discover_lfs, lf_set_version, lf_version
 from .matrix import ABSTAIN, label_matrix_hash
 from .store import RunRecord, RunStore
@@ -98,15 +98,28 @@ def _fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev):
     """The configured label model, plus the dev scores behind an automatic choice."""
     lm = config.label_model
     k, seed = config.cardinality, config.seed
-    if lm.type == "majority_vote":
-        return MajorityVote(cardinality=k, random_state=seed).fit(L_train), ()
-    if lm.type == "snorkel":
-        model = SnorkelLabelModel(cardinality=k, n_epochs=lm.n_epochs, lr=lm.lr, l2=lm.l2, random_state=seed)
-        return model.fit(L_train), ()
-    selection = select_label_model(L_train, L_dev, y_dev, k, random_state=seed)
-    return selection.model, tuple(
-        {"name": s.name, "params": s.params, "dev_score": s.dev_score, "metric": s.metric} for s in selection.scores
-    )
+
+    def configured(kind: str):
+        if kind == "majority_vote":
+            return MajorityVote(cardinality=k, random_state=seed)
+        return SnorkelLabelModel(cardinality=k, n_epochs=lm.n_epochs, lr=lm.lr, l2=lm.l2, random_state=seed)
+
+    if lm.type != "auto":
+        return configured(lm.type).fit(L_train), {}
+    candidates = default_candidates(k, L_train.shape[1], seed)
+    if lm.prefer:
+        candidates.insert(0, configured(lm.prefer))
+    selection = select_label_model(L_train, L_dev, y_dev, k, candidates=candidates, random_state=seed,
+                                   prefer=0 if lm.prefer else None)
+    incumbent_kept = bool(lm.prefer) and selection.index == 0
+    rule = (f"incumbent {lm.prefer} kept: no candidate beats it on dev by more than one standard error"
+            if incumbent_kept else
+            f"{selection.name}: the simplest candidate within one standard error of the best dev score"
+            + (f" (the incumbent {lm.prefer} was beaten)" if lm.prefer else ""))
+    return selection.model, {
+        "metric": selection.metric, "tolerance": selection.tolerance, "chosen": selection.name, "rule": rule,
+        "candidates": [{"name": s.name, "params": s.params, "dev_score": s.dev_score} for s in selection.scores],
+    }
 
 
 def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str) -> tuple[list[EvalRow], object]:
@@ -201,7 +214,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
 
     run_id = _new_run_id()
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
-    lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": list(selection)}
+    lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": selection}
     em_info = {"type": config.end_model.type, "params": end_model.get_params()}
     lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs)
     result_kwargs = dict(
@@ -266,6 +279,15 @@ def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, ev
     )
 
 
+def _selection_lines(selection: dict | None) -> list[str]:
+    if not selection:
+        return []
+    lines = [f"label model chosen on dev ({selection['metric']}, one standard error = {selection['tolerance']:.3f}):"
+             f" {selection['rule']}"]
+    lines += [f"  {c['dev_score']:.3f}  {c['name']}" for c in selection["candidates"]]
+    return lines
+
+
 def format_summary(result: RunResult) -> str:
     """A readable report of a run for the terminal."""
     table = result.evaluation[["name", "accuracy", "macro_f1", "train_rows", "coverage"]].copy()
@@ -281,6 +303,7 @@ def format_summary(result: RunResult) -> str:
         f"dataset {result.dataset_version}  splits {result.split_sizes}",
         f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)  L_train {result.matrix_hashes['train'][:16]}",
         f"label model {result.label_model['type']}  end model {result.end_model['type']}",
+        *_selection_lines(result.label_model.get("selection")),
         "",
         "LF analysis (train coverage/overlap/conflict, accuracy on dev):",
         lf_view.to_string(float_format=lambda v: f"{v:.3f}"),

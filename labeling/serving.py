@@ -36,7 +36,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from .artifacts import load_end_model
@@ -372,6 +372,10 @@ def _validation_message(errors) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+def _exactly_one_of(a: str, b: str) -> dict:
+    return {"oneOf": [{"required": [a]}, {"required": [b]}]}
+
+
 def create_app(settings: ServeSettings) -> FastAPI:
     server = _Server(settings)
     classes = server.config.classes
@@ -382,10 +386,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
     class PredictRequest(BaseModel):
         """One ``text`` or a batch of ``texts``, not both."""
 
-        model_config = ConfigDict(extra="forbid")
-        text: Text | None = None
-        texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)] | None = None
-        explain: bool = Field(False, description="compute the LF votes before answering and return them")
+        # "Exactly one of" lives in the schema too (oneOf), so clients and fuzzers see the real contract;
+        # the fields are absent-or-set, never null.
+        model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of("text", "texts"))
+        text: Text = None  # type: ignore[assignment]
+        texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)] = None  # type: ignore[assignment]
+        explain: StrictBool = Field(False, description="compute the LF votes before answering and return them")
 
         @model_validator(mode="after")
         def _one_of(self):
@@ -414,10 +420,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     class FeedbackRequest(BaseModel):
         """The true label for a served prediction (``prediction_id``) or for a ``text``."""
 
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of("prediction_id", "text"))
         label: Label
-        prediction_id: Id | None = None
-        text: Text | None = None
+        prediction_id: Id = None  # type: ignore[assignment]
+        text: Text = None  # type: ignore[assignment]
 
         @model_validator(mode="after")
         def _one_of(self):

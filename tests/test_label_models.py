@@ -266,6 +266,23 @@ def test_select_prefers_accurate_weighting_and_reports_all():
     assert again.scores == selection.scores
 
 
+def test_incumbent_is_kept_on_a_tie_and_replaced_when_clearly_beaten():
+    rng = np.random.default_rng(1)
+    # LF 0 is right 95% of the time, the others are coin flips that outvote it.
+    accs = [0.95, 0.5, 0.5, 0.5, 0.5]
+    L_train, _ = _synthetic(rng, 400, accs)
+    L_dev, y_dev = _synthetic(rng, 300, accs)
+    beaten = select_label_model(L_train, L_dev, y_dev, 2, candidates=[MajorityVote(2), WeightedMajorityVote(2)], prefer=0)
+    assert beaten.index == 1 and beaten.scores[1].dev_score - beaten.scores[0].dev_score > beaten.tolerance
+    # Two models that vote alike: the incumbent stays even when listed after the simpler one.
+    L = np.array([[0, 0, 0], [1, 1, 1]] * 10)
+    y = np.array([0, 1] * 10)
+    kept = select_label_model(L, L, y, 2, candidates=[MajorityVote(2), WeightedMajorityVote(2)], prefer=1)
+    assert kept.index == 1 and kept.name == "WeightedMajorityVote()"
+    with pytest.raises(ConfigError, match="prefer"):
+        select_label_model(L, L, y, 2, candidates=[MajorityVote(2)], prefer=3)
+
+
 def test_select_ties_go_to_simpler_model():
     L = np.array([[0, 0, 0], [1, 1, 1]] * 10)
     y = np.array([0, 1] * 10)

@@ -51,6 +51,17 @@ def test_youtube_meets_the_published_figures(youtube_run):
     assert result.metric("end model") >= TUTORIAL_END_MODEL_ACC
 
 
+def test_youtube_label_model_is_chosen_on_dev_and_explained(youtube_run):
+    config, result = youtube_run
+    assert config.label_model.type == "auto"
+    selection = result.label_model["selection"]
+    # every default candidate plus the incumbent, each with its dev score, and the rule that decided
+    assert len(selection["candidates"]) >= 5 and all(0 <= c["dev_score"] <= 1 for c in selection["candidates"])
+    assert selection["chosen"] == result.label_model["type"] + "()" and "incumbent" in selection["rule"]
+    # the chosen model's test accuracy is not below the model the project used before selection
+    assert result.metric("label model (SnorkelLabelModel)") >= 0.951
+
+
 def test_end_model_beats_every_baseline_lf_and_label_model(youtube_run):
     _, result = youtube_run
     table = result.evaluation.set_index("name")

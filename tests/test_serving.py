@@ -236,13 +236,17 @@ def test_in_process_app_keeps_only_text_hashes_by_default(served_project):
         assert log.read("SELECT count(*) AS n FROM feedback WHERE text = 'private'")[0]["n"] == 0
 
 
-def test_schemathesis_finds_no_server_error(server, project_paths):
+def test_schemathesis_finds_no_failure(server, project_paths):
     pytest.importorskip("schemathesis")
     st = Path(sys.executable).parent / "st"
+    # Every check: no server error, responses conform to the schema, schema-valid bodies are
+    # accepted and invalid ones refused. An invalid body may also be refused for its size (413).
+    (project_paths["root"] / "schemathesis.toml").write_text(
+        '[checks.negative_data_rejection]\nexpected-statuses = ["400", "401", "404", "409", "413", "422"]\n')
     # Bounded: a few examples per operation. /admin/promote only ever sees unknown run ids (409).
     run = subprocess.run(
-        [str(st), "run", server.url + "/openapi.json", "--checks", "not_a_server_error", "--max-examples", "5",
-         "--phases", "coverage,fuzzing", "--header", f"Authorization: Bearer {TOKEN}", "--seed", "1"],
+        [str(st), "run", server.url + "/openapi.json", "--checks", "all", "--max-examples", "10",
+         "--phases", "examples,coverage,fuzzing", "--header", f"Authorization: Bearer {TOKEN}", "--seed", "1"],
         capture_output=True, text=True, timeout=120, cwd=project_paths["root"],  # its report folder lands there
     )
     failures = run.stdout[run.stdout.find("FAILURES"):] if "FAILURES" in run.stdout else run.stdout[-3000:]

@@ -53,35 +53,53 @@ def make_vectorizer(analyzer: str, ngram_min: int, ngram_max: int, **kwargs) -> 
     return TfidfVectorizer(analyzer=analyzer, ngram_range=(ngram_min, ngram_max), sublinear_tf=True, **kwargs)
 
 
-def _char_wb_counts(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cache: dict) -> sp.csr_matrix:
-    """N-gram counts of a ``char_wb`` vectorizer, word by word: its n-grams never
-    cross a word boundary, so a text's n-grams are the union of its words', and
-    each distinct word is analysed once (``word_cache``: word -> vocabulary ids)."""
-    preprocess, vocabulary = vectorizer.build_preprocessor(), vectorizer.vocabulary_
+def _vocabulary_ids(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cache: dict | None) -> list[list[int]]:
+    """Each text's n-grams as vocabulary ids (unknown n-grams dropped), one id per occurrence.
+
+    For ``char_wb`` features with a ``word_cache``, word by word: those n-grams never
+    cross a word boundary, so a text's n-grams are the union of its words', and each
+    distinct word is analysed once (the cache maps word -> ids)."""
+    vocabulary = vectorizer.vocabulary_
+    if vectorizer.analyzer != "char_wb" or word_cache is None:
+        analyze = vectorizer.build_analyzer()
+        return [[vocabulary[g] for g in analyze(text) if g in vocabulary] for text in texts]
+    preprocess = vectorizer.build_preprocessor()
     low, high = vectorizer.ngram_range
-    rows: list[int] = []
-    cols: list[int] = []
-    for i, text in enumerate(texts):
+    out = []
+    for text in texts:
+        text_ids: list[int] = []
         for word in preprocess(vectorizer.decode(text)).split():
             ids = word_cache.get(word)
             if ids is None:
-                padded, found = f" {word} ", []
+                padded, ids = f" {word} ", []
                 for n in range(low, high + 1):
                     # as scikit-learn: a word shorter than n counts once, whole
                     for start in range(max(1, len(padded) - n + 1)):
                         gram = padded[start:start + n]
                         if gram in vocabulary:
-                            found.append(vocabulary[gram])
+                            ids.append(vocabulary[gram])
                     if len(padded) <= n:  # longer n-grams would repeat the whole word
                         break
-                ids = word_cache[word] = found
                 if len(word_cache) > 500_000:  # bounded memory on a long-running server
                     word_cache.clear()
-            cols.extend(ids)
-            rows.extend([i] * len(ids))
-    counts = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(texts), len(vocabulary)))
-    counts.sum_duplicates()  # a repeated n-gram becomes its count
-    return counts
+                word_cache[word] = ids
+            text_ids.extend(ids)
+        out.append(text_ids)
+    return out
+
+
+def _tfidf_weights(vectorizer: TfidfVectorizer, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One text's TF-IDF row as (feature ids, weights), the arithmetic of TfidfTransformer."""
+    features, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+    weights = counts.astype(vectorizer.dtype)
+    if vectorizer.sublinear_tf:
+        weights = np.log(weights) + 1
+    if vectorizer.use_idf:
+        weights *= vectorizer.idf_[features]
+    if vectorizer.norm is not None and len(weights):
+        norm = np.sqrt((weights * weights).sum()) if vectorizer.norm == "l2" else np.abs(weights).sum()
+        weights /= norm if norm else 1
+    return features, weights
 
 
 def tfidf_transform(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cache: dict | None = None) -> sp.csr_matrix:
@@ -89,10 +107,14 @@ def tfidf_transform(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cach
     validation (~0.7 ms, more than the features of one comment, and a server
     scores one comment at a time), and for ``char_wb`` features each distinct
     word analysed once. Equal to within float rounding (tested)."""
-    if vectorizer.analyzer == "char_wb" and word_cache is not None:
-        counts = _char_wb_counts(vectorizer, texts, word_cache)
+    if len(texts) > 32 and (vectorizer.analyzer != "char_wb" or word_cache is None):
+        counts = CountVectorizer.transform(vectorizer, texts)  # in bulk, scikit-learn's counting is the faster
     else:
-        counts = CountVectorizer.transform(vectorizer, texts)
+        ids = _vocabulary_ids(vectorizer, texts, word_cache)
+        rows = np.repeat(np.arange(len(texts)), [len(i) for i in ids])
+        cols = np.fromiter((c for text_ids in ids for c in text_ids), dtype=np.int64, count=len(rows))
+        counts = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(texts), len(vectorizer.vocabulary_)))
+        counts.sum_duplicates()  # a repeated n-gram becomes its count
     X = counts.astype(vectorizer.dtype)
     if vectorizer.sublinear_tf:
         X.data = np.log(X.data) + 1
@@ -191,8 +213,14 @@ class SklearnTextClassifier(_TextClassifier):
         logreg = self.pipeline_.named_steps["logreg"]
         if getattr(self, "_word_cache_of", None) is not self.pipeline_:
             self._word_cache, self._word_cache_of = {}, self.pipeline_
-        X = tfidf_transform(self.pipeline_.named_steps["ngrams"], texts, self._word_cache)
-        scores = X @ logreg.coef_.T + logreg.intercept_
+        vectorizer = self.pipeline_.named_steps["ngrams"]
+        if len(texts) <= 8:  # a server's single requests: no sparse matrix, whose set-up costs more than the sums
+            scores = np.empty((len(texts), logreg.coef_.shape[0]))
+            for i, ids in enumerate(_vocabulary_ids(vectorizer, texts, self._word_cache)):
+                features, weights = _tfidf_weights(vectorizer, ids)
+                scores[i] = logreg.coef_[:, features] @ weights + logreg.intercept_
+        else:
+            scores = tfidf_transform(vectorizer, texts, self._word_cache) @ logreg.coef_.T + logreg.intercept_
         if scores.shape[1] == 1:
             positive = expit(scores[:, 0])
             return np.column_stack([1 - positive, positive])

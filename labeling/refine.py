@@ -1,0 +1,339 @@
+"""Refinement from gold labels: what the reviews say about the LFs and the labels.
+
+Pure functions over the label matrix of the gold rows, their texts and labels:
+
+- ``lf_accuracy_table``: each LF's empirical accuracy on gold with a Wilson
+  score interval (small gold sets give wide intervals; say so rather than
+  rank LFs on noise), and how often it votes wrong.
+- ``wrong_examples``: the LFs that vote wrong most, with the rows.
+- ``uncovered_gold``: gold rows no LF votes on: where new LFs are needed.
+- ``suggest_keyword_lfs`` / ``format_lf_code``: discriminative words and
+  n-grams with their precision and coverage on gold, as ready-to-paste LF code.
+- ``likely_label_errors``: confident learning (Northcutt et al., 2021) on
+  out-of-sample (cross-validated) end-model probabilities: a row whose
+  confident class (probability above that class's average self-confidence)
+  differs from its given label is a likely label error.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.model_selection import StratifiedKFold
+
+from .errors import LabelError, LabelMatrixError
+from .matrix import ABSTAIN, check_label_matrix
+
+
+def _check_gold(L, y) -> tuple[np.ndarray, np.ndarray]:
+    L = check_label_matrix(L)
+    y = np.asarray(y)
+    if y.shape != (len(L),):
+        raise LabelMatrixError(f"gold labels have shape {y.shape}; expected ({len(L)},)")
+    return L, y.astype(np.int64)
+
+
+def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion, elementwise; (nan, nan) where n = 0."""
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
+    high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    return low, high
+
+
+def lf_accuracy_table(L, y, names: Sequence[str], *, confidence: float = 0.95) -> pd.DataFrame:
+    """Per LF on gold rows: votes, correct, wrong, accuracy and its Wilson interval."""
+    L, y = _check_gold(L, y)
+    if len(names) != L.shape[1]:
+        raise LabelMatrixError(f"{len(names)} LF names for a matrix with {L.shape[1]} columns")
+    voted = (L != ABSTAIN) & (y >= 0)[:, None]
+    n = voted.sum(axis=0)
+    correct = (voted & (L == y[:, None])).sum(axis=0)
+    low, high = wilson_interval(correct, n, confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(n > 0, correct / np.maximum(n, 1), np.nan)
+    return pd.DataFrame(
+        {"votes": n, "correct": correct, "wrong": n - correct, "accuracy": accuracy, "ci_low": low, "ci_high": high},
+        index=pd.Index(list(names), name="lf"),
+    )
+
+
+def wrong_examples(L, y, names: Sequence[str], texts: Sequence[str], *, top: int = 5, per_lf: int = 3) -> list[dict]:
+    """The ``top`` LFs with the most wrong votes on gold, each with up to ``per_lf`` rows."""
+    L, y = _check_gold(L, y)
+    table = lf_accuracy_table(L, y, names)
+    worst = table[table["wrong"] > 0].sort_values(["wrong", "accuracy"], ascending=[False, True]).head(top)
+    out = []
+    for name, row in worst.iterrows():
+        j = list(names).index(name)
+        rows = np.flatnonzero((L[:, j] != ABSTAIN) & (y >= 0) & (L[:, j] != y))[:per_lf]
+        out.append({"lf": name, "wrong": int(row["wrong"]), "votes": int(row["votes"]), "accuracy": float(row["accuracy"]),
+                    "examples": [{"row": int(i), "text": str(texts[i]), "vote": int(L[i, j]), "gold": int(y[i])} for i in rows]})
+    return out
+
+
+def uncovered_gold(L, y) -> np.ndarray:
+    """Positions of gold rows on which every LF abstains."""
+    L, y = _check_gold(L, y)
+    return np.flatnonzero((y >= 0) & (L == ABSTAIN).all(axis=1))
+
+
+@dataclass(frozen=True)
+class KeywordSuggestion:
+    ngram: str
+    label: int
+    precision: float  # share of gold rows containing the n-gram that have ``label``
+    precision_low: float  # Wilson lower bound of the precision
+    coverage: float  # share of gold rows containing the n-gram
+    matches: int
+    new_rows: int  # matching gold rows that no existing LF votes on
+
+
+def suggest_keyword_lfs(
+    texts: Sequence[str],
+    y,
+    *,
+    L=None,
+    ngram_range: tuple[int, int] = (1, 2),
+    min_matches: int = 3,
+    min_precision: float = 0.8,
+    top: int = 10,
+    exclude: Sequence[str] = (),
+) -> list[KeywordSuggestion]:
+    """Word n-grams whose gold rows mostly share one class, ranked by Wilson lower bound x matches.
+
+    With ``L`` (the gold rows' votes), n-grams that only fire where LFs already
+    vote rank lower: ``new_rows`` counts the uncovered rows an LF would add.
+    Overlapping n-grams ("check", "check out") are kept once, the best first.
+    """
+    y = np.asarray(y).astype(np.int64)
+    keep = y >= 0
+    texts = [str(t) for t, k in zip(texts, keep) if k]
+    y = y[keep]
+    if len(texts) == 0:
+        return []
+    uncovered = np.ones(len(y), dtype=bool)
+    if L is not None:
+        L_gold, _ = _check_gold(L, np.where(keep, 0, -1))
+        uncovered = (L_gold[keep] == ABSTAIN).all(axis=1)
+    vec = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, token_pattern=r"(?u)\b\w[\w']+\b")
+    try:
+        X = vec.fit_transform(texts).tocsc()
+    except ValueError:  # no tokens at all
+        return []
+    vocab = vec.get_feature_names_out()
+    matches = np.asarray(X.sum(axis=0)).ravel()
+    classes = np.unique(y)
+    candidates = []
+    for c in classes:
+        in_class = np.asarray(X[y == c].sum(axis=0)).ravel()
+        new = np.asarray(X[(y == c) & uncovered].sum(axis=0)).ravel()
+        low, _ = wilson_interval(in_class, matches)
+        for i in np.flatnonzero((matches >= min_matches) & (in_class / np.maximum(matches, 1) >= min_precision)):
+            if vocab[i] in exclude:
+                continue
+            candidates.append(KeywordSuggestion(str(vocab[i]), int(c), float(in_class[i] / matches[i]), float(low[i]),
+                                                float(matches[i] / len(y)), int(matches[i]), int(new[i])))
+    candidates.sort(key=lambda s: (-(s.precision_low * (s.matches + s.new_rows)), -s.precision, s.ngram))
+    chosen: list[KeywordSuggestion] = []
+    for s in candidates:
+        if any(_overlaps(s.ngram, c.ngram) for c in chosen):
+            continue
+        chosen.append(s)
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+def _overlaps(a: str, b: str) -> bool:
+    wa, wb = a.split(), b.split()
+    return set(wa) <= set(wb) or set(wb) <= set(wa)
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W+", "_", text.lower()).strip("_") or "ngram"
+    name = f"keyword_{name}"
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def format_lf_code(suggestions: Sequence[KeywordSuggestion], classes: Sequence[str], *, header: bool = True) -> str:
+    """Python source of one Snorkel LF per suggestion, importable as a module."""
+    constants = {i: re.sub(r"\W+", "_", c).upper() or f"CLASS_{i}" for i, c in enumerate(classes)}
+    lines = []
+    if header:
+        lines += ['"""Keyword LFs suggested from gold labels (labeling.refine.suggest_keyword_lfs)."""', "",
+                  "import re", "", "from snorkel.labeling import labeling_function", "", "ABSTAIN = -1"]
+        lines += [f"{constants[i]} = {i}" for i in range(len(classes))]
+    names: set[str] = set()
+    for s in suggestions:
+        name = _identifier(s.ngram)
+        while name in names:
+            name += "_"
+        names.add(name)
+        pattern = r"\b" + r"\s+".join(re.escape(w) for w in s.ngram.split()) + r"\b"
+        lines += [
+            "", "",
+            "@labeling_function()",
+            f"def {name}(x):",
+            f'    """{s.ngram!r} -> {classes[s.label]}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), '
+            f'coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF)."""',
+            f"    return {constants[s.label]} if re.search({pattern!r}, str(x.text), re.IGNORECASE) else ABSTAIN",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def out_of_sample_probs(
+    texts: Sequence[str],
+    y,
+    make_model: Callable[[], object],
+    *,
+    n_folds: int = 5,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Cross-validated class probabilities: each row scored by a model that never saw it."""
+    y = np.asarray(y).astype(np.int64)
+    if (y < 0).any():
+        raise LabelError("out-of-sample probabilities need a label on every row")
+    counts = np.bincount(y)
+    n_folds = int(min(n_folds, counts[counts > 0].min()))
+    if n_folds < 2:
+        raise LabelError("each class needs at least two gold rows for cross-validated probabilities")
+    texts = [str(t) for t in texts]
+    probs = None
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    for fit_idx, held_idx in folds.split(np.zeros(len(y)), y):
+        model = make_model().fit([texts[i] for i in fit_idx], y[fit_idx])
+        p = model.predict_proba([texts[i] for i in held_idx])
+        if probs is None:
+            probs = np.zeros((len(y), p.shape[1]))
+        probs[held_idx] = p
+    return probs
+
+
+def likely_label_errors(y, probs) -> pd.DataFrame:
+    """Confident learning's off-diagonal rule on out-of-sample ``probs``.
+
+    Per class j the threshold t_j is the mean probability of j over rows labelled
+    j. A row's confident class is the most probable class whose probability
+    reaches its threshold; a row whose confident class is not its label is
+    flagged. Sorted by self-confidence (probability of the given label), lowest
+    first. Columns: row, given, suggested, self_confidence.
+    """
+    y = np.asarray(y).astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(y):
+        raise LabelMatrixError(f"probs must have shape ({len(y)}, k), got {probs.shape}")
+    k = probs.shape[1]
+    thresholds = np.array([probs[y == j, j].mean() if (y == j).any() else np.inf for j in range(k)])
+    above = probs >= thresholds[None, :] - 1e-12
+    masked = np.where(above, probs, -np.inf)
+    confident = np.where(above.any(axis=1), masked.argmax(axis=1), -1)
+    flagged = np.flatnonzero((confident >= 0) & (confident != y))
+    self_conf = probs[np.arange(len(y)), y]
+    table = pd.DataFrame({"row": flagged, "given": y[flagged], "suggested": confident[flagged],
+                          "self_confidence": self_conf[flagged]})
+    return table.sort_values("self_confidence", kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RefineReport:
+    lf_table: pd.DataFrame
+    worst: list
+    uncovered: pd.DataFrame  # text, label of gold rows no LF covers
+    suggestions: list
+    lf_code: str
+    label_errors: pd.DataFrame  # row, text, given, suggested, self_confidence
+    n_gold: int
+
+
+def refine(
+    L,
+    y,
+    texts: Sequence[str],
+    names: Sequence[str],
+    classes: Sequence[str],
+    *,
+    make_model: Callable[[], object] | None = None,
+    random_state: int = 0,
+    top: int = 10,
+) -> RefineReport:
+    """Every refinement view over the gold rows (``L`` = their votes)."""
+    L, y = _check_gold(L, y)
+    texts = [str(t) for t in texts]
+    holes = uncovered_gold(L, y)
+    suggestions = suggest_keyword_lfs(texts, y, L=L, top=top)
+    errors = pd.DataFrame(columns=["row", "text", "given", "suggested", "self_confidence"])
+    if make_model is not None and len(np.unique(y[y >= 0])) > 1:
+        labelled = np.flatnonzero(y >= 0)
+        try:
+            probs = out_of_sample_probs([texts[i] for i in labelled], y[labelled], make_model, random_state=random_state)
+        except LabelError:
+            probs = None
+        if probs is not None:
+            errors = likely_label_errors(y[labelled], probs)
+            errors["row"] = labelled[errors["row"].to_numpy()]
+            errors.insert(1, "text", [texts[i] for i in errors["row"]])
+    return RefineReport(
+        lf_table=lf_accuracy_table(L, y, names),
+        worst=wrong_examples(L, y, names, texts, top=5),
+        uncovered=pd.DataFrame({"row": holes, "text": [texts[i] for i in holes], "label": y[holes]}),
+        suggestions=suggestions,
+        lf_code=format_lf_code(suggestions, classes),
+        label_errors=errors,
+        n_gold=int((y >= 0).sum()),
+    )
+
+
+def _short(text: str, width: int = 90) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_report(report: RefineReport, classes: Sequence[str], *, examples: int = 5) -> str:
+    """The refinement report for the terminal."""
+    table = report.lf_table.copy()
+    lines = [f"Refinement from {report.n_gold} gold rows", "",
+             "LF accuracy on gold (95% Wilson interval):",
+             table.to_string(float_format=lambda v: f"{v:.2f}"), ""]
+    lines.append("LFs voting wrong most:" if report.worst else "No LF votes wrong on gold.")
+    for w in report.worst:
+        lines.append(f"  {w['lf']}: {w['wrong']} wrong of {w['votes']} votes")
+        lines += [f"    row {e['row']}: voted {classes[e['vote']]}, gold {classes[e['gold']]}: {_short(e['text'])}"
+                  for e in w["examples"]]
+    lines += ["", f"Gold rows no LF covers: {len(report.uncovered)}"]
+    lines += [f"  [{classes[r.label]}] {_short(r.text)}" for r in report.uncovered.head(examples).itertuples()]
+    lines += ["", f"Likely label errors in gold (confident learning): {len(report.label_errors)}"]
+    lines += [f"  row {r.row}: given {classes[r.given]}, model says {classes[r.suggested]} "
+              f"(p(given) = {r.self_confidence:.2f}): {_short(r.text)}" for r in report.label_errors.head(examples).itertuples()]
+    lines += ["", f"Suggested LFs ({len(report.suggestions)}), ready to paste:", "", report.lf_code]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "KeywordSuggestion",
+    "RefineReport",
+    "format_lf_code",
+    "format_report",
+    "lf_accuracy_table",
+    "likely_label_errors",
+    "out_of_sample_probs",
+    "refine",
+    "suggest_keyword_lfs",
+    "uncovered_gold",
+    "wilson_interval",
+    "wrong_examples",
+]

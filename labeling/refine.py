@@ -110,15 +110,20 @@ def suggest_keyword_lfs(
     L=None,
     ngram_range: tuple[int, int] = (1, 2),
     min_matches: int = 3,
-    min_precision: float = 0.8,
+    min_precision: float = 0.9,
     top: int = 10,
     exclude: Sequence[str] = (),
+    stop_words: str | None = "english",
+    max_jaccard: float = 0.5,
 ) -> list[KeywordSuggestion]:
     """Word n-grams whose gold rows mostly share one class, ranked by Wilson lower bound x matches.
 
     With ``L`` (the gold rows' votes), n-grams that only fire where LFs already
     vote rank lower: ``new_rows`` counts the uncovered rows an LF would add.
-    Overlapping n-grams ("check", "check out") are kept once, the best first.
+    Overlapping n-grams ("check", "check out") are kept once, the best first,
+    and so are n-grams that fire on mostly the same gold rows ("http", "www":
+    Jaccard above ``max_jaccard``): near-copies of one LF would be counted as
+    independent evidence by the label model.
     """
     y = np.asarray(y).astype(np.int64)
     keep = y >= 0
@@ -130,7 +135,8 @@ def suggest_keyword_lfs(
     if L is not None:
         L_gold, _ = _check_gold(L, np.where(keep, 0, -1))
         uncovered = (L_gold[keep] == ABSTAIN).all(axis=1)
-    vec = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, token_pattern=r"(?u)\b\w[\w']+\b")
+    vec = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, stop_words=stop_words,
+                          token_pattern=r"(?u)\b\w[\w']+\b")
     try:
         X = vec.fit_transform(texts).tocsc()
     except ValueError:  # no tokens at all
@@ -146,17 +152,40 @@ def suggest_keyword_lfs(
         for i in np.flatnonzero((matches >= min_matches) & (in_class / np.maximum(matches, 1) >= min_precision)):
             if vocab[i] in exclude:
                 continue
-            candidates.append(KeywordSuggestion(str(vocab[i]), int(c), float(in_class[i] / matches[i]), float(low[i]),
-                                                float(matches[i] / len(y)), int(matches[i]), int(new[i])))
-    candidates.sort(key=lambda s: (-(s.precision_low * (s.matches + s.new_rows)), -s.precision, s.ngram))
+            candidates.append((KeywordSuggestion(str(vocab[i]), int(c), float(in_class[i] / matches[i]), float(low[i]),
+                                                 float(matches[i] / len(y)), int(matches[i]), int(new[i])), i))
+    candidates.sort(key=lambda t: (-(t[0].precision_low * (t[0].matches + t[0].new_rows)), -t[0].precision, t[0].ngram))
     chosen: list[KeywordSuggestion] = []
-    for s in candidates:
-        if any(_overlaps(s.ngram, c.ngram) for c in chosen):
+    rows_of: list[set] = []
+    for s, col in candidates:
+        rows = set(X[:, col].indices.tolist())
+        if any(_overlaps(s.ngram, c.ngram) for c in chosen) or any(
+                len(rows & r) / len(rows | r) > max_jaccard for r in rows_of):
             continue
         chosen.append(s)
+        rows_of.append(rows)
         if len(chosen) == top:
             break
     return chosen
+
+
+def keyword_pattern(ngram: str) -> str:
+    """The regex an LF for ``ngram`` searches (case-insensitive): its words, any spacing between."""
+    return r"\b" + r"\s+".join(re.escape(w) for w in ngram.split()) + r"\b"
+
+
+def held_out_precision(suggestions: Sequence[KeywordSuggestion], texts: Sequence[str], y) -> pd.DataFrame:
+    """Each suggestion checked on labelled rows it was not found on (e.g. the dev split):
+    columns ngram, label, matches, precision (NaN without matches)."""
+    y = np.asarray(y).astype(np.int64)
+    rows = []
+    for s in suggestions:
+        pattern = re.compile(keyword_pattern(s.ngram), re.IGNORECASE)
+        hit = np.array([bool(pattern.search(str(t))) for t in texts], dtype=bool) & (y >= 0)
+        n = int(hit.sum())
+        rows.append({"ngram": s.ngram, "label": s.label, "matches": n,
+                     "precision": float((y[hit] == s.label).mean()) if n else float("nan")})
+    return pd.DataFrame(rows, columns=["ngram", "label", "matches", "precision"])
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -170,21 +199,25 @@ def _identifier(text: str) -> str:
     return name + "_" if keyword.iskeyword(name) else name
 
 
-def format_lf_code(suggestions: Sequence[KeywordSuggestion], classes: Sequence[str], *, header: bool = True) -> str:
-    """Python source of one Snorkel LF per suggestion, importable as a module."""
+def format_lf_code(
+    suggestions: Sequence[KeywordSuggestion], classes: Sequence[str], *, header: bool = True, taken: Sequence[str] = ()
+) -> str:
+    """Python source of one Snorkel LF per suggestion, importable as a module.
+
+    ``taken``: names already in use (the project's LFs), which new LFs avoid."""
     constants = {i: re.sub(r"\W+", "_", c).upper() or f"CLASS_{i}" for i, c in enumerate(classes)}
     lines = []
     if header:
         lines += ['"""Keyword LFs suggested from gold labels (labeling.refine.suggest_keyword_lfs)."""', "",
                   "import re", "", "from snorkel.labeling import labeling_function", "", "ABSTAIN = -1"]
         lines += [f"{constants[i]} = {i}" for i in range(len(classes))]
-    names: set[str] = set()
+    names: set[str] = set(taken)
     for s in suggestions:
         name = _identifier(s.ngram)
         while name in names:
             name += "_"
         names.add(name)
-        pattern = r"\b" + r"\s+".join(re.escape(w) for w in s.ngram.split()) + r"\b"
+        pattern = keyword_pattern(s.ngram)
         lines += [
             "", "",
             "@labeling_function()",
@@ -258,6 +291,14 @@ class RefineReport:
     lf_code: str
     label_errors: pd.DataFrame  # row, text, given, suggested, self_confidence
     n_gold: int
+    held_out: pd.DataFrame | None = None  # the suggestions checked on other labelled rows (dev)
+
+    def accepted(self, *, min_matches: int = 2, min_precision: float = 0.9) -> list[KeywordSuggestion]:
+        """Suggestions the held-out rows confirm (all of them when there are none)."""
+        if self.held_out is None:
+            return list(self.suggestions)
+        ok = (self.held_out["matches"] >= min_matches) & (self.held_out["precision"] >= min_precision)
+        return [s for s, keep in zip(self.suggestions, ok) if keep]
 
 
 def refine(
@@ -270,8 +311,14 @@ def refine(
     make_model: Callable[[], object] | None = None,
     random_state: int = 0,
     top: int = 10,
+    taken: Sequence[str] = (),
+    held_out: tuple[Sequence[str], Sequence[int]] | None = None,
 ) -> RefineReport:
-    """Every refinement view over the gold rows (``L`` = their votes)."""
+    """Every refinement view over the gold rows (``L`` = their votes).
+
+    ``held_out``: (texts, labels) of labelled rows that are not gold rows (the
+    dev split): suggestions found on gold are checked there, since n-grams
+    picked on a few dozen rows overfit them."""
     L, y = _check_gold(L, y)
     texts = [str(t) for t in texts]
     holes = uncovered_gold(L, y)
@@ -292,9 +339,10 @@ def refine(
         worst=wrong_examples(L, y, names, texts, top=5),
         uncovered=pd.DataFrame({"row": holes, "text": [texts[i] for i in holes], "label": y[holes]}),
         suggestions=suggestions,
-        lf_code=format_lf_code(suggestions, classes),
+        lf_code=format_lf_code(suggestions, classes, taken=taken),
         label_errors=errors,
         n_gold=int((y >= 0).sum()),
+        held_out=None if held_out is None else held_out_precision(suggestions, *held_out),
     )
 
 
@@ -319,6 +367,9 @@ def format_report(report: RefineReport, classes: Sequence[str], *, examples: int
     lines += ["", f"Likely label errors in gold (confident learning): {len(report.label_errors)}"]
     lines += [f"  row {r.row}: given {classes[r.given]}, model says {classes[r.suggested]} "
               f"(p(given) = {r.self_confidence:.2f}): {_short(r.text)}" for r in report.label_errors.head(examples).itertuples()]
+    if report.held_out is not None:
+        lines += ["", "Suggestions checked on held-out labelled rows (dev):",
+                  report.held_out.to_string(index=False, float_format=lambda v: f"{v:.2f}")]
     lines += ["", f"Suggested LFs ({len(report.suggestions)}), ready to paste:", "", report.lf_code]
     return "\n".join(lines)
 
@@ -328,6 +379,8 @@ __all__ = [
     "RefineReport",
     "format_lf_code",
     "format_report",
+    "held_out_precision",
+    "keyword_pattern",
     "lf_accuracy_table",
     "likely_label_errors",
     "out_of_sample_probs",

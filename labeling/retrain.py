@@ -111,6 +111,10 @@ def _fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev, class_balance
     )
 
 
+# The review job fits the same label model to score rows for review.
+fit_label_model = _fit_label_model
+
+
 def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str,
                     sample_weight=None) -> tuple[list[EvalRow], object]:
     """Train the end model on the label model's soft labels, and the human/oracle twins."""

@@ -162,7 +162,8 @@ def _resolve(answers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                          "label": int(top.index[0]), "n_annotators": len(group),
                          "agreement": float(counts.max() / len(group))})
     return (pd.DataFrame(gold, columns=GOLD_COLUMNS),
-            pd.DataFrame(disagree, columns=["task_key", "text", "row_id", "answers", "resolved"]))
+            # object dtype: an unresolved tie stays None instead of becoming NaN
+            pd.DataFrame(disagree, columns=["task_key", "text", "row_id", "answers", "resolved"], dtype=object))
 
 
 def review_gold(store_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

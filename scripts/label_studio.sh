@@ -44,8 +44,8 @@ start() {
             (umask 077
              printf 'LABEL_STUDIO_USERNAME=%s\nLABEL_STUDIO_PASSWORD=%s\nLABEL_STUDIO_USER_TOKEN=%s\n' \
                 "${LABEL_STUDIO_USERNAME:-reviewer@localhost.local}" \
-                "${LABEL_STUDIO_PASSWORD:-$(openssl rand -hex 16)}" \
-                "${LABEL_STUDIO_USER_TOKEN:-$(openssl rand -hex 20)}" > "$secrets")
+                "${LABEL_STUDIO_PASSWORD:-$(python3 -c "import secrets; print(secrets.token_hex(16))")}" \
+                "${LABEL_STUDIO_USER_TOKEN:-$(python3 -c "import secrets; print(secrets.token_hex(20))")}" > "$secrets")
         fi
         set -a; . "$secrets"; set +a
         LABEL_STUDIO_BASE_DATA_DIR=$DATA \
@@ -59,7 +59,7 @@ start() {
         echo $! > "$PIDFILE"
     fi
     local url=http://127.0.0.1:$PORT
-    for _ in $(seq 1 180); do
+    for _ in $(seq 1 300); do
         if curl -fsS "$url/health" >/dev/null 2>&1; then
             . "$STATE/credentials"
             echo "export LABEL_STUDIO_URL=$url"
@@ -71,7 +71,7 @@ start() {
         sleep 1
     done
     tail -n 40 "$LOG" >&2
-    echo "label_studio: not healthy after 180 s" >&2
+    echo "label_studio: not healthy after 300 s" >&2
     exit 1
 }
 

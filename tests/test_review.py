@@ -271,3 +271,15 @@ def test_html_in_a_text_arrives_as_plain_text(ls_env, small_project):
     root = ET.fromstring(project.label_config)
     assert {e.tag for e in root.iter()} <= {"View", "Header", "Text", "Choices", "Choice"}
     assert [t.get("value") for t in root.iter("Text")] == ["$text", "$lf_votes"]
+
+
+def test_server_refuses_sign_up_without_an_invite(ls_env):
+    url, key = ls_env
+    email = f"intruder-{secrets.token_hex(3)}@localhost.local"
+    with httpx.Client(base_url=url, timeout=60) as http:
+        http.get("/user/signup/")  # sets the CSRF cookie, so only the sign-up policy can refuse
+        refused = http.post("/user/signup/", headers={"Referer": f"{url}/user/signup/"}, data={
+            "email": email, "password": "S3cret-password!", "csrfmiddlewaretoken": http.cookies.get("csrftoken", "")})
+        users = http.get("/api/users/", headers={"Authorization": f"Token {key}"}).json()
+    assert refused.status_code == 403 and "CSRF" not in refused.text
+    assert email not in {u["email"] for u in users}

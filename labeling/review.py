@@ -199,15 +199,15 @@ def build_tasks(
     return tasks
 
 
+def choice_result(class_name: str) -> list[dict]:
+    """The ``result`` of an annotation or prediction that picks ``class_name``."""
+    return [{"from_name": LABEL_NAME, "to_name": TEXT_NAME, "type": "choices", "value": {"choices": [str(class_name)]}}]
+
+
 def prediction_payload(probs: Sequence[float], classes: Sequence[str], model_version: str) -> dict:
     """A pre-annotation: the most probable class, scored by its probability."""
     best = int(np.argmax(probs))
-    return {
-        "model_version": model_version,
-        "score": float(probs[best]),
-        "result": [{"from_name": LABEL_NAME, "to_name": TEXT_NAME, "type": "choices",
-                    "value": {"choices": [str(classes[best])]}}],
-    }
+    return {"model_version": model_version, "score": float(probs[best]), "result": choice_result(classes[best])}
 
 
 @dataclass(frozen=True)
@@ -329,15 +329,13 @@ class LabelStudioReview:
 
     def annotate(self, task_id: int, label: int) -> int:
         """Submit an annotation as a reviewer would (the simulated reviewer and tests use it)."""
-        result = [{"from_name": LABEL_NAME, "to_name": TEXT_NAME, "type": "choices",
-                   "value": {"choices": [self.classes[label]]}}]
-        ann = _sdk_call("create an annotation", self.client.annotations.create, task_id, result=result)
+        ann = _sdk_call("create an annotation", self.client.annotations.create, task_id,
+                        result=choice_result(self.classes[label]))
         return int(ann.id)
 
     def update_annotation(self, annotation_id: int, label: int) -> None:
-        result = [{"from_name": LABEL_NAME, "to_name": TEXT_NAME, "type": "choices",
-                   "value": {"choices": [self.classes[label]]}}]
-        _sdk_call("update an annotation", self.client.annotations.update, annotation_id, result=result)
+        _sdk_call("update an annotation", self.client.annotations.update, annotation_id,
+                  result=choice_result(self.classes[label]))
 
 
 __all__ = [
@@ -349,6 +347,7 @@ __all__ = [
     "ReviewItem",
     "annotation_label",
     "build_tasks",
+    "choice_result",
     "conflict_strength",
     "entropy",
     "format_votes",

@@ -21,6 +21,7 @@ from labeling.review import (
     ReviewItem,
     annotation_label,
     build_tasks,
+    choice_result,
     conflict_strength,
     entropy,
     labeling_config,
@@ -220,8 +221,7 @@ def test_annotator_disagreements_are_kept_and_reported(ls_env, small_project):
     other = review.client.users.create(email=f"second-{secrets.token_hex(3)}@localhost.local",
                                        username=f"second-{secrets.token_hex(3)}")
     review.annotate(int(task["id"]), 0)
-    review.client.annotations.create(int(task["id"]), completed_by=other.id, result=[
-        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["spam"]}}])
+    review.client.annotations.create(int(task["id"]), completed_by=other.id, result=choice_result("spam"))
     _, disagreements = pull_review(config, review)
     (row,) = disagreements.itertuples()
     assert row.task_key == key and sorted(row.answers.values()) == [0, 1] and row.resolved is None
@@ -283,3 +283,23 @@ def test_server_refuses_sign_up_without_an_invite(ls_env):
         users = http.get("/api/users/", headers={"Authorization": f"Token {key}"}).json()
     assert refused.status_code == 403 and "CSRF" not in refused.text
     assert email not in {u["email"] for u in users}
+
+
+def test_cli_push_pull_and_refine(ls_env, small_project, capsys):
+    from labeling.cli import main
+
+    config = load_config(small_project)
+    _log_served(config, ["a served comment, call 555 010 9999", "another one"])
+    assert main(["review", "push", "--config", str(small_project), "--source", "served", "--strategy",
+                 "low_confidence", "--n", "5", "--json"]) == 0
+    pushed = json.loads(capsys.readouterr().out)
+    assert (pushed["created"], pushed["source"], pushed["redacted"]) == (2, "served", True)
+    review = label_studio_from_env(config)
+    for task in review.existing_tasks().values():
+        review.annotate(int(task["id"]), 1)
+    assert main(["review", "pull", "--config", str(small_project), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["inserted"] == 2
+    assert main(["refine", "--config", str(small_project)]) == 0
+    out = capsys.readouterr().out
+    assert "Refinement from 2 gold rows" in out and "Suggested LFs" in out
+    assert main(["review", "push", "--config", str(small_project), "--strategy", "bogus"]) == 2

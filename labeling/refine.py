@@ -222,8 +222,8 @@ def format_lf_code(
             "", "",
             "@labeling_function()",
             f"def {name}(x):",
-            f'    """{s.ngram!r} -> {classes[s.label]}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), '
-            f'coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF)."""',
+            (f'    """{s.ngram!r} -> {classes[s.label]}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), '
+             f'coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF)."""'),
             f"    return {constants[s.label]} if re.search({pattern!r}, str(x.text), re.IGNORECASE) else ABSTAIN",
         ]
     return "\n".join(lines) + "\n"

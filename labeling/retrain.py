@@ -23,7 +23,6 @@ from .apply import apply_lfs
 from .config import ProjectConfig
 from .datasets import SPLIT_NAMES, Splits, load_dataset
 from .end_models import make_end_model
-from .gold import dev_with_gold, gold_class_balance, match_gold, read_only_gold, training_rows_with_gold
 from .evaluate import (
     EvalRow,
     classification_metrics,
@@ -32,6 +31,7 @@ from .evaluate import (
     majority_class,
     random_predictions,
 )
+from .gold import dev_with_gold, gold_class_balance, match_gold, read_only_gold, training_rows_with_gold
 from .label_models import MajorityVote, SnorkelLabelModel, probs_to_preds, select_label_model
 from .lfs import discover_lfs, lf_set_version, lf_version
 from .matrix import ABSTAIN, label_matrix_hash

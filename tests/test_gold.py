@@ -72,7 +72,7 @@ def test_all_gold_joins_feedback_and_reviews_win(store):
 
 
 def _splits():
-    frame = lambda ids, texts, labels: pd.DataFrame({"id": ids, "text": texts, "label": labels})  # noqa: E731
+    frame = lambda ids, texts, labels: pd.DataFrame({"id": ids, "text": texts, "label": labels})
     train = frame(["a", "b", "c", "d"], ["ta", "tb", "tc", "same"], [0, 1, 0, 1])
     return Splits(train=train, dev=train.iloc[[0]].reset_index(drop=True),
                   test=frame(["x", "y"], ["tx", "same"], [1, 0]), classes=("ham", "spam"), source="t")

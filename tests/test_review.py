@@ -217,7 +217,7 @@ def test_annotator_disagreements_are_kept_and_reported(ls_env, small_project):
     config = load_config(small_project)
     review = label_studio_from_env(config)
     push_review(config, review, strategy="random", n=2)
-    key, task = sorted(review.existing_tasks().items())[0]
+    key, task = min(review.existing_tasks().items())
     other = review.client.users.create(email=f"second-{secrets.token_hex(3)}@localhost.local",
                                        username=f"second-{secrets.token_hex(3)}")
     review.annotate(int(task["id"]), 0)

@@ -59,6 +59,11 @@ from .lfs import (
 from .matrix import ABSTAIN, check_label_matrix, label_matrix_hash
 from .retrain import RunResult, format_summary, run_retrain
 from .store import RunRecord, RunStore
+from .redact import RedactionSettings, redact_text, redact_texts
+from .review import LabelStudioReview, ReviewError, labeling_config, sample_scores, select_for_review
+from .gold import GoldStore, all_gold, review_gold
+from .refine import RefineReport, lf_accuracy_table, likely_label_errors, refine, suggest_keyword_lfs, wilson_interval
+from .review_job import pull_review, push_review, refine_from_gold
 
 __all__ = [
     "ABSTAIN",
@@ -128,4 +133,25 @@ __all__ = [
     "spacy_labeling_function",
     "split_random",
     "youtube_tutorial_split",
+    # review and refinement
+    "GoldStore",
+    "LabelStudioReview",
+    "RedactionSettings",
+    "RefineReport",
+    "ReviewError",
+    "all_gold",
+    "labeling_config",
+    "lf_accuracy_table",
+    "likely_label_errors",
+    "pull_review",
+    "push_review",
+    "redact_text",
+    "redact_texts",
+    "refine",
+    "refine_from_gold",
+    "review_gold",
+    "sample_scores",
+    "select_for_review",
+    "suggest_keyword_lfs",
+    "wilson_interval",
 ]

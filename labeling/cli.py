@@ -3,6 +3,8 @@
     python -m labeling retrain --config projects/youtube_spam/project.toml [--json]
     python -m labeling lfs --config ...        list LFs with their versions
     python -m labeling runs --config ...       list recorded runs
+    python -m labeling review push|pull ...    send rows to Label Studio / read answers back as gold
+    python -m labeling refine --config ...     LF accuracy on gold, suggested LFs, likely label errors
 """
 
 from __future__ import annotations
@@ -55,6 +57,45 @@ def _runs(args) -> int:
     return 0
 
 
+def _review(args) -> int:
+    from .review_job import label_studio_from_env, pull_review, push_review
+
+    config = load_config(args.config, args.set)
+    review = label_studio_from_env(config)
+    if args.action == "push":
+        summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
+        out = {"project_id": summary.result.project_id, "strategy": summary.strategy, "source": summary.source,
+               "selected": summary.selected, "created": summary.result.created, "skipped": summary.result.skipped,
+               "redacted": summary.redacted}
+        text = (f"pushed {out['created']} new tasks ({out['skipped']} already there) to Label Studio project "
+                f"{out['project_id']}; strategy {out['strategy']}, source {out['source']}, redacted {out['redacted']}")
+    else:
+        result, disagreements = pull_review(config, review)
+        out = {**result.__dict__, "disagreements": disagreements.to_dict(orient="records")}
+        text = (f"{result.stored} answers stored ({result.inserted} new, {result.updated} updated, {result.deleted} "
+                f"removed); {len(disagreements)} tasks where annotators disagree")
+        for row in disagreements.itertuples():
+            text += f"\n  {row.task_key}: {row.answers} -> {row.resolved if row.resolved is not None else 'unresolved'}"
+    print(json.dumps(out, indent=2, default=str) if args.json else text)
+    return 0
+
+
+def _refine(args) -> int:
+    from .refine import format_report
+    from .review_job import refine_from_gold
+
+    config = load_config(args.config, args.set)
+    report = refine_from_gold(config, top=args.top)
+    if args.json:
+        print(json.dumps({"n_gold": report.n_gold, "lfs": report.lf_table.reset_index().to_dict(orient="records"),
+                          "worst": report.worst, "uncovered": report.uncovered.to_dict(orient="records"),
+                          "suggestions": [s.__dict__ for s in report.suggestions], "lf_code": report.lf_code,
+                          "label_errors": report.label_errors.to_dict(orient="records")}, indent=2, default=str))
+    else:
+        print(format_report(report, config.classes))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labeling", description="Weak-supervision labeling pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     command("lfs", _lfs, "List the project's labeling functions and their versions.")
     command("runs", _runs, "List the runs recorded in the project's store.")
+    review = command("review", _review, "Push rows to Label Studio for review, or pull the answers in as gold labels.")
+    review.add_argument("action", choices=("push", "pull"))
+    review.add_argument("--strategy", default=None, help="push: entropy, margin, conflict, uncovered, low_confidence, "
+                        "disagreed or random (default: review.strategy)")
+    review.add_argument("--n", type=int, default=None, help="push: how many rows (default: review.n)")
+    review.add_argument("--source", choices=("dataset", "served"), default="dataset",
+                        help="push: the dataset's train rows or the served predictions")
+    refine_cmd = command("refine", _refine, "Refine from gold: LF accuracy, wrong votes, uncovered rows, "
+                         "suggested LFs, likely label errors.")
+    refine_cmd.add_argument("--top", type=int, default=10, help="how many LFs to suggest")
     return parser
 
 

@@ -20,6 +20,7 @@ SPLITS = ("youtube_tutorial", "random", "column")
 FORMATS = ("csv", "parquet", "jsonl")
 LABEL_MODEL_TYPES = ("snorkel", "majority_vote", "auto")
 END_MODEL_TYPES = ("sklearn", "torch")
+REDACT_MODES = ("all", "served", "none")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,17 @@ class EndModelConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    title: str = ""  # Label Studio project title; "" = the project's name
+    redact: str = "served"  # whose text is redacted before it leaves for annotators: all | served | none
+    redact_persons: bool = True  # person names too (spaCy NER, the lfs.spacy_model pipeline)
+    strategy: str = "entropy"  # default sampling strategy (labeling.review.STRATEGIES)
+    n: int = 50  # rows per push
+    use_gold: bool = True  # retrain reads gold labels (reviews + serving feedback) from the store
+    gold_weight: float = 1.0  # end-model sample weight of a gold row (a label-model row weighs 1)
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     name: str
     classes: tuple[str, ...]
@@ -83,6 +95,7 @@ class ProjectConfig:
     lfs: LFConfig = field(default_factory=LFConfig)
     label_model: LabelModelConfig = field(default_factory=LabelModelConfig)
     end_model: EndModelConfig = field(default_factory=EndModelConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     base_dir: str = "."  # the config file's folder; relative paths resolve against it
 
     def resolve(self, path: str) -> Path:
@@ -102,6 +115,7 @@ _SECTIONS = {
     "lfs": LFConfig,
     "label_model": LabelModelConfig,
     "end_model": EndModelConfig,
+    "review": ReviewConfig,
 }
 _CHOICES = {
     ("dataset", "split"): SPLITS,
@@ -110,6 +124,7 @@ _CHOICES = {
     ("label_model", "prefer"): ("", "snorkel", "majority_vote"),
     ("end_model", "type"): END_MODEL_TYPES,
     ("end_model", "analyzer"): ("char_wb", "word"),
+    ("review", "redact"): REDACT_MODES,
 }
 
 

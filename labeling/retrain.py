@@ -31,6 +31,7 @@ from .evaluate import (
     majority_class,
     random_predictions,
 )
+from .gold import dev_with_gold, gold_class_balance, match_gold, read_only_gold, training_rows_with_gold
 from .label_models import MajorityVote, SnorkelLabelModel, default_candidates, probs_to_preds, select_label_model
 from .lfs import discover_lfs, lf_set_version, lf_version
 from .matrix import ABSTAIN, label_matrix_hash
@@ -94,7 +95,7 @@ def _new_run_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def _fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev):
+def fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev, class_balance=None):
     """The configured label model, plus the dev scores behind an automatic choice."""
     lm = config.label_model
     k, seed = config.cardinality, config.seed
@@ -102,7 +103,8 @@ def _fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev):
     def configured(kind: str):
         if kind == "majority_vote":
             return MajorityVote(cardinality=k, random_state=seed)
-        return SnorkelLabelModel(cardinality=k, n_epochs=lm.n_epochs, lr=lm.lr, l2=lm.l2, random_state=seed)
+        return SnorkelLabelModel(cardinality=k, n_epochs=lm.n_epochs, lr=lm.lr, l2=lm.l2,
+                                 class_balance=class_balance, random_state=seed)
 
     if lm.type != "auto":
         return configured(lm.type).fit(L_train), {}
@@ -122,16 +124,18 @@ def _fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev):
     }
 
 
-def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str) -> tuple[list[EvalRow], object]:
+
+def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str,
+                    sample_weight=None) -> tuple[list[EvalRow], object]:
     """Train the end model on the label model's soft labels, and the human/oracle twins."""
     k, seed, classes = config.cardinality, config.seed, config.classes
     test_texts = splits.test["text"].tolist()
     n_train = len(splits.train)
 
-    def train(texts, y):
-        return make_end_model(config.end_model, k, seed).fit(texts, y)
+    def train(texts, y, weight=None):
+        return make_end_model(config.end_model, k, seed).fit(texts, y, sample_weight=weight)
 
-    end_model = train(texts_train, soft_labels)
+    end_model = train(texts_train, soft_labels, sample_weight)
     rows = [
         EvalRow("end model", "end_model", classification_metrics(y_test, end_model.predict(test_texts), classes),
                 len(texts_train), len(texts_train) / n_train, notes)
@@ -157,6 +161,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     k, seed, classes = config.cardinality, config.seed, config.classes
     with _timed(timings, "load"):
         splits = load_dataset(config)
+        # Gold labels from reviews and serving feedback; gold on test rows is set aside.
+        gold = match_gold(read_only_gold(config.resolve(config.store) if config.review.use_gold else None), splits)
     with _timed(timings, "discover_lfs"):
         lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
     with _timed(timings, "apply"):
@@ -168,6 +174,11 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     names = [lf.name for lf in lfs]
     L_train, L_dev, L_test = matrices["train"], matrices["dev"], matrices["test"]
     y_dev, y_test = splits.dev["label"].to_numpy(), splits.test["label"].to_numpy()
+    L_extra = (apply_lfs(lfs, gold.extra, cardinality=k, spacy_model=config.lfs.spacy_model).L if len(gold.extra)
+               else np.zeros((0, len(lfs)), dtype=np.int64))
+    # With gold, label-model selection and class balance read dev plus the gold rows.
+    L_sel, y_sel = dev_with_gold(gold, L_train, L_dev, y_dev, L_extra, splits.dev["id"], splits.train["id"])
+    balance = gold_class_balance(y_sel, k) if gold.n_rows else None
 
     lf_table = pd.concat(
         {
@@ -179,7 +190,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     )
 
     with _timed(timings, "label_model"):
-        label_model, selection = _fit_label_model(config, L_train, L_dev, y_dev)
+        label_model, selection = fit_label_model(config, L_train, L_sel, y_sel, balance)
         majority = MajorityVote(cardinality=k, random_state=seed).fit(L_train)
         probs_train = label_model.predict_proba(L_train)
     covered = (L_train != ABSTAIN).any(axis=1)
@@ -204,10 +215,13 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
                 int(covered.sum()), float(covered.mean()), uncovered_note),
     ]
     with _timed(timings, "end_model"):
-        texts_train = splits.train["text"][covered].tolist()
+        texts_train, targets, weights = training_rows_with_gold(
+            gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
+        gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
         end_rows, end_model = _end_model_rows(
-            config, splits, texts_train, probs_train[covered], y_test,
-            notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on",
+            config, splits, texts_train, targets, y_test,
+            notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on{gold_note}",
+            sample_weight=weights,
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
@@ -215,7 +229,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     run_id = _new_run_id()
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
     lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": selection}
-    em_info = {"type": config.end_model.type, "params": end_model.get_params()}
+    em_info = {"type": config.end_model.type, "params": end_model.get_params(), "gold": gold.summary()}
     lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs)
     result_kwargs = dict(
         run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),

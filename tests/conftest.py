@@ -50,3 +50,49 @@ def write_project(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "project.toml"
     path.write_text(body, encoding="utf-8")
     return path
+
+
+LABEL_STUDIO_SCRIPT = REPO / "scripts" / "label_studio.sh"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """``(url, api_key)`` of a real Label Studio server.
+
+    CI starts one (``.ci/run``) and exports LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY;
+    locally this starts one with ``scripts/label_studio.sh`` (state in a temp
+    folder, a free port) when its venv exists. Without either it skips, except
+    in CI (``$CI`` set), where a missing server is a failure.
+    """
+    import subprocess
+
+    url, key = os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY")
+    if url and key:
+        yield url, key
+        return
+    if not (REPO / ".venv-labelstudio" / "bin" / "label-studio").exists():
+        reason = "Label Studio is not installed (scripts/label_studio.sh install) and LABEL_STUDIO_URL is not set"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    env = {**os.environ, "LABEL_STUDIO_STATE_DIR": str(tmp_path_factory.mktemp("label-studio")),
+           "LABEL_STUDIO_PORT": str(_free_port())}
+    env.pop("LABEL_STUDIO_BASE_DATA_DIR", None)
+    started = subprocess.run(["bash", str(LABEL_STUDIO_SCRIPT), "start"], env=env, capture_output=True, text=True,
+                             timeout=400)
+    if started.returncode != 0:
+        pytest.fail(f"Label Studio did not start:\n{started.stderr[-3000:]}")
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines()
+                   if line.startswith("export "))
+    try:
+        yield exports["LABEL_STUDIO_URL"], exports["LABEL_STUDIO_API_KEY"]
+    finally:
+        subprocess.run(["bash", str(LABEL_STUDIO_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)

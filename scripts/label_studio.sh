@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A local Label Studio server for review: its own venv (label-studio pins
+# versions our .venv must not get), bound to 127.0.0.1, sign-up off, SSRF
+# protection on, no telemetry.
+#
+#   scripts/label_studio.sh install     create .venv-labelstudio with label-studio
+#   scripts/label_studio.sh start       start it; prints "export" lines for the client
+#   scripts/label_studio.sh stop        stop the server started by `start` (by its PID)
+#
+# Settings (environment): LABEL_STUDIO_PORT (default 8089), LABEL_STUDIO_BASE_DATA_DIR
+# (default .label-studio/data, git-ignored), LABEL_STUDIO_USERNAME/PASSWORD/USER_TOKEN
+# (generated at random when unset; the token is written to the data dir, mode 600,
+# never to the repository).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LS_VERSION=1.23.2
+VENV=${LABEL_STUDIO_VENV:-.venv-labelstudio}
+PORT=${LABEL_STUDIO_PORT:-8089}
+STATE=${LABEL_STUDIO_STATE_DIR:-.label-studio}
+DATA=${LABEL_STUDIO_BASE_DATA_DIR:-$STATE/data}
+PIDFILE=$STATE/server.pid
+LOG=$STATE/server.log
+
+install() {
+    local python=${PYTHON:-python3.11}
+    command -v "$python" >/dev/null || python=python3
+    [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
+    if ! "$VENV/bin/python" -c "import label_studio, sys; sys.exit(label_studio.__version__ != '$LS_VERSION')" 2>/dev/null; then
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        "$VENV/bin/python" -m pip install --quiet "label-studio==$LS_VERSION"
+    fi
+    echo "label_studio: $VENV ready (label-studio $LS_VERSION)" >&2
+}
+
+start() {
+    [ -x "$VENV/bin/label-studio" ] || { echo "label_studio: run '$0 install' first" >&2; exit 1; }
+    mkdir -p "$STATE" "$DATA"
+    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+        echo "label_studio: already running (pid $(cat "$PIDFILE"))" >&2
+    else
+        local secrets=$STATE/credentials
+        if [ ! -f "$secrets" ]; then
+            # The admin user and its token are created at the first start only.
+            (umask 077
+             printf 'LABEL_STUDIO_USERNAME=%s\nLABEL_STUDIO_PASSWORD=%s\nLABEL_STUDIO_USER_TOKEN=%s\n' \
+                "${LABEL_STUDIO_USERNAME:-reviewer@localhost.local}" \
+                "${LABEL_STUDIO_PASSWORD:-$(python3 -c "import secrets; print(secrets.token_hex(16))")}" \
+                "${LABEL_STUDIO_USER_TOKEN:-$(python3 -c "import secrets; print(secrets.token_hex(20))")}" > "$secrets")
+        fi
+        set -a; . "$secrets"; set +a
+        LABEL_STUDIO_BASE_DATA_DIR=$DATA \
+        LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
+        LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
+        SSRF_PROTECTION_ENABLED=true \
+        SENTRY_DSN= FRONTEND_SENTRY_DSN= LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false \
+        DJANGO_DB=sqlite \
+            nohup "$VENV/bin/label-studio" start --internal-host 127.0.0.1 --port "$PORT" --no-browser \
+            > "$LOG" 2>&1 < /dev/null &
+        echo $! > "$PIDFILE"
+    fi
+    local url=http://127.0.0.1:$PORT
+    for _ in $(seq 1 300); do
+        if curl -fsS "$url/health" >/dev/null 2>&1; then
+            . "$STATE/credentials"
+            echo "export LABEL_STUDIO_URL=$url"
+            echo "export LABEL_STUDIO_API_KEY=$LABEL_STUDIO_USER_TOKEN"
+            echo "label_studio: up at $url (log $LOG)" >&2
+            return 0
+        fi
+        kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -n 40 "$LOG" >&2; echo "label_studio: server exited" >&2; exit 1; }
+        sleep 1
+    done
+    tail -n 40 "$LOG" >&2
+    echo "label_studio: not healthy after 300 s" >&2
+    exit 1
+}
+
+stop() {
+    [ -f "$PIDFILE" ] || return 0
+    local pid
+    pid=$(cat "$PIDFILE")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid"
+        for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    fi
+    rm -f "$PIDFILE"
+    echo "label_studio: stopped" >&2
+}
+
+case "${1:-}" in
+    install) install ;;
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 {install|start|stop}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,139 @@
+"""Refinement from gold: LF accuracy with intervals, suggested LFs, likely label errors."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from labeling.apply import apply_lfs
+from labeling.end_models import SklearnTextClassifier
+from labeling.lfs import labeling_function
+from labeling.refine import (
+    format_lf_code,
+    format_report,
+    held_out_precision,
+    lf_accuracy_table,
+    likely_label_errors,
+    out_of_sample_probs,
+    refine,
+    suggest_keyword_lfs,
+    uncovered_gold,
+    wilson_interval,
+    wrong_examples,
+)
+
+HAM, SPAM = 0, 1
+
+
+def test_wilson_interval_matches_published_values():
+    # Wilson (1927) / Newcombe (1998) example: 81 of 263, 95% -> 0.2553 .. 0.3662
+    low, high = wilson_interval(81, 263)
+    assert float(low) == pytest.approx(0.2553, abs=1e-4) and float(high) == pytest.approx(0.3662, abs=1e-4)
+    low, high = wilson_interval([0, 5], [0, 5])
+    assert np.isnan(low[0]) and high[1] == pytest.approx(1.0) and low[1] == pytest.approx(0.5655, abs=1e-4)
+
+
+@given(st.integers(0, 200), st.integers(1, 200))
+def test_wilson_interval_contains_the_estimate(k, n):
+    k = min(k, n)
+    low, high = wilson_interval(k, n)
+    assert 0 <= low <= k / n + 1e-12 and k / n - 1e-12 <= high <= 1
+
+
+L = np.array([[1, -1], [1, 0], [0, -1], [-1, -1], [1, 1]])
+Y = np.array([1, 0, 0, 1, 1])
+TEXTS = ["buy now", "nice song", "love it", "visit my site", "buy my album"]
+
+
+def test_lf_accuracy_table_and_wrong_examples():
+    table = lf_accuracy_table(L, Y, ["a", "b"])
+    assert table.loc["a", ["votes", "correct", "wrong"]].tolist() == [4, 3, 1]
+    assert table.loc["a", "accuracy"] == pytest.approx(0.75)
+    assert table.loc["a", "ci_low"] < 0.75 < table.loc["a", "ci_high"]
+    assert table.loc["b", "wrong"] == 0
+    (worst,) = wrong_examples(L, Y, ["a", "b"], TEXTS)
+    assert worst["lf"] == "a" and worst["examples"] == [{"row": 1, "text": "nice song", "vote": 1, "gold": 0}]
+    assert list(uncovered_gold(L, Y)) == [3]
+
+
+GOLD_TEXTS = ["check out my channel", "check out my videos", "subscribe to my channel", "check out my page",
+              "love this song", "this song is great", "great song", "what a song", "my channel please",
+              "the video is old"]
+GOLD_Y = np.array([SPAM, SPAM, SPAM, SPAM, HAM, HAM, HAM, HAM, SPAM, HAM])
+
+
+def test_keyword_suggestions_are_precise_and_not_redundant():
+    found = suggest_keyword_lfs(GOLD_TEXTS, GOLD_Y, min_matches=3, min_precision=0.9, stop_words=None)
+    by_gram = {s.ngram: s for s in found}
+    assert by_gram["song"].label == HAM and by_gram["song"].precision == 1.0
+    assert by_gram["song"].matches == 4 and by_gram["song"].coverage == pytest.approx(0.4)
+    assert any(s.label == SPAM for s in found)
+    assert "check out" not in by_gram or "check" not in by_gram  # overlapping n-grams kept once
+    # with LF votes, rows already covered count as not new
+    L_gold = np.full((len(GOLD_Y), 1), -1)
+    L_gold[4:8, 0] = HAM
+    assert {s.ngram: s for s in suggest_keyword_lfs(GOLD_TEXTS, GOLD_Y, L=L_gold, stop_words=None,
+                                                    min_matches=3)}["song"].new_rows == 0
+
+
+def test_suggested_lf_code_is_importable_and_votes_like_the_suggestion():
+    found = suggest_keyword_lfs(GOLD_TEXTS, GOLD_Y, min_matches=3, stop_words=None)
+    code = format_lf_code(found, ("ham", "spam"), taken=["keyword_song"])
+    module = types.ModuleType("suggested")
+    exec(compile(code, "suggested.py", "exec"), module.__dict__)  # noqa: S102 - our own generated code
+    lfs = [v for v in vars(module).values() if type(v).__name__ == "LabelingFunction"]
+    assert len(lfs) == len(found) and "keyword_song" not in {lf.name for lf in lfs}
+    Lg = apply_lfs(lfs, pd.DataFrame({"text": GOLD_TEXTS}), cardinality=2).L
+    for j, s in enumerate(found):
+        voted = Lg[:, j] != -1
+        assert voted.sum() == s.matches and (GOLD_Y[voted] == s.label).mean() == pytest.approx(s.precision)
+    check = held_out_precision(found, ["SONG!", "my song channel", "nothing"], [HAM, SPAM, HAM])
+    song = check[check["ngram"] == "song"].iloc[0]
+    assert (song["matches"], song["precision"]) == (2, 0.5)
+
+
+def _noisy_corpus(seed=0, n=120, flips=6):
+    rng = np.random.default_rng(seed)
+    spam = ["subscribe to my channel", "check out my video", "free gift cards here", "visit my website now"]
+    ham = ["love this song", "great video", "the beat is amazing", "she sings so well"]
+    y = rng.integers(0, 2, n)
+    texts = [f"{(spam if c else ham)[rng.integers(0, 4)]} {rng.integers(0, 1000)}" for c in y]
+    flipped = rng.choice(n, flips, replace=False)
+    given_y = y.copy()
+    given_y[flipped] = 1 - given_y[flipped]
+    return texts, given_y, flipped
+
+
+def test_confident_learning_finds_flipped_labels():
+    texts, y, flipped = _noisy_corpus()
+    probs = out_of_sample_probs(texts, y, lambda: SklearnTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=2),
+                                random_state=0)
+    errors = likely_label_errors(y, probs)
+    found = set(errors["row"])
+    assert len(found & set(flipped)) >= 5 and len(found - set(flipped)) <= 2
+    assert (errors["given"] != errors["suggested"]).all()
+    assert errors["self_confidence"].is_monotonic_increasing
+
+
+def test_refine_report_end_to_end():
+    @labeling_function()
+    def lf_my(x):
+        return SPAM if "my" in x.text else -1
+
+    texts, y, flipped = _noisy_corpus(seed=1, n=60, flips=3)
+    Lg = apply_lfs([lf_my], pd.DataFrame({"text": texts}), cardinality=2).L
+    report = refine(Lg, y, texts, ["lf_my"], ("ham", "spam"), random_state=0,
+                    make_model=lambda: SklearnTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=1),
+                    held_out=(["love it", "my channel"], [HAM, SPAM]))
+    assert report.n_gold == 60 and report.lf_table.loc["lf_my", "votes"] == int((Lg[:, 0] == SPAM).sum())
+    assert len(report.uncovered) == int((Lg[:, 0] == -1).sum())
+    assert report.suggestions and "@labeling_function()" in report.lf_code
+    assert set(report.label_errors["row"]) & set(flipped)
+    assert len(report.held_out) == len(report.suggestions)
+    text = format_report(report, ("ham", "spam"))
+    assert "Wilson" in text and "Suggested LFs" in text and "Likely label errors" in text

@@ -27,7 +27,9 @@ install() {
     [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
     if ! "$VENV/bin/python" -c "import label_studio, sys; sys.exit(label_studio.__version__ != '$LS_VERSION')" 2>/dev/null; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet "label-studio==$LS_VERSION"
+        # Its own pinned set (pip freeze of a working install): label-studio's ranges alone would
+        # resolve to whatever is newest on the day.
+        "$VENV/bin/python" -m pip install --quiet -c constraints-labelstudio.txt "label-studio==$LS_VERSION"
     fi
     echo "label_studio: $VENV ready (label-studio $LS_VERSION)" >&2
 }

@@ -102,7 +102,9 @@ def test_gold_on_test_rows_is_never_used_for_training():
 
 
 def test_retrain_learns_from_gold_but_never_from_test_rows(youtube_config_path, youtube_splits, tmp_path):
-    overrides = ["lfs.modules=['labeling_functions.youtube_spam_weak']", f"project.store='{tmp_path / 's.db'}'",
+    # Snorkel's model, not selection: its class balance is the one gold labels set
+    overrides = ["lfs.modules=['labeling_functions.youtube_spam_weak']", "label_model.type='snorkel'",
+                 f"project.store='{tmp_path / 's.db'}'",
                  f"project.artifacts='{tmp_path / 'a'}'"]
     config = load_config(youtube_config_path, overrides)
     train, test = youtube_splits.train.iloc[:40], youtube_splits.test.iloc[:5]

@@ -331,3 +331,43 @@ def raise_on_errors(report: VerificationReport) -> VerificationReport:
         more = f"; {len(report.errors) - 1} more error(s)" if len(report.errors) > 1 else ""
         raise VerificationError(f"{report.source}: {first.code}{where}: {first.message}{example}{more}", report)
     return report
+
+
+def unknown_label_names(values: pd.Series, classes: Sequence[str]) -> dict[str, int]:
+    """Raw gold-label values that are neither a class name nor a class index, with counts."""
+    known = set(classes) | {str(i) for i in range(len(classes))}
+    present = values.dropna().map(lambda v: str(v).strip())
+    present = present[present != ""]
+    counts = present[~present.isin(known) & ~present.map(lambda v: _as_index(v, len(classes)))].value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _as_index(value: str, k: int) -> bool:
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return number.is_integer() and 0 <= number < k
+
+
+def verify_dataset(config) -> VerificationReport:
+    """The ``verify`` command: check the project's dataset as loaded for a run.
+
+    A file's raw label column is checked first, so every label name missing
+    from the config is listed (loading stops at the first one).
+    """
+    from .datasets import load_dataset, read_table
+
+    ds = config.dataset
+    if ds.source == "file" and ds.label_field and ds.path:
+        path = config.resolve(ds.path)
+        raw = read_table(path, format=ds.format)
+        if ds.label_field in raw.columns:
+            unknown = unknown_label_names(raw[ds.label_field], config.classes)
+            if unknown:
+                listing = ", ".join(f"{name!r} ({n} rows)" for name, n in unknown.items())
+                finding = _finding("unknown_labels", "error",
+                                   f"label(s) not among the project's classes {list(config.classes)}: {listing}",
+                                   count=sum(unknown.values()), examples=list(unknown))
+                return VerificationReport(str(path), "", {"raw": len(raw)}, {}, (finding,))
+    return verify_splits(load_dataset(config), config.verify)

@@ -50,3 +50,25 @@ def write_project(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "project.toml"
     path.write_text(body, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def recorded_youtube_run(youtube_config_path, tmp_path_factory):
+    """One recorded run of the example project (store and artifacts in a tmp folder),
+    shared read-only: tests that change aliases or log predictions use ``copy_store``."""
+    from labeling import load_config, run_retrain
+
+    tmp = tmp_path_factory.mktemp("recorded_youtube")
+    config = load_config(youtube_config_path, [f'project.store="{tmp / "store.db"}"',
+                                               f'project.artifacts="{tmp / "artifacts"}"'])
+    return config, run_retrain(config)
+
+
+def copy_store(source: Path, target: Path) -> Path:
+    """A consistent copy of a SQLite store (WAL included), via SQLite's backup API."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(str(source)) as src, sqlite3.connect(str(target)) as dst:
+        src.backup(dst)
+    return target

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import load_end_model
+from .artifacts import load_end_model, read_manifest
 from .config import ProjectConfig
 from .errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
@@ -144,8 +144,8 @@ class Registry:
     def rollback(self, alias: str = CHAMPION) -> tuple[str, str]:
         """Point ``alias`` at its previous version: ``(from run, to run)``.
 
-        The target's end model is checked (checksums) first, so a rollback never
-        points servers at a model they cannot load.
+        The target's end model files are checked against their checksums first,
+        so a rollback never points servers at a model they cannot load.
         """
         stack = self.versions(alias)
         current = self.get(alias)
@@ -153,7 +153,7 @@ class Registry:
             raise StoreError(f"alias {alias!r} has no previous version to roll back to (history: {stack})")
         target = stack[-2]
         try:
-            load_end_model(end_model_path(self._db(), target))
+            read_manifest(end_model_path(self._db(), target))
         except ArtifactError as exc:
             raise StoreError(f"cannot roll {alias!r} back to {target!r}: {exc}") from exc
         with self.log.transaction() as conn:

@@ -260,7 +260,7 @@ def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, la
         "test_predictions": {"ids": test["id"].astype(str).tolist(), "y": y_test.tolist(),
                              "end_model": end_probs.round(6).tolist(), "label_model": lm_probs.round(6).tolist()},
         "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
-        "monitor_reference": reference_profile(L_train, names, splits.train["text"].tolist(),
+        "monitor_reference": reference_profile(L_train, L_test, names, splits.train["text"].tolist(),
                                                test["text"].tolist(), end_probs, config.classes),
     }
 

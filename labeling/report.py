@@ -99,9 +99,9 @@ def plot_lf_coverage_accuracy(lf_rows: Sequence[dict]) -> str:
     fig, ax = _figure(6.5, 0.25 * len(lf_rows) + 1.2)
     names = [r["lf"] for r in lf_rows]
     y = np.arange(len(names))
-    ax.barh(y - 0.2, [r["coverage"] for r in lf_rows], height=0.4, label="coverage (train)", color="#4c78a8")
-    ax.barh(y + 0.2, [0 if r["accuracy"] is None else r["accuracy"] for r in lf_rows], height=0.4,
-            label="accuracy (dev)", color="#f58518")
+    # A missing value (no dev votes, an LF without stats) is drawn as an empty bar.
+    ax.barh(y - 0.2, [r["coverage"] or 0.0 for r in lf_rows], height=0.4, label="coverage (train)", color="#4c78a8")
+    ax.barh(y + 0.2, [r["accuracy"] or 0.0 for r in lf_rows], height=0.4, label="accuracy (dev)", color="#f58518")
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)

@@ -200,7 +200,8 @@ def _lineage_section(run: dict, history_row: dict | None) -> str:
         rows.append(("changed since previous run", ", ".join(history_row["changes"]) or "nothing"))
         if history_row.get("promotion"):
             p = history_row["promotion"]
-            rows.append(("promotion gate", ("promoted: " if p["promoted"] else "not promoted: ") + p["reason"]))
+            verdict = "promoted" if p["promoted"] else "passes, not promoted" if p["passed"] else "not promoted"
+            rows.append(("promotion gate", f"{verdict}: {p['reason']}"))
     return _table(("what", "value"), rows, left=2)
 
 

@@ -16,8 +16,8 @@ from labeling.monitor import check_drift, compare, oov_share, served_profile
 
 from .conftest import copy_store
 
-N_SHIFTED = 150
-N_UNSHIFTED = 300
+N_SHIFTED = 100
+N_UNSHIFTED = 250
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,14 @@ def test_too_little_traffic_gives_no_verdict_and_hashed_texts_skip_oov():
 def test_oov_share_counts_tokens():
     assert oov_share(["check out THIS", "song"], {"check", "out", "song"}) == pytest.approx(0.25)
     assert np.isnan(oov_share(["!!!"], {"a"}))
+
+
+def test_the_run_report_shows_the_drift(served):
+    from labeling.report import write_report
+
+    config, result, store, _ = served
+    path = write_report(store, result.run_id, monitor_settings=dataclasses.replace(config.monitor, window=N_SHIFTED))
+    html = path.read_text(encoding="utf-8")
+    drift = html[html.index('<section id="drift">'):html.index('<section id="verification">')]
+    assert f"{N_SHIFTED} served predictions" in drift and "retrain recommended" in drift
+    assert "predicted-class Jensen-Shannon" in drift

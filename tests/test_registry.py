@@ -59,6 +59,7 @@ def test_a_worse_candidate_is_refused_and_the_run_says_why(two_runs):
         assert registry.get(CHAMPION) == good.run_id
 
 
+@pytest.mark.slow  # the margin rule itself is covered by test_gate_rule; this is the command path
 def test_the_margin_lets_a_slightly_worse_candidate_through(two_runs):
     config, good, weak, store, overrides = two_runs
     gap = good.metric("end model") - weak.metric("end model")

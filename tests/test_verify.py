@@ -183,3 +183,14 @@ def test_near_duplicate_pairs_are_confirmed_by_exact_jaccard(texts, threshold):
     for i, j, score in pairs:
         assert i < j and score >= threshold - 1e-4
         assert abs(jaccard(shingles(texts[i]), shingles(texts[j])) - score) < 1e-4
+
+
+def test_verify_command_prints_the_youtube_report(youtube_config_path, capsys):
+    import json
+
+    from labeling.cli import main
+
+    assert main(["verify", "--config", str(youtube_config_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {f["code"] for f in report["findings"]} >= {"train_test_leakage", "exact_duplicates"}
+    assert report["rows"] == {"train": 1586, "dev": 100, "test": 370}

@@ -85,8 +85,8 @@ class MonitorConfig:
 
     window: int = 1000  # the latest N predictions of the served model
     min_predictions: int = 50  # fewer served predictions: no verdict
-    lf_coverage_drift: float = 0.15  # |served - train| coverage of one LF
-    lf_conflict_drift: float = 0.15  # |served - train| conflict rate of one LF
+    lf_coverage_drift: float = 0.15  # |served - held-out reference| coverage of one LF
+    lf_conflict_drift: float = 0.15  # |served - held-out reference| conflict rate of one LF
     class_js: float = 0.1  # Jensen-Shannon distance (base 2) of predicted-class distributions
     oov_increase: float = 0.15  # served out-of-vocabulary token share minus the held-out reference share
     confidence_drop: float = 0.1  # reference mean confidence minus served mean confidence

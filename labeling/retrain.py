@@ -35,6 +35,7 @@ from .label_models import MajorityVote, SnorkelLabelModel, probs_to_preds, selec
 from .lfs import discover_lfs, lf_set_version, lf_version
 from .matrix import ABSTAIN, label_matrix_hash
 from .monitor import reference_profile
+from .registry import CANDIDATE, Registry, decide
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore
 from .verify import raise_on_errors, verify_splits
@@ -236,8 +237,6 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
             raise
     with _timed(timings, "promotion_gate"):
         # The new run becomes the candidate; the gate says whether it may be champion.
-        from .registry import CANDIDATE, Registry, decide
-
         with Registry(store_path) as registry:
             registry.set(CANDIDATE, run_id)
         promotion = decide(config, store_path, run_id, splits.test["text"].tolist(), y_test,
@@ -299,11 +298,12 @@ def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, ev
         for r in eval_rows
     )
     return RunRecord(
-        documents=result["documents"], id=result["run_id"], created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(), project=config.name,
+        id=result["run_id"], created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(), project=config.name,
         seed=config.seed, config=config.to_dict(), dataset_version=result["dataset_version"],
         dataset_source=splits.source, split_sizes=result["split_sizes"], lf_set_version=result["lf_set_version"],
         lfs=result["lfs"], matrix_hashes=result["matrix_hashes"], label_model=result["label_model"],
         end_model=result["end_model"], metrics=metrics, lf_stats=tuple(stats), artifacts=saved,
+        documents=result["documents"],
     )
 
 

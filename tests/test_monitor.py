@@ -55,6 +55,7 @@ def test_unshifted_held_out_youtube_traffic_is_not_flagged(served):
     report = checks["unshifted"]
     assert report.n_predictions == N_UNSHIFTED
     assert not report.retrain, report.format()
+    print(report.format())
     values = {c.name: c.value for c in report.checks}
     assert 0 < values["predicted-class Jensen-Shannon"] < 0.05
     assert max(v for name, v in values.items() if name.startswith("LF ")) < 0.1

@@ -156,11 +156,11 @@ class Registry:
             read_manifest(end_model_path(self._db(), target))
         except ArtifactError as exc:
             raise StoreError(f"cannot roll {alias!r} back to {target!r}: {exc}") from exc
+        self.log.set_alias(target, alias)  # the server's own alias write; the trigger logs the move
         with self.log.transaction() as conn:
-            conn.execute("INSERT INTO model_aliases VALUES (?, ?, ?) ON CONFLICT(alias) DO UPDATE SET"
-                         " run_id = excluded.run_id, updated_at = excluded.updated_at", [alias, target, utc_now()])
-            conn.execute("UPDATE model_alias_history SET action = 'rollback' WHERE seq ="
-                         " (SELECT max(seq) FROM model_alias_history WHERE alias = ?)", [alias])
+            conn.execute("UPDATE model_alias_history SET action = 'rollback' WHERE seq = (SELECT max(seq) FROM"
+                         " model_alias_history WHERE alias = ? AND run_id = ? AND previous_run_id = ?)",
+                         [alias, target, current])
         return current, target
 
     def record_decision(self, decision: GateDecision) -> None:

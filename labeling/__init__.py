@@ -4,6 +4,8 @@ The data flow, one module per stage:
 
     datasets -> lfs -> apply -> analysis -> label_models -> end_models
              -> evaluate -> artifacts + store   (retrain wires them; cli is the shell)
+    verify (at ingestion), slices, registry (aliases, gate, rollback), lineage
+    (history, reproduce), monitor (served traffic vs training data), report (HTML)
 """
 
 from .analysis import conflicts, coverage, empirical_accuracy, lf_summary, matrix_summary, overlaps, polarity
@@ -22,6 +24,7 @@ from .datasets import (
     split_random,
     youtube_tutorial_split,
 )
+from .config import config_from_record
 from .end_models import SklearnTextClassifier, TorchTextClassifier, make_end_model
 from .errors import (
     ArtifactError,
@@ -33,8 +36,11 @@ from .errors import (
     LabelMatrixError,
     LFApplicationError,
     LFDiscoveryError,
+    MonitorError,
     NotFittedError,
+    PromotionRefused,
     StoreError,
+    VerificationError,
 )
 from .evaluate import EvalRow, classification_metrics, evaluation_table
 from .label_models import (
@@ -56,7 +62,13 @@ from .lfs import (
     resolve_spacy_model,
     spacy_labeling_function,
 )
+from .lineage import Reproduction, history, reproduce
 from .matrix import ABSTAIN, check_label_matrix, label_matrix_hash
+from .monitor import DriftCheck, MonitorReport, check_drift, reference_profile, served_profile
+from .registry import CANDIDATE, CHAMPION, GateDecision, Registry, gate, promote_run
+from .report import render_report, write_report
+from .slices import discover_slices, slice_masks, slice_metrics, slicing_function
+from .verify import Finding, VerificationReport, raise_on_errors, verify_dataset, verify_splits
 from .retrain import RunResult, format_summary, run_retrain
 from .store import RunRecord, RunStore
 from .redact import RedactionSettings, redact_text, redact_texts
@@ -67,6 +79,35 @@ from .review_job import pull_review, push_review, refine_from_gold
 
 __all__ = [
     "ABSTAIN",
+    "CANDIDATE",
+    "CHAMPION",
+    "DriftCheck",
+    "Finding",
+    "GateDecision",
+    "MonitorError",
+    "MonitorReport",
+    "PromotionRefused",
+    "Registry",
+    "Reproduction",
+    "VerificationError",
+    "VerificationReport",
+    "check_drift",
+    "config_from_record",
+    "discover_slices",
+    "gate",
+    "history",
+    "promote_run",
+    "raise_on_errors",
+    "reference_profile",
+    "render_report",
+    "reproduce",
+    "served_profile",
+    "slice_masks",
+    "slice_metrics",
+    "slicing_function",
+    "verify_dataset",
+    "verify_splits",
+    "write_report",
     "DATA_DIR_ENV",
     "ApplyResult",
     "ArtifactError",

@@ -5,6 +5,8 @@
     python -m labeling runs --config ...       list recorded runs
     python -m labeling review push|pull ...    send rows to Label Studio / read answers back as gold
     python -m labeling refine --config ...     LF accuracy on gold, suggested LFs, likely label errors
+    python -m labeling history | reproduce RUN_ID | promote [RUN_ID] | rollback
+    python -m labeling verify | monitor | report [RUN_ID] | export-onnx RUN_ID OUT
 """
 
 from __future__ import annotations
@@ -96,6 +98,98 @@ def _refine(args) -> int:
     return 0
 
 
+def _store(config):
+    return config.resolve(config.store)
+
+
+def _print(args, payload, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def _history(args) -> int:
+    from .lineage import format_history, history
+
+    rows = history(_store(load_config(args.config, args.set)))
+    _print(args, rows, format_history(rows))
+    return 0
+
+
+def _reproduce(args) -> int:
+    from pathlib import Path
+
+    from .lineage import reproduce
+
+    config = load_config(args.config, args.set)
+    result = reproduce(_store(config), args.run_id, base_dir=Path(args.config).parent)
+    _print(args, result.to_dict(), result.format())
+    return 0 if result.matches else 1
+
+
+def _promote(args) -> int:
+    from .errors import PromotionRefused
+    from .registry import promote_run
+
+    config = load_config(args.config, args.set)
+    try:
+        decision = promote_run(config, _store(config), args.run_id, force=args.force)
+    except PromotionRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    verdict = "promoted" if decision.promoted else "unchanged"
+    _print(args, decision.to_dict(), f"{verdict}: {decision.candidate_run_id}: {decision.reason}")
+    return 0
+
+
+def _rollback(args) -> int:
+    from .registry import Registry
+
+    config = load_config(args.config, args.set)
+    with Registry(_store(config)) as registry:
+        old, new = registry.rollback(args.alias)
+    _print(args, {"alias": args.alias, "from": old, "to": new}, f"{args.alias}: {old} -> {new}")
+    return 0
+
+
+def _verify(args) -> int:
+    from .verify import verify_dataset
+
+    report = verify_dataset(load_config(args.config, args.set))
+    _print(args, report.to_dict(), report.format())
+    return 0 if report.ok else 2
+
+
+def _monitor(args) -> int:
+    from .monitor import check_drift
+
+    config = load_config(args.config, args.set)
+    report = check_drift(_store(config), config.monitor, args.run_id)
+    _print(args, report.to_dict(), report.format())
+    return 3 if report.retrain else 0
+
+
+def _report(args) -> int:
+    from .report import write_report
+
+    config = load_config(args.config, args.set)
+    path = write_report(_store(config), args.run_id, monitor_settings=config.monitor)
+    _print(args, {"report": str(path)}, str(path))
+    return 0
+
+
+def _export_onnx(args) -> int:
+    from .artifacts import load_end_model
+    from .export import export_onnx
+    from .registry import end_model_path
+    from .store import RunStore
+
+    config = load_config(args.config, args.set)
+    with RunStore(_store(config)) as store:
+        folder = end_model_path(store.db, args.run_id)
+    files = export_onnx(load_end_model(folder), args.out)
+    _print(args, {"folder": args.out, "files": files}, f"exported {args.run_id} to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labeling", description="Weak-supervision labeling pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +217,27 @@ def build_parser() -> argparse.ArgumentParser:
     refine_cmd = command("refine", _refine, "Refine from gold: LF accuracy, wrong votes, uncovered rows, "
                          "suggested LFs, likely label errors.")
     refine_cmd.add_argument("--top", type=int, default=10, help="how many LFs to suggest")
+    command("history", _history, "List runs with their lineage, metrics, aliases and what changed.")
+    reproduce = command("reproduce", _reproduce, "Re-run a recorded run from its stored config and compare "
+                        "label-matrix hashes and metrics (exit 1 on a mismatch).")
+    reproduce.add_argument("run_id")
+    promote = command("promote", _promote, "Promote the candidate (or RUN_ID) to champion if it passes the gate "
+                      "on the gold test split (exit 1 when refused).")
+    promote.add_argument("run_id", nargs="?", default=None)
+    promote.add_argument("--force", action="store_true", help="promote even when the gate refuses (recorded as forced)")
+    rollback = command("rollback", _rollback, "Point the served alias back at its previous version.")
+    rollback.add_argument("--alias", default="production", help="alias to roll back (default: the served champion)")
+    command("verify", _verify, "Check the dataset: schema, empty texts, duplicates, leakage, class balance, "
+            "label names (exit 2 on a fatal problem).")
+    monitor = command("monitor", _monitor, "Compare served traffic with the training data and say whether to "
+                      "retrain (exit 3 when drift is found).")
+    monitor.add_argument("--run-id", default=None, help="served run (default: the champion, else the latest run)")
+    report = command("report", _report, "Write the HTML report of a run (default: the latest) beside the store.")
+    report.add_argument("run_id", nargs="?", default=None)
+    export = command("export-onnx", _export_onnx, "Export a run's scikit-learn end model to ONNX "
+                     "(classifier graph + TF-IDF JSON).")
+    export.add_argument("run_id")
+    export.add_argument("out", help="new folder to write")
     return parser
 
 

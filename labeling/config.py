@@ -85,6 +85,47 @@ class ReviewConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """Ingestion checks (labeling/verify.py)."""
+
+    near_duplicate_jaccard: float = 0.8  # character 5-gram Jaccard at or above which texts are near duplicates
+    max_near_duplicate_rows: int = 20000  # above this many rows the near-duplicate search is skipped (cost bound)
+    min_class_share: float = 0.1  # warn when a gold class has less than this share of the labelled rows
+    max_empty_share: float = 0.5  # more empty texts than this share stops the run
+    fail_on: tuple[str, ...] = ()  # warning codes to treat as fatal, e.g. ["train_test_leakage"]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """When served traffic has drifted enough to retrain (labeling/monitor.py)."""
+
+    window: int = 1000  # the latest N predictions of the served model
+    min_predictions: int = 50  # fewer served predictions: no verdict
+    lf_coverage_drift: float = 0.15  # |served - held-out reference| coverage of one LF
+    lf_conflict_drift: float = 0.15  # |served - held-out reference| conflict rate of one LF
+    class_js: float = 0.1  # Jensen-Shannon distance (base 2) of predicted-class distributions
+    oov_increase: float = 0.15  # served out-of-vocabulary token share minus the held-out reference share
+    confidence_drop: float = 0.1  # reference mean confidence minus served mean confidence
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    """The gate a candidate passes to become champion (labeling/registry.py)."""
+
+    metric: str = "accuracy"  # on the gold test split
+    margin: float = 0.0  # candidate must score >= champion - margin
+    auto: bool = False  # retrain promotes a candidate that passes the gate
+
+
+@dataclass(frozen=True)
+class SlicesConfig:
+    """Modules defining Snorkel slicing functions (labeling/slices.py)."""
+
+    modules: tuple[str, ...] = ()
+    root: str = "."
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     name: str
     classes: tuple[str, ...]
@@ -96,6 +137,10 @@ class ProjectConfig:
     label_model: LabelModelConfig = field(default_factory=LabelModelConfig)
     end_model: EndModelConfig = field(default_factory=EndModelConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    slices: SlicesConfig = field(default_factory=SlicesConfig)
     base_dir: str = "."  # the config file's folder; relative paths resolve against it
 
     def resolve(self, path: str) -> Path:
@@ -116,6 +161,10 @@ _SECTIONS = {
     "label_model": LabelModelConfig,
     "end_model": EndModelConfig,
     "review": ReviewConfig,
+    "verify": VerifyConfig,
+    "monitor": MonitorConfig,
+    "promotion": PromotionConfig,
+    "slices": SlicesConfig,
 }
 _CHOICES = {
     ("dataset", "split"): SPLITS,
@@ -125,6 +174,7 @@ _CHOICES = {
     ("end_model", "type"): END_MODEL_TYPES,
     ("end_model", "analyzer"): ("char_wb", "word"),
     ("review", "redact"): REDACT_MODES,
+    ("promotion", "metric"): ("accuracy", "macro_f1"),
 }
 
 
@@ -159,6 +209,21 @@ def _build(cls: type, where: str, values: dict[str, Any]):
         if choices and kwargs[key] not in choices:
             raise ConfigError(f"{where}.{key} = {value!r}: expected one of {', '.join(map(repr, choices))}")
     return cls(**kwargs)
+
+
+def config_from_record(data: dict[str, Any]) -> ProjectConfig:
+    """Rebuild a config from ``ProjectConfig.to_dict()`` (as a run records it).
+
+    Sections a record lacks (older runs) take their defaults, so a run keeps
+    reproducing after new settings are added.
+    """
+    data = dict(data)
+    sections = {name: _build(cls, name, dict(data.pop(name, {}))) for name, cls in _SECTIONS.items()}
+    known = {f.name for f in dataclasses.fields(ProjectConfig)} - set(_SECTIONS)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"recorded config has unknown setting(s): {', '.join(unknown)}")
+    return ProjectConfig(**{**data, "classes": tuple(data["classes"])}, **sections)
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

@@ -56,3 +56,19 @@ class ArtifactError(LabelingError):
 
 class StoreError(LabelingError):
     """The run store cannot be opened or a record is missing."""
+
+
+class VerificationError(DatasetError):
+    """Ingestion checks found a fatal problem; ``report`` holds every finding."""
+
+    def __init__(self, message: str, report: object = None):
+        self.report = report
+        super().__init__(message)
+
+
+class PromotionRefused(LabelingError):
+    """The promotion gate refused a candidate; the message says why."""
+
+
+class MonitorError(LabelingError):
+    """Served traffic cannot be compared with the training data (no run, no reference)."""

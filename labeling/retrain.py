@@ -31,11 +31,27 @@ from .evaluate import (
     majority_class,
     random_predictions,
 )
-from .gold import dev_with_gold, gold_class_balance, match_gold, read_only_gold, training_rows_with_gold
-from .label_models import MajorityVote, SnorkelLabelModel, default_candidates, probs_to_preds, select_label_model
+from .gold import (
+    dev_with_gold,
+    gold_class_balance,
+    match_gold,
+    read_only_gold,
+    training_rows_with_gold,
+)
+from .label_models import (
+    MajorityVote,
+    SnorkelLabelModel,
+    default_candidates,
+    probs_to_preds,
+    select_label_model,
+)
 from .lfs import discover_lfs, lf_set_version, lf_version
 from .matrix import ABSTAIN, label_matrix_hash
+from .monitor import reference_profile
+from .registry import CANDIDATE, Registry, decide
+from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore
+from .verify import raise_on_errors, verify_splits
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +73,8 @@ class RunResult:
     artifacts: dict = field(default_factory=dict)
     store_path: str = ""
     timings: dict = field(default_factory=dict)
+    documents: dict = field(default_factory=dict)  # verification, slices, test predictions, monitor reference
+    promotion: dict = field(default_factory=dict)  # the gate's decision on this run (recorded runs)
 
     def metric(self, name: str, column: str = "accuracy") -> float:
         rows = self.evaluation[self.evaluation["name"] == name]
@@ -81,6 +99,10 @@ class RunResult:
             "artifacts": self.artifacts,
             "store": self.store_path,
             "timings_s": self.timings,
+            "verification": {k: self.documents["verification"][k] for k in ("findings", "stats")}
+            if "verification" in self.documents else None,
+            "slices": self.documents.get("slices"),
+            "promotion": self.promotion or None,
         }
 
 
@@ -163,6 +185,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         splits = load_dataset(config)
         # Gold labels from reviews and serving feedback; gold on test rows is set aside.
         gold = match_gold(read_only_gold(config.resolve(config.store) if config.review.use_gold else None), splits)
+        # Fatal data problems stop the run here, before anything is written.
+        verification = raise_on_errors(verify_splits(splits, config.verify))
     with _timed(timings, "discover_lfs"):
         lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
     with _timed(timings, "apply"):
@@ -225,6 +249,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
+    documents = {"verification": verification.to_dict(),
+                 **_documents(config, splits, L_train, L_test, names, label_model, end_model)}
 
     run_id = _new_run_id()
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
@@ -234,7 +260,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     result_kwargs = dict(
         run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
         lf_set_version=lf_set_version(lfs), lfs=lf_versions, matrix_hashes=matrix_hashes,
-        label_model=lm_info, end_model=em_info, evaluation=evaluation, lf_table=lf_table,
+        label_model=lm_info, end_model=em_info, evaluation=evaluation, lf_table=lf_table, documents=documents,
     )
     if not record:
         return RunResult(**result_kwargs, timings=timings)
@@ -248,7 +274,33 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         except BaseException:
             artifacts.discard(config.resolve(config.artifacts) / run_id)
             raise
-    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved}, store_path=str(store_path), timings=timings)
+    with _timed(timings, "promotion_gate"):
+        # The new run becomes the candidate; the gate says whether it may be champion.
+        with Registry(store_path) as registry:
+            registry.set(CANDIDATE, run_id)
+        promotion = decide(config, store_path, run_id, splits.test["text"].tolist(), y_test,
+                           candidate_model=end_model, promote=config.promotion.auto).to_dict()
+    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved}, store_path=str(store_path), timings=timings, promotion=promotion)
+
+
+def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model, end_model) -> dict:
+    """What the report and the monitor need beyond the metrics: test-split
+    predictions, per-slice metrics and the reference profile of the training data."""
+    test = splits.test
+    y_test = test["label"].to_numpy()
+    end_probs = end_model.predict_proba(test["text"].tolist())
+    lm_probs = label_model.predict_proba(L_test)
+    tie = config.label_model.tie_break
+    predictions = {"end model": end_probs.argmax(axis=1), "label model": probs_to_preds(lm_probs, tie_break=tie)}
+    sfs = discover_slices(config.slices.modules, root=config.resolve(config.slices.root))
+    slices = slice_metrics(slice_masks(sfs, test), y_test, predictions, config.classes)
+    return {
+        "test_predictions": {"ids": test["id"].astype(str).tolist(), "y": y_test.tolist(),
+                             "end_model": end_probs.round(6).tolist(), "label_model": lm_probs.round(6).tolist()},
+        "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
+        "monitor_reference": reference_profile(L_train, L_test, names, splits.train["text"].tolist(),
+                                               test["text"].tolist(), end_probs, config.classes),
+    }
 
 
 def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model) -> tuple[tuple[str, str, str], ...]:
@@ -290,6 +342,7 @@ def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, ev
         dataset_source=splits.source, split_sizes=result["split_sizes"], lf_set_version=result["lf_set_version"],
         lfs=result["lfs"], matrix_hashes=result["matrix_hashes"], label_model=result["label_model"],
         end_model=result["end_model"], metrics=metrics, lf_stats=tuple(stats), artifacts=saved,
+        documents=result["documents"],
     )
 
 
@@ -325,6 +378,15 @@ def format_summary(result: RunResult) -> str:
         "Test split:",
         table.to_string(index=False),
     ]
+    verification = result.documents.get("verification")
+    if verification:
+        lines += ["", f"data verification: {len(verification['findings'])} warning(s)"]
+        lines += [f"  {f['code']} [{f['split']}]: {f['message']}" for f in verification["findings"]]
+    if result.promotion:
+        verdict = ("promoted to champion" if result.promotion["promoted"] else
+                   "passes, not promoted (promotion.auto is false; run `labeling promote`)"
+                   if result.promotion["passed"] else "not promoted")
+        lines += [f"promotion gate: {verdict}: {result.promotion['reason']}"]
     if result.store_path:
         lines += ["", f"recorded in {result.store_path}"]
     if result.timings:

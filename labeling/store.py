@@ -9,13 +9,15 @@ leaves no record behind. Tables:
 - ``run_metrics``: the evaluation table of a run.
 - ``run_lf_stats``: LF analysis of a run, per split.
 - ``run_artifacts``: saved files with their sha256.
+- ``run_documents``: named JSON documents of a run (verification report,
+  slice metrics, test-split predictions, the monitoring reference profile).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
@@ -43,6 +45,7 @@ class RunRecord:
     metrics: tuple[dict, ...]
     lf_stats: tuple[dict, ...]
     artifacts: tuple[tuple[str, str, str], ...]  # (name, path, sha256)
+    documents: dict = field(default_factory=dict)  # name -> JSON-able document
 
 
 def _open(path: Path) -> sqlite_utils.Database:
@@ -104,6 +107,10 @@ class RunStore:
                 {"run_id": str, "name": str, "path": str, "sha256": str},
                 pk=("run_id", "name"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
             )
+            db["run_documents"].create(
+                {"run_id": str, "name": str, "body": str},
+                pk=("run_id", "name"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
+            )
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def record_run(self, run: RunRecord) -> None:
@@ -131,12 +138,33 @@ class RunStore:
                 self.db["run_artifacts"].insert_all(
                     {"run_id": run.id, "name": n, "path": p, "sha256": h} for n, p, h in run.artifacts
                 )
+                self.db["run_documents"].insert_all(
+                    {"run_id": run.id, "name": n, "body": dumps(body)} for n, body in sorted(run.documents.items())
+                )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot record run {run.id} in {self.path}: {exc}") from exc
 
     def get_run(self, run_id: str) -> dict:
         """A run with its LFs, metrics and artifacts, JSON fields decoded."""
         return read_run(self.db, run_id, where=self.path)
+
+    def get_documents(self, run_id: str) -> dict:
+        """The run's JSON documents by name (empty for runs recorded before documents existed)."""
+        read_run(self.db, run_id, where=self.path)  # an unknown run is an error, not an empty dict
+        rows = self.db["run_documents"].rows_where("run_id = ?", [run_id])
+        return {row["name"]: json.loads(row["body"]) for row in rows}
+
+    def put_document(self, run_id: str, name: str, body) -> None:
+        """Add or replace one document of a recorded run (e.g. a later promotion decision)."""
+        read_run(self.db, run_id, where=self.path)
+        try:
+            with self.db.atomic():
+                self.db["run_documents"].upsert(
+                    {"run_id": run_id, "name": name, "body": json.dumps(body, sort_keys=True, default=str)},
+                    pk=("run_id", "name"),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot store document {name!r} of run {run_id} in {self.path}: {exc}") from exc
 
     def list_runs(self) -> list[dict]:
         return list(self.db["runs"].rows_where(order_by="created_at"))

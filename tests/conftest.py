@@ -96,3 +96,25 @@ def label_studio(tmp_path_factory):
         yield exports["LABEL_STUDIO_URL"], exports["LABEL_STUDIO_API_KEY"]
     finally:
         subprocess.run(["bash", str(LABEL_STUDIO_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def recorded_youtube_run(youtube_config_path, tmp_path_factory):
+    """One recorded run of the example project (store and artifacts in a tmp folder),
+    shared read-only: tests that change aliases or log predictions use ``copy_store``."""
+    from labeling import load_config, run_retrain
+
+    tmp = tmp_path_factory.mktemp("recorded_youtube")
+    config = load_config(youtube_config_path, [f'project.store="{tmp / "store.db"}"',
+                                               f'project.artifacts="{tmp / "artifacts"}"'])
+    return config, run_retrain(config)
+
+
+def copy_store(source: Path, target: Path) -> Path:
+    """A consistent copy of a SQLite store (WAL included), via SQLite's backup API."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(str(source)) as src, sqlite3.connect(str(target)) as dst:
+        src.backup(dst)
+    return target

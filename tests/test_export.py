@@ -1,0 +1,52 @@
+"""ONNX export of the scikit-learn end model: parity with scikit-learn on real YouTube texts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labeling import ArtifactError, load_end_model
+from labeling.cli import main
+from labeling.export import OnnxTextClassifier, export_onnx
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("skl2onnx")
+
+
+@pytest.fixture(scope="module")
+def exported(recorded_youtube_run, tmp_path_factory):
+    config, result = recorded_youtube_run
+    folder = tmp_path_factory.mktemp("onnx") / "model"
+    assert main(["export-onnx", result.run_id, str(folder), "--config", config.base_dir + "/project.toml",
+                 "--set", f'project.store="{result.store_path}"']) == 0
+    model = load_end_model(Path(result.artifacts["end_model/manifest.json"]["path"]).parent)
+    return model, folder
+
+
+def test_onnx_probabilities_match_scikit_learn(exported, youtube_frame):
+    model, folder = exported
+    texts = youtube_frame["text"].tolist()  # all 1,956 comments: train and held-out
+    expected = model.predict_proba(texts)
+    got = OnnxTextClassifier(folder).predict_proba(texts)
+    assert got.shape == expected.shape == (1956, 2)
+    gap = float(np.abs(got - expected).max())
+    print(f"\nmax |p_onnx - p| over {len(texts)} YouTube comments: {gap:.3g}")
+    assert gap < 1e-5
+
+
+def test_a_tampered_export_is_refused(exported, tmp_path):
+    import shutil
+
+    _, folder = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "classifier.onnx").write_bytes((copy / "classifier.onnx").read_bytes()[:-10])
+    with pytest.raises(ArtifactError, match="sha256 does not match"):
+        OnnxTextClassifier(copy)
+
+
+def test_only_the_sklearn_end_model_exports(tmp_path):
+    with pytest.raises(ArtifactError, match="scikit-learn end model"):
+        export_onnx(object(), tmp_path / "x")

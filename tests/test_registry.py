@@ -1,0 +1,128 @@
+"""Model registry: the promotion gate, alias history and rollback followed by a real app."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from labeling import load_config, run_retrain
+from labeling.cli import main
+from labeling.errors import PromotionRefused, StoreError
+from labeling.feedback import FeedbackLog
+from labeling.registry import CANDIDATE, CHAMPION, Registry, gate, promote_run
+
+from .conftest import FIXTURES, copy_store
+
+
+@pytest.mark.parametrize(
+    "candidate, champion, margin, passed",
+    [(0.90, None, 0.0, True), (0.90, 0.90, 0.0, True), (0.89, 0.90, 0.0, False),
+     (0.89, 0.90, 0.02, True), (0.87, 0.90, 0.02, False), (0.95, 0.90, 0.0, True)],
+)
+def test_gate_rule(candidate, champion, margin, passed):
+    ok, reason = gate(candidate, champion, margin=margin, metric="accuracy")
+    assert ok is passed
+    assert reason.startswith("refused") is (not passed)
+
+
+@pytest.fixture(scope="module")
+def two_runs(recorded_youtube_run, tmp_path_factory):
+    """The recorded YouTube run as champion, and a worse candidate (two weak LFs) in a copy of its store."""
+    config, good = recorded_youtube_run
+    tmp = tmp_path_factory.mktemp("registry")
+    store = copy_store(good.store_path, tmp / "store.db")
+    overrides = [f'project.store="{store}"', f'project.artifacts="{tmp / "artifacts"}"']
+    with Registry(store) as registry:
+        registry.set(CHAMPION, good.run_id)
+    weak_config = load_config(config.base_dir + "/project.toml",
+                              [*overrides, 'lfs.modules=["lf_modules.youtube_weak"]', f'lfs.root="{FIXTURES}"',
+                               "slices.modules=[]", "label_model.type=majority_vote"])
+    weak = run_retrain(weak_config)
+    return config, good, weak, store, overrides
+
+
+def test_a_worse_candidate_is_refused_and_the_run_says_why(two_runs):
+    config, good, weak, store, _ = two_runs
+    decision = weak.promotion
+    assert decision["champion_run_id"] == good.run_id and not decision["passed"] and not decision["promoted"]
+    assert decision["candidate_score"] == pytest.approx(weak.metric("end model"))
+    assert decision["champion_score"] == pytest.approx(good.metric("end model"))
+    assert decision["candidate_score"] < decision["champion_score"]
+    assert decision["reason"].startswith("refused: candidate accuracy")
+    with Registry(store) as registry:
+        assert registry.get(CHAMPION) == good.run_id and registry.get(CANDIDATE) == weak.run_id
+        assert registry.decisions(weak.run_id)[-1]["reason"] == decision["reason"]
+    with pytest.raises(PromotionRefused, match="refused: candidate accuracy"):
+        promote_run(load_config(config.base_dir + "/project.toml", [f'project.store="{store}"']), store)
+    with Registry(store) as registry:
+        assert registry.get(CHAMPION) == good.run_id
+
+
+@pytest.mark.slow  # the margin rule itself is covered by test_gate_rule; this is the command path
+def test_the_margin_lets_a_slightly_worse_candidate_through(two_runs):
+    config, good, weak, store, overrides = two_runs
+    gap = good.metric("end model") - weak.metric("end model")
+    loose = load_config(config.base_dir + "/project.toml", [*overrides, f"promotion.margin={gap + 0.01}"])
+    with Registry(store) as registry:
+        champion = registry.get(CHAMPION)
+    try:
+        decision = promote_run(loose, store, weak.run_id)
+        assert decision.passed and decision.promoted
+    finally:
+        with Registry(store) as registry:
+            registry.set(CHAMPION, champion)
+
+
+def test_rollback_walks_back_the_version_stack_and_the_server_follows(two_runs, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from labeling.serving import ServeSettings, create_app
+
+    config, good, weak, source, _ = two_runs
+    store = copy_store(source, tmp_path / "store.db")
+    with Registry(store) as registry:
+        registry.set(CHAMPION, good.run_id)
+    # The server's own promote path moves the alias directly; the triggers still record it.
+    with FeedbackLog(store) as log:
+        log.set_alias(weak.run_id, CHAMPION)
+    settings = ServeSettings(config_path=config.base_dir + "/project.toml", overrides=(f'project.store="{store}"',),
+                             lf_votes=False, alias_poll_s=0.1)
+    with TestClient(create_app(settings)) as client:
+        assert _served_version(client, weak.run_id) == weak.run_id
+        assert main(["rollback", "--config", config.base_dir + "/project.toml", "--set", f'project.store="{store}"']) == 0
+        assert _served_version(client, good.run_id) == good.run_id
+    with Registry(store) as registry:
+        assert registry.get(CHAMPION) == good.run_id
+        assert registry.versions(CHAMPION)[-1] == good.run_id
+        actions = [(e["run_id"], e["action"]) for e in registry.history(CHAMPION)]
+        assert actions[-2:] == [(weak.run_id, "set"), (good.run_id, "rollback")]
+
+
+def _served_version(client, expected: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    version = ""
+    while time.monotonic() < deadline:
+        response = client.get("/livez")
+        version = response.json().get("model_version", "")
+        if version == expected:
+            break
+        time.sleep(0.1)
+    return version
+
+
+def test_rollback_pops_rather_than_toggles(two_runs, tmp_path):
+    _, good, weak, source, _ = two_runs
+    store = copy_store(source, tmp_path / "store.db")
+    with Registry(store) as registry:
+        for run_id in (good.run_id, weak.run_id, good.run_id, weak.run_id):
+            registry.set("staging", run_id)
+        assert registry.versions("staging") == [good.run_id, weak.run_id, good.run_id, weak.run_id]
+        assert registry.rollback("staging") == (weak.run_id, good.run_id)
+        assert registry.rollback("staging") == (good.run_id, weak.run_id)
+        assert registry.rollback("staging") == (weak.run_id, good.run_id)
+        assert registry.versions("staging") == [good.run_id]
+        with pytest.raises(StoreError, match="no previous version"):  # the first version has nothing before it
+            registry.rollback("staging")
+        with pytest.raises(StoreError, match="no run 'nope'"):
+            registry.set("staging", "nope")

@@ -1,0 +1,196 @@
+"""Verification at ingestion: small frames for each check, the real YouTube split for leakage."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labeling import load_config, run_retrain
+from labeling.config import VerifyConfig
+from labeling.datasets import Splits
+from labeling.errors import LabelError, VerificationError
+from labeling.store import RunStore
+from labeling.verify import (
+    jaccard,
+    near_duplicate_pairs,
+    normalize_text,
+    raise_on_errors,
+    shingles,
+    verify_dataset,
+    verify_splits,
+)
+
+from .conftest import FIXTURES, write_project
+
+CLASSES = ("ham", "spam")
+
+
+def _frame(rows, prefix):
+    return pd.DataFrame([{"id": f"{prefix}{i}", "text": t, "label": y} for i, (t, y) in enumerate(rows)])
+
+
+def _splits(train, dev, test):
+    return Splits(train=_frame(train, "tr"), dev=_frame(dev, "dv"), test=_frame(test, "te"), classes=CLASSES, source="unit")
+
+
+TRAIN = [("check out my channel now", 1), ("love this song so much", 0), ("subscribe to me please", 1),
+         ("this video is great", 0), ("best song of the year", 0), ("free gift cards here", 1)]
+DEV = [("what a voice she has", 0), ("visit my page for prizes", 1)]
+TEST = [("i really like the chorus", 0), ("win money at my site", 1)]
+
+
+def _codes(report):
+    return {(f.code, f.split): f for f in report.findings}
+
+
+def test_clean_data_has_no_findings():
+    report = verify_splits(_splits(TRAIN, DEV, TEST))
+    assert report.ok and report.findings == ()
+    assert report.class_counts["train"] == {"ham": 3, "spam": 3, "unlabelled": 0}
+
+
+def test_exact_and_near_duplicates_and_conflicting_labels():
+    train = TRAIN + [("Check out  my CHANNEL now\ufeff", 0),  # exact after normalization, other label
+                     ("check out my channel now!!", 1)]  # near duplicate
+    found = _codes(verify_splits(_splits(train, DEV, TEST)))
+    assert found[("exact_duplicates", "train")].count == 1
+    assert found[("exact_duplicates", "train")].examples == ("tr6",)
+    assert found[("conflicting_labels", "train")].count == 1
+    near = found[("near_duplicates", "train")]
+    assert near.count >= 1 and any("tr7" in e for e in near.examples)
+
+
+def test_train_test_leakage_is_reported_exact_and_near():
+    test = TEST + [("LOVE this song so much", 0), ("subscribe to me please!!", 1)]
+    report = verify_splits(_splits(TRAIN, DEV, test))
+    leak = _codes(report)[("train_test_leakage", "test")]
+    assert leak.severity == "warning" and leak.count == 2
+    assert report.stats["train_test_leakage_exact"] == 1 and report.stats["train_test_leakage_near"] == 1
+    assert "te2 = tr1" in leak.examples
+
+
+def test_leakage_can_be_made_fatal_and_stops_before_writing():
+    test = TEST + [("love this song so much", 0)]
+    report = verify_splits(_splits(TRAIN, DEV, test), VerifyConfig(fail_on=("train_test_leakage",)))
+    with pytest.raises(VerificationError, match="train_test_leakage in test.*te2"):
+        raise_on_errors(report)
+
+
+@pytest.mark.parametrize(
+    "mutate, code",
+    [
+        (lambda f: f.assign(text=[None] + f["text"].tolist()[1:]), "null_texts"),
+        (lambda f: f.assign(text=[3.5] + f["text"].tolist()[1:]), "text_type"),
+        (lambda f: f.assign(id=["x"] * len(f)), "duplicate_ids"),
+        (lambda f: f.assign(label=[7] + f["label"].tolist()[1:]), "unknown_labels"),
+        (lambda f: f.drop(columns="text"), "schema"),
+        (lambda f: f.assign(text=[" "] * 4 + f["text"].tolist()[4:]), "empty_texts"),
+    ],
+    ids=["null", "not-text", "repeated-ids", "label-out-of-range", "missing-column", "mostly-empty"],
+)
+def test_fatal_problems_raise_with_the_row(mutate, code):
+    splits = _splits(TRAIN, DEV, TEST)
+    broken = Splits(train=mutate(splits.train), dev=splits.dev, test=splits.test, classes=CLASSES, source="unit")
+    report = verify_splits(broken)
+    assert code in {f.code for f in report.errors}
+    with pytest.raises(VerificationError, match=code):
+        raise_on_errors(report)
+
+
+def test_few_empty_texts_and_rare_classes_are_warnings():
+    train = TRAIN + [("   ", 0)]
+    test = [("i like it", 0)] * 1 + [(f"great tune number {i}", 0) for i in range(12)] + [("buy now", 1)]
+    report = verify_splits(_splits(train, DEV, test))
+    found = _codes(report)
+    assert report.ok
+    assert found[("empty_texts", "train")].severity == "warning"
+    assert "spam 7.1%" in found[("class_imbalance", "test")].message
+
+
+def test_missing_class_in_test_is_reported():
+    found = _codes(verify_splits(_splits(TRAIN, DEV, [("nice", 0), ("good song", 0)])))
+    assert "spam" in found[("missing_class", "test")].message
+
+
+def test_verify_dataset_lists_every_unknown_label_name(tmp_path):
+    rows = [[f"text {i}", ["ham", "spam", "eggs", "Spam!"][i % 4]] for i in range(12)]
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "data.csv", index=False)
+    config = load_config(write_project(tmp_path, f"""
+[project]
+name = "labels"
+classes = ["ham", "spam"]
+[dataset]
+path = "data.csv"
+label_field = "label"
+[lfs]
+modules = ["lf_modules.broken"]
+root = "{FIXTURES}"
+"""))
+    report = verify_dataset(config)
+    assert not report.ok
+    finding = report.errors[0]
+    assert finding.code == "unknown_labels" and finding.count == 6
+    assert "'eggs' (3 rows)" in finding.message and "'Spam!' (3 rows)" in finding.message
+    with pytest.raises(LabelError):  # loading for a run stops at the first one, naming the row
+        run_retrain(config)
+
+
+def test_retrain_stops_on_fatal_findings_and_writes_nothing(tmp_path):
+    rows = [[f"check this {i} out", "spam" if i % 2 else "ham"] for i in range(12)] + [["   ", "ham"]] * 20
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "data.csv", index=False)
+    config = load_config(write_project(tmp_path, f"""
+[project]
+name = "empty"
+classes = ["ham", "spam"]
+[dataset]
+path = "data.csv"
+label_field = "label"
+dev_size = 0.2
+test_size = 0.2
+[lfs]
+modules = ["lf_modules.broken"]
+root = "{FIXTURES}"
+"""))
+    with pytest.raises(VerificationError, match="empty_texts"):
+        run_retrain(config)
+    store = config.resolve(config.store)
+    assert not store.exists() or RunStore(store).count_runs() == 0
+    assert not config.resolve(config.artifacts).exists()
+
+
+def test_youtube_tutorial_split_leaks_comments_from_train_into_test(youtube_splits):
+    report = verify_splits(youtube_splits)
+    assert report.ok
+    leak = _codes(report)[("train_test_leakage", "test")]
+    # Measured: 30 test comments repeat a train comment exactly, 6 more nearly (Jaccard >= 0.8).
+    assert report.stats["train_test_leakage_exact"] == 30 and report.stats["train_test_leakage_near"] == 6
+    assert leak.count == 36 and "9.7%" in leak.message
+    assert report.class_counts["test"] == {"ham": 196, "spam": 174, "unlabelled": 0}
+    assert report.to_dict() == type(report).from_dict(report.to_dict()).to_dict()
+
+
+def test_normalization_ignores_case_width_and_invisible_characters():
+    assert normalize_text("  Ｈello\ufeff  WORLD ") == normalize_text("hello world")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet="abcde ", min_size=0, max_size=30), min_size=0, max_size=25),
+       st.floats(min_value=0.3, max_value=1.0))
+def test_near_duplicate_pairs_are_confirmed_by_exact_jaccard(texts, threshold):
+    pairs, _ = near_duplicate_pairs(texts, threshold)
+    for i, j, score in pairs:
+        assert i < j and score >= threshold - 1e-4
+        assert abs(jaccard(shingles(texts[i]), shingles(texts[j])) - score) < 1e-4
+
+
+def test_verify_command_prints_the_youtube_report(youtube_config_path, capsys):
+    import json
+
+    from labeling.cli import main
+
+    assert main(["verify", "--config", str(youtube_config_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {f["code"] for f in report["findings"]} >= {"train_test_leakage", "exact_duplicates"}
+    assert report["rows"] == {"train": 1586, "dev": 100, "test": 370}

@@ -30,7 +30,8 @@ def served(recorded_youtube_run, tmp_path_factory, data_dir):
     config, result = recorded_youtube_run
     store = copy_store(result.store_path, tmp_path_factory.mktemp("monitor") / "store.db")
     settings = ServeSettings(config_path=config.base_dir + "/project.toml", overrides=(f'project.store="{store}"',),
-                             run_id=result.run_id, store_text=True, alias_poll_s=0.1)
+                             run_id=result.run_id, store_text=True, alias_poll_s=0.1,
+                             lf_votes="inline")  # votes in the log before the drift check reads it
     # Unshifted: a bootstrap sample of the held-out video's comments (the reference's source,
     # with sampling noise); shifted: IMDB movie reviews.
     youtube = pd.read_csv(data_dir / "youtube_spam" / "Youtube05-Shakira.csv")["CONTENT"]

@@ -87,7 +87,7 @@ def test_rollback_walks_back_the_version_stack_and_the_server_follows(two_runs, 
     with FeedbackLog(store) as log:
         log.set_alias(weak.run_id, CHAMPION)
     settings = ServeSettings(config_path=config.base_dir + "/project.toml", overrides=(f'project.store="{store}"',),
-                             lf_votes=False, alias_poll_s=0.1)
+                             lf_votes="off", alias_poll_s=0.1)
     with TestClient(create_app(settings)) as client:
         assert _served_version(client, weak.run_id) == weak.run_id
         assert main(["rollback", "--config", config.base_dir + "/project.toml", "--set", f'project.store="{store}"']) == 0

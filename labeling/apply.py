@@ -362,9 +362,11 @@ def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[Row]:
 
 
 def _as_cache(cache) -> tuple[LFCache | None, ParseCache | None]:
-    if cache is None or cache is False:
+    if cache is None:
         return None, None
-    root = cache.root if isinstance(cache, (LFCache, ParseCache)) else Path(cache)
+    if isinstance(cache, ParseCache):  # parses only: every vote is computed
+        return None, cache
+    root = cache.root if isinstance(cache, LFCache) else Path(cache)
     return LFCache(root), ParseCache(root)
 
 
@@ -383,8 +385,8 @@ def apply_lfs(
 ) -> ApplyResult:
     """Run every LF on every row of ``frame``; column j of ``L`` is ``lfs[j]``.
 
-    ``cache``: a folder (or ``LFCache``) for per-LF votes and spaCy parses;
-    ``None`` computes everything. ``n_jobs``: worker processes (default: all
+    ``cache``: a folder (or ``LFCache``) for per-LF votes and spaCy parses, a
+    ``ParseCache`` for parses only; ``None`` computes everything. ``n_jobs``: worker processes (default: all
     cores). ``scheduler``: a Dask scheduler address or ``distributed.Client`` to
     run the row-wise LFs on a cluster instead. ``spacy_disable``: pipeline
     components no LF of ours needs (Snorkel's spaCy LFs name their own).

@@ -53,13 +53,19 @@ class LengthSpec:
         return self.label if self.lo <= n and (self.hi is None or n <= self.hi) else ABSTAIN
 
 
+def _value(x, field: str):
+    # pandas Series and mappings by key (a column may be named like a Series
+    # method), anything else (a namedtuple row) by attribute
+    return getattr(x, field) if isinstance(x, tuple) or not hasattr(x, "__getitem__") else x[field]
+
+
 def _pattern_vote(x, field: str, pattern: re.Pattern, label: int) -> int:
-    return label if pattern.search(x[field]) else ABSTAIN
+    return label if pattern.search(_value(x, field)) else ABSTAIN
 
 
 def _length_vote(x, field: str, unit: str, lo: int, hi: int | None, label: int) -> int:
     spec = LengthSpec(field, unit, lo, hi, label)
-    return spec.vote(spec.size(x[field]))
+    return spec.vote(spec.size(_value(x, field)))
 
 
 def _check_label(name: str, label: int) -> int:

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import xxhash
 
-__all__ = ["LFCache", "column_keys", "row_keys"]
+__all__ = ["LFCache", "column_keys", "project_cache_dir", "row_keys"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MAX_SEGMENTS = 16
@@ -154,3 +154,11 @@ class LFCache:
         count = sum(1 for _ in folder.rglob("*.npz")) if folder.is_dir() else 0
         shutil.rmtree(folder, ignore_errors=True)
         return count
+
+
+def project_cache_dir(config) -> Path | None:
+    """A project's cache folder: ``lfs.cache``, by default ``lf_cache`` beside the store."""
+    setting = config.lfs.cache
+    if setting.lower() == "none":
+        return None
+    return config.resolve(setting) if setting else config.resolve(config.store).parent / "lf_cache"

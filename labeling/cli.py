@@ -3,6 +3,7 @@
     python -m labeling retrain --config projects/youtube_spam/project.toml [--json]
     python -m labeling lfs --config ...        list LFs with their versions
     python -m labeling runs --config ...       list recorded runs
+    python -m labeling clear-cache --config ...  delete cached LF votes and spaCy parses
 """
 
 from __future__ import annotations
@@ -55,6 +56,22 @@ def _runs(args) -> int:
     return 0
 
 
+def _clear_cache(args) -> int:
+    from .cache import LFCache, project_cache_dir
+    from .parse_cache import ParseCache
+
+    config = load_config(args.config, args.set)
+    folder = project_cache_dir(config)
+    removed = {"lf_columns": 0, "spacy_segments": 0} if folder is None else {
+        "lf_columns": LFCache(folder).clear(), "spacy_segments": ParseCache(folder).clear()}
+    if args.json:
+        print(json.dumps({"cache": str(folder) if folder else None, "removed": removed}))
+    else:
+        print(f"cleared {folder}: {removed['lf_columns']} LF vote segments, {removed['spacy_segments']} spaCy parse segments"
+              if folder else "the project's cache is off (lfs.cache = \"none\")")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labeling", description="Weak-supervision labeling pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     command("lfs", _lfs, "List the project's labeling functions and their versions.")
     command("runs", _runs, "List the runs recorded in the project's store.")
+    command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses.")
     return parser
 
 

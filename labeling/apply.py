@@ -424,6 +424,7 @@ def apply_lfs(
             L[found, j] = votes[found]
             need[found, j] = False
 
+    first_errors: list[tuple] = []  # strict runs: (LF column, row, problem); the lowest LF's first row is raised
     specs = {j: spec for j, lf in enumerate(lfs) if need[:, j].any() and (spec := lf_spec(lf)) is not None
              and spec.field in frame.columns and _all_strings(frame[spec.field])}
     if specs:
@@ -434,14 +435,12 @@ def apply_lfs(
             seconds[lfs[j].name] += spec_seconds[j]
             bad = np.flatnonzero(need[rows, j] & (column >= cardinality))
             if len(bad):  # a declarative LF's label outside the classes: same error as any LF
-                problem = _check_vote(int(column[bad[0]]), cardinality)
                 if not fault_tolerant:
-                    raise LFApplicationError(lfs[j].name, ids[rows[bad[0]]], problem)
+                    first_errors.append((j, int(rows[bad[0]]), _check_vote(int(column[bad[0]]), cardinality)))
                 failed[rows[bad], j] = True
                 L[rows[bad], j] = ABSTAIN
 
     opaque = [j for j in range(m) if j not in specs and need[:, j].any()]
-    first_errors = []
     samples: dict[int, list] = {}
     if opaque:
         positions = np.flatnonzero(need[:, opaque].any(axis=1))

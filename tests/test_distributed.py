@@ -68,6 +68,7 @@ def test_fault_counts_are_aggregated_from_workers(cluster, youtube_splits):
     assert info.value.row_id == frame["id"][short].iloc[0] and "too short" in str(info.value)
 
 
+@pytest.mark.slow  # ~30 s: a worker is killed and restarted
 def test_a_worker_dying_mid_run_does_not_change_the_result(cluster):
     local_cluster, client = cluster
     n = 2000

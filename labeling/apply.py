@@ -281,16 +281,17 @@ def _matcher(patterns: tuple) -> PatternMatcher:
     return PatternMatcher(patterns)
 
 
-def _distinct(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """(codes, distinct values) of a string column, by content hash."""
-    keys = column_keys(column)
+def _distinct(column: pd.Series, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(codes, distinct values) of ``column`` at ``rows``, by content hash (``keys``: its column_keys)."""
+    keys = keys[rows]
     codes, uniques = pd.factorize(keys[:, 0])
     first = np.full(len(uniques), -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes))[::-1]
     if not np.array_equal(keys[:, 1], keys[first[codes], 1]):  # a 64-bit collision: be exact instead
-        codes, values = pd.factorize(column)
+        codes, values = pd.factorize(column.iloc[rows])
         return codes, list(values)
-    return codes, column.iloc[first].tolist()
+    # only the distinct texts become Python strings
+    return codes, column.iloc[rows[first]].tolist()
 
 
 def _all_strings(column: pd.Series) -> bool:
@@ -299,8 +300,9 @@ def _all_strings(column: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(column.dtype) and not column.isna().any()
 
 
-def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec], n_jobs: int) -> tuple[dict[int, np.ndarray], dict[int, float]]:
-    """Columns of declarative LFs over ``frame``'s rows, computed per distinct text."""
+def _apply_specs(frame: pd.DataFrame, rows: np.ndarray, specs: dict[int, PatternSpec | LengthSpec], n_jobs: int,
+                 col_keys: dict[str, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+    """Columns of declarative LFs over ``frame``'s ``rows``, computed per distinct text."""
     votes: dict[int, np.ndarray] = {}
     seconds: dict[int, float] = {}
     by_field: dict[str, dict[int, PatternSpec | LengthSpec]] = {}
@@ -308,7 +310,9 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
         by_field.setdefault(spec.field, {})[j] = spec
     for name, group in by_field.items():
         start = time.perf_counter()
-        codes, texts = _distinct(frame[name])
+        if name not in col_keys:
+            col_keys[name] = column_keys(frame[name])
+        codes, texts = _distinct(frame[name], rows, col_keys[name])
         pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
         matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
         units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
@@ -416,11 +420,14 @@ def apply_lfs(
     failed = np.zeros((n, m), dtype=bool)
     seconds = {lf.name: 0.0 for lf in lfs}
     versions: list[str] = []
+    col_keys: dict[str, np.ndarray] = {}  # content hashes per column, computed once per apply
     if lf_cache is not None and n:
-        keys = row_keys(frame)
+        col_keys = {name: column_keys(frame[name]) for name in frame.columns}
+        keys = row_keys(frame, col_keys)
+        order = np.argsort(keys[:, 0])
         for j, lf in enumerate(lfs):
             versions.append(_cache_version(lf, spacy_model, spacy_disable))
-            votes, found = lf_cache.lookup(lf.name, versions[j], keys)
+            votes, found = lf_cache.lookup(lf.name, versions[j], keys, order)
             L[found, j] = votes[found]
             need[found, j] = False
 
@@ -429,7 +436,7 @@ def apply_lfs(
              and spec.field in frame.columns and _all_strings(frame[spec.field])}
     if specs:
         rows = np.flatnonzero(need[:, list(specs)].any(axis=1))
-        columns, spec_seconds = _apply_specs(frame.iloc[rows], specs, n_jobs)
+        columns, spec_seconds = _apply_specs(frame, rows, specs, n_jobs, col_keys)
         for j, column in columns.items():
             L[rows, j] = np.where(need[rows, j], column, L[rows, j])
             seconds[lfs[j].name] += spec_seconds[j]

@@ -83,12 +83,16 @@ def column_keys(column: pd.Series) -> np.ndarray:
     return np.stack([first, second], axis=1)
 
 
-def row_keys(frame: pd.DataFrame) -> np.ndarray:
-    """(n, 2) uint64 content keys of whole rows: every column, its name and dtype."""
+def row_keys(frame: pd.DataFrame, columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(n, 2) uint64 content keys of whole rows: every column, its name and dtype.
+
+    ``columns``: ``column_keys`` already computed, by column name (reused, not redone).
+    """
     keys = np.zeros((len(frame), 2), dtype=np.uint64)
     for name, column in frame.items():
         tag = np.frombuffer(xxhash.xxh3_128_digest(f"{name}\x00{column.dtype}".encode()), dtype=np.uint64)
-        keys = _mix(keys, column_keys(column) ^ tag)
+        known = None if columns is None else columns.get(name)
+        keys = _mix(keys, (column_keys(column) if known is None else known) ^ tag)
     return keys
 
 
@@ -109,17 +113,27 @@ class LFCache:
                 votes.append(data["votes"])
         return np.concatenate(keys), np.concatenate(votes)
 
-    def lookup(self, name: str, version: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(votes, found) for ``keys``; ``votes`` is meaningless where ``found`` is False."""
+    def lookup(self, name: str, version: str, keys: np.ndarray, order: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(votes, found) for ``keys``; ``votes`` is meaningless where ``found`` is False.
+
+        ``order``: ``np.argsort(keys[:, 0])``, when the caller looks up many LFs
+        with the same keys; matching two sorted arrays is cache-friendly.
+        """
         stored_keys, stored_votes = self._load(self._dir(name, version))
         votes = np.zeros(len(keys), dtype=np.int64)
+        found = np.zeros(len(keys), dtype=bool)
         if not len(stored_keys) or not len(keys):
-            return votes, np.zeros(len(keys), dtype=bool)
-        order = np.lexsort((stored_keys[:, 1], stored_keys[:, 0]))
-        first, second = stored_keys[order, 0], stored_keys[order, 1]
-        pos = np.minimum(np.searchsorted(first, keys[:, 0]), len(first) - 1)
-        found = (first[pos] == keys[:, 0]) & (second[pos] == keys[:, 1])
-        votes[found] = stored_votes[order][pos[found]]
+            return votes, found
+        if len(stored_keys) > 1 and not np.all(stored_keys[1:, 0] >= stored_keys[:-1, 0]):  # several segments
+            by_key = np.argsort(stored_keys[:, 0], kind="stable")
+            stored_keys, stored_votes = stored_keys[by_key], stored_votes[by_key]
+        order = np.argsort(keys[:, 0]) if order is None else order
+        query = keys[order]
+        pos = np.minimum(np.searchsorted(stored_keys[:, 0], query[:, 0]), len(stored_keys) - 1)
+        hit = (stored_keys[pos, 0] == query[:, 0]) & (stored_keys[pos, 1] == query[:, 1])
+        found[order] = hit
+        votes[order[hit]] = stored_votes[pos[hit]]
         return votes, found
 
     def store(self, name: str, version: str, keys: np.ndarray, votes: np.ndarray) -> None:
@@ -138,6 +152,8 @@ class LFCache:
 
     @staticmethod
     def _write(folder: Path, keys: np.ndarray, votes: np.ndarray) -> None:
+        by_key = np.argsort(keys[:, 0], kind="stable")  # stored sorted: lookups need no sort
+        keys, votes = keys[by_key], votes[by_key]
         name = f"{uuid.uuid4().hex}.npz"
         tmp = folder / f".{name}.tmp"
         with open(tmp, "wb") as fh:

@@ -30,6 +30,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,8 +282,24 @@ def _matcher(patterns: tuple) -> PatternMatcher:
     return PatternMatcher(patterns)
 
 
+# (codes, distinct texts) of whole columns, by the identity of their memoized,
+# read-only content keys (see cache.column_keys): re-applies skip the dedup.
+_DISTINCT: dict[int, tuple[np.ndarray, list[str]]] = {}
+
+
 def _distinct(column: pd.Series, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """(codes, distinct values) of ``column`` at ``rows``, by content hash (``keys``: its column_keys)."""
+    whole = len(rows) == len(keys) and not keys.flags.writeable
+    if whole and id(keys) in _DISTINCT:
+        return _DISTINCT[id(keys)]
+    out = _distinct_values(column, rows, keys)
+    if whole:
+        _DISTINCT[id(keys)] = out
+        weakref.finalize(keys, _DISTINCT.pop, id(keys), None)
+    return out
+
+
+def _distinct_values(column: pd.Series, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
     keys = keys[rows]
     codes, uniques = pd.factorize(keys[:, 0])
     first = np.full(len(uniques), -1, dtype=np.int64)
@@ -425,9 +442,10 @@ def apply_lfs(
         col_keys = {name: column_keys(frame[name]) for name in frame.columns}
         keys = row_keys(frame, col_keys)
         order = np.argsort(keys[:, 0])
+        query = keys[order]
         for j, lf in enumerate(lfs):
             versions.append(_cache_version(lf, spacy_model, spacy_disable))
-            votes, found = lf_cache.lookup(lf.name, versions[j], keys, order)
+            votes, found = lf_cache.lookup(lf.name, versions[j], keys, order, query)
             L[found, j] = votes[found]
             need[found, j] = False
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +44,34 @@ def _digests_to_keys(digests: bytes) -> np.ndarray:
     return np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2).copy()
 
 
+# Keys of Arrow-backed columns, by the identity of their (immutable) ChunkedArray:
+# re-applying LFs to the same frame does not hash its texts again. pandas gives an
+# edited column a new array, and an entry goes when its array is freed.
+_ARROW_KEYS: dict[int, np.ndarray] = {}
+
+
 def _arrow_string_keys(column: pd.Series) -> np.ndarray | None:
     """128-bit xxh3 of each value's UTF-8 bytes, read straight from Arrow's buffers
     (no Python string per row): hashing is most of a cached re-apply's time."""
+    backing = getattr(column.array, "_pa_array", None)
+    if isinstance(backing, pa.ChunkedArray):
+        known = _ARROW_KEYS.get(id(backing))
+        if known is not None:
+            return known
+        keys = _hash_arrow_strings(backing)
+        if keys is not None:
+            keys.flags.writeable = False
+            _ARROW_KEYS[id(backing)] = keys
+            weakref.finalize(backing, _ARROW_KEYS.pop, id(backing), None)
+        return keys
     try:
-        chunked = pa.chunked_array([pa.array(column)]) if not isinstance(pa.array(column), pa.ChunkedArray) else pa.array(column)
+        array = pa.array(column)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
+    return _hash_arrow_strings(array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array]))
+
+
+def _hash_arrow_strings(chunked: pa.ChunkedArray) -> np.ndarray | None:
     if not (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
         return None
     digest, parts = xxhash.xxh3_128_digest, []
@@ -113,12 +135,13 @@ class LFCache:
                 votes.append(data["votes"])
         return np.concatenate(keys), np.concatenate(votes)
 
-    def lookup(self, name: str, version: str, keys: np.ndarray, order: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def lookup(self, name: str, version: str, keys: np.ndarray, order: np.ndarray | None = None,
+               query: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(votes, found) for ``keys``; ``votes`` is meaningless where ``found`` is False.
 
-        ``order``: ``np.argsort(keys[:, 0])``, when the caller looks up many LFs
-        with the same keys; matching two sorted arrays is cache-friendly.
+        ``order`` (``np.argsort(keys[:, 0])``) and ``query`` (``keys[order]``): for
+        looking up many LFs with the same keys; matching two sorted arrays is
+        cache-friendly.
         """
         stored_keys, stored_votes = self._load(self._dir(name, version))
         votes = np.zeros(len(keys), dtype=np.int64)
@@ -129,7 +152,7 @@ class LFCache:
             by_key = np.argsort(stored_keys[:, 0], kind="stable")
             stored_keys, stored_votes = stored_keys[by_key], stored_votes[by_key]
         order = np.argsort(keys[:, 0]) if order is None else order
-        query = keys[order]
+        query = keys[order] if query is None else query
         pos = np.minimum(np.searchsorted(stored_keys[:, 0], query[:, 0]), len(stored_keys) - 1)
         hit = (stored_keys[pos, 0] == query[:, 0]) & (stored_keys[pos, 1] == query[:, 1])
         found[order] = hit

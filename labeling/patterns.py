@@ -250,16 +250,18 @@ class PatternMatcher:
         if hyperscan is not None:
             for j, pattern in enumerate(self.patterns):
                 try:
-                    pair = translate(pattern), translate(pattern, widened=True)
+                    exact[j], widened[j] = translate(pattern), translate(pattern, widened=True)
                 except (_Unsupported, re.error, UnicodeEncodeError):
                     continue
-                if _compiles(pair[0]) and _compiles(pair[1]):
-                    exact[j], widened[j] = pair
+        try:
+            self._exact, self._widened = _compile_db(exact), _compile_db(widened)
+        except hyperscan.error:  # e.g. a repeat bound beyond hyperscan's limit: find which
+            exact = {j: src for j, src in exact.items() if _compiles(src) and _compiles(widened[j])}
+            widened = {j: widened[j] for j in exact}
+            self._exact, self._widened = _compile_db(exact), _compile_db(widened)
         self.scanned = sorted(exact)
         #: patterns Python's re runs on every text
         self.fallback = [j for j in range(len(self.patterns)) if j not in exact]
-        self._exact = _compile_db(exact)
-        self._widened = _compile_db(widened)
 
     def search(self, texts: Sequence[str]) -> np.ndarray:
         hits = np.zeros((len(texts), len(self.patterns)), dtype=bool)

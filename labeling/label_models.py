@@ -360,8 +360,9 @@ class MajorityVote(BaseLabelModel):
 
     def _predict_proba(self, L: np.ndarray) -> np.ndarray:
         counts = np.empty((len(L), self.cardinality))
-        for c in range(self.cardinality):  # k passes of a byte compare: ~10 ms per 1M x 20
-            counts[:, c] = np.count_nonzero(L == c, axis=1)
+        narrow = np.uint8 if L.shape[1] < 256 else np.int64  # small sums in bytes: fastest reduce
+        for c in range(self.cardinality):  # k passes over L: memory-bound, ~40 ms per 1M x 20 int64
+            counts[:, c] = np.add.reduce(L == c, axis=1, dtype=narrow)
         counts[counts.sum(axis=1) == 0] = 1.0
         return counts / counts.sum(axis=1, keepdims=True)
 

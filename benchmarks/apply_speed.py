@@ -33,12 +33,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from snorkel.labeling import PandasLFApplier  # noqa: E402
+from snorkel.labeling import PandasLFApplier
 
-from labeling import apply_lfs, discover_lfs, keyword_lf, load_imdb, load_youtube_spam  # noqa: E402
-from labeling.lfs import resolve_spacy_model  # noqa: E402
-from labeling.parse_cache import ParseCache  # noqa: E402
-from labeling.patterns import hyperscan_available  # noqa: E402
+from labeling import apply_lfs, discover_lfs, keyword_lf, load_imdb, load_youtube_spam
+from labeling.lfs import resolve_spacy_model
+from labeling.parse_cache import ParseCache
+from labeling.patterns import hyperscan_available
 
 
 def _timed(fn):
@@ -76,7 +76,7 @@ def bench_patterns(rows: int, snorkel_rows: int | None, jobs: int) -> list[dict]
     out.append(_report("ours (no cache)", len(frame), t_ours, base))
     _, t_distinct = _timed(lambda: apply_lfs(lfs, distinct, cardinality=2, n_jobs=jobs))
     out.append(_report("ours, distinct texts only (no repeats)", len(distinct), t_distinct, base))
-    one, t_one = _timed(lambda: apply_lfs(lfs, distinct, cardinality=2, n_jobs=1))
+    _, t_one = _timed(lambda: apply_lfs(lfs, distinct, cardinality=2, n_jobs=1))
     out.append(_report("ours, distinct texts, 1 process", len(distinct), t_one, base))
     slowest = sorted(ours.seconds_per_lf.items(), key=lambda kv: -kv[1])[:3]
     print("  seconds per LF (slowest):", ", ".join(f"{k} {v:.3f}" for k, v in slowest))

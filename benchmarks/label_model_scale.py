@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labeling.label_models import MajorityVote, SnorkelLabelModel, probs_to_preds  # noqa: E402
+from labeling.label_models import MajorityVote, SnorkelLabelModel, probs_to_preds
 
 
 def synthetic_label_matrix(n: int, m: int, k: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SnorkelLabelModel.predict_proba         {t_lm_proba:8.3f} s")
 
     mv = MajorityVote(cardinality=2).fit(L)
-    mv_probs, t_proba = _timed(lambda: mv.predict_proba(L))
+    _, t_proba = _timed(lambda: mv.predict_proba(L))
     _, t_first = _timed(lambda: mv.predict(L))
     mv_pred, t_pred = _timed(lambda: mv.predict(L))
     print(f"MajorityVote.predict_proba              {t_proba:8.3f} s")

@@ -168,7 +168,7 @@ def run_chunk(
             try:
                 vote = call(rows[i])
                 problem = _check_vote(vote, cardinality)
-            except Exception as exc:  # an LF bug must name the LF and the row
+            except Exception as exc:  # noqa: BLE001 - any LF bug must name the LF and the row
                 problem = exc if keep_exceptions else f"{type(exc).__name__}: {exc}"
             if problem is None:
                 column[i] = vote
@@ -235,8 +235,8 @@ def _row_chunk(s: dict, task: int) -> ChunkOutcome:
 def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show) -> list[tuple[int, ChunkOutcome]]:
     bounds = _chunks(len(rows))
     parallel = n_jobs > 1 and need.sum() >= _MIN_PARALLEL_CELLS
-    state = dict(calls=calls, rows=rows, need=need, cardinality=cardinality, bounds=bounds,
-                 fault_tolerant=fault_tolerant, in_process=not parallel)
+    state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
+                 "fault_tolerant": fault_tolerant, "in_process": not parallel}
     outcomes = _fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
     return [(a, o) for (a, _), o in zip(bounds, outcomes)]
 
@@ -335,7 +335,7 @@ def _apply_specs(frame: pd.DataFrame, rows: np.ndarray, specs: dict[int, Pattern
         units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
         bounds = _chunks(len(texts), 4 * CHUNK_ROWS)
         parallel = n_jobs if len(texts) * len(group) >= _MIN_PARALLEL_CELLS else 1
-        parts = _fork_map(_spec_chunk, dict(texts=texts, matcher=matcher, units=units, bounds=bounds),
+        parts = _fork_map(_spec_chunk, {"texts": texts, "matcher": matcher, "units": units, "bounds": bounds},
                           len(bounds), parallel)
         for pos, j in enumerate(pattern_js):
             hits = np.concatenate([p[0][:, pos] for p in parts]) if parts else np.zeros(0, bool)

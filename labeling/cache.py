@@ -17,6 +17,7 @@ again next time.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import uuid
@@ -82,7 +83,7 @@ def _hash_arrow_strings(chunked: pa.ChunkedArray) -> np.ndarray | None:
         data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
         valid = chunk.is_valid().to_numpy(zero_copy_only=False).tolist() if chunk.null_count else None
         if valid is None:
-            parts.append(b"".join([digest(data[a:b]) for a, b in zip(offsets, offsets[1:])]))
+            parts.append(b"".join([digest(data[a:b]) for a, b in itertools.pairwise(offsets)]))
         else:
             parts.append(b"".join([digest(data[a:b]) if ok else digest(_NULL) for a, b, ok in zip(offsets, offsets[1:], valid)]))
     return _digests_to_keys(b"".join(parts)) if parts else np.empty((0, 2), np.uint64)

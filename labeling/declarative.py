@@ -80,7 +80,7 @@ def regex_lf(name: str, pattern: str | re.Pattern, label: int, *, flags: int = 0
         compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, flags)
     except re.error as exc:
         raise ConfigError(f"LF {name!r}: invalid regex {pattern!r}: {exc}") from exc
-    resources = dict(field=field, pattern=compiled, label=_check_label(name, label))
+    resources = {"field": field, "pattern": compiled, "label": _check_label(name, label)}
     return LabelingFunction(name=name, f=_pattern_vote, resources=resources)
 
 
@@ -120,7 +120,7 @@ def length_lf(
         raise ConfigError(f"LF {name!r}: unit must be 'words' or 'chars', got {unit!r}")
     if min_len < 0 or (max_len is not None and max_len < min_len):
         raise ConfigError(f"LF {name!r}: need 0 <= min_len <= max_len, got {min_len}, {max_len}")
-    resources = dict(field=field, unit=unit, lo=min_len, hi=max_len, label=_check_label(name, label))
+    resources = {"field": field, "unit": unit, "lo": min_len, "hi": max_len, "label": _check_label(name, label)}
     return LabelingFunction(name=name, f=_length_vote, resources=resources)
 
 

@@ -34,7 +34,7 @@ try:  # optional: fall back to Python's re without it
 except ImportError:  # pragma: no cover - depends on the environment
     hyperscan = None
 
-from re import _constants as C  # noqa: N812 - the parser's opcode names
+from re import _constants as C
 from re import _parser as sre_parse
 
 __all__ = ["PatternMatcher", "hyperscan_available"]
@@ -275,7 +275,7 @@ class PatternMatcher:
 
     def _scan(self, texts: Sequence[str], hits: np.ndarray) -> None:
         found: list[int] = []
-        on_match = lambda pattern_id, start, end, flags, context: found.append(pattern_id)  # noqa: E731
+        on_match = lambda pattern_id, start, end, flags, context: found.append(pattern_id)
         exact_scan, widened_scan = self._exact.scan, self._widened.scan
         for i, text in enumerate(texts):
             if text.isascii():

@@ -61,7 +61,7 @@ def test_changing_a_resource_file_invalidates_the_lf(tmp_path):
         return 0 if any(w in x.text for w in path.read_text(encoding="utf-8").split()) else -1
 
     def lf():
-        return LabelingFunction("from_file", f=from_file, resources=dict(path=words))
+        return LabelingFunction("from_file", f=from_file, resources={"path": words})
 
     frame = _frame(12)
     first = apply_lfs([lf()], frame, cardinality=2, cache=tmp_path / "cache")

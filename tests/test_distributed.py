@@ -23,9 +23,9 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, memory_limit="1GiB") as cluster:
-        with distributed.Client(cluster) as client:
-            yield cluster, client
+                                  dashboard_address=None, memory_limit="1GiB") as cluster, \
+            distributed.Client(cluster) as client:
+        yield cluster, client
 
 
 @labeling_function()
@@ -70,13 +70,13 @@ def test_fault_counts_are_aggregated_from_workers(cluster, youtube_splits):
 
 @pytest.mark.slow  # ~30 s: a worker is killed and restarted
 def test_a_worker_dying_mid_run_does_not_change_the_result(cluster):
-    local_cluster, client = cluster
+    _, client = cluster
     n = 2000
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)],
                           "text": [f"see http://x/{i}" if i % 3 else f"row {i}" for i in range(n)]})
     expected = apply_lfs([slow_link], frame, cardinality=2, n_jobs=1)
     pids = client.run(os.getpid)
-    victim = sorted(pids)[0]
+    victim = min(pids)
 
     def kill_soon():
         time.sleep(0.6)  # 20 chunks of 100 rows x 2 ms: the run is under way

@@ -91,6 +91,8 @@ def _imdb_frames(rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def bench_edit(lfs, frame, distinct, jobs: int, base: float | None = None, expected=None) -> list[dict]:
     out = []
+    # fresh Arrow arrays: the cold apply must not reuse content hashes memoized by part 1
+    frame = frame.astype(object).astype("str")
     print(f"\n2. re-apply after editing 1 of {len(lfs)} LFs ({len(frame):,} rows)", flush=True)
     edited = [keyword_lf("kw_scorn", ["worst", "awful", "terrible", "horrible", "pathetic", "garbage", "dreadful"], 0)
               if lf.name == "kw_scorn" else lf for lf in lfs]

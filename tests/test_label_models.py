@@ -321,5 +321,8 @@ def test_fast_snorkel_fit_is_identical_to_snorkel_and_majority_vote_ties_match_s
     ref = LabelModel(cardinality=3, verbose=False)
     ref.fit(L, class_balance=[1 / 3] * 3, n_epochs=100, lr=0.01, l2=0.0, optimizer="sgd", seed=0, progress_bar=False)
     np.testing.assert_array_equal(ours.mu_, ref.mu.detach().numpy().astype(np.float64))
-    probs = MajorityVote(cardinality=3).fit(L).predict_proba(L)
+    mv = MajorityVote(cardinality=3).fit(L)
+    probs = mv.predict_proba(L)
     assert (probs_to_preds(probs) == snorkel_probs_to_preds(probs)).all()
+    for tie_break in ("random", "abstain", "first"):
+        assert (mv.predict(L, tie_break) == probs_to_preds(probs, tie_break)).all()

@@ -9,7 +9,10 @@ The data flow, one module per stage:
 """
 
 from .analysis import conflicts, coverage, empirical_accuracy, lf_summary, matrix_summary, overlaps, polarity
-from .apply import ApplyResult, Row, apply_lfs
+from .apply import ApplyResult, LFErrors, Row, apply_lfs
+from .cache import LFCache, project_cache_dir
+from .declarative import keyword_lf, length_lf, regex_lf
+from .parse_cache import ParseCache
 from .artifacts import load_end_model, load_label_model, save_end_model, save_label_model
 from .config import ProjectConfig, load_config, project_config_from_dict
 from .datasets import (
@@ -19,6 +22,7 @@ from .datasets import (
     fetch_youtube_spam,
     frame_hash,
     load_dataset,
+    load_imdb,
     load_youtube_spam,
     read_table,
     split_random,
@@ -117,12 +121,15 @@ __all__ = [
     "DawidSkene",
     "EvalRow",
     "LFApplicationError",
+    "LFCache",
     "LFDiscoveryError",
+    "LFErrors",
     "LabelError",
     "LabelMatrixError",
     "LabelingError",
     "MajorityVote",
     "NotFittedError",
+    "ParseCache",
     "ProjectConfig",
     "Row",
     "RunRecord",
@@ -148,15 +155,18 @@ __all__ = [
     "fetch_youtube_spam",
     "format_summary",
     "frame_hash",
+    "keyword_lf",
     "label_matrix_hash",
     "label_model_from_dict",
     "labeling_function",
     "lf_set_version",
     "lf_summary",
+    "length_lf",
     "lf_version",
     "load_config",
     "load_dataset",
     "load_end_model",
+    "load_imdb",
     "load_label_model",
     "load_youtube_spam",
     "make_end_model",
@@ -164,8 +174,10 @@ __all__ = [
     "overlaps",
     "polarity",
     "probs_to_preds",
+    "project_cache_dir",
     "project_config_from_dict",
     "read_table",
+    "regex_lf",
     "resolve_spacy_model",
     "run_retrain",
     "save_end_model",

@@ -67,8 +67,15 @@ def lf_summary(
     *,
     y=None,
     seconds: Mapping[str, float] | None = None,
+    rows_computed: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
-    """One row per LF: polarity, coverage, overlaps, conflicts, and with gold, accuracy."""
+    """One row per LF: polarity, coverage, overlaps, conflicts, and with gold, accuracy.
+
+    With ``seconds`` (``ApplyResult.seconds_per_lf``), the time each LF took, and
+    ``rows_per_s``: rows computed (``rows_computed``, default all of ``L``'s rows)
+    per second, NaN where nothing was computed (read from the cache), so a slow
+    LF stands out.
+    """
     L = check_label_matrix(L)
     if len(names) != L.shape[1]:
         raise LabelMatrixError(f"{len(names)} LF names for a matrix with {L.shape[1]} columns")
@@ -87,6 +94,9 @@ def lf_summary(
         table["accuracy"] = empirical_accuracy(L, y)
     if seconds is not None:
         table["seconds"] = [float(seconds.get(n, np.nan)) for n in names]
+        rows = np.array([float(rows_computed.get(n, 0)) if rows_computed is not None else float(L.shape[0]) for n in names])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table["rows_per_s"] = np.where((rows > 0) & (table["seconds"] > 0), rows / table["seconds"], np.nan)
     return table
 
 

@@ -1,22 +1,60 @@
-"""LFs x rows -> the label matrix L.
+"""LFs x rows -> the label matrix L, exactly as Snorkel's ``PandasLFApplier`` computes it.
 
-Rows are plain records (not ``DataFrame.apply``), and texts that spaCy LFs need
-are parsed once, in batches, before any LF runs, and shared by all of them.
+Where the time goes, and what we do instead of ``DataFrame.apply`` row by row:
+
+- **Cache** (``labeling/cache.py``): each LF's column is looked up by the LF's
+  version and each row's content hash; only missing cells are computed, then
+  stored. Editing one LF recomputes one column; appending rows computes those rows.
+- **Declarative LFs** (``labeling/declarative.py``: keyword, regex, length): computed
+  per distinct text, all patterns of a field in one multi-pattern scan
+  (``labeling/patterns.py``), with the same answers as calling the LF.
+- **Any other LF** is called on plain records (a dict with attribute access, no
+  pandas Series per row), in worker processes over row chunks (fork: the LFs and
+  rows are inherited, nothing is pickled), or on a Dask cluster
+  (``labeling/distributed.py``).
+- **spaCy LFs** (ours and Snorkel's ``nlp_labeling_function``) share one batched
+  parse per distinct text, cached on disk (``labeling/parse_cache.py``).
+
+Faults: by default an LF that raises (or returns something that is not a vote)
+stops the run with ``LFApplicationError`` naming the LF, the row id and the
+exception; the reported failure is the first LF (in column order) that fails,
+on its first failing row, whatever the chunking. With ``fault_tolerant=True``
+such cells are left abstaining and counted per LF in ``ApplyResult.errors``.
 """
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
+import sys
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .cache import LFCache, column_keys, row_keys
+from .declarative import LengthSpec, PatternSpec, lf_spec
 from .errors import LFApplicationError
-from .lfs import LabelingFunction, load_spacy, resolve_spacy_model, uses_spacy
+from .lfs import LabelingFunction, lf_version, resolve_spacy_model, uses_spacy
 from .matrix import ABSTAIN
+from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
+from .patterns import PatternMatcher, scan_lock
 from .progress import progress
+
+__all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs"]
+
+#: rows (or distinct texts) per task for worker processes and Dask
+CHUNK_ROWS = 2000
+#: keep at most this many failing row ids (and messages) per LF
+ERROR_SAMPLES = 5
+# Below this many cells, starting processes costs more than the work.
+_MIN_PARALLEL_CELLS = 20_000
 
 
 class Row(dict):
@@ -32,34 +70,341 @@ class Row(dict):
 
 
 @dataclass(frozen=True)
+class LFErrors:
+    """Failures of one LF in a fault-tolerant run: how many, and the first few."""
+
+    count: int
+    row_ids: tuple
+    messages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     L: np.ndarray
+    #: time spent computing each LF's column (summed over workers; ~0 when cached)
     seconds_per_lf: dict[str, float]
+    #: fault-tolerant runs: failures per LF (LFs that never failed are absent)
+    errors: dict[str, LFErrors] = field(default_factory=dict)
+    #: rows computed (not read from the cache) per LF
+    rows_computed: dict[str, int] = field(default_factory=dict)
 
 
-def _rows(frame: pd.DataFrame) -> list[Row]:
-    columns = list(frame.columns)
-    return [Row(zip(columns, values)) for values in frame.itertuples(index=False, name=None)]
+# --------------------------------------------------------------------------- calling LFs
 
 
-def _attach_docs(rows: list[Row], lfs: Sequence[LabelingFunction], spacy_model: str | None, show: bool) -> None:
-    if not any(uses_spacy(lf) for lf in lfs):
-        return
-    nlp = load_spacy(resolve_spacy_model(spacy_model))
-    # Parse each distinct text once: comment datasets repeat texts a lot.
-    unique = list(dict.fromkeys(str(r["text"]) for r in rows))
-    docs = nlp.pipe(unique, batch_size=256)
-    parsed = dict(zip(unique, progress(docs, total=len(unique), desc="spaCy parse", enabled=show)))
-    for row in rows:
-        row["doc"] = parsed[str(row["text"])]
+def _snorkel_nlp_params(lf: LabelingFunction):
+    """Snorkel ``nlp_labeling_function`` settings, when we can parse for it."""
+    # Only an imported module can have made such an LF; importing it here would
+    # pull in spaCy and torch (seconds) for every apply.
+    module = sys.modules.get("snorkel.labeling.lf.nlp")
+    if module is None or not isinstance(lf, module.BaseNLPLabelingFunction):
+        return None
+    params = type(lf)._nlp_config.parameters
+    return None if params.pre else params
 
 
-def _check_vote(vote, lf: LabelingFunction, row_id, cardinality: int) -> int:
+def _spacy_group(lf: LabelingFunction, spacy_model: str | None, disable: Sequence[str]) -> tuple | None:
+    """(pipeline, disabled components, text field, doc field) of a spaCy LF."""
+    params = _snorkel_nlp_params(lf)
+    if params is not None:
+        return (params.language, tuple(sorted(params.disable or ())), params.text_field, params.doc_field)
+    if uses_spacy(lf):
+        pre = next(p for p in lf._pre if hasattr(p, "doc_field"))
+        return (resolve_spacy_model(spacy_model), tuple(sorted(disable)), pre.text_field, pre.doc_field)
+    return None
+
+
+def _call_without_pre(lf: LabelingFunction) -> Callable:
+    # The applier has already put the parse where the LF's own preprocessor would.
+    f, resources = lf._f, dict(lf._resources)
+    return lambda x: f(x, **resources)
+
+
+def _callable(lf: LabelingFunction) -> Callable:
+    return _call_without_pre(lf) if _snorkel_nlp_params(lf) is not None else lf
+
+
+def _check_vote(vote, cardinality: int) -> str | None:
     if isinstance(vote, (bool, np.bool_)) or not isinstance(vote, (int, np.integer)):
-        raise LFApplicationError(lf.name, row_id, f"returned {vote!r}; an LF must return an int class index or ABSTAIN (-1)")
+        return f"returned {vote!r}; an LF must return an int class index or ABSTAIN (-1)"
     if not ABSTAIN <= vote < cardinality:
-        raise LFApplicationError(lf.name, row_id, f"returned {vote}; expected -1 (abstain) or a class index 0..{cardinality - 1}")
-    return int(vote)
+        return f"returned {vote}; expected -1 (abstain) or a class index 0..{cardinality - 1}"
+    return None
+
+
+@dataclass
+class ChunkOutcome:
+    """What one worker computed for one chunk of rows and a set of LFs."""
+
+    votes: np.ndarray  # (rows, lfs) int64
+    failed: np.ndarray  # (rows, lfs) bool
+    counts: np.ndarray  # (lfs,) failures
+    samples: list  # (lf position, chunk row, message), at most ERROR_SAMPLES per LF
+    seconds: np.ndarray  # (lfs,)
+    first_error: tuple | None = None  # strict runs: (lf position, chunk row, exception or message)
+
+
+def run_chunk(
+    calls: Sequence[Callable],
+    rows: Sequence,
+    need: np.ndarray,
+    cardinality: int,
+    *,
+    fault_tolerant: bool,
+    keep_exceptions: bool = True,
+) -> ChunkOutcome:
+    """Call ``calls[j]`` on ``rows[i]`` where ``need[i, j]``, LF by LF.
+
+    Strict runs stop at the chunk's first failure; LF-major order makes it the
+    failure of the lowest failing LF, on its first failing row.
+    """
+    n, m = len(rows), len(calls)
+    out = ChunkOutcome(np.full((n, m), ABSTAIN, np.int64), np.zeros((n, m), bool), np.zeros(m, np.int64), [],
+                       np.zeros(m))
+    for j, call in enumerate(calls):
+        column, failed = out.votes[:, j], out.failed[:, j]
+        start = time.perf_counter()
+        for i in np.flatnonzero(need[:, j]).tolist():
+            try:
+                vote = call(rows[i])
+                problem = _check_vote(vote, cardinality)
+            except Exception as exc:  # noqa: BLE001 - any LF bug must name the LF and the row
+                problem = exc if keep_exceptions else f"{type(exc).__name__}: {exc}"
+            if problem is None:
+                column[i] = vote
+                continue
+            if not fault_tolerant:
+                out.seconds[j] += time.perf_counter() - start
+                out.first_error = (j, i, problem)
+                return out
+            failed[i] = True
+            out.counts[j] += 1
+            if out.counts[j] <= ERROR_SAMPLES:
+                message = problem if isinstance(problem, str) else f"{type(problem).__name__}: {problem}"
+                out.samples.append((j, i, message))
+        out.seconds[j] += time.perf_counter() - start
+    return out
+
+
+# --------------------------------------------------------------------------- processes
+
+_FORK_STATE: dict = {}
+_FORK_LOCK = threading.Lock()
+
+
+def _fork_map(fn: Callable[[dict, int], object], state: dict, n_tasks: int, n_jobs: int, show: bool = False) -> list:
+    """``[fn(state, t) for t in range(n_tasks)]``, in forked processes when it pays.
+
+    Workers inherit ``state`` (LFs, rows, compiled patterns) from the parent, so
+    nothing but task numbers and results crosses a process boundary.
+    """
+    if n_jobs <= 1 or n_tasks <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(state, t) for t in progress(range(n_tasks), total=n_tasks, desc="LF chunks", enabled=show)]
+    with _FORK_LOCK:  # workers read the module-level state: one forked map at a time
+        _FORK_STATE.update(state, fn=fn)
+        try:
+            with scan_lock():  # no pattern scan in flight while forking
+                pool = multiprocessing.get_context("fork").Pool(min(n_jobs, n_tasks))
+            with pool:
+                return pool.map(_in_fork, range(n_tasks), chunksize=1)
+        finally:
+            _FORK_STATE.clear()
+
+
+def _in_fork(task: int):
+    return _FORK_STATE["fn"](_FORK_STATE, task)
+
+
+def _default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _chunks(n: int, size: int = CHUNK_ROWS) -> list[tuple[int, int]]:
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _row_chunk(s: dict, task: int) -> ChunkOutcome:
+    a, b = s["bounds"][task]
+    return run_chunk(s["calls"], s["rows"][a:b], s["need"][a:b], s["cardinality"],
+                     fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"])
+
+
+def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show) -> list[tuple[int, ChunkOutcome]]:
+    bounds = _chunks(len(rows))
+    parallel = n_jobs > 1 and need.sum() >= _MIN_PARALLEL_CELLS
+    state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
+                 "fault_tolerant": fault_tolerant, "in_process": not parallel}
+    outcomes = _fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
+    return [(a, o) for (a, _), o in zip(bounds, outcomes)]
+
+
+# --------------------------------------------------------------------------- declarative LFs
+
+
+def _word_counts(texts: list[str]) -> np.ndarray:
+    """``[len(t.split()) for t in texts]``, vectorized over the ASCII texts."""
+    counts = np.zeros(len(texts), dtype=np.int64)
+    ascii_idx = [i for i, t in enumerate(texts) if t.isascii()]
+    for i in sorted(set(range(len(texts))) - set(ascii_idx)):
+        counts[i] = len(texts[i].split())
+    if ascii_idx:
+        # str.split's whitespace on ASCII: \t \n \v \f \r, \x1c-\x1f and space
+        data = np.frombuffer(("\n".join(texts[i] for i in ascii_idx) + "\n").encode("ascii"), dtype=np.uint8)
+        word = ~_ASCII_SPACE[data]
+        starts = word & ~np.concatenate(([False], word[:-1]))
+        lengths = np.fromiter((len(texts[i]) + 1 for i in ascii_idx), dtype=np.int64, count=len(ascii_idx))
+        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        counts[ascii_idx] = np.add.reduceat(starts.astype(np.int64), offsets)
+    return counts
+
+
+_ASCII_SPACE = np.array([chr(c).isspace() for c in range(256)], dtype=bool)
+
+
+def _spec_chunk(s: dict, task: int) -> tuple[np.ndarray, dict]:
+    a, b = s["bounds"][task]
+    texts = s["texts"][a:b]
+    hits = s["matcher"].search(texts) if s["matcher"] is not None else None
+    sizes = {}
+    if "words" in s["units"]:
+        sizes["words"] = _word_counts(texts)
+    if "chars" in s["units"]:
+        sizes["chars"] = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    return hits, sizes
+
+
+@functools.lru_cache(maxsize=16)
+def _matcher(patterns: tuple) -> PatternMatcher:
+    # compiling the scan databases takes ~0.1 s per pattern; re-applies reuse them
+    return PatternMatcher(patterns)
+
+
+# (codes, distinct texts) of whole columns, by the identity of their memoized,
+# read-only content keys (see cache.column_keys): re-applies skip the dedup.
+_DISTINCT: dict[int, tuple[np.ndarray, list[str]]] = {}
+
+
+def _distinct(column: pd.Series, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(codes, distinct values) of ``column`` at ``rows``, by content hash (``keys``: its column_keys)."""
+    whole = len(rows) == len(keys) and not keys.flags.writeable
+    if whole and id(keys) in _DISTINCT:
+        return _DISTINCT[id(keys)]
+    out = _distinct_values(column, rows, keys)
+    if whole:
+        _DISTINCT[id(keys)] = out
+        weakref.finalize(keys, _DISTINCT.pop, id(keys), None)
+    return out
+
+
+def _distinct_values(column: pd.Series, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    keys = keys[rows]
+    codes, uniques = pd.factorize(keys[:, 0])
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    if not np.array_equal(keys[:, 1], keys[first[codes], 1]):  # a 64-bit collision: be exact instead
+        codes, values = pd.factorize(column.iloc[rows])
+        return codes, list(values)
+    # only the distinct texts become Python strings
+    return codes, column.iloc[rows[first]].tolist()
+
+
+def _all_strings(column: pd.Series) -> bool:
+    if column.dtype == object:
+        return pd.api.types.infer_dtype(column.to_numpy(), skipna=False) == "string"
+    return pd.api.types.is_string_dtype(column.dtype) and not column.isna().any()
+
+
+def _apply_specs(frame: pd.DataFrame, rows: np.ndarray, specs: dict[int, PatternSpec | LengthSpec], n_jobs: int,
+                 col_keys: dict[str, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+    """Columns of declarative LFs over ``frame``'s ``rows``, computed per distinct text."""
+    votes: dict[int, np.ndarray] = {}
+    seconds: dict[int, float] = {}
+    by_field: dict[str, dict[int, PatternSpec | LengthSpec]] = {}
+    for j, spec in specs.items():
+        by_field.setdefault(spec.field, {})[j] = spec
+    for name, group in by_field.items():
+        start = time.perf_counter()
+        if name not in col_keys:
+            col_keys[name] = column_keys(frame[name])
+        codes, texts = _distinct(frame[name], rows, col_keys[name])
+        pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
+        matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
+        units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
+        bounds = _chunks(len(texts), 4 * CHUNK_ROWS)
+        parallel = n_jobs if len(texts) * len(group) >= _MIN_PARALLEL_CELLS else 1
+        parts = _fork_map(_spec_chunk, {"texts": texts, "matcher": matcher, "units": units, "bounds": bounds},
+                          len(bounds), parallel)
+        for pos, j in enumerate(pattern_js):
+            hits = np.concatenate([p[0][:, pos] for p in parts]) if parts else np.zeros(0, bool)
+            votes[j] = np.where(hits, group[j].label, ABSTAIN)[codes]
+        for j, spec in group.items():
+            if isinstance(spec, LengthSpec):
+                size = np.concatenate([p[1][spec.unit] for p in parts]) if parts else np.zeros(0, np.int64)
+                ok = (size >= spec.lo) & (size <= (spec.hi if spec.hi is not None else np.iinfo(np.int64).max))
+                votes[j] = np.where(ok, spec.label, ABSTAIN)[codes]
+        # one scan serves the whole group: share its time evenly
+        elapsed = (time.perf_counter() - start) / len(group)
+        seconds.update({j: elapsed for j in group})
+    return votes, seconds
+
+
+# --------------------------------------------------------------------------- spaCy
+
+
+def _attach_docs(rows: list, lfs: Sequence[LabelingFunction], positions: Sequence[int], need: np.ndarray,
+                 spacy_model, disable, parse_cache, n_process, show) -> None:
+    """Fill each spaCy group's doc field on the rows some LF of that group needs."""
+    groups: dict[tuple, list[int]] = {}
+    for pos, j in enumerate(positions):
+        group = _spacy_group(lfs[j], spacy_model, disable)
+        if group is not None:
+            groups.setdefault(group, []).append(pos)
+    for (pipeline, disabled, text_field, doc_field), members in groups.items():
+        wanted = np.flatnonzero(need[:, members].any(axis=1)).tolist()
+        if not wanted:
+            continue
+        nlp = _snorkel_pipeline(lfs[positions[members[0]]]) or load_pipeline(pipeline, disabled)
+        texts = [str(rows[i][text_field]) for i in wanted]
+        docs = parse_texts(texts, nlp, name=f"{pipeline}-{'-'.join(disabled)}", cache=parse_cache,
+                           n_process=n_process)
+        for i, doc in zip(wanted, progress(docs, total=len(docs), desc="spaCy", enabled=show)):
+            rows[i][doc_field] = doc
+
+
+def _snorkel_pipeline(lf: LabelingFunction):
+    """The pipeline a Snorkel spaCy LF's preprocessor has already loaded (no second copy)."""
+    if _snorkel_nlp_params(lf) is None:
+        return None
+    return getattr(type(lf)._nlp_config.nlp, "_nlp", None)
+
+
+def _cache_version(lf: LabelingFunction, spacy_model, disable) -> str:
+    group = _spacy_group(lf, spacy_model, disable)
+    if group is None:
+        return lf_version(lf)
+    nlp = _snorkel_pipeline(lf) or load_pipeline(group[0], group[1])
+    return f"{lf_version(lf)}-{pipeline_key(nlp, group[0])}"
+
+
+# --------------------------------------------------------------------------- the applier
+
+
+def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[Row]:
+    sub = frame.iloc[positions]
+    columns = list(sub.columns)
+    return [Row(zip(columns, values)) for values in sub.itertuples(index=False, name=None)]
+
+
+def _as_cache(cache) -> tuple[LFCache | None, ParseCache | None]:
+    if cache is None:
+        return None, None
+    if isinstance(cache, ParseCache):  # parses only: every vote is computed
+        return None, cache
+    root = cache.root if isinstance(cache, LFCache) else Path(cache)
+    return LFCache(root), ParseCache(root)
 
 
 def apply_lfs(
@@ -69,25 +414,103 @@ def apply_lfs(
     cardinality: int,
     spacy_model: str | None = None,
     show_progress: bool = False,
+    fault_tolerant: bool = False,
+    cache: str | Path | LFCache | None = None,
+    n_jobs: int | None = None,
+    scheduler=None,
+    spacy_disable: Sequence[str] = (),
 ) -> ApplyResult:
     """Run every LF on every row of ``frame``; column j of ``L`` is ``lfs[j]``.
 
-    An LF that raises, or returns something that is not a vote, stops the run
-    with an ``LFApplicationError`` naming the LF and the row's id.
+    ``cache``: a folder (or ``LFCache``) for per-LF votes and spaCy parses, a
+    ``ParseCache`` for parses only; ``None`` computes everything. ``n_jobs``: worker processes (default: all
+    cores). ``scheduler``: a Dask scheduler address or ``distributed.Client`` to
+    run the row-wise LFs on a cluster instead. ``spacy_disable``: pipeline
+    components no LF of ours needs (Snorkel's spaCy LFs name their own).
     """
-    rows = _rows(frame)
-    _attach_docs(rows, lfs, spacy_model, show_progress)
-    ids = frame["id"].tolist() if "id" in frame.columns else list(range(len(frame)))
-    L = np.full((len(rows), len(lfs)), ABSTAIN, dtype=np.int64)
-    seconds: dict[str, float] = {}
-    for j, lf in enumerate(progress(lfs, total=len(lfs), desc="labeling functions", enabled=show_progress)):
-        start = time.perf_counter()
-        column = L[:, j]
-        for i, row in enumerate(rows):
-            try:
-                vote = lf(row)
-            except Exception as exc:  # any LF bug must name the LF and the row
-                raise LFApplicationError(lf.name, ids[i], exc) from exc
-            column[i] = _check_vote(vote, lf, ids[i], cardinality)
-        seconds[lf.name] = time.perf_counter() - start
-    return ApplyResult(L=L, seconds_per_lf=seconds)
+    n, m = len(frame), len(lfs)
+    n_jobs = _default_jobs() if n_jobs is None else max(1, int(n_jobs))
+    ids = frame["id"].tolist() if "id" in frame.columns else list(range(n))
+    lf_cache, parse_cache = _as_cache(cache)
+    L = np.full((n, m), ABSTAIN, dtype=np.int64)
+    need = np.ones((n, m), dtype=bool)
+    failed = np.zeros((n, m), dtype=bool)
+    seconds = {lf.name: 0.0 for lf in lfs}
+    versions: list[str] = []
+    col_keys: dict[str, np.ndarray] = {}  # content hashes per column, computed once per apply
+    if lf_cache is not None and n:
+        col_keys = {name: column_keys(frame[name]) for name in frame.columns}
+        keys = row_keys(frame, col_keys)
+        order = np.argsort(keys[:, 0])
+        query = keys[order]
+        for j, lf in enumerate(lfs):
+            versions.append(_cache_version(lf, spacy_model, spacy_disable))
+            votes, found = lf_cache.lookup(lf.name, versions[j], keys, order, query)
+            L[found, j] = votes[found]
+            need[found, j] = False
+
+    first_errors: list[tuple] = []  # strict runs: (LF column, row, problem); the lowest LF's first row is raised
+    specs = {j: spec for j, lf in enumerate(lfs) if need[:, j].any() and (spec := lf_spec(lf)) is not None
+             and spec.field in frame.columns and _all_strings(frame[spec.field])}
+    if specs:
+        rows = np.flatnonzero(need[:, list(specs)].any(axis=1))
+        columns, spec_seconds = _apply_specs(frame, rows, specs, n_jobs, col_keys)
+        for j, column in columns.items():
+            L[rows, j] = np.where(need[rows, j], column, L[rows, j])
+            seconds[lfs[j].name] += spec_seconds[j]
+            bad = np.flatnonzero(need[rows, j] & (column >= cardinality))
+            if len(bad):  # a declarative LF's label outside the classes: same error as any LF
+                if not fault_tolerant:
+                    first_errors.append((j, int(rows[bad[0]]), _check_vote(int(column[bad[0]]), cardinality)))
+                failed[rows[bad], j] = True
+                L[rows[bad], j] = ABSTAIN
+
+    opaque = [j for j in range(m) if j not in specs and need[:, j].any()]
+    samples: dict[int, list] = {}
+    if opaque:
+        positions = np.flatnonzero(need[:, opaque].any(axis=1))
+        sub_need = need[np.ix_(positions, opaque)]
+        if scheduler is not None:
+            from .distributed import run_on_dask
+
+            outcomes = run_on_dask(scheduler, [lfs[j] for j in opaque], frame.iloc[positions], sub_need, cardinality,
+                                   fault_tolerant=fault_tolerant, spacy_model=spacy_model, spacy_disable=spacy_disable)
+        else:
+            rows = _records(frame, positions)
+            _attach_docs(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache, n_jobs, show_progress)
+            outcomes = _run_local([_callable(lfs[j]) for j in opaque], rows, sub_need, cardinality,
+                                  fault_tolerant, n_jobs, show_progress)
+        for offset, out in outcomes:
+            span = positions[offset : offset + len(out.votes)]
+            for pos, j in enumerate(opaque):
+                mask = sub_need[offset : offset + len(out.votes), pos]
+                L[span[mask], j] = out.votes[mask, pos]
+                failed[span, j] |= out.failed[:, pos]
+                seconds[lfs[j].name] += float(out.seconds[pos])
+            if out.first_error is not None:
+                pos, i, problem = out.first_error
+                first_errors.append((opaque[pos], int(span[i]), problem))
+            for pos, i, message in out.samples:
+                samples.setdefault(opaque[pos], []).append((int(span[i]), message))
+    if first_errors:
+        j, i, problem = min(first_errors, key=lambda e: (e[0], e[1]))
+        if isinstance(problem, BaseException):
+            raise LFApplicationError(lfs[j].name, ids[i], problem) from problem
+        raise LFApplicationError(lfs[j].name, ids[i], problem)
+
+    errors = {}
+    for j in np.flatnonzero(failed.any(axis=0)).tolist():
+        found = sorted(samples.get(j, []))[:ERROR_SAMPLES]
+        if not found:  # declarative LFs with an out-of-range label
+            found = [(int(i), _check_vote(int(lf_spec(lfs[j]).label), cardinality))
+                     for i in np.flatnonzero(failed[:, j])[:ERROR_SAMPLES]]
+        errors[lfs[j].name] = LFErrors(int(failed[:, j].sum()), tuple(ids[i] for i, _ in found),
+                                       tuple(msg for _, msg in found))
+    L[failed] = ABSTAIN
+    computed = need.sum(axis=0)
+    if lf_cache is not None and n:
+        for j, lf in enumerate(lfs):
+            store = need[:, j] & ~failed[:, j]
+            lf_cache.store(lf.name, versions[j], keys[store], L[store, j])
+    return ApplyResult(L=L, seconds_per_lf=seconds, errors=errors,
+                       rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)})

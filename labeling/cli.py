@@ -7,6 +7,7 @@
     python -m labeling refine --config ...     LF accuracy on gold, suggested LFs, likely label errors
     python -m labeling history | reproduce RUN_ID | promote [RUN_ID] | rollback
     python -m labeling verify | monitor | report [RUN_ID] | export-onnx RUN_ID OUT
+    python -m labeling clear-cache --config ...  delete cached LF votes and spaCy parses
 """
 
 from __future__ import annotations
@@ -190,6 +191,22 @@ def _export_onnx(args) -> int:
     return 0
 
 
+def _clear_cache(args) -> int:
+    from .cache import LFCache, project_cache_dir
+    from .parse_cache import ParseCache
+
+    config = load_config(args.config, args.set)
+    folder = project_cache_dir(config)
+    removed = {"lf_columns": 0, "spacy_segments": 0} if folder is None else {
+        "lf_columns": LFCache(folder).clear(), "spacy_segments": ParseCache(folder).clear()}
+    if args.json:
+        print(json.dumps({"cache": str(folder) if folder else None, "removed": removed}))
+    else:
+        print(f"cleared {folder}: {removed['lf_columns']} LF vote segments, {removed['spacy_segments']} spaCy parse segments"
+              if folder else "the project's cache is off (lfs.cache = \"none\")")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labeling", description="Weak-supervision labeling pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -238,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(classifier graph + TF-IDF JSON).")
     export.add_argument("run_id")
     export.add_argument("out", help="new folder to write")
+    command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses.")
     return parser
 
 

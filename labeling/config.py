@@ -43,6 +43,9 @@ class LFConfig:
     modules: tuple[str, ...] = ()
     root: str = "."  # where the LF modules are importable from, relative to the config
     spacy_model: str = "en_core_web_sm"
+    cache: str = ""  # LF vote and spaCy parse cache folder; "" = lf_cache beside the store, "none" = off
+    n_jobs: int = 0  # worker processes for row-wise LFs; 0 = all cores
+    scheduler: str = ""  # a Dask scheduler address to apply the LFs on a cluster
 
 
 @dataclass(frozen=True)

@@ -352,3 +352,27 @@ def load_dataset(config) -> Splits:
         if (getattr(splits, name)["label"] < 0).any():
             raise DatasetError(f"{source}: every {name} row needs a gold label")
     return splits
+
+
+IMDB_CLASSES = ("neg", "pos")
+IMDB_SPLITS = ("train", "test")
+
+
+def load_imdb(data_dir: str | Path | None = None, *, splits: tuple[str, ...] = IMDB_SPLITS) -> pd.DataFrame:
+    """IMDB reviews (Maas et al. 2011) in canonical form, from ``$LABELING_DATA_DIR/imdb``.
+
+    Not downloaded: the archive is 80 MB; the local copy is one CSV per split
+    (``id, rating, label, text``). Ids are ``<split>-<label>-<review id>``.
+    """
+    root = Path(data_dir or os.environ.get(DATA_DIR_ENV, "")) / "imdb"
+    frames = []
+    for split in splits:
+        path = root / f"{split}.csv"
+        if not path.is_file():
+            raise DatasetError(f"IMDB split {split!r} not found at {path}; set {DATA_DIR_ENV} to the data folder")
+        df = pd.read_csv(path, dtype={"text": str})
+        df["row_id"] = [f"{split}-{lab}-{i}" for lab, i in zip(df["label"], df["id"])]
+        df["split"] = split
+        frames.append(df.drop(columns=["id"]))
+    return canonicalize(pd.concat(frames, ignore_index=True), text_field="text", label_field="label",
+                        id_field="row_id", classes=IMDB_CLASSES, source=str(root))

@@ -20,6 +20,7 @@ import pandas as pd
 from . import artifacts
 from .analysis import lf_summary
 from .apply import apply_lfs
+from .cache import project_cache_dir
 from .config import ProjectConfig
 from .datasets import SPLIT_NAMES, Splits, load_dataset
 from .end_models import make_end_model
@@ -192,7 +193,9 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     with _timed(timings, "apply"):
         # One pass over all splits, so each distinct text is parsed by spaCy once.
         everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
-        applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress)
+        applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress,
+                            cache=project_cache_dir(config), n_jobs=config.lfs.n_jobs or None,
+                            scheduler=config.lfs.scheduler or None)
         bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
         matrices = {name: applied.L[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
     names = [lf.name for lf in lfs]
@@ -207,7 +210,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     lf_table = pd.concat(
         {
             # Train gold stays hidden: LF accuracy is measured on dev only.
-            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf),
+            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf, rows_computed=applied.rows_computed),
             "dev": lf_summary(L_dev, names, y=y_dev),
         },
         names=["split"],

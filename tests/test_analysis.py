@@ -73,3 +73,12 @@ def test_matches_snorkel_on_real_youtube_matrix(youtube_splits):
     np.testing.assert_allclose(ours["coverage"], theirs["Coverage"])
     np.testing.assert_allclose(ours["conflicts"], theirs["Conflicts"])
     np.testing.assert_allclose(ours["accuracy"].fillna(0), theirs["Emp. Acc."].fillna(0))
+
+
+def test_rows_per_second_shows_the_slow_lf_and_skips_cached_ones():
+    table = lf_summary(L_SMALL, ["a", "b", "c"], seconds={"a": 0.5, "b": 0.001, "c": 0.0},
+                       rows_computed={"a": 100, "b": 100, "c": 0})
+    assert table.loc["a", "rows_per_s"] == 200 and table.loc["b", "rows_per_s"] == 100_000
+    assert np.isnan(table.loc["c", "rows_per_s"]), "nothing computed: no rate"
+    plain = lf_summary(L_SMALL, ["a", "b", "c"], seconds={"a": 0.5})
+    assert plain.loc["a", "rows_per_s"] == len(L_SMALL) / 0.5

@@ -324,3 +324,22 @@ def test_selection_beats_best_published(data_dir, folder):
     selection = select_label_model(ds.train.L, ds.valid.L, ds.valid.y, ds.cardinality, metric=metric)
     test = score_predictions(ds.test.y, selection.model.predict(ds.test.L), metric, cardinality=ds.cardinality)
     assert 100 * test >= best
+
+
+def test_fast_snorkel_fit_is_identical_to_snorkel_and_majority_vote_ties_match_snorkel():
+    from snorkel.labeling.model import LabelModel
+    from snorkel.utils import probs_to_preds as snorkel_probs_to_preds
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 3, 20_000)
+    votes = np.where(rng.random((20_000, 6)) < 0.7, y[:, None], rng.integers(0, 3, (20_000, 6)))
+    L = np.where(rng.random((20_000, 6)) < 0.4, votes, -1)
+    ours = SnorkelLabelModel(cardinality=3, n_epochs=100).fit(L)
+    ref = LabelModel(cardinality=3, verbose=False)
+    ref.fit(L, class_balance=[1 / 3] * 3, n_epochs=100, lr=0.01, l2=0.0, optimizer="sgd", seed=0, progress_bar=False)
+    np.testing.assert_array_equal(ours.mu_, ref.mu.detach().numpy().astype(np.float64))
+    mv = MajorityVote(cardinality=3).fit(L)
+    probs = mv.predict_proba(L)
+    assert (probs_to_preds(probs) == snorkel_probs_to_preds(probs)).all()
+    for tie_break in ("random", "abstain", "first"):
+        assert (mv.predict(L, tie_break) == probs_to_preds(probs, tie_break)).all()

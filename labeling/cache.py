@@ -1,0 +1,204 @@
+"""Per-LF vote cache: one column of votes per LF version, rows keyed by content.
+
+Editing one LF changes only its version (``lf_version``: source, helpers,
+resources), so only its column is recomputed; rows are keyed by a hash of their
+content (every column, with names and dtypes), so rows appended to a dataset are
+the only rows computed, whatever split or position they land in.
+
+Layout under the cache root (by default ``runs/cache`` beside the project's
+store)::
+
+    lf/<lf name>/<lf version>/<segment>.npz   keys (n, 2) uint64, votes (n,) int32
+
+Segments are written atomically (temporary file, then rename) and read with
+``allow_pickle=False``. Errors are never cached: a row an LF failed on is tried
+again next time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import xxhash
+
+__all__ = ["LFCache", "column_keys", "project_cache_dir", "row_keys"]
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MAX_SEGMENTS = 16
+_NULL = b"\x00labeling-null\x00"
+
+
+def _mix(acc: np.ndarray, values: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (acc ^ values) * _MIX + np.uint64(1)
+
+
+def _digests_to_keys(digests: bytes) -> np.ndarray:
+    return np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2).copy()
+
+
+# Keys of Arrow-backed columns, by the identity of their (immutable) ChunkedArray:
+# re-applying LFs to the same frame does not hash its texts again. pandas gives an
+# edited column a new array, and an entry goes when its array is freed.
+_ARROW_KEYS: dict[int, np.ndarray] = {}
+
+
+def _arrow_string_keys(column: pd.Series) -> np.ndarray | None:
+    """128-bit xxh3 of each value's UTF-8 bytes, read straight from Arrow's buffers
+    (no Python string per row): hashing is most of a cached re-apply's time."""
+    backing = getattr(column.array, "_pa_array", None)
+    if isinstance(backing, pa.ChunkedArray):
+        known = _ARROW_KEYS.get(id(backing))
+        if known is not None:
+            return known
+        keys = _hash_arrow_strings(backing)
+        if keys is not None:
+            keys.flags.writeable = False
+            _ARROW_KEYS[id(backing)] = keys
+            weakref.finalize(backing, _ARROW_KEYS.pop, id(backing), None)
+        return keys
+    try:
+        array = pa.array(column)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return _hash_arrow_strings(array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array]))
+
+
+def _hash_arrow_strings(chunked: pa.ChunkedArray) -> np.ndarray | None:
+    if not (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
+        return None
+    digest, parts = xxhash.xxh3_128_digest, []
+    for chunk in chunked.chunks:
+        _, offsets_buf, data_buf = chunk.buffers()
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1].tolist()
+        data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False).tolist() if chunk.null_count else None
+        if valid is None:
+            parts.append(b"".join([digest(data[a:b]) for a, b in itertools.pairwise(offsets)]))
+        else:
+            parts.append(b"".join([digest(data[a:b]) if ok else digest(_NULL) for a, b, ok in zip(offsets, offsets[1:], valid)]))
+    return _digests_to_keys(b"".join(parts)) if parts else np.empty((0, 2), np.uint64)
+
+
+def column_keys(column: pd.Series) -> np.ndarray:
+    """(n, 2) uint64 content keys of one column's values."""
+    if pd.api.types.is_string_dtype(column.dtype) or column.dtype == object:
+        values = column.to_numpy() if column.dtype == object else None
+        if values is not None and pd.api.types.infer_dtype(values, skipna=False) == "string":
+            digest = xxhash.xxh3_128_digest
+            return _digests_to_keys(b"".join([digest(v.encode("utf-8", "surrogatepass")) for v in values]))
+        if values is None:
+            keys = _arrow_string_keys(column)
+            if keys is not None:
+                return keys
+    # numbers, dates, mixed objects: pandas' siphash, twice with different keys
+    first = pd.util.hash_pandas_object(column, index=False).to_numpy(np.uint64)
+    second = pd.util.hash_pandas_object(column, index=False, hash_key="labeling-cache-2").to_numpy(np.uint64)
+    return np.stack([first, second], axis=1)
+
+
+def row_keys(frame: pd.DataFrame, columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(n, 2) uint64 content keys of whole rows: every column, its name and dtype.
+
+    ``columns``: ``column_keys`` already computed, by column name (reused, not redone).
+    """
+    keys = np.zeros((len(frame), 2), dtype=np.uint64)
+    for name, column in frame.items():
+        tag = np.frombuffer(xxhash.xxh3_128_digest(f"{name}\x00{column.dtype}".encode()), dtype=np.uint64)
+        known = None if columns is None else columns.get(name)
+        keys = _mix(keys, (column_keys(column) if known is None else known) ^ tag)
+    return keys
+
+
+class LFCache:
+    """Votes of each LF version by row key, stored under ``root``; see the module docstring."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _dir(self, name: str, version: str) -> Path:
+        return self.root / "lf" / name / version
+
+    def _load(self, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+        keys, votes = [np.empty((0, 2), np.uint64)], [np.empty(0, np.int32)]
+        for path in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
+            with np.load(path, allow_pickle=False) as data:
+                keys.append(data["keys"])
+                votes.append(data["votes"])
+        return np.concatenate(keys), np.concatenate(votes)
+
+    def lookup(self, name: str, version: str, keys: np.ndarray, order: np.ndarray | None = None,
+               query: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(votes, found) for ``keys``; ``votes`` is meaningless where ``found`` is False.
+
+        ``order`` (``np.argsort(keys[:, 0])``) and ``query`` (``keys[order]``): for
+        looking up many LFs with the same keys; matching two sorted arrays is
+        cache-friendly.
+        """
+        stored_keys, stored_votes = self._load(self._dir(name, version))
+        votes = np.zeros(len(keys), dtype=np.int64)
+        found = np.zeros(len(keys), dtype=bool)
+        if not len(stored_keys) or not len(keys):
+            return votes, found
+        if len(stored_keys) > 1 and not np.all(stored_keys[1:, 0] >= stored_keys[:-1, 0]):  # several segments
+            by_key = np.argsort(stored_keys[:, 0], kind="stable")
+            stored_keys, stored_votes = stored_keys[by_key], stored_votes[by_key]
+        order = np.argsort(keys[:, 0]) if order is None else order
+        query = keys[order] if query is None else query
+        pos = np.minimum(np.searchsorted(stored_keys[:, 0], query[:, 0]), len(stored_keys) - 1)
+        hit = (stored_keys[pos, 0] == query[:, 0]) & (stored_keys[pos, 1] == query[:, 1])
+        found[order] = hit
+        votes[order[hit]] = stored_votes[pos[hit]]
+        return votes, found
+
+    def store(self, name: str, version: str, keys: np.ndarray, votes: np.ndarray) -> None:
+        if not len(keys):
+            return
+        folder = self._dir(name, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._write(folder, keys, votes)
+        segments = sorted(folder.glob("*.npz"))
+        if len(segments) > _MAX_SEGMENTS:  # appends add segments; merge them now and then
+            all_keys, all_votes = self._load(folder)
+            _, unique = np.unique(all_keys, axis=0, return_index=True)
+            self._write(folder, all_keys[unique], all_votes[unique])
+            for path in segments:
+                path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _write(folder: Path, keys: np.ndarray, votes: np.ndarray) -> None:
+        by_key = np.argsort(keys[:, 0], kind="stable")  # stored sorted: lookups need no sort
+        keys, votes = keys[by_key], votes[by_key]
+        name = f"{uuid.uuid4().hex}.npz"
+        tmp = folder / f".{name}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.asarray(keys, dtype=np.uint64), votes=np.asarray(votes, dtype=np.int32))
+        os.replace(tmp, folder / name)
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.root / "lf" / name
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def clear(self) -> int:
+        """Delete every cached column; returns how many segment files were removed."""
+        folder = self.root / "lf"
+        count = sum(1 for _ in folder.rglob("*.npz")) if folder.is_dir() else 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+
+def project_cache_dir(config) -> Path | None:
+    """A project's cache folder: ``lfs.cache``, by default ``lf_cache`` beside the store."""
+    setting = config.lfs.cache
+    if setting.lower() == "none":
+        return None
+    return config.resolve(setting) if setting else config.resolve(config.store).parent / "lf_cache"

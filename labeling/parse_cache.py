@@ -1,0 +1,150 @@
+"""spaCy parses done once per distinct text, and kept on disk.
+
+``parse_texts`` parses the distinct texts with one batched ``nlp.pipe`` (several
+processes for large batches), with only the components asked for. Parses are
+saved with spaCy's own ``DocBin`` format (no pickle) under::
+
+    <cache root>/spacy/<pipeline key>/<segment>.spacy + <segment>.keys.npy
+
+keyed by a 128-bit hash of the text; the pipeline key names the pipeline, its
+version, spaCy's version and the enabled components, so a different pipeline
+never reads another's parses. Every LF that needs a parse shares them.
+
+A ``DocBin`` keeps tokens, tags, POS, morphology, lemmas, dependencies, sentence
+starts and entities: everything rule LFs read. It does not keep ``doc.tensor``
+(similarity from the tok2vec layer), which an LF must not rely on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cache import column_keys
+from .lfs import load_spacy
+
+__all__ = ["ParseCache", "load_pipeline", "parse_texts", "pipeline_key"]
+
+# Below this many texts, starting worker processes costs more than it saves.
+_MIN_TEXTS_PER_PROCESS = 400
+
+
+def load_pipeline(name: str, disable: Sequence[str] = ()):
+    """The pipeline ``name`` with ``disable``d components switched off (loaded once per process)."""
+    nlp = load_spacy(name)
+    if not disable:
+        return nlp
+    return _disabled_copy(name, tuple(sorted(disable)))
+
+
+_DISABLED: dict[tuple[str, tuple[str, ...]], object] = {}
+
+
+def _disabled_copy(name: str, disable: tuple[str, ...]):
+    key = (name, disable)
+    if key not in _DISABLED:
+        import spacy
+
+        _DISABLED[key] = spacy.blank(name.split(":", 1)[1]) if name.startswith("blank:") else spacy.load(
+            name, disable=list(disable)
+        )
+    return _DISABLED[key]
+
+
+def pipeline_key(nlp, name: str) -> str:
+    import spacy
+
+    meta = getattr(nlp, "meta", {}) or {}
+    ident = f"{name}|{meta.get('lang')}_{meta.get('name')}=={meta.get('version')}|spacy=={spacy.__version__}|{','.join(nlp.pipe_names)}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def text_keys(texts: Sequence[str]) -> np.ndarray:
+    return column_keys(pd.Series(list(texts), dtype=object))
+
+
+class ParseCache:
+    """Parsed ``Doc``s by (pipeline key, text hash), stored as ``DocBin`` segments under ``root``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _dir(self, key: str) -> Path:
+        return self.root / "spacy" / key
+
+    def get(self, nlp, key: str, keys: np.ndarray) -> list:
+        """Cached docs for ``keys`` (``None`` where not cached)."""
+        from spacy.tokens import DocBin
+
+        out: list = [None] * len(keys)
+        folder = self._dir(key)
+        if not folder.is_dir() or not len(keys):
+            return out
+        wanted = {(int(a), int(b)): i for i, (a, b) in enumerate(keys.tolist())}
+        for keys_path in sorted(folder.glob("*.keys.npy")):
+            seg_keys = np.load(keys_path, allow_pickle=False).tolist()
+            hits = [wanted.get((a, b)) for a, b in seg_keys]
+            if not any(h is not None for h in hits):
+                continue
+            docbin = DocBin().from_bytes((keys_path.parent / keys_path.name.replace(".keys.npy", ".spacy")).read_bytes())
+            for target, doc in zip(hits, docbin.get_docs(nlp.vocab)):
+                if target is not None:
+                    out[target] = doc
+        return out
+
+    def put(self, key: str, keys: np.ndarray, docs: Sequence) -> None:
+        from spacy.tokens import DocBin
+
+        if not len(docs):
+            return
+        folder = self._dir(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = uuid.uuid4().hex
+        docbin = DocBin(store_user_data=False, docs=docs)
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(docbin.to_bytes())
+        keys_tmp = folder / f".{name}.keys.tmp"
+        with open(keys_tmp, "wb") as fh:
+            np.save(fh, np.asarray(keys, dtype=np.uint64))
+        # docs first, then the keys that make them visible
+        os.replace(tmp, folder / f"{name}.spacy")
+        os.replace(keys_tmp, folder / f"{name}.keys.npy")
+
+    def clear(self) -> int:
+        folder = self.root / "spacy"
+        count = sum(1 for _ in folder.rglob("*.spacy")) if folder.is_dir() else 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+
+def parse_texts(
+    texts: Sequence[str],
+    nlp,
+    *,
+    name: str,
+    cache: ParseCache | None = None,
+    n_process: int = 1,
+    batch_size: int = 256,
+) -> list:
+    """One ``Doc`` per text, parsing each distinct uncached text once."""
+    unique = list(dict.fromkeys(texts))
+    keys = text_keys(unique)
+    pkey = pipeline_key(nlp, name)
+    docs = cache.get(nlp, pkey, keys) if cache is not None else [None] * len(unique)
+    todo = [i for i, d in enumerate(docs) if d is None]
+    if todo:
+        processes = max(1, min(n_process, len(todo) // _MIN_TEXTS_PER_PROCESS))
+        parsed = list(nlp.pipe((unique[i] for i in todo), batch_size=batch_size, n_process=processes))
+        for i, doc in zip(todo, parsed):
+            docs[i] = doc
+        if cache is not None:
+            cache.put(pkey, keys[todo], parsed)
+    by_text = dict(zip(unique, docs))
+    return [by_text[t] for t in texts]

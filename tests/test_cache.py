@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from snorkel.labeling import LabelingFunction, labeling_function
+
+from labeling import apply_lfs
+from labeling.cache import LFCache, row_keys
+from labeling.declarative import keyword_lf, length_lf, regex_lf
+
+
+def _frame(n: int, start: int = 0) -> pd.DataFrame:
+    words = ["great fun", "awful plot", "so boring", "a classic", "meh", "great but dull"]
+    return pd.DataFrame({"id": [f"r{i}" for i in range(start, start + n)],
+                         "text": [f"{words[i % len(words)]} #{i}" for i in range(start, start + n)]})
+
+
+def _lfs(scorn=("awful",)):
+    @labeling_function()
+    def has_hash(x):
+        return 1 if "#1" in x.text else -1
+
+    return [keyword_lf("praise", ["great"], 1), keyword_lf("scorn", list(scorn), 0),
+            regex_lf("classic", r"\bclassic\b", 1), length_lf("short", 0, max_len=2), has_hash]
+
+
+def test_second_apply_reads_everything_from_the_cache(tmp_path):
+    frame = _frame(50)
+    cold = apply_lfs(_lfs(), frame, cardinality=2, cache=tmp_path)
+    warm = apply_lfs(_lfs(), frame, cardinality=2, cache=tmp_path)
+    np.testing.assert_array_equal(cold.L, warm.L)
+    np.testing.assert_array_equal(cold.L, apply_lfs(_lfs(), frame, cardinality=2).L)
+    assert set(cold.rows_computed.values()) == {50} and set(warm.rows_computed.values()) == {0}
+
+
+def test_editing_one_lf_recomputes_only_its_column(tmp_path):
+    frame = _frame(60)
+    apply_lfs(_lfs(), frame, cardinality=2, cache=tmp_path)
+    edited = apply_lfs(_lfs(scorn=("awful", "boring")), frame, cardinality=2, cache=tmp_path)
+    assert edited.rows_computed == {"praise": 0, "scorn": 60, "classic": 0, "short": 0, "has_hash": 0}
+    np.testing.assert_array_equal(edited.L, apply_lfs(_lfs(scorn=("awful", "boring")), frame, cardinality=2).L)
+    assert len(LFCache(tmp_path).versions("scorn")) == 2
+
+
+def test_appended_rows_are_the_only_rows_computed(tmp_path):
+    apply_lfs(_lfs(), _frame(40), cardinality=2, cache=tmp_path)
+    grown = pd.concat([_frame(40, start=40), _frame(40)], ignore_index=True)  # new rows first: keys, not positions
+    result = apply_lfs(_lfs(), grown, cardinality=2, cache=tmp_path)
+    assert set(result.rows_computed.values()) == {40}
+    np.testing.assert_array_equal(result.L, apply_lfs(_lfs(), grown, cardinality=2).L)
+
+
+def test_changing_a_resource_file_invalidates_the_lf(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("plot\n", encoding="utf-8")
+
+    def from_file(x, path: Path):
+        return 0 if any(w in x.text for w in path.read_text(encoding="utf-8").split()) else -1
+
+    def lf():
+        return LabelingFunction("from_file", f=from_file, resources={"path": words})
+
+    frame = _frame(12)
+    first = apply_lfs([lf()], frame, cardinality=2, cache=tmp_path / "cache")
+    words.write_text("plot\nboring\n", encoding="utf-8")
+    second = apply_lfs([lf()], frame, cardinality=2, cache=tmp_path / "cache")
+    assert second.rows_computed == {"from_file": 12}
+    assert (second.L == 0).sum() > (first.L == 0).sum()
+
+
+def test_errors_are_not_cached(tmp_path):
+    @labeling_function()
+    def picky(x):
+        if x.text.startswith("meh"):
+            raise ValueError("no opinion")
+        return -1
+
+    frame = _frame(12)
+    first = apply_lfs([picky], frame, cardinality=2, cache=tmp_path, fault_tolerant=True)
+    again = apply_lfs([picky], frame, cardinality=2, cache=tmp_path, fault_tolerant=True)
+    assert first.errors["picky"].count == again.errors["picky"].count == 2
+    assert again.rows_computed == {"picky": 2}
+
+
+def test_row_keys_depend_on_content_not_position():
+    frame = _frame(5)
+    keys = row_keys(frame)
+    assert len(np.unique(keys, axis=0)) == 5
+    np.testing.assert_array_equal(row_keys(frame.iloc[::-1].reset_index(drop=True)), keys[::-1])
+    changed = frame.assign(text=frame["text"].str.replace("#2", "#22"))
+    assert (row_keys(changed) != keys).any(axis=1).tolist() == [False, False, True, False, False]
+    assert (row_keys(frame.astype({"text": object})) != keys).all(), "dtype is part of the key"
+
+
+@pytest.mark.parametrize("n", [1, 20])
+def test_clear_removes_every_column(tmp_path, n):
+    apply_lfs(_lfs(), _frame(n), cardinality=2, cache=tmp_path)
+    assert LFCache(tmp_path).clear() == 5
+    assert apply_lfs(_lfs(), _frame(n), cardinality=2, cache=tmp_path).rows_computed["praise"] == n
+
+
+def test_retrain_fills_the_project_cache_and_the_cli_clears_it(youtube_config_path, tmp_path, capsys):
+    import json
+
+    from labeling import load_config, run_retrain
+    from labeling.cache import project_cache_dir
+    from labeling.cli import main
+
+    overrides = [f'project.store="{tmp_path / "store.db"}"', f'project.artifacts="{tmp_path / "artifacts"}"',
+                 'label_model.type="majority_vote"']
+    config = load_config(youtube_config_path, overrides)
+    folder = project_cache_dir(config)
+    assert folder == tmp_path / "lf_cache"
+    result = run_retrain(config, record=False)
+    assert sorted(p.name for p in (folder / "lf").iterdir()) == sorted(name for name, _ in result.lfs)
+    assert any((folder / "spacy").rglob("*.spacy"))
+    args = ["clear-cache", "--config", str(youtube_config_path), "--json"] + [a for o in overrides for a in ("--set", o)]
+    assert main(args) == 0
+    removed = json.loads(capsys.readouterr().out)["removed"]
+    assert removed["lf_columns"] == len(result.lfs) and removed["spacy_segments"] >= 1
+    assert not (folder / "lf").exists()
+    off = load_config(youtube_config_path, [*overrides, 'lfs.cache="none"'])
+    assert project_cache_dir(off) is None

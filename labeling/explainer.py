@@ -31,7 +31,9 @@ def lf_votes(lfs, texts: Sequence[str], cardinality: int, spacy_model: str | Non
         return [() for _ in texts]
 
     def apply(chunk: Sequence[str]):
-        L = apply_lfs(lfs, pd.DataFrame({"text": list(chunk)}), cardinality=cardinality, spacy_model=spacy_model).L
+        # n_jobs=1: a server process must never fork (its threads, locks and sockets would be copied)
+        L = apply_lfs(lfs, pd.DataFrame({"text": list(chunk)}), cardinality=cardinality, spacy_model=spacy_model,
+                      n_jobs=1).L
         return [tuple(int(v) for v in row) for row in L]
 
     try:

@@ -392,8 +392,9 @@ def _cache_version(lf: LabelingFunction, spacy_model, disable) -> str:
 # --------------------------------------------------------------------------- the applier
 
 
-def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[Row]:
-    sub = frame.iloc[positions]
+def records(frame: pd.DataFrame, positions: np.ndarray | None = None) -> list[Row]:
+    """Rows of ``frame`` (those at ``positions``) as the records LFs and slicing functions see."""
+    sub = frame if positions is None else frame.iloc[positions]
     columns = list(sub.columns)
     return [Row(zip(columns, values)) for values in sub.itertuples(index=False, name=None)]
 
@@ -476,7 +477,7 @@ def apply_lfs(
             outcomes = run_on_dask(scheduler, [lfs[j] for j in opaque], frame.iloc[positions], sub_need, cardinality,
                                    fault_tolerant=fault_tolerant, spacy_model=spacy_model, spacy_disable=spacy_disable)
         else:
-            rows = _records(frame, positions)
+            rows = records(frame, positions)
             _attach_docs(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache, n_jobs, show_progress)
             outcomes = _run_local([_callable(lfs[j]) for j in opaque], rows, sub_need, cardinality,
                                   fault_tolerant, n_jobs, show_progress)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from snorkel.slicing import SlicingFunction, slicing_function
 
-from .apply import _rows
+from .apply import records as row_records
 from .errors import LFApplicationError, LFDiscoveryError
 from .evaluate import classification_metrics
 from .lfs import discover_lfs
@@ -48,7 +48,7 @@ def discover_slices(modules: Sequence[str], *, root=None) -> tuple[SlicingFuncti
 
 def slice_masks(sfs: Sequence[SlicingFunction], frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """``{slice name: boolean mask over frame's rows}``; a failing SF names itself and the row."""
-    rows = _rows(frame)
+    rows = row_records(frame)
     ids = frame["id"].tolist() if "id" in frame.columns else list(range(len(frame)))
     masks = {}
     for sf in sfs:

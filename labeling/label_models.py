@@ -367,8 +367,12 @@ class MajorityVote(BaseLabelModel):
 
     def _class_counts(self, L: np.ndarray) -> np.ndarray:
         """(k, n) votes per class; k passes over L, memory-bound (~40 ms per 1M x 20)."""
-        narrow = np.uint8 if L.shape[1] < 256 else np.int64  # small sums in bytes: fastest reduce
-        return np.stack([np.add.reduce(L == c, axis=1, dtype=narrow) for c in range(self.cardinality)])
+        if L.shape[1] >= 256 or self.cardinality >= 127:
+            return np.stack([np.add.reduce(L == c, axis=1, dtype=np.int64) for c in range(self.cardinality)])
+        # Votes fit a byte (checked), and so do per-row counts of < 256 LFs: each pass reads
+        # 1/8 of the memory, and einsum's byte row sums are ~3x faster than add.reduce's.
+        L = L.astype(np.int8, copy=False)
+        return np.stack([np.einsum("ij->i", (L == c).view(np.uint8)) for c in range(self.cardinality)])
 
     def _predict_proba(self, L: np.ndarray) -> np.ndarray:
         counts = self._class_counts(L).T.astype(np.float64)
@@ -387,6 +391,14 @@ class MajorityVote(BaseLabelModel):
         if L.shape[1] >= int(1 / _TIE_TOL):
             return super().predict(L, tie_break)
         counts = self._class_counts(L)
+        if self.cardinality == 2:  # the common case, without the general tie search's (k, n) passes
+            preds = (counts[1] > counts[0]).astype(np.int64)
+            rows = np.flatnonzero(counts[0] == counts[1])
+            if tie_break == "abstain":
+                preds[rows] = ABSTAIN
+            elif tie_break == "random" and len(rows):
+                preds[rows] = _row_hash_mod(rows, 2) % 2  # the (pick + 1)-th of the two tied classes
+            return preds
         return _pick_among_ties(counts == counts.max(axis=0), tie_break)
 
 

@@ -343,3 +343,14 @@ def test_fast_snorkel_fit_is_identical_to_snorkel_and_majority_vote_ties_match_s
     assert (probs_to_preds(probs) == snorkel_probs_to_preds(probs)).all()
     for tie_break in ("random", "abstain", "first"):
         assert (mv.predict(L, tie_break) == probs_to_preds(probs, tie_break)).all()
+
+
+def test_binary_majority_vote_predict_matches_snorkel_tie_breaks():
+    from snorkel.utils import probs_to_preds as snorkel_probs_to_preds
+
+    L = np.random.default_rng(3).integers(-1, 2, size=(5_000, 4))  # many ties and all-abstain rows
+    mv = MajorityVote(cardinality=2).fit(L)
+    probs = mv.predict_proba(L)
+    assert (mv.predict(L) == snorkel_probs_to_preds(probs)).all()
+    for tie_break in ("random", "abstain", "first"):
+        assert (mv.predict(L, tie_break) == probs_to_preds(probs, tie_break)).all()

@@ -114,20 +114,25 @@ def test_missing_class_in_test_is_reported():
     assert "spam" in found[("missing_class", "test")].message
 
 
-def test_verify_dataset_lists_every_unknown_label_name(tmp_path):
-    rows = [[f"text {i}", ["ham", "spam", "eggs", "Spam!"][i % 4]] for i in range(12)]
+def _csv_project(tmp_path, rows, dataset_extra: str = ""):
+    """A ham/spam project over ``rows`` (text, label) written as a user's CSV file."""
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "data.csv", index=False)
-    config = load_config(write_project(tmp_path, f"""
+    return load_config(write_project(tmp_path, f"""
 [project]
-name = "labels"
+name = "verify"
 classes = ["ham", "spam"]
 [dataset]
 path = "data.csv"
 label_field = "label"
-[lfs]
+{dataset_extra}[lfs]
 modules = ["lf_modules.broken"]
 root = "{FIXTURES}"
 """))
+
+
+def test_verify_dataset_lists_every_unknown_label_name(tmp_path):
+    rows = [[f"text {i}", ["ham", "spam", "eggs", "Spam!"][i % 4]] for i in range(12)]
+    config = _csv_project(tmp_path, rows)
     report = verify_dataset(config)
     assert not report.ok
     finding = report.errors[0]
@@ -139,20 +144,7 @@ root = "{FIXTURES}"
 
 def test_retrain_stops_on_fatal_findings_and_writes_nothing(tmp_path):
     rows = [[f"check this {i} out", "spam" if i % 2 else "ham"] for i in range(12)] + [["   ", "ham"]] * 20
-    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "data.csv", index=False)
-    config = load_config(write_project(tmp_path, f"""
-[project]
-name = "empty"
-classes = ["ham", "spam"]
-[dataset]
-path = "data.csv"
-label_field = "label"
-dev_size = 0.2
-test_size = 0.2
-[lfs]
-modules = ["lf_modules.broken"]
-root = "{FIXTURES}"
-"""))
+    config = _csv_project(tmp_path, rows, "dev_size = 0.2\ntest_size = 0.2\n")
     with pytest.raises(VerificationError, match="empty_texts"):
         run_retrain(config)
     store = config.resolve(config.store)

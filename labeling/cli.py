@@ -180,8 +180,7 @@ def _report(args) -> int:
 def _export_onnx(args) -> int:
     from .artifacts import load_end_model
     from .export import export_onnx
-    from .registry import end_model_path
-    from .store import RunStore
+    from .store import RunStore, end_model_path
 
     config = load_config(args.config, args.set)
     with RunStore(_store(config)) as store:

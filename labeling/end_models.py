@@ -203,41 +203,47 @@ class SklearnTextClassifier(_TextClassifier):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
         texts = list(texts)
-        proba = self._fast_proba(texts) if self._fast_path_ok() else self.pipeline_.predict_proba(texts)
+        cache = self._fast_cache()
+        proba = self._fast_proba(texts, cache) if cache is not None else self.pipeline_.predict_proba(texts)
         # A class absent from training gets probability 0, keeping the (n, k) shape.
         out = np.zeros((proba.shape[0], self.cardinality))
         out[:, self.pipeline_.classes_] = proba
         return out
 
-    def _fast_proba(self, texts: list[str]) -> np.ndarray:
+    def _fast_proba(self, texts: list[str], word_cache: dict) -> np.ndarray:
         logreg = self.pipeline_.named_steps["logreg"]
-        if getattr(self, "_word_cache_of", None) is not self.pipeline_:
-            self._word_cache, self._word_cache_of = {}, self.pipeline_
         vectorizer = self.pipeline_.named_steps["ngrams"]
         if len(texts) <= 8:  # a server's single requests: no sparse matrix, whose set-up costs more than the sums
             scores = np.empty((len(texts), logreg.coef_.shape[0]))
-            for i, ids in enumerate(_vocabulary_ids(vectorizer, texts, self._word_cache)):
+            for i, ids in enumerate(_vocabulary_ids(vectorizer, texts, word_cache)):
                 features, weights = _tfidf_weights(vectorizer, ids)
                 scores[i] = logreg.coef_[:, features] @ weights + logreg.intercept_
         else:
-            scores = tfidf_transform(vectorizer, texts, self._word_cache) @ logreg.coef_.T + logreg.intercept_
+            scores = tfidf_transform(vectorizer, texts, word_cache) @ logreg.coef_.T + logreg.intercept_
         if scores.shape[1] == 1:
             positive = expit(scores[:, 0])
             return np.column_stack([1 - positive, positive])
         return softmax(scores, axis=1)
 
-    def _fast_path_ok(self) -> bool:
-        """Decided once per fitted (or loaded) pipeline: the fast path must agree
-        with the pipeline's own predict_proba, or it is not used."""
-        if getattr(self, "_fast_checked", None) is not self.pipeline_:
-            probes = list(_PROBE_TEXTS)
+    def _fast_cache(self) -> dict | None:
+        """The fast path's word cache, or None where the fast path is not used.
+
+        Decided once per fitted (or loaded) pipeline: the fast path must agree with
+        the pipeline's own predict_proba on probe texts."""
+        pipeline, cache = getattr(self, "_fast", (None, None))
+        if pipeline is not self.pipeline_:
+            cache, probes = {}, list(_PROBE_TEXTS)
             try:
-                self._fast_ok = bool(np.allclose(self._fast_proba(probes), self.pipeline_.predict_proba(probes),
-                                                 rtol=0, atol=1e-12))
+                agrees = np.allclose(self._fast_proba(probes, cache), self.pipeline_.predict_proba(probes),
+                                     rtol=0, atol=1e-12)
             except (KeyError, AttributeError, ValueError):  # a pipeline of another shape
-                self._fast_ok = False
-            self._fast_checked = self.pipeline_
-        return self._fast_ok
+                agrees = False
+            cache = cache if agrees else None
+            self._fast = (self.pipeline_, cache)
+        return cache
+
+    def _fast_path_ok(self) -> bool:
+        return self._fast_cache() is not None
 
 
 class TorchTextClassifier(_TextClassifier):

@@ -26,7 +26,7 @@ from .config import ProjectConfig
 from .errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
 from .feedback import DEFAULT_ALIAS, FeedbackLog, utc_now
-from .store import RunStore, read_run
+from .store import RunStore, end_model_path
 
 CHAMPION = DEFAULT_ALIAS  # the alias servers follow
 CANDIDATE = "candidate"
@@ -80,14 +80,6 @@ def gate(candidate_score: float, champion_score: float | None, *, margin: float,
     if candidate_score >= bar:
         return True, text
     return False, f"refused: {text}"
-
-
-def end_model_path(db, run_id: str) -> Path:
-    """The folder of a run's saved end model, from its artifact records."""
-    for artifact in read_run(db, run_id)["artifacts"]:
-        if artifact["name"] == "end_model/manifest.json":
-            return Path(artifact["path"]).parent
-    raise StoreError(f"run {run_id!r} has no saved end model")
 
 
 class Registry:

@@ -26,10 +26,10 @@ import threading
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+import sqlite_utils
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
@@ -55,6 +55,7 @@ from .feedback import (
     text_sha256,
     utc_now,
 )
+from .store import end_model_path
 
 SETTINGS_ENV = "LABELING_SERVE_SETTINGS"
 VERSION_HEADER = "X-Model-Version"
@@ -108,13 +109,6 @@ class ModelLoadError(LabelingError):
 # -- functional core ---------------------------------------------------------
 
 
-def end_model_folder(log: FeedbackLog, run_id: str) -> Path:
-    rows = log.read("SELECT path FROM run_artifacts WHERE run_id = ? AND name = 'end_model/manifest.json'", [run_id])
-    if not rows:
-        raise ModelLoadError(f"run {run_id!r} has no end model in {log.path}")
-    return Path(rows[0]["path"]).parent
-
-
 def check_probabilities(probs: np.ndarray, n: int, k: int) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float64)
     # not np.allclose: its generality costs more than scoring a text
@@ -127,7 +121,7 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
     """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction."""
     try:
         lineage = log.run_lineage(run_id)
-        model = load_end_model(end_model_folder(log, run_id))
+        model = load_end_model(end_model_path(sqlite_utils.Database(log.conn), run_id))
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
     check_probabilities(model.predict_proba(["warm-up: is this spam? check out my channel"]), 1, cardinality)
@@ -373,8 +367,26 @@ def _validation_message(errors) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def _exactly_one_of(a: str, b: str) -> dict:
-    return {"oneOf": [{"required": [a]}, {"required": [b]}]}
+def _one_of_schema(schema: dict, model: type) -> None:
+    schema["oneOf"] = [{"required": [name]} for name in model.one_of]
+
+
+class _ExactlyOneOf(BaseModel):
+    """A body that takes exactly one of two fields (absent or set, never null).
+
+    The rule is stated once and serves twice: in the schema (``oneOf``), so clients
+    and fuzzers see the real contract, and as the check that gives the 422 message.
+    """
+
+    one_of: ClassVar[tuple[str, str]]
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_schema)
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        a, b = self.one_of
+        if (getattr(self, a) is None) == (getattr(self, b) is None):
+            raise ValueError(f"give exactly one of {a!r} or {b!r}")
+        return self
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -384,21 +396,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
     Text = Annotated[str, Field(min_length=1, max_length=settings.max_text_chars)]
     Id = Annotated[str, Field(min_length=1, max_length=100)]
 
-    class PredictRequest(BaseModel):
+    class PredictRequest(_ExactlyOneOf):
         """One ``text`` or a batch of ``texts``, not both."""
 
-        # "Exactly one of" lives in the schema too (oneOf), so clients and fuzzers see the real contract;
-        # the fields are absent-or-set, never null.
-        model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of("text", "texts"))
+        one_of = ("text", "texts")
         text: Text = None  # type: ignore[assignment]
         texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)] = None  # type: ignore[assignment]
         explain: StrictBool = Field(False, description="compute the LF votes before answering and return them")
-
-        @model_validator(mode="after")
-        def _one_of(self):
-            if (self.text is None) == (self.texts is None):
-                raise ValueError("give exactly one of 'text' or 'texts'")
-            return self
 
     class Prediction(BaseModel):
         id: str
@@ -418,19 +422,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
         model_version: str
         predictions: list[Prediction]
 
-    class FeedbackRequest(BaseModel):
+    class FeedbackRequest(_ExactlyOneOf):
         """The true label for a served prediction (``prediction_id``) or for a ``text``."""
 
-        model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of("prediction_id", "text"))
+        one_of = ("prediction_id", "text")
         label: Label
         prediction_id: Id = None  # type: ignore[assignment]
         text: Text = None  # type: ignore[assignment]
-
-        @model_validator(mode="after")
-        def _one_of(self):
-            if (self.prediction_id is None) == (self.text is None):
-                raise ValueError("give exactly one of 'prediction_id' or 'text'")
-            return self
 
     class FeedbackResponse(BaseModel):
         feedback_id: str

@@ -187,3 +187,11 @@ def read_run(db: sqlite_utils.Database, run_id: str, *, where: object = "the sto
     row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])} for m in db["run_metrics"].rows_where(clause, args)]
     row["artifacts"] = list(db["run_artifacts"].rows_where(clause, args, order_by="name"))
     return row
+def end_model_path(db: sqlite_utils.Database, run_id: str) -> Path:
+    """The folder of a run's saved end model, from its artifact records."""
+    for artifact in read_run(db, run_id)["artifacts"]:
+        if artifact["name"] == "end_model/manifest.json":
+            return Path(artifact["path"]).parent
+    raise StoreError(f"run {run_id!r} has no saved end model")
+
+

@@ -32,7 +32,7 @@ import pandas as pd
 import sqlite_utils
 
 from .errors import StoreError
-from .store import read_run
+from .store import end_model_path, read_run
 
 DEFAULT_ALIAS = "production"
 
@@ -244,10 +244,19 @@ class FeedbackLog:
         rows = self.read("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1")
         return rows[0]["id"] if rows else None
 
+    def end_model_path(self, run_id: str) -> Path:
+        # Under the lock like every statement on this shared connection: a read
+        # left running in another thread holds an old snapshot, and the writer's
+        # BEGIN IMMEDIATE then fails at once with "database is locked"
+        # (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out).
+        with self._lock:
+            return end_model_path(sqlite_utils.Database(self.conn), run_id)
+
     def run_lineage(self, run_id: str) -> dict:
         """What ``GET /models`` reports about a run: its lineage, not its whole
         record (no config, and no artifact paths of this machine)."""
-        run = read_run(sqlite_utils.Database(self.conn), run_id, where=self.path)
+        with self._lock:
+            run = read_run(sqlite_utils.Database(self.conn), run_id, where=self.path)
         run.pop("config")
         run["lfs"] = [{"name": lf["name"], "version": lf["version"]} for lf in run["lfs"]]
         run["metrics"] = [{k: m[k] for k in ("name", "accuracy", "macro_f1")} for m in run["metrics"]]

@@ -26,7 +26,7 @@ from .config import ProjectConfig
 from .errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
 from .feedback import DEFAULT_ALIAS, FeedbackLog, utc_now
-from .store import RunStore, end_model_path
+from .store import RunStore
 
 CHAMPION = DEFAULT_ALIAS  # the alias servers follow
 CANDIDATE = "candidate"
@@ -100,11 +100,6 @@ class Registry:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _db(self):
-        import sqlite_utils
-
-        return sqlite_utils.Database(self.log.conn)
-
     def aliases(self) -> dict[str, str]:
         return {r["alias"]: r["run_id"] for r in self.log.read("SELECT alias, run_id FROM model_aliases ORDER BY alias")}
 
@@ -145,7 +140,7 @@ class Registry:
             raise StoreError(f"alias {alias!r} has no previous version to roll back to (history: {stack})")
         target = stack[-2]
         try:
-            read_manifest(end_model_path(self._db(), target))
+            read_manifest(self.log.end_model_path(target))
         except ArtifactError as exc:
             raise StoreError(f"cannot roll {alias!r} back to {target!r}: {exc}") from exc
         self.log.set_alias(target, alias)  # the server's own alias write; the trigger logs the move
@@ -186,9 +181,8 @@ def evaluate_candidate(
 ) -> GateDecision:
     """Score candidate and champion on the same gold test rows and apply the gate."""
     metric, margin = config.promotion.metric, config.promotion.margin
-    db = registry._db()
     if candidate_model is None:
-        candidate_model = load_end_model(end_model_path(db, candidate_run_id))
+        candidate_model = load_end_model(registry.log.end_model_path(candidate_run_id))
     candidate_score = score_on_test(candidate_model, test_texts, y_test, config.classes, metric)
     champion = registry.get(alias)
     if champion == candidate_run_id:
@@ -197,7 +191,7 @@ def evaluate_candidate(
     champion_score = None
     if champion is not None:
         try:
-            champion_model = load_end_model(end_model_path(db, champion))
+            champion_model = load_end_model(registry.log.end_model_path(champion))
         except (ArtifactError, StoreError) as exc:
             return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
                                 f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-import sqlite_utils
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
@@ -55,7 +54,6 @@ from .feedback import (
     text_sha256,
     utc_now,
 )
-from .store import end_model_path
 
 SETTINGS_ENV = "LABELING_SERVE_SETTINGS"
 VERSION_HEADER = "X-Model-Version"
@@ -121,7 +119,7 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
     """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction."""
     try:
         lineage = log.run_lineage(run_id)
-        model = load_end_model(end_model_path(sqlite_utils.Database(log.conn), run_id))
+        model = load_end_model(log.end_model_path(run_id))
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
     check_probabilities(model.predict_proba(["warm-up: is this spam? check out my channel"]), 1, cardinality)

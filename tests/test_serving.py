@@ -328,14 +328,20 @@ def test_promote_under_load_fails_no_request(server, served_project):
     stop = threading.Event()
     statuses: Counter = Counter()
     versions: Counter = Counter()
+    errors: list[str] = []
+    mismatched: list[tuple] = []
 
     def load():
         with httpx.Client(base_url=server.url, timeout=60) as c:
             while not stop.is_set():
                 r = c.post("/predict", json={"texts": ["check out my channel", "nice video"]})
                 statuses[r.status_code] += 1
-                versions[r.json().get("model_version")] += 1
-                assert r.json()["model_version"] == r.headers["X-Model-Version"]
+                if r.status_code != 200:
+                    errors.append(r.text)
+                    continue
+                versions[r.json()["model_version"]] += 1
+                if r.json()["model_version"] != r.headers["X-Model-Version"]:
+                    mismatched.append((r.json()["model_version"], r.headers["X-Model-Version"]))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for t in threads:
@@ -356,7 +362,8 @@ def test_promote_under_load_fails_no_request(server, served_project):
         stop.set()
         for t in threads:
             t.join()
-    assert set(statuses) == {200}, statuses
+    assert set(statuses) == {200}, (statuses, errors[:3])
+    assert mismatched == []
     assert set(versions) <= {first, second} and versions[second] > 0, versions
     with httpx.Client(base_url=server.url, timeout=60) as c:
         assert c.post("/admin/promote", json={"run_id": first}, headers=AUTH).json()["model_version"] == first

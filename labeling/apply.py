@@ -44,7 +44,7 @@ from .errors import LFApplicationError
 from .lfs import LabelingFunction, lf_version, resolve_spacy_model, uses_spacy
 from .matrix import ABSTAIN
 from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
-from .patterns import PatternMatcher, scan_lock
+from .patterns import PatternMatcher, ScanTexts, scan_lock
 from .progress import progress
 
 __all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs"]
@@ -55,6 +55,10 @@ CHUNK_ROWS = 2000
 ERROR_SAMPLES = 5
 # Below this many cells, starting processes costs more than the work.
 _MIN_PARALLEL_CELLS = 20_000
+# The same for declarative LFs, in distinct texts x (LFs + 1): a scan costs about
+# as much per text as per pattern, and forking costs ~0.1 s (measured: one
+# pattern over 50,000 IMDB reviews is faster in one process, ten are not).
+_MIN_PARALLEL_SCAN = 150_000
 
 
 class Row(dict):
@@ -248,16 +252,17 @@ def _word_counts(texts: list[str]) -> np.ndarray:
     """``[len(t.split()) for t in texts]``, vectorized over the ASCII texts."""
     counts = np.zeros(len(texts), dtype=np.int64)
     ascii_idx = [i for i, t in enumerate(texts) if t.isascii()]
-    for i in sorted(set(range(len(texts))) - set(ascii_idx)):
-        counts[i] = len(texts[i].split())
+    if len(ascii_idx) < len(texts):
+        others = set(range(len(texts))).difference(ascii_idx)
+        counts[sorted(others)] = [len(texts[i].split()) for i in sorted(others)]
     if ascii_idx:
+        chosen = [texts[i] for i in ascii_idx]
         # str.split's whitespace on ASCII: \t \n \v \f \r, \x1c-\x1f and space
-        data = np.frombuffer(("\n".join(texts[i] for i in ascii_idx) + "\n").encode("ascii"), dtype=np.uint8)
-        word = ~_ASCII_SPACE[data]
-        starts = word & ~np.concatenate(([False], word[:-1]))
-        lengths = np.fromiter((len(texts[i]) + 1 for i in ascii_idx), dtype=np.int64, count=len(ascii_idx))
+        space = _ASCII_SPACE[np.frombuffer(("\n" + "\n".join(chosen) + "\n").encode("ascii"), dtype=np.uint8)]
+        starts = space[:-1] & ~space[1:]  # a word begins one byte later
+        lengths = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen)) + 1
         offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        counts[ascii_idx] = np.add.reduceat(starts.astype(np.int64), offsets)
+        counts[ascii_idx] = np.add.reduceat(starts, offsets, dtype=np.int64)  # no int64 copy of every byte
     return counts
 
 
@@ -282,33 +287,45 @@ def _matcher(patterns: tuple) -> PatternMatcher:
     return PatternMatcher(patterns)
 
 
-# (codes, distinct texts) of whole columns, by the identity of their memoized,
-# read-only content keys (see cache.column_keys): re-applies skip the dedup.
-_DISTINCT: dict[int, tuple[np.ndarray, list[str]]] = {}
+@dataclass
+class _Distinct:
+    """A text column as its distinct values: ``texts[codes]`` is the column."""
+
+    codes: np.ndarray
+    texts: list[str]
+    keys: np.ndarray  # content key of each distinct text
+    _layout: ScanTexts | None = None
+
+    def layout(self) -> ScanTexts:
+        """The texts laid out for buffer scans, built on first use and kept: each
+        re-apply after an edit scans the same texts again."""
+        if self._layout is None:
+            self._layout = ScanTexts(self.texts)
+        return self._layout
 
 
-def _distinct(column: pd.Series, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """(codes, distinct values) of ``column`` at ``rows``, by content hash (``keys``: its column_keys)."""
-    whole = len(rows) == len(keys) and not keys.flags.writeable
-    if whole and id(keys) in _DISTINCT:
+# Distinct values of whole columns, by the identity of their memoized, read-only
+# content keys (see cache.column_keys): re-applies skip the dedup and the layout.
+_DISTINCT: dict[int, _Distinct] = {}
+
+
+def _distinct(column: pd.Series, keys: np.ndarray) -> _Distinct:
+    """``column`` (``keys``: its column_keys) as its distinct values."""
+    if id(keys) in _DISTINCT:
         return _DISTINCT[id(keys)]
-    out = _distinct_values(column, rows, keys)
-    if whole:
-        _DISTINCT[id(keys)] = out
-        weakref.finalize(keys, _DISTINCT.pop, id(keys), None)
-    return out
-
-
-def _distinct_values(column: pd.Series, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    keys = keys[rows]
     codes, uniques = pd.factorize(keys[:, 0])
     first = np.full(len(uniques), -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes))[::-1]
     if not np.array_equal(keys[:, 1], keys[first[codes], 1]):  # a 64-bit collision: be exact instead
-        codes, values = pd.factorize(column.iloc[rows])
-        return codes, list(values)
+        codes, _ = pd.factorize(column)
+        first = np.full(codes.max() + 1 if len(codes) else 0, -1, dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes))[::-1]
     # only the distinct texts become Python strings
-    return codes, column.iloc[rows[first]].tolist()
+    out = _Distinct(codes, column.iloc[first].tolist(), keys[first])
+    if not keys.flags.writeable:
+        _DISTINCT[id(keys)] = out
+        weakref.finalize(keys, _DISTINCT.pop, id(keys), None)
+    return out
 
 
 def _all_strings(column: pd.Series) -> bool:
@@ -317,38 +334,92 @@ def _all_strings(column: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(column.dtype) and not column.isna().any()
 
 
-def _apply_specs(frame: pd.DataFrame, rows: np.ndarray, specs: dict[int, PatternSpec | LengthSpec], n_jobs: int,
-                 col_keys: dict[str, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, float]]:
-    """Columns of declarative LFs over ``frame``'s ``rows``, computed per distinct text."""
-    votes: dict[int, np.ndarray] = {}
-    seconds: dict[int, float] = {}
+def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | LengthSpec],
+                   n_jobs: int) -> dict[int, np.ndarray]:
+    """Votes of declarative LFs (one field's) on ``texts``: all patterns in one scan.
+
+    Patterns with a buffer form are scanned in one call over all texts, here;
+    others, and lengths, in chunks of texts, in worker processes when it pays.
+    """
+    layout = texts.layout if isinstance(texts, _Distinct) else None
+    texts = texts.texts if isinstance(texts, _Distinct) else texts
+    pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
+    matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
+    hits = None
+    if matcher is not None and matcher.has_buffer_form():
+        hits = matcher.search(layout() if layout is not None else ScanTexts(texts))
+    units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
+    parts = []
+    if units or hits is None:
+        bounds = _chunks(len(texts), 4 * CHUNK_ROWS)
+        lfs = len(units) if hits is not None else len(group)
+        parallel = n_jobs if len(texts) * (lfs + 1) >= _MIN_PARALLEL_SCAN else 1
+        state = {"texts": texts, "matcher": matcher if hits is None else None, "units": units, "bounds": bounds}
+        parts = _fork_map(_spec_chunk, state, len(bounds), parallel)
+    if hits is None:
+        hits = (np.concatenate([p[0] for p in parts]) if parts and matcher is not None
+                else np.zeros((len(texts), len(pattern_js)), bool))
+    votes = {}
+    for pos, j in enumerate(pattern_js):
+        votes[j] = np.where(hits[:, pos], group[j].label, ABSTAIN)
+    for j, spec in group.items():
+        if isinstance(spec, LengthSpec):
+            size = np.concatenate([p[1][spec.unit] for p in parts]) if parts else np.zeros(0, np.int64)
+            ok = (size >= spec.lo) & (size <= (spec.hi if spec.hi is not None else np.iinfo(np.int64).max))
+            votes[j] = np.where(ok, spec.label, ABSTAIN)
+    return votes
+
+
+@dataclass
+class _SpecColumn:
+    votes: np.ndarray  # (n,) int64
+    computed: np.ndarray  # (n,) bool: not read from the cache
+    seconds: float
+
+
+def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec], names: Sequence[str],
+                 versions: dict[int, str], lf_cache: LFCache | None, cardinality: int,
+                 n_jobs: int) -> dict[int, _SpecColumn]:
+    """Columns of declarative LFs, computed once per distinct text of their field.
+
+    Their votes depend on that text alone, so they are cached by the text's
+    content key (not the row's): a review repeated a thousand times, or moved to
+    another row, is looked up once.
+    """
+    out: dict[int, _SpecColumn] = {}
     by_field: dict[str, dict[int, PatternSpec | LengthSpec]] = {}
     for j, spec in specs.items():
         by_field.setdefault(spec.field, {})[j] = spec
     for name, group in by_field.items():
         start = time.perf_counter()
-        if name not in col_keys:
-            col_keys[name] = column_keys(frame[name])
-        codes, texts = _distinct(frame[name], rows, col_keys[name])
-        pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
-        matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
-        units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
-        bounds = _chunks(len(texts), 4 * CHUNK_ROWS)
-        parallel = n_jobs if len(texts) * len(group) >= _MIN_PARALLEL_CELLS else 1
-        parts = _fork_map(_spec_chunk, {"texts": texts, "matcher": matcher, "units": units, "bounds": bounds},
-                          len(bounds), parallel)
-        for pos, j in enumerate(pattern_js):
-            hits = np.concatenate([p[0][:, pos] for p in parts]) if parts else np.zeros(0, bool)
-            votes[j] = np.where(hits, group[j].label, ABSTAIN)[codes]
-        for j, spec in group.items():
-            if isinstance(spec, LengthSpec):
-                size = np.concatenate([p[1][spec.unit] for p in parts]) if parts else np.zeros(0, np.int64)
-                ok = (size >= spec.lo) & (size <= (spec.hi if spec.hi is not None else np.iinfo(np.int64).max))
-                votes[j] = np.where(ok, spec.label, ABSTAIN)[codes]
-        # one scan serves the whole group: share its time evenly
-        elapsed = (time.perf_counter() - start) / len(group)
-        seconds.update({j: elapsed for j in group})
-    return votes, seconds
+        distinct = _distinct(frame[name], column_keys(frame[name]))
+        codes, texts, keys = distinct.codes, distinct.texts, distinct.keys
+        votes = {j: np.full(len(texts), ABSTAIN, dtype=np.int64) for j in group}
+        todo = {j: np.ones(len(texts), dtype=bool) for j in group}
+        if lf_cache is not None and len(texts):
+            order = np.argsort(keys[:, 0])
+            query = keys[order]
+            for j in group:
+                votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
+                todo[j] = ~found
+        compute = [j for j in group if todo[j].any()]
+        seconds = dict.fromkeys(group, 0.0)
+        if compute:
+            computing = time.perf_counter()
+            wanted = np.flatnonzero(np.logical_or.reduce([todo[j] for j in compute]))
+            computed = _compute_specs(distinct if len(wanted) == len(texts) else [texts[i] for i in wanted],
+                                      {j: group[j] for j in compute}, n_jobs)
+            for j in compute:
+                votes[j][wanted] = computed[j]
+                if lf_cache is not None:
+                    keep = todo[j][order] & (votes[j][order] < cardinality)  # key order: stored without a sort
+                    lf_cache.store(names[j], versions[j], query[keep], votes[j][order][keep])
+            # one scan serves every LF computed: share its time evenly
+            seconds.update(dict.fromkeys(compute, (time.perf_counter() - computing) / len(compute)))
+        shared = (time.perf_counter() - start - sum(seconds.values())) / len(group)
+        for j in group:
+            out[j] = _SpecColumn(votes[j][codes], todo[j][codes], seconds[j] + shared)
+    return out
 
 
 # --------------------------------------------------------------------------- spaCy
@@ -431,47 +502,51 @@ def apply_lfs(
     """
     n, m = len(frame), len(lfs)
     n_jobs = _default_jobs() if n_jobs is None else max(1, int(n_jobs))
-    ids = frame["id"].tolist() if "id" in frame.columns else list(range(n))
     lf_cache, parse_cache = _as_cache(cache)
     L = np.full((n, m), ABSTAIN, dtype=np.int64)
-    need = np.ones((n, m), dtype=bool)
     failed = np.zeros((n, m), dtype=bool)
+    computed = np.zeros(m, dtype=np.int64)
     seconds = {lf.name: 0.0 for lf in lfs}
-    versions: list[str] = []
-    col_keys: dict[str, np.ndarray] = {}  # content hashes per column, computed once per apply
-    if lf_cache is not None and n:
-        col_keys = {name: column_keys(frame[name]) for name in frame.columns}
-        keys = row_keys(frame, col_keys)
-        order = np.argsort(keys[:, 0])
-        query = keys[order]
-        for j, lf in enumerate(lfs):
-            versions.append(_cache_version(lf, spacy_model, spacy_disable))
-            votes, found = lf_cache.lookup(lf.name, versions[j], keys, order, query)
-            L[found, j] = votes[found]
-            need[found, j] = False
-
     first_errors: list[tuple] = []  # strict runs: (LF column, row, problem); the lowest LF's first row is raised
-    specs = {j: spec for j, lf in enumerate(lfs) if need[:, j].any() and (spec := lf_spec(lf)) is not None
-             and spec.field in frame.columns and _all_strings(frame[spec.field])}
-    if specs:
-        rows = np.flatnonzero(need[:, list(specs)].any(axis=1))
-        columns, spec_seconds = _apply_specs(frame, rows, specs, n_jobs, col_keys)
-        for j, column in columns.items():
-            L[rows, j] = np.where(need[rows, j], column, L[rows, j])
-            seconds[lfs[j].name] += spec_seconds[j]
-            bad = np.flatnonzero(need[rows, j] & (column >= cardinality))
+
+    fields = {spec.field for lf in lfs if (spec := lf_spec(lf)) is not None}
+    strings = {f for f in fields if f in frame.columns and _all_strings(frame[f])}
+    specs = {j: spec for j, lf in enumerate(lfs) if (spec := lf_spec(lf)) is not None and spec.field in strings}
+    opaque = [j for j in range(m) if j not in specs]
+    versions: dict[int, str] = {}
+    if lf_cache is not None:
+        # text-keyed columns get their own folders: a key means one thing per folder
+        versions = {j: f"{lf_version(lfs[j])}-text" if j in specs else _cache_version(lfs[j], spacy_model, spacy_disable)
+                    for j in range(m)}
+    if specs and n:
+        names = [lf.name for lf in lfs]
+        for j, col in _apply_specs(frame, specs, names, versions, lf_cache, cardinality, n_jobs).items():
+            L[:, j] = col.votes
+            computed[j] = col.computed.sum()
+            seconds[names[j]] += col.seconds
+            bad = np.flatnonzero(col.votes >= cardinality)
             if len(bad):  # a declarative LF's label outside the classes: same error as any LF
                 if not fault_tolerant:
-                    first_errors.append((j, int(rows[bad[0]]), _check_vote(int(column[bad[0]]), cardinality)))
-                failed[rows[bad], j] = True
-                L[rows[bad], j] = ABSTAIN
+                    first_errors.append((j, int(bad[0]), _check_vote(int(col.votes[bad[0]]), cardinality)))
+                failed[bad, j] = True
 
-    opaque = [j for j in range(m) if j not in specs and need[:, j].any()]
     samples: dict[int, list] = {}
-    if opaque:
-        positions = np.flatnonzero(need[:, opaque].any(axis=1))
-        sub_need = need[np.ix_(positions, opaque)]
-        if scheduler is not None:
+    if opaque and n:
+        need = np.ones((n, len(opaque)), dtype=bool)
+        if lf_cache is not None:
+            keys = row_keys(frame)
+            order = np.argsort(keys[:, 0])
+            query = keys[order]
+            for pos, j in enumerate(opaque):
+                votes, found = lf_cache.lookup(lfs[j].name, versions[j], keys, order, query)
+                L[found, j] = votes[found]
+                need[found, pos] = False
+        positions = np.flatnonzero(need.any(axis=1))
+        sub_need = need[positions]
+        computed[opaque] = sub_need.sum(axis=0)
+        if not len(positions):
+            outcomes = []
+        elif scheduler is not None:
             from .distributed import run_on_dask
 
             outcomes = run_on_dask(scheduler, [lfs[j] for j in opaque], frame.iloc[positions], sub_need, cardinality,
@@ -493,11 +568,16 @@ def apply_lfs(
                 first_errors.append((opaque[pos], int(span[i]), problem))
             for pos, i, message in out.samples:
                 samples.setdefault(opaque[pos], []).append((int(span[i]), message))
+        if lf_cache is not None:
+            for pos, j in enumerate(opaque):
+                store = need[:, pos] & ~failed[:, j]
+                lf_cache.store(lfs[j].name, versions[j], keys[store], L[store, j])
+
     if first_errors:
         j, i, problem = min(first_errors, key=lambda e: (e[0], e[1]))
         if isinstance(problem, BaseException):
-            raise LFApplicationError(lfs[j].name, ids[i], problem) from problem
-        raise LFApplicationError(lfs[j].name, ids[i], problem)
+            raise LFApplicationError(lfs[j].name, _row_id(frame, i), problem) from problem
+        raise LFApplicationError(lfs[j].name, _row_id(frame, i), problem)
 
     errors = {}
     for j in np.flatnonzero(failed.any(axis=0)).tolist():
@@ -505,13 +585,13 @@ def apply_lfs(
         if not found:  # declarative LFs with an out-of-range label
             found = [(int(i), _check_vote(int(lf_spec(lfs[j]).label), cardinality))
                      for i in np.flatnonzero(failed[:, j])[:ERROR_SAMPLES]]
-        errors[lfs[j].name] = LFErrors(int(failed[:, j].sum()), tuple(ids[i] for i, _ in found),
+        errors[lfs[j].name] = LFErrors(int(failed[:, j].sum()), tuple(_row_id(frame, i) for i, _ in found),
                                        tuple(msg for _, msg in found))
     L[failed] = ABSTAIN
-    computed = need.sum(axis=0)
-    if lf_cache is not None and n:
-        for j, lf in enumerate(lfs):
-            store = need[:, j] & ~failed[:, j]
-            lf_cache.store(lf.name, versions[j], keys[store], L[store, j])
     return ApplyResult(L=L, seconds_per_lf=seconds, errors=errors,
                        rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)})
+
+
+def _row_id(frame: pd.DataFrame, i: int):
+    """The id users know a row by: its ``id`` column, else its position."""
+    return frame["id"].iloc[[i]].tolist()[0] if "id" in frame.columns else i

@@ -17,6 +17,7 @@ again next time.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import shutil
@@ -119,6 +120,25 @@ def row_keys(frame: pd.DataFrame, columns: dict[str, np.ndarray] | None = None) 
     return keys
 
 
+# Segments read or written by this process, by their paths. A segment file is
+# never rewritten (new names for new data, merges write a new file), so a path
+# names one content for good: an edit-and-re-apply loop in a notebook reads the
+# unchanged columns from memory. Bounded by bytes, least recently used out first.
+_LOADED: collections.OrderedDict[tuple[Path, ...], tuple[np.ndarray, np.ndarray]] = collections.OrderedDict()
+_LOADED_MAX_BYTES = 512 * 2**20
+
+
+def _remember(segments: tuple[Path, ...], keys: np.ndarray, votes: np.ndarray) -> None:
+    if not segments:
+        return
+    keys.flags.writeable = votes.flags.writeable = False
+    _LOADED[segments] = (keys, votes)
+    total = sum(k.nbytes + v.nbytes for k, v in _LOADED.values())
+    while total > _LOADED_MAX_BYTES and len(_LOADED) > 1:
+        _, (k, v) = _LOADED.popitem(last=False)
+        total -= k.nbytes + v.nbytes
+
+
 class LFCache:
     """Votes of each LF version by row key, stored under ``root``; see the module docstring."""
 
@@ -129,12 +149,23 @@ class LFCache:
         return self.root / "lf" / name / version
 
     def _load(self, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Every segment of ``folder``, sorted by key."""
+        segments = tuple(sorted(folder.glob("*.npz"))) if folder.is_dir() else ()
+        known = _LOADED.get(segments)
+        if known is not None:
+            _LOADED.move_to_end(segments)
+            return known
         keys, votes = [np.empty((0, 2), np.uint64)], [np.empty(0, np.int32)]
-        for path in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
+        for path in segments:
             with np.load(path, allow_pickle=False) as data:
                 keys.append(data["keys"])
                 votes.append(data["votes"])
-        return np.concatenate(keys), np.concatenate(votes)
+        keys, votes = np.concatenate(keys), np.concatenate(votes)
+        if len(segments) > 1:
+            by_key = np.argsort(keys[:, 0], kind="stable")
+            keys, votes = keys[by_key], votes[by_key]
+        _remember(segments, keys, votes)
+        return keys, votes
 
     def lookup(self, name: str, version: str, keys: np.ndarray, order: np.ndarray | None = None,
                query: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -149,9 +180,6 @@ class LFCache:
         found = np.zeros(len(keys), dtype=bool)
         if not len(stored_keys) or not len(keys):
             return votes, found
-        if len(stored_keys) > 1 and not np.all(stored_keys[1:, 0] >= stored_keys[:-1, 0]):  # several segments
-            by_key = np.argsort(stored_keys[:, 0], kind="stable")
-            stored_keys, stored_votes = stored_keys[by_key], stored_votes[by_key]
         order = np.argsort(keys[:, 0]) if order is None else order
         query = keys[order] if query is None else query
         pos = np.minimum(np.searchsorted(stored_keys[:, 0], query[:, 0]), len(stored_keys) - 1)
@@ -176,13 +204,16 @@ class LFCache:
 
     @staticmethod
     def _write(folder: Path, keys: np.ndarray, votes: np.ndarray) -> None:
-        by_key = np.argsort(keys[:, 0], kind="stable")  # stored sorted: lookups need no sort
-        keys, votes = keys[by_key], votes[by_key]
+        keys, votes = np.array(keys, dtype=np.uint64), np.array(votes, dtype=np.int32)  # copies: kept in memory
+        if len(keys) > 1 and not np.all(keys[1:, 0] >= keys[:-1, 0]):  # stored sorted: lookups need no sort
+            by_key = np.argsort(keys[:, 0], kind="stable")
+            keys, votes = keys[by_key], votes[by_key]
         name = f"{uuid.uuid4().hex}.npz"
         tmp = folder / f".{name}.tmp"
         with open(tmp, "wb") as fh:
-            np.savez(fh, keys=np.asarray(keys, dtype=np.uint64), votes=np.asarray(votes, dtype=np.int32))
+            np.savez(fh, keys=keys, votes=votes)
         os.replace(tmp, folder / name)
+        _remember((folder / name,), keys, votes)
 
     def versions(self, name: str) -> list[str]:
         folder = self.root / "lf" / name
@@ -193,6 +224,8 @@ class LFCache:
         folder = self.root / "lf"
         count = sum(1 for _ in folder.rglob("*.npz")) if folder.is_dir() else 0
         shutil.rmtree(folder, ignore_errors=True)
+        for segments in [s for s in _LOADED if s[0].is_relative_to(folder)]:
+            del _LOADED[segments]
         return count
 
 

@@ -13,15 +13,21 @@ repetition, ``^ $ \\b``), where the two agree:
 
 - ASCII texts (most of them) are scanned with that exact translation; no Python
   regex runs.
-- Other texts are mapped to ASCII, one byte per character (letters and digits ->
-  ``_``, anything else -> ``\\x01``, so ``\\w`` and ``\\b`` keep their answers) and
-  scanned with a *widened* translation whose classes also accept those bytes and
-  whose lookarounds are dropped: it can only report too much, never too little,
-  and each hit is confirmed with Python's ``re``.
+- Other texts are mapped to ASCII, one byte per character: a non-ASCII letter or
+  digit becomes ``_`` and any other non-ASCII character ``\\x01`` (so ``\\w`` and
+  ``\\b`` keep their answers). They are scanned with a *mapped* translation whose
+  classes also accept a placeholder where they accept some non-ASCII character.
+  Where every class treats a placeholder exactly as it treats the characters it
+  stands for (``\\w``, ``\\W``, ``.``, ``[^a]``, ASCII letters: keyword patterns), a
+  hit is an answer; otherwise (``\\d``, ``\\s``, a literal ``_``) the mapped scan can
+  only report too much, and each hit is confirmed with Python's ``re``.
+- The four non-ASCII letters that case-insensitive Python matches to ASCII letters
+  (dotless and dotted i, long s, Kelvin sign) send their text to Python's ``re``.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import threading
@@ -37,16 +43,55 @@ except ImportError:  # pragma: no cover - depends on the environment
 from re import _constants as C
 from re import _parser as sre_parse
 
-__all__ = ["PatternMatcher", "hyperscan_available"]
+__all__ = ["PatternMatcher", "ScanTexts", "hyperscan_available"]
 
 _WORDISH = ord("_")  # placeholder for a non-ASCII letter/digit (a \w character)
 _OTHER = 0x01  # placeholder for any other non-ASCII character
-_PLACEHOLDERS = frozenset({_WORDISH, _OTHER})
+_TO_RE = 0x02  # marks a character that sends its text to Python's re
 _ASCII = range(128)
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-# ASCII letters that Python's re.IGNORECASE also matches to a non-ASCII letter
-# (dotless i, long s, Kelvin sign).
-_FOLDS_OUTSIDE_ASCII = frozenset(map(ord, "iskISK"))
+# Non-ASCII letters that Python's re.IGNORECASE matches to ASCII letters (i, s, k).
+_FOLDS_INTO_ASCII = frozenset("\u0130\u0131\u017f\u212a")
+
+# How a class treats the non-ASCII characters a placeholder stands for (the four
+# folding letters aside): none of them, all of them, or some.
+NONE, ALL, SOME = 0, 1, 2
+_CATEGORIES = {  # (letters and digits, other characters); tests/test_patterns.py checks these
+    C.CATEGORY_WORD: (ALL, NONE), C.CATEGORY_NOT_WORD: (NONE, ALL),
+    C.CATEGORY_DIGIT: (SOME, NONE), C.CATEGORY_NOT_DIGIT: (SOME, ALL),
+    C.CATEGORY_SPACE: (NONE, SOME), C.CATEGORY_NOT_SPACE: (ALL, SOME),
+}
+
+
+def _union(a: int, b: int) -> int:
+    return ALL if ALL in (a, b) else max(a, b)
+
+
+def _negate(a: int) -> int:
+    return {NONE: ALL, ALL: NONE, SOME: SOME}[a]
+
+
+_PLACEHOLDER_RUNS: dict[str, str] = {}
+
+
+def _placeholders(error: UnicodeEncodeError) -> tuple[str, int]:
+    """Codec error handler: each non-ASCII character of a run -> its placeholder."""
+    run = error.object[error.start : error.end]
+    mapped = _PLACEHOLDER_RUNS.get(run)
+    if mapped is None:
+        if len(_PLACEHOLDER_RUNS) > 100_000:
+            _PLACEHOLDER_RUNS.clear()
+        mapped = _PLACEHOLDER_RUNS[run] = "".join(
+            chr(_TO_RE) if c in _FOLDS_INTO_ASCII else chr(_WORDISH) if c.isalnum() else chr(_OTHER) for c in run)
+    return mapped, error.end
+
+
+# encode() with it runs at C speed over the ASCII stretches of a text
+codecs.register_error("labeling-placeholders", _placeholders)
+
+
+def map_to_ascii(text: str) -> bytes:
+    """One byte per character; see the module docstring."""
+    return text.encode("ascii", "labeling-placeholders")
 
 
 _SCAN_LOCK = threading.Lock()
@@ -92,61 +137,74 @@ def _swapcase(members: set[int]) -> set[int]:
 
 
 class _Translator:
-    def __init__(self, flags: int, widened: bool):
+    """``mapped=False``: for ASCII texts, exact. ``mapped=True``: for mapped texts;
+    ``exact`` says afterwards whether its hits need no confirmation."""
+
+    def __init__(self, flags: int, mapped: bool, block: bool = False):
         if flags & (re.MULTILINE | re.ASCII | re.LOCALE):
             raise _Unsupported("MULTILINE/ASCII/LOCALE flags")
         self.ignorecase = bool(flags & re.IGNORECASE)
         self.dotall = bool(flags & re.DOTALL)
-        self.widened = widened
+        self.mapped = mapped
+        # block: for many texts in one buffer, each followed by _SEPARATOR, which no
+        # class accepts: a text's start or end is the buffer's or a separator.
+        self.block = block
+        self.exact = True
 
     # -- character classes: a set of byte values, emitted explicitly
 
-    def _class(self, op, av) -> set[int]:
-        widen = False
+    def _class(self, op, av) -> tuple[set[int], int, int]:
+        """(ASCII members, letters/digits state, other characters state)."""
         if op is C.LITERAL:
             if av > 127:
                 raise _Unsupported("non-ASCII literal")
-            members = _swapcase({av}) if self.ignorecase else {av}
-            widen = self.ignorecase and av in _FOLDS_OUTSIDE_ASCII
-        elif op is C.NOT_LITERAL:
+            return (_swapcase({av}) if self.ignorecase else {av}), NONE, NONE
+        if op is C.NOT_LITERAL:
             if av > 127:
                 raise _Unsupported("non-ASCII literal")
-            members = set(_ASCII) - (_swapcase({av}) if self.ignorecase else {av})
-            widen = True
-        elif op is C.ANY:
-            members = set(_ASCII) if self.dotall else set(_ASCII) - {ord("\n")}
-            widen = True
-        elif op is C.IN:
-            members, negate = set(), False
-            for item_op, item_av in av:
-                if item_op is C.NEGATE:
-                    negate = True
-                elif item_op is C.LITERAL:
-                    if item_av > 127:
-                        raise _Unsupported("non-ASCII literal in a class")
-                    members.add(item_av)
-                elif item_op is C.RANGE:
-                    lo, hi = item_av
-                    if hi > 127:
-                        raise _Unsupported("non-ASCII range")
-                    members |= set(range(lo, hi + 1))
-                elif item_op is C.CATEGORY:
-                    members |= _category_members(item_av)
-                    widen = True
-                else:
-                    raise _Unsupported(f"class item {item_op}")
-            if self.ignorecase:
-                widen = widen or bool(members & _FOLDS_OUTSIDE_ASCII)
-                members = _swapcase(members)
-            if negate:
-                members, widen = set(_ASCII) - members, True
-        else:
+            return set(_ASCII) - (_swapcase({av}) if self.ignorecase else {av}), ALL, ALL
+        if op is C.ANY:
+            return (set(_ASCII) if self.dotall else set(_ASCII) - {ord("\n")}), ALL, ALL
+        if op is not C.IN:
             raise _Unsupported(f"opcode {op}")
-        if self.widened and widen:
-            members |= _PLACEHOLDERS
+        members, word, other, negate = set(), NONE, NONE, False
+        for item_op, item_av in av:
+            if item_op is C.NEGATE:
+                negate = True
+            elif item_op is C.LITERAL:
+                if item_av > 127:
+                    raise _Unsupported("non-ASCII literal in a class")
+                members.add(item_av)
+            elif item_op is C.RANGE:
+                lo, hi = item_av
+                if hi > 127:
+                    raise _Unsupported("non-ASCII range")
+                members |= set(range(lo, hi + 1))
+            elif item_op is C.CATEGORY:
+                members |= _category_members(item_av)
+                word, other = (_union(a, b) for a, b in zip((word, other), _CATEGORIES[item_av]))
+            else:
+                raise _Unsupported(f"class item {item_op}")
+        if self.ignorecase:
+            members = _swapcase(members)
+        if negate:
+            members, word, other = set(_ASCII) - members, _negate(word), _negate(other)
+        return members, word, other
+
+    def _bytes(self, op, av) -> tuple[set[int], bool]:
+        """(bytes the emitted class accepts, whether exactly): placeholders included when mapped."""
+        members, word, other = self._class(op, av)
+        exact = True
+        if self.mapped:
+            for byte, state in ((_WORDISH, word), (_OTHER, other)):
+                # inexact where the byte stands for characters the class splits
+                exact = exact and state != SOME and (byte in members) == (state == ALL)
+                if state != NONE:
+                    members = members | {byte}
         if not members:
             raise _Unsupported("empty class")
-        return members
+        self.exact = self.exact and exact
+        return members, exact
 
     @staticmethod
     def _emit_class(members: set[int]) -> str:
@@ -160,73 +218,99 @@ class _Translator:
 
     # -- structure
 
-    def sequence(self, items, top: bool = False) -> str:
+    def sequence(self, items, start: bool = False, end: bool = False) -> str:
+        """``start``/``end``: the items begin/end every match (anchors may sit there)."""
         items = list(items)
         out = []
         for pos, (op, av) in enumerate(items):
+            first, last = start and pos == 0, end and pos == len(items) - 1
             if op in (C.ASSERT, C.ASSERT_NOT):
-                out.append(self._lookaround(op, av, first=top and pos == 0, last=top and pos == len(items) - 1))
+                out.append(self._lookaround(op, av, first=first, last=last))
             else:
-                out.append(self.node(op, av))
+                out.append(self.node(op, av, first, last))
         return "".join(out)
+
+    def _text_start(self) -> str:
+        return "(?:^|\\xff)" if self.block else "^"
+
+    def _text_end(self) -> str:
+        return "(?:\\xff|\\z)" if self.block else "\\z"
 
     def _lookaround(self, op, av, *, first: bool, last: bool) -> str:
         direction, body = av
-        if self.widened:
-            return ""  # dropping an assertion only admits more matches
         body = list(body)
         if len(body) != 1 or body[0][0] not in (C.LITERAL, C.NOT_LITERAL, C.IN, C.ANY):
             raise _Unsupported("lookaround that is not one character")
-        members = self._class(*body[0])
         if (direction == -1 and not first) or (direction == 1 and not last):
             raise _Unsupported("lookaround inside the pattern")
-        # Only the existence of a match matters, so consuming the neighbour is fine.
-        if op is C.ASSERT:
+        members, exact = self._bytes(*body[0])
+        if op is C.ASSERT:  # only the existence of a match matters, so consuming the neighbour is fine
             return self._emit_class(members)
+        if not exact:  # its complement would report too little: drop it, and report too much
+            return ""
         rest = set(_ASCII) - members
-        other = self._emit_class(rest) if rest else None
+        if not rest:
+            return self._text_start() if direction == -1 else self._text_end()
+        other = self._emit_class(rest)
         if direction == -1:
-            return f"(?:^|{other})" if other else "^"
-        return f"(?:{other}|\\z)" if other else "\\z"
+            return f"(?:{self._text_start()}|{other})"
+        return f"(?:{other}|{self._text_end()})"
 
-    def node(self, op, av) -> str:
+    def _anchor(self, av, first: bool, last: bool) -> str:
+        if av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):  # the separator is a non-word byte, like a text's edge
+            return "\\b" if av is C.AT_BOUNDARY else "\\B"
+        if av in (C.AT_BEGINNING, C.AT_BEGINNING_STRING):
+            if self.block and not first:
+                raise _Unsupported("^ inside the pattern")
+            return self._text_start()
+        if av in (C.AT_END, C.AT_END_STRING):
+            if not self.block:
+                return "$" if av is C.AT_END else "\\z"
+            if not last:
+                raise _Unsupported("$ inside the pattern")
+            # consuming what $ looks at is fine at the end of a match
+            return f"(?:\\n?{self._text_end()})" if av is C.AT_END else self._text_end()
+        raise _Unsupported(f"anchor {av}")
+
+    def node(self, op, av, first: bool = False, last: bool = False) -> str:
         if op in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN):
-            return self._emit_class(self._class(op, av))
+            return self._emit_class(self._bytes(op, av)[0])
         if op is C.BRANCH:
-            return "(?:" + "|".join(self.sequence(alt) for alt in av[1]) + ")"
+            return "(?:" + "|".join(self.sequence(alt, first, last) for alt in av[1]) + ")"
         if op is C.SUBPATTERN:
             _group, add_flags, del_flags, body = av
             if add_flags or del_flags:
                 raise _Unsupported("scoped inline flags")
-            return "(?:" + self.sequence(body) + ")"
+            return "(?:" + self.sequence(body, first, last) + ")"
         if op in (C.MAX_REPEAT, C.MIN_REPEAT):  # laziness does not change whether a match exists
             lo, hi, body = av
             bound = f"{{{lo},}}" if hi is C.MAXREPEAT else f"{{{lo},{hi}}}"
             return "(?:" + self.sequence(body) + ")" + bound
         if op is C.AT:
-            anchors = {
-                C.AT_BEGINNING: "^", C.AT_BEGINNING_STRING: "^", C.AT_END: "$", C.AT_END_STRING: "\\z",
-                C.AT_BOUNDARY: "\\b", C.AT_NON_BOUNDARY: "\\B",
-            }
-            if av not in anchors:
-                raise _Unsupported(f"anchor {av}")
-            return anchors[av]
+            return self._anchor(av, first, last)
         raise _Unsupported(f"opcode {op}")
 
 
-def translate(pattern: re.Pattern, *, widened: bool = False) -> bytes:
-    """Hyperscan source for ``pattern`` (see the module docstring); raises ``_Unsupported``."""
+def _translate(pattern: re.Pattern, mapped: bool, block: bool = False) -> tuple[bytes, bool]:
     if not isinstance(pattern.pattern, str):
         raise _Unsupported("bytes pattern")
     parsed = sre_parse.parse(pattern.pattern, pattern.flags)
-    translator = _Translator(parsed.state.flags, widened)
-    return translator.sequence(parsed, top=True).encode("ascii")
+    if block and parsed.getwidth()[0] == 0:
+        raise _Unsupported("a pattern that can match nothing has no place in a buffer")
+    translator = _Translator(parsed.state.flags, mapped, block)
+    return translator.sequence(parsed, True, True).encode("ascii"), translator.exact
 
 
-def _compile_db(sources: dict[int, bytes]):
+def translate(pattern: re.Pattern, *, mapped: bool = False) -> bytes:
+    """Hyperscan source for ``pattern`` (see the module docstring); raises ``_Unsupported``."""
+    return _translate(pattern, mapped)[0]
+
+
+def _compile_db(sources: dict[int, bytes], *, block: bool = False):
     if not sources:
         return None
-    flags = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
+    # per text: one report per pattern is all we need; a buffer: every match, to place it in its text
+    flags = 0 if block else hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
     db = hyperscan.Database()
     db.compile(expressions=list(sources.values()), ids=list(sources), flags=[flags] * len(sources))
     return db
@@ -240,43 +324,157 @@ def _compiles(source: bytes) -> bool:
     return True
 
 
+_SEPARATOR = b"\xff"
+# A buffer scan reports every match, in Python; past this many per text, a per-text
+# scan (one report per pattern) is cheaper, so the buffer scan stops and hands over.
+_MAX_MATCHES_PER_TEXT = 4
+
+
+class ScanTexts:
+    """Texts laid out for buffer scans, built once and reused for every matcher.
+
+    ASCII texts go in one buffer, mapped non-ASCII texts in another, each text
+    followed by a separator byte; texts with a letter folding into ASCII are left
+    to Python's ``re``.
+    """
+
+    def __init__(self, texts: Sequence[str]):
+        self.texts = texts
+        ascii_idx, mapped_idx, mapped, self.re_idx = [], [], [], []
+        for i, text in enumerate(texts):
+            if text.isascii():
+                ascii_idx.append(i)
+                continue
+            m = map_to_ascii(text)
+            if bytes([_TO_RE]) in m:
+                self.re_idx.append(i)
+            else:
+                mapped_idx.append(i)
+                mapped.append(m)
+        self.ascii = self._layout(ascii_idx, [texts[i] for i in ascii_idx], str)
+        self.mapped = self._layout(mapped_idx, mapped, bytes)
+
+    @staticmethod
+    def _layout(idx: list[int], parts: list, kind) -> tuple[np.ndarray, bytes, np.ndarray]:
+        """(text indices, buffer, start offset of each text in it)."""
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        if kind is str:  # ASCII text and a 0xff separator: latin-1 is one byte per character
+            buffer = ("\xff".join(parts) + "\xff").encode("latin-1") if parts else b""
+        else:
+            buffer = _SEPARATOR.join(parts) + _SEPARATOR if parts else b""
+        return np.asarray(idx, dtype=np.int64), buffer, starts
+
+
+class _TooManyMatches(Exception):
+    pass
+
+
 class PatternMatcher:
     """``search(texts)[i, j] == bool(patterns[j].search(texts[i]))``, computed in bulk."""
 
     def __init__(self, patterns: Sequence[re.Pattern]):
         self.patterns = [p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns]
         exact: dict[int, bytes] = {}
-        widened: dict[int, bytes] = {}
+        mapped: dict[int, bytes] = {}
+        #: patterns whose hits on mapped (non-ASCII) texts are answers, not candidates
+        self.mapped_exact: set[int] = set()
         if hyperscan is not None:
             for j, pattern in enumerate(self.patterns):
                 try:
-                    exact[j], widened[j] = translate(pattern), translate(pattern, widened=True)
+                    exact[j] = translate(pattern)
+                    mapped[j], is_exact = _translate(pattern, mapped=True)
                 except (_Unsupported, re.error, UnicodeEncodeError):
+                    exact.pop(j, None)
                     continue
+                if is_exact:
+                    self.mapped_exact.add(j)
         try:
-            self._exact, self._widened = _compile_db(exact), _compile_db(widened)
+            self._exact, self._mapped = _compile_db(exact), _compile_db(mapped)
         except hyperscan.error:  # e.g. a repeat bound beyond hyperscan's limit: find which
-            exact = {j: src for j, src in exact.items() if _compiles(src) and _compiles(widened[j])}
-            widened = {j: widened[j] for j in exact}
-            self._exact, self._widened = _compile_db(exact), _compile_db(widened)
+            exact = {j: src for j, src in exact.items() if _compiles(src) and _compiles(mapped[j])}
+            mapped = {j: mapped[j] for j in exact}
+            self._exact, self._mapped = _compile_db(exact), _compile_db(mapped)
         self.scanned = sorted(exact)
         #: patterns Python's re runs on every text
         self.fallback = [j for j in range(len(self.patterns)) if j not in exact]
+        self._block: tuple | None | bool = False  # False: not built yet; None: not possible
 
-    def search(self, texts: Sequence[str]) -> np.ndarray:
+    def search(self, texts: Sequence[str] | ScanTexts) -> np.ndarray:
+        """Hits (texts x patterns). ``ScanTexts`` of the texts allow a buffer scan:
+        one call for all texts instead of one per text."""
+        layout = texts if isinstance(texts, ScanTexts) else None
+        texts = layout.texts if layout is not None else texts
         hits = np.zeros((len(texts), len(self.patterns)), dtype=bool)
         if self._exact is not None:
             with scan_lock():
-                self._scan(texts, hits)
+                if layout is not None and self._block_dbs() is not None:
+                    try:
+                        self._scan_buffers(layout, hits)
+                    except _TooManyMatches:  # frequent patterns: per text from now on
+                        self._block = None
+                        hits[:] = False
+                if layout is None or self._block is None:
+                    self._scan(texts, hits)
         for j in self.fallback:
             search = self.patterns[j].search
             hits[:, j] = [search(t) is not None for t in texts]
         return hits
 
+    def has_buffer_form(self) -> bool:
+        """Whether ``search(ScanTexts(...))`` scans buffers (else it goes text by text)."""
+        return self._exact is not None and self._block_dbs() is not None
+
+    def _block_dbs(self):
+        """(ASCII, mapped) databases for buffer scans, or None when a pattern has no buffer form."""
+        if self._block is False:
+            try:
+                sources = [{j: _translate(self.patterns[j], mapped, block=True)[0] for j in self.scanned}
+                           for mapped in (False, True)]
+                self._block = tuple(_compile_db(src, block=True) for src in sources)
+            except (_Unsupported, hyperscan.error):
+                self._block = None
+        return self._block
+
+    def _scan_buffers(self, layout: ScanTexts, hits: np.ndarray) -> None:
+        exact_db, mapped_db = self._block
+        limit = _MAX_MATCHES_PER_TEXT * len(layout.texts) + 1000
+        ids: list[int] = []
+        ends: list[int] = []
+
+        def on_match(pattern_id, start, end, flags, context):
+            ids.append(pattern_id)
+            ends.append(end)
+            return len(ids) > limit  # True stops the scan
+
+        for (idx, buffer, starts), db, answers in ((layout.ascii, exact_db, None),
+                                                   (layout.mapped, mapped_db, self.mapped_exact)):
+            if not len(idx):
+                continue
+            ids.clear()
+            ends.clear()
+            db.scan(buffer, match_event_handler=on_match)
+            if len(ids) > limit:
+                raise _TooManyMatches
+            # a match ends inside its text or on the separator right after it
+            rows = idx[np.searchsorted(starts, np.asarray(ends, dtype=np.int64) - 1, side="right") - 1]
+            cols = np.asarray(ids, dtype=np.int64)
+            if answers is None:
+                hits[rows, cols] = True
+                continue
+            sure = np.isin(cols, list(answers))
+            hits[rows[sure], cols[sure]] = True
+            for i, j in set(zip(rows[~sure].tolist(), cols[~sure].tolist())):  # candidates: Python decides
+                hits[i, j] = self.patterns[j].search(layout.texts[i]) is not None
+        for i in layout.re_idx:
+            for j in self.scanned:
+                hits[i, j] = self.patterns[j].search(layout.texts[i]) is not None
+
     def _scan(self, texts: Sequence[str], hits: np.ndarray) -> None:
         found: list[int] = []
         on_match = lambda pattern_id, start, end, flags, context: found.append(pattern_id)
-        exact_scan, widened_scan = self._exact.scan, self._widened.scan
+        exact_scan, mapped_scan, answers = self._exact.scan, self._mapped.scan, self.mapped_exact
+        to_re = bytes([_TO_RE])
         for i, text in enumerate(texts):
             if text.isascii():
                 exact_scan(text.encode("ascii"), match_event_handler=on_match)
@@ -284,8 +482,12 @@ class PatternMatcher:
                     hits[i, found] = True
                     found.clear()
                 continue
-            mapped = _NON_ASCII.sub(lambda m: "_" if m.group().isalnum() else "\x01", text)
-            widened_scan(mapped.encode("ascii"), match_event_handler=on_match)
-            for j in found:  # candidates only: confirm with Python's re
-                hits[i, j] = self.patterns[j].search(text) is not None
+            mapped = map_to_ascii(text)
+            if to_re in mapped:  # a letter folding into ASCII (or a \x02 of its own): Python decides
+                for j in self.scanned:
+                    hits[i, j] = self.patterns[j].search(text) is not None
+                continue
+            mapped_scan(mapped, match_event_handler=on_match)
+            for j in found:
+                hits[i, j] = j in answers or self.patterns[j].search(text) is not None
             found.clear()

@@ -46,6 +46,7 @@ def parses(tmp_path_factory):
 def parallel(monkeypatch):
     """Make the applier use worker processes even for small inputs."""
     monkeypatch.setattr(apply_module, "_MIN_PARALLEL_CELLS", 0)
+    monkeypatch.setattr(apply_module, "_MIN_PARALLEL_SCAN", 0)
     monkeypatch.setattr(apply_module, "CHUNK_ROWS", 64)
 
 

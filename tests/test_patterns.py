@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.patterns import PatternMatcher, hyperscan_available, translate
+from labeling.declarative import keyword_lf, lf_spec
+from labeling.patterns import (
+    _CATEGORIES, ALL, NONE, SOME, PatternMatcher, ScanTexts, hyperscan_available, map_to_ascii, translate,
+)
 
 pytestmark = [
     pytest.mark.skipif(not hyperscan_available(), reason="hyperscan not installed"),
@@ -16,28 +19,38 @@ pytestmark = [
 
 # Characters where Python's re and a naive translation part ways: case folds that
 # leave ASCII (Kelvin sign, long s, dotless i), non-ASCII letters, digits and
-# spaces, \x1c (str.isspace), and plain ASCII.
-ALPHABET = list("abcksiKSI _-!?./019 \t\n") + ["\u212a", "\u017f", "\u0131", "\u00e9", "\u0663", "\u00a0", "\x1c", "\u2019"]
+# spaces, \x1c (str.isspace), the placeholder bytes themselves, and plain ASCII.
+ALPHABET = list("abcksiKSI _-!?./019 \t\n") + ["\u212a", "\u017f", "\u0131", "\u0130", "\u00e9", "\u0663", "\u00a0",
+                                                 "\x1c", "\u2019", "\x01", "\x02", "\U0001f600"]
 
 TRICKY = [
     r"\bkiss\b", r"(?<!\w)(?:ok|k)(?!\w)", r"(?<=\s)s+", r"[^a-z]", r"[^\W\d]", r"\s{2,}", r"\S\s\S", r"\d+",
     r"^\s*k", r"k$", r"s\Z", r"\Bi", r"a{,2}b", r".k", r"[[:alpha:]]", r"(?:a|bc|)k", r"x*", r"\b", r"é",
-    r"[a-z]+-[0-9]", r"(ab)\1", r"(?i:k)s", r"(?s).k", r"(?m)^k",
+    r"[a-z]+-[0-9]", r"(ab)\1", r"(?i:k)s", r"(?s).k", r"(?m)^k", r"_", r"[\w-]+_", r"(?<![\x01a])k", r"[^\x01]",
+    r"(?<!\S)\d", r"[^\d\s]k",
 ]
 
 
-@pytest.fixture(scope="module", params=[0, re.IGNORECASE], ids=["case", "ignorecase"])
+# those with a form for buffer scans: no pattern that matches nothing, no anchor inside
+BUFFERED = [j for j, p in enumerate(TRICKY) if p not in {r"x*", r"\b", r"(ab)\1", r"(?m)^k", r"é", r"(?i:k)s"}]
+
+
+@pytest.fixture(scope="module", params=[0, re.IGNORECASE, re.DOTALL], ids=["case", "ignorecase", "dotall"])
 def tricky(request):
     patterns = [re.compile(p, request.param) for p in TRICKY]
-    return patterns, PatternMatcher(patterns)
+    buffered = PatternMatcher([patterns[j] for j in BUFFERED])
+    assert buffered._block_dbs() is not None
+    return patterns, PatternMatcher(patterns), buffered
 
 
 @settings(max_examples=300, deadline=None)
 @given(texts=st.lists(st.text(alphabet=ALPHABET, max_size=12), min_size=1, max_size=30))
 def test_matches_python_re_on_tricky_patterns_and_texts(tricky, texts):
-    patterns, matcher = tricky
+    patterns, matcher, buffered = tricky
     expected = np.array([[p.search(t) is not None for p in patterns] for t in texts])
     np.testing.assert_array_equal(matcher.search(texts), expected)
+    # the buffer scan: every pattern that has a buffer form, all texts in one call
+    np.testing.assert_array_equal(buffered.search(ScanTexts(texts)), expected[:, BUFFERED])
 
 
 def test_patterns_it_cannot_translate_run_in_python():
@@ -49,3 +62,46 @@ def test_python_syntax_is_translated_not_passed_through():
     # In PCRE "{,2}" is a literal and "[[:alpha:]]" a POSIX class; in Python neither.
     assert translate(re.compile(r"a{,2}")) == rb"(?:[\x61]){0,2}"
     assert PatternMatcher([re.compile(r"[[:alpha:]]")]).search(["x", ":]", "a]"]).ravel().tolist() == [False, True, True]
+
+
+def _non_ascii_chars():
+    import sys
+
+    folds = {"\u0130", "\u0131", "\u017f", "\u212a"}
+    chars = (chr(c) for c in range(128, sys.maxunicode + 1) if not 0xD800 <= c < 0xE000)
+    return [c for c in chars if c not in folds]
+
+
+def test_category_states_match_python_re_on_every_non_ascii_character():
+    """How each category treats the characters a placeholder stands for (the
+    mapped translation relies on this table)."""
+    chars = _non_ascii_chars()
+    wordish = [c for c in chars if c.isalnum()]
+    other = [c for c in chars if not c.isalnum()]
+    probes = {"\\d": r"\d", "\\D": r"\D", "\\s": r"\s", "\\S": r"\S", "\\w": r"\w", "\\W": r"\W"}
+    from re import _constants as C
+    from re import _parser as sre_parse
+
+    for source in probes.values():
+        (op, av), = sre_parse.parse(source)
+        category = av[0][1] if op is C.IN else av
+        pattern = re.compile(source)
+        states = []
+        for group in (wordish, other):
+            share = sum(pattern.fullmatch(c) is not None for c in group) / len(group)
+            states.append(NONE if share == 0 else ALL if share == 1 else SOME)
+        assert tuple(states) == _CATEGORIES[category], source
+
+
+def test_keyword_patterns_need_no_confirmation_on_non_ascii_texts():
+    spec = lf_spec(keyword_lf("scorn", ["worst", "awful"], 0))
+    matcher = PatternMatcher([spec.pattern, re.compile(r"\d+"), re.compile(r"(?<!\s)_")])
+    assert matcher.mapped_exact == {0}
+    texts = ["the wörst", "café: awful!", "awfulé", "éawful", "\u0131 awful", "awful\u212a", "x"]
+    assert matcher.search(texts)[:, 0].tolist() == [False, True, False, False, True, False, False]
+
+
+def test_mapping_keeps_one_byte_per_character():
+    text = "naïve café — 😀 \u0131 ok"
+    mapped = map_to_ascii(text)
+    assert len(mapped) == len(text) and mapped.startswith(b"na_ve caf_ \x01 \x01 \x02 ok")

@@ -389,16 +389,29 @@ class PatternMatcher:
                     continue
                 if is_exact:
                     self.mapped_exact.add(j)
-        try:
-            self._exact, self._mapped = _compile_db(exact), _compile_db(mapped)
-        except hyperscan.error:  # e.g. a repeat bound beyond hyperscan's limit: find which
-            exact = {j: src for j, src in exact.items() if _compiles(src) and _compiles(mapped[j])}
-            mapped = {j: mapped[j] for j in exact}
-            self._exact, self._mapped = _compile_db(exact), _compile_db(mapped)
-        self.scanned = sorted(exact)
-        #: patterns Python's re runs on every text
-        self.fallback = [j for j in range(len(self.patterns)) if j not in exact]
+        self._sources = exact, mapped
+        self._set_scanned(exact)
+        # databases are compiled on first use (~10 ms a pattern): a buffer scan needs only its own
+        self._per_text: tuple | None = None
         self._block: tuple | None | bool = False  # False: not built yet; None: not possible
+
+    def _set_scanned(self, scanned) -> None:
+        self.scanned = sorted(scanned)
+        #: patterns Python's re runs on every text
+        self.fallback = [j for j in range(len(self.patterns)) if j not in scanned]
+
+    def _text_dbs(self) -> tuple:
+        """(ASCII, mapped) databases for text-by-text scans."""
+        if self._per_text is None:
+            exact, mapped = self._sources
+            try:
+                self._per_text = _compile_db(exact), _compile_db(mapped)
+            except hyperscan.error:  # e.g. a repeat bound beyond hyperscan's limit: find which
+                exact = {j: src for j, src in exact.items() if _compiles(src) and _compiles(mapped[j])}
+                mapped = {j: mapped[j] for j in exact}
+                self._per_text = _compile_db(exact), _compile_db(mapped)
+                self._set_scanned(exact)
+        return self._per_text
 
     def search(self, texts: Sequence[str] | ScanTexts) -> np.ndarray:
         """Hits (texts x patterns). ``ScanTexts`` of the texts allow a buffer scan:
@@ -406,7 +419,7 @@ class PatternMatcher:
         layout = texts if isinstance(texts, ScanTexts) else None
         texts = layout.texts if layout is not None else texts
         hits = np.zeros((len(texts), len(self.patterns)), dtype=bool)
-        if self._exact is not None:
+        if self.scanned:
             with scan_lock():
                 if layout is not None and self._block_dbs() is not None:
                     try:
@@ -423,7 +436,7 @@ class PatternMatcher:
 
     def has_buffer_form(self) -> bool:
         """Whether ``search(ScanTexts(...))`` scans buffers (else it goes text by text)."""
-        return self._exact is not None and self._block_dbs() is not None
+        return bool(self.scanned) and self._block_dbs() is not None
 
     def _block_dbs(self):
         """(ASCII, mapped) databases for buffer scans, or None when a pattern has no buffer form."""
@@ -473,7 +486,10 @@ class PatternMatcher:
     def _scan(self, texts: Sequence[str], hits: np.ndarray) -> None:
         found: list[int] = []
         on_match = lambda pattern_id, start, end, flags, context: found.append(pattern_id)
-        exact_scan, mapped_scan, answers = self._exact.scan, self._mapped.scan, self.mapped_exact
+        exact_db, mapped_db = self._text_dbs()
+        if exact_db is None:
+            return
+        exact_scan, mapped_scan, answers = exact_db.scan, mapped_db.scan, self.mapped_exact
         to_re = bytes([_TO_RE])
         for i, text in enumerate(texts):
             if text.isascii():

@@ -25,10 +25,8 @@ such cells are left abstaining and counted per LF in ``ApplyResult.errors``.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -45,8 +43,9 @@ from .errors import LFApplicationError
 from .lfs import LabelingFunction, lf_version, resolve_spacy_model, uses_spacy
 from .matrix import ABSTAIN
 from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
-from .patterns import PatternMatcher, ScanTexts, scan_lock
+from .patterns import PatternMatcher, ScanTexts
 from .progress import progress
+from .workers import fork_map
 
 __all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs"]
 
@@ -193,32 +192,6 @@ def run_chunk(
 
 # --------------------------------------------------------------------------- processes
 
-_FORK_STATE: dict = {}
-_FORK_LOCK = threading.Lock()
-
-
-def _fork_map(fn: Callable[[dict, int], object], state: dict, n_tasks: int, n_jobs: int, show: bool = False) -> list:
-    """``[fn(state, t) for t in range(n_tasks)]``, in forked processes when it pays.
-
-    Workers inherit ``state`` (LFs, rows, compiled patterns) from the parent, so
-    nothing but task numbers and results crosses a process boundary.
-    """
-    if n_jobs <= 1 or n_tasks <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [fn(state, t) for t in progress(range(n_tasks), total=n_tasks, desc="LF chunks", enabled=show)]
-    with _FORK_LOCK:  # workers read the module-level state: one forked map at a time
-        _FORK_STATE.update(state, fn=fn)
-        try:
-            with scan_lock():  # no pattern scan in flight while forking
-                pool = multiprocessing.get_context("fork").Pool(min(n_jobs, n_tasks))
-            with pool:
-                return pool.map(_in_fork, range(n_tasks), chunksize=1)
-        finally:
-            _FORK_STATE.clear()
-
-
-def _in_fork(task: int):
-    return _FORK_STATE["fn"](_FORK_STATE, task)
-
 
 def _default_jobs() -> int:
     try:
@@ -242,7 +215,7 @@ def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show) -> 
     parallel = n_jobs > 1 and need.sum() >= _MIN_PARALLEL_CELLS
     state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
                  "fault_tolerant": fault_tolerant, "in_process": not parallel}
-    outcomes = _fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
+    outcomes = fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
     return [(a, o) for (a, _), o in zip(bounds, outcomes)]
 
 
@@ -375,7 +348,7 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
         lfs = len(units) if hits is not None else len(group)
         parallel = n_jobs if len(texts) * (lfs + 1) >= _MIN_PARALLEL_SCAN else 1
         state = {"texts": texts, "matcher": matcher if hits is None else None, "units": units, "bounds": bounds}
-        parts = _fork_map(_spec_chunk, state, len(bounds), parallel)
+        parts = fork_map(_spec_chunk, state, len(bounds), parallel)
     if hits is None:
         hits = (np.concatenate([p[0] for p in parts]) if parts and matcher is not None
                 else np.zeros((len(texts), len(pattern_js)), bool))

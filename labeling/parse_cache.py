@@ -29,6 +29,7 @@ import pandas as pd
 
 from .cache import column_keys
 from .lfs import load_spacy
+from .workers import fork_map
 
 __all__ = ["ParseCache", "load_pipeline", "parse_texts", "pipeline_key"]
 
@@ -100,16 +101,18 @@ class ParseCache:
         return out
 
     def put(self, key: str, keys: np.ndarray, docs: Sequence) -> None:
-        from spacy.tokens import DocBin
+        if len(docs):
+            self.put_bytes(key, keys, _docbin_bytes(docs))
 
-        if not len(docs):
+    def put_bytes(self, key: str, keys: np.ndarray, data: bytes) -> None:
+        """Store a serialized ``DocBin`` whose docs are the texts of ``keys``, in order."""
+        if not len(keys):
             return
         folder = self._dir(key)
         folder.mkdir(parents=True, exist_ok=True)
         name = uuid.uuid4().hex
-        docbin = DocBin(store_user_data=False, docs=docs)
         tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(docbin.to_bytes())
+        tmp.write_bytes(data)
         keys_tmp = folder / f".{name}.keys.tmp"
         with open(keys_tmp, "wb") as fh:
             np.save(fh, np.asarray(keys, dtype=np.uint64))
@@ -124,6 +127,17 @@ class ParseCache:
         return count
 
 
+def _docbin_bytes(docs: Sequence) -> bytes:
+    from spacy.tokens import DocBin
+
+    return DocBin(store_user_data=False, docs=docs).to_bytes()
+
+
+def _parse_chunk(state: dict, task: int) -> bytes:
+    a, b = state["bounds"][task]
+    return _docbin_bytes(list(state["nlp"].pipe(state["texts"][a:b], batch_size=state["batch_size"])))
+
+
 def parse_texts(
     texts: Sequence[str],
     nlp,
@@ -133,15 +147,33 @@ def parse_texts(
     n_process: int = 1,
     batch_size: int = 256,
 ) -> list:
-    """One ``Doc`` per text, parsing each distinct uncached text once."""
+    """One ``Doc`` per text, parsing each distinct uncached text once.
+
+    Several processes parse in forked workers that send back one ``DocBin`` per
+    chunk, which also goes to the cache as it is. spaCy's own ``n_process`` sends
+    each doc back on its own, and reading one costs ~2 ms in the parent (a registry
+    lookup per doc), more than parsing a short comment.
+    """
+    from spacy.tokens import DocBin
+
     unique = list(dict.fromkeys(texts))
     keys = text_keys(unique)
     pkey = pipeline_key(nlp, name)
     docs = cache.get(nlp, pkey, keys) if cache is not None else [None] * len(unique)
     todo = [i for i, d in enumerate(docs) if d is None]
-    if todo:
-        processes = max(1, min(n_process, len(todo) // _MIN_TEXTS_PER_PROCESS))
-        parsed = list(nlp.pipe((unique[i] for i in todo), batch_size=batch_size, n_process=processes))
+    processes = max(1, min(n_process, len(todo) // _MIN_TEXTS_PER_PROCESS))
+    if processes > 1:
+        # a few chunks per process: balanced, and each DocBin stays small
+        size = -(-len(todo) // (4 * processes))
+        bounds = [(a, min(a + size, len(todo))) for a in range(0, len(todo), size)]
+        state = {"nlp": nlp, "texts": [unique[i] for i in todo], "bounds": bounds, "batch_size": batch_size}
+        for (a, b), data in zip(bounds, fork_map(_parse_chunk, state, len(bounds), processes, desc="spaCy")):
+            for i, doc in zip(todo[a:b], DocBin().from_bytes(data).get_docs(nlp.vocab)):
+                docs[i] = doc
+            if cache is not None:
+                cache.put_bytes(pkey, keys[todo[a:b]], data)
+    elif todo:
+        parsed = list(nlp.pipe((unique[i] for i in todo), batch_size=batch_size))
         for i, doc in zip(todo, parsed):
             docs[i] = doc
         if cache is not None:

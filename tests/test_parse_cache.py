@@ -53,10 +53,24 @@ def test_only_new_texts_are_parsed_and_docs_round_trip(nlp, tmp_path, monkeypatc
     again = parse_texts(["Visit www.example.com now", "New text here", "Taylor Swift sings."], nlp, name="p", cache=cache)
     assert calls == [1]
     for a, b in ((first[0], again[2]), (first[1], again[0])):
-        assert [(t.text, t.tag_, t.pos_, t.lemma_, t.dep_, t.head.i) for t in a] == \
-               [(t.text, t.tag_, t.pos_, t.lemma_, t.dep_, t.head.i) for t in b]
-        assert [(e.text, e.label_) for e in a.ents] == [(e.text, e.label_) for e in b.ents]
-        assert [s.text for s in a.sents] == [s.text for s in b.sents]
+        assert _annotations(a) == _annotations(b)
+
+
+def _annotations(doc) -> tuple:
+    return ([(t.text, t.tag_, t.pos_, t.lemma_, t.dep_, t.head.i) for t in doc],
+            [(e.text, e.label_) for e in doc.ents], [s.text for s in doc.sents])
+
+
+def test_worker_processes_parse_like_one_process_and_fill_the_cache(nlp, youtube_splits, tmp_path, monkeypatch):
+    monkeypatch.setattr(parse_module, "_MIN_TEXTS_PER_PROCESS", 10)
+    texts = youtube_splits.train["text"].iloc[:60].tolist()
+    one = parse_texts(texts, nlp, name="p")
+    cache = ParseCache(tmp_path)
+    two = parse_texts(texts, nlp, name="p", cache=cache, n_process=2)
+    assert [_annotations(d) for d in two] == [_annotations(d) for d in one]
+    calls = _count_pipes(monkeypatch, nlp)
+    cached = parse_texts(texts, nlp, name="p", cache=cache, n_process=2)
+    assert calls == [] and [_annotations(d) for d in cached] == [_annotations(d) for d in one]
 
 
 def test_pipeline_key_names_the_enabled_components(nlp):

@@ -6,8 +6,9 @@ Where the time goes, and what we do instead of ``DataFrame.apply`` row by row:
   version and each row's content hash; only missing cells are computed, then
   stored. Editing one LF recomputes one column; appending rows computes those rows.
 - **Declarative LFs** (``labeling/declarative.py``: keyword, regex, length): computed
-  per distinct text, all patterns of a field in one multi-pattern scan
-  (``labeling/patterns.py``), with the same answers as calling the LF.
+  and cached per distinct text, all patterns of a field in one multi-pattern scan
+  over a buffer of all the texts (``labeling/patterns.py``), with the same answers
+  as calling the LF.
 - **Any other LF** is called on plain records (a dict with attribute access, no
   pandas Series per row), in worker processes over row chunks (fork: the LFs and
   rows are inherited, nothing is pickled), or on a Dask cluster

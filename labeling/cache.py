@@ -3,7 +3,9 @@
 Editing one LF changes only its version (``lf_version``: source, helpers,
 resources), so only its column is recomputed; rows are keyed by a hash of their
 content (every column, with names and dtypes), so rows appended to a dataset are
-the only rows computed, whatever split or position they land in.
+the only rows computed, whatever split or position they land in. Keyword, regex
+and length LFs read one text field only, so their columns are keyed by that
+text's hash instead (folders ``<lf version>-text``): a repeated text is one entry.
 
 Layout under the cache root (by default ``runs/cache`` beside the project's
 store)::

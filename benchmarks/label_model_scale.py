@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     _, t_first = _timed(lambda: mv.predict(L))
     mv_pred, t_pred = _timed(lambda: mv.predict(L))
     print(f"MajorityVote.predict_proba              {t_proba:8.3f} s")
-    print(f"MajorityVote.predict (first call)       {t_first:8.3f} s   (hashes each row index once per process)")
+    print(f"MajorityVote.predict (first call)       {t_first:8.3f} s   (hashes each tied row once per process)")
     print(f"MajorityVote.predict                    {t_pred:8.3f} s")
     print(f"accuracy vs true y: label model {(probs_to_preds(probs) == y).mean():.4f}, "
           f"majority vote {(mv_pred == y).mean():.4f}")

@@ -102,16 +102,18 @@ def _row_hash_mod(rows: np.ndarray, cardinality: int) -> np.ndarray:
 
     Any tie among t <= cardinality classes needs ``_row_hash(i) % t``, which this
     gives exactly (t divides the lcm); sha1 per row is the slow part of predicting
-    on millions of rows, so it is computed once per row index per process.
+    on millions of rows, so it is computed only for the tied rows asked for, once
+    per row index per process (-1 marks an index not hashed yet).
     """
     modulus = int(np.lcm.reduce(np.arange(2, cardinality + 1)))
     table = _ROW_HASH_MOD.get(modulus, np.empty(0, dtype=np.int64))
-    needed = int(rows.max()) + 1
+    needed = int(rows.max()) + 1 if len(rows) else 0
     if needed > len(table):
-        grown = max(needed, 2 * len(table))
-        extra = [_row_hash(i) % modulus for i in range(len(table), grown)]
-        table = np.concatenate([table, np.asarray(extra, dtype=np.int64)])
+        table = np.concatenate([table, np.full(max(needed, 2 * len(table)) - len(table), -1, dtype=np.int64)])
         _ROW_HASH_MOD[modulus] = table
+    missing = np.unique(rows[table[rows] < 0])
+    if len(missing):
+        table[missing] = [_row_hash(i) % modulus for i in missing.tolist()]
     return table[rows]
 
 

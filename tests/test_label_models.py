@@ -354,3 +354,17 @@ def test_binary_majority_vote_predict_matches_snorkel_tie_breaks():
     assert (mv.predict(L) == snorkel_probs_to_preds(probs)).all()
     for tie_break in ("random", "abstain", "first"):
         assert (mv.predict(L, tie_break) == probs_to_preds(probs, tie_break)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(batches=st.lists(st.lists(st.integers(0, 5000), min_size=1, max_size=40), min_size=1, max_size=4),
+       cardinality=st.integers(2, 5))
+def test_row_hashes_are_memoized_only_for_rows_asked(batches, cardinality):
+    from math import lcm
+
+    from labeling.label_models import _row_hash, _row_hash_mod
+
+    modulus = lcm(*range(2, cardinality + 1))
+    for rows in batches:  # calls in sequence grow and reuse the table
+        got = _row_hash_mod(np.asarray(rows, dtype=np.int64), cardinality)
+        assert got.tolist() == [_row_hash(i) % modulus for i in rows]

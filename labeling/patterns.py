@@ -466,9 +466,10 @@ class PatternMatcher:
                 continue
             ids.clear()
             ends.clear()
-            db.scan(buffer, match_event_handler=on_match)
-            if len(ids) > limit:
-                raise _TooManyMatches
+            try:
+                db.scan(buffer, match_event_handler=on_match)
+            except hyperscan.ScanTerminated:  # on_match stopped it: too many matches
+                raise _TooManyMatches from None
             # a match ends inside its text or on the separator right after it
             rows = idx[np.searchsorted(starts, np.asarray(ends, dtype=np.int64) - 1, side="right") - 1]
             cols = np.asarray(ids, dtype=np.int64)

@@ -105,3 +105,17 @@ def test_mapping_keeps_one_byte_per_character():
     text = "naïve café — 😀 \u0131 ok"
     mapped = map_to_ascii(text)
     assert len(mapped) == len(text) and mapped.startswith(b"na_ve caf_ \x01 \x01 \x02 ok")
+
+
+def test_a_buffer_scan_with_too_many_matches_hands_over_to_per_text_scans(monkeypatch):
+    import labeling.patterns as patterns_module
+
+    monkeypatch.setattr(patterns_module, "_MAX_MATCHES_PER_TEXT", 0)
+    texts = ["e" * 50] * 30 + ["no match", "caf\u00e9 e"]
+    matcher = PatternMatcher([re.compile("e"), re.compile("z")])
+    assert matcher.has_buffer_form()
+    hits = matcher.search(ScanTexts(texts[:5]))  # few matches: the buffer scan answers
+    assert hits[:, 0].all() and matcher.has_buffer_form()
+    hits = matcher.search(ScanTexts(texts * 40))  # 60,000 matches: over the limit
+    assert hits[:, 0].tolist() == ([True] * 30 + [False, True]) * 40 and not hits[:, 1].any()
+    assert not matcher.has_buffer_form(), "this matcher scans text by text from now on"

@@ -227,9 +227,8 @@ def _word_counts(texts: list[str]) -> np.ndarray:
     """``[len(t.split()) for t in texts]``, vectorized over the ASCII texts."""
     counts = np.zeros(len(texts), dtype=np.int64)
     ascii_idx = [i for i, t in enumerate(texts) if t.isascii()]
-    if len(ascii_idx) < len(texts):
-        others = set(range(len(texts))).difference(ascii_idx)
-        counts[sorted(others)] = [len(texts[i].split()) for i in sorted(others)]
+    others = [i for i, t in enumerate(texts) if not t.isascii()]
+    counts[others] = [len(texts[i].split()) for i in others]
     if ascii_idx:
         chosen = [texts[i] for i in ascii_idx]
         # str.split's whitespace on ASCII: \t \n \v \f \r, \x1c-\x1f and space
@@ -289,19 +288,23 @@ def _distinct(column: pd.Series, keys: np.ndarray) -> _Distinct:
     """``column`` (``keys``: its column_keys) as its distinct values."""
     if id(keys) in _DISTINCT:
         return _DISTINCT[id(keys)]
-    codes, uniques = pd.factorize(keys[:, 0])
-    first = np.full(len(uniques), -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    codes, first = _first_positions(keys[:, 0])
     if not np.array_equal(keys[:, 1], keys[first[codes], 1]):  # a 64-bit collision: be exact instead
-        codes, _ = pd.factorize(column)
-        first = np.full(codes.max() + 1 if len(codes) else 0, -1, dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(codes))[::-1]
+        codes, first = _first_positions(column)
     # only the distinct texts become Python strings
     out = _Distinct(codes, _take_strings(column, first), keys[first])
     if not keys.flags.writeable:
         _DISTINCT[id(keys)] = out
         weakref.finalize(keys, _DISTINCT.pop, id(keys), None)
     return out
+
+
+def _first_positions(values) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each value, position of each code's first value), codes in order of appearance."""
+    codes, uniques = pd.factorize(values)
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    return codes, first
 
 
 def _take_strings(column: pd.Series, positions: np.ndarray) -> list:
@@ -335,13 +338,13 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
     Patterns with a buffer form are scanned in one call over all texts, here;
     others, and lengths, in chunks of texts, in worker processes when it pays.
     """
-    layout = texts.layout if isinstance(texts, _Distinct) else None
-    texts = texts.texts if isinstance(texts, _Distinct) else texts
+    distinct = texts if isinstance(texts, _Distinct) else None
+    texts = distinct.texts if distinct is not None else texts
     pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
     matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
     hits = None
     if matcher is not None and matcher.has_buffer_form():
-        hits = matcher.search(layout() if layout is not None else ScanTexts(texts))
+        hits = matcher.search(distinct.layout() if distinct is not None else ScanTexts(texts))
     units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
     parts = []
     if units or hits is None:
@@ -503,9 +506,9 @@ def apply_lfs(
     seconds = {lf.name: 0.0 for lf in lfs}
     first_errors: list[tuple] = []  # strict runs: (LF column, row, problem); the lowest LF's first row is raised
 
-    fields = {spec.field for lf in lfs if (spec := lf_spec(lf)) is not None}
-    strings = {f for f in fields if f in frame.columns and _all_strings(frame[f])}
-    specs = {j: spec for j, lf in enumerate(lfs) if (spec := lf_spec(lf)) is not None and spec.field in strings}
+    specs = {j: spec for j, lf in enumerate(lfs) if (spec := lf_spec(lf)) is not None}
+    strings = {f for f in {spec.field for spec in specs.values()} if f in frame.columns and _all_strings(frame[f])}
+    specs = {j: spec for j, spec in specs.items() if spec.field in strings}
     opaque = [j for j in range(m) if j not in specs]
     versions: dict[int, str] = {}
     if lf_cache is not None:

@@ -351,18 +351,16 @@ class ScanTexts:
             else:
                 mapped_idx.append(i)
                 mapped.append(m)
-        self.ascii = self._layout(ascii_idx, [texts[i] for i in ascii_idx], str)
-        self.mapped = self._layout(mapped_idx, mapped, bytes)
+        ascii_texts = [texts[i] for i in ascii_idx]
+        # ASCII text and a 0xff separator: latin-1 gives one byte per character
+        self.ascii = self._layout(ascii_idx, ascii_texts, ("\xff".join(ascii_texts) + "\xff").encode("latin-1"))
+        self.mapped = self._layout(mapped_idx, mapped, _SEPARATOR.join(mapped) + _SEPARATOR)
 
     @staticmethod
-    def _layout(idx: list[int], parts: list, kind) -> tuple[np.ndarray, bytes, np.ndarray]:
+    def _layout(idx: list[int], parts: list, buffer: bytes) -> tuple[np.ndarray, bytes, np.ndarray]:
         """(text indices, buffer, start offset of each text in it)."""
         lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-        if kind is str:  # ASCII text and a 0xff separator: latin-1 is one byte per character
-            buffer = ("\xff".join(parts) + "\xff").encode("latin-1") if parts else b""
-        else:
-            buffer = _SEPARATOR.join(parts) + _SEPARATOR if parts else b""
         return np.asarray(idx, dtype=np.int64), buffer, starts
 
 

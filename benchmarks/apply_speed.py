@@ -36,9 +36,9 @@ sys.path.insert(0, str(REPO))
 from snorkel.labeling import PandasLFApplier
 
 from labeling import apply_lfs, discover_lfs, keyword_lf, load_imdb, load_youtube_spam
-from labeling.lfs import resolve_spacy_model
-from labeling.parse_cache import ParseCache
-from labeling.patterns import hyperscan_available
+from labeling.lf.core import resolve_spacy_model
+from labeling.lf.parse_cache import ParseCache
+from labeling.lf.patterns import hyperscan_available
 
 
 def _timed(fn):

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labeling.label_models import MajorityVote, SnorkelLabelModel, probs_to_preds
+from labeling.models.label_models import MajorityVote, SnorkelLabelModel, probs_to_preds
 
 
 def synthetic_label_matrix(n: int, m: int, k: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from labeling.datasets import load_youtube_spam
+from labeling.data.datasets import load_youtube_spam
 from labeling.errors import LabelingError
 
 REPO = Path(__file__).resolve().parents[1]

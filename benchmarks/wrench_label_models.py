@@ -23,14 +23,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labeling.label_models import (  # noqa: E402
+from labeling.models.label_models import (  # noqa: E402
     LABEL_MODELS,
     SNORKEL_MAX_MK,
     SnorkelLabelModel,
     score_predictions,
     select_label_model,
 )
-from labeling.wrench import load_wrench  # noqa: E402
+from labeling.data.wrench import load_wrench  # noqa: E402
 
 # (folder, metric, published MV, best published label model) from the WRENCH paper's
 # label-model table (Zhang et al. 2021), in percent.

@@ -8,14 +8,14 @@ The data flow, one module per stage:
     (history, reproduce), monitor (served traffic vs training data), report (HTML)
 """
 
-from .analysis import conflicts, coverage, empirical_accuracy, lf_summary, matrix_summary, overlaps, polarity
-from .apply import ApplyResult, LFErrors, Row, apply_lfs
-from .cache import LFCache, project_cache_dir
-from .declarative import keyword_lf, length_lf, regex_lf
-from .parse_cache import ParseCache
-from .artifacts import load_end_model, load_label_model, save_end_model, save_label_model
+from .lf.analysis import conflicts, coverage, empirical_accuracy, lf_summary, matrix_summary, overlaps, polarity
+from .lf.apply import ApplyResult, LFErrors, Row, apply_lfs
+from .lf.cache import LFCache, project_cache_dir
+from .lf.declarative import keyword_lf, length_lf, regex_lf
+from .lf.parse_cache import ParseCache
+from .models.artifacts import load_end_model, load_label_model, save_end_model, save_label_model
 from .config import ProjectConfig, load_config, project_config_from_dict
-from .datasets import (
+from .data.datasets import (
     DATA_DIR_ENV,
     Splits,
     canonicalize,
@@ -29,7 +29,7 @@ from .datasets import (
     youtube_tutorial_split,
 )
 from .config import config_from_record
-from .end_models import SklearnTextClassifier, TorchTextClassifier, make_end_model
+from .models.end_models import SklearnTextClassifier, TorchTextClassifier, make_end_model
 from .errors import (
     ArtifactError,
     ChecksumError,
@@ -46,8 +46,8 @@ from .errors import (
     StoreError,
     VerificationError,
 )
-from .evaluate import EvalRow, classification_metrics, evaluation_table
-from .label_models import (
+from .pipeline.evaluate import EvalRow, classification_metrics, evaluation_table
+from .models.label_models import (
     DawidSkene,
     MajorityVote,
     Selection,
@@ -57,7 +57,7 @@ from .label_models import (
     probs_to_preds,
     select_label_model,
 )
-from .lfs import (
+from .lf.core import (
     SpacyDoc,
     discover_lfs,
     labeling_function,
@@ -66,20 +66,20 @@ from .lfs import (
     resolve_spacy_model,
     spacy_labeling_function,
 )
-from .lineage import Reproduction, history, reproduce
+from .pipeline.lineage import Reproduction, history, reproduce
 from .matrix import ABSTAIN, check_label_matrix, label_matrix_hash
-from .monitor import DriftCheck, MonitorReport, check_drift, reference_profile, served_profile
-from .registry import CANDIDATE, CHAMPION, GateDecision, Registry, gate, promote_run
-from .report import render_report, write_report
-from .slices import discover_slices, slice_masks, slice_metrics, slicing_function
-from .verify import Finding, VerificationReport, raise_on_errors, verify_dataset, verify_splits
-from .retrain import RunResult, format_summary, run_retrain
-from .store import RunRecord, RunStore
-from .redact import RedactionSettings, redact_text, redact_texts
-from .review import LabelStudioReview, ReviewError, labeling_config, sample_scores, select_for_review
-from .gold import GoldStore, all_gold, review_gold
-from .refine import RefineReport, lf_accuracy_table, likely_label_errors, refine, suggest_keyword_lfs, wilson_interval
-from .review_job import pull_review, push_review, refine_from_gold
+from .serve.monitor import DriftCheck, MonitorReport, check_drift, reference_profile, served_profile
+from .pipeline.registry import CANDIDATE, CHAMPION, GateDecision, Registry, gate, promote_run
+from .pipeline.report import render_report, write_report
+from .pipeline.slices import discover_slices, slice_masks, slice_metrics, slicing_function
+from .data.verify import Finding, VerificationReport, raise_on_errors, verify_dataset, verify_splits
+from .pipeline.retrain import RunResult, format_summary, run_retrain
+from .pipeline.store import RunRecord, RunStore
+from .review.redact import RedactionSettings, redact_text, redact_texts
+from .review.label_studio import LabelStudioReview, ReviewError, labeling_config, sample_scores, select_for_review
+from .review.gold import GoldStore, all_gold, review_gold
+from .review.refine import RefineReport, lf_accuracy_table, likely_label_errors, refine, suggest_keyword_lfs, wilson_interval
+from .review.jobs import pull_review, push_review, refine_from_gold
 
 __all__ = [
     "ABSTAIN",

@@ -23,7 +23,7 @@ DEFAULT_CONFIG = "projects/youtube_spam/project.toml"
 
 
 def _retrain(args) -> int:
-    from .retrain import format_summary, run_retrain
+    from .pipeline.retrain import format_summary, run_retrain
 
     config = load_config(args.config, args.set)
     result = run_retrain(config, show_progress=not args.quiet and sys.stderr.isatty() or args.progress)
@@ -32,7 +32,7 @@ def _retrain(args) -> int:
 
 
 def _lfs(args) -> int:
-    from .lfs import discover_lfs, lf_set_version, lf_version, uses_spacy
+    from .lf.core import discover_lfs, lf_set_version, lf_version, uses_spacy
 
     config = load_config(args.config, args.set)
     lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
@@ -47,7 +47,7 @@ def _lfs(args) -> int:
 
 
 def _runs(args) -> int:
-    from .store import RunStore
+    from .pipeline.store import RunStore
 
     config = load_config(args.config, args.set)
     with RunStore(config.resolve(config.store)) as store:
@@ -61,7 +61,7 @@ def _runs(args) -> int:
 
 
 def _review(args) -> int:
-    from .review_job import label_studio_from_env, pull_review, push_review
+    from .review.jobs import label_studio_from_env, pull_review, push_review
 
     config = load_config(args.config, args.set)
     review = label_studio_from_env(config)
@@ -84,8 +84,8 @@ def _review(args) -> int:
 
 
 def _refine(args) -> int:
-    from .refine import format_report
-    from .review_job import refine_from_gold
+    from .review.refine import format_report
+    from .review.jobs import refine_from_gold
 
     config = load_config(args.config, args.set)
     report = refine_from_gold(config, top=args.top)
@@ -108,7 +108,7 @@ def _print(args, payload, text: str) -> None:
 
 
 def _history(args) -> int:
-    from .lineage import format_history, history
+    from .pipeline.lineage import format_history, history
 
     rows = history(_store(load_config(args.config, args.set)))
     _print(args, rows, format_history(rows))
@@ -118,7 +118,7 @@ def _history(args) -> int:
 def _reproduce(args) -> int:
     from pathlib import Path
 
-    from .lineage import reproduce
+    from .pipeline.lineage import reproduce
 
     config = load_config(args.config, args.set)
     result = reproduce(_store(config), args.run_id, base_dir=Path(args.config).parent)
@@ -128,7 +128,7 @@ def _reproduce(args) -> int:
 
 def _promote(args) -> int:
     from .errors import PromotionRefused
-    from .registry import promote_run
+    from .pipeline.registry import promote_run
 
     config = load_config(args.config, args.set)
     try:
@@ -142,7 +142,7 @@ def _promote(args) -> int:
 
 
 def _rollback(args) -> int:
-    from .registry import Registry
+    from .pipeline.registry import Registry
 
     config = load_config(args.config, args.set)
     with Registry(_store(config)) as registry:
@@ -152,7 +152,7 @@ def _rollback(args) -> int:
 
 
 def _verify(args) -> int:
-    from .verify import verify_dataset
+    from .data.verify import verify_dataset
 
     report = verify_dataset(load_config(args.config, args.set))
     _print(args, report.to_dict(), report.format())
@@ -160,7 +160,7 @@ def _verify(args) -> int:
 
 
 def _monitor(args) -> int:
-    from .monitor import check_drift
+    from .serve.monitor import check_drift
 
     config = load_config(args.config, args.set)
     report = check_drift(_store(config), config.monitor, args.run_id)
@@ -169,7 +169,7 @@ def _monitor(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import write_report
+    from .pipeline.report import write_report
 
     config = load_config(args.config, args.set)
     path = write_report(_store(config), args.run_id, monitor_settings=config.monitor)
@@ -178,9 +178,9 @@ def _report(args) -> int:
 
 
 def _export_onnx(args) -> int:
-    from .artifacts import load_end_model
-    from .export import export_onnx
-    from .store import RunStore, end_model_path
+    from .models.artifacts import load_end_model
+    from .models.export import export_onnx
+    from .pipeline.store import RunStore, end_model_path
 
     config = load_config(args.config, args.set)
     with RunStore(_store(config)) as store:
@@ -191,8 +191,8 @@ def _export_onnx(args) -> int:
 
 
 def _clear_cache(args) -> int:
-    from .cache import LFCache, project_cache_dir
-    from .parse_cache import ParseCache
+    from .lf.cache import LFCache, project_cache_dir
+    from .lf.parse_cache import ParseCache
 
     config = load_config(args.config, args.set)
     folder = project_cache_dir(config)

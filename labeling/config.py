@@ -89,7 +89,7 @@ class ReviewConfig:
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    """Ingestion checks (labeling/verify.py)."""
+    """Ingestion checks (labeling/data/verify.py)."""
 
     near_duplicate_jaccard: float = 0.8  # character 5-gram Jaccard at or above which texts are near duplicates
     max_near_duplicate_rows: int = 20000  # above this many rows the near-duplicate search is skipped (cost bound)
@@ -100,7 +100,7 @@ class VerifyConfig:
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """When served traffic has drifted enough to retrain (labeling/monitor.py)."""
+    """When served traffic has drifted enough to retrain (labeling/serve/monitor.py)."""
 
     window: int = 1000  # the latest N predictions of the served model
     min_predictions: int = 50  # fewer served predictions: no verdict
@@ -113,7 +113,7 @@ class MonitorConfig:
 
 @dataclass(frozen=True)
 class PromotionConfig:
-    """The gate a candidate passes to become champion (labeling/registry.py)."""
+    """The gate a candidate passes to become champion (labeling/pipeline/registry.py)."""
 
     metric: str = "accuracy"  # on the gold test split
     margin: float = 0.0  # candidate must score >= champion - margin
@@ -122,7 +122,7 @@ class PromotionConfig:
 
 @dataclass(frozen=True)
 class SlicesConfig:
-    """Modules defining Snorkel slicing functions (labeling/slices.py)."""
+    """Modules defining Snorkel slicing functions (labeling/pipeline/slices.py)."""
 
     modules: tuple[str, ...] = ()
     root: str = "."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from labeling.declarative import keyword_lf, length_lf, regex_lf
+from labeling.lf.declarative import keyword_lf, length_lf, regex_lf
 
 NEG = 0
 POS = 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from snorkel.labeling import labeling_function
 
-from labeling.lfs import spacy_labeling_function
+from labeling.lf.core import spacy_labeling_function
 
 ABSTAIN = -1
 HAM = 0

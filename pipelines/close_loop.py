@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labeling.config import load_config
-from labeling.datasets import load_dataset
-from labeling.gold import GoldStore
-from labeling.refine import format_lf_code, format_report
-from labeling.retrain import run_retrain
-from labeling.review import LabelStudioReview
-from labeling.review_job import label_studio_from_env, pull_review, push_review, refine_from_gold, review_title
+from labeling.data.datasets import load_dataset
+from labeling.review.gold import GoldStore
+from labeling.review.refine import format_lf_code, format_report
+from labeling.pipeline.retrain import run_retrain
+from labeling.review.label_studio import LabelStudioReview
+from labeling.review.jobs import label_studio_from_env, pull_review, push_review, refine_from_gold, review_title
 
 WEAK_MODULE = "labeling_functions.youtube_spam_weak"
 REFINED_MODULE = "refined_lfs"
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="projects/youtube_spam/project.toml")
     parser.add_argument("--n", type=int, default=50, help="rows to push for review (default 50)")
-    parser.add_argument("--strategy", default="entropy", help="sampling strategy (labeling.review.STRATEGIES)")
+    parser.add_argument("--strategy", default="entropy", help="sampling strategy (labeling.review.label_studio.STRATEGIES)")
     parser.add_argument("--workdir", default="", help="where the store, artifacts and refined LFs go (default: a temp dir)")
     parser.add_argument("--title", default="", help="Label Studio project title (default: the project's name)")
     args = parser.parse_args(argv)

@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from labeling.config import load_config
-from labeling.refine import format_report
-from labeling.review_job import label_studio_from_env, pull_review, push_review, refine_from_gold
+from labeling.review.refine import format_report
+from labeling.review.jobs import label_studio_from_env, pull_review, push_review, refine_from_gold
 
 
 def main(argv: list[str] | None = None) -> int:

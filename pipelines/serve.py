@@ -15,7 +15,7 @@ import sys
 
 import uvicorn
 
-from labeling.serving import SETTINGS_ENV, ServeSettings, hash_token
+from labeling.serve.app import SETTINGS_ENV, ServeSettings, hash_token
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     # the raw token never travels, only its hash.
     os.environ[SETTINGS_ENV] = settings.to_json()
     os.environ.pop("LABELING_SERVE_TOKEN", None)
-    uvicorn.run("labeling.serving:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+    uvicorn.run("labeling.serve.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level="warning", timeout_graceful_shutdown=10)
     return 0
 

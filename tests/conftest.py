@@ -9,6 +9,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI must not depend on luck: property tests draw the same examples on every run there.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LABELING_DATA_DIR", str(REPO.parent / "shared" / "data"))

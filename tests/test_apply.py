@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from snorkel.labeling import PandasLFApplier
 
-import labeling.apply as apply_module
+import labeling.lf.apply as apply_module
 from labeling import LFApplicationError, apply_lfs, discover_lfs, labeling_function
-from labeling.declarative import keyword_lf, length_lf, lf_spec, regex_lf
+from labeling.lf.declarative import keyword_lf, length_lf, lf_spec, regex_lf
 from labeling.matrix import label_matrix_hash
 
 from .conftest import FIXTURES, REPO
@@ -27,7 +27,7 @@ def imdb_lfs():
 
 @pytest.fixture(scope="module")
 def imdb_sample(data_dir):
-    from labeling.datasets import load_imdb
+    from labeling.data.datasets import load_imdb
 
     frame = load_imdb(data_dir)
     # every 25th review: both splits and labels, 200+ with non-ASCII characters
@@ -37,7 +37,7 @@ def imdb_sample(data_dir):
 @pytest.fixture(scope="module")
 def parses(tmp_path_factory):
     """spaCy parses shared by this module's tests (parsing is most of their time)."""
-    from labeling.parse_cache import ParseCache
+    from labeling.lf.parse_cache import ParseCache
 
     return ParseCache(tmp_path_factory.mktemp("parses"))
 
@@ -176,7 +176,7 @@ def test_declarative_label_outside_the_classes_is_refused():
 
 
 def test_spacy_lfs_get_docs_parsed_once_per_distinct_text(youtube_lfs, monkeypatch):
-    import labeling.parse_cache as parse_module
+    import labeling.lf.parse_cache as parse_module
 
     spacy_lfs = [lf for lf in youtube_lfs if apply_module.uses_spacy(lf)]
     assert spacy_lfs, "the example project must have spaCy LFs"

@@ -15,7 +15,7 @@ from labeling import (
     save_end_model,
     save_label_model,
 )
-from labeling.artifacts import MANIFEST
+from labeling.models.artifacts import MANIFEST
 
 TEXTS = ["check out my channel", "subscribe now", "love this song", "great voice", "free gift card", "so good"]
 Y = np.array([1, 1, 0, 0, 1, 0])
@@ -64,7 +64,7 @@ def test_untrusted_type_is_refused(tmp_path):
     model.pipeline_.steps.insert(0, ("f", FunctionTransformer(json.loads)))
     sio.dump(model.pipeline_, tmp_path / "m" / "pipeline.skops")
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
-    from labeling.datasets import sha256_file
+    from labeling.data.datasets import sha256_file
 
     manifest["files"]["pipeline.skops"] = sha256_file(tmp_path / "m" / "pipeline.skops")
     (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))

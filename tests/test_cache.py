@@ -8,8 +8,8 @@ import pytest
 from snorkel.labeling import LabelingFunction, labeling_function
 
 from labeling import apply_lfs
-from labeling.cache import LFCache, row_keys
-from labeling.declarative import keyword_lf, length_lf, regex_lf
+from labeling.lf.cache import LFCache, row_keys
+from labeling.lf.declarative import keyword_lf, length_lf, regex_lf
 
 
 def _frame(n: int, start: int = 0) -> pd.DataFrame:
@@ -106,7 +106,7 @@ def test_retrain_fills_the_project_cache_and_the_cli_clears_it(youtube_config_pa
     import json
 
     from labeling import load_config, run_retrain
-    from labeling.cache import project_cache_dir
+    from labeling.lf.cache import project_cache_dir
     from labeling.cli import main
 
     overrides = [f'project.store="{tmp_path / "store.db"}"', f'project.artifacts="{tmp_path / "artifacts"}"',

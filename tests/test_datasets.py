@@ -23,7 +23,7 @@ from labeling import (
     split_random,
     youtube_tutorial_split,
 )
-from labeling.datasets import YOUTUBE_FILES, split_by_column
+from labeling.data.datasets import YOUTUBE_FILES, split_by_column
 
 CLASSES = ("ham", "spam")
 

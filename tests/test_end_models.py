@@ -87,7 +87,7 @@ def test_unfitted_and_empty():
 @pytest.mark.parametrize("analyzer,low,high", [("char_wb", 2, 5), ("char_wb", 1, 1), ("char_wb", 3, 7), ("word", 1, 2)])
 @pytest.mark.parametrize("cached", [True, False], ids=["word-cache", "no-cache"])
 def test_fast_tfidf_equals_scikit_learn(youtube_frame, analyzer, low, high, cached):
-    from labeling.end_models import make_vectorizer, tfidf_transform
+    from labeling.models.end_models import make_vectorizer, tfidf_transform
 
     texts = youtube_frame["text"].tolist()
     vectorizer = make_vectorizer(analyzer, low, high).fit(texts[:1000])  # the rest holds unseen n-grams

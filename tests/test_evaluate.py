@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from labeling import LabelingError, classification_metrics
-from labeling.evaluate import lf_alone_predictions, majority_class, random_predictions
+from labeling.pipeline.evaluate import lf_alone_predictions, majority_class, random_predictions
 
 
 def test_metrics_by_hand():

@@ -9,7 +9,7 @@ import pytest
 
 from labeling import ArtifactError, load_end_model
 from labeling.cli import main
-from labeling.export import OnnxTextClassifier, export_onnx
+from labeling.models.export import OnnxTextClassifier, export_onnx
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def _prediction(i: int, pid: str | None = None):
-    from labeling.feedback import PredictionRecord
+    from labeling.serve.feedback import PredictionRecord
 
     return PredictionRecord(id=pid or f"p{i}", created_at="2026-01-01T00:00:00+00:00", model_version="v1",
                             probabilities=(0.25, 0.75), label=1, lf_votes=None, text=None, text_sha256="h",
@@ -14,7 +14,7 @@ def _prediction(i: int, pid: str | None = None):
 def test_group_commit_acknowledges_every_write_once_committed(tmp_path):
     import threading
 
-    from labeling.feedback import FeedbackLog, GroupCommitWriter
+    from labeling.serve.feedback import FeedbackLog, GroupCommitWriter
 
     with FeedbackLog(tmp_path / "s.db") as log:
         writer = GroupCommitWriter(log)
@@ -40,7 +40,7 @@ def test_group_commit_acknowledges_every_write_once_committed(tmp_path):
 
 
 def test_group_commit_reports_a_failed_batch_to_every_waiter(tmp_path):
-    from labeling.feedback import FeedbackLog, GroupCommitWriter
+    from labeling.serve.feedback import FeedbackLog, GroupCommitWriter
 
     with FeedbackLog(tmp_path / "s.db") as log:
         log.log_predictions([_prediction(0, "dup")])
@@ -55,7 +55,7 @@ def test_group_commit_reports_a_failed_batch_to_every_waiter(tmp_path):
 def test_store_from_before_deferred_votes_is_migrated(tmp_path):
     import sqlite3
 
-    from labeling.feedback import FeedbackLog
+    from labeling.serve.feedback import FeedbackLog
 
     conn = sqlite3.connect(tmp_path / "old.db")
     conn.execute("CREATE TABLE predictions (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, model_version TEXT NOT NULL,"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from labeling.config import load_config
-from labeling.datasets import Splits
-from labeling.feedback import FeedbackLog, FeedbackRecord, utc_now
-from labeling.gold import (
+from labeling.data.datasets import Splits
+from labeling.serve.feedback import FeedbackLog, FeedbackRecord, utc_now
+from labeling.review.gold import (
     GoldStore,
     ReviewTask,
     all_gold,
@@ -19,8 +19,8 @@ from labeling.gold import (
     review_gold,
     training_rows_with_gold,
 )
-from labeling.retrain import run_retrain
-from labeling.review import Annotation
+from labeling.pipeline.retrain import run_retrain
+from labeling.review.label_studio import Annotation
 
 TASKS = [ReviewTask(f"row:{i}", "dataset", str(i), f"text {i}", "random") for i in range(3)]
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from snorkel.labeling import LabelingFunction
 
-from labeling.lfs import discover_lfs, uses_spacy
+from labeling.lf.core import discover_lfs, uses_spacy
 
 from .conftest import REPO
 

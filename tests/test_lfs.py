@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from labeling import ConfigError, LFDiscoveryError, discover_lfs, lf_set_version, lf_version, spacy_labeling_function
-from labeling.lfs import SpacyDoc, labeling_function, load_spacy, resolve_spacy_model, uses_spacy
+from labeling.lf.core import SpacyDoc, labeling_function, load_spacy, resolve_spacy_model, uses_spacy
 
 
 def _write_module(root: Path, name: str, body: str) -> None:

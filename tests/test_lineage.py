@@ -14,7 +14,7 @@ import pytest
 from labeling import apply_lfs, discover_lfs, label_matrix_hash, lf_set_version, load_youtube_spam, youtube_tutorial_split
 from labeling.cli import main
 from labeling.config import config_from_record
-from labeling.lineage import config_hash, history, reproduce
+from labeling.pipeline.lineage import config_hash, history, reproduce
 
 
 def test_same_data_gives_the_same_snapshot_id(data_dir, tmp_path, youtube_splits):

@@ -12,7 +12,7 @@ import pytest
 
 from labeling.cli import main
 from labeling.config import MonitorConfig
-from labeling.monitor import check_drift, compare, oov_share, served_profile
+from labeling.serve.monitor import check_drift, compare, oov_share, served_profile
 
 from .conftest import copy_store
 
@@ -25,7 +25,7 @@ def served(recorded_youtube_run, tmp_path_factory, data_dir):
     """Serve the YouTube run (texts kept) and log held-out YouTube texts, then IMDB reviews."""
     from fastapi.testclient import TestClient
 
-    from labeling.serving import ServeSettings, create_app
+    from labeling.serve.app import ServeSettings, create_app
 
     config, result = recorded_youtube_run
     store = copy_store(result.store_path, tmp_path_factory.mktemp("monitor") / "store.db")
@@ -123,7 +123,7 @@ def test_oov_share_counts_tokens():
 
 
 def test_the_run_report_shows_the_drift(served):
-    from labeling.report import write_report
+    from labeling.pipeline.report import write_report
 
     config, result, store, _ = served
     path = write_report(store, result.run_id, monitor_settings=dataclasses.replace(config.monitor, window=N_SHIFTED))

@@ -5,10 +5,10 @@ import pytest
 from snorkel.labeling import PandasLFApplier
 from snorkel.labeling.lf.nlp import nlp_labeling_function
 
-import labeling.parse_cache as parse_module
+import labeling.lf.parse_cache as parse_module
 from labeling import apply_lfs, discover_lfs
-from labeling.lfs import resolve_spacy_model, uses_spacy
-from labeling.parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
+from labeling.lf.core import resolve_spacy_model, uses_spacy
+from labeling.lf.parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
 
 from .conftest import REPO
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.declarative import keyword_lf, lf_spec
-from labeling.patterns import (
+from labeling.lf.declarative import keyword_lf, lf_spec
+from labeling.lf.patterns import (
     _CATEGORIES, ALL, NONE, SOME, PatternMatcher, ScanTexts, hyperscan_available, map_to_ascii, translate,
 )
 
@@ -108,7 +108,7 @@ def test_mapping_keeps_one_byte_per_character():
 
 
 def test_a_buffer_scan_with_too_many_matches_hands_over_to_per_text_scans(monkeypatch):
-    import labeling.patterns as patterns_module
+    import labeling.lf.patterns as patterns_module
 
     monkeypatch.setattr(patterns_module, "_MAX_MATCHES_PER_TEXT", 0)
     texts = ["e" * 50] * 30 + ["no match", "caf\u00e9 e"]

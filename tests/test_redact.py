@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labeling.redact import RedactionSettings, redact_text, redact_texts
+from labeling.review.redact import RedactionSettings, redact_text, redact_texts
 
 REGEX_ONLY = RedactionSettings(persons=False)
 

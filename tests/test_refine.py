@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labeling.apply import apply_lfs
-from labeling.end_models import SklearnTextClassifier
-from labeling.lfs import labeling_function
-from labeling.refine import (
+from labeling.lf.apply import apply_lfs
+from labeling.models.end_models import SklearnTextClassifier
+from labeling.lf.core import labeling_function
+from labeling.review.refine import (
     format_lf_code,
     format_report,
     held_out_precision,

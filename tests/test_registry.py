@@ -9,8 +9,8 @@ import pytest
 from labeling import load_config, run_retrain
 from labeling.cli import main
 from labeling.errors import PromotionRefused, StoreError
-from labeling.feedback import FeedbackLog
-from labeling.registry import CANDIDATE, CHAMPION, Registry, gate, promote_run
+from labeling.serve.feedback import FeedbackLog
+from labeling.pipeline.registry import CANDIDATE, CHAMPION, Registry, gate, promote_run
 
 from .conftest import FIXTURES, copy_store
 
@@ -77,7 +77,7 @@ def test_the_margin_lets_a_slightly_worse_candidate_through(two_runs):
 def test_rollback_walks_back_the_version_stack_and_the_server_follows(two_runs, tmp_path):
     from fastapi.testclient import TestClient
 
-    from labeling.serving import ServeSettings, create_app
+    from labeling.serve.app import ServeSettings, create_app
 
     config, good, weak, source, _ = two_runs
     store = copy_store(source, tmp_path / "store.db")

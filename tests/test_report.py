@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from labeling.cli import main
-from labeling.report import SECTIONS, calibration_bins, confusion_matrix, expected_calibration_error, render_report
+from labeling.pipeline.report import SECTIONS, calibration_bins, confusion_matrix, expected_calibration_error, render_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (see .ci/run)")

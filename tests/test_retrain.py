@@ -23,7 +23,7 @@ from labeling import (
     load_label_model,
     run_retrain,
 )
-from labeling.datasets import sha256_file
+from labeling.data.datasets import sha256_file
 
 from .conftest import FIXTURES, REPO, write_project
 

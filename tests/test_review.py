@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from labeling.config import load_config
 from labeling.errors import ConfigError, LabelMatrixError
-from labeling.feedback import FeedbackLog, PredictionRecord, text_sha256, utc_now
-from labeling.gold import GoldStore, review_gold
-from labeling.review import (
+from labeling.serve.feedback import FeedbackLog, PredictionRecord, text_sha256, utc_now
+from labeling.review.gold import GoldStore, review_gold
+from labeling.review.label_studio import (
     ReviewItem,
     annotation_label,
     build_tasks,
@@ -29,7 +29,7 @@ from labeling.review import (
     sample_scores,
     select_for_review,
 )
-from labeling.review_job import label_studio_from_env, pull_review, push_review
+from labeling.review.jobs import label_studio_from_env, pull_review, push_review
 
 from .conftest import write_project
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from labeling import RunRecord, RunStore, load_config, run_retrain
-from labeling.feedback import FeedbackLog, gold_labels, text_sha256
+from labeling.serve.feedback import FeedbackLog, gold_labels, text_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "projects" / "youtube_spam" / "project.toml"
@@ -216,7 +216,7 @@ def test_idempotent_retry_stores_once(server, served_project):
 def test_in_process_app_keeps_only_text_hashes_by_default(served_project):
     from fastapi.testclient import TestClient
 
-    from labeling.serving import ServeSettings, create_app, hash_token
+    from labeling.serve.app import ServeSettings, create_app, hash_token
 
     settings = ServeSettings(config_path=str(CONFIG), overrides=tuple(served_project["overrides"]),
                              token_sha256=hash_token(TOKEN), lf_votes="off", alias="in-process-test")

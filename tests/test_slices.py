@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from labeling.errors import LFApplicationError, LFDiscoveryError
-from labeling.slices import discover_slices, slice_masks, slice_metrics, slicing_function
+from labeling.pipeline.slices import discover_slices, slice_masks, slice_metrics, slicing_function
 
 from .conftest import FIXTURES, REPO
 

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from labeling import load_config, run_retrain
 from labeling.config import VerifyConfig
-from labeling.datasets import Splits
+from labeling.data.datasets import Splits
 from labeling.errors import LabelError, VerificationError
-from labeling.store import RunStore
-from labeling.verify import (
+from labeling.pipeline.store import RunStore
+from labeling.data.verify import (
     jaccard,
     near_duplicate_pairs,
     normalize_text,

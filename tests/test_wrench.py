@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from labeling.errors import DatasetError
-from labeling.wrench import WrenchDataset, load_wrench
+from labeling.data.wrench import WrenchDataset, load_wrench
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,378 @@
+"""Datasets: fetch (sha256-verified), read, validate, split and hash.
+
+Every dataset is turned into one canonical frame with columns ``id`` (str, unique),
+``text`` (str) and ``label`` (int class index, -1 where no gold label is known),
+plus the source's other columns untouched. LFs therefore always read ``x.text``.
+
+Data never ships with the project: built-in datasets are downloaded from their
+official source and verified against published checksums, or read from a local
+copy in the folder named by ``LABELING_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ChecksumError, DatasetError, LabelError
+
+DATA_DIR_ENV = "LABELING_DATA_DIR"
+CACHE_DIR_ENV = "LABELING_CACHE_DIR"
+
+YOUTUBE_URL = (
+    "https://archive.ics.uci.edu/ml/machine-learning-databases/00380/YouTube-Spam-Collection-v1.zip"
+)
+YOUTUBE_CLASSES = ("ham", "spam")
+# Published checksums of the five CSVs (UCI YouTube Spam Collection v1).
+YOUTUBE_FILES = {
+    "Youtube01-Psy.csv": "19797e6c77690e3c8809cfd2853ae7341390636367ba66cf5d4f4083f0b88535",
+    "Youtube02-KatyPerry.csv": "902c614f8ef24f987d6f614d7e6111aa5160b89a0646b68e007bd6044a3d123b",
+    "Youtube03-LMFAO.csv": "702ef589860a1831956f527760a3d9737ef8a07ab36c7de35b92b8898b8c3928",
+    "Youtube04-Eminem.csv": "92f54eb6b22fdf3b7ae85e1f500e5aa7442edd025e504b988a97078756187e76",
+    "Youtube05-Shakira.csv": "1d8ab47b71e8037c51183b2fc62f0591a48a4b54f3a4f5d9d3043113b274e98e",
+}
+SPLIT_NAMES = ("train", "dev", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class Splits:
+    """Train (LF votes only, gold kept for the oracle baseline), dev and test frames."""
+
+    train: pd.DataFrame
+    dev: pd.DataFrame
+    test: pd.DataFrame
+    classes: tuple[str, ...]
+    source: str
+
+    @property
+    def version(self) -> str:
+        """Content hash of all three splits: same rows, texts, labels and split, same id."""
+        digest = hashlib.sha256()
+        for name in SPLIT_NAMES:
+            digest.update(f"[{name}]".encode())
+            digest.update(frame_hash(getattr(self, name)).encode())
+        return digest.hexdigest()[:16]
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """sha256 over the canonical columns (id, text, label), row order included."""
+    digest = hashlib.sha256()
+    for row_id, text, label in zip(frame["id"], frame["text"], frame["label"]):
+        digest.update(f"{row_id}\x1f{text}\x1f{int(label)}\x1e".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "labeling")
+
+
+def _verify(path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise DatasetError(f"data file missing: {path}")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ChecksumError(f"{path}: sha256 {actual} does not match the published {expected}")
+
+
+def _download(url: str, timeout: float = 60.0) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except OSError as exc:
+        raise DatasetError(
+            f"cannot download {url} ({exc}); offline? Point {DATA_DIR_ENV} at a local copy."
+        ) from exc
+
+
+def _extract_verified(archive: bytes, files: dict[str, str], target: Path) -> None:
+    """Extract ``files`` from a zip into ``target``, all or nothing."""
+    try:
+        members = {Path(n).name: n for n in zipfile.ZipFile(io.BytesIO(archive)).namelist()}
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"downloaded archive is not a zip file: {exc}") from exc
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+            for name, expected in files.items():
+                if name not in members:
+                    raise DatasetError(f"downloaded archive lacks {name}")
+                # Some redistributed copies of Youtube01 start with a blank line;
+                # the published checksum is of the file without it.
+                data = zf.read(members[name]).lstrip(b"\r\n")
+                (staging / name).write_bytes(data)
+                _verify(staging / name, expected)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_youtube_spam(data_dir: str | Path | None = None, *, url: str = "", cache_dir: Path | None = None) -> Path:
+    """Return a folder holding the five verified YouTube Spam CSVs.
+
+    Order: ``data_dir`` (or ``$LABELING_DATA_DIR``), which may hold the files
+    directly or in ``youtube_spam/``; then the download cache; then a download.
+    """
+    local = data_dir or os.environ.get(DATA_DIR_ENV)
+    if local:
+        folder = Path(local)
+        if (folder / "youtube_spam").is_dir():
+            folder = folder / "youtube_spam"
+        for name, expected in YOUTUBE_FILES.items():
+            _verify(folder / name, expected)
+        return folder
+    cache = Path(cache_dir or default_cache_dir()) / "youtube_spam"
+    try:
+        for name, expected in YOUTUBE_FILES.items():
+            _verify(cache / name, expected)
+        return cache
+    except DatasetError:
+        pass
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    _extract_verified(_download(url or YOUTUBE_URL), YOUTUBE_FILES, cache)
+    return cache
+
+
+def load_youtube_spam(data_dir: str | Path | None = None, *, url: str = "") -> pd.DataFrame:
+    """All 1,956 comments in canonical form, with ``video`` (1-5) and ``comment_id``."""
+    folder = fetch_youtube_spam(data_dir, url=url)
+    frames = []
+    for video, name in enumerate(sorted(YOUTUBE_FILES), start=1):
+        df = pd.read_csv(folder / name, dtype={"COMMENT_ID": str, "CONTENT": str})
+        # COMMENT_ID repeats within a file (duplicated rows), so ids are file positions.
+        df["row_id"] = [f"v{video}-{i}" for i in range(len(df))]
+        df["video"] = video
+        frames.append(df)
+    frame = canonicalize(
+        pd.concat(frames, ignore_index=True),
+        text_field="CONTENT", label_field="CLASS", id_field="row_id", classes=YOUTUBE_CLASSES, source=str(folder),
+    )
+    return frame.rename(columns=str.lower)
+
+
+def youtube_tutorial_split(frame: pd.DataFrame) -> Splits:
+    """The Snorkel spam tutorial's split, so our numbers compare with the published ones.
+
+    Each video's rows are shuffled with seed 123; train = videos 1-4, dev = 100
+    rows sampled from train (seed 123), test = all of video 5.
+    """
+    shuffled = [
+        frame[frame["video"] == v].sample(frac=1, random_state=123).reset_index(drop=True)
+        for v in range(1, 6)
+    ]
+    train = pd.concat(shuffled[:4])
+    dev = train.sample(100, random_state=123).reset_index(drop=True)
+    return Splits(
+        train=train.reset_index(drop=True),
+        dev=dev,
+        test=shuffled[4],
+        classes=YOUTUBE_CLASSES,
+        source="youtube_spam",
+    )
+
+
+def _infer_format(path: Path, fmt: str) -> str:
+    if fmt:
+        return fmt
+    suffix = path.suffix.lower()
+    formats = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+    if suffix not in formats:
+        raise DatasetError(f"{path}: cannot tell the format from suffix {suffix!r}; set dataset.format")
+    return formats[suffix]
+
+
+def read_table(path: str | Path, *, format: str = "") -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}")
+    fmt = _infer_format(path, format)
+    try:
+        if fmt == "csv":
+            return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False, na_values=[""])
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_json(path, lines=True, dtype=False)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DatasetError(f"{path}: cannot read as {fmt}: {exc}") from exc
+
+
+def encode_labels(values: pd.Series, classes: tuple[str, ...], ids: pd.Series, *, source: str) -> np.ndarray:
+    """Class names or indices -> indices; missing -> -1; anything else names the row."""
+    index = {name: i for i, name in enumerate(classes)}
+    out = np.full(len(values), -1, dtype=np.int64)
+    for pos, (value, row_id) in enumerate(zip(values, ids)):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+            continue
+        key = value.strip() if isinstance(value, str) else value
+        if isinstance(key, str) and key in index:
+            out[pos] = index[key]
+            continue
+        try:
+            as_int = int(key)
+        except (TypeError, ValueError):
+            as_int = None
+        if as_int is not None and float(key) == as_int and 0 <= as_int < len(classes):
+            out[pos] = as_int
+            continue
+        raise LabelError(
+            f"{source}: row {row_id!r} has label {value!r}, which is not one of the "
+            f"project's classes {list(classes)} (or an index 0..{len(classes) - 1})"
+        )
+    return out
+
+
+def canonicalize(
+    frame: pd.DataFrame,
+    *,
+    text_field: str,
+    classes: tuple[str, ...],
+    label_field: str = "",
+    id_field: str = "",
+    source: str = "dataset",
+) -> pd.DataFrame:
+    """Validate a user's frame and return it in canonical form (id, text, label, ...)."""
+    if len(frame) == 0:
+        raise DatasetError(f"{source}: the dataset is empty")
+    for role, column in (("text", text_field), ("label", label_field), ("id", id_field)):
+        if column and column not in frame.columns:
+            raise DatasetError(
+                f"{source}: {role} column {column!r} not found; columns are {list(frame.columns)}"
+            )
+    out = frame.copy()
+    ids = out[id_field].astype(str) if id_field else pd.Series([str(i) for i in range(len(out))], index=out.index)
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        raise DatasetError(f"{source}: id column {id_field!r} repeats ids, e.g. {duplicated.iloc[0]!r}")
+    texts = out[text_field]
+    bad = texts.isna() | ~texts.map(lambda t: isinstance(t, str))
+    if bad.any():
+        first = ids[bad].iloc[0]
+        raise DatasetError(f"{source}: text column {text_field!r} is missing or not text in {int(bad.sum())} row(s), first row {first!r}")
+    labels = encode_labels(out[label_field], classes, ids, source=source) if label_field else np.full(len(out), -1, dtype=np.int64)
+    out = out.drop(columns=[c for c in (text_field, label_field, id_field) if c])
+    out = out.drop(columns=[c for c in ("id", "text", "label") if c in out.columns])
+    out.insert(0, "label", labels)
+    out.insert(0, "text", texts.astype(str).to_numpy())
+    out.insert(0, "id", ids.to_numpy())
+    return out.reset_index(drop=True)
+
+
+def split_random(frame: pd.DataFrame, *, dev_size: float, test_size: float, random_state: int, classes: tuple[str, ...], source: str) -> Splits:
+    """Deterministic split: dev and test are drawn from the gold-labelled rows only."""
+    if not (0 < dev_size < 1 and 0 < test_size < 1 and dev_size + test_size < 1):
+        raise DatasetError(f"{source}: dev_size and test_size must be in (0, 1) and sum below 1")
+    labelled = np.flatnonzero(frame["label"].to_numpy() >= 0)
+    if len(labelled) < 2:
+        raise DatasetError(f"{source}: a random split needs gold labels for dev and test; found {len(labelled)} labelled row(s)")
+    order = np.random.default_rng(random_state).permutation(labelled)
+    n_test = max(1, round(test_size * len(frame))) if len(labelled) > 2 else 1
+    n_dev = max(1, round(dev_size * len(frame))) if len(labelled) > 2 else 1
+    n_test, n_dev = min(n_test, len(order) - 1), min(n_dev, max(1, len(order) - n_test))
+    test_rows, dev_rows = order[:n_test], order[n_test : n_test + n_dev]
+    held = np.zeros(len(frame), dtype=bool)
+    held[test_rows] = held[dev_rows] = True
+    return Splits(
+        train=frame[~held].reset_index(drop=True),
+        dev=frame.iloc[np.sort(dev_rows)].reset_index(drop=True),
+        test=frame.iloc[np.sort(test_rows)].reset_index(drop=True),
+        classes=classes,
+        source=source,
+    )
+
+
+def split_by_column(frame: pd.DataFrame, column: str, *, classes: tuple[str, ...], source: str) -> Splits:
+    if column not in frame.columns:
+        raise DatasetError(f"{source}: split column {column!r} not found; columns are {list(frame.columns)}")
+    values = frame[column].astype(str).str.strip().str.lower().replace({"valid": "dev", "validation": "dev"})
+    unknown = sorted(set(values) - set(SPLIT_NAMES))
+    if unknown:
+        raise DatasetError(f"{source}: split column {column!r} has values {unknown}; expected train/dev/test")
+    parts = {name: frame[values == name].reset_index(drop=True) for name in SPLIT_NAMES}
+    return Splits(**parts, classes=classes, source=source)
+
+
+def load_dataset(config) -> Splits:
+    """The project's dataset, validated and split as its config says."""
+    ds = config.dataset
+    if ds.source == "youtube_spam":
+        frame = load_youtube_spam(url=ds.url)
+        if ds.split == "youtube_tutorial":
+            splits = youtube_tutorial_split(frame)
+            if splits.classes != tuple(config.classes):
+                raise DatasetError(f"youtube_spam has classes {list(YOUTUBE_CLASSES)}; the project declares {list(config.classes)}")
+            return splits
+        source = "youtube_spam"
+    elif ds.source == "file":
+        if not ds.path:
+            raise DatasetError("dataset.path is empty; name the CSV/Parquet/JSONL file to read")
+        path = config.resolve(ds.path)
+        frame = canonicalize(
+            read_table(path, format=ds.format),
+            text_field=ds.text_field,
+            label_field=ds.label_field,
+            id_field=ds.id_field,
+            classes=config.classes,
+            source=str(path),
+        )
+        source = str(path)
+    else:
+        raise DatasetError(f"unknown dataset.source {ds.source!r}; expected 'youtube_spam' or 'file'")
+    if ds.split == "column":
+        splits = split_by_column(frame, ds.split_field, classes=config.classes, source=source)
+    elif ds.split == "random":
+        splits = split_random(frame, dev_size=ds.dev_size, test_size=ds.test_size, random_state=config.seed, classes=config.classes, source=source)
+    else:
+        raise DatasetError(f"dataset.split {ds.split!r} only applies to the youtube_spam source")
+    for name in SPLIT_NAMES:
+        if len(getattr(splits, name)) == 0:
+            raise DatasetError(f"{source}: the {name} split is empty")
+    for name in ("dev", "test"):
+        if (getattr(splits, name)["label"] < 0).any():
+            raise DatasetError(f"{source}: every {name} row needs a gold label")
+    return splits
+
+
+IMDB_CLASSES = ("neg", "pos")
+IMDB_SPLITS = ("train", "test")
+
+
+def load_imdb(data_dir: str | Path | None = None, *, splits: tuple[str, ...] = IMDB_SPLITS) -> pd.DataFrame:
+    """IMDB reviews (Maas et al. 2011) in canonical form, from ``$LABELING_DATA_DIR/imdb``.
+
+    Not downloaded: the archive is 80 MB; the local copy is one CSV per split
+    (``id, rating, label, text``). Ids are ``<split>-<label>-<review id>``.
+    """
+    root = Path(data_dir or os.environ.get(DATA_DIR_ENV, "")) / "imdb"
+    frames = []
+    for split in splits:
+        path = root / f"{split}.csv"
+        if not path.is_file():
+            raise DatasetError(f"IMDB split {split!r} not found at {path}; set {DATA_DIR_ENV} to the data folder")
+        df = pd.read_csv(path, dtype={"text": str})
+        df["row_id"] = [f"{split}-{lab}-{i}" for lab, i in zip(df["label"], df["id"])]
+        df["split"] = split
+        frames.append(df.drop(columns=["id"]))
+    return canonicalize(pd.concat(frames, ignore_index=True), text_field="text", label_field="label",
+                        id_field="row_id", classes=IMDB_CLASSES, source=str(root))

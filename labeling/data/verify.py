@@ -1,0 +1,373 @@
+"""Verification at ingestion: is the data what the project says it is?
+
+``verify_splits`` checks canonical splits (after ``load_dataset``) and returns a
+``VerificationReport``; ``raise_on_errors`` stops a run on fatal findings before
+anything is written. Findings:
+
+- errors (fatal): missing canonical columns, non-text or null texts, repeated
+  ids within a split, labels outside the project's classes, more empty texts
+  than ``verify.max_empty_share``; plus any warning code named in
+  ``verify.fail_on``.
+- warnings: empty texts, exact and near duplicates within a split, texts with
+  conflicting gold labels, test rows duplicated in train or dev (leakage),
+  class imbalance and classes missing from a split.
+
+Near duplicates: character 5-gram shingles, MinHash (64 hashes) and LSH
+banding propose candidate pairs, and the exact Jaccard of the shingle sets
+confirms them, so the cost stays near-linear; above
+``verify.max_near_duplicate_rows`` rows the search is skipped and the report
+says so. Hashes are crc32 and a fixed-seed permutation, so reports are
+reproducible across processes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..config import VerifyConfig
+from .datasets import SPLIT_NAMES, Splits
+from ..errors import VerificationError
+
+SHINGLE = 5
+N_HASHES = 64
+BANDS = 16  # 16 bands x 4 rows: pairs with Jaccard >= 0.5 collide with probability > 0.6
+MAX_BUCKET = 200  # a bucket bigger than this is boilerplate; its pairs are not enumerated
+MAX_SHINGLED_CHARS = 2000
+MAX_EXAMPLES = 5
+_PRIME = np.uint64(4294967311)  # > 2**32, so crc32 values map one-to-one
+_SPACE = re.compile(r"\s+")
+_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str  # "error" | "warning"
+    message: str
+    split: str = ""
+    count: int = 0
+    examples: tuple[str, ...] = ()  # row ids (or "test id ~ train id" pairs)
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    source: str
+    dataset_version: str
+    rows: dict  # split -> rows
+    class_counts: dict  # split -> {class name: gold rows, "unlabelled": rows}
+    findings: tuple[Finding, ...] = ()
+    stats: dict = field(default_factory=dict)  # duplicate and leakage counts for the report
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VerificationReport:
+        findings = tuple(Finding(**{**f, "examples": tuple(f["examples"])}) for f in data.get("findings", ()))
+        return cls(**{**data, "findings": findings})
+
+    def format(self) -> str:
+        lines = [f"verification of {self.source} (dataset {self.dataset_version}): "
+                 f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)",
+                 "rows: " + ", ".join(f"{k} {v}" for k, v in self.rows.items())]
+        for split, counts in self.class_counts.items():
+            lines.append(f"gold classes in {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        for f in self.findings:
+            where = f" [{f.split}]" if f.split else ""
+            example = f" e.g. {', '.join(f.examples)}" if f.examples else ""
+            lines.append(f"{f.severity.upper():7} {f.code}{where}: {f.message}{example}")
+        return "\n".join(lines)
+
+
+def normalize_text(text: str) -> str:
+    """What "the same text" means for duplicates: Unicode NFKC, case-folded,
+    invisible characters dropped, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
+    return _SPACE.sub(" ", text).strip()
+
+
+def shingles(text: str, k: int = SHINGLE) -> frozenset[int]:
+    """crc32 hashes of the character k-grams of a normalized text."""
+    text = text[:MAX_SHINGLED_CHARS]
+    if len(text) <= k:
+        return frozenset([zlib.crc32(text.encode("utf-8", "surrogatepass"))])
+    return frozenset(zlib.crc32(text[i : i + k].encode("utf-8", "surrogatepass")) for i in range(len(text) - k + 1))
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _minhash(sets: Sequence[frozenset[int]]) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    a = rng.integers(1, 2**31, N_HASHES, dtype=np.uint64)[:, None]
+    b = rng.integers(0, 2**31, N_HASHES, dtype=np.uint64)[:, None]
+    out = np.empty((len(sets), N_HASHES), dtype=np.uint64)
+    for i, s in enumerate(sets):
+        h = np.fromiter(s, dtype=np.uint64, count=len(s))[None, :]
+        out[i] = ((a * h + b) % _PRIME).min(axis=1)
+    return out
+
+
+def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> tuple[list[tuple[int, int, float]], int]:
+    """Pairs ``(i, j, jaccard)`` (i < j) of distinct texts with shingle Jaccard >= ``threshold``,
+    and the number of oversized LSH buckets skipped."""
+    sets = [shingles(t) for t in texts]
+    if len(sets) < 2:
+        return [], 0
+    signatures = _minhash(sets)
+    rows = N_HASHES // BANDS
+    candidates: set[tuple[int, int]] = set()
+    skipped = 0
+    for band in range(BANDS):
+        buckets: dict[bytes, list[int]] = defaultdict(list)
+        for i, key in enumerate(signatures[:, band * rows : (band + 1) * rows]):
+            buckets[key.tobytes()].append(i)
+        for members in buckets.values():
+            if len(members) > MAX_BUCKET:
+                skipped += 1
+                continue
+            candidates.update((x, y) for n, x in enumerate(members) for y in members[n + 1 :])
+    pairs = []
+    for i, j in sorted(candidates):
+        score = jaccard(sets[i], sets[j])
+        if score >= threshold:
+            pairs.append((i, j, round(score, 4)))
+    return pairs, skipped
+
+
+def _finding(code: str, severity: str, message: str, *, split: str = "", count: int = 0, examples=()) -> Finding:
+    return Finding(code, severity, message, split, int(count), tuple(str(e) for e in list(examples)[:MAX_EXAMPLES]))
+
+
+def _schema_findings(name: str, frame: pd.DataFrame, k: int) -> list[Finding]:
+    missing = [c for c in ("id", "text", "label") if c not in frame.columns]
+    if missing:
+        return [_finding("schema", "error", f"missing canonical column(s) {missing}", split=name)]
+    out = []
+    ids = frame["id"].astype(str)
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        out.append(_finding("duplicate_ids", "error", f"{len(repeated)} repeated id(s)", split=name,
+                            count=len(repeated), examples=repeated))
+    texts = frame["text"]
+    null = texts.isna()
+    if null.any():
+        out.append(_finding("null_texts", "error", f"{int(null.sum())} null text(s)", split=name,
+                            count=int(null.sum()), examples=ids[null]))
+    not_text = ~null & ~texts.map(lambda t: isinstance(t, str))
+    if not_text.any():
+        out.append(_finding("text_type", "error", f"{int(not_text.sum())} text(s) are not strings", split=name,
+                            count=int(not_text.sum()), examples=ids[not_text]))
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    bad = labels.isna() | (labels != labels.round()) | (labels < -1) | (labels >= k)
+    if bad.any():
+        out.append(_finding("unknown_labels", "error",
+                            f"{int(bad.sum())} label(s) are not a class index 0..{k - 1} (or -1 for none): "
+                            f"{sorted(map(str, frame['label'][bad].unique()))[:MAX_EXAMPLES]}",
+                            split=name, count=int(bad.sum()), examples=ids[bad]))
+    return out
+
+
+def _duplicate_findings(name: str, frame: pd.DataFrame, norm: pd.Series, config: VerifyConfig,
+                        classes: Sequence[str], stats: dict) -> list[Finding]:
+    out = []
+    ids = frame["id"].astype(str)
+    empty = norm == ""
+    stats[f"{name}_empty"] = int(empty.sum())
+    if empty.any():
+        share = float(empty.mean())
+        severity = "error" if share > config.max_empty_share else "warning"
+        out.append(_finding("empty_texts", severity, f"{int(empty.sum())} empty or whitespace-only text(s) ({share:.1%})",
+                            split=name, count=int(empty.sum()), examples=ids[empty]))
+    dup = norm.duplicated() & ~empty
+    stats[f"{name}_exact_duplicates"] = int(dup.sum())
+    if dup.any():
+        out.append(_finding("exact_duplicates", "warning",
+                            f"{int(dup.sum())} row(s) repeat an earlier text (after normalization)",
+                            split=name, count=int(dup.sum()), examples=ids[dup]))
+    gold = frame["label"].to_numpy() >= 0
+    labelled = pd.DataFrame({"norm": norm[gold], "label": frame["label"][gold]})
+    n_labels = labelled.groupby("norm")["label"].nunique()
+    conflicting = n_labels[n_labels > 1].index
+    if len(conflicting):
+        rows = ids[gold][labelled["norm"].isin(conflicting).to_numpy()]
+        out.append(_finding("conflicting_labels", "warning",
+                            f"{len(conflicting)} text(s) carry different gold labels ({', '.join(classes)})",
+                            split=name, count=len(conflicting), examples=rows))
+    return out
+
+
+def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyConfig, stats: dict) -> list[Finding]:
+    """Near duplicates within each split, and test rows near a train or dev row (leakage)."""
+    owners: dict[str, list[tuple[str, str]]] = {}  # distinct text -> [(split, id)]
+    for name in SPLIT_NAMES:
+        for text, row_id in zip(norms[name], getattr(splits, name)["id"].astype(str)):
+            if text:
+                owners.setdefault(text, []).append((name, row_id))
+    distinct = list(owners)
+    out: list[Finding] = []
+    if len(distinct) > config.max_near_duplicate_rows:
+        stats["near_duplicates_skipped"] = True
+        out.append(_finding("near_duplicates_skipped", "warning",
+                            f"{len(distinct)} distinct texts exceed verify.max_near_duplicate_rows "
+                            f"({config.max_near_duplicate_rows}); near duplicates were not searched"))
+        pairs = []
+    else:
+        pairs, skipped = near_duplicate_pairs(distinct, config.near_duplicate_jaccard)
+        stats["lsh_buckets_skipped"] = skipped
+    within: dict[str, list[str]] = defaultdict(list)
+    near_leak: dict[str, dict[str, str]] = {"train": {}, "dev": {}}
+    for i, j, score in pairs:
+        for s1, id1 in owners[distinct[i]]:
+            for s2, id2 in owners[distinct[j]]:
+                if s1 == s2:
+                    within[s1].append(f"{id1} ~ {id2} ({score:.2f})")
+                elif "test" in (s1, s2) and {s1, s2} != {"test"}:
+                    other, test_id, other_id = (s2, id1, id2) if s1 == "test" else (s1, id2, id1)
+                    near_leak[other].setdefault(test_id, other_id)
+    for name in SPLIT_NAMES:
+        stats[f"{name}_near_duplicate_pairs"] = len(within[name])
+        if within[name]:
+            out.append(_finding("near_duplicates", "warning",
+                                f"{len(within[name])} row pair(s) with different texts of character 5-gram Jaccard >= "
+                                f"{config.near_duplicate_jaccard}", split=name, count=len(within[name]),
+                                examples=within[name]))
+    test_ids = set(splits.test["id"].astype(str))
+    for other in ("train", "dev"):
+        exact: dict[str, str] = {}
+        for text_owners in owners.values():
+            other_ids = [i for s, i in text_owners if s == other]
+            for s, i in text_owners:
+                if s == "test" and other_ids:
+                    exact.setdefault(i, other_ids[0])
+        near = {t: o for t, o in near_leak[other].items() if t not in exact}
+        leaked = len(exact) + len(near)
+        stats[f"{other}_test_leakage_exact"] = len(exact)
+        stats[f"{other}_test_leakage_near"] = len(near)
+        if leaked:
+            share = leaked / max(len(test_ids), 1)
+            pairs_text = [f"{t} = {o}" for t, o in exact.items()] + [f"{t} ~ {o}" for t, o in near.items()]
+            out.append(_finding(f"{other}_test_leakage", "warning",
+                                f"{leaked} test row(s) ({share:.1%}) have a duplicate in {other}: "
+                                f"{len(exact)} exact, {len(near)} near (Jaccard >= {config.near_duplicate_jaccard})",
+                                split="test", count=leaked, examples=pairs_text))
+    return out
+
+
+def _class_findings(splits: Splits, config: VerifyConfig) -> tuple[dict, list[Finding]]:
+    counts, out = {}, []
+    for name in SPLIT_NAMES:
+        labels = getattr(splits, name)["label"].to_numpy()
+        gold = labels[labels >= 0]
+        per_class = {c: int((gold == i).sum()) for i, c in enumerate(splits.classes)}
+        counts[name] = {**per_class, "unlabelled": int((labels < 0).sum())}
+        if not len(gold):
+            continue
+        missing = [c for c, n in per_class.items() if n == 0]
+        if missing and name != "train":
+            out.append(_finding("missing_class", "warning", f"no gold rows of class(es) {missing}", split=name))
+        rare = {c: n / len(gold) for c, n in per_class.items() if 0 < n / len(gold) < config.min_class_share}
+        if rare:
+            shares = ", ".join(f"{c} {s:.1%}" for c, s in rare.items())
+            out.append(_finding("class_imbalance", "warning",
+                                f"gold class share below {config.min_class_share:.0%}: {shares}", split=name))
+    return counts, out
+
+
+def verify_splits(splits: Splits, config: VerifyConfig | None = None) -> VerificationReport:
+    """Check canonical splits; pure (reads nothing, writes nothing)."""
+    config = config or VerifyConfig()
+    k = len(splits.classes)
+    findings: list[Finding] = []
+    for name in SPLIT_NAMES:
+        findings += _schema_findings(name, getattr(splits, name), k)
+    rows = splits.sizes()
+    if any(f.code in ("schema", "null_texts", "text_type") for f in findings):
+        # Text checks need text; report what is known.
+        return VerificationReport(splits.source, "", rows, {}, tuple(findings))
+    stats: dict = {}
+    norms = {name: getattr(splits, name)["text"].map(normalize_text) for name in SPLIT_NAMES}
+    for name in SPLIT_NAMES:
+        findings += _duplicate_findings(name, getattr(splits, name), norms[name], config, splits.classes, stats)
+    findings += _near_findings(splits, norms, config, stats)
+    class_counts, class_findings = _class_findings(splits, config)
+    findings += class_findings
+    fatal = set(config.fail_on)
+    findings = [Finding(**{**asdict(f), "severity": "error"}) if f.code in fatal else f for f in findings]
+    try:
+        version = splits.version
+    except (KeyError, ValueError, TypeError):
+        version = ""
+    return VerificationReport(splits.source, version, rows, class_counts, tuple(findings), stats)
+
+
+def raise_on_errors(report: VerificationReport) -> VerificationReport:
+    """Stop the run (``VerificationError``) when the report has a fatal finding."""
+    if report.errors:
+        first = report.errors[0]
+        where = f" in {first.split}" if first.split else ""
+        example = f" (e.g. row {first.examples[0]!r})" if first.examples else ""
+        more = f"; {len(report.errors) - 1} more error(s)" if len(report.errors) > 1 else ""
+        raise VerificationError(f"{report.source}: {first.code}{where}: {first.message}{example}{more}", report)
+    return report
+
+
+def unknown_label_names(values: pd.Series, classes: Sequence[str]) -> dict[str, int]:
+    """Raw gold-label values that are neither a class name nor a class index, with counts."""
+    known = set(classes) | {str(i) for i in range(len(classes))}
+    present = values.dropna().map(lambda v: str(v).strip())
+    present = present[present != ""]
+    counts = present[~present.isin(known) & ~present.map(lambda v: _as_index(v, len(classes)))].value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _as_index(value: str, k: int) -> bool:
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return number.is_integer() and 0 <= number < k
+
+
+def verify_dataset(config) -> VerificationReport:
+    """The ``verify`` command: check the project's dataset as loaded for a run.
+
+    A file's raw label column is checked first, so every label name missing
+    from the config is listed (loading stops at the first one).
+    """
+    from .datasets import load_dataset, read_table
+
+    ds = config.dataset
+    if ds.source == "file" and ds.label_field and ds.path:
+        path = config.resolve(ds.path)
+        raw = read_table(path, format=ds.format)
+        if ds.label_field in raw.columns:
+            unknown = unknown_label_names(raw[ds.label_field], config.classes)
+            if unknown:
+                listing = ", ".join(f"{name!r} ({n} rows)" for name, n in unknown.items())
+                finding = _finding("unknown_labels", "error",
+                                   f"label(s) not among the project's classes {list(config.classes)}: {listing}",
+                                   count=sum(unknown.values()), examples=list(unknown))
+                return VerificationReport(str(path), "", {"raw": len(raw)}, {}, (finding,))
+    return verify_splits(load_dataset(config), config.verify)

@@ -1,0 +1,142 @@
+"""Read a WRENCH benchmark dataset folder (Zhang et al., NeurIPS 2021).
+
+A folder holds ``train.json``, ``valid.json`` and ``test.json``, each a JSON object
+``{id: {"label": int, "weak_labels": [int, ...], "data": {"text": str, ...}}}``, and
+``label.json`` mapping class index strings to class names. WRENCH ships the LF votes
+already computed, so a split becomes a label matrix plus gold labels directly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..matrix import ABSTAIN
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class WrenchSplit:
+    """One split, rows in file order (WRENCH's tie-breaking hashes the row position)."""
+
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    L: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, eq=False)
+class WrenchDataset:
+    name: str
+    class_names: tuple[str, ...]
+    train: WrenchSplit
+    valid: WrenchSplit
+    test: WrenchSplit
+
+    @property
+    def cardinality(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_lfs(self) -> int:
+        return self.train.L.shape[1]
+
+
+def _read_json(path: Path) -> object:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: invalid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text: {exc}") from exc
+
+
+def _read_class_names(path: Path) -> tuple[str, ...]:
+    raw = _read_json(path)
+    if not isinstance(raw, dict) or not raw:
+        raise DatasetError(f"{path}: expected a non-empty object mapping class index to name")
+    try:
+        by_index = {int(key): value for key, value in raw.items()}
+    except ValueError as exc:
+        raise DatasetError(f"{path}: class keys must be integers: {exc}") from exc
+    if sorted(by_index) != list(range(len(by_index))):
+        raise DatasetError(f"{path}: class indices must be 0..{len(by_index) - 1}, got {sorted(by_index)}")
+    names = tuple(by_index[i] for i in range(len(by_index)))
+    if not all(isinstance(name, str) for name in names):
+        raise DatasetError(f"{path}: class names must be strings")
+    return names
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass, but true/false in a vote list is a corrupt file, not a class
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_split(path: Path, cardinality: int) -> WrenchSplit:
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{path}: expected a JSON object mapping id to row, got {type(raw).__name__}")
+    if not raw:
+        raise DatasetError(f"{path}: no rows")
+    ids: list[str] = []
+    texts: list[str] = []
+    votes: list[list[int]] = []
+    labels: list[int] = []
+    n_lfs: int | None = None
+    for row_id, row in raw.items():
+        where = f"{path}, id {row_id!r}"
+        if not isinstance(row, dict):
+            raise DatasetError(f"{where}: row must be an object")
+        missing = {"label", "weak_labels", "data"} - row.keys()
+        if missing:
+            raise DatasetError(f"{where}: missing key(s) {sorted(missing)}")
+        weak = row["weak_labels"]
+        if not isinstance(weak, list) or not all(_is_int(v) for v in weak):
+            raise DatasetError(f"{where}: weak_labels must be a list of integers")
+        if n_lfs is None:
+            n_lfs = len(weak)
+        elif len(weak) != n_lfs:
+            raise DatasetError(f"{where}: has {len(weak)} weak labels, earlier rows have {n_lfs}")
+        bad = [v for v in weak if not ABSTAIN <= v < cardinality]
+        if bad:
+            raise DatasetError(f"{where}: weak label {bad[0]} outside {ABSTAIN}..{cardinality - 1}")
+        label = row["label"]
+        if not _is_int(label) or not ABSTAIN <= label < cardinality:
+            raise DatasetError(f"{where}: label {label!r} is not a class index in 0..{cardinality - 1} (or -1)")
+        data = row["data"]
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            raise DatasetError(f"{where}: data.text must be a string")
+        ids.append(str(row_id))
+        texts.append(data["text"])
+        votes.append(weak)
+        labels.append(label)
+    L = np.array(votes, dtype=np.int64).reshape(len(votes), n_lfs or 0)
+    y = np.array(labels, dtype=np.int64)
+    # frozen records should not be mutable through their arrays either
+    L.setflags(write=False)
+    y.setflags(write=False)
+    return WrenchSplit(ids=tuple(ids), texts=tuple(texts), L=L, y=y)
+
+
+def load_wrench(directory: str | Path) -> WrenchDataset:
+    """Load a WRENCH dataset folder; raises ``DatasetError`` naming the file (and row id)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: WRENCH dataset directory not found")
+    class_names = _read_class_names(root / "label.json")
+    splits = {name: _read_split(root / f"{name}.json", len(class_names)) for name in SPLITS}
+    widths = {name: split.L.shape[1] for name, split in splits.items()}
+    if len(set(widths.values())) != 1:
+        raise DatasetError(f"{root}: splits disagree on the number of LFs: {widths}")
+    return WrenchDataset(name=root.name, class_names=class_names, **splits)

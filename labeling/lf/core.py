@@ -1,0 +1,267 @@
+"""Labeling functions: explicit discovery, versions, and spaCy-backed LFs.
+
+Users write LFs with Snorkel's ``@labeling_function`` (the API they know) in
+modules under ``labeling_functions/``. We never register LFs as an import side
+effect: ``discover_lfs`` imports the modules a project names and collects the
+module-level ``LabelingFunction`` objects, in definition order.
+
+An LF's version is a hash of its source, its resources and its preprocessors, so
+editing an LF (or the keyword list it uses) gives it a new version.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from snorkel.labeling import LabelingFunction, labeling_function
+
+from ..errors import ConfigError, LFDiscoveryError
+from ..matrix import ABSTAIN
+
+__all__ = [
+    "ABSTAIN",
+    "DEFAULT_SPACY_MODEL",
+    "SPACY_MODEL_ENV",
+    "LabelingFunction",
+    "SpacyDoc",
+    "discover_lfs",
+    "labeling_function",
+    "lf_set_version",
+    "lf_version",
+    "load_spacy",
+    "resolve_spacy_model",
+    "spacy_labeling_function",
+    "uses_spacy",
+]
+
+DEFAULT_SPACY_MODEL = "en_core_web_sm"
+SPACY_MODEL_ENV = "LABELING_SPACY_MODEL"
+
+
+def resolve_spacy_model(configured: str | None = None) -> str:
+    """The spaCy pipeline to use: the environment overrides the project setting.
+
+    The environment wins so that one machine (CI, a laptop without the official
+    model) can swap the pipeline without editing the project's config.
+    """
+    return os.environ.get(SPACY_MODEL_ENV) or configured or DEFAULT_SPACY_MODEL
+
+
+@functools.lru_cache(maxsize=4)
+def load_spacy(name: str):
+    """Load (once per process) the spaCy pipeline ``name``; ``"blank:en"`` gives a blank one."""
+    import spacy
+
+    if name.startswith("blank:"):
+        return spacy.blank(name.split(":", 1)[1])
+    try:
+        return spacy.load(name)
+    except OSError as exc:
+        raise ConfigError(
+            f"spaCy pipeline {name!r} is not installed ({exc}). Install it "
+            f"(python -m spacy download {name}) or name another pipeline with the "
+            f"project's lfs.spacy_model setting or the {SPACY_MODEL_ENV} environment variable."
+        ) from exc
+
+
+def _set_field(x: Any, field: str, value: Any) -> Any:
+    # Snorkel hands LFs pandas Series, our applier hands mappings with attribute
+    # access; never mutate the caller's row, since other LFs see it too.
+    if hasattr(x, "astype"):  # pandas Series: an object copy can hold a Doc
+        x = x.astype(object)
+    else:
+        x = copy.copy(x)
+    if isinstance(x, Mapping) or hasattr(x, "__setitem__"):
+        x[field] = value
+    else:
+        setattr(x, field, value)
+    return x
+
+
+class SpacyDoc:
+    """Preprocessor that gives an LF ``x.doc``: the spaCy parse of ``x.<text_field>``.
+
+    The applier parses every text once with ``nlp.pipe`` and fills ``doc`` before
+    any LF runs, so this only parses when an LF is called on its own (in a
+    notebook, or by Snorkel's applier).
+    """
+
+    def __init__(self, text_field: str = "text", doc_field: str = "doc"):
+        self.text_field = text_field
+        self.doc_field = doc_field
+
+    def __call__(self, x: Any) -> Any:
+        if _get_field(x, self.doc_field) is not None:
+            return x
+        nlp = load_spacy(resolve_spacy_model())
+        return _set_field(x, self.doc_field, nlp(str(_get_field(x, self.text_field))))
+
+    def __repr__(self) -> str:
+        return f"SpacyDoc(text_field={self.text_field!r}, doc_field={self.doc_field!r})"
+
+
+def _get_field(x: Any, field: str) -> Any:
+    if isinstance(x, Mapping):
+        return x.get(field)
+    return getattr(x, field, None)
+
+
+def spacy_labeling_function(
+    name: str | None = None,
+    resources: Mapping[str, Any] | None = None,
+    text_field: str = "text",
+) -> Callable[[Callable[..., int]], LabelingFunction]:
+    """Like ``@labeling_function`` but the LF receives ``x.doc``, a spaCy ``Doc``.
+
+    The pipeline is a project setting (``lfs.spacy_model``), not baked into the
+    LF, so the same LF runs with the official or a locally installed pipeline.
+    """
+
+    def decorate(f: Callable[..., int]) -> LabelingFunction:
+        return LabelingFunction(
+            name=name or f.__name__, f=f, resources=resources, pre=[SpacyDoc(text_field)]
+        )
+
+    return decorate
+
+
+def uses_spacy(lf: LabelingFunction) -> bool:
+    return any(isinstance(p, SpacyDoc) for p in getattr(lf, "_pre", ()))
+
+
+def _stable(value: Any) -> Any:
+    """A JSON-able, order-independent form of an LF resource, for hashing."""
+    if isinstance(value, Mapping):
+        return {str(k): _stable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_stable(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_stable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return {"path": str(value), "sha256": _file_sha256(value) if value.is_file() else None}
+    if hasattr(value, "pattern"):  # compiled regex
+        return {"regex": value.pattern, "flags": int(value.flags)}
+    if callable(value):
+        return _source(value)
+    return repr(value)
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return repr(obj)
+
+
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):  # comprehensions and nested functions
+            names |= _code_names(const)
+    return names
+
+
+def _referenced_globals(f: Callable, depth: int = 3, seen: set | None = None) -> dict[str, Any]:
+    """Module-level regexes, constants and helper functions an LF uses, recursively.
+
+    Editing a shared regex or helper changes the votes of every LF using it, so
+    it must change their versions too. Modules (``re``, ``np``) are skipped.
+    """
+    seen = set() if seen is None else seen
+    code, module_globals = getattr(f, "__code__", None), getattr(f, "__globals__", {})
+    if code is None or depth == 0:
+        return {}
+    found: dict[str, Any] = {}
+    for name in sorted(_code_names(code)):
+        if name not in module_globals or name in seen or inspect.ismodule(module_globals[name]):
+            continue
+        value = module_globals[name]
+        imported = (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ != f.__module__
+        if isinstance(value, LabelingFunction) or imported:
+            continue  # other LFs have their own versions; imported code is versioned by its package
+        seen.add(name)
+        found[name] = _stable(value)
+        if inspect.isfunction(value):
+            found.update(_referenced_globals(inspect.unwrap(value), depth - 1, seen))
+    return found
+
+
+def lf_version(lf: LabelingFunction) -> str:
+    """Hash of what decides the LF's votes: its source, the module-level helpers
+    and constants it uses, its resources and its preprocessors."""
+    payload = {
+        "name": lf.name,
+        "source": _source(lf._f),
+        "globals": _referenced_globals(lf._f),
+        "resources": _stable(dict(lf._resources)),
+        "pre": [repr(p) if isinstance(p, SpacyDoc) else _source(p) for p in lf._pre],
+    }
+    blob = json.dumps(payload, sort_keys=True, default=repr).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def lf_set_version(lfs: Sequence[LabelingFunction]) -> str:
+    """Version of an ordered LF set: column order matters for the label matrix."""
+    blob = json.dumps([(lf.name, lf_version(lf)) for lf in lfs]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@contextmanager
+def _on_path(root: Path | None):
+    if root is None:
+        yield
+        return
+    entry = str(root)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)
+
+
+def discover_lfs(modules: Iterable[str], *, root: str | Path | None = None) -> tuple[LabelingFunction, ...]:
+    """Import ``modules`` (dotted names, importable from ``root``) and return their LFs.
+
+    LFs come in module order, then definition order, so the label matrix's
+    columns are stable. Names must be unique across modules.
+    """
+    found: list[LabelingFunction] = []
+    origin: dict[str, str] = {}
+    modules = list(modules)
+    if not modules:
+        raise LFDiscoveryError("no labeling-function modules configured (lfs.modules is empty)")
+    with _on_path(Path(root).resolve() if root is not None else None):
+        for module_name in modules:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise LFDiscoveryError(f"cannot import LF module {module_name!r}: {exc}") from exc
+            lfs_here = [v for v in vars(module).values() if isinstance(v, LabelingFunction)]
+            if not lfs_here:
+                raise LFDiscoveryError(f"LF module {module_name!r} defines no labeling functions")
+            for lf in lfs_here:
+                if lf.name in origin:
+                    raise LFDiscoveryError(
+                        f"duplicate LF name {lf.name!r} in {module_name!r} and {origin[lf.name]!r}"
+                    )
+                origin[lf.name] = module_name
+                found.append(lf)
+    return tuple(found)

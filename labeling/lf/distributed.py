@@ -1,0 +1,68 @@
+"""Row-wise LFs on a Dask cluster: ``apply_lfs(..., scheduler="tcp://host:8786")``.
+
+Snorkel's ``DaskLFApplier`` goes through ``dask.dataframe.map_partitions``, whose
+meta inference calls every LF on a dummy row (that breaks on pandas 3 and on any
+LF that reads real values). Here each chunk of rows is one plain task: the task
+gets the LFs, the chunk's records and which cells to compute, and returns the
+votes, the failures (counted per LF, with sample rows) and per-LF time, the same
+``ChunkOutcome`` the local worker processes return. The applier merges chunks by
+position, so the label matrix cannot depend on which worker ran what: if a worker
+dies mid-run, the scheduler reruns its tasks elsewhere and the result is the same.
+
+Workers must be able to import the LF modules (as for any Dask task), and have
+the spaCy pipeline installed when spaCy LFs run; parses are made on the workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .core import LabelingFunction
+
+__all__ = ["run_on_dask"]
+
+
+def _remote_chunk(lfs, columns, values, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
+    from .apply import Row, _attach_docs, _callable, run_chunk
+
+    rows = [Row(zip(columns, v)) for v in values]
+    _attach_docs(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
+    return run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
+                     keep_exceptions=False)
+
+
+def run_on_dask(
+    scheduler,
+    lfs: Sequence[LabelingFunction],
+    frame: pd.DataFrame,
+    need: np.ndarray,
+    cardinality: int,
+    *,
+    fault_tolerant: bool,
+    spacy_model: str | None = None,
+    spacy_disable: Sequence[str] = (),
+    chunk_rows: int | None = None,
+) -> list:
+    """``[(first row, ChunkOutcome), ...]`` for ``frame``'s rows, computed on the cluster."""
+    from distributed import Client
+
+    from .apply import CHUNK_ROWS, _chunks
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        columns = list(frame.columns)
+        values = list(frame.itertuples(index=False, name=None))
+        bounds = _chunks(len(values), chunk_rows or CHUNK_ROWS)
+        futures = [
+            client.submit(_remote_chunk, list(lfs), columns, values[a:b], need[a:b], cardinality, fault_tolerant,
+                          spacy_model, tuple(spacy_disable), pure=False)
+            for a, b in bounds
+        ]
+        outcomes = client.gather(futures)
+    finally:
+        if client is not scheduler:
+            client.close()
+    return [(a, out) for (a, _), out in zip(bounds, outcomes)]

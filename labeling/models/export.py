@@ -1,0 +1,90 @@
+"""Optional ONNX export of the scikit-learn end model.
+
+Limitation, checked with skl2onnx 1.20: its TF-IDF converter refuses
+``analyzer="char_wb"`` (our default features; "only tokenizer='word' is fully
+supported"), and its word tokenizer is not scikit-learn's regex (it also needs
+an OS locale at run time). So the export splits the pipeline where it can be
+exact:
+
+- ``classifier.onnx``: the logistic regression, converted by skl2onnx with
+  double-precision input (TF-IDF features -> class probabilities);
+- ``tfidf.json``: the vectorizer's settings, vocabulary and idf weights, from
+  which ``OnnxTextClassifier`` rebuilds the same scikit-learn featurizer.
+
+Any ONNX runtime can run the classifier; the featurization is the documented
+scikit-learn TF-IDF (n-grams of the settings in ``tfidf.json``, sublinear tf,
+idf, L2 norm). A ``manifest.json`` holds each file's sha256, checked before
+loading, as for every other artifact; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import _write_manifest, read_json, read_manifest, write_json
+from .end_models import SklearnTextClassifier, make_vectorizer
+from ..errors import ArtifactError
+
+BATCH = 64  # rows per ONNX call: features are dense there, so bound the memory
+
+
+def export_onnx(model: SklearnTextClassifier, folder: str | Path) -> dict[str, str]:
+    """Write ``model`` as ONNX classifier + JSON featurizer into a new folder; ``{file: sha256}``."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    if not isinstance(model, SklearnTextClassifier):
+        raise ArtifactError(f"ONNX export supports the scikit-learn end model, not {type(model).__name__}")
+    model._check_fitted()
+    vectorizer = model.pipeline_.named_steps["ngrams"]
+    classifier = model.pipeline_.named_steps["logreg"]
+    n_features = len(vectorizer.vocabulary_)
+    onnx_model = convert_sklearn(
+        classifier, initial_types=[("features", DoubleTensorType([None, n_features]))],
+        options={id(classifier): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=False)
+    (folder / "classifier.onnx").write_bytes(onnx_model.SerializeToString())
+    write_json(folder / "tfidf.json", {
+        "analyzer": model.analyzer, "ngram_min": model.ngram_min, "ngram_max": model.ngram_max,
+        "vocabulary": {term: int(i) for term, i in vectorizer.vocabulary_.items()},
+        "idf": vectorizer.idf_.tolist(),
+    })
+    meta = {"params": model.get_params(), "classes": [int(c) for c in classifier.classes_]}
+    return _write_manifest(folder, "onnx", meta)
+
+
+class OnnxTextClassifier:
+    """``predict_proba(texts)`` from an exported folder, through onnxruntime."""
+
+    def __init__(self, folder: str | Path):
+        import onnxruntime
+
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        if manifest["kind"] != "onnx":
+            raise ArtifactError(f"{folder}: not an ONNX export (kind {manifest['kind']!r})")
+        spec = read_json(folder / "tfidf.json")
+        self.cardinality = int(manifest["meta"]["params"]["cardinality"])
+        self.classes_ = np.asarray(manifest["meta"]["classes"])
+        self.vectorizer = make_vectorizer(spec["analyzer"], spec["ngram_min"], spec["ngram_max"],
+                                          vocabulary=spec["vocabulary"])
+        self.vectorizer.idf_ = np.asarray(spec["idf"], dtype=np.float64)
+        self.session = onnxruntime.InferenceSession(str(folder / "classifier.onnx"),
+                                                    providers=["CPUExecutionProvider"])
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        X = self.vectorizer.transform(list(texts)).tocsr()
+        out = np.zeros((X.shape[0], self.cardinality))
+        for start in range(0, X.shape[0], BATCH):
+            dense = X[start : start + BATCH].toarray()
+            _, probs = self.session.run(None, {"features": dense})
+            out[start : start + BATCH, self.classes_] = probs
+        return out
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_proba(texts).argmax(axis=1)

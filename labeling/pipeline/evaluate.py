@@ -1,0 +1,93 @@
+"""Metrics and the simple baselines every result is compared with.
+
+Seed-talk baselines: random, majority class, each LF alone, majority vote, the
+label model, the end model, "human" (the end model trained only on the labelled
+dev rows) and "oracle" (the end model trained on gold train labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+from ..errors import LabelingError
+from ..matrix import ABSTAIN, check_label_matrix
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One line of the evaluation table."""
+
+    name: str
+    kind: str  # baseline | lf | label_model | end_model
+    metrics: dict
+    train_rows: int | None = None  # labelled rows the method learned from
+    coverage: float | None = None  # share of the train split those rows are
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def classification_metrics(y_true, y_pred, classes: Sequence[str]) -> dict:
+    """Accuracy, macro-F1 and per-class precision/recall/F1 over all ``k`` classes."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise LabelingError(f"{len(y_pred)} predictions for {len(y_true)} gold labels")
+    if (y_true < 0).any():
+        raise LabelingError("evaluation needs a gold label on every row")
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+        },
+        "n": int(len(y_true)),
+    }
+
+
+def random_predictions(n: int, cardinality: int, random_state: int) -> np.ndarray:
+    return np.random.default_rng(random_state).integers(0, cardinality, size=n)
+
+
+def majority_class(y_dev) -> int:
+    """The most frequent gold class in dev (lowest index on ties)."""
+    y = np.asarray(y_dev)
+    y = y[y >= 0]
+    if not len(y):
+        raise LabelingError("majority-class baseline needs gold labels in dev")
+    return int(np.bincount(y).argmax())
+
+
+def lf_alone_predictions(L, fallback: int) -> np.ndarray:
+    """Each LF as a classifier: its vote where it votes, ``fallback`` elsewhere -> (n, m)."""
+    L = check_label_matrix(L)
+    return np.where(L == ABSTAIN, fallback, L)
+
+
+def evaluation_table(rows: Sequence[EvalRow], classes: Sequence[str]) -> pd.DataFrame:
+    """Rows as a flat frame: one column per metric, per-class precision/recall spelled out."""
+    records = []
+    for row in rows:
+        record = {
+            "name": row.name,
+            "kind": row.kind,
+            "accuracy": row.metrics["accuracy"],
+            "macro_f1": row.metrics["macro_f1"],
+        }
+        for cls in classes:
+            record[f"precision_{cls}"] = row.metrics["per_class"][cls]["precision"]
+            record[f"recall_{cls}"] = row.metrics["per_class"][cls]["recall"]
+        record["train_rows"] = row.train_rows
+        record["coverage"] = row.coverage
+        record["notes"] = row.notes
+        records.append(record)
+    return pd.DataFrame.from_records(records)

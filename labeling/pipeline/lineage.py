@@ -1,0 +1,132 @@
+"""Lineage: the history of a project's runs, and reproducing a run from its record.
+
+A run's record holds everything that decided its results: the dataset snapshot
+id (content hash of the splits), the LF-set version and each LF's version, the
+label-matrix hashes, the full config (seed included) and the metrics.
+``reproduce`` rebuilds the config from the record, re-runs the pipeline without
+recording, and compares every one of those; a mismatch names what changed (an
+edited LF, different data, another library version changing the metrics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ProjectConfig, config_from_record
+from .store import RunStore
+
+# Settings that say where things are, not what a run computes.
+_LOCATION_KEYS = ("base_dir", "store", "artifacts")
+
+
+def config_hash(config: dict) -> str:
+    """Hash of a recorded config without its machine-specific paths."""
+    payload = {k: v for k, v in config.items() if k not in _LOCATION_KEYS}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def history(store_path: str | Path) -> list[dict]:
+    """Every run, oldest first: lineage ids, headline metrics, aliases, promotion
+    decision, and what changed since the previous run (data, LFs, config)."""
+    from .registry import Registry
+
+    with RunStore(store_path) as store:
+        runs = [store.get_run(r["id"]) for r in store.list_runs()]
+        documents = {r["id"]: store.get_documents(r["id"]) for r in runs}
+    with Registry(store_path) as registry:
+        aliases = registry.aliases()
+    out, previous = [], None
+    for run in runs:
+        metrics = {m["name"]: m for m in run["metrics"]}
+        label_model = next((m for m in run["metrics"] if m["name"].startswith("label model")), None)
+        record = {
+            "run_id": run["id"], "created_at": run["created_at"], "seed": run["seed"],
+            "dataset_version": run["dataset_version"], "lf_set_version": run["lf_set_version"],
+            "config_hash": config_hash(run["config"]), "label_matrix_train": run["matrix_hashes"].get("train", ""),
+            "label_model": run["label_model"]["type"], "end_model": run["end_model"]["type"],
+            "end_model_accuracy": metrics.get("end model", {}).get("accuracy"),
+            "end_model_macro_f1": metrics.get("end model", {}).get("macro_f1"),
+            "label_model_accuracy": label_model["accuracy"] if label_model else None,
+            "aliases": sorted(a for a, rid in aliases.items() if rid == run["id"]),
+            "promotion": documents[run["id"]].get("promotion"),
+            "warnings": len(documents[run["id"]].get("verification", {}).get("findings", [])),
+        }
+        if previous is None:
+            record["changes"] = ["first run"]
+        else:
+            record["changes"] = [name for name, key in (("data", "dataset_version"), ("LFs", "lf_set_version"),
+                                                        ("config", "config_hash")) if record[key] != previous[key]]
+        out.append(record)
+        previous = record
+    return out
+
+
+def format_history(rows: list[dict]) -> str:
+    lines = [f"{'run':<24} {'dataset':<16} {'LF set':<16} {'L_train':<12} {'end acc':>7} {'LM acc':>7}  aliases / changes / gate"]
+    for r in rows:
+        acc = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
+        gate = r["promotion"]["reason"] if r["promotion"] else ""
+        lines.append(f"{r['run_id']:<24} {r['dataset_version']:<16} {r['lf_set_version']:<16} "
+                     f"{r['label_matrix_train'][:12]:<12} {acc(r['end_model_accuracy']):>7} {acc(r['label_model_accuracy']):>7}  "
+                     f"{','.join(r['aliases']) or '-'} / {','.join(r['changes']) or 'nothing'} / {gate}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    run_id: str
+    matches: bool
+    checked: dict  # what -> {"recorded": ..., "reproduced": ...}
+    mismatches: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def format(self) -> str:
+        head = f"run {self.run_id}: " + ("reproduced exactly" if self.matches else "DOES NOT reproduce")
+        lines = [head]
+        for name, pair in self.checked.items():
+            same = "==" if pair["recorded"] == pair["reproduced"] else "!="
+            lines.append(f"  {name}: recorded {pair['recorded']} {same} reproduced {pair['reproduced']}")
+        return "\n".join(lines)
+
+
+def recorded_config(store_path: str | Path, run_id: str, *, base_dir: str | Path | None = None) -> ProjectConfig:
+    """The config a run was made with; ``base_dir`` re-roots its relative paths
+    (reproducing from another checkout of the project)."""
+    with RunStore(store_path) as store:
+        data = dict(store.get_run(run_id)["config"])
+    if base_dir is not None:
+        data["base_dir"] = str(Path(base_dir).resolve())
+    return config_from_record(data)
+
+
+def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | None = None) -> Reproduction:
+    """Re-run ``run_id`` from its recorded config (nothing is recorded) and compare."""
+    from .retrain import run_retrain
+
+    with RunStore(store_path) as store:
+        run = store.get_run(run_id)
+    config = recorded_config(store_path, run_id, base_dir=base_dir)
+    again = run_retrain(config, record=False)
+    checked = {
+        "dataset_version": {"recorded": run["dataset_version"], "reproduced": again.dataset_version},
+        "lf_set_version": {"recorded": run["lf_set_version"], "reproduced": again.lf_set_version},
+    }
+    recorded_lfs = {lf["name"]: lf["version"] for lf in run["lfs"]}
+    for name, version in again.lfs:
+        if recorded_lfs.get(name) != version:
+            checked[f"LF {name}"] = {"recorded": recorded_lfs.get(name), "reproduced": version}
+    for split, digest in run["matrix_hashes"].items():
+        checked[f"label matrix {split}"] = {"recorded": digest, "reproduced": again.matrix_hashes.get(split)}
+    reproduced = {row["name"]: row for row in again.to_json()["metrics"]}
+    for metric in run["metrics"]:
+        for key in ("accuracy", "macro_f1"):
+            other = reproduced.get(metric["name"], {}).get(key)
+            checked[f"{metric['name']} {key}"] = {"recorded": metric[key], "reproduced": other}
+    mismatches = tuple(name for name, pair in checked.items() if pair["recorded"] != pair["reproduced"])
+    return Reproduction(run_id, not mismatches, checked, mismatches)

@@ -1,0 +1,248 @@
+"""Model registry: aliases over recorded runs, their history, a promotion gate, rollback.
+
+Aliases live in the store's ``model_aliases`` table (``feedback.py``), the one
+the model server follows: ``champion`` is the served alias (``production``, the
+server's default), ``candidate`` is the latest retrained run. Every alias move,
+whoever makes it (this module, ``POST /admin/promote`` or ``--run-id`` at server
+start), is appended to ``model_alias_history`` by SQLite triggers, so rollback
+knows the previous version without the server's help. A running server picks a
+rollback up like any promotion: it polls the alias and swaps models.
+
+The gate (``gate``) is a pure function: a candidate passes when its score on the
+gold test split is at least the champion's minus ``promotion.margin``. Every
+decision is kept in ``promotions`` and as the candidate run's ``promotion``
+document, so a refused run says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..models.artifacts import load_end_model, read_manifest
+from ..config import ProjectConfig
+from ..errors import ArtifactError, PromotionRefused, StoreError
+from .evaluate import classification_metrics
+from ..serve.feedback import DEFAULT_ALIAS, FeedbackLog, utc_now
+from .store import RunStore
+
+CHAMPION = DEFAULT_ALIAS  # the alias servers follow
+CANDIDATE = "candidate"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS model_alias_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, alias TEXT NOT NULL, run_id TEXT NOT NULL,
+    previous_run_id TEXT, changed_at TEXT NOT NULL, action TEXT NOT NULL DEFAULT 'set'
+);
+CREATE TRIGGER IF NOT EXISTS model_aliases_history_insert AFTER INSERT ON model_aliases BEGIN
+    INSERT INTO model_alias_history (alias, run_id, previous_run_id, changed_at)
+    VALUES (NEW.alias, NEW.run_id, NULL, NEW.updated_at);
+END;
+CREATE TRIGGER IF NOT EXISTS model_aliases_history_update AFTER UPDATE ON model_aliases
+WHEN NEW.run_id IS NOT OLD.run_id BEGIN
+    INSERT INTO model_alias_history (alias, run_id, previous_run_id, changed_at)
+    VALUES (NEW.alias, NEW.run_id, OLD.run_id, NEW.updated_at);
+END;
+CREATE TABLE IF NOT EXISTS promotions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, candidate_run_id TEXT NOT NULL,
+    champion_run_id TEXT, metric TEXT NOT NULL, candidate_score REAL, champion_score REAL,
+    margin REAL NOT NULL, passed INTEGER NOT NULL, promoted INTEGER NOT NULL, reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    candidate_run_id: str
+    champion_run_id: str | None
+    metric: str
+    candidate_score: float
+    champion_score: float | None
+    margin: float
+    passed: bool
+    reason: str
+    promoted: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gate(candidate_score: float, champion_score: float | None, *, margin: float, metric: str) -> tuple[bool, str]:
+    """Pure promotion rule: pass when ``candidate >= champion - margin`` on the gold test split."""
+    if champion_score is None:
+        return True, "no champion yet"
+    bar = champion_score - margin
+    verdict = ">=" if candidate_score >= bar else "<"
+    text = (f"candidate {metric} {candidate_score:.4f} {verdict} champion {champion_score:.4f}"
+            + (f" - margin {margin:g}" if margin else ""))
+    if candidate_score >= bar:
+        return True, text
+    return False, f"refused: {text}"
+
+
+class Registry:
+    """Aliases, their history and promotion decisions in the project's store."""
+
+    def __init__(self, store_path: str | Path):
+        self.path = Path(store_path)
+        self.log = FeedbackLog(self.path)  # creates model_aliases with the server's schema
+        with self.log._lock:
+            self.log.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.log.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def aliases(self) -> dict[str, str]:
+        return {r["alias"]: r["run_id"] for r in self.log.read("SELECT alias, run_id FROM model_aliases ORDER BY alias")}
+
+    def get(self, alias: str) -> str | None:
+        return self.log.get_alias(alias)
+
+    def set(self, alias: str, run_id: str) -> None:
+        if not self.log.run_exists(run_id):
+            raise StoreError(f"no run {run_id!r} in {self.path}")
+        self.log.set_alias(run_id, alias)
+
+    def history(self, alias: str | None = None) -> list[dict]:
+        where, args = ("WHERE alias = ?", [alias]) if alias else ("", [])
+        return self.log.read(f"SELECT * FROM model_alias_history {where} ORDER BY seq", args)
+
+    def versions(self, alias: str = CHAMPION) -> list[str]:
+        """The alias's version stack, oldest first: a rollback pops, any other move pushes."""
+        stack: list[str] = []
+        for event in self.history(alias):
+            if event["action"] == "rollback":
+                if stack and stack[-1] == event["previous_run_id"]:
+                    stack.pop()
+                if not stack or stack[-1] != event["run_id"]:
+                    stack.append(event["run_id"])
+            elif not stack or stack[-1] != event["run_id"]:
+                stack.append(event["run_id"])
+        return stack
+
+    def rollback(self, alias: str = CHAMPION) -> tuple[str, str]:
+        """Point ``alias`` at its previous version: ``(from run, to run)``.
+
+        The target's end model files are checked against their checksums first,
+        so a rollback never points servers at a model they cannot load.
+        """
+        stack = self.versions(alias)
+        current = self.get(alias)
+        if current is None or len(stack) < 2:
+            raise StoreError(f"alias {alias!r} has no previous version to roll back to (history: {stack})")
+        target = stack[-2]
+        try:
+            read_manifest(self.log.end_model_path(target))
+        except ArtifactError as exc:
+            raise StoreError(f"cannot roll {alias!r} back to {target!r}: {exc}") from exc
+        self.log.set_alias(target, alias)  # the server's own alias write; the trigger logs the move
+        with self.log.transaction() as conn:
+            conn.execute("UPDATE model_alias_history SET action = 'rollback' WHERE seq = (SELECT max(seq) FROM"
+                         " model_alias_history WHERE alias = ? AND run_id = ? AND previous_run_id = ?)",
+                         [alias, target, current])
+        return current, target
+
+    def record_decision(self, decision: GateDecision) -> None:
+        d = decision
+        with self.log.transaction() as conn:
+            conn.execute(
+                "INSERT INTO promotions (created_at, candidate_run_id, champion_run_id, metric, candidate_score,"
+                " champion_score, margin, passed, promoted, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [utc_now(), d.candidate_run_id, d.champion_run_id, d.metric, d.candidate_score, d.champion_score,
+                 d.margin, int(d.passed), int(d.promoted), d.reason],
+            )
+
+    def decisions(self, run_id: str | None = None) -> list[dict]:
+        where, args = ("WHERE candidate_run_id = ?", [run_id]) if run_id else ("", [])
+        return self.log.read(f"SELECT * FROM promotions {where} ORDER BY seq", args)
+
+
+def score_on_test(model, test_texts: list[str], y_test, classes, metric: str) -> float:
+    return float(classification_metrics(y_test, model.predict_proba(test_texts).argmax(axis=1), classes)[metric])
+
+
+def evaluate_candidate(
+    registry: Registry,
+    config: ProjectConfig,
+    candidate_run_id: str,
+    test_texts: list[str],
+    y_test: np.ndarray,
+    *,
+    candidate_model=None,
+    alias: str = CHAMPION,
+) -> GateDecision:
+    """Score candidate and champion on the same gold test rows and apply the gate."""
+    metric, margin = config.promotion.metric, config.promotion.margin
+    if candidate_model is None:
+        candidate_model = load_end_model(registry.log.end_model_path(candidate_run_id))
+    candidate_score = score_on_test(candidate_model, test_texts, y_test, config.classes, metric)
+    champion = registry.get(alias)
+    if champion == candidate_run_id:
+        return GateDecision(candidate_run_id, champion, metric, candidate_score, candidate_score, margin, True,
+                            "already champion")
+    champion_score = None
+    if champion is not None:
+        try:
+            champion_model = load_end_model(registry.log.end_model_path(champion))
+        except (ArtifactError, StoreError) as exc:
+            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
+                                f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
+        champion_score = score_on_test(champion_model, test_texts, y_test, config.classes, metric)
+    passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
+    return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed, reason)
+
+
+def decide(
+    config: ProjectConfig,
+    store_path: str | Path,
+    candidate_run_id: str,
+    test_texts: list[str],
+    y_test,
+    *,
+    candidate_model=None,
+    promote: bool,
+    force: bool = False,
+) -> GateDecision:
+    """Gate ``candidate_run_id`` against the champion; move the champion alias when it
+    passes and ``promote`` (or ``force``) is set; record the decision either way."""
+    with Registry(store_path) as registry:
+        decision = evaluate_candidate(registry, config, candidate_run_id, test_texts, np.asarray(y_test),
+                                      candidate_model=candidate_model)
+        promoted = promote and (decision.passed or force) and decision.champion_run_id != candidate_run_id
+        if promoted and not decision.passed:
+            decision = GateDecision(**{**decision.to_dict(), "reason": decision.reason + " (forced)"})
+        decision = GateDecision(**{**decision.to_dict(), "promoted": promoted})
+        if promoted:
+            registry.set(CHAMPION, candidate_run_id)
+        registry.record_decision(decision)
+    with RunStore(store_path) as store:
+        store.put_document(candidate_run_id, "promotion", decision.to_dict())
+    return decision
+
+
+def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | None = None, *, force: bool = False) -> GateDecision:
+    """The ``promote`` command: gate the candidate (or ``run_id``) on the project's test split.
+
+    Raises ``PromotionRefused`` with the reason when the gate refuses it.
+    """
+    from ..data.datasets import load_dataset
+
+    with Registry(store_path) as registry:
+        run_id = run_id or registry.get(CANDIDATE)
+    if not run_id:
+        raise StoreError(f"no candidate in {store_path}; retrain first or name a run")
+    test = load_dataset(config).test
+    decision = decide(config, store_path, run_id, test["text"].tolist(), test["label"].to_numpy(),
+                      promote=True, force=force)
+    if not decision.promoted and not decision.passed:
+        raise PromotionRefused(f"run {run_id} not promoted: {decision.reason}")
+    return decision
+

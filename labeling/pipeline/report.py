@@ -1,0 +1,327 @@
+"""An HTML report per run, written beside the store (``reports/<run_id>.html``).
+
+One self-contained file (no scripts, no network): lineage, evaluation against
+the baselines, the LF table (coverage, overlap, conflict, dev accuracy, speed),
+plots as inline SVG (LF coverage vs accuracy, label model vs baselines,
+confusion matrix, calibration), per-slice metrics, drift of served traffic,
+and the data verification findings. Every value from data is HTML-escaped;
+matplotlib (no pyplot, no display) writes the SVG with text as text and math parsing
+off, so an LF named ``$x$`` is printed, not typeset.
+
+``render_report`` is a pure function of the run's record and documents;
+``write_report`` reads the store and writes the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+SECTIONS = (
+    ("lineage", "Lineage"),
+    ("evaluation", "Label model vs baselines"),
+    ("lfs", "Labeling functions"),
+    ("confusion", "Confusion matrix"),
+    ("calibration", "Calibration"),
+    ("slices", "Slices"),
+    ("drift", "Drift of served traffic"),
+    ("verification", "Data verification"),
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#222;max-width:72rem}
+h1{font-size:1.5rem}h2{font-size:1.2rem;border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.2rem .5rem;text-align:right}th{background:#f3f3f3}
+td.l,th.l{text-align:left}.warn{color:#9a5b00}.err{color:#b00020}.ok{color:#1b7f3a}
+nav a{margin-right:1rem}figure{margin:.5rem 0}svg{max-width:100%;height:auto}
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(value, fmt: str = "{:.3f}") -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return fmt.format(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence], *, left: int = 1, cls: str = "") -> str:
+    head = "".join(f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="l">{_e(c)}</td>' if i < left else f"<td>{_e(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f'<table class="{_e(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "labeling-report", "text.parse_math": False, "font.size": 9}
+
+
+def _svg(fig) -> str:
+    """A figure as an inline <svg> element (no XML prolog)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _plot(draw):
+    """Run a plot function under the report's matplotlib settings (no global state,
+    no pyplot: figures are plain ``Figure`` objects rendered to SVG)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> str:
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+@_plot
+def plot_lf_coverage_accuracy(lf_rows: Sequence[dict]) -> str:
+    fig, ax = _figure(6.5, 0.25 * len(lf_rows) + 1.2)
+    names = [r["lf"] for r in lf_rows]
+    y = np.arange(len(names))
+    # A missing value (no dev votes, an LF without stats) is drawn as an empty bar.
+    ax.barh(y - 0.2, [r["coverage"] or 0.0 for r in lf_rows], height=0.4, label="coverage (train)", color="#4c78a8")
+    ax.barh(y + 0.2, [r["accuracy"] or 0.0 for r in lf_rows], height=0.4, label="accuracy (dev)", color="#f58518")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.legend(loc="lower right")
+    ax.set_title("LF coverage and accuracy")
+    return _svg(fig)
+
+
+@_plot
+def plot_methods(metrics: Sequence[dict]) -> str:
+    rows = [m for m in metrics if m["kind"] != "lf"]
+    fig, ax = _figure(6.5, 0.3 * len(rows) + 1.2)
+    colors = {"baseline": "#bab0ac", "label_model": "#4c78a8", "end_model": "#54a24b"}
+    y = np.arange(len(rows))
+    ax.barh(y, [m["accuracy"] for m in rows], color=[colors.get(m["kind"], "#999") for m in rows])
+    for i, m in enumerate(rows):
+        ax.text(m["accuracy"] + 0.01, i, f"{m['accuracy']:.3f}", va="center")
+    ax.set_yticks(y, [m["name"] for m in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("accuracy on the gold test split")
+    ax.set_title("Label model and end model vs baselines")
+    return _svg(fig)
+
+
+def confusion_matrix(y_true, y_pred, k: int) -> np.ndarray:
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return matrix
+
+
+@_plot
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str]) -> str:
+    fig, ax = _figure(3.2 + 0.3 * len(classes), 2.8 + 0.3 * len(classes))
+    # Vector cells (pcolormesh), not a raster image, so the SVG stays crisp.
+    ax.pcolormesh(np.arange(len(classes) + 1) - 0.5, np.arange(len(classes) + 1) - 0.5, matrix, cmap="Blues")
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center", color="white" if n > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title("End model, test split")
+    return _svg(fig)
+
+
+def calibration_bins(probs, y_true, n_bins: int = 10) -> list[dict]:
+    """Reliability table on the top-class confidence: per bin, rows, mean confidence, accuracy."""
+    probs = np.asarray(probs, dtype=float)
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(y_true)
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        mask = which == b
+        if mask.any():
+            out.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(mask.sum()),
+                        "confidence": float(confidence[mask].mean()), "accuracy": float(correct[mask].mean())})
+    return out
+
+
+def expected_calibration_error(bins: Sequence[dict]) -> float:
+    total = sum(b["n"] for b in bins)
+    return sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total if total else float("nan")
+
+
+@_plot
+def plot_calibration(curves: dict[str, list[dict]]) -> str:
+    fig, ax = _figure(4.2, 3.6)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#999", label="perfect")
+    for (name, bins), color in zip(curves.items(), ("#54a24b", "#4c78a8")):
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color=color, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("mean top-class probability")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="lower right")
+    ax.set_title("Reliability on the test split")
+    return _svg(fig)
+
+
+def _lineage_section(run: dict, history_row: dict | None) -> str:
+    rows = [
+        ("run", run["id"]), ("project", run["project"]), ("created", run["created_at"]), ("seed", run["seed"]),
+        ("dataset snapshot", run["dataset_version"]), ("dataset source", run["dataset_source"]),
+        ("split sizes", ", ".join(f"{k} {v}" for k, v in run["split_sizes"].items())),
+        ("LF set version", run["lf_set_version"]),
+        *((f"label matrix {split}", digest) for split, digest in run["matrix_hashes"].items()),
+        ("label model", run["label_model"]["type"]), ("end model", run["end_model"]["type"]),
+    ]
+    if history_row is not None:
+        rows.append(("aliases", ", ".join(history_row["aliases"]) or "none"))
+        rows.append(("changed since previous run", ", ".join(history_row["changes"]) or "nothing"))
+        if history_row.get("promotion"):
+            p = history_row["promotion"]
+            verdict = "promoted" if p["promoted"] else "passes, not promoted" if p["passed"] else "not promoted"
+            rows.append(("promotion gate", f"{verdict}: {p['reason']}"))
+    return _table(("what", "value"), rows, left=2)
+
+
+def _lf_rows(run: dict) -> list[dict]:
+    stats = {(s["split"], s["lf"]): s for s in run.get("lf_stats", [])}
+    out = []
+    for lf in run["lfs"]:
+        train, dev = stats.get(("train", lf["name"]), {}), stats.get(("dev", lf["name"]), {})
+        out.append({"lf": lf["name"], "version": lf["version"], "coverage": train.get("coverage"),
+                    "overlaps": train.get("overlaps"), "conflicts": train.get("conflicts"),
+                    "accuracy": dev.get("accuracy"), "seconds": train.get("seconds")})
+    return out
+
+
+def _drift_section(monitor: dict | None) -> str:
+    if monitor is None:
+        return "<p>No served traffic for this run yet: serve it and run <code>python -m labeling monitor</code>.</p>"
+    verdict = "retrain recommended" if monitor["retrain"] else "no retrain needed"
+    parts = [f'<p class="{"warn" if monitor["retrain"] else "ok"}">{_e(monitor["n_predictions"])} served predictions: '
+             f"<strong>{_e(verdict)}</strong></p>"]
+    if monitor["reasons"]:
+        parts.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in monitor["reasons"]) + "</ul>")
+    checks = [(c["name"], _num(c["value"]), c["threshold"], "drift" if c["drifted"] else "ok", c["detail"])
+              for c in monitor["checks"]]
+    parts.append(_table(("check", "value", "threshold", "verdict", "detail"), checks))
+    parts += [f"<p>{_e(n)}</p>" for n in monitor.get("notes", ())]
+    return "".join(parts)
+
+
+def _verification_section(report: dict | None) -> str:
+    if report is None:
+        return "<p>This run was recorded before ingestion checks existed.</p>"
+    names = list(next(iter(report["class_counts"].values()), {}).keys())
+    counts = [(split, *(per_class.get(name) for name in names)) for split, per_class in report["class_counts"].items()]
+    parts = [f"<p>{len(report['findings'])} finding(s) on {_e(report['source'])}.</p>",
+             _table(("split", *names), counts)]
+    findings = [(f["severity"], f["code"], f["split"], f["count"], f["message"], "; ".join(f["examples"]))
+                for f in report["findings"]]
+    parts.append(_table(("severity", "code", "split", "rows", "message", "examples"), findings, left=3)
+                 if findings else '<p class="ok">No problems found.</p>')
+    return "".join(parts)
+
+
+def render_report(run: dict, documents: dict, *, monitor: dict | None = None, history_row: dict | None = None) -> str:
+    """The report as one HTML string (pure)."""
+    classes = run["config"]["classes"]
+    order = {"end_model": 0, "label_model": 1, "baseline": 2, "lf": 3}
+    metrics = sorted(run["metrics"], key=lambda m: (order.get(m["kind"], 4), m["name"]))
+    lf_rows = _lf_rows(run)
+    body: dict[str, str] = {"lineage": _lineage_section(run, history_row)}
+    metric_rows = [(m["name"], m["kind"], _num(m["accuracy"]), _num(m["macro_f1"]),
+                    "" if m["train_rows"] is None else m["train_rows"], _num(m["coverage"]), m["notes"])
+                   for m in metrics]
+    body["evaluation"] = plot_methods(metrics) + _table(
+        ("method", "kind", "accuracy", "macro-F1", "train rows", "train coverage", "notes"), metric_rows, left=2)
+    body["lfs"] = plot_lf_coverage_accuracy(lf_rows) + _table(
+        ("LF", "version", "coverage", "overlap", "conflict", "dev accuracy", "seconds"),
+        [(r["lf"], r["version"], _num(r["coverage"]), _num(r["overlaps"]), _num(r["conflicts"]),
+          _num(r["accuracy"]), _num(r["seconds"], "{:.4f}")) for r in lf_rows], left=2, cls="lf-table")
+    preds = documents.get("test_predictions")
+    if preds:
+        y = np.asarray(preds["y"])
+        end_probs = np.asarray(preds["end_model"])
+        matrix = confusion_matrix(y, end_probs.argmax(axis=1), len(classes))
+        body["confusion"] = plot_confusion(matrix, classes) + _table(
+            ("gold \\ predicted", *classes), [(c, *row) for c, row in zip(classes, matrix.tolist())])
+        curves = {"end model": calibration_bins(end_probs, y), "label model": calibration_bins(preds["label_model"], y)}
+        ece = ", ".join(f"{name} {expected_calibration_error(bins):.3f}" for name, bins in curves.items())
+        body["calibration"] = plot_calibration(curves) + f"<p>Expected calibration error: {_e(ece)}</p>" + _table(
+            ("model", "confidence bin", "rows", "mean confidence", "accuracy"),
+            [(name, b["bin"], b["n"], _num(b["confidence"]), _num(b["accuracy"]))
+             for name, bins in curves.items() for b in bins], left=2)
+    else:
+        body["confusion"] = body["calibration"] = "<p>No test predictions recorded for this run.</p>"
+    slices = documents.get("slices")
+    body["slices"] = _table(("slice", "method", "rows", "share", "accuracy", "macro-F1"),
+                            [(s["slice"], s["method"], s["n"], _num(s["share"]), _num(s["accuracy"]), _num(s["macro_f1"]))
+                             for s in slices], left=2, cls="slice-table") if slices else (
+        "<p>No slicing functions configured (<code>[slices] modules</code>).</p>")
+    body["drift"] = _drift_section(monitor)
+    body["verification"] = _verification_section(documents.get("verification"))
+    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)
+    sections = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>{body[key]}</section>' for key, title in SECTIONS)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
+            f"<title>Run {_e(run['id'])} — {_e(run['project'])}</title><style>{_CSS}</style></head>"
+            f"<body><h1>Run {_e(run['id'])} — {_e(run['project'])}</h1><nav>{nav}</nav>{sections}</body></html>")
+
+
+def report_path(store_path: str | Path, run_id: str) -> Path:
+    return Path(store_path).parent / "reports" / f"{run_id}.html"
+
+
+def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_settings=None) -> Path:
+    """Render ``run_id`` (default the latest run) to ``reports/<run_id>.html`` beside the store."""
+    from ..errors import MonitorError, StoreError
+    from .lineage import history
+    from ..serve.monitor import check_drift
+    from .store import RunStore
+
+    with RunStore(store_path) as store:
+        if run_id is None:
+            runs = store.list_runs()
+            if not runs:
+                raise StoreError(f"no runs in {store_path}")
+            run_id = runs[-1]["id"]
+        run = store.get_run(run_id)
+        run["lf_stats"] = list(store.db["run_lf_stats"].rows_where("run_id = ?", [run_id]))
+        documents = store.get_documents(run_id)
+    history_row = next((r for r in history(store_path) if r["run_id"] == run_id), None)
+    monitor = None
+    if monitor_settings is not None:
+        try:
+            report = check_drift(store_path, monitor_settings, run_id)
+            monitor = report.to_dict() if report.n_predictions else None
+        except MonitorError:
+            monitor = None
+    path = report_path(store_path, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".html.partial")
+    partial.write_text(render_report(run, documents, monitor=monitor, history_row=history_row), encoding="utf-8")
+    partial.replace(path)
+    return path

@@ -1,0 +1,402 @@
+"""The retrain job: dataset -> LFs -> L -> label model -> end model -> evaluation -> store.
+
+Each step is a library call; this module only wires them in order, times them,
+and records the run once everything succeeded (a failed run leaves nothing in
+the store and no artifact folder).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..models import artifacts
+from ..lf.analysis import lf_summary
+from ..lf.apply import apply_lfs
+from ..lf.cache import project_cache_dir
+from ..config import ProjectConfig
+from ..data.datasets import SPLIT_NAMES, Splits, load_dataset
+from ..models.end_models import make_end_model
+from .evaluate import (
+    EvalRow,
+    classification_metrics,
+    evaluation_table,
+    lf_alone_predictions,
+    majority_class,
+    random_predictions,
+)
+from ..review.gold import (
+    dev_with_gold,
+    gold_class_balance,
+    match_gold,
+    read_only_gold,
+    training_rows_with_gold,
+)
+from ..models.label_models import (
+    MajorityVote,
+    SnorkelLabelModel,
+    default_candidates,
+    probs_to_preds,
+    select_label_model,
+)
+from ..lf.core import discover_lfs, lf_set_version, lf_version
+from ..matrix import ABSTAIN, label_matrix_hash
+from ..serve.monitor import reference_profile
+from .registry import CANDIDATE, Registry, decide
+from .slices import discover_slices, slice_masks, slice_metrics
+from .store import RunRecord, RunStore
+from ..data.verify import raise_on_errors, verify_splits
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """Everything a run produced; ``to_json`` is what ``--json`` prints."""
+
+    run_id: str
+    project: str
+    seed: int
+    dataset_version: str
+    split_sizes: dict
+    lf_set_version: str
+    lfs: tuple[tuple[str, str], ...]
+    matrix_hashes: dict
+    label_model: dict
+    end_model: dict
+    evaluation: pd.DataFrame
+    lf_table: pd.DataFrame
+    artifacts: dict = field(default_factory=dict)
+    store_path: str = ""
+    timings: dict = field(default_factory=dict)
+    documents: dict = field(default_factory=dict)  # verification, slices, test predictions, monitor reference
+    promotion: dict = field(default_factory=dict)  # the gate's decision on this run (recorded runs)
+
+    def metric(self, name: str, column: str = "accuracy") -> float:
+        rows = self.evaluation[self.evaluation["name"] == name]
+        if rows.empty:
+            raise KeyError(name)
+        return float(rows.iloc[0][column])
+
+    def to_json(self) -> dict:
+        table = self.evaluation.astype(object).where(self.evaluation.notna(), None)
+        return {
+            "run_id": self.run_id,
+            "project": self.project,
+            "seed": self.seed,
+            "dataset_version": self.dataset_version,
+            "split_sizes": self.split_sizes,
+            "lf_set_version": self.lf_set_version,
+            "lfs": [{"name": n, "version": v} for n, v in self.lfs],
+            "label_matrix_hashes": self.matrix_hashes,
+            "label_model": self.label_model,
+            "end_model": self.end_model,
+            "metrics": table.to_dict(orient="records"),
+            "artifacts": self.artifacts,
+            "store": self.store_path,
+            "timings_s": self.timings,
+            "verification": {k: self.documents["verification"][k] for k in ("findings", "stats")}
+            if "verification" in self.documents else None,
+            "slices": self.documents.get("slices"),
+            "promotion": self.promotion or None,
+        }
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str):
+    start = time.perf_counter()
+    yield
+    timings[step] = round(time.perf_counter() - start, 3)
+
+
+def _new_run_id() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev, class_balance=None):
+    """The configured label model, plus the dev scores behind an automatic choice."""
+    lm = config.label_model
+    k, seed = config.cardinality, config.seed
+
+    def configured(kind: str):
+        if kind == "majority_vote":
+            return MajorityVote(cardinality=k, random_state=seed)
+        return SnorkelLabelModel(cardinality=k, n_epochs=lm.n_epochs, lr=lm.lr, l2=lm.l2,
+                                 class_balance=class_balance, random_state=seed)
+
+    if lm.type != "auto":
+        return configured(lm.type).fit(L_train), {}
+    candidates = default_candidates(k, L_train.shape[1], seed)
+    if lm.prefer:
+        candidates.insert(0, configured(lm.prefer))
+    selection = select_label_model(L_train, L_dev, y_dev, k, candidates=candidates, random_state=seed,
+                                   prefer=0 if lm.prefer else None)
+    incumbent_kept = bool(lm.prefer) and selection.index == 0
+    rule = (f"incumbent {lm.prefer} kept: no candidate beats it on dev by more than one standard error"
+            if incumbent_kept else
+            f"{selection.name}: the simplest candidate within one standard error of the best dev score"
+            + (f" (the incumbent {lm.prefer} was beaten)" if lm.prefer else ""))
+    return selection.model, {
+        "metric": selection.metric, "tolerance": selection.tolerance, "chosen": selection.name, "rule": rule,
+        "candidates": [{"name": s.name, "params": s.params, "dev_score": s.dev_score} for s in selection.scores],
+    }
+
+
+
+def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str,
+                    sample_weight=None) -> tuple[list[EvalRow], object]:
+    """Train the end model on the label model's soft labels, and the human/oracle twins."""
+    k, seed, classes = config.cardinality, config.seed, config.classes
+    test_texts = splits.test["text"].tolist()
+    n_train = len(splits.train)
+
+    def train(texts, y, weight=None):
+        return make_end_model(config.end_model, k, seed).fit(texts, y, sample_weight=weight)
+
+    end_model = train(texts_train, soft_labels, sample_weight)
+    rows = [
+        EvalRow("end model", "end_model", classification_metrics(y_test, end_model.predict(test_texts), classes),
+                len(texts_train), len(texts_train) / n_train, notes)
+    ]
+    y_dev = splits.dev["label"].to_numpy()
+    human = train(splits.dev["text"].tolist(), y_dev)
+    rows.append(EvalRow("human (end model on dev labels)", "baseline",
+                        classification_metrics(y_test, human.predict(test_texts), classes),
+                        len(y_dev), len(y_dev) / n_train))
+    gold = splits.train["label"].to_numpy()
+    has_gold = gold >= 0
+    if has_gold.sum() and len(np.unique(gold[has_gold])) > 1:
+        oracle = train(splits.train["text"][has_gold].tolist(), gold[has_gold])
+        rows.append(EvalRow("oracle (end model on gold train labels)", "baseline",
+                            classification_metrics(y_test, oracle.predict(test_texts), classes),
+                            int(has_gold.sum()), float(has_gold.mean())))
+    return rows, end_model
+
+
+def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: bool = True) -> RunResult:
+    """Run the whole pipeline for ``config`` and (by default) record it in the store."""
+    timings: dict[str, float] = {}
+    k, seed, classes = config.cardinality, config.seed, config.classes
+    with _timed(timings, "load"):
+        splits = load_dataset(config)
+        # Gold labels from reviews and serving feedback; gold on test rows is set aside.
+        gold = match_gold(read_only_gold(config.resolve(config.store) if config.review.use_gold else None), splits)
+        # Fatal data problems stop the run here, before anything is written.
+        verification = raise_on_errors(verify_splits(splits, config.verify))
+    with _timed(timings, "discover_lfs"):
+        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+    with _timed(timings, "apply"):
+        # One pass over all splits, so each distinct text is parsed by spaCy once.
+        everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
+        applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress,
+                            cache=project_cache_dir(config), n_jobs=config.lfs.n_jobs or None,
+                            scheduler=config.lfs.scheduler or None)
+        bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
+        matrices = {name: applied.L[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
+    names = [lf.name for lf in lfs]
+    L_train, L_dev, L_test = matrices["train"], matrices["dev"], matrices["test"]
+    y_dev, y_test = splits.dev["label"].to_numpy(), splits.test["label"].to_numpy()
+    L_extra = (apply_lfs(lfs, gold.extra, cardinality=k, spacy_model=config.lfs.spacy_model).L if len(gold.extra)
+               else np.zeros((0, len(lfs)), dtype=np.int64))
+    # With gold, label-model selection and class balance read dev plus the gold rows.
+    L_sel, y_sel = dev_with_gold(gold, L_train, L_dev, y_dev, L_extra, splits.dev["id"], splits.train["id"])
+    balance = gold_class_balance(y_sel, k) if gold.n_rows else None
+
+    lf_table = pd.concat(
+        {
+            # Train gold stays hidden: LF accuracy is measured on dev only.
+            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf, rows_computed=applied.rows_computed),
+            "dev": lf_summary(L_dev, names, y=y_dev),
+        },
+        names=["split"],
+    )
+
+    with _timed(timings, "label_model"):
+        label_model, selection = fit_label_model(config, L_train, L_sel, y_sel, balance)
+        majority = MajorityVote(cardinality=k, random_state=seed).fit(L_train)
+        probs_train = label_model.predict_proba(L_train)
+    covered = (L_train != ABSTAIN).any(axis=1)
+    tie = config.label_model.tie_break
+    eval_rows = [
+        EvalRow("random", "baseline", classification_metrics(y_test, random_predictions(len(y_test), k, seed), classes)),
+        EvalRow(f"majority class ({classes[majority_class(y_dev)]}, from dev)", "baseline",
+                classification_metrics(y_test, np.full(len(y_test), majority_class(y_dev)), classes)),
+    ]
+    alone = lf_alone_predictions(L_test, majority_class(y_dev))
+    eval_rows += [
+        EvalRow(f"LF {name}", "lf", classification_metrics(y_test, alone[:, j], classes),
+                notes=f"votes on {float((L_test[:, j] != ABSTAIN).mean()):.1%} of test; majority class elsewhere")
+        for j, name in enumerate(names)
+    ]
+    uncovered_note = f"uncovered test rows: ties broken by the '{tie}' policy"
+    eval_rows += [
+        EvalRow("majority vote", "label_model", classification_metrics(y_test, probs_to_preds(majority.predict_proba(L_test), tie_break=tie), classes),
+                int(covered.sum()), float(covered.mean()), uncovered_note),
+        EvalRow(f"label model ({type(label_model).__name__})", "label_model",
+                classification_metrics(y_test, probs_to_preds(label_model.predict_proba(L_test), tie_break=tie), classes),
+                int(covered.sum()), float(covered.mean()), uncovered_note),
+    ]
+    with _timed(timings, "end_model"):
+        texts_train, targets, weights = training_rows_with_gold(
+            gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
+        gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
+        end_rows, end_model = _end_model_rows(
+            config, splits, texts_train, targets, y_test,
+            notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on{gold_note}",
+            sample_weight=weights,
+        )
+    eval_rows += end_rows
+    evaluation = evaluation_table(eval_rows, classes)
+    documents = {"verification": verification.to_dict(),
+                 **_documents(config, splits, L_train, L_test, names, label_model, end_model)}
+
+    run_id = _new_run_id()
+    matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
+    lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": selection}
+    em_info = {"type": config.end_model.type, "params": end_model.get_params(), "gold": gold.summary()}
+    lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs)
+    result_kwargs = dict(
+        run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
+        lf_set_version=lf_set_version(lfs), lfs=lf_versions, matrix_hashes=matrix_hashes,
+        label_model=lm_info, end_model=em_info, evaluation=evaluation, lf_table=lf_table, documents=documents,
+    )
+    if not record:
+        return RunResult(**result_kwargs, timings=timings)
+
+    with _timed(timings, "record"):
+        saved = _save_artifacts(config, run_id, label_model, end_model)
+        try:
+            store_path = config.resolve(config.store)
+            with RunStore(store_path) as store:
+                store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved))
+        except BaseException:
+            artifacts.discard(config.resolve(config.artifacts) / run_id)
+            raise
+    with _timed(timings, "promotion_gate"):
+        # The new run becomes the candidate; the gate says whether it may be champion.
+        with Registry(store_path) as registry:
+            registry.set(CANDIDATE, run_id)
+        promotion = decide(config, store_path, run_id, splits.test["text"].tolist(), y_test,
+                           candidate_model=end_model, promote=config.promotion.auto).to_dict()
+    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved}, store_path=str(store_path), timings=timings, promotion=promotion)
+
+
+def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model, end_model) -> dict:
+    """What the report and the monitor need beyond the metrics: test-split
+    predictions, per-slice metrics and the reference profile of the training data."""
+    test = splits.test
+    y_test = test["label"].to_numpy()
+    end_probs = end_model.predict_proba(test["text"].tolist())
+    lm_probs = label_model.predict_proba(L_test)
+    tie = config.label_model.tie_break
+    predictions = {"end model": end_probs.argmax(axis=1), "label model": probs_to_preds(lm_probs, tie_break=tie)}
+    sfs = discover_slices(config.slices.modules, root=config.resolve(config.slices.root))
+    slices = slice_metrics(slice_masks(sfs, test), y_test, predictions, config.classes)
+    return {
+        "test_predictions": {"ids": test["id"].astype(str).tolist(), "y": y_test.tolist(),
+                             "end_model": end_probs.round(6).tolist(), "label_model": lm_probs.round(6).tolist()},
+        "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
+        "monitor_reference": reference_profile(L_train, L_test, names, splits.train["text"].tolist(),
+                                               test["text"].tolist(), end_probs, config.classes),
+    }
+
+
+def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model) -> tuple[tuple[str, str, str], ...]:
+    root = config.resolve(config.artifacts)
+    partial = root / f".{run_id}.partial"
+    try:
+        files = {
+            "label_model": artifacts.save_label_model(label_model, partial / "label_model"),
+            "end_model": artifacts.save_end_model(end_model, partial / "end_model"),
+        }
+        partial.rename(root / run_id)
+    except BaseException:
+        artifacts.discard(partial)
+        raise
+    return tuple(
+        (f"{part}/{name}", str(root / run_id / part / name), digest)
+        for part, listing in files.items()
+        for name, digest in listing.items()
+    )
+
+
+def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, eval_rows, saved) -> RunRecord:
+    stats = []
+    for (split, lf), row in lf_table.iterrows():
+        stats.append({
+            "split": split, "lf": lf, "coverage": float(row["coverage"]), "overlaps": float(row["overlaps"]),
+            "conflicts": float(row["conflicts"]),
+            "accuracy": None if "accuracy" not in row or pd.isna(row["accuracy"]) else float(row["accuracy"]),
+            "seconds": None if pd.isna(row.get("seconds")) else float(row["seconds"]),
+        })
+    metrics = tuple(
+        {"name": r.name, "kind": r.kind, "accuracy": r.metrics["accuracy"], "macro_f1": r.metrics["macro_f1"],
+         "train_rows": r.train_rows, "coverage": r.coverage, "per_class": r.metrics["per_class"], "notes": r.notes}
+        for r in eval_rows
+    )
+    return RunRecord(
+        id=result["run_id"], created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(), project=config.name,
+        seed=config.seed, config=config.to_dict(), dataset_version=result["dataset_version"],
+        dataset_source=splits.source, split_sizes=result["split_sizes"], lf_set_version=result["lf_set_version"],
+        lfs=result["lfs"], matrix_hashes=result["matrix_hashes"], label_model=result["label_model"],
+        end_model=result["end_model"], metrics=metrics, lf_stats=tuple(stats), artifacts=saved,
+        documents=result["documents"],
+    )
+
+
+def _selection_lines(selection: dict | None) -> list[str]:
+    if not selection:
+        return []
+    lines = [f"label model chosen on dev ({selection['metric']}, one standard error = {selection['tolerance']:.3f}):"
+             f" {selection['rule']}"]
+    lines += [f"  {c['dev_score']:.3f}  {c['name']}" for c in selection["candidates"]]
+    return lines
+
+
+def format_summary(result: RunResult) -> str:
+    """A readable report of a run for the terminal."""
+    table = result.evaluation[["name", "accuracy", "macro_f1", "train_rows", "coverage"]].copy()
+    for col in ("accuracy", "macro_f1", "coverage"):
+        table[col] = table[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+    table["train_rows"] = table["train_rows"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    dev = result.lf_table.loc["dev"][["coverage", "overlaps", "conflicts", "accuracy"]]
+    lf_view = result.lf_table.loc["train"][["polarity", "coverage", "overlaps", "conflicts"]].join(
+        dev[["accuracy"]].rename(columns={"accuracy": "dev accuracy"})
+    )
+    lines = [
+        f"run {result.run_id}  project {result.project}  seed {result.seed}",
+        f"dataset {result.dataset_version}  splits {result.split_sizes}",
+        f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)  L_train {result.matrix_hashes['train'][:16]}",
+        f"label model {result.label_model['type']}  end model {result.end_model['type']}",
+        *_selection_lines(result.label_model.get("selection")),
+        "",
+        "LF analysis (train coverage/overlap/conflict, accuracy on dev):",
+        lf_view.to_string(float_format=lambda v: f"{v:.3f}"),
+        "",
+        "Test split:",
+        table.to_string(index=False),
+    ]
+    verification = result.documents.get("verification")
+    if verification:
+        lines += ["", f"data verification: {len(verification['findings'])} warning(s)"]
+        lines += [f"  {f['code']} [{f['split']}]: {f['message']}" for f in verification["findings"]]
+    if result.promotion:
+        verdict = ("promoted to champion" if result.promotion["promoted"] else
+                   "passes, not promoted (promotion.auto is false; run `labeling promote`)"
+                   if result.promotion["passed"] else "not promoted")
+        lines += [f"promotion gate: {verdict}: {result.promotion['reason']}"]
+    if result.store_path:
+        lines += ["", f"recorded in {result.store_path}"]
+    if result.timings:
+        lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in result.timings.items()))
+    return "\n".join(lines)
+
+
+def artifacts_dir(config: ProjectConfig, run_id: str) -> Path:
+    return config.resolve(config.artifacts) / run_id
+

@@ -1,0 +1,197 @@
+"""The project's SQLite store (via sqlite-utils): runs and their lineage.
+
+A run is written in one transaction after every step succeeded, so a failed run
+leaves no record behind. Tables:
+
+- ``runs``: one row per run: config, seed, dataset version, LF-set version,
+  label-matrix hashes, label-model and end-model settings.
+- ``run_lfs``: the LFs of a run, in column order, with their source hashes.
+- ``run_metrics``: the evaluation table of a run.
+- ``run_lf_stats``: LF analysis of a run, per split.
+- ``run_artifacts``: saved files with their sha256.
+- ``run_documents``: named JSON documents of a run (verification report,
+  slice metrics, test-split predictions, the monitoring reference profile).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from ..errors import StoreError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    created_at: str
+    project: str
+    seed: int
+    config: dict
+    dataset_version: str
+    dataset_source: str
+    split_sizes: dict
+    lf_set_version: str
+    lfs: tuple[tuple[str, str], ...]  # (name, version) in column order
+    matrix_hashes: dict  # split -> label-matrix hash
+    label_model: dict
+    end_model: dict
+    metrics: tuple[dict, ...]
+    lf_stats: tuple[dict, ...]
+    artifacts: tuple[tuple[str, str, str], ...]  # (name, path, sha256)
+    documents: dict = field(default_factory=dict)  # name -> JSON-able document
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=30.0)
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
+    return db
+
+
+class RunStore:
+    """Runs and lineage in one SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = _open(self.path)
+        self._ensure_schema()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ensure_schema(self) -> None:
+        db = self.db
+        with db.atomic():
+            db["runs"].create(
+                {
+                    "id": str, "created_at": str, "project": str, "seed": int, "config": str,
+                    "dataset_version": str, "dataset_source": str, "split_sizes": str,
+                    "lf_set_version": str, "matrix_hashes": str, "label_model": str, "end_model": str,
+                },
+                pk="id", if_not_exists=True,
+            )
+            db["run_lfs"].create(
+                {"run_id": str, "position": int, "name": str, "version": str},
+                pk=("run_id", "position"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
+            )
+            db["run_metrics"].create(
+                {"run_id": str, "name": str, "kind": str, "accuracy": float, "macro_f1": float,
+                 "train_rows": int, "coverage": float, "per_class": str, "notes": str},
+                pk=("run_id", "name"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
+            )
+            db["run_lf_stats"].create(
+                {"run_id": str, "split": str, "lf": str, "coverage": float, "overlaps": float,
+                 "conflicts": float, "accuracy": float, "seconds": float},
+                pk=("run_id", "split", "lf"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
+            )
+            db["run_artifacts"].create(
+                {"run_id": str, "name": str, "path": str, "sha256": str},
+                pk=("run_id", "name"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
+            )
+            db["run_documents"].create(
+                {"run_id": str, "name": str, "body": str},
+                pk=("run_id", "name"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
+            )
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def record_run(self, run: RunRecord) -> None:
+        """Insert a run and everything tied to it, all or nothing."""
+        dumps = lambda obj: json.dumps(obj, sort_keys=True, default=str)  # noqa: E731
+        try:
+            with self.db.atomic():
+                self.db["runs"].insert(
+                    {
+                        "id": run.id, "created_at": run.created_at, "project": run.project, "seed": run.seed,
+                        "config": dumps(run.config), "dataset_version": run.dataset_version,
+                        "dataset_source": run.dataset_source, "split_sizes": dumps(run.split_sizes),
+                        "lf_set_version": run.lf_set_version, "matrix_hashes": dumps(run.matrix_hashes),
+                        "label_model": dumps(run.label_model), "end_model": dumps(run.end_model),
+                    }
+                )
+                self.db["run_lfs"].insert_all(
+                    {"run_id": run.id, "position": i, "name": n, "version": v} for i, (n, v) in enumerate(run.lfs)
+                )
+                self.db["run_metrics"].insert_all(
+                    {**{k: v for k, v in m.items() if k != "per_class"}, "run_id": run.id, "per_class": dumps(m["per_class"])}
+                    for m in run.metrics
+                )
+                self.db["run_lf_stats"].insert_all({**s, "run_id": run.id} for s in run.lf_stats)
+                self.db["run_artifacts"].insert_all(
+                    {"run_id": run.id, "name": n, "path": p, "sha256": h} for n, p, h in run.artifacts
+                )
+                self.db["run_documents"].insert_all(
+                    {"run_id": run.id, "name": n, "body": dumps(body)} for n, body in sorted(run.documents.items())
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot record run {run.id} in {self.path}: {exc}") from exc
+
+    def get_run(self, run_id: str) -> dict:
+        """A run with its LFs, metrics and artifacts, JSON fields decoded."""
+        return read_run(self.db, run_id, where=self.path)
+
+    def get_documents(self, run_id: str) -> dict:
+        """The run's JSON documents by name (empty for runs recorded before documents existed)."""
+        read_run(self.db, run_id, where=self.path)  # an unknown run is an error, not an empty dict
+        rows = self.db["run_documents"].rows_where("run_id = ?", [run_id])
+        return {row["name"]: json.loads(row["body"]) for row in rows}
+
+    def put_document(self, run_id: str, name: str, body) -> None:
+        """Add or replace one document of a recorded run (e.g. a later promotion decision)."""
+        read_run(self.db, run_id, where=self.path)
+        try:
+            with self.db.atomic():
+                self.db["run_documents"].upsert(
+                    {"run_id": run_id, "name": name, "body": json.dumps(body, sort_keys=True, default=str)},
+                    pk=("run_id", "name"),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot store document {name!r} of run {run_id} in {self.path}: {exc}") from exc
+
+    def list_runs(self) -> list[dict]:
+        return list(self.db["runs"].rows_where(order_by="created_at"))
+
+    def count_runs(self) -> int:
+        return self.db["runs"].count
+
+
+def read_run(db: sqlite_utils.Database, run_id: str, *, where: object = "the store") -> dict:
+    """Read one run and its rows without touching the schema, so a server's
+    read-only connection can use it too."""
+    try:
+        row = db["runs"].get(run_id)
+    except sqlite_utils.db.NotFoundError:
+        raise StoreError(f"no run {run_id!r} in {where}") from None
+    for key in ("config", "split_sizes", "matrix_hashes", "label_model", "end_model"):
+        row[key] = json.loads(row[key])
+    clause, args = "run_id = ?", [run_id]
+    row["lfs"] = list(db["run_lfs"].rows_where(clause, args, order_by="position"))
+    row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])} for m in db["run_metrics"].rows_where(clause, args)]
+    row["artifacts"] = list(db["run_artifacts"].rows_where(clause, args, order_by="name"))
+    return row
+def end_model_path(db: sqlite_utils.Database, run_id: str) -> Path:
+    """The folder of a run's saved end model, from its artifact records."""
+    for artifact in read_run(db, run_id)["artifacts"]:
+        if artifact["name"] == "end_model/manifest.json":
+            return Path(artifact["path"]).parent
+    raise StoreError(f"run {run_id!r} has no saved end model")
+
+

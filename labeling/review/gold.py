@@ -1,0 +1,306 @@
+"""Gold labels in the project's SQLite store: reviewed tasks and their annotations.
+
+Tables, beside the run and feedback tables:
+
+- ``review_tasks``: one row per pushed task key: where the row came from
+  (``dataset`` row id or ``served`` prediction id), the original text (the
+  store is ours; only a redacted copy left for annotators), the Label Studio
+  task id, the strategy that picked it.
+- ``gold_labels``: one row per (task, annotator): the latest answer of that
+  annotator. Pulling is idempotent: the same annotation read twice is stored
+  once, an edited annotation replaces the old one, and an annotation deleted
+  in Label Studio disappears here too.
+
+``review_gold`` resolves annotators into one label per task (majority; a tie
+is a disagreement left unresolved) and ``disagreements`` lists every task
+whose annotators differ. ``all_gold`` adds the serving feedback
+(``feedback.gold_labels``), so the retrain job and refinement read one table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlite_utils
+
+from ..errors import StoreError
+from ..serve.feedback import gold_labels as feedback_gold_labels
+from ..serve.feedback import text_sha256, utc_now
+from .label_studio import Annotation
+from ..pipeline.store import _open
+
+GOLD_COLUMNS = ["task_key", "source", "row_id", "text", "label", "n_annotators", "agreement"]
+
+
+@dataclass(frozen=True)
+class ReviewTask:
+    task_key: str
+    source: str  # "dataset" | "served"
+    row_id: str | None  # dataset row id or served prediction id
+    text: str  # the original text (never sent when redaction is on)
+    strategy: str
+
+
+@dataclass(frozen=True)
+class PullResult:
+    stored: int  # annotations now held for the project
+    inserted: int
+    updated: int
+    deleted: int
+    unknown_tasks: int  # annotations on tasks this store never pushed (ignored)
+
+
+class GoldStore:
+    """The review side of the project's store (one SQLite file shared with the runs)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = _open(self.path)
+        with self.db.atomic():
+            self.db["review_tasks"].create(
+                {"task_key": str, "project": str, "source": str, "row_id": str, "text": str, "text_sha256": str,
+                 "ls_task_id": int, "strategy": str, "pushed_at": str},
+                pk="task_key", if_not_exists=True,
+            )
+            self.db["gold_labels"].create(
+                {"task_key": str, "annotator": str, "annotation_id": int, "label": int, "source": str,
+                 "updated_at": str, "pulled_at": str},
+                pk=("task_key", "annotator"), foreign_keys=[("task_key", "review_tasks", "task_key")],
+                if_not_exists=True,
+            )
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> GoldStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def record_pushed(self, project: str, tasks: Sequence[ReviewTask], task_ids: dict[str, int]) -> None:
+        rows = [
+            {"task_key": t.task_key, "project": project, "source": t.source, "row_id": t.row_id, "text": t.text,
+             "text_sha256": text_sha256(t.text), "ls_task_id": int(task_ids[t.task_key]), "strategy": t.strategy,
+             "pushed_at": utc_now()}
+            for t in tasks
+        ]
+        try:
+            with self.db.atomic():
+                # a re-push keeps the first strategy and time: only the LS task id may move
+                self.db["review_tasks"].insert_all(rows, ignore=True)
+                for row in rows:
+                    self.db["review_tasks"].update(row["task_key"], {"ls_task_id": row["ls_task_id"]})
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot record pushed tasks in {self.path}: {exc}") from exc
+
+    def pushed_keys(self, project: str | None = None) -> set[str]:
+        where, args = ("project = ?", [project]) if project else (None, None)
+        return {r["task_key"] for r in self.db["review_tasks"].rows_where(where, args, select="task_key")}
+
+    def record_annotations(self, project: str, annotations: Sequence[Annotation]) -> PullResult:
+        """Replace the project's stored answers with ``annotations`` (all of them, as read now)."""
+        known = self.pushed_keys(project)
+        latest: dict[tuple[str, str], Annotation] = {}
+        for ann in sorted(annotations, key=lambda a: (a.updated_at, a.annotation_id)):
+            if ann.task_key in known:
+                latest[(ann.task_key, ann.annotator)] = ann  # an annotator's latest answer wins
+        unknown = sum(1 for a in annotations if a.task_key not in known)
+        now = utc_now()
+        before = {
+            (r["task_key"], r["annotator"]): r
+            for r in self.db.query(
+                "SELECT g.* FROM gold_labels g JOIN review_tasks t USING (task_key) WHERE t.project = ?", [project])
+        }
+        inserted = updated = 0
+        try:
+            with self.db.atomic():
+                for key in set(before) - set(latest):
+                    self.db["gold_labels"].delete(key)
+                for key, ann in latest.items():
+                    old = before.get(key)
+                    if old is None:
+                        inserted += 1
+                    elif (old["label"], old["annotation_id"], old["updated_at"]) != (ann.label, ann.annotation_id, ann.updated_at):
+                        updated += 1
+                    else:
+                        continue
+                    self.db["gold_labels"].upsert(
+                        {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
+                         "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at, "pulled_at": now},
+                        pk=("task_key", "annotator"),
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot store annotations in {self.path}: {exc}") from exc
+        return PullResult(len(latest), inserted, updated, len(set(before) - set(latest)), unknown)
+
+    def answers(self) -> pd.DataFrame:
+        """Every stored answer with its task: task_key, source, row_id, text, annotator, label."""
+        rows = self.db.query(
+            "SELECT g.task_key, t.source, t.row_id, t.text, g.annotator, g.label FROM gold_labels g"
+            " JOIN review_tasks t USING (task_key) ORDER BY g.task_key, g.annotator")
+        return pd.DataFrame(list(rows), columns=["task_key", "source", "row_id", "text", "annotator", "label"])
+
+
+def _resolve(answers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    gold, disagree = [], []
+    for key, group in answers.groupby("task_key", sort=True):
+        counts = group["label"].value_counts()
+        first = group.iloc[0]
+        top = counts[counts == counts.max()]
+        if len(counts) > 1:
+            disagree.append({"task_key": key, "text": first["text"], "row_id": first["row_id"],
+                             "answers": dict(zip(group["annotator"], group["label"].astype(int))),
+                             "resolved": int(top.index[0]) if len(top) == 1 else None})
+        if len(top) == 1:
+            gold.append({"task_key": key, "source": first["source"], "row_id": first["row_id"], "text": first["text"],
+                         "label": int(top.index[0]), "n_annotators": len(group),
+                         "agreement": float(counts.max() / len(group))})
+    return (pd.DataFrame(gold, columns=GOLD_COLUMNS),
+            # object dtype: an unresolved tie stays None instead of becoming NaN
+            pd.DataFrame(disagree, columns=["task_key", "text", "row_id", "answers", "resolved"], dtype=object))
+
+
+def review_gold(store_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(gold, disagreements)`` from the reviews: one majority label per task, and
+    every task whose annotators differ (ties have ``resolved`` None and no gold row)."""
+    with GoldStore(store_path) as store:
+        return _resolve(store.answers())
+
+
+def all_gold(store_path: str | Path) -> pd.DataFrame:
+    """Review gold plus serving feedback, one label per text (a review wins over feedback).
+
+    Columns: task_key, source (``dataset``, ``served`` or ``feedback``), row_id, text, label.
+    """
+    reviewed, _ = review_gold(store_path)
+    feedback = feedback_gold_labels(store_path)
+    feedback = pd.DataFrame({"task_key": "feedback:" + feedback["id"].astype(str), "source": "feedback",
+                             "row_id": None, "text": feedback["text"], "label": feedback["label"].astype(int)})
+    frame = pd.concat([reviewed[["task_key", "source", "row_id", "text", "label"]], feedback], ignore_index=True)
+    return frame.drop_duplicates("text", keep="first").reset_index(drop=True)
+
+
+def read_only_gold(store_path: str | Path | None) -> pd.DataFrame:
+    """``all_gold`` for a store that may not exist yet (or None): an empty table, no new file."""
+    if store_path is None or not Path(store_path).is_file():
+        return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
+    db = sqlite_utils.Database(str(store_path))
+    try:
+        if "review_tasks" not in db.table_names() and "feedback" not in db.table_names():
+            return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
+    finally:
+        db.conn.close()
+    return all_gold(store_path)
+
+
+
+
+# --------------------------------------------------------------------------- retrain hooks
+
+
+@dataclass(frozen=True, eq=False)
+class GoldMatch:
+    """Gold labels placed against a run's splits.
+
+    ``train_pos``/``train_labels``: gold on train rows (matched by row id, else by
+    text). ``extra``: gold texts in no split (served traffic), as a frame with
+    ``id``, ``text``, ``label``. Gold on a test row or a test text is counted in
+    ``n_test`` and used for nothing: test rows are never trained on.
+    """
+
+    train_pos: np.ndarray
+    train_labels: np.ndarray
+    extra: pd.DataFrame
+    n_test: int
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.train_pos) + len(self.extra)
+
+    def summary(self) -> dict:
+        return {"train_rows": int(len(self.train_pos)), "extra_rows": int(len(self.extra)),
+                "test_rows_excluded": int(self.n_test)}
+
+
+def match_gold(gold: pd.DataFrame, splits) -> GoldMatch:
+    """Place ``gold`` (``all_gold``'s columns) against ``splits`` (a ``datasets.Splits``)."""
+    train_ids = {str(v): i for i, v in enumerate(splits.train["id"])}
+    train_texts: dict[str, int] = {}
+    for i, t in enumerate(splits.train["text"]):
+        train_texts.setdefault(str(t), i)
+    test_ids = {str(v) for v in splits.test["id"]}
+    test_texts = {str(t) for t in splits.test["text"]}
+    pos, labels, extra, n_test, taken = [], [], [], 0, set()
+    for row in gold.itertuples(index=False):
+        row_id, text = (None if pd.isna(row.row_id) else str(row.row_id)), str(row.text)
+        if (row.source == "dataset" and row_id in test_ids) or text in test_texts:
+            n_test += 1
+            continue
+        i = train_ids.get(row_id) if row.source == "dataset" else None
+        i = train_texts.get(text) if i is None else i
+        if i is None:
+            extra.append({"id": str(row.task_key), "text": text, "label": int(row.label)})
+        elif i not in taken:
+            taken.add(i)
+            pos.append(i)
+            labels.append(int(row.label))
+    return GoldMatch(np.asarray(pos, dtype=np.int64), np.asarray(labels, dtype=np.int64),
+                     pd.DataFrame(extra, columns=["id", "text", "label"]), n_test)
+
+
+def dev_with_gold(match: GoldMatch, L_train, L_dev, y_dev, L_extra, dev_ids, train_ids):
+    """The labelled rows for label-model selection and class balance: dev, then gold
+    train rows not already in dev, then the extra gold rows."""
+    in_dev = {str(v) for v in dev_ids}
+    keep = np.array([str(train_ids[p]) not in in_dev for p in match.train_pos], dtype=bool)
+    pos = match.train_pos[keep] if len(match.train_pos) else match.train_pos
+    L = np.vstack([L_dev, L_train[pos], L_extra])
+    y = np.concatenate([y_dev, match.train_labels[keep] if len(keep) else [], match.extra["label"].to_numpy()])
+    return L, y.astype(np.int64)
+
+
+def training_rows_with_gold(match: GoldMatch, train_texts, soft, covered, cardinality: int, weight: float):
+    """End-model rows: covered train rows with the label model's soft labels, gold
+    train rows with their gold label (covered or not), then the extra gold rows.
+    Returns ``(texts, targets, sample_weight)``."""
+    targets = np.asarray(soft, dtype=np.float64).copy()
+    use = np.asarray(covered, dtype=bool).copy()
+    weights = np.ones(len(targets))
+    eye = np.eye(cardinality)
+    if len(match.train_pos):
+        targets[match.train_pos] = eye[match.train_labels]
+        use[match.train_pos] = True
+        weights[match.train_pos] = weight
+    texts = [str(t) for t, u in zip(train_texts, use) if u] + match.extra["text"].astype(str).tolist()
+    extra_labels = match.extra["label"].to_numpy(dtype=np.int64)
+    targets = np.vstack([targets[use], eye[extra_labels]])
+    weights = np.concatenate([weights[use], np.full(len(extra_labels), weight)])
+    return texts, targets, weights
+
+
+def gold_class_balance(y, cardinality: int) -> tuple[float, ...]:
+    """Class frequencies of the labelled rows, add-one smoothed (no class gets prior 0)."""
+    y = np.asarray(y)
+    counts = np.bincount(y[y >= 0], minlength=cardinality) + 1.0
+    return tuple(float(c) for c in counts / counts.sum())
+
+
+__all__ = [
+    "GoldMatch",
+    "GoldStore",
+    "PullResult",
+    "ReviewTask",
+    "all_gold",
+    "dev_with_gold",
+    "gold_class_balance",
+    "match_gold",
+    "read_only_gold",
+    "review_gold",
+    "training_rows_with_gold",
+]

@@ -1,0 +1,218 @@
+"""The review jobs: push rows to Label Studio, pull answers, refine from gold.
+
+Like ``retrain.py`` this module only wires library calls in order:
+
+- ``push_review``: dataset train rows (or served predictions) -> LF votes ->
+  label-model probabilities -> sampling strategy -> redaction -> tasks ->
+  Label Studio -> ``review_tasks`` in the store.
+- ``pull_review``: Label Studio annotations -> ``gold_labels`` in the store,
+  with the annotator disagreements.
+- ``refine_from_gold``: gold (reviews + feedback, test rows left out) -> LF
+  votes -> ``refine.refine`` report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..lf.apply import apply_lfs
+from ..config import ProjectConfig
+from ..data.datasets import load_dataset
+from ..models.end_models import make_end_model
+from ..errors import ConfigError
+from ..serve.feedback import FeedbackLog
+from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, review_gold
+from ..lf.core import discover_lfs, lf_set_version
+from .redact import RedactionSettings, redact_texts
+from .refine import RefineReport, refine
+from ..pipeline.retrain import fit_label_model
+from .label_studio import STRATEGIES, LabelStudioReview, PushResult, ReviewItem, build_tasks, sample_scores, select_for_review
+
+URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
+SOURCES = ("dataset", "served")
+
+
+def review_title(config: ProjectConfig) -> str:
+    return config.review.title or config.name
+
+
+def label_studio_from_env(config: ProjectConfig, *, httpx_client=None) -> LabelStudioReview:
+    """The project's Label Studio project, at ``$LABEL_STUDIO_URL`` with ``$LABEL_STUDIO_API_KEY``."""
+    url, key = os.environ.get(URL_ENV, ""), os.environ.get(KEY_ENV, "")
+    if not url or not key:
+        raise ConfigError(f"set {URL_ENV} and {KEY_ENV} (scripts/label_studio.sh start prints them)")
+    return LabelStudioReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
+
+
+def redaction_for(config: ProjectConfig, source: str) -> RedactionSettings | None:
+    """The redaction that applies to ``source``'s texts, or None when they leave as they are."""
+    mode = config.review.redact
+    if mode == "all" or (mode == "served" and source == "served"):
+        return RedactionSettings(persons=config.review.redact_persons, spacy_model=config.lfs.spacy_model)
+    return None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Rows that may be pushed, with what the reviewer sees about each."""
+
+    source: str
+    keys: list
+    row_ids: list
+    texts: list
+    probs: np.ndarray  # (n, k)
+    votes: list  # per row: tuple of LF votes or None
+    L: np.ndarray | None  # label matrix, when every row has votes
+    predicted: np.ndarray | None = None
+    feedback_labels: np.ndarray | None = None
+
+
+def dataset_candidates(config: ProjectConfig, *, show_progress: bool = False) -> tuple[Candidates, list[str], str]:
+    """Train rows outside dev, with the configured label model's probabilities.
+
+    Returns the candidates, the LF names and a model version naming the LF set.
+    """
+    splits = load_dataset(config)
+    lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+    k = config.cardinality
+    both = pd.concat([splits.train, splits.dev], ignore_index=True)
+    L_all = apply_lfs(lfs, both, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress).L
+    L_train, L_dev = L_all[: len(splits.train)], L_all[len(splits.train):]
+    model, _ = fit_label_model(config, L_train, L_dev, splits.dev["label"].to_numpy())
+    # dev rows are labelled already: never ask a person again
+    pool = ~splits.train["id"].astype(str).isin(set(splits.dev["id"].astype(str))).to_numpy()
+    L_pool = L_train[pool]
+    frame = splits.train[pool]
+    version = f"label-model:{type(model).__name__}:{lf_set_version(lfs)}"
+    candidates = Candidates(
+        "dataset", [f"row:{i}" for i in frame["id"]], [str(i) for i in frame["id"]], frame["text"].astype(str).tolist(),
+        model.predict_proba(L_pool), [tuple(int(v) for v in row) for row in L_pool], L_pool)
+    return candidates, [lf.name for lf in lfs], version
+
+
+def served_candidates(config: ProjectConfig) -> tuple[Candidates, str]:
+    """Served predictions whose text was kept, with their probabilities, LF votes and feedback."""
+    with FeedbackLog(config.resolve(config.store)) as log:
+        rows = log.read(
+            "SELECT p.id, p.text, p.probabilities, p.lf_votes, p.label, p.model_version,"
+            " (SELECT f.label FROM feedback f WHERE f.prediction_id = p.id ORDER BY f.created_at DESC, f.rowid DESC"
+            "  LIMIT 1) AS feedback_label FROM predictions p WHERE p.text IS NOT NULL ORDER BY p.created_at, p.id")
+    votes = [None if r["lf_votes"] is None else tuple(json.loads(r["lf_votes"])) for r in rows]
+    have_all = bool(rows) and all(v is not None and len(v) == len(votes[0]) for v in votes)
+    versions = sorted({r["model_version"] for r in rows})
+    k = config.cardinality
+    candidates = Candidates(
+        "served", [f"served:{r['id']}" for r in rows], [r["id"] for r in rows], [r["text"] for r in rows],
+        np.array([json.loads(r["probabilities"]) for r in rows]).reshape(len(rows), k), votes,
+        np.array(votes, dtype=np.int64) if have_all else None,
+        np.array([r["label"] for r in rows], dtype=np.int64),
+        np.array([-1 if r["feedback_label"] is None else r["feedback_label"] for r in rows], dtype=np.int64))
+    return candidates, "served:" + ",".join(versions)
+
+
+@dataclass(frozen=True)
+class PushSummary:
+    result: PushResult
+    strategy: str
+    source: str
+    selected: int
+    redacted: bool
+
+
+def push_review(
+    config: ProjectConfig,
+    review: LabelStudioReview,
+    *,
+    strategy: str | None = None,
+    n: int | None = None,
+    source: str = "dataset",
+    random_state: int | None = None,
+) -> PushSummary:
+    """Pick ``n`` rows by ``strategy`` and push them as tasks; rows pushed before are skipped."""
+    strategy = strategy or config.review.strategy
+    n = config.review.n if n is None else n
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown review strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    if source not in SOURCES:
+        raise ConfigError(f"unknown review source {source!r}; expected one of {', '.join(SOURCES)}")
+    if source == "dataset":
+        cand, lf_names, version = dataset_candidates(config)
+    else:
+        cand, version = served_candidates(config)
+        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)) if config.lfs.modules else ()
+        lf_names = [lf.name for lf in lfs]
+    title = review_title(config)
+    with GoldStore(config.resolve(config.store)) as store:
+        done = store.pushed_keys(title)
+    scores = sample_scores(strategy, n_rows=len(cand.keys), probs=cand.probs, L=cand.L,
+                           predicted=cand.predicted, feedback_labels=cand.feedback_labels)
+    seed = config.seed if random_state is None else random_state
+    picked = select_for_review(scores, n, random_state=seed, exclude=np.array([k in done for k in cand.keys], dtype=bool))
+    texts = [cand.texts[i] for i in picked]
+    settings = redaction_for(config, source)
+    shown = redact_texts(texts, settings) if settings is not None else texts
+    items = [ReviewItem(cand.keys[i], shown[j], tuple(float(p) for p in cand.probs[i]), cand.votes[i], strategy)
+             for j, i in enumerate(picked)]
+    result = review.push(build_tasks(items, classes=config.classes, lf_names=lf_names, model_version=version))
+    with GoldStore(config.resolve(config.store)) as store:
+        store.record_pushed(title, [ReviewTask(cand.keys[i], source, cand.row_ids[i], cand.texts[i], strategy)
+                                    for i in picked], result.task_ids)
+    return PushSummary(result, strategy, source, len(picked), settings is not None)
+
+
+def pull_review(config: ProjectConfig, review: LabelStudioReview) -> tuple[PullResult, pd.DataFrame]:
+    """Store every current annotation as gold; returns the counts and the disagreements."""
+    annotations = review.annotations()
+    path = config.resolve(config.store)
+    with GoldStore(path) as store:
+        result = store.record_annotations(review_title(config), annotations)
+    _, disagreements = review_gold(path)
+    return result, disagreements
+
+
+def gold_for_refinement(config: ProjectConfig, splits=None) -> pd.DataFrame:
+    """Gold rows (reviews + feedback) minus those on test rows or test texts."""
+    gold = all_gold(config.resolve(config.store))
+    splits = load_dataset(config) if splits is None else splits
+    match = match_gold(gold, splits)
+    train = splits.train.iloc[match.train_pos]
+    return pd.concat([
+        pd.DataFrame({"text": train["text"].astype(str).to_numpy(), "label": match.train_labels}),
+        match.extra[["text", "label"]],
+    ], ignore_index=True)
+
+
+def refine_from_gold(config: ProjectConfig, *, top: int = 10) -> RefineReport:
+    """The refinement report over the project's gold labels and current LFs; suggested
+    LFs are checked on the dev rows that are not gold rows."""
+    splits = load_dataset(config)
+    gold = gold_for_refinement(config, splits)
+    dev = splits.dev[~splits.dev["text"].astype(str).isin(set(gold["text"]))]
+    lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+    k = config.cardinality
+    L = (apply_lfs(lfs, gold, cardinality=k, spacy_model=config.lfs.spacy_model).L if len(gold)
+         else np.zeros((0, len(lfs)), dtype=np.int64))
+    names = [lf.name for lf in lfs]
+    return refine(L, gold["label"].to_numpy(dtype=np.int64), gold["text"].tolist(), names, config.classes,
+                  make_model=lambda: make_end_model(config.end_model, k, config.seed), random_state=config.seed,
+                  top=top, taken=names, held_out=(dev["text"].astype(str).tolist(), dev["label"].to_numpy()))
+
+
+__all__ = [
+    "Candidates",
+    "PushSummary",
+    "dataset_candidates",
+    "gold_for_refinement",
+    "label_studio_from_env",
+    "pull_review",
+    "push_review",
+    "redaction_for",
+    "refine_from_gold",
+    "review_title",
+    "served_candidates",
+]

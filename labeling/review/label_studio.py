@@ -1,0 +1,359 @@
+"""Human review in Label Studio: which rows to show, what a task holds, push and pull.
+
+The functional core picks rows and builds task payloads from arrays:
+
+- ``sample_scores`` / ``select_for_review``: one score per row for a strategy
+  (label-model ``entropy`` or ``margin``, LF ``conflict``, ``uncovered`` rows,
+  ``low_confidence`` served predictions, served predictions whose feedback
+  ``disagreed``, or ``random`` for unbiased estimates); the top ``n``, ties
+  broken by a seeded permutation so a pick is reproducible.
+- ``labeling_config``: a Label Studio config generated from the class names,
+  every value XML-escaped. Texts are shown with ``<Text>``, which renders a
+  plain text node: nothing from the data is ever parsed as HTML.
+- ``build_tasks``: task payloads with the (optionally redacted) text, the LF
+  votes for the reviewer, and a pre-annotation (the model's prediction with
+  its score), each keyed by a stable ``task_key``.
+
+The imperative shell (``LabelStudioReview``) talks to a Label Studio server
+through ``label-studio-sdk``: it creates or updates the project, imports only
+tasks whose key it has not seen (so re-pushing never duplicates a task), and
+reads annotations back for ``labeling.gold`` to store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..errors import ConfigError, LabelingError, LabelMatrixError
+from ..matrix import ABSTAIN, check_label_matrix
+
+STRATEGIES = ("entropy", "margin", "conflict", "uncovered", "low_confidence", "disagreed", "random")
+TEXT_NAME, LABEL_NAME, VOTES_NAME = "text", "label", "lf_votes"
+KEY_FIELD = "task_key"
+
+
+class ReviewError(LabelingError):
+    """Label Studio refused a request, or its data does not match the project."""
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def entropy(probs) -> np.ndarray:
+    """Per row: Shannon entropy of the class probabilities (nats); high = uncertain."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=1)
+
+
+def margin(probs) -> np.ndarray:
+    """Per row: 1 - (top probability - runner-up); high = uncertain."""
+    p = np.sort(np.asarray(probs, dtype=np.float64), axis=1)
+    return 1.0 - (p[:, -1] - p[:, -2])
+
+
+def conflict_strength(L) -> np.ndarray:
+    """Per row: share of the votes that disagree with the most-voted class (0 = no conflict)."""
+    L = check_label_matrix(L)
+    if not L.size:
+        return np.zeros(len(L))
+    k = int(L.max()) + 1
+    counts = np.stack([(L == c).sum(axis=1) for c in range(max(k, 1))], axis=1)
+    total = counts.sum(axis=1)
+    return np.where(total > 0, 1.0 - counts.max(axis=1) / np.maximum(total, 1), 0.0)
+
+
+def _require(name: str, value, strategy: str):
+    if value is None:
+        raise ConfigError(f"review strategy {strategy!r} needs {name}")
+    return value
+
+
+def sample_scores(
+    strategy: str,
+    *,
+    n_rows: int,
+    probs=None,
+    L=None,
+    predicted=None,
+    feedback_labels=None,
+) -> np.ndarray:
+    """One score per row, higher = review first; ``-inf`` marks rows the strategy excludes.
+
+    ``probs``: (n, k) model probabilities (entropy, margin, low_confidence);
+    ``L``: the label matrix (conflict, uncovered); ``predicted`` and
+    ``feedback_labels``: served labels and the labels feedback gave (-1 = none)
+    for ``disagreed``.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown review strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    if strategy == "random":
+        return np.zeros(n_rows)
+    if strategy in ("entropy", "margin", "low_confidence"):
+        p = np.asarray(_require("probs", probs, strategy), dtype=np.float64)
+        if p.ndim != 2 or len(p) != n_rows or p.shape[1] < 2:
+            raise LabelMatrixError(f"probs must have shape ({n_rows}, k >= 2), got {p.shape}")
+        if strategy == "entropy":
+            return entropy(p)
+        if strategy == "margin":
+            return margin(p)
+        return -p.max(axis=1)
+    if strategy in ("conflict", "uncovered"):
+        L = check_label_matrix(_require("L", L, strategy))
+        if len(L) != n_rows:
+            raise LabelMatrixError(f"L has {len(L)} rows; expected {n_rows}")
+        if strategy == "uncovered":
+            return np.where((L == ABSTAIN).all(axis=1), 0.0, -np.inf)
+        strength = conflict_strength(L)
+        return np.where(strength > 0, strength, -np.inf)
+    pred = np.asarray(_require("predicted", predicted, strategy))
+    fb = np.asarray(_require("feedback_labels", feedback_labels, strategy))
+    if pred.shape != (n_rows,) or fb.shape != (n_rows,):
+        raise LabelMatrixError(f"predicted and feedback_labels must have shape ({n_rows},)")
+    return np.where((fb >= 0) & (fb != pred), 0.0, -np.inf)
+
+
+def select_for_review(scores, n: int, *, random_state: int = 0, exclude=None) -> np.ndarray:
+    """Positions of the ``n`` highest-scoring rows (fewer when fewer qualify).
+
+    Ties (all of them, for ``random``) go in a seeded random order; ``exclude``
+    (a boolean mask) drops rows, e.g. ones already reviewed or test rows.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if n < 0:
+        raise ConfigError(f"n must be >= 0, got {n}")
+    eligible = np.isfinite(scores)
+    if exclude is not None:
+        eligible &= ~np.asarray(exclude, dtype=bool)
+    order = np.random.default_rng(random_state).permutation(len(scores))
+    order = order[eligible[order]]
+    # stable sort by score, descending, keeps the random order within ties
+    order = order[np.argsort(-scores[order], kind="stable")]
+    return order[:n]
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def labeling_config(classes: Sequence[str], *, title: str = "Which class is this text?") -> str:
+    """A Label Studio config: the text (plain), the LF votes, single-choice classes."""
+    if len(classes) < 2:
+        raise ConfigError(f"need at least two classes, got {list(classes)!r}")
+    choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in classes)
+    return (
+        "<View>\n"
+        f"  <Header value={quoteattr(title)}/>\n"
+        f'  <Text name="{TEXT_NAME}" value="${TEXT_NAME}" valueType="text"/>\n'
+        f'  <Choices name="{LABEL_NAME}" toName="{TEXT_NAME}" choice="single" showInline="true" required="true">\n'
+        f"{choices}\n"
+        "  </Choices>\n"
+        '  <Header value="Labeling-function votes" size="6"/>\n'
+        f'  <Text name="{VOTES_NAME}" value="${VOTES_NAME}" valueType="text"/>\n'
+        "</View>\n"
+    )
+
+
+def format_votes(votes: Sequence[int] | None, lf_names: Sequence[str], classes: Sequence[str]) -> str:
+    """``lf_a: spam, lf_b: ham`` for the LFs that voted; a plain word when none did."""
+    if votes is None:
+        return "(LF votes not available)"
+    said = [f"{name}: {classes[v]}" for name, v in zip(lf_names, votes) if v != ABSTAIN]
+    return ", ".join(said) if said else "(no LF votes)"
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One row to push: its stable key, the text as sent, votes and the model's view."""
+
+    task_key: str
+    text: str  # as it leaves: redacted when redaction is on
+    probs: tuple[float, ...] | None
+    votes: tuple[int, ...] | None
+    strategy: str
+
+
+def build_tasks(
+    items: Sequence[ReviewItem],
+    *,
+    classes: Sequence[str],
+    lf_names: Sequence[str],
+    model_version: str,
+) -> list[dict]:
+    """Label Studio task payloads (``data`` + ``predictions``) for ``items``."""
+    tasks = []
+    for item in items:
+        task: dict = {
+            "data": {
+                TEXT_NAME: item.text,
+                VOTES_NAME: format_votes(item.votes, lf_names, classes),
+                KEY_FIELD: item.task_key,
+                "strategy": item.strategy,
+            }
+        }
+        if item.probs is not None:
+            task["predictions"] = [prediction_payload(item.probs, classes, model_version)]
+        tasks.append(task)
+    return tasks
+
+
+def choice_result(class_name: str) -> list[dict]:
+    """The ``result`` of an annotation or prediction that picks ``class_name``."""
+    return [{"from_name": LABEL_NAME, "to_name": TEXT_NAME, "type": "choices", "value": {"choices": [str(class_name)]}}]
+
+
+def prediction_payload(probs: Sequence[float], classes: Sequence[str], model_version: str) -> dict:
+    """A pre-annotation: the most probable class, scored by its probability."""
+    best = int(np.argmax(probs))
+    return {"model_version": model_version, "score": float(probs[best]), "result": choice_result(classes[best])}
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One reviewer's answer on one task, as read from Label Studio."""
+
+    annotation_id: int
+    task_key: str
+    annotator: str
+    label: int
+    updated_at: str
+
+
+def annotation_label(result: Sequence[Mapping], classes: Sequence[str]) -> int | None:
+    """The class index an annotation's ``result`` chose, or None (no choice / unknown class)."""
+    for region in result or ():
+        if region.get("from_name") == LABEL_NAME and region.get("type") == "choices":
+            chosen = region.get("value", {}).get("choices") or []
+            if len(chosen) == 1 and chosen[0] in classes:
+                return list(classes).index(chosen[0])
+    return None
+
+
+# --------------------------------------------------------------------------- Label Studio shell
+
+
+@dataclass(frozen=True)
+class PushResult:
+    project_id: int
+    created: int
+    skipped: int  # already in the project: not imported again
+    task_ids: dict  # task_key -> Label Studio task id, for every pushed key
+
+
+def _sdk_call(what: str, func, *args, **kwargs):
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        return func(*args, **kwargs)
+    except ApiError as exc:
+        raise ReviewError(f"Label Studio refused to {what}: HTTP {exc.status_code}: {exc.body}") from exc
+
+
+class LabelStudioReview:
+    """A Label Studio project for one labeling project (found by its title)."""
+
+    def __init__(self, url: str, api_key: str, *, title: str, classes: Sequence[str], httpx_client=None):
+        from label_studio_sdk import LabelStudio
+
+        if not url or not api_key:
+            raise ConfigError("Label Studio needs a URL and an API key (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY)")
+        self.client = LabelStudio(base_url=url, api_key=api_key, httpx_client=httpx_client)
+        self.title = title
+        self.classes = tuple(classes)
+        self._project_id: int | None = None
+
+    def ensure_project(self) -> int:
+        """The project's id; created, or its labeling config updated to the current classes."""
+        if self._project_id is not None:
+            return self._project_id
+        config = labeling_config(self.classes)
+        found = [p for p in _sdk_call("list projects", self.client.projects.list, title=self.title) if p.title == self.title]
+        if found:
+            project = found[0]
+            if (project.label_config or "").strip() != config.strip():
+                _sdk_call("update the labeling config", self.client.projects.update, project.id, label_config=config)
+        else:
+            project = _sdk_call("create a project", self.client.projects.create, title=self.title, label_config=config,
+                                description="Review queue of the labeling pipeline (weak supervision).")
+        self._project_id = int(project.id)
+        return self._project_id
+
+    def existing_tasks(self) -> dict[str, dict]:
+        """task_key -> the task (id, data, annotations) for every task of the project."""
+        pid = self.ensure_project()
+        out = {}
+        for task in _sdk_call("list tasks", self.client.tasks.list, project=pid, page_size=500):
+            raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+            key = (raw.get("data") or {}).get(KEY_FIELD)
+            if key is not None:
+                out[str(key)] = raw
+        return out
+
+    def push(self, tasks: Sequence[dict]) -> PushResult:
+        """Import the tasks whose key the project does not hold yet; never duplicates."""
+        pid = self.ensure_project()
+        existing = self.existing_tasks()
+        seen: set[str] = set()
+        new = []
+        for task in tasks:
+            key = task["data"][KEY_FIELD]
+            if key not in existing and key not in seen:
+                new.append(task)
+            seen.add(key)
+        if new:
+            _sdk_call("import tasks", self.client.projects.import_tasks, pid, request=list(new), return_task_ids=True)
+            existing = self.existing_tasks()
+        missing = sorted(seen - set(existing))
+        if missing:
+            raise ReviewError(f"Label Studio did not create tasks {missing[:5]} (of {len(missing)})")
+        return PushResult(pid, len(new), len(seen) - len(new), {k: int(existing[k]["id"]) for k in seen})
+
+    def annotations(self) -> list[Annotation]:
+        """Every submitted (not skipped) annotation of the project, with its task key."""
+        out = []
+        for key, task in self.existing_tasks().items():
+            for ann in task.get("annotations") or ():
+                if ann.get("was_cancelled"):
+                    continue
+                label = annotation_label(ann.get("result"), self.classes)
+                if label is None:
+                    continue
+                who = ann.get("completed_by")
+                if isinstance(who, Mapping):
+                    who = who.get("email") or who.get("id")
+                out.append(Annotation(int(ann["id"]), key, str(who), label,
+                                      str(ann.get("updated_at") or ann.get("created_at") or "")))
+        return out
+
+    def annotate(self, task_id: int, label: int) -> int:
+        """Submit an annotation as a reviewer would (the simulated reviewer and tests use it)."""
+        ann = _sdk_call("create an annotation", self.client.annotations.create, task_id,
+                        result=choice_result(self.classes[label]))
+        return int(ann.id)
+
+    def update_annotation(self, annotation_id: int, label: int) -> None:
+        _sdk_call("update an annotation", self.client.annotations.update, annotation_id,
+                  result=choice_result(self.classes[label]))
+
+
+__all__ = [
+    "STRATEGIES",
+    "Annotation",
+    "LabelStudioReview",
+    "PushResult",
+    "ReviewError",
+    "ReviewItem",
+    "annotation_label",
+    "build_tasks",
+    "choice_result",
+    "conflict_strength",
+    "entropy",
+    "format_votes",
+    "labeling_config",
+    "margin",
+    "prediction_payload",
+    "sample_scores",
+    "select_for_review",
+]

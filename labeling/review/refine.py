@@ -1,0 +1,392 @@
+"""Refinement from gold labels: what the reviews say about the LFs and the labels.
+
+Pure functions over the label matrix of the gold rows, their texts and labels:
+
+- ``lf_accuracy_table``: each LF's empirical accuracy on gold with a Wilson
+  score interval (small gold sets give wide intervals; say so rather than
+  rank LFs on noise), and how often it votes wrong.
+- ``wrong_examples``: the LFs that vote wrong most, with the rows.
+- ``uncovered_gold``: gold rows no LF votes on: where new LFs are needed.
+- ``suggest_keyword_lfs`` / ``format_lf_code``: discriminative words and
+  n-grams with their precision and coverage on gold, as ready-to-paste LF code.
+- ``likely_label_errors``: confident learning (Northcutt et al., 2021) on
+  out-of-sample (cross-validated) end-model probabilities: a row whose
+  confident class (probability above that class's average self-confidence)
+  differs from its given label is a likely label error.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.model_selection import StratifiedKFold
+
+from ..errors import LabelError, LabelMatrixError
+from ..matrix import ABSTAIN, check_label_matrix
+
+
+def _check_gold(L, y) -> tuple[np.ndarray, np.ndarray]:
+    L = check_label_matrix(L)
+    y = np.asarray(y)
+    if y.shape != (len(L),):
+        raise LabelMatrixError(f"gold labels have shape {y.shape}; expected ({len(L)},)")
+    return L, y.astype(np.int64)
+
+
+def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion, elementwise; (nan, nan) where n = 0."""
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
+    high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    return low, high
+
+
+def lf_accuracy_table(L, y, names: Sequence[str], *, confidence: float = 0.95) -> pd.DataFrame:
+    """Per LF on gold rows: votes, correct, wrong, accuracy and its Wilson interval."""
+    L, y = _check_gold(L, y)
+    if len(names) != L.shape[1]:
+        raise LabelMatrixError(f"{len(names)} LF names for a matrix with {L.shape[1]} columns")
+    voted = (L != ABSTAIN) & (y >= 0)[:, None]
+    n = voted.sum(axis=0)
+    correct = (voted & (L == y[:, None])).sum(axis=0)
+    low, high = wilson_interval(correct, n, confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(n > 0, correct / np.maximum(n, 1), np.nan)
+    return pd.DataFrame(
+        {"votes": n, "correct": correct, "wrong": n - correct, "accuracy": accuracy, "ci_low": low, "ci_high": high},
+        index=pd.Index(list(names), name="lf"),
+    )
+
+
+def wrong_examples(L, y, names: Sequence[str], texts: Sequence[str], *, top: int = 5, per_lf: int = 3) -> list[dict]:
+    """The ``top`` LFs with the most wrong votes on gold, each with up to ``per_lf`` rows."""
+    L, y = _check_gold(L, y)
+    table = lf_accuracy_table(L, y, names)
+    worst = table[table["wrong"] > 0].sort_values(["wrong", "accuracy"], ascending=[False, True]).head(top)
+    out = []
+    for name, row in worst.iterrows():
+        j = list(names).index(name)
+        rows = np.flatnonzero((L[:, j] != ABSTAIN) & (y >= 0) & (L[:, j] != y))[:per_lf]
+        out.append({"lf": name, "wrong": int(row["wrong"]), "votes": int(row["votes"]), "accuracy": float(row["accuracy"]),
+                    "examples": [{"row": int(i), "text": str(texts[i]), "vote": int(L[i, j]), "gold": int(y[i])} for i in rows]})
+    return out
+
+
+def uncovered_gold(L, y) -> np.ndarray:
+    """Positions of gold rows on which every LF abstains."""
+    L, y = _check_gold(L, y)
+    return np.flatnonzero((y >= 0) & (L == ABSTAIN).all(axis=1))
+
+
+@dataclass(frozen=True)
+class KeywordSuggestion:
+    ngram: str
+    label: int
+    precision: float  # share of gold rows containing the n-gram that have ``label``
+    precision_low: float  # Wilson lower bound of the precision
+    coverage: float  # share of gold rows containing the n-gram
+    matches: int
+    new_rows: int  # matching gold rows that no existing LF votes on
+
+
+def suggest_keyword_lfs(
+    texts: Sequence[str],
+    y,
+    *,
+    L=None,
+    ngram_range: tuple[int, int] = (1, 2),
+    min_matches: int = 3,
+    min_precision: float = 0.9,
+    top: int = 10,
+    exclude: Sequence[str] = (),
+    stop_words: str | None = "english",
+    max_jaccard: float = 0.5,
+) -> list[KeywordSuggestion]:
+    """Word n-grams whose gold rows mostly share one class, ranked by Wilson lower bound x matches.
+
+    With ``L`` (the gold rows' votes), n-grams that only fire where LFs already
+    vote rank lower: ``new_rows`` counts the uncovered rows an LF would add.
+    Overlapping n-grams ("check", "check out") are kept once, the best first,
+    and so are n-grams that fire on mostly the same gold rows ("http", "www":
+    Jaccard above ``max_jaccard``): near-copies of one LF would be counted as
+    independent evidence by the label model.
+    """
+    y = np.asarray(y).astype(np.int64)
+    keep = y >= 0
+    texts = [str(t) for t, k in zip(texts, keep) if k]
+    y = y[keep]
+    if len(texts) == 0:
+        return []
+    uncovered = np.ones(len(y), dtype=bool)
+    if L is not None:
+        L_gold, _ = _check_gold(L, np.where(keep, 0, -1))
+        uncovered = (L_gold[keep] == ABSTAIN).all(axis=1)
+    vec = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, stop_words=stop_words,
+                          token_pattern=r"(?u)\b\w[\w']+\b")
+    try:
+        X = vec.fit_transform(texts).tocsc()
+    except ValueError:  # no tokens at all
+        return []
+    vocab = vec.get_feature_names_out()
+    matches = np.asarray(X.sum(axis=0)).ravel()
+    classes = np.unique(y)
+    candidates = []
+    for c in classes:
+        in_class = np.asarray(X[y == c].sum(axis=0)).ravel()
+        new = np.asarray(X[(y == c) & uncovered].sum(axis=0)).ravel()
+        low, _ = wilson_interval(in_class, matches)
+        for i in np.flatnonzero((matches >= min_matches) & (in_class / np.maximum(matches, 1) >= min_precision)):
+            if vocab[i] in exclude:
+                continue
+            candidates.append((KeywordSuggestion(str(vocab[i]), int(c), float(in_class[i] / matches[i]), float(low[i]),
+                                                 float(matches[i] / len(y)), int(matches[i]), int(new[i])), i))
+    candidates.sort(key=lambda t: (-(t[0].precision_low * (t[0].matches + t[0].new_rows)), -t[0].precision, t[0].ngram))
+    chosen: list[KeywordSuggestion] = []
+    rows_of: list[set] = []
+    for s, col in candidates:
+        rows = set(X[:, col].indices.tolist())
+        if any(_overlaps(s.ngram, c.ngram) for c in chosen) or any(
+                len(rows & r) / len(rows | r) > max_jaccard for r in rows_of):
+            continue
+        chosen.append(s)
+        rows_of.append(rows)
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+def keyword_pattern(ngram: str) -> str:
+    """The regex an LF for ``ngram`` searches (case-insensitive): its words, any spacing between."""
+    return r"\b" + r"\s+".join(re.escape(w) for w in ngram.split()) + r"\b"
+
+
+def held_out_precision(suggestions: Sequence[KeywordSuggestion], texts: Sequence[str], y) -> pd.DataFrame:
+    """Each suggestion checked on labelled rows it was not found on (e.g. the dev split):
+    columns ngram, label, matches, precision (NaN without matches)."""
+    y = np.asarray(y).astype(np.int64)
+    rows = []
+    for s in suggestions:
+        pattern = re.compile(keyword_pattern(s.ngram), re.IGNORECASE)
+        hit = np.array([bool(pattern.search(str(t))) for t in texts], dtype=bool) & (y >= 0)
+        n = int(hit.sum())
+        rows.append({"ngram": s.ngram, "label": s.label, "matches": n,
+                     "precision": float((y[hit] == s.label).mean()) if n else float("nan")})
+    return pd.DataFrame(rows, columns=["ngram", "label", "matches", "precision"])
+
+
+def _overlaps(a: str, b: str) -> bool:
+    wa, wb = a.split(), b.split()
+    return set(wa) <= set(wb) or set(wb) <= set(wa)
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W+", "_", text.lower()).strip("_") or "ngram"
+    name = f"keyword_{name}"
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def format_lf_code(
+    suggestions: Sequence[KeywordSuggestion], classes: Sequence[str], *, header: bool = True, taken: Sequence[str] = ()
+) -> str:
+    """Python source of one Snorkel LF per suggestion, importable as a module.
+
+    ``taken``: names already in use (the project's LFs), which new LFs avoid."""
+    constants = {i: re.sub(r"\W+", "_", c).upper() or f"CLASS_{i}" for i, c in enumerate(classes)}
+    lines = []
+    if header:
+        lines += ['"""Keyword LFs suggested from gold labels (labeling.refine.suggest_keyword_lfs)."""', "",
+                  "import re", "", "from snorkel.labeling import labeling_function", "", "ABSTAIN = -1"]
+        lines += [f"{constants[i]} = {i}" for i in range(len(classes))]
+    names: set[str] = set(taken)
+    for s in suggestions:
+        name = _identifier(s.ngram)
+        while name in names:
+            name += "_"
+        names.add(name)
+        pattern = keyword_pattern(s.ngram)
+        lines += [
+            "", "",
+            "@labeling_function()",
+            f"def {name}(x):",
+            (f'    """{s.ngram!r} -> {classes[s.label]}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), '
+             f'coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF)."""'),
+            f"    return {constants[s.label]} if re.search({pattern!r}, str(x.text), re.IGNORECASE) else ABSTAIN",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def out_of_sample_probs(
+    texts: Sequence[str],
+    y,
+    make_model: Callable[[], object],
+    *,
+    n_folds: int = 5,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Cross-validated class probabilities: each row scored by a model that never saw it."""
+    y = np.asarray(y).astype(np.int64)
+    if (y < 0).any():
+        raise LabelError("out-of-sample probabilities need a label on every row")
+    counts = np.bincount(y)
+    n_folds = int(min(n_folds, counts[counts > 0].min()))
+    if n_folds < 2:
+        raise LabelError("each class needs at least two gold rows for cross-validated probabilities")
+    texts = [str(t) for t in texts]
+    probs = None
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    for fit_idx, held_idx in folds.split(np.zeros(len(y)), y):
+        model = make_model().fit([texts[i] for i in fit_idx], y[fit_idx])
+        p = model.predict_proba([texts[i] for i in held_idx])
+        if probs is None:
+            probs = np.zeros((len(y), p.shape[1]))
+        probs[held_idx] = p
+    return probs
+
+
+def likely_label_errors(y, probs) -> pd.DataFrame:
+    """Confident learning's off-diagonal rule on out-of-sample ``probs``.
+
+    Per class j the threshold t_j is the mean probability of j over rows labelled
+    j. A row's confident class is the most probable class whose probability
+    reaches its threshold; a row whose confident class is not its label is
+    flagged. Sorted by self-confidence (probability of the given label), lowest
+    first. Columns: row, given, suggested, self_confidence.
+    """
+    y = np.asarray(y).astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(y):
+        raise LabelMatrixError(f"probs must have shape ({len(y)}, k), got {probs.shape}")
+    k = probs.shape[1]
+    thresholds = np.array([probs[y == j, j].mean() if (y == j).any() else np.inf for j in range(k)])
+    above = probs >= thresholds[None, :] - 1e-12
+    masked = np.where(above, probs, -np.inf)
+    confident = np.where(above.any(axis=1), masked.argmax(axis=1), -1)
+    flagged = np.flatnonzero((confident >= 0) & (confident != y))
+    self_conf = probs[np.arange(len(y)), y]
+    table = pd.DataFrame({"row": flagged, "given": y[flagged], "suggested": confident[flagged],
+                          "self_confidence": self_conf[flagged]})
+    return table.sort_values("self_confidence", kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RefineReport:
+    lf_table: pd.DataFrame
+    worst: list
+    uncovered: pd.DataFrame  # text, label of gold rows no LF covers
+    suggestions: list
+    lf_code: str
+    label_errors: pd.DataFrame  # row, text, given, suggested, self_confidence
+    n_gold: int
+    held_out: pd.DataFrame | None = None  # the suggestions checked on other labelled rows (dev)
+
+    def accepted(self, *, min_matches: int = 2, min_precision: float = 0.9) -> list[KeywordSuggestion]:
+        """Suggestions the held-out rows confirm (all of them when there are none)."""
+        if self.held_out is None:
+            return list(self.suggestions)
+        ok = (self.held_out["matches"] >= min_matches) & (self.held_out["precision"] >= min_precision)
+        return [s for s, keep in zip(self.suggestions, ok) if keep]
+
+
+def refine(
+    L,
+    y,
+    texts: Sequence[str],
+    names: Sequence[str],
+    classes: Sequence[str],
+    *,
+    make_model: Callable[[], object] | None = None,
+    random_state: int = 0,
+    top: int = 10,
+    taken: Sequence[str] = (),
+    held_out: tuple[Sequence[str], Sequence[int]] | None = None,
+) -> RefineReport:
+    """Every refinement view over the gold rows (``L`` = their votes).
+
+    ``held_out``: (texts, labels) of labelled rows that are not gold rows (the
+    dev split): suggestions found on gold are checked there, since n-grams
+    picked on a few dozen rows overfit them."""
+    L, y = _check_gold(L, y)
+    texts = [str(t) for t in texts]
+    holes = uncovered_gold(L, y)
+    suggestions = suggest_keyword_lfs(texts, y, L=L, top=top)
+    errors = pd.DataFrame(columns=["row", "text", "given", "suggested", "self_confidence"])
+    if make_model is not None and len(np.unique(y[y >= 0])) > 1:
+        labelled = np.flatnonzero(y >= 0)
+        try:
+            probs = out_of_sample_probs([texts[i] for i in labelled], y[labelled], make_model, random_state=random_state)
+        except LabelError:
+            probs = None
+        if probs is not None:
+            errors = likely_label_errors(y[labelled], probs)
+            errors["row"] = labelled[errors["row"].to_numpy()]
+            errors.insert(1, "text", [texts[i] for i in errors["row"]])
+    return RefineReport(
+        lf_table=lf_accuracy_table(L, y, names),
+        worst=wrong_examples(L, y, names, texts, top=5),
+        uncovered=pd.DataFrame({"row": holes, "text": [texts[i] for i in holes], "label": y[holes]}),
+        suggestions=suggestions,
+        lf_code=format_lf_code(suggestions, classes, taken=taken),
+        label_errors=errors,
+        n_gold=int((y >= 0).sum()),
+        held_out=None if held_out is None else held_out_precision(suggestions, *held_out),
+    )
+
+
+def _short(text: str, width: int = 90) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_report(report: RefineReport, classes: Sequence[str], *, examples: int = 5) -> str:
+    """The refinement report for the terminal."""
+    table = report.lf_table.copy()
+    lines = [f"Refinement from {report.n_gold} gold rows", "",
+             "LF accuracy on gold (95% Wilson interval):",
+             table.to_string(float_format=lambda v: f"{v:.2f}"), ""]
+    lines.append("LFs voting wrong most:" if report.worst else "No LF votes wrong on gold.")
+    for w in report.worst:
+        lines.append(f"  {w['lf']}: {w['wrong']} wrong of {w['votes']} votes")
+        lines += [f"    row {e['row']}: voted {classes[e['vote']]}, gold {classes[e['gold']]}: {_short(e['text'])}"
+                  for e in w["examples"]]
+    lines += ["", f"Gold rows no LF covers: {len(report.uncovered)}"]
+    lines += [f"  [{classes[r.label]}] {_short(r.text)}" for r in report.uncovered.head(examples).itertuples()]
+    lines += ["", f"Likely label errors in gold (confident learning): {len(report.label_errors)}"]
+    lines += [f"  row {r.row}: given {classes[r.given]}, model says {classes[r.suggested]} "
+              f"(p(given) = {r.self_confidence:.2f}): {_short(r.text)}" for r in report.label_errors.head(examples).itertuples()]
+    if report.held_out is not None:
+        lines += ["", "Suggestions checked on held-out labelled rows (dev):",
+                  report.held_out.to_string(index=False, float_format=lambda v: f"{v:.2f}")]
+    lines += ["", f"Suggested LFs ({len(report.suggestions)}), ready to paste:", "", report.lf_code]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "KeywordSuggestion",
+    "RefineReport",
+    "format_lf_code",
+    "format_report",
+    "held_out_precision",
+    "keyword_pattern",
+    "lf_accuracy_table",
+    "likely_label_errors",
+    "out_of_sample_probs",
+    "refine",
+    "suggest_keyword_lfs",
+    "uncovered_gold",
+    "wilson_interval",
+    "wrong_examples",
+]

@@ -1,0 +1,607 @@
+"""Serve a recorded end model over HTTP, log every prediction, capture feedback.
+
+``create_app(settings)`` builds the app; nothing is loaded at import. Each
+uvicorn worker builds its own app (``app_from_env``), so each has its own model
+copy and its own SQLite connection.
+
+Which model is served: the store's ``production`` alias (``model_aliases``).
+``POST /admin/promote`` loads and warms up the new run, swaps it in this
+worker, then moves the alias; the other workers see the alias move within
+``alias_poll_s`` and swap too. A swap replaces one reference: a request that
+already holds the old model finishes with it, so no request fails.
+
+Endpoints: ``POST /predict``, ``POST /feedback``, ``GET /models``, ``/livez``,
+``/readyz``, ``POST /admin/promote``; OpenAPI at ``/openapi.json``. Every
+response carries ``X-Model-Version`` (the run id served, "" before a model is
+ready), and model-related bodies carry ``model_version`` too.
+"""
+
+import asyncio
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
+import threading
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+import numpy as np
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from ..models.artifacts import load_end_model
+from ..config import load_config
+from ..errors import ArtifactError, LabelingError, StoreError
+from .lf_votes import Explainer, lf_votes
+from .feedback import (
+    DEFAULT_ALIAS,
+    LF_VOTE_STATUSES,
+    FeedbackLog,
+    FeedbackRecord,
+    GroupCommitWriter,
+    IdempotencyConflict,
+    PredictionRecord,
+    UnknownPrediction,
+    text_sha256,
+    utc_now,
+)
+
+SETTINGS_ENV = "LABELING_SERVE_SETTINGS"
+VERSION_HEADER = "X-Model-Version"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    config_path: str
+    overrides: tuple[str, ...] = ()
+    run_id: str = ""  # pin this run (moves the alias at start); "" = follow the alias, else the latest run
+    alias: str = DEFAULT_ALIAS
+    token_sha256: str = ""  # sha256 hex of the bearer token for write endpoints; "" refuses every write
+    store_text: bool = False  # privacy: False keeps only the sha256 of each predicted text
+    max_body_bytes: int = 1_000_000
+    max_batch: int = 1000
+    max_text_chars: int = 5000
+    alias_poll_s: float = 1.0
+    # The LF votes logged with each prediction: "background" (a separate low-priority
+    # process fills them in after the answer), "inline" (computed before answering,
+    # returned in the response), or "off". A request can ask for inline votes (explain).
+    lf_votes: str = "background"
+    max_queued_explanations: int = 10_000
+    synchronous: str = "FULL"
+    predict_requires_token: bool = False  # predictions write only their own log, so they are open by default
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServeSettings":
+        data = json.loads(text)
+        data["overrides"] = tuple(data.get("overrides", ()))
+        return cls(**data)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    run_id: str
+    model: Any  # predict_proba(texts) -> (n, k)
+    lineage: dict
+
+
+class ModelLoadError(LabelingError):
+    """A run cannot be served: unknown, its artifacts fail their checks, or its warm-up failed."""
+
+
+# -- functional core ---------------------------------------------------------
+
+
+def check_probabilities(probs: np.ndarray, n: int, k: int) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float64)
+    # not np.allclose: its generality costs more than scoring a text
+    if probs.shape != (n, k) or not (np.abs(probs.sum(axis=1) - 1.0) <= 1e-4).all() or not (probs >= 0).all():
+        raise ModelLoadError(f"model returned probabilities of shape {probs.shape}, expected ({n}, {k}) rows summing to 1")
+    return probs
+
+
+def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> ServedModel:
+    """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction."""
+    try:
+        lineage = log.run_lineage(run_id)
+        model = load_end_model(log.end_model_path(run_id))
+    except (StoreError, ArtifactError) as exc:
+        raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
+    check_probabilities(model.predict_proba(["warm-up: is this spam? check out my channel"]), 1, cardinality)
+    return ServedModel(run_id=run_id, model=model, lineage=lineage)
+
+
+def request_sha256(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+# -- HTTP edge -----------------------------------------------------------------
+
+
+class BodySizeLimit:
+    """413 for a body over the limit, declared (Content-Length) or streamed (chunked)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(receive, send, more=True)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await self._refuse(receive, send, more=more)
+        body, sent = b"".join(chunks), False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, receive, send, more: bool):
+        # Read (and drop) a moderately large rest of the body first: a client still
+        # sending when the server answers and closes sees a reset, not the 413.
+        drained = 0
+        while more and drained <= max(16 * self.max_bytes, 16 << 20):
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        payload = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": headers + ([(b"connection", b"close")] if more else [])})
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _Server:
+    """Per-worker state: config, LFs, the store connection, the served model."""
+
+    # Up to this many texts are scored on the event loop itself (~1 ms); larger
+    # batches go to a thread so that they do not stall the single requests.
+    INLINE_TEXTS = 8
+
+    def __init__(self, settings: ServeSettings):
+        if settings.lf_votes not in ("background", "inline", "off"):
+            raise LabelingError(f"lf_votes must be 'background', 'inline' or 'off', not {settings.lf_votes!r}")
+        self.settings = settings
+        self.config = load_config(settings.config_path, list(settings.overrides))
+        self.log: FeedbackLog | None = None
+        self.writer: GroupCommitWriter | None = None
+        self.explainer: Explainer | None = None
+        self.lfs: tuple = ()
+        self.current: ServedModel | None = None
+        self.ready = False
+        self.last_error = ""
+        self._swap_lock = threading.Lock()
+        self._explain_lock = threading.Lock()  # one spaCy pipeline per worker: one inline explanation at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed_runs: set[str] = set()
+
+    @property
+    def version(self) -> str:
+        return self.current.run_id if self.current else ""
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.explainer is not None:
+            self.explainer.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.log is not None:
+            self.log.close()
+
+    def _run(self) -> None:
+        """Open the store, load the first model, then follow the alias."""
+        s = self.settings
+        try:
+            store = self.config.resolve(self.config.store)
+            self.log = FeedbackLog(store, synchronous=s.synchronous)
+            self.writer = GroupCommitWriter(self.log)
+            if self.config.lfs.modules:
+                from ..lf.core import discover_lfs
+
+                self.lfs = discover_lfs(self.config.lfs.modules, root=self.config.resolve(self.config.lfs.root))
+            if s.lf_votes == "background" and self.lfs:
+                self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations)
+            if s.run_id:
+                self.log.set_alias(s.run_id, s.alias)
+            while not self._stop.is_set() and self.current is None:
+                run_id = self.log.get_alias(s.alias) or self.log.latest_run_id()
+                if run_id:
+                    self._try_swap(run_id)
+                if self.current is None:
+                    self._stop.wait(s.alias_poll_s)
+            if s.lf_votes == "inline":  # warm the LFs (spaCy loads here) before declaring readiness
+                self.votes(["warm-up"])
+            self.ready = self.current is not None
+        except (LabelingError, OSError) as exc:
+            self.last_error = str(exc)
+            return
+        while not self._stop.wait(s.alias_poll_s):
+            try:
+                run_id = self.log.get_alias(s.alias)
+            except Exception as exc:  # a transient store error must not kill the follower
+                self.last_error = str(exc)
+                continue
+            if run_id and run_id != self.version and run_id not in self._failed_runs:
+                self._try_swap(run_id)
+
+    def _try_swap(self, run_id: str) -> None:
+        try:
+            self.swap(run_id)
+        except ModelLoadError as exc:
+            self._failed_runs.add(run_id)
+            self.last_error = str(exc)
+
+    def swap(self, run_id: str) -> ServedModel:
+        with self._swap_lock:
+            if self.current is not None and self.current.run_id == run_id:
+                return self.current
+            served = load_served_model(self.log, run_id, self.config.cardinality)
+            self.current = served  # one reference assignment: in-flight requests keep the old model
+            return served
+
+    def votes(self, texts: list[str]) -> list[tuple[int, ...] | None]:
+        with self._explain_lock:
+            return lf_votes(self.lfs, texts, self.config.cardinality, self.config.lfs.spacy_model)
+
+    def _score(self, served: ServedModel, texts: list[str], explain: bool):
+        probs = check_probabilities(served.model.predict_proba(texts), len(texts), self.config.cardinality)
+        return probs, (self.votes(texts) if explain else None)
+
+    async def predict(self, texts: list[str], explain: bool) -> tuple[ServedModel, list[PredictionRecord]]:
+        served = self.current
+        if served is None or not self.ready:
+            raise HTTPException(503, "no model is ready")
+        explain = explain or self.settings.lf_votes == "inline"
+        if len(texts) <= self.INLINE_TEXTS and not explain:
+            probs, votes = self._score(served, texts, False)
+        else:
+            probs, votes = await run_in_threadpool(self._score, served, texts, explain)
+        if votes is not None:
+            status = "done"
+        else:
+            status = "pending" if self.explainer is not None else "off"
+            votes = [None] * len(texts)
+        now = utc_now()
+        records = [
+            PredictionRecord(
+                id=str(uuid.uuid4()), created_at=now, model_version=served.run_id,
+                probabilities=tuple(float(p) for p in row), label=int(np.argmax(row)), lf_votes=vote,
+                text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
+                lf_votes_status=status,
+            )
+            for text, row, vote in zip(texts, probs, votes)
+        ]
+        await self._log(records)
+        if status == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)]):
+            self.writer.submit_votes([(r.id, None, "skipped") for r in records])
+        return served, records
+
+    async def _log(self, records: list[PredictionRecord]) -> None:
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, committed, error)
+
+        self.writer.submit(records, done)
+        error = await committed
+        if error is not None:
+            raise StoreError(f"cannot log predictions: {error}") from error
+
+
+def _settle(future: asyncio.Future, error: BaseException | None) -> None:
+    if not future.done():
+        future.set_result(error)
+
+
+class VersionHeader:
+    """Adds ``X-Model-Version`` to every response: the version that answered
+    (set by /predict in the request state), else the version served now.
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a task per request."""
+
+    def __init__(self, app, server: _Server):
+        self.app, self.server = app, server
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_version(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == VERSION_HEADER.lower().encode() for k, _ in headers):
+                    version = scope.get("state", {}).get("model_version", self.server.version)
+                    headers.append((VERSION_HEADER.encode(), version.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+def _validation_message(errors) -> str:
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def _one_of_schema(schema: dict, model: type) -> None:
+    schema["oneOf"] = [{"required": [name]} for name in model.one_of]
+
+
+class _ExactlyOneOf(BaseModel):
+    """A body that takes exactly one of two fields (absent or set, never null).
+
+    The rule is stated once and serves twice: in the schema (``oneOf``), so clients
+    and fuzzers see the real contract, and as the check that gives the 422 message.
+    """
+
+    one_of: ClassVar[tuple[str, str]]
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_schema)
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        a, b = self.one_of
+        if (getattr(self, a) is None) == (getattr(self, b) is None):
+            raise ValueError(f"give exactly one of {a!r} or {b!r}")
+        return self
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    server = _Server(settings)
+    classes = server.config.classes
+    Label = Literal[classes]  # type: ignore[valid-type]  # unknown labels are refused (422) by validation
+    Text = Annotated[str, Field(min_length=1, max_length=settings.max_text_chars)]
+    Id = Annotated[str, Field(min_length=1, max_length=100)]
+
+    class PredictRequest(_ExactlyOneOf):
+        """One ``text`` or a batch of ``texts``, not both."""
+
+        one_of = ("text", "texts")
+        text: Text = None  # type: ignore[assignment]
+        texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)] = None  # type: ignore[assignment]
+        explain: StrictBool = Field(False, description="compute the LF votes before answering and return them")
+
+    class Prediction(BaseModel):
+        id: str
+        label: Label
+        probabilities: dict[str, float]
+        lf_votes: list[int] | None = Field(description="one vote per LF (-1 abstains); null until computed")
+        lf_votes_status: Literal[LF_VOTE_STATUSES]  # type: ignore[valid-type]
+
+    class LoggedPrediction(Prediction):
+        """A prediction as the log holds it now: background LF votes filled in, and named."""
+
+        model_version: str
+        created_at: str
+        explanation: dict[str, Label] = Field(description="the class each non-abstaining LF voted for, by LF name")
+
+    class PredictResponse(BaseModel):
+        model_version: str
+        predictions: list[Prediction]
+
+    class FeedbackRequest(_ExactlyOneOf):
+        """The true label for a served prediction (``prediction_id``) or for a ``text``."""
+
+        one_of = ("prediction_id", "text")
+        label: Label
+        prediction_id: Id = None  # type: ignore[assignment]
+        text: Text = None  # type: ignore[assignment]
+
+    class FeedbackResponse(BaseModel):
+        feedback_id: str
+        label: Label
+        prediction_id: str | None
+        model_version: str | None  # the version that made the prediction; for a text, the one served then
+        replayed: bool  # true when the Idempotency-Key was seen before: nothing new was stored
+
+    class PromoteRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        run_id: Id
+
+    class PromoteResponse(BaseModel):
+        model_version: str
+        previous: str
+
+    class ModelsResponse(BaseModel):
+        model_version: str
+        alias: str
+        lineage: dict[str, Any]
+        lf_votes: str = Field(description="how LF votes are computed: background, inline or off")
+        explanations_skipped: int = Field(description="predictions of this worker whose background votes were "
+                                                      "dropped because the explainer fell behind")
+
+    class Health(BaseModel):
+        status: str
+        model_version: str
+        detail: str = ""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        server.start()
+        yield
+        server.stop()
+
+    app = FastAPI(
+        title="labeling model server",
+        summary="Predictions from a recorded end model, logged with LF votes; feedback becomes gold labels.",
+        lifespan=lifespan,
+    )
+    app.state.server = server
+
+    app.add_middleware(VersionHeader, server=server)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        # ensure_ascii: the echoed input may hold lone surrogates, which UTF-8 cannot encode.
+        body = json.dumps({"detail": errors, "message": _validation_message(errors)}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(StoreError)
+    async def _store_down(request: Request, exc: StoreError):
+        return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503, headers={"Retry-After": "1"})
+
+    bearer = HTTPBearer(auto_error=False, description="Token for write endpoints (stored server-side as its sha256).")
+
+    def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        presented = hash_token(credentials.credentials) if credentials else ""
+        # compare_digest on both paths: timing does not reveal whether a token was sent or how much matched.
+        ok = hmac.compare_digest(presented.encode(), settings.token_sha256.encode())
+        if not (ok and settings.token_sha256 and credentials):
+            raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    responses = {400: {"description": "the body cannot be parsed (not UTF-8 JSON)"},
+                 401: {"description": "missing or invalid bearer token"}, 413: {"description": "body too large"},
+                 503: {"description": "no model ready, or the store is unavailable"}}
+
+    predict_deps = [Depends(require_token)] if settings.predict_requires_token else []
+
+    @app.post("/predict", response_model=PredictResponse, dependencies=predict_deps, responses=responses)
+    async def predict(body: PredictRequest, request: Request):
+        """Predict one text or a batch; each prediction is logged with its id and probabilities, and the
+        LF votes on its text (computed in the background unless ``explain`` is set)."""
+        texts = [body.text] if body.text is not None else list(body.texts)
+        served, records = await server.predict(texts, body.explain)
+        request.state.model_version = served.run_id
+        return PredictResponse(model_version=served.run_id, predictions=[
+            Prediction(id=r.id, label=classes[r.label], probabilities=dict(zip(classes, r.probabilities)),
+                       lf_votes=None if r.lf_votes is None else list(r.lf_votes), lf_votes_status=r.lf_votes_status)
+            for r in records
+        ])
+
+    @app.get("/predictions/{prediction_id}", response_model=LoggedPrediction, dependencies=predict_deps,
+             responses={**responses, 404: {"description": "unknown prediction id"}})
+    def get_prediction(prediction_id: Annotated[str, PathParam(min_length=1, max_length=100)]):
+        """A logged prediction with its LF votes, named: the explanation users read."""
+        if server.log is None:
+            raise HTTPException(503, "store not open yet")
+        row = server.log.get_prediction(prediction_id)
+        if row is None:
+            raise HTTPException(404, f"no prediction {prediction_id!r}")
+        votes = None if row["lf_votes"] is None else json.loads(row["lf_votes"])
+        names = [lf.name for lf in server.lfs]
+        explanation = {} if votes is None or len(votes) != len(names) else {
+            name: classes[v] for name, v in zip(names, votes) if v >= 0}
+        return LoggedPrediction(id=row["id"], label=classes[row["label"]], model_version=row["model_version"],
+                                created_at=row["created_at"],
+                                probabilities=dict(zip(classes, json.loads(row["probabilities"]))),
+                                lf_votes=votes, lf_votes_status=row["lf_votes_status"], explanation=explanation)
+
+    @app.post("/feedback", response_model=FeedbackResponse, status_code=201, dependencies=[Depends(require_token)],
+              responses={**responses, 200: {"description": "a retry: the stored feedback, nothing new stored"},
+                         404: {"description": "unknown prediction id"},
+                         409: {"description": "Idempotency-Key reused with a different body"}})
+    def feedback(
+        body: FeedbackRequest,
+        idempotency_key: Annotated[str, Header(min_length=8, max_length=200,
+                                               description="Unique per logical request; a retry reuses it.")],
+    ):
+        """Record the true label for a prediction or a text; a retried POST (same key) stores nothing new."""
+        if server.log is None:
+            raise HTTPException(503, "store not open yet")
+        payload = body.model_dump()
+        record = FeedbackRecord(
+            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
+            request_sha256=request_sha256(payload), label=classes.index(body.label),
+            prediction_id=body.prediction_id,
+            text=body.text if (body.text is not None and settings.store_text) else None,
+            text_sha256=text_sha256(body.text) if body.text is not None else None,
+            model_version=server.version or None,
+        )
+        try:
+            row, created = server.log.record_feedback(record)
+        except IdempotencyConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        except UnknownPrediction as exc:
+            raise HTTPException(404, str(exc)) from None
+        out = FeedbackResponse(feedback_id=row["id"], label=classes[row["label"]], prediction_id=row["prediction_id"],
+                               model_version=row["model_version"], replayed=not created)
+        return JSONResponse(out.model_dump(), status_code=201 if created else 200)
+
+    @app.get("/models", response_model=ModelsResponse, responses={503: responses[503]})
+    def models():
+        """The served version (a run id) and its lineage from the store."""
+        served = server.current
+        if served is None:
+            raise HTTPException(503, "no model loaded")
+        return ModelsResponse(model_version=served.run_id, alias=settings.alias, lineage=served.lineage,
+                              lf_votes=settings.lf_votes,
+                              explanations_skipped=server.explainer.skipped if server.explainer else 0)
+
+    @app.post("/admin/promote", response_model=PromoteResponse, dependencies=[Depends(require_token)],
+              responses={**responses, 409: {"description": "the run cannot be served"}})
+    def promote(body: PromoteRequest):
+        """Load, warm up and swap in a run, then move the alias so every worker follows."""
+        if server.log is None:
+            raise HTTPException(503, "store not open yet")
+        previous = server.version
+        try:
+            served = server.swap(body.run_id)
+        except ModelLoadError as exc:
+            raise HTTPException(409, str(exc)) from None
+        server.log.set_alias(served.run_id, settings.alias)
+        return PromoteResponse(model_version=served.run_id, previous=previous)
+
+    @app.get("/livez", response_model=Health)
+    def livez():
+        return Health(status="ok", model_version=server.version)
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready"}})
+    def readyz():
+        """Ready only once a model is loaded and its warm-up prediction passed."""
+        if server.ready and server.current is not None:
+            return Health(status="ready", model_version=server.version)
+        return JSONResponse(Health(status="not ready", model_version=server.version,
+                                   detail=server.last_error).model_dump(), status_code=503)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: settings arrive as JSON in ``$LABELING_SERVE_SETTINGS``."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        raise LabelingError(f"${SETTINGS_ENV} is not set; start the server with python -m pipelines.serve")
+    return create_app(ServeSettings.from_json(text))

@@ -1,210 +1,131 @@
 """labeling: weak supervision from labeling functions to a served end model.
 
-The data flow, one module per stage:
+The package tree is the data flow; each stage is a subpackage whose ``__init__`` says
+what enters and leaves it:
 
-    datasets -> lfs -> apply -> analysis -> label_models -> end_models
-             -> evaluate -> artifacts + store   (retrain wires them; cli is the shell)
-    verify (at ingestion), slices, registry (aliases, gate, rollback), lineage
-    (history, reproduce), monitor (served traffic vs training data), report (HTML)
+    data/      files, built-in and WRENCH datasets -> validated splits; verification
+    lf/        LFs + rows -> the label matrix L (apply, vote cache, spaCy parses, Dask)
+    models/    L -> label model -> probabilistic labels -> end model; artifacts, ONNX
+    pipeline/  the retrain job: evaluation, store, registry and gate, lineage, slices, report
+    serve/     the HTTP app, LF votes on served texts, prediction/feedback log, monitor
+    review/    Label Studio review, redaction, gold labels, refinement
+
+Shared basics stay at the top: ``config`` (project TOML), ``errors``, ``matrix``
+(ABSTAIN, label-matrix checks and hashes) and ``cli`` (one command per library call).
+This module is the one public surface: every name in ``__all__`` is imported from its
+stage on first use, so ``import labeling`` is fast and loads no model library.
 """
 
-from .lf.analysis import conflicts, coverage, empirical_accuracy, lf_summary, matrix_summary, overlaps, polarity
-from .lf.apply import ApplyResult, LFErrors, Row, apply_lfs
-from .lf.cache import LFCache, project_cache_dir
-from .lf.declarative import keyword_lf, length_lf, regex_lf
-from .lf.parse_cache import ParseCache
-from .models.artifacts import load_end_model, load_label_model, save_end_model, save_label_model
-from .config import ProjectConfig, load_config, project_config_from_dict
-from .data.datasets import (
-    DATA_DIR_ENV,
-    Splits,
-    canonicalize,
-    fetch_youtube_spam,
-    frame_hash,
-    load_dataset,
-    load_imdb,
-    load_youtube_spam,
-    read_table,
-    split_random,
-    youtube_tutorial_split,
-)
-from .config import config_from_record
-from .models.end_models import SklearnTextClassifier, TorchTextClassifier, make_end_model
-from .errors import (
-    ArtifactError,
-    ChecksumError,
-    ConfigError,
-    DatasetError,
-    LabelError,
-    LabelingError,
-    LabelMatrixError,
-    LFApplicationError,
-    LFDiscoveryError,
-    MonitorError,
-    NotFittedError,
-    PromotionRefused,
-    StoreError,
-    VerificationError,
-)
-from .pipeline.evaluate import EvalRow, classification_metrics, evaluation_table
-from .models.label_models import (
-    DawidSkene,
-    MajorityVote,
-    Selection,
-    SnorkelLabelModel,
-    WeightedMajorityVote,
-    label_model_from_dict,
-    probs_to_preds,
-    select_label_model,
-)
-from .lf.core import (
-    SpacyDoc,
-    discover_lfs,
-    labeling_function,
-    lf_set_version,
-    lf_version,
-    resolve_spacy_model,
-    spacy_labeling_function,
-)
-from .pipeline.lineage import Reproduction, history, reproduce
-from .matrix import ABSTAIN, check_label_matrix, label_matrix_hash
-from .serve.monitor import DriftCheck, MonitorReport, check_drift, reference_profile, served_profile
-from .pipeline.registry import CANDIDATE, CHAMPION, GateDecision, Registry, gate, promote_run
-from .pipeline.report import render_report, write_report
-from .pipeline.slices import discover_slices, slice_masks, slice_metrics, slicing_function
-from .data.verify import Finding, VerificationReport, raise_on_errors, verify_dataset, verify_splits
-from .pipeline.retrain import RunResult, format_summary, run_retrain
-from .pipeline.store import RunRecord, RunStore
-from .review.redact import RedactionSettings, redact_text, redact_texts
-from .review.label_studio import LabelStudioReview, ReviewError, labeling_config, sample_scores, select_for_review
-from .review.gold import GoldStore, all_gold, review_gold
-from .review.refine import RefineReport, lf_accuracy_table, likely_label_errors, refine, suggest_keyword_lfs, wilson_interval
-from .review.jobs import pull_review, push_review, refine_from_gold
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 
-__all__ = [
-    "ABSTAIN",
-    "CANDIDATE",
-    "CHAMPION",
-    "DriftCheck",
-    "Finding",
-    "GateDecision",
-    "MonitorError",
-    "MonitorReport",
-    "PromotionRefused",
-    "Registry",
-    "Reproduction",
-    "VerificationError",
-    "VerificationReport",
-    "check_drift",
-    "config_from_record",
-    "discover_slices",
-    "gate",
-    "history",
-    "promote_run",
-    "raise_on_errors",
-    "reference_profile",
-    "render_report",
-    "reproduce",
-    "served_profile",
-    "slice_masks",
-    "slice_metrics",
-    "slicing_function",
-    "verify_dataset",
-    "verify_splits",
-    "write_report",
-    "DATA_DIR_ENV",
-    "ApplyResult",
-    "ArtifactError",
-    "ChecksumError",
-    "ConfigError",
-    "DatasetError",
-    "DawidSkene",
-    "EvalRow",
-    "LFApplicationError",
-    "LFCache",
-    "LFDiscoveryError",
-    "LFErrors",
-    "LabelError",
-    "LabelMatrixError",
-    "LabelingError",
-    "MajorityVote",
-    "NotFittedError",
-    "ParseCache",
-    "ProjectConfig",
-    "Row",
-    "RunRecord",
-    "RunResult",
-    "RunStore",
-    "Selection",
-    "SklearnTextClassifier",
-    "SnorkelLabelModel",
-    "SpacyDoc",
-    "Splits",
-    "StoreError",
-    "TorchTextClassifier",
-    "WeightedMajorityVote",
-    "apply_lfs",
-    "canonicalize",
-    "check_label_matrix",
-    "classification_metrics",
-    "conflicts",
-    "coverage",
-    "discover_lfs",
-    "empirical_accuracy",
-    "evaluation_table",
-    "fetch_youtube_spam",
-    "format_summary",
-    "frame_hash",
-    "keyword_lf",
-    "label_matrix_hash",
-    "label_model_from_dict",
-    "labeling_function",
-    "lf_set_version",
-    "lf_summary",
-    "length_lf",
-    "lf_version",
-    "load_config",
-    "load_dataset",
-    "load_end_model",
-    "load_imdb",
-    "load_label_model",
-    "load_youtube_spam",
-    "make_end_model",
-    "matrix_summary",
-    "overlaps",
-    "polarity",
-    "probs_to_preds",
-    "project_cache_dir",
-    "project_config_from_dict",
-    "read_table",
-    "regex_lf",
-    "resolve_spacy_model",
-    "run_retrain",
-    "save_end_model",
-    "save_label_model",
-    "select_label_model",
-    "spacy_labeling_function",
-    "split_random",
-    "youtube_tutorial_split",
-    # review and refinement
-    "GoldStore",
-    "LabelStudioReview",
-    "RedactionSettings",
-    "RefineReport",
-    "ReviewError",
-    "all_gold",
-    "labeling_config",
-    "lf_accuracy_table",
-    "likely_label_errors",
-    "pull_review",
-    "push_review",
-    "redact_text",
-    "redact_texts",
-    "refine",
-    "refine_from_gold",
-    "review_gold",
-    "sample_scores",
-    "select_for_review",
-    "suggest_keyword_lfs",
-    "wilson_interval",
-]
+import lazy_loader
+
+_getattr, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError", "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError", "PromotionRefused", "StoreError", "VerificationError"],
+        "config": ["config_from_record", "load_config", "project_config_from_dict", "ProjectConfig"],
+        "matrix": ["ABSTAIN", "check_label_matrix", "label_matrix_hash"],
+        "data.datasets": ["canonicalize", "DATA_DIR_ENV", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_table", "split_random", "Splits", "youtube_tutorial_split"],
+        "data.verify": ["Finding", "raise_on_errors", "VerificationReport", "verify_dataset", "verify_splits"],
+        "data.wrench": ["load_wrench"],
+        "lf.core": ["discover_lfs", "labeling_function", "lf_set_version", "lf_version", "resolve_spacy_model", "spacy_labeling_function", "SpacyDoc"],
+        "lf.declarative": ["keyword_lf", "length_lf", "regex_lf"],
+        "lf.apply": ["apply_lfs", "ApplyResult", "LFErrors", "Row"],
+        "lf.cache": ["LFCache", "project_cache_dir"],
+        "lf.parse_cache": ["ParseCache"],
+        "lf.analysis": ["conflicts", "coverage", "empirical_accuracy", "lf_summary", "matrix_summary", "overlaps", "polarity"],
+        "models.label_models": ["DawidSkene", "fit_label_model", "label_model_from_dict", "MajorityVote", "probs_to_preds", "select_label_model", "Selection", "SnorkelLabelModel", "WeightedMajorityVote"],
+        "models.end_models": ["make_end_model", "SklearnTextClassifier", "TorchTextClassifier"],
+        "models.artifacts": ["load_end_model", "load_label_model", "save_end_model", "save_label_model"],
+        "pipeline.evaluate": ["classification_metrics", "EvalRow", "evaluation_table"],
+        "pipeline.retrain": ["format_summary", "run_retrain", "RunResult"],
+        "pipeline.store": ["RunRecord", "RunStore"],
+        "pipeline.registry": ["CANDIDATE", "CHAMPION", "gate", "GateDecision", "promote_run", "Registry"],
+        "pipeline.lineage": ["history", "reproduce", "Reproduction"],
+        "pipeline.slices": ["discover_slices", "slice_masks", "slice_metrics", "slicing_function"],
+        "pipeline.report": ["render_report", "write_report"],
+        "serve.app": ["create_app", "ServeSettings"],
+        "serve.feedback": ["FeedbackLog"],
+        "serve.monitor": ["check_drift", "DriftCheck", "MonitorReport", "reference_profile", "served_profile"],
+        "review.label_studio": ["Annotation", "labeling_config", "LabelStudioReview", "ReviewError", "sample_scores", "select_for_review"],
+        "review.redact": ["redact_text", "redact_texts", "RedactionSettings"],
+        "review.gold": ["all_gold", "GoldStore", "review_gold", "ReviewTask"],
+        "review.refinement": ["format_lf_code", "lf_accuracy_table", "likely_label_errors", "refine", "RefineReport", "suggest_keyword_lfs", "wilson_interval"],
+        "review.jobs": ["dataset_candidates", "pull_review", "push_review", "refine_from_gold"],
+    },
+)
+
+#: Module paths from before the stage subpackages (0.1), kept importable with a
+#: DeprecationWarning until 0.3: ``labeling.apply`` -> ``labeling.lf.apply``. (The old
+#: ``labeling.review`` module is now the ``review`` stage, which exports its names.)
+MOVED_MODULES = {
+    "datasets": "labeling.data.datasets",
+    "verify": "labeling.data.verify",
+    "wrench": "labeling.data.wrench",
+    "lfs": "labeling.lf.core",
+    "declarative": "labeling.lf.declarative",
+    "patterns": "labeling.lf.patterns",
+    "parse_cache": "labeling.lf.parse_cache",
+    "apply": "labeling.lf.apply",
+    "cache": "labeling.lf.cache",
+    "workers": "labeling.lf.workers",
+    "distributed": "labeling.lf.distributed",
+    "analysis": "labeling.lf.analysis",
+    "label_models": "labeling.models.label_models",
+    "end_models": "labeling.models.end_models",
+    "artifacts": "labeling.models.artifacts",
+    "export": "labeling.models.export",
+    "retrain": "labeling.pipeline.retrain",
+    "evaluate": "labeling.pipeline.evaluate",
+    "store": "labeling.pipeline.store",
+    "registry": "labeling.pipeline.registry",
+    "lineage": "labeling.pipeline.lineage",
+    "slices": "labeling.pipeline.slices",
+    "report": "labeling.pipeline.report",
+    "serving": "labeling.serve.app",
+    "explainer": "labeling.serve.votes",
+    "feedback": "labeling.serve.feedback",
+    "monitor": "labeling.serve.monitor",
+    "gold": "labeling.review.gold",
+    "refine": "labeling.review.refinement",
+    "redact": "labeling.review.redact",
+    "review_job": "labeling.review.jobs",
+}
+
+
+def _moved(old: str) -> str:
+    new = MOVED_MODULES[old]
+    warnings.warn(f"labeling.{old} moved to {new}; import from there (or from labeling)",
+                  DeprecationWarning, stacklevel=3)
+    return new
+
+
+def __getattr__(name: str):
+    if name in MOVED_MODULES and name not in __all__:
+        return importlib.import_module(_moved(name))
+    return _getattr(name)
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``labeling.<old module>`` and hands back the module at its new path."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, old = fullname.partition(".")
+        if package != __name__ or old not in MOVED_MODULES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        return importlib.import_module(_moved(spec.name.partition(".")[2]))
+
+    def exec_module(self, module):
+        pass  # already executed under its new name
+
+
+if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModuleFinder())

@@ -84,7 +84,7 @@ def _review(args) -> int:
 
 
 def _refine(args) -> int:
-    from .review.refine import format_report
+    from .review.refinement import format_report
     from .review.jobs import refine_from_gold
 
     config = load_config(args.config, args.set)

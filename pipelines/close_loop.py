@@ -24,7 +24,7 @@ from pathlib import Path
 from labeling.config import load_config
 from labeling.data.datasets import load_dataset
 from labeling.review.gold import GoldStore
-from labeling.review.refine import format_lf_code, format_report
+from labeling.review.refinement import format_lf_code, format_report
 from labeling.pipeline.retrain import run_retrain
 from labeling.review.label_studio import LabelStudioReview
 from labeling.review.jobs import label_studio_from_env, pull_review, push_review, refine_from_gold, review_title

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from labeling.config import load_config
-from labeling.review.refine import format_report
+from labeling.review.refinement import format_report
 from labeling.review.jobs import label_studio_from_env, pull_review, push_review, refine_from_gold
 
 

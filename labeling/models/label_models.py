@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..config import ProjectConfig
 from ..errors import ArtifactError, ConfigError, LabelError, LabelMatrixError, NotFittedError
 from ..matrix import ABSTAIN, check_label_matrix
 
@@ -813,3 +814,32 @@ __all__ = [
     "score_predictions",
     "select_label_model",
 ]
+
+
+def fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev, class_balance=None):
+    """The configured label model, plus the dev scores behind an automatic choice."""
+    lm = config.label_model
+    k, seed = config.cardinality, config.seed
+
+    def configured(kind: str):
+        if kind == "majority_vote":
+            return MajorityVote(cardinality=k, random_state=seed)
+        return SnorkelLabelModel(cardinality=k, n_epochs=lm.n_epochs, lr=lm.lr, l2=lm.l2,
+                                 class_balance=class_balance, random_state=seed)
+
+    if lm.type != "auto":
+        return configured(lm.type).fit(L_train), {}
+    candidates = default_candidates(k, L_train.shape[1], seed)
+    if lm.prefer:
+        candidates.insert(0, configured(lm.prefer))
+    selection = select_label_model(L_train, L_dev, y_dev, k, candidates=candidates, random_state=seed,
+                                   prefer=0 if lm.prefer else None)
+    incumbent_kept = bool(lm.prefer) and selection.index == 0
+    rule = (f"incumbent {lm.prefer} kept: no candidate beats it on dev by more than one standard error"
+            if incumbent_kept else
+            f"{selection.name}: the simplest candidate within one standard error of the best dev score"
+            + (f" (the incumbent {lm.prefer} was beaten)" if lm.prefer else ""))
+    return selection.model, {
+        "metric": selection.metric, "tolerance": selection.tolerance, "chosen": selection.name, "rule": rule,
+        "candidates": [{"name": s.name, "params": s.params, "dev_score": s.dev_score} for s in selection.scores],
+    }

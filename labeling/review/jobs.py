@@ -29,8 +29,8 @@ from ..serve.feedback import FeedbackLog
 from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, review_gold
 from ..lf.core import discover_lfs, lf_set_version
 from .redact import RedactionSettings, redact_texts
-from .refine import RefineReport, refine
-from ..pipeline.retrain import fit_label_model
+from .refinement import RefineReport, refine
+from ..models.label_models import fit_label_model
 from .label_studio import STRATEGIES, LabelStudioReview, PushResult, ReviewItem, build_tasks, sample_scores, select_for_review
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"

@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from ..models.artifacts import load_end_model
 from ..config import load_config
 from ..errors import ArtifactError, LabelingError, StoreError
-from .lf_votes import Explainer, lf_votes
+from .votes import Explainer, lf_votes
 from .feedback import (
     DEFAULT_ALIAS,
     LF_VOTE_STATUSES,

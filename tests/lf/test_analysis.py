@@ -63,7 +63,7 @@ def test_per_lf_stats_follow_column_permutation(L, rnd):
 def test_matches_snorkel_on_real_youtube_matrix(youtube_splits):
     from labeling import apply_lfs, discover_lfs
 
-    from .conftest import REPO
+    from ..conftest import REPO
 
     lfs = discover_lfs(["labeling_functions.youtube_spam"], root=REPO)
     L = apply_lfs(lfs, youtube_splits.dev, cardinality=2).L

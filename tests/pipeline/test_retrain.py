@@ -25,7 +25,7 @@ from labeling import (
 )
 from labeling.data.datasets import sha256_file
 
-from .conftest import FIXTURES, REPO, write_project
+from ..conftest import FIXTURES, REPO, write_project
 
 # Published Snorkel spam tutorial figures on the same split.
 TUTORIAL_LABEL_MODEL_ACC = 0.860

@@ -12,7 +12,7 @@ from labeling import LFApplicationError, apply_lfs, discover_lfs, labeling_funct
 from labeling.lf.declarative import keyword_lf, length_lf, lf_spec, regex_lf
 from labeling.matrix import label_matrix_hash
 
-from .conftest import FIXTURES, REPO
+from ..conftest import FIXTURES, REPO
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from labeling import apply_lfs, discover_lfs
 from labeling.lf.core import resolve_spacy_model, uses_spacy
 from labeling.lf.parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 @pytest.fixture(scope="module")

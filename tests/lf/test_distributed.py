@@ -15,7 +15,7 @@ from snorkel.labeling import labeling_function
 from labeling import LFApplicationError, apply_lfs, discover_lfs
 from labeling.matrix import label_matrix_hash
 
-from .conftest import REPO
+from ..conftest import REPO
 
 distributed = pytest.importorskip("distributed")
 

@@ -22,7 +22,7 @@ from labeling.data.verify import (
     verify_splits,
 )
 
-from .conftest import FIXTURES, write_project
+from ..conftest import FIXTURES, write_project
 
 CLASSES = ("ham", "spam")
 

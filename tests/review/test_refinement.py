@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from labeling.lf.apply import apply_lfs
 from labeling.models.end_models import SklearnTextClassifier
 from labeling.lf.core import labeling_function
-from labeling.review.refine import (
+from labeling.review.refinement import (
     format_lf_code,
     format_report,
     held_out_precision,

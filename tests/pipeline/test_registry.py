@@ -12,7 +12,7 @@ from labeling.errors import PromotionRefused, StoreError
 from labeling.serve.feedback import FeedbackLog
 from labeling.pipeline.registry import CANDIDATE, CHAMPION, Registry, gate, promote_run
 
-from .conftest import FIXTURES, copy_store
+from ..conftest import FIXTURES, copy_store
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from labeling.data.wrench import WrenchDataset, load_wrench
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     return Path(os.environ.get("LABELING_DATA_DIR", default))
 
 

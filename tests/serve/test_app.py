@@ -25,7 +25,7 @@ import pytest
 from labeling import RunRecord, RunStore, load_config, run_retrain
 from labeling.serve.feedback import FeedbackLog, gold_labels, text_sha256
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "projects" / "youtube_spam" / "project.toml"
 TOKEN = "test-token-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

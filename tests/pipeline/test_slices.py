@@ -9,7 +9,7 @@ import pytest
 from labeling.errors import LFApplicationError, LFDiscoveryError
 from labeling.pipeline.slices import discover_slices, slice_masks, slice_metrics, slicing_function
 
-from .conftest import FIXTURES, REPO
+from ..conftest import FIXTURES, REPO
 
 
 def test_slice_metrics_per_slice_and_method():

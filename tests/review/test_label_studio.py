@@ -31,7 +31,7 @@ from labeling.review.label_studio import (
 )
 from labeling.review.jobs import label_studio_from_env, pull_review, push_review
 
-from .conftest import write_project
+from ..conftest import write_project
 
 # --------------------------------------------------------------------------- strategies
 

@@ -14,7 +14,7 @@ from labeling.cli import main
 from labeling.config import MonitorConfig
 from labeling.serve.monitor import check_drift, compare, oov_share, served_profile
 
-from .conftest import copy_store
+from ..conftest import copy_store
 
 N_SHIFTED = 100
 N_UNSHIFTED = 250

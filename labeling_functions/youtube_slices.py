@@ -7,22 +7,22 @@ from __future__ import annotations
 
 from snorkel.slicing import slicing_function
 
-from labeling_functions.youtube_spam import _LINK, _words
+from labeling_functions.youtube_spam import LINK, words
 
 
 @slicing_function()
 def short_comment(x):
     """Five words or fewer: little text for the model to go on."""
-    return len(_words(x.text)) <= 5
+    return len(words(x.text)) <= 5
 
 
 @slicing_function()
 def has_link(x):
     """Comments with a URL: the LFs lean on links, so check the model does not."""
-    return bool(_LINK.search(x.text))
+    return bool(LINK.search(x.text))
 
 
 @slicing_function()
 def long_comment(x):
     """More than 40 words."""
-    return len(_words(x.text)) > 40
+    return len(words(x.text)) > 40

@@ -84,6 +84,11 @@ def _words(text: str) -> list[str]:
     return clean_text(text).split()
 
 
+# Public for the slicing functions (youtube_slices.py), which cut the data the same way.
+LINK = _LINK
+words = _words
+
+
 # ---------------------------------------------------------------------------
 # keyword LFs
 

@@ -1,8 +1,8 @@
 """Pipeline: a project config in, a recorded, evaluated run out.
 
-Enters: ``ProjectConfig`` (dataset, LF modules, model settings). Runs data -> LFs -> L ->
-label model -> end model, evaluates every stage against simple baselines and slices, and
-leaves a ``RunResult``: a run record in the project's SQLite store (lineage, metrics,
+Enters: a ``ProjectConfig`` (dataset, LF modules, model settings). Runs data -> LFs -> L
+-> label model -> end model and evaluates each stage against simple baselines and slices.
+Leaves: a ``RunResult``; a run record in the project's SQLite store (lineage, metrics,
 checksums), artifacts, an HTML report, and registry aliases moved by the promotion gate.
 """
 

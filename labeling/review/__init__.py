@@ -1,9 +1,9 @@
 """Review and refinement: rows and votes in, gold labels and better LFs out.
 
-Enters: a run's rows, LF votes and probabilities. Picks rows for human review (sampling
-strategies), redacts PII, pushes tasks to Label Studio and pulls the answers back as gold
-labels in the project's store; from gold (and serving feedback) it measures each LF's
-accuracy, lists wrong votes and likely label errors, and suggests new LFs.
+Enters: a run's rows, LF votes and probabilities; annotators' answers in Label Studio.
+Leaves: gold labels in the project's store, and a ``RefineReport`` (each LF's accuracy on
+gold, its wrong votes, likely label errors, suggested LFs). Inside: sampling strategies for
+review, PII redaction, the Label Studio client, gold storage, refinement.
 """
 
 import lazy_loader

@@ -1,0 +1,126 @@
+"""The package tree: stages, imports between modules, and the one public surface."""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+import importlib
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import labeling
+
+from .conftest import REPO
+
+LIBRARY = REPO / "labeling"
+STAGES = ("data", "lf", "models", "pipeline", "serve", "review")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(LIBRARY.rglob("*.py"))}
+
+
+def _imports(name: str, path: Path):
+    """``(line, module imported from, names)`` for every ``from ... import`` in the file,
+    function-level imports included: a cycle hidden inside a function is still a cycle."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                else node.module
+            yield node.lineno, base, [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, []
+
+
+def _edges():
+    for name, path in MODULES.items():
+        if path.name == "__init__.py":
+            continue  # stage packages only map names to modules, lazily
+        for _, base, names in _imports(name, path):
+            if not base.startswith("labeling"):
+                continue
+            targets = [f"{base}.{n}" for n in names if f"{base}.{n}" in MODULES] or [base]
+            for target in targets:
+                if target in MODULES and not MODULES[target].name == "__init__.py":
+                    yield name, target
+
+
+def test_stage_packages_say_what_enters_and_leaves():
+    for stage in STAGES:
+        doc = importlib.import_module(f"labeling.{stage}").__doc__ or ""
+        assert "Enters:" in doc and ("Leaves:" in doc or "leaves" in doc), stage
+
+
+def test_no_import_cycles_between_modules():
+    graph: dict[str, set[str]] = {name: set() for name in MODULES}
+    for source, target in _edges():
+        graph[source].add(target)
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+@pytest.mark.parametrize("root", ["labeling", "pipelines", "labeling_functions"])
+def test_no_module_imports_another_modules_private_names(root):
+    offenders = []
+    for path in sorted((REPO / root).rglob("*.py")):
+        name = _module_name(path)
+        for line, base, names in _imports(name, path):
+            if base in {"re", "__future__"}:  # re._parser: the stdlib's only regex parser (lf/patterns.py)
+                continue
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            if private:
+                offenders.append(f"{path.relative_to(REPO)}:{line} imports {private} from {base}")
+    assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("package", ["labeling", *(f"labeling.{s}" for s in STAGES)])
+def test_every_public_name_resolves(package):
+    module = importlib.import_module(package)
+    assert module.__all__ == sorted(set(module.__all__)), "__all__ is sorted and unique"
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert not missing
+
+
+def test_stage_exports_reach_the_top_level():
+    top = set(labeling.__all__)
+    for stage in STAGES:
+        module = importlib.import_module(f"labeling.{stage}")
+        for name in module.__all__:
+            assert getattr(module, name) is getattr(labeling, name, getattr(module, name)), (stage, name)
+    assert {"apply_lfs", "run_retrain", "select_label_model", "create_app", "push_review"} <= top
+
+
+def test_import_labeling_stays_light():
+    code = ("import sys, labeling; heavy = {'torch', 'pandas', 'sklearn', 'fastapi', 'spacy', 'dask', 'snorkel'};"
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("old, new", sorted(labeling.MOVED_MODULES.items()))
+def test_old_module_paths_still_import_with_a_deprecation_warning(old, new):
+    sys.modules.pop(f"labeling.{old}", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = importlib.import_module(f"labeling.{old}")
+    assert module is importlib.import_module(new)
+    assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)
+
+
+def test_old_review_module_names_come_from_the_review_stage():
+    from labeling.review import Annotation, LabelStudioReview, sample_scores, select_for_review
+    from labeling.review.label_studio import Annotation as moved
+
+    assert Annotation is moved and callable(sample_scores) and callable(select_for_review) and LabelStudioReview

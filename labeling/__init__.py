@@ -41,6 +41,7 @@ _getattr, __dir__, __all__ = lazy_loader.attach(
         "lf.analysis": ["conflicts", "coverage", "empirical_accuracy", "lf_summary", "matrix_summary", "overlaps", "polarity"],
         "models.label_models": ["DawidSkene", "fit_label_model", "label_model_from_dict", "MajorityVote", "probs_to_preds", "select_label_model", "Selection", "SnorkelLabelModel", "WeightedMajorityVote"],
         "models.end_models": ["make_end_model", "SklearnTextClassifier", "TorchTextClassifier"],
+        "models.embeddings": ["EmbeddingCache", "embed_texts", "load_embedder"],
         "models.artifacts": ["load_end_model", "load_label_model", "save_end_model", "save_label_model"],
         "pipeline.evaluate": ["classification_metrics", "EvalRow", "evaluation_table"],
         "pipeline.retrain": ["format_summary", "run_retrain", "RunResult"],

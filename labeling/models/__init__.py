@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "label_models": ["DawidSkene", "MajorityVote", "Selection", "SnorkelLabelModel", "WeightedMajorityVote", "label_model_from_dict", "probs_to_preds", "select_label_model"],
         "end_models": ["SklearnTextClassifier", "TorchTextClassifier", "make_end_model"],
+        "embeddings": ["EmbeddingCache", "embed_texts", "load_embedder"],
         "artifacts": ["load_end_model", "load_label_model", "save_end_model", "save_label_model"],
     },
 )

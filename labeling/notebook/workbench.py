@@ -136,7 +136,8 @@ class Workbench:
 
     def _score(self, L: np.ndarray) -> float:
         """Dev score of the project's selected label model refitted on ``L`` (train rows, then dev)."""
-        if L.shape[1] == 0:
+        labelled = int((self.y_dev >= 0).sum())
+        if L.shape[1] == 0 or labelled < 2:
             return float("nan")
         if self._template is None:
             # The project's own choice, once: "auto" runs the full selection on the starting set.
@@ -145,7 +146,8 @@ class Workbench:
             self._label_model_name = type(model).__name__
         # One candidate, scored the way selection scores it (cross-fitted if it reads labels).
         selection = select_label_model(L[: self._n_train], L[self._n_train :], self.y_dev, self.config.cardinality,
-                                       candidates=[self._template], random_state=self.config.seed, tie_se=0.0)
+                                       candidates=[self._template], random_state=self.config.seed, tie_se=0.0,
+                                       n_folds=min(5, labelled))
         return float(selection.scores[0].dev_score)
 
     @property

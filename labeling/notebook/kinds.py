@@ -19,9 +19,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from snorkel.labeling import LabelingFunction
 
 from ..errors import ConfigError
+from ..lf.cache import column_keys
 from ..lf.declarative import regex_lf
 from ..matrix import ABSTAIN
 from ..models.embeddings import DEFAULT_EMBEDDER, EmbeddingCache, embed_texts
@@ -45,12 +47,23 @@ class _VectorMemo:
     def __init__(self):
         self._vectors: dict[tuple[str, str], np.ndarray] = {}
         self._seeds: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+        self._stored: dict[tuple[str, str], set[str]] = {}  # (cache root, spec) -> texts known to be there
 
     def fill(self, spec: str, texts: Sequence[str], cache: EmbeddingCache | None) -> None:
-        missing = list(dict.fromkeys(t for t in texts if (spec, t) not in self._vectors))
+        distinct = list(dict.fromkeys(texts))
+        missing = [t for t in distinct if (spec, t) not in self._vectors]
         if missing:
             for text, vector in zip(missing, embed_texts(missing, spec, cache=cache)):
                 self._vectors[(spec, text)] = vector
+        if cache is not None:
+            # texts embedded earlier in this process (without this cache) go to disk too
+            stored = self._stored.setdefault((str(cache.root), spec), set())
+            stored.update(missing)
+            unsaved = [t for t in distinct if t not in stored]
+            if unsaved:
+                keys = column_keys(pd.Series(unsaved, dtype="string[pyarrow]"))
+                cache.store(spec, keys, np.vstack([self._vectors[(spec, t)] for t in unsaved]))
+                stored.update(unsaved)
 
     def vector(self, spec: str, text: str) -> np.ndarray:
         if (spec, text) not in self._vectors:
@@ -79,8 +92,8 @@ def _similar_vote(x, field: str, seeds: tuple, label: int, threshold: float, emb
     return label if round(similarity, SIMILARITY_DECIMALS) >= threshold else ABSTAIN
 
 
-def _slug(text: str, width: int = 30) -> str:
-    return re.sub(r"\W+", "_", text.lower()).strip("_")[:width].strip("_") or "text"
+def _slug(text: str, words: int = 5) -> str:
+    return "_".join(re.findall(r"\w+", text.lower())[:words]) or "text"
 
 
 def similar_to(

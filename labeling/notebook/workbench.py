@@ -134,8 +134,15 @@ class Workbench:
 
     # ------------------------------------------------------------------ label model
 
+    def label_model_dev_score(self, L_train: np.ndarray, L_dev: np.ndarray) -> float:
+        """Dev accuracy of the project's selected label model refitted on ``L_train`` (n_train, m)
+        and ``L_dev`` (n_dev, m) votes: fitted on both, dev labels visible only to models that
+        read labels (cross-fitted then), as ``select_label_model`` scores a candidate.
+        NaN with no LFs or fewer than 2 dev labels. The first call selects the model as the
+        project's config says (``label_model.type = "auto"`` runs the whole selection)."""
+        return self._score(np.vstack([L_train, L_dev]))
+
     def _score(self, L: np.ndarray) -> float:
-        """Dev score of the project's selected label model refitted on ``L`` (train rows, then dev)."""
         labelled = int((self.y_dev >= 0).sum())
         if L.shape[1] == 0 or labelled < 2:
             return float("nan")

@@ -25,6 +25,10 @@ def _num(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _delta(x: float) -> str:
+    return "not refitted" if math.isnan(x) else f"{x:+.3f}"
+
+
 def _short(text, width: int = _TEXT_WIDTH) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -85,7 +89,7 @@ class LFReport:
                  f"  dev    accuracy {_num(self.dev_accuracy)} (95% CI {_num(self.dev_interval[0])}-"
                  f"{_num(self.dev_interval[1])}), {self.dev_correct}/{self.dev_votes} votes right on {self.n_dev} rows",
                  f"  label model {self.label_model}: dev {self.metric} {_num(self.score_without)} without, "
-                 f"{_num(self.score_with)} with ({self.score_delta:+.3f})"]
+                 f"{_num(self.score_with)} with ({_delta(self.score_delta)})"]
         if len(self.conflicts_with):
             top = ", ".join(f"{r.lf} ({r.conflict_rows} rows)" for r in self.conflicts_with.itertuples())
             lines.append(f"  conflicts most with: {top}")
@@ -116,7 +120,7 @@ class LFReport:
             ("dev accuracy", f"{_num(self.dev_accuracy)} ({self.dev_correct}/{self.dev_votes})"),
             ("dev accuracy 95% CI", f"{_num(self.dev_interval[0])} – {_num(self.dev_interval[1])}"),
             (f"label model dev {self.metric}",
-             f"{_num(self.score_without)} → {_num(self.score_with)} ({self.score_delta:+.3f})"),
+             f"{_num(self.score_without)} → {_num(self.score_with)} ({_delta(self.score_delta)})"),
             ("train rows no LF votes on", _pct(self.uncovered_share)),
             ("time", ", ".join(f"{k} {v:.3f} s" for k, v in self.seconds.items())),
         ]

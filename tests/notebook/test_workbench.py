@@ -237,3 +237,14 @@ def test_empty_session_reports_nan_scores(config, splits):
 
 def report_L(lf, texts):
     return np.array([[lf(pd.Series({"text": t}))] for t in texts])
+
+
+def test_refit_can_be_skipped_and_scores_are_memoized_by_votes(wb):
+    quick = wb.try_lf(MOVIE, refit=False)
+    assert math.isnan(quick.score_with) and quick.score_without == pytest.approx(0.75)
+    assert "0.750 without, n/a with (not refitted)" in str(quick)
+    assert quick.coverage == pytest.approx(2 / 8)
+    # an LF voting exactly like "movie" under another name needs no second fit
+    first = wb.try_lf(MOVIE)
+    twin = wb.try_lf(keyword_lf("movie_twin", ["movie"], POS))
+    assert twin.score_with == first.score_with and twin.seconds["label_model"] < 0.05

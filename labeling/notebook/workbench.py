@@ -26,7 +26,7 @@ from snorkel.labeling import LabelingFunction
 
 from ..config import ProjectConfig
 from ..data.datasets import Splits, load_dataset
-from ..errors import WorkbenchError
+from ..errors import LabelMatrixError, WorkbenchError
 from ..lf.analysis import conflicts, coverage, lf_summary, overlaps
 from ..lf.apply import apply_lfs
 from ..lf.cache import project_cache_dir
@@ -151,15 +151,19 @@ class Workbench:
         labelled = int((self.y_dev >= 0).sum())
         if L.shape[1] == 0 or labelled < 2:
             return float("nan")
-        if self._template is None:
-            # The project's own choice, once: "auto" runs the full selection on the starting set.
-            model, _ = fit_label_model(self.config, L[: self._n_train], L[self._n_train :], self.y_dev)
-            self._template = type(model)(**model.get_params())
-            self._label_model_name = type(model).__name__
-        # One candidate, scored the way selection scores it (cross-fitted if it reads labels).
-        selection = select_label_model(L[: self._n_train], L[self._n_train :], self.y_dev, self.config.cardinality,
-                                       candidates=[self._template], random_state=self.config.seed, tie_se=0.0,
-                                       n_folds=min(5, labelled))
+        try:
+            if self._template is None:
+                # The project's own choice, once: "auto" runs the full selection on the starting set.
+                model, _ = fit_label_model(self.config, L[: self._n_train], L[self._n_train :], self.y_dev)
+                self._template = type(model)(**model.get_params())
+                self._label_model_name = type(model).__name__
+            # One candidate, scored the way selection scores it (cross-fitted if it reads labels).
+            selection = select_label_model(L[: self._n_train], L[self._n_train :], self.y_dev,
+                                           self.config.cardinality, candidates=[self._template],
+                                           random_state=self.config.seed, tie_se=0.0, n_folds=min(5, labelled))
+        except LabelMatrixError:
+            # e.g. Snorkel's model needs 3 LFs: no score for a set that small, rather than no report
+            return float("nan")
         return float(selection.scores[0].dev_score)
 
     def _memo_score(self, L: np.ndarray) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from snorkel.labeling import LabelingFunction, labeling_function
 
 from labeling import WorkbenchError, apply_lfs, discover_lfs, keyword_lf, length_lf, lf_version, regex_lf
+from labeling.lf.core import spacy_labeling_function
 from labeling.config import LabelModelConfig, LFConfig, ProjectConfig
 from labeling.data.datasets import Splits
 from labeling.notebook import Workbench, lf_module_source
@@ -42,8 +44,20 @@ EXCLAIM = LabelingFunction(name="exclaim", f=_exclaim, resources={"mark": "!"})
 TEXTS = ["great fun!", "1/10 awful!!", "a movie", "fun fun 9/10", "bad bad bad", "10/10 great", "meh!!", "ok"]
 
 
+def _forget_package():
+    for name in [n for n in sys.modules if n == "mylfs" or n.startswith("mylfs.")]:
+        del sys.modules[name]
+
+
 @pytest.fixture
 def project(tmp_path):
+    # each test's package lives in its own folder: an imported one from another test must not shadow it
+    _forget_package()
+    yield from _project(tmp_path)
+    _forget_package()
+
+
+def _project(tmp_path):
     (tmp_path / "mylfs").mkdir()
     (tmp_path / "mylfs" / "__init__.py").write_text("")
     config = ProjectConfig(name="tiny", classes=("neg", "pos"), label_model=LabelModelConfig(type="majority_vote"),
@@ -51,7 +65,7 @@ def project(tmp_path):
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(TEXTS))], "text": TEXTS,
                           "label": [POS, NEG, NEG, POS, NEG, POS, NEG, POS]})
     splits = Splits(train=frame.assign(label=-1), dev=frame, test=frame, classes=("neg", "pos"), source="tiny")
-    return config, splits
+    yield config, splits
 
 
 SESSION = [lf_praise, lf_rating, EXCLAIM, keyword_lf("kw_bad", ["bad", "awful"], NEG),
@@ -167,3 +181,20 @@ def test_bad_module_names(project):
         wb.save("mylfs/saved.py")
     with pytest.raises(WorkbenchError, match="no package folder"):
         wb.save("nowhere.saved")
+
+
+@spacy_labeling_function()
+def spacy_has_number(x):
+    return NEG if any(token.like_num for token in x.doc) else ABSTAIN
+
+
+def test_spacy_lfs_are_saved_by_source(project):
+    config, splits = project
+    wb = Workbench(config, splits=splits, lfs=[], cache=None).add(spacy_has_number)
+    saved = wb.save("mylfs.spacy_saved")
+    source = saved.path.read_text()
+    assert "from labeling.lf.core import spacy_labeling_function" in source and "@spacy_labeling_function()" in source
+    loaded = discover_lfs(["mylfs.spacy_saved"], root=config.resolve("."))
+    assert lf_version(loaded[0]) == lf_version(spacy_has_number)
+    assert np.array_equal(apply_lfs(loaded, splits.train, cardinality=2).L[:, 0], wb.L_train[:, 0])
+    assert (wb.L_train[:, 0] == NEG).sum() == 3  # "1/10", "9/10", "10/10"

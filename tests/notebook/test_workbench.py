@@ -248,3 +248,13 @@ def test_refit_can_be_skipped_and_scores_are_memoized_by_votes(wb):
     first = wb.try_lf(MOVIE)
     twin = wb.try_lf(keyword_lf("movie_twin", ["movie"], POS))
     assert twin.score_with == first.score_with and twin.seconds["label_model"] < 0.05
+
+
+def test_a_set_too_small_for_snorkel_scores_nan_until_it_is_big_enough(tmp_path, splits):
+    config = ProjectConfig(name="tiny", classes=("neg", "pos"), label_model=LabelModelConfig(type="snorkel", n_epochs=20),
+                           base_dir=str(tmp_path))
+    wb = Workbench(config, splits=splits, lfs=[GOOD, BAD], cache=None)
+    assert math.isnan(wb.label_model_score)  # Snorkel's label model needs 3 LFs
+    report = wb.try_lf(MOVIE)
+    assert math.isnan(report.score_without) and 0 <= report.score_with <= 1
+    assert report.label_model == "SnorkelLabelModel"

@@ -4,6 +4,7 @@ reports render as HTML tables in a real browser."""
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 import subprocess
@@ -59,7 +60,8 @@ def notebook_html(notebook: nbformat.NotebookNode) -> str:
 
 def test_workbench_reports_render_as_tables_in_chromium(tmp_path):
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+        # CI installs it (.ci/run): missing there is a failure, not a skip
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("chromium is not installed (apt-get install -y chromium)")
     notebook = executed(next(p for p in NOTEBOOKS if p.stem == "write_lfs"))
     page = tmp_path / "write_lfs.html"
     page.write_text(notebook_html(notebook), encoding="utf-8")

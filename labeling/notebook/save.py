@@ -48,12 +48,16 @@ _FLAG_NAMES = ("IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII", "LOCALE"
 @dataclass(frozen=True)
 class SavedModule:
     """Where the LFs went: ``module`` (dotted name), ``path``, the LF ``names``, and the
-    project ``config`` with the module added to ``lfs.modules`` (ready for ``run_retrain``)."""
+    project ``config`` with the module added to ``lfs.modules`` (ready for ``run_retrain``).
+
+    ``replaces``: saved LFs that stand in for a project LF of the same name; delete those
+    from their old module before retraining (``discover_lfs`` refuses duplicate names)."""
 
     module: str
     path: Path
     names: tuple[str, ...]
     config: ProjectConfig
+    replaces: tuple[str, ...] = ()
 
 
 def _flags_code(flags: int) -> str:

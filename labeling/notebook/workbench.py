@@ -377,14 +377,16 @@ class Workbench:
         helpers they use. The written module is imported and applied to dev before this
         returns; if its votes differ from the session's, the file is removed and
         ``WorkbenchError`` says which LF differs. ``SavedModule.config`` is the project's
-        config with the module added to ``lfs.modules``.
+        config with the module added to ``lfs.modules``; ``SavedModule.replaces`` names the
+        project LFs a saved one replaces (remove them from their module before retraining).
         """
         lfs = self.new_lfs
         if not lfs:
             raise WorkbenchError("no new LFs in the session to save")
         columns = [self.names.index(lf.name) for lf in lfs]
-        return write_lf_module(lfs, module, self.config, check_frame=self.dev, check_L=self.L_dev[:, columns],
-                               overwrite=overwrite)
+        saved = write_lf_module(lfs, module, self.config, check_frame=self.dev, check_L=self.L_dev[:, columns],
+                                overwrite=overwrite)
+        return dataclasses.replace(saved, replaces=tuple(lf.name for lf in lfs if lf.name in self._project))
 
     def __repr__(self) -> str:
         return (f"Workbench({self.config.name!r}: {len(self.train)} train / {len(self.dev)} dev rows, "

@@ -116,7 +116,11 @@ def test_only_new_lfs_are_saved(project):
     with pytest.raises(WorkbenchError, match="no new LFs"):
         wb.save("mylfs.saved")
     wb.add(EXCLAIM)
-    assert wb.save("mylfs.saved").names == ("exclaim",)
+    saved = wb.save("mylfs.saved")
+    assert saved.names == ("exclaim",) and saved.replaces == ()
+    wb.replace(keyword_lf("lf_praise", ["great"], POS))
+    saved = wb.save("mylfs.saved", overwrite=True)
+    assert saved.names == ("lf_praise", "exclaim") and saved.replaces == ("lf_praise",)
 
 
 def test_an_existing_module_is_kept_unless_overwrite(project):

@@ -9,6 +9,7 @@ what enters and leaves it:
     pipeline/  the retrain job: evaluation, store, registry and gate, lineage, slices, report
     serve/     the HTTP app, LF votes on served texts, prediction/feedback log, monitor
     review/    Label Studio review, redaction, gold labels, refinement
+    notebook/  the LF workbench: try, fix and save LFs against a project's data
 
 Shared basics stay at the top: ``config`` (project TOML), ``errors``, ``matrix``
 (ABSTAIN, label-matrix checks and hashes) and ``cli`` (one command per library call).
@@ -27,7 +28,7 @@ import lazy_loader
 _getattr, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError", "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError", "PromotionRefused", "StoreError", "VerificationError"],
+        "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError", "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError", "PromotionRefused", "StoreError", "VerificationError", "WorkbenchError"],
         "config": ["config_from_record", "load_config", "project_config_from_dict", "ProjectConfig"],
         "matrix": ["ABSTAIN", "check_label_matrix", "label_matrix_hash"],
         "data.datasets": ["canonicalize", "DATA_DIR_ENV", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_table", "split_random", "Splits", "youtube_tutorial_split"],
@@ -58,6 +59,10 @@ _getattr, __dir__, __all__ = lazy_loader.attach(
         "review.gold": ["all_gold", "GoldStore", "review_gold", "ReviewTask"],
         "review.refinement": ["format_lf_code", "lf_accuracy_table", "likely_label_errors", "refine", "RefineReport", "suggest_keyword_lfs", "wilson_interval"],
         "review.jobs": ["dataset_candidates", "pull_review", "push_review", "refine_from_gold"],
+        "notebook.workbench": ["Workbench"],
+        "notebook.report": ["LFReport"],
+        "notebook.kinds": ["from_gold", "similar_to"],
+        "notebook.save": ["SavedModule"],
     },
 )
 

@@ -72,3 +72,8 @@ class PromotionRefused(LabelingError):
 
 class MonitorError(LabelingError):
     """Served traffic cannot be compared with the training data (no run, no reference)."""
+
+
+class WorkbenchError(LabelingError):
+    """A workbench call that cannot be done: an unknown or duplicate LF name, an LF that
+    cannot be saved as code, a saved module that would not vote as the session does."""

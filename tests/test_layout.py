@@ -17,7 +17,7 @@ import labeling
 from .conftest import REPO
 
 LIBRARY = REPO / "labeling"
-STAGES = ("data", "lf", "models", "pipeline", "serve", "review")
+STAGES = ("data", "lf", "models", "pipeline", "serve", "review", "notebook")
 
 
 def _module_name(path: Path) -> str:

@@ -93,7 +93,8 @@ def _refine(args) -> int:
         print(json.dumps({"n_gold": report.n_gold, "lfs": report.lf_table.reset_index().to_dict(orient="records"),
                           "worst": report.worst, "uncovered": report.uncovered.to_dict(orient="records"),
                           "suggestions": [s.__dict__ for s in report.suggestions], "lf_code": report.lf_code,
-                          "label_errors": report.label_errors.to_dict(orient="records")}, indent=2, default=str))
+                          "label_errors": report.label_errors.to_dict(orient="records"),
+                          "label_errors_note": report.label_errors_note}, indent=2, default=str))
     else:
         print(format_report(report, config.classes))
     return 0

@@ -282,6 +282,46 @@ def likely_label_errors(y, probs) -> pd.DataFrame:
     return table.sort_values("self_confidence", kind="stable").reset_index(drop=True)
 
 
+def check_label_errors(
+    texts: Sequence[str],
+    y,
+    classes: Sequence[str],
+    make_model: Callable[[], object] | None,
+    *,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, str]:
+    """``likely_label_errors`` over the gold rows that can be checked, and a note on the rest.
+
+    A row is checked out of sample: its class must keep a gold row in the other folds,
+    so classes with a single gold row are left out (their rows named in the note), and
+    with fewer than two such classes nothing is checked and the note says why.
+    Returns ``(errors, note)``; errors has columns row, text, given, suggested,
+    self_confidence (``row`` indexes ``texts``); note is "" when every gold row was checked.
+    """
+    y = np.asarray(y).astype(np.int64)
+    texts = [str(t) for t in texts]
+    empty = pd.DataFrame(columns=["row", "text", "given", "suggested", "self_confidence"])
+    if make_model is None:
+        return empty, "not computed: no model to score the gold rows with"
+    labelled = y >= 0
+    counts = np.bincount(y[labelled], minlength=len(classes))
+    checkable = counts >= 2
+    lone = [str(classes[c]) for c in np.flatnonzero((counts > 0) & ~checkable)]
+    if checkable.sum() < 2:
+        per_class = ", ".join(f"{classes[c]} {counts[c]}" for c in range(len(classes)))
+        return empty, ("not computed: cross-validated probabilities need two or more classes with at least two gold "
+                       f"rows each; gold rows per class: {per_class}")
+    rows = np.flatnonzero(labelled & checkable[np.where(labelled, y, 0)])
+    probs = out_of_sample_probs([texts[i] for i in rows], y[rows], make_model, random_state=random_state)
+    errors = likely_label_errors(y[rows], probs)
+    errors["row"] = rows[errors["row"].to_numpy()]
+    errors.insert(1, "text", [texts[i] for i in errors["row"]])
+    skipped = np.flatnonzero(labelled & ~checkable[np.where(labelled, y, 0)])
+    note = (f"{len(skipped)} gold row(s) not checked (rows {skipped.tolist()[:10]}): class(es) {lone} have a single "
+            "gold row, which cannot be held out and still be learned" if len(skipped) else "")
+    return errors, note
+
+
 @dataclass(frozen=True)
 class RefineReport:
     lf_table: pd.DataFrame
@@ -292,6 +332,7 @@ class RefineReport:
     label_errors: pd.DataFrame  # row, text, given, suggested, self_confidence
     n_gold: int
     held_out: pd.DataFrame | None = None  # the suggestions checked on other labelled rows (dev)
+    label_errors_note: str = ""  # gold rows the label-error check skipped, and why ("" = all checked)
 
     def accepted(self, *, min_matches: int = 2, min_precision: float = 0.9) -> list[KeywordSuggestion]:
         """Suggestions the held-out rows confirm (all of them when there are none)."""
@@ -323,17 +364,7 @@ def refine(
     texts = [str(t) for t in texts]
     holes = uncovered_gold(L, y)
     suggestions = suggest_keyword_lfs(texts, y, L=L, top=top)
-    errors = pd.DataFrame(columns=["row", "text", "given", "suggested", "self_confidence"])
-    if make_model is not None and len(np.unique(y[y >= 0])) > 1:
-        labelled = np.flatnonzero(y >= 0)
-        try:
-            probs = out_of_sample_probs([texts[i] for i in labelled], y[labelled], make_model, random_state=random_state)
-        except LabelError:
-            probs = None
-        if probs is not None:
-            errors = likely_label_errors(y[labelled], probs)
-            errors["row"] = labelled[errors["row"].to_numpy()]
-            errors.insert(1, "text", [texts[i] for i in errors["row"]])
+    errors, errors_note = check_label_errors(texts, y, classes, make_model, random_state=random_state)
     return RefineReport(
         lf_table=lf_accuracy_table(L, y, names),
         worst=wrong_examples(L, y, names, texts, top=5),
@@ -343,6 +374,7 @@ def refine(
         label_errors=errors,
         n_gold=int((y >= 0).sum()),
         held_out=None if held_out is None else held_out_precision(suggestions, *held_out),
+        label_errors_note=errors_note,
     )
 
 
@@ -364,7 +396,10 @@ def format_report(report: RefineReport, classes: Sequence[str], *, examples: int
                   for e in w["examples"]]
     lines += ["", f"Gold rows no LF covers: {len(report.uncovered)}"]
     lines += [f"  [{classes[r.label]}] {_short(r.text)}" for r in report.uncovered.head(examples).itertuples()]
-    lines += ["", f"Likely label errors in gold (confident learning): {len(report.label_errors)}"]
+    not_computed = report.label_errors_note.startswith("not computed")
+    lines += ["", "Likely label errors in gold (confident learning): "
+              + (report.label_errors_note if not_computed else str(len(report.label_errors)))]
+    lines += [f"  {report.label_errors_note}"] if report.label_errors_note and not not_computed else []
     lines += [f"  row {r.row}: given {classes[r.given]}, model says {classes[r.suggested]} "
               f"(p(given) = {r.self_confidence:.2f}): {_short(r.text)}" for r in report.label_errors.head(examples).itertuples()]
     if report.held_out is not None:
@@ -377,6 +412,7 @@ def format_report(report: RefineReport, classes: Sequence[str], *, examples: int
 __all__ = [
     "KeywordSuggestion",
     "RefineReport",
+    "check_label_errors",
     "format_lf_code",
     "format_report",
     "held_out_precision",

@@ -14,6 +14,7 @@ from labeling.apply import apply_lfs
 from labeling.end_models import SklearnTextClassifier
 from labeling.lfs import labeling_function
 from labeling.refine import (
+    check_label_errors,
     format_lf_code,
     format_report,
     held_out_precision,
@@ -137,3 +138,39 @@ def test_refine_report_end_to_end():
     assert len(report.held_out) == len(report.suggestions)
     text = format_report(report, ("ham", "spam"))
     assert "Wilson" in text and "Suggested LFs" in text and "Likely label errors" in text
+
+
+def _word_model(k):
+    return lambda: SklearnTextClassifier(k, analyzer="word", ngram_min=1, ngram_max=2)
+
+
+def test_a_class_with_a_single_gold_row_is_left_out_of_the_label_error_check_and_said():
+    # Used to report 0 label errors: the whole check was skipped without a word.
+    texts, y, flipped = _noisy_corpus(seed=0, n=120, flips=6)
+    texts, y = texts + ["what time is the concert"], np.append(y, 2)
+    classes = ("ham", "spam", "question")
+    errors, note = check_label_errors(texts, y, classes, _word_model(3), random_state=0)
+    alone = check_label_errors(texts[:-1], y[:-1], classes[:2], _word_model(2), random_state=0)[0]
+    assert set(errors["row"]) == set(alone["row"]) and len(set(errors["row"]) & set(flipped)) >= 5
+    assert 120 not in set(errors["row"])
+    assert note == ("1 gold row(s) not checked (rows [120]): class(es) ['question'] have a single gold row, "
+                    "which cannot be held out and still be learned")
+    Lg = np.full((len(texts), 1), -1)
+    report = refine(Lg, y, texts, ["lf"], classes, make_model=_word_model(3), random_state=0)
+    assert report.label_errors["row"].tolist() == errors["row"].tolist()
+    text = format_report(report, classes)
+    assert f"Likely label errors in gold (confident learning): {len(errors)}\n  1 gold row(s) not checked" in text
+
+
+@pytest.mark.parametrize("labels, make_model, reason", [
+    ([0] * 10 + [1], _word_model(2), "gold rows per class: ham 10, spam 1"),
+    ([0] * 11, _word_model(2), "gold rows per class: ham 11, spam 0"),
+    ([0] * 5 + [1] * 6, None, "no model to score the gold rows with"),
+])
+def test_a_label_error_check_that_cannot_run_says_so_instead_of_reporting_zero(labels, make_model, reason):
+    texts = [f"text {i}" for i in range(len(labels))]
+    report = refine(np.full((len(texts), 1), -1), np.array(labels), texts, ["lf"], ("ham", "spam"),
+                    make_model=make_model)
+    assert report.label_errors.empty and report.label_errors_note.startswith("not computed: ")
+    assert reason in report.label_errors_note
+    assert "Likely label errors in gold (confident learning): not computed: " in format_report(report, ("ham", "spam"))

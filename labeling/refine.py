@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -193,10 +194,42 @@ def _overlaps(a: str, b: str) -> bool:
     return set(wa) <= set(wb) or set(wb) <= set(wa)
 
 
-def _identifier(text: str) -> str:
-    name = re.sub(r"\W+", "_", text.lower()).strip("_") or "ngram"
-    name = f"keyword_{name}"
-    return name + "_" if keyword.iskeyword(name) else name
+def _name_part(text: str, prefix: str) -> str:
+    """``text`` as the tail of an identifier starting with ``prefix``: word characters kept,
+    runs of others made "_". NFKC first, as Python reads identifiers in NFKC (two names
+    that differ before it are one name after); ASCII only if that is still no identifier."""
+    name = re.sub(r"\W+", "_", unicodedata.normalize("NFKC", text)).strip("_")
+    if not (prefix + name).isidentifier() or unicodedata.normalize("NFKC", name) != name:
+        name = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
+    return name
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``... : the first one not in ``taken`` (then added to it)."""
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
+# names the generated module defines or imports besides the LFs and class constants
+_MODULE_NAMES = frozenset({"re", "labeling_function", "ABSTAIN"})
+
+
+def class_constants(classes: Sequence[str]) -> dict[int, str]:
+    """A valid, distinct Python constant per class index: the upper-cased ASCII name
+    (``SPAM``), ``CLASS_<i>`` when nothing usable is left, a numbered suffix when two
+    classes would share one (``Spam`` and ``spam``, ``a b`` and ``a-b``)."""
+    taken = set(_MODULE_NAMES) | set(keyword.kwlist)
+    out = {}
+    for i, name in enumerate(classes):
+        base = _name_part(unicodedata.normalize("NFKC", str(name)).upper(), "")
+        if not base or not base.isidentifier() or keyword.iskeyword(base):
+            base = f"CLASS_{i}"
+        out[i] = _unique(base, taken)
+    return out
 
 
 def format_lf_code(
@@ -204,26 +237,27 @@ def format_lf_code(
 ) -> str:
     """Python source of one Snorkel LF per suggestion, importable as a module.
 
+    Every class name and n-gram reaches the code only through ``repr`` or as a sanitised
+    ASCII identifier, so any name (quotes, backslashes, spaces, keywords, non-ASCII) gives
+    code that compiles, and distinct classes and LFs keep distinct names.
     ``taken``: names already in use (the project's LFs), which new LFs avoid."""
-    constants = {i: re.sub(r"\W+", "_", c).upper() or f"CLASS_{i}" for i, c in enumerate(classes)}
+    constants = class_constants(classes)
     lines = []
     if header:
         lines += ['"""Keyword LFs suggested from gold labels (labeling.refine.suggest_keyword_lfs)."""', "",
                   "import re", "", "from snorkel.labeling import labeling_function", "", "ABSTAIN = -1"]
-        lines += [f"{constants[i]} = {i}" for i in range(len(classes))]
-    names: set[str] = set(taken)
+        lines += [f"{constants[i]} = {i}  # {str(c)!r}" for i, c in enumerate(classes)]
+    names: set[str] = set(taken) | set(_MODULE_NAMES) | set(constants.values())
     for s in suggestions:
-        name = _identifier(s.ngram)
-        while name in names:
-            name += "_"
-        names.add(name)
+        name = _unique(f"keyword_{_name_part(s.ngram.lower(), 'keyword_') or 'ngram'}", names)
         pattern = keyword_pattern(s.ngram)
+        doc = (f"{s.ngram!r} -> {str(classes[s.label])!r}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), "
+               f"coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF).")
         lines += [
             "", "",
             "@labeling_function()",
             f"def {name}(x):",
-            (f'    """{s.ngram!r} -> {classes[s.label]}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), '
-             f'coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF)."""'),
+            f"    {doc!r}",
             f"    return {constants[s.label]} if re.search({pattern!r}, str(x.text), re.IGNORECASE) else ABSTAIN",
         ]
     return "\n".join(lines) + "\n"
@@ -413,6 +447,7 @@ __all__ = [
     "KeywordSuggestion",
     "RefineReport",
     "check_label_errors",
+    "class_constants",
     "format_lf_code",
     "format_report",
     "held_out_precision",

@@ -174,3 +174,12 @@ def test_cli_rename_must_be_old_equals_new(tmp_path, capsys):
     path = write_project(tmp_path, '[project]\nname = "p"\nclasses = ["ham", "junk"]\n')
     assert main(["review", "pull", "--config", str(path), "--rename", "spam"]) == 2
     assert "--rename 'spam' must look like OLD=NEW" in capsys.readouterr().err
+
+
+def test_gold_stored_under_more_classes_is_refused_by_name_not_an_index_error():
+    gold = pd.DataFrame([{"task_key": "row:b", "source": "dataset", "row_id": "b", "text": "tb", "label": 1},
+                         {"task_key": "f:9", "source": "feedback", "row_id": None, "text": "new", "label": 2}])
+    with pytest.raises(LabelError, match=r"1 stored gold label\(s\) are not a class index of project.classes "
+                                         r"\['ham', 'spam'\] \(0..1\): \['2'\], tasks \['f:9'\]"):
+        match_gold(gold, _splits())
+    assert match_gold(gold.iloc[:1], _splits()).summary()["train_rows"] == 1

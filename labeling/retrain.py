@@ -24,6 +24,7 @@ from .cache import project_cache_dir
 from .config import ProjectConfig
 from .datasets import SPLIT_NAMES, Splits, load_dataset
 from .end_models import make_end_model
+from .errors import LabelingError
 from .evaluate import (
     NOT_COMPUTED,
     EvalRow,
@@ -161,6 +162,14 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
     def train(texts, y, weight=None):
         return make_end_model(config.end_model, k, seed).fit(texts, y, sample_weight=weight)
 
+    # Unlike a baseline the end model is what the run is for: no second class, no run,
+    # but the error says it is this model and what to change.
+    present = np.flatnonzero((np.asarray(soft_labels) > 0).any(axis=0)) if len(texts_train) else []
+    if len(present) < 2:
+        carried = f"only class {classes[int(present[0])]!r}" if len(present) else "no label"
+        raise LabelingError(f"the end model cannot be trained: its {len(texts_train)} training rows (train rows some LF "
+                            f"votes on, plus gold rows) carry {carried}; it needs LF votes or gold labels of at least "
+                            "two classes")
     end_model = train(texts_train, soft_labels, sample_weight)
     rows = [
         EvalRow("end model", "end_model", classification_metrics(y_test, end_model.predict(test_texts), classes),

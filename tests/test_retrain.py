@@ -25,6 +25,7 @@ from labeling import (
     run_retrain,
 )
 from labeling.datasets import sha256_file
+from labeling.errors import LabelingError
 
 from .conftest import FIXTURES, REPO, write_project
 
@@ -316,3 +317,18 @@ def test_train_without_gold_records_why_there_is_no_oracle(tmp_path, youtube_spl
     oracle = result.evaluation.set_index("name").loc["oracle (end model on gold train labels)"]
     assert np.isnan(oracle["accuracy"]) and oracle["train_rows"] == 0
     assert oracle["notes"] == "not computed: the train split has no gold labels"
+
+
+def test_an_end_model_with_one_class_to_learn_names_itself_and_records_nothing(tmp_path, youtube_splits):
+    config = _missing_class_project(tmp_path, youtube_splits, train_gold=False)
+    frame = pd.read_csv(tmp_path / "comments.csv", keep_default_na=False)
+    # no "!" in train: only weak_song (ham) votes there; dev keeps both classes
+    frame = frame[(frame["part"] != "train") | ~frame["text"].str.contains("!")]
+    dev = youtube_splits.dev.iloc[:10]
+    extra = pd.DataFrame({"id": "d-" + dev["id"], "text": dev["text"], "label": dev["label"].map({0: "ham", 1: "spam"}),
+                          "part": "dev"})
+    pd.concat([frame, extra]).to_csv(tmp_path / "comments.csv", index=False)
+    with pytest.raises(LabelingError, match=r"the end model cannot be trained: its \d+ training rows .* carry only "
+                                            r"class 'ham'; it needs LF votes or gold labels of at least two classes"):
+        run_retrain(config)
+    assert not config.resolve(config.store).exists() and not config.resolve(config.artifacts).exists()

@@ -219,9 +219,10 @@ _MODULE_NAMES = frozenset({"re", "labeling_function", "ABSTAIN"})
 
 
 def class_constants(classes: Sequence[str]) -> dict[int, str]:
-    """A valid, distinct Python constant per class index: the upper-cased ASCII name
-    (``SPAM``), ``CLASS_<i>`` when nothing usable is left, a numbered suffix when two
-    classes would share one (``Spam`` and ``spam``, ``a b`` and ``a-b``)."""
+    """A valid, distinct Python constant per class index: the upper-cased name with other
+    characters made "_" (``SPAM``), ``CLASS_<i>`` when no identifier is left (``1st``, a
+    keyword), a numbered suffix when two classes would share one (``Spam`` and ``spam``,
+    ``a b`` and ``a-b``) or one would shadow a name of the module (``ABSTAIN``)."""
     taken = set(_MODULE_NAMES) | set(keyword.kwlist)
     out = {}
     for i, name in enumerate(classes):
@@ -237,8 +238,8 @@ def format_lf_code(
 ) -> str:
     """Python source of one Snorkel LF per suggestion, importable as a module.
 
-    Every class name and n-gram reaches the code only through ``repr`` or as a sanitised
-    ASCII identifier, so any name (quotes, backslashes, spaces, keywords, non-ASCII) gives
+    Every class name and n-gram reaches the code only through ``repr`` or as a sanitised,
+    NFKC-checked identifier, so any name (quotes, backslashes, spaces, keywords, non-ASCII) gives
     code that compiles, and distinct classes and LFs keep distinct names.
     ``taken``: names already in use (the project's LFs), which new LFs avoid."""
     constants = class_constants(classes)

@@ -64,6 +64,7 @@ def _review(args) -> int:
     from .review.jobs import label_studio_from_env, pull_review, push_review
 
     config = load_config(args.config, args.set)
+    renames = dict(_rename(r) for r in args.rename)
     review = label_studio_from_env(config)
     if args.action == "push":
         summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
@@ -73,14 +74,23 @@ def _review(args) -> int:
         text = (f"pushed {out['created']} new tasks ({out['skipped']} already there) to Label Studio project "
                 f"{out['project_id']}; strategy {out['strategy']}, source {out['source']}, redacted {out['redacted']}")
     else:
-        result, disagreements = pull_review(config, review)
+        result, disagreements = pull_review(config, review, renames=renames)
         out = {**result.__dict__, "disagreements": disagreements.to_dict(orient="records")}
         text = (f"{result.stored} answers stored ({result.inserted} new, {result.updated} updated, {result.deleted} "
-                f"removed); {len(disagreements)} tasks where annotators disagree")
+                f"removed because deleted in Label Studio); {len(disagreements)} tasks where annotators disagree")
         for row in disagreements.itertuples():
             text += f"\n  {row.task_key}: {row.answers} -> {row.resolved if row.resolved is not None else 'unresolved'}"
     print(json.dumps(out, indent=2, default=str) if args.json else text)
     return 0
+
+
+def _rename(text: str) -> tuple[str, str]:
+    from .errors import ConfigError
+
+    old, sep, new = text.partition("=")
+    if not sep or not old or not new:
+        raise ConfigError(f"--rename {text!r} must look like OLD=NEW (class names)")
+    return old, new
 
 
 def _refine(args) -> int:
@@ -93,7 +103,8 @@ def _refine(args) -> int:
         print(json.dumps({"n_gold": report.n_gold, "lfs": report.lf_table.reset_index().to_dict(orient="records"),
                           "worst": report.worst, "uncovered": report.uncovered.to_dict(orient="records"),
                           "suggestions": [s.__dict__ for s in report.suggestions], "lf_code": report.lf_code,
-                          "label_errors": report.label_errors.to_dict(orient="records")}, indent=2, default=str))
+                          "label_errors": report.label_errors.to_dict(orient="records"),
+                          "label_errors_note": report.label_errors_note}, indent=2, default=str))
     else:
         print(format_report(report, config.classes))
     return 0
@@ -230,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--n", type=int, default=None, help="push: how many rows (default: review.n)")
     review.add_argument("--source", choices=("dataset", "served"), default="dataset",
                         help="push: the dataset's train rows or the served predictions")
+    review.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                        help="pull: read answers choosing class OLD as class NEW (a class renamed in the config)")
     refine_cmd = command("refine", _refine, "Refine from gold: LF accuracy, wrong votes, uncovered rows, "
                          "suggested LFs, likely label errors.")
     refine_cmd.add_argument("--top", type=int, default=10, help="how many LFs to suggest")

@@ -9,6 +9,7 @@ current type, so a typo fails loudly instead of silently changing nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +179,66 @@ _CHOICES = {
     ("end_model", "analyzer"): ("char_wb", "word"),
     ("review", "redact"): REDACT_MODES,
     ("promotion", "metric"): ("accuracy", "macro_f1"),
+    ("label_model", "tie_break"): ("random", "abstain", "first"),  # label_models.TIE_BREAKS (a test keeps them equal)
+    ("review", "strategy"): ("entropy", "margin", "conflict", "uncovered", "low_confidence", "disagreed", "random"),
 }
+SEED_MAX = 2**32 - 1  # scikit-learn and numpy's legacy RNG take seeds in [0, 2**32 - 1]
+_INF = math.inf
+# (section, key) -> (low, high, low inclusive, high inclusive). Values outside would only
+# fail later, deep in a library (numpy, scikit-learn, torch), or silently mean nothing.
+_RANGES: dict[tuple[str, str], tuple[float, float, bool, bool]] = {
+    ("project", "seed"): (0, SEED_MAX, True, True),
+    ("dataset", "dev_size"): (0, 1, False, False),
+    ("dataset", "test_size"): (0, 1, False, False),
+    ("lfs", "n_jobs"): (0, _INF, True, False),
+    ("label_model", "n_epochs"): (1, _INF, True, False),
+    ("label_model", "lr"): (0, _INF, False, False),
+    ("label_model", "l2"): (0, _INF, True, False),
+    ("end_model", "ngram_min"): (1, _INF, True, False),
+    ("end_model", "ngram_max"): (1, _INF, True, False),
+    ("end_model", "C"): (0, _INF, False, False),
+    ("end_model", "hidden"): (0, _INF, True, False),
+    ("end_model", "epochs"): (1, _INF, True, False),
+    ("end_model", "lr"): (0, _INF, False, False),
+    ("end_model", "weight_decay"): (0, _INF, True, False),
+    ("end_model", "batch_size"): (1, _INF, True, False),
+    ("review", "n"): (1, _INF, True, False),
+    ("review", "gold_weight"): (0, _INF, True, False),
+    ("verify", "near_duplicate_jaccard"): (0, 1, True, True),
+    ("verify", "max_near_duplicate_rows"): (0, _INF, True, False),
+    ("verify", "min_class_share"): (0, 1, True, True),
+    ("verify", "max_empty_share"): (0, 1, True, True),
+    ("monitor", "window"): (1, _INF, True, False),
+    ("monitor", "min_predictions"): (1, _INF, True, False),
+    ("monitor", "lf_coverage_drift"): (0, 1, True, True),
+    ("monitor", "lf_conflict_drift"): (0, 1, True, True),
+    ("monitor", "class_js"): (0, 1, True, True),
+    ("monitor", "oov_increase"): (0, 1, True, True),
+    ("monitor", "confidence_drop"): (0, 1, True, True),
+    ("promotion", "margin"): (-1, 1, True, True),
+}
+
+
+def _check_range(where: str, value: Any, key: tuple[str, str]) -> None:
+    """ConfigError naming the key, the value and the allowed range when ``value`` is outside it."""
+    if key not in _RANGES:
+        return
+    low, high, low_in, high_in = _RANGES[key]
+    inside = (isinstance(value, (int, float)) and math.isfinite(value)
+              and (value >= low if low_in else value > low) and (value <= high if high_in else value < high))
+    if not inside:
+        bounds = f"{'[' if low_in else '('}{low}, {'inf' if high == _INF else high}{']' if high_in else ')'}"
+        raise ConfigError(f"{where} = {value!r} is out of range: expected a finite number in {bounds}")
+
+
+def _check_relations(config: ProjectConfig) -> None:
+    """Settings that are valid alone but not together."""
+    ds, em = config.dataset, config.end_model
+    if ds.dev_size + ds.test_size >= 1:
+        raise ConfigError(f"dataset.dev_size + dataset.test_size = {ds.dev_size} + {ds.test_size} must be below 1 "
+                          "(the train split would be empty)")
+    if em.ngram_min > em.ngram_max:
+        raise ConfigError(f"end_model.ngram_min = {em.ngram_min} is above end_model.ngram_max = {em.ngram_max}")
 
 
 def _coerce(where: str, value: Any, default: Any) -> Any:
@@ -211,6 +271,7 @@ def _build(cls: type, where: str, values: dict[str, Any]):
         choices = _CHOICES.get((where, key))
         if choices and kwargs[key] not in choices:
             raise ConfigError(f"{where}.{key} = {value!r}: expected one of {', '.join(map(repr, choices))}")
+        _check_range(f"{where}.{key}", kwargs[key], (where, key))
     return cls(**kwargs)
 
 
@@ -226,7 +287,10 @@ def config_from_record(data: dict[str, Any]) -> ProjectConfig:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"recorded config has unknown setting(s): {', '.join(unknown)}")
-    return ProjectConfig(**{**data, "classes": tuple(data["classes"])}, **sections)
+    _check_range("project.seed", data.get("seed", 0), ("project", "seed"))
+    config = ProjectConfig(**{**data, "classes": tuple(data["classes"])}, **sections)
+    _check_relations(config)
+    return config
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -244,7 +308,10 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".") -> ProjectConfig:
     data = dict(data)
-    project = dict(data.pop("project", {}))
+    project = data.pop("project", {})
+    if not isinstance(project, dict):
+        raise ConfigError("[project] must be a table")
+    project = dict(project)
     sections = {}
     for name, cls in _SECTIONS.items():
         section = data.pop(name, {})
@@ -267,7 +334,10 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
             raise ConfigError(f"unknown setting in [project]: {key}")
         if not isinstance(value, known[key]) or isinstance(value, bool):
             raise ConfigError(f"project.{key} must be {known[key].__name__}, got {value!r}")
-    return ProjectConfig(classes=tuple(classes), base_dir=str(Path(base_dir).resolve()), **project, **sections)
+        _check_range(f"project.{key}", value, ("project", key))
+    config = ProjectConfig(classes=tuple(classes), base_dir=str(Path(base_dir).resolve()), **project, **sections)
+    _check_relations(config)
+    return config
 
 
 def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> ProjectConfig:
@@ -279,10 +349,13 @@ def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    for text in overrides:
-        section, key, value = parse_override(text)
-        data.setdefault(section, {})[key] = value
     try:
+        for text in overrides:
+            section, key, value = parse_override(text)
+            table = data.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {text!r}: {section} is not a [section] in the file")
+            table[key] = value
         return project_config_from_dict(data, base_dir=path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc

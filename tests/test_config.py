@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from labeling import ConfigError, load_config
+from labeling.config import parse_override
 
 from .conftest import write_project
 
@@ -64,3 +65,79 @@ def test_bad_configs_say_what_is_wrong(tmp_path, body, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+# Out-of-range values stop at load with the key, the value and the range, whether they
+# come from the file or from --set (issue 12: a negative seed used to end in numpy).
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("project.seed=-1", r"project\.seed = -1 is out of range: .*\[0, 4294967295\]"),
+        ("project.seed=4294967296", r"project\.seed = 4294967296 is out of range"),
+        ("dataset.dev_size=0", r"dataset\.dev_size = 0\.0 is out of range: .*\(0, 1\)"),
+        ("dataset.test_size=1.5", r"dataset\.test_size = 1\.5 is out of range"),
+        ("dataset.test_size=nan", r"dataset\.test_size = nan is out of range: expected a finite number"),
+        ("dataset.dev_size=0.8", r"dev_size \+ dataset\.test_size = 0\.8 \+ 0\.2 must be below 1"),
+        ("lfs.n_jobs=-2", r"lfs\.n_jobs = -2 is out of range: .*\[0, inf\)"),
+        ("label_model.n_epochs=0", r"label_model\.n_epochs = 0 is out of range"),
+        ("label_model.lr=0", r"label_model\.lr = 0\.0 is out of range: .*\(0, inf\)"),
+        ("label_model.lr=inf", r"label_model\.lr = inf is out of range"),
+        ("label_model.tie_break=coin", r"label_model\.tie_break = 'coin': expected one of"),
+        ("end_model.C=-1", r"end_model\.C = -1\.0 is out of range"),
+        ("end_model.ngram_min=6", r"end_model\.ngram_min = 6 is above end_model\.ngram_max = 5"),
+        ("end_model.batch_size=0", r"end_model\.batch_size = 0 is out of range"),
+        ("review.n=0", r"review\.n = 0 is out of range: .*\[1, inf\)"),
+        ("review.n=-5", r"review\.n = -5 is out of range"),
+        ("review.gold_weight=-1", r"review\.gold_weight = -1\.0 is out of range"),
+        ("review.strategy=best", r"review\.strategy = 'best': expected one of"),
+        ("verify.min_class_share=1.1", r"verify\.min_class_share = 1\.1 is out of range: .*\[0, 1\]"),
+        ("monitor.window=0", r"monitor\.window = 0 is out of range"),
+        ("monitor.class_js=-0.1", r"monitor\.class_js = -0\.1 is out of range"),
+        ("promotion.margin=2", r"promotion\.margin = 2\.0 is out of range: .*\[-1, 1\]"),
+        ("project.colour=red", r"unknown setting in \[project\]: colour"),
+        ("label_model.epochs=3", r"unknown setting\(s\) in \[label_model\]: epochs"),
+    ],
+)
+def test_out_of_range_values_name_the_key_value_and_range(tmp_path, override, message):
+    path = write_project(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, [override])
+    # the same value written in the file fails the same way
+    section, key, value = parse_override(override)
+    tables = {"project": {"name": "demo", "classes": ["neg", "pos"]}, "dataset": {"path": "data.csv"}}
+    tables.setdefault(section, {})[key] = value
+    body = "\n".join(f"[{name}]\n" + "".join(f"{k} = {v!r}\n" for k, v in table.items())
+                     for name, table in tables.items())
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_project(tmp_path, body))
+
+
+@pytest.mark.parametrize("override", ["project.seed=0", "project.seed=4294967295", "dataset.dev_size=0.4",
+                                      "review.gold_weight=0", "promotion.margin=-0.05", "lfs.n_jobs=0",
+                                      "end_model.ngram_min=5"])
+def test_values_at_the_edge_of_their_range_load(tmp_path, override):
+    load_config(write_project(tmp_path, MINIMAL), [override])
+
+
+def test_a_recorded_config_is_checked_too(tmp_path):
+    from labeling.config import config_from_record
+
+    record = load_config(write_project(tmp_path, MINIMAL)).to_dict()
+    assert config_from_record(record).seed == 7
+    with pytest.raises(ConfigError, match=r"project\.seed = -3 is out of range"):
+        config_from_record({**record, "seed": -3})
+
+
+def test_an_override_into_a_value_that_is_not_a_section(tmp_path):
+    path = write_project(tmp_path, 'review = 3\n' + MINIMAL)
+    with pytest.raises(ConfigError, match="review is not a \\[section\\]"):
+        load_config(path, ["review.n=5"])
+
+
+def test_config_choices_match_the_library():
+    from labeling.config import _CHOICES
+    from labeling.label_models import TIE_BREAKS
+    from labeling.review import STRATEGIES
+
+    assert _CHOICES[("label_model", "tie_break")] == TIE_BREAKS
+    assert _CHOICES[("review", "strategy")] == STRATEGIES

@@ -218,12 +218,27 @@ def read_table(path: str | Path, *, format: str = "") -> pd.DataFrame:
         raise DatasetError(f"{path}: cannot read as {fmt}: {exc}") from exc
 
 
+def _missing(value) -> bool:
+    """None, NaN, NaT or pd.NA (a scalar whose truth value would raise)."""
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
+def _row_list(ids: pd.Series, mask) -> str:
+    """Up to five row ids for an error message ("row 'a'", "rows 'a', 'b' and 3 more")."""
+    bad = ids[np.asarray(mask, dtype=bool)].tolist()
+    shown = ", ".join(repr(str(i)) for i in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return f"row{'s' if len(bad) > 1 else ''} {shown}{more}"
+
+
 def encode_labels(values: pd.Series, classes: tuple[str, ...], ids: pd.Series, *, source: str) -> np.ndarray:
     """Class names or indices -> indices; missing -> -1; anything else names the row."""
     index = {name: i for i, name in enumerate(classes)}
     out = np.full(len(values), -1, dtype=np.int64)
     for pos, (value, row_id) in enumerate(zip(values, ids)):
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        # pd.isna covers None, NaN and the nullable dtypes' pd.NA (Int64, boolean, string),
+        # whose truth value raises: a missing label is an unlabelled row in every dtype.
+        if _missing(value) or (isinstance(value, str) and value.strip() == ""):
             continue
         key = value.strip() if isinstance(value, str) else value
         if isinstance(key, str) and key in index:
@@ -261,15 +276,24 @@ def canonicalize(
                 f"{source}: {role} column {column!r} not found; columns are {list(frame.columns)}"
             )
     out = frame.copy()
+    if id_field:
+        # astype(str) would turn a missing id into the id "nan" or "<NA>"
+        missing_ids = out[id_field].map(_missing).to_numpy(dtype=bool)
+        if missing_ids.any():
+            positions = ", ".join(map(str, np.flatnonzero(missing_ids)[:5].tolist()))
+            raise DatasetError(f"{source}: id column {id_field!r} is missing in {int(missing_ids.sum())} row(s), "
+                               f"at row position(s) {positions}")
     ids = out[id_field].astype(str) if id_field else pd.Series([str(i) for i in range(len(out))], index=out.index)
     duplicated = ids[ids.duplicated()]
     if len(duplicated):
         raise DatasetError(f"{source}: id column {id_field!r} repeats ids, e.g. {duplicated.iloc[0]!r}")
     texts = out[text_field]
-    bad = texts.isna() | ~texts.map(lambda t: isinstance(t, str))
+    # Missing text is refused whatever the dtype (None, NaN, the string dtype's pd.NA):
+    # an LF would read it as the word "nan" or "<NA>".
+    bad = (texts.map(_missing) | ~texts.map(lambda t: isinstance(t, str))).to_numpy(dtype=bool)
     if bad.any():
-        first = ids[bad].iloc[0]
-        raise DatasetError(f"{source}: text column {text_field!r} is missing or not text in {int(bad.sum())} row(s), first row {first!r}")
+        raise DatasetError(f"{source}: text column {text_field!r} is missing or not text in {int(bad.sum())} "
+                           f"row(s): {_row_list(ids, bad)}")
     labels = encode_labels(out[label_field], classes, ids, source=source) if label_field else np.full(len(out), -1, dtype=np.int64)
     out = out.drop(columns=[c for c in (text_field, label_field, id_field) if c])
     out = out.drop(columns=[c for c in ("id", "text", "label") if c in out.columns])

@@ -31,6 +31,30 @@ class EvalRow:
     extra: dict = field(default_factory=dict)
 
 
+NOT_COMPUTED = "not computed: "
+
+
+def not_computed(name: str, kind: str, classes: Sequence[str], reason: str, *, train_rows: int | None = None,
+                 coverage: float | None = None) -> EvalRow:
+    """The row of a method this data cannot evaluate: no metrics (None), and ``reason`` in the notes,
+    so the table, the run record and the report say why instead of the run stopping."""
+    per_class = {c: {"precision": None, "recall": None, "f1": None, "support": None} for c in classes}
+    return EvalRow(name, kind, {"accuracy": None, "macro_f1": None, "per_class": per_class, "n": 0},
+                   train_rows, coverage, NOT_COMPUTED + reason)
+
+
+def single_class_reason(y, classes: Sequence[str], what: str) -> str | None:
+    """Why an end model cannot be trained on labels ``y`` (-1 = none), or None when it can."""
+    y = np.asarray(y)
+    present = np.unique(y[y >= 0])
+    if len(present) >= 2:
+        return None
+    if not len(present):
+        return f"{what} has no gold labels"
+    return (f"{what} has gold labels of class {classes[int(present[0])]!r} only ({int((y == present[0]).sum())} rows); "
+            "an end model needs at least two classes")
+
+
 def classification_metrics(y_true, y_pred, classes: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and per-class precision/recall/F1 over all ``k`` classes."""
     y_true = np.asarray(y_true)

@@ -112,7 +112,7 @@ def plot_lf_coverage_accuracy(lf_rows: Sequence[dict]) -> str:
 
 @_plot
 def plot_methods(metrics: Sequence[dict]) -> str:
-    rows = [m for m in metrics if m["kind"] != "lf"]
+    rows = [m for m in metrics if m["kind"] != "lf" and m["accuracy"] is not None]  # not computed: in the table
     fig, ax = _figure(6.5, 0.3 * len(rows) + 1.2)
     colors = {"baseline": "#bab0ac", "label_model": "#4c78a8", "end_model": "#54a24b"}
     y = np.arange(len(rows))

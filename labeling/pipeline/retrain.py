@@ -24,13 +24,17 @@ from ..lf.cache import project_cache_dir
 from ..config import ProjectConfig
 from ..data.datasets import SPLIT_NAMES, Splits, load_dataset
 from ..models.end_models import make_end_model
+from ..errors import LabelingError
 from .evaluate import (
+    NOT_COMPUTED,
     EvalRow,
     classification_metrics,
     evaluation_table,
     lf_alone_predictions,
     majority_class,
+    not_computed,
     random_predictions,
+    single_class_reason,
 )
 from ..review.gold import (
     dev_with_gold,
@@ -123,22 +127,41 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
     def train(texts, y, weight=None):
         return make_end_model(config.end_model, k, seed).fit(texts, y, sample_weight=weight)
 
+    # Unlike a baseline the end model is what the run is for: no second class, no run,
+    # but the error says it is this model and what to change.
+    present = np.flatnonzero((np.asarray(soft_labels) > 0).any(axis=0)) if len(texts_train) else []
+    if len(present) < 2:
+        carried = f"only class {classes[int(present[0])]!r}" if len(present) else "no label"
+        raise LabelingError(f"the end model cannot be trained: its {len(texts_train)} training rows (train rows some LF "
+                            f"votes on, plus gold rows) carry {carried}; it needs LF votes or gold labels of at least "
+                            "two classes")
     end_model = train(texts_train, soft_labels, sample_weight)
     rows = [
         EvalRow("end model", "end_model", classification_metrics(y_test, end_model.predict(test_texts), classes),
                 len(texts_train), len(texts_train) / n_train, notes)
     ]
+    # The baselines train on labelled splits that may lack a class (a small dev set): such a
+    # baseline is recorded as not computed, with the reason, and the run goes on.
     y_dev = splits.dev["label"].to_numpy()
-    human = train(splits.dev["text"].tolist(), y_dev)
-    rows.append(EvalRow("human (end model on dev labels)", "baseline",
-                        classification_metrics(y_test, human.predict(test_texts), classes),
-                        len(y_dev), len(y_dev) / n_train))
+    human_name = "human (end model on dev labels)"
+    reason = single_class_reason(y_dev, classes, "the dev split")
+    if reason:
+        rows.append(not_computed(human_name, "baseline", classes, reason, train_rows=len(y_dev),
+                                 coverage=len(y_dev) / n_train))
+    else:
+        human = train(splits.dev["text"].tolist(), y_dev)
+        rows.append(EvalRow(human_name, "baseline", classification_metrics(y_test, human.predict(test_texts), classes),
+                            len(y_dev), len(y_dev) / n_train))
     gold = splits.train["label"].to_numpy()
     has_gold = gold >= 0
-    if has_gold.sum() and len(np.unique(gold[has_gold])) > 1:
+    oracle_name = "oracle (end model on gold train labels)"
+    reason = single_class_reason(gold, classes, "the train split")
+    if reason:
+        rows.append(not_computed(oracle_name, "baseline", classes, reason, train_rows=int(has_gold.sum()),
+                                 coverage=float(has_gold.mean())))
+    else:
         oracle = train(splits.train["text"][has_gold].tolist(), gold[has_gold])
-        rows.append(EvalRow("oracle (end model on gold train labels)", "baseline",
-                            classification_metrics(y_test, oracle.predict(test_texts), classes),
+        rows.append(EvalRow(oracle_name, "baseline", classification_metrics(y_test, oracle.predict(test_texts), classes),
                             int(has_gold.sum()), float(has_gold.mean())))
     return rows, end_model
 
@@ -346,6 +369,8 @@ def format_summary(result: RunResult) -> str:
         "Test split:",
         table.to_string(index=False),
     ]
+    skipped = result.evaluation[result.evaluation["notes"].astype(str).str.startswith(NOT_COMPUTED)]
+    lines += [f"  {row.name}: {row.notes}" for row in skipped.itertuples()]
     verification = result.documents.get("verification")
     if verification:
         lines += ["", f"data verification: {len(verification['findings'])} warning(s)"]

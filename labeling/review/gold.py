@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from ..errors import StoreError
+from ..errors import LabelError, StoreError
 from ..serve.feedback import gold_labels as feedback_gold_labels
 from ..serve.feedback import text_sha256, utc_now
 from .label_studio import Annotation
@@ -229,7 +229,20 @@ class GoldMatch:
 
 
 def match_gold(gold: pd.DataFrame, splits) -> GoldMatch:
-    """Place ``gold`` (``all_gold``'s columns) against ``splits`` (a ``datasets.Splits``)."""
+    """Place ``gold`` (``all_gold``'s columns) against ``splits`` (a ``datasets.Splits``).
+
+    Raises ``LabelError`` when a stored label is no class index of ``splits.classes`` (gold
+    stored while the config declared more classes): dropping it would lose gold silently."""
+    k = len(splits.classes)
+    labels = pd.to_numeric(gold["label"], errors="coerce").to_numpy(dtype=np.float64) if len(gold) else np.zeros(0)
+    bad = ~((labels >= 0) & (labels < k) & (labels == np.round(labels)))
+    if bad.any():
+        keys = gold["task_key"].astype(str)[bad].tolist()
+        raise LabelError(
+            f"{int(bad.sum())} stored gold label(s) are not a class index of project.classes {list(splits.classes)} "
+            f"(0..{k - 1}): {sorted({str(v) for v in gold['label'][bad]})}, tasks {keys[:5]}. They were stored while "
+            "the config declared more classes; put the removed class back in project.classes, or set "
+            "review.use_gold = false to train without gold")
     train_ids = {str(v): i for i, v in enumerate(splits.train["id"])}
     train_texts: dict[str, int] = {}
     for i, t in enumerate(splits.train["text"]):

@@ -165,9 +165,14 @@ def push_review(
     return PushSummary(result, strategy, source, len(picked), settings is not None)
 
 
-def pull_review(config: ProjectConfig, review: LabelStudioReview) -> tuple[PullResult, pd.DataFrame]:
-    """Store every current annotation as gold; returns the counts and the disagreements."""
-    annotations = review.annotations()
+def pull_review(config: ProjectConfig, review: LabelStudioReview, *,
+                renames: dict[str, str] | None = None) -> tuple[PullResult, pd.DataFrame]:
+    """Store every current annotation as gold; returns the counts and the disagreements.
+
+    ``renames``: old class name -> declared class name, for answers given before a class
+    was renamed in the config. An answer with any other undeclared class stops the pull
+    (``LabelError``) before the store is touched."""
+    annotations = review.annotations(renames=renames)
     path = config.resolve(config.store)
     with GoldStore(path) as store:
         result = store.record_annotations(review_title(config), annotations)

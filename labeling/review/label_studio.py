@@ -28,7 +28,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from ..errors import ConfigError, LabelingError, LabelMatrixError
+from ..errors import ConfigError, LabelError, LabelingError, LabelMatrixError
 from ..matrix import ABSTAIN, check_label_matrix
 
 STRATEGIES = ("entropy", "margin", "conflict", "uncovered", "low_confidence", "disagreed", "random")
@@ -221,14 +221,70 @@ class Annotation:
     updated_at: str
 
 
-def annotation_label(result: Sequence[Mapping], classes: Sequence[str]) -> int | None:
-    """The class index an annotation's ``result`` chose, or None (no choice / unknown class)."""
+def annotation_choice(result: Sequence[Mapping]) -> str | None:
+    """The one class name an annotation's ``result`` chose, or None (no single choice)."""
     for region in result or ():
         if region.get("from_name") == LABEL_NAME and region.get("type") == "choices":
             chosen = region.get("value", {}).get("choices") or []
-            if len(chosen) == 1 and chosen[0] in classes:
-                return list(classes).index(chosen[0])
+            if len(chosen) == 1:
+                return str(chosen[0])
     return None
+
+
+def annotation_label(result: Sequence[Mapping], classes: Sequence[str]) -> int | None:
+    """The class index an annotation's ``result`` chose, or None (no choice / unknown class)."""
+    choice = annotation_choice(result)
+    return list(classes).index(choice) if choice is not None and choice in classes else None
+
+
+def annotations_from_tasks(
+    tasks: Mapping[str, Mapping],
+    classes: Sequence[str],
+    *,
+    renames: Mapping[str, str] | None = None,
+    title: str = "",
+) -> list[Annotation]:
+    """Every submitted (not skipped) answer of ``tasks`` (task_key -> Label Studio task JSON).
+
+    ``renames`` maps old class names to declared ones (a class renamed in the config).
+    An answer choosing a class the project does not declare raises ``LabelError`` naming
+    the classes and tasks, and nothing is returned: reading on would make the pull delete
+    the stored gold of those answers as if a reviewer had removed them.
+    """
+    classes = tuple(classes)
+    renames = dict(renames or {})
+    bad_targets = {old: new for old, new in renames.items() if new not in classes}
+    if bad_targets:
+        raise ConfigError(f"renamed classes must map onto project.classes {list(classes)}; got {bad_targets}")
+    out, unknown = [], {}
+    for key, task in tasks.items():
+        for ann in task.get("annotations") or ():
+            if ann.get("was_cancelled"):
+                continue
+            choice = annotation_choice(ann.get("result"))
+            if choice is None:
+                continue
+            choice = renames.get(choice, choice)
+            if choice not in classes:
+                unknown.setdefault(choice, []).append(key)
+                continue
+            who = ann.get("completed_by")
+            if isinstance(who, Mapping):
+                who = who.get("email") or who.get("id")
+            out.append(Annotation(int(ann["id"]), key, str(who), classes.index(choice),
+                                  str(ann.get("updated_at") or ann.get("created_at") or "")))
+    if unknown:
+        names = sorted(unknown)
+        keys = sorted({k for ks in unknown.values() for k in ks})
+        n = sum(len(ks) for ks in unknown.values())
+        raise LabelError(
+            f"Label Studio project {title!r}: {n} answer(s) on {len(keys)} task(s) choose class(es) {names} that "
+            f"project.classes {list(classes)} does not declare (renamed or removed in the config?). Nothing was "
+            "pulled and no stored gold label was changed or removed. To migrate: pull with "
+            f"`labeling review pull --rename OLD=NEW` for each old name (e.g. --rename '{names[0]}=<new name>'), "
+            f"or put the old name(s) back in project.classes, or relabel those tasks in Label Studio "
+            f"(e.g. {keys[:5]})")
+    return out
 
 
 # --------------------------------------------------------------------------- Label Studio shell
@@ -263,26 +319,32 @@ class LabelStudioReview:
         self.title = title
         self.classes = tuple(classes)
         self._project_id: int | None = None
+        self._config_current = False
 
-    def ensure_project(self) -> int:
-        """The project's id; created, or its labeling config updated to the current classes."""
-        if self._project_id is not None:
+    def ensure_project(self, *, update_config: bool = True) -> int:
+        """The project's id; created, or (``update_config``) its labeling config updated to the
+        current classes. Reading answers does not update it: a class renamed in the config
+        must first be reconciled with the answers that still use the old name."""
+        if self._project_id is not None and (self._config_current or not update_config):
             return self._project_id
         config = labeling_config(self.classes)
         found = [p for p in _sdk_call("list projects", self.client.projects.list, title=self.title) if p.title == self.title]
         if found:
             project = found[0]
-            if (project.label_config or "").strip() != config.strip():
+            stale = (project.label_config or "").strip() != config.strip()
+            if stale and update_config:
                 _sdk_call("update the labeling config", self.client.projects.update, project.id, label_config=config)
+            self._config_current = not stale or update_config
         else:
             project = _sdk_call("create a project", self.client.projects.create, title=self.title, label_config=config,
                                 description="Review queue of the labeling pipeline (weak supervision).")
+            self._config_current = True
         self._project_id = int(project.id)
         return self._project_id
 
-    def existing_tasks(self) -> dict[str, dict]:
+    def existing_tasks(self, *, update_config: bool = True) -> dict[str, dict]:
         """task_key -> the task (id, data, annotations) for every task of the project."""
-        pid = self.ensure_project()
+        pid = self.ensure_project(update_config=update_config)
         out = {}
         for task in _sdk_call("list tasks", self.client.tasks.list, project=pid, page_size=500):
             raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
@@ -310,22 +372,11 @@ class LabelStudioReview:
             raise ReviewError(f"Label Studio did not create tasks {missing[:5]} (of {len(missing)})")
         return PushResult(pid, len(new), len(seen) - len(new), {k: int(existing[k]["id"]) for k in seen})
 
-    def annotations(self) -> list[Annotation]:
-        """Every submitted (not skipped) annotation of the project, with its task key."""
-        out = []
-        for key, task in self.existing_tasks().items():
-            for ann in task.get("annotations") or ():
-                if ann.get("was_cancelled"):
-                    continue
-                label = annotation_label(ann.get("result"), self.classes)
-                if label is None:
-                    continue
-                who = ann.get("completed_by")
-                if isinstance(who, Mapping):
-                    who = who.get("email") or who.get("id")
-                out.append(Annotation(int(ann["id"]), key, str(who), label,
-                                      str(ann.get("updated_at") or ann.get("created_at") or "")))
-        return out
+    def annotations(self, *, renames: Mapping[str, str] | None = None) -> list[Annotation]:
+        """Every submitted (not skipped) annotation of the project, with its task key
+        (``annotations_from_tasks``: an undeclared class raises ``LabelError``)."""
+        return annotations_from_tasks(self.existing_tasks(update_config=False), self.classes, renames=renames,
+                                      title=self.title)
 
     def annotate(self, task_id: int, label: int) -> int:
         """Submit an annotation as a reviewer would (the simulated reviewer and tests use it)."""
@@ -345,7 +396,9 @@ __all__ = [
     "PushResult",
     "ReviewError",
     "ReviewItem",
+    "annotation_choice",
     "annotation_label",
+    "annotations_from_tasks",
     "build_tasks",
     "choice_result",
     "conflict_strength",

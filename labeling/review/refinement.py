@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -193,10 +194,43 @@ def _overlaps(a: str, b: str) -> bool:
     return set(wa) <= set(wb) or set(wb) <= set(wa)
 
 
-def _identifier(text: str) -> str:
-    name = re.sub(r"\W+", "_", text.lower()).strip("_") or "ngram"
-    name = f"keyword_{name}"
-    return name + "_" if keyword.iskeyword(name) else name
+def _name_part(text: str, prefix: str) -> str:
+    """``text`` as the tail of an identifier starting with ``prefix``: word characters kept,
+    runs of others made "_". NFKC first, as Python reads identifiers in NFKC (two names
+    that differ before it are one name after); ASCII only if that is still no identifier."""
+    name = re.sub(r"\W+", "_", unicodedata.normalize("NFKC", text)).strip("_")
+    if not (prefix + name).isidentifier() or unicodedata.normalize("NFKC", name) != name:
+        name = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
+    return name
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``... : the first one not in ``taken`` (then added to it)."""
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
+# names the generated module defines or imports besides the LFs and class constants
+_MODULE_NAMES = frozenset({"re", "labeling_function", "ABSTAIN"})
+
+
+def class_constants(classes: Sequence[str]) -> dict[int, str]:
+    """A valid, distinct Python constant per class index: the upper-cased name with other
+    characters made "_" (``SPAM``), ``CLASS_<i>`` when no identifier is left (``1st``, a
+    keyword), a numbered suffix when two classes would share one (``Spam`` and ``spam``,
+    ``a b`` and ``a-b``) or one would shadow a name of the module (``ABSTAIN``)."""
+    taken = set(_MODULE_NAMES) | set(keyword.kwlist)
+    out = {}
+    for i, name in enumerate(classes):
+        base = _name_part(unicodedata.normalize("NFKC", str(name)).upper(), "")
+        if not base or not base.isidentifier() or keyword.iskeyword(base):
+            base = f"CLASS_{i}"
+        out[i] = _unique(base, taken)
+    return out
 
 
 def format_lf_code(
@@ -204,26 +238,27 @@ def format_lf_code(
 ) -> str:
     """Python source of one Snorkel LF per suggestion, importable as a module.
 
+    Every class name and n-gram reaches the code only through ``repr`` or as a sanitised,
+    NFKC-checked identifier, so any name (quotes, backslashes, spaces, keywords, non-ASCII) gives
+    code that compiles, and distinct classes and LFs keep distinct names.
     ``taken``: names already in use (the project's LFs), which new LFs avoid."""
-    constants = {i: re.sub(r"\W+", "_", c).upper() or f"CLASS_{i}" for i, c in enumerate(classes)}
+    constants = class_constants(classes)
     lines = []
     if header:
         lines += ['"""Keyword LFs suggested from gold labels (labeling.refine.suggest_keyword_lfs)."""', "",
                   "import re", "", "from snorkel.labeling import labeling_function", "", "ABSTAIN = -1"]
-        lines += [f"{constants[i]} = {i}" for i in range(len(classes))]
-    names: set[str] = set(taken)
+        lines += [f"{constants[i]} = {i}  # {str(c)!r}" for i, c in enumerate(classes)]
+    names: set[str] = set(taken) | set(_MODULE_NAMES) | set(constants.values())
     for s in suggestions:
-        name = _identifier(s.ngram)
-        while name in names:
-            name += "_"
-        names.add(name)
+        name = _unique(f"keyword_{_name_part(s.ngram.lower(), 'keyword_') or 'ngram'}", names)
         pattern = keyword_pattern(s.ngram)
+        doc = (f"{s.ngram!r} -> {str(classes[s.label])!r}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), "
+               f"coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF).")
         lines += [
             "", "",
             "@labeling_function()",
             f"def {name}(x):",
-            (f'    """{s.ngram!r} -> {classes[s.label]}: precision {s.precision:.2f} (>= {s.precision_low:.2f}), '
-             f'coverage {s.coverage:.1%} on gold ({s.matches} rows, {s.new_rows} not covered by any LF)."""'),
+            f"    {doc!r}",
             f"    return {constants[s.label]} if re.search({pattern!r}, str(x.text), re.IGNORECASE) else ABSTAIN",
         ]
     return "\n".join(lines) + "\n"
@@ -282,6 +317,46 @@ def likely_label_errors(y, probs) -> pd.DataFrame:
     return table.sort_values("self_confidence", kind="stable").reset_index(drop=True)
 
 
+def check_label_errors(
+    texts: Sequence[str],
+    y,
+    classes: Sequence[str],
+    make_model: Callable[[], object] | None,
+    *,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, str]:
+    """``likely_label_errors`` over the gold rows that can be checked, and a note on the rest.
+
+    A row is checked out of sample: its class must keep a gold row in the other folds,
+    so classes with a single gold row are left out (their rows named in the note), and
+    with fewer than two such classes nothing is checked and the note says why.
+    Returns ``(errors, note)``; errors has columns row, text, given, suggested,
+    self_confidence (``row`` indexes ``texts``); note is "" when every gold row was checked.
+    """
+    y = np.asarray(y).astype(np.int64)
+    texts = [str(t) for t in texts]
+    empty = pd.DataFrame(columns=["row", "text", "given", "suggested", "self_confidence"])
+    if make_model is None:
+        return empty, "not computed: no model to score the gold rows with"
+    labelled = y >= 0
+    counts = np.bincount(y[labelled], minlength=len(classes))
+    checkable = counts >= 2
+    lone = [str(classes[c]) for c in np.flatnonzero((counts > 0) & ~checkable)]
+    if checkable.sum() < 2:
+        per_class = ", ".join(f"{classes[c]} {counts[c]}" for c in range(len(classes)))
+        return empty, ("not computed: cross-validated probabilities need two or more classes with at least two gold "
+                       f"rows each; gold rows per class: {per_class}")
+    rows = np.flatnonzero(labelled & checkable[np.where(labelled, y, 0)])
+    probs = out_of_sample_probs([texts[i] for i in rows], y[rows], make_model, random_state=random_state)
+    errors = likely_label_errors(y[rows], probs)
+    errors["row"] = rows[errors["row"].to_numpy()]
+    errors.insert(1, "text", [texts[i] for i in errors["row"]])
+    skipped = np.flatnonzero(labelled & ~checkable[np.where(labelled, y, 0)])
+    note = (f"{len(skipped)} gold row(s) not checked (rows {skipped.tolist()[:10]}): class(es) {lone} have a single "
+            "gold row, which cannot be held out and still be learned" if len(skipped) else "")
+    return errors, note
+
+
 @dataclass(frozen=True)
 class RefineReport:
     lf_table: pd.DataFrame
@@ -292,6 +367,7 @@ class RefineReport:
     label_errors: pd.DataFrame  # row, text, given, suggested, self_confidence
     n_gold: int
     held_out: pd.DataFrame | None = None  # the suggestions checked on other labelled rows (dev)
+    label_errors_note: str = ""  # gold rows the label-error check skipped, and why ("" = all checked)
 
     def accepted(self, *, min_matches: int = 2, min_precision: float = 0.9) -> list[KeywordSuggestion]:
         """Suggestions the held-out rows confirm (all of them when there are none)."""
@@ -323,17 +399,7 @@ def refine(
     texts = [str(t) for t in texts]
     holes = uncovered_gold(L, y)
     suggestions = suggest_keyword_lfs(texts, y, L=L, top=top)
-    errors = pd.DataFrame(columns=["row", "text", "given", "suggested", "self_confidence"])
-    if make_model is not None and len(np.unique(y[y >= 0])) > 1:
-        labelled = np.flatnonzero(y >= 0)
-        try:
-            probs = out_of_sample_probs([texts[i] for i in labelled], y[labelled], make_model, random_state=random_state)
-        except LabelError:
-            probs = None
-        if probs is not None:
-            errors = likely_label_errors(y[labelled], probs)
-            errors["row"] = labelled[errors["row"].to_numpy()]
-            errors.insert(1, "text", [texts[i] for i in errors["row"]])
+    errors, errors_note = check_label_errors(texts, y, classes, make_model, random_state=random_state)
     return RefineReport(
         lf_table=lf_accuracy_table(L, y, names),
         worst=wrong_examples(L, y, names, texts, top=5),
@@ -343,6 +409,7 @@ def refine(
         label_errors=errors,
         n_gold=int((y >= 0).sum()),
         held_out=None if held_out is None else held_out_precision(suggestions, *held_out),
+        label_errors_note=errors_note,
     )
 
 
@@ -364,7 +431,10 @@ def format_report(report: RefineReport, classes: Sequence[str], *, examples: int
                   for e in w["examples"]]
     lines += ["", f"Gold rows no LF covers: {len(report.uncovered)}"]
     lines += [f"  [{classes[r.label]}] {_short(r.text)}" for r in report.uncovered.head(examples).itertuples()]
-    lines += ["", f"Likely label errors in gold (confident learning): {len(report.label_errors)}"]
+    not_computed = report.label_errors_note.startswith("not computed")
+    lines += ["", "Likely label errors in gold (confident learning): "
+              + (report.label_errors_note if not_computed else str(len(report.label_errors)))]
+    lines += [f"  {report.label_errors_note}"] if report.label_errors_note and not not_computed else []
     lines += [f"  row {r.row}: given {classes[r.given]}, model says {classes[r.suggested]} "
               f"(p(given) = {r.self_confidence:.2f}): {_short(r.text)}" for r in report.label_errors.head(examples).itertuples()]
     if report.held_out is not None:
@@ -377,6 +447,8 @@ def format_report(report: RefineReport, classes: Sequence[str], *, examples: int
 __all__ = [
     "KeywordSuggestion",
     "RefineReport",
+    "check_label_errors",
+    "class_constants",
     "format_lf_code",
     "format_report",
     "held_out_precision",

@@ -214,3 +214,72 @@ def test_split_by_column_accepts_valid_alias():
     frame.loc[0, "split"] = "holdout"
     with pytest.raises(DatasetError, match="holdout"):
         split_by_column(frame, "split", classes=CLASSES, source="x")
+
+
+# --------------------------------------------------------------------------- pandas nullable dtypes (issue 12)
+
+
+def _nullable_frame(text_na: bool = False) -> pd.DataFrame:
+    """Label ``Int64`` with <NA>, an extra ``boolean`` column with <NA>, text and ids as ``string``."""
+    return pd.DataFrame({
+        "uid": pd.array(["a", "b", "c", "d"], dtype="string"),
+        "body": pd.array(["free money", pd.NA if text_na else "nice song", "subscribe", "great"], dtype="string"),
+        "gold": pd.array([1, 0, pd.NA, 0], dtype="Int64"),
+        "flag": pd.array([True, pd.NA, False, True], dtype="boolean"),
+        "split": pd.array(["train", "dev", "train", "test"], dtype="string"),
+    })
+
+
+def _through(fmt: str, frame: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+    """``frame`` as the loader receives it: written to ``fmt`` and read back, or as is."""
+    if fmt == "dataframe":
+        return frame
+    path = tmp_path / f"data.{fmt}"
+    {"csv": lambda: frame.to_csv(path, index=False),
+     "parquet": lambda: frame.to_parquet(path),
+     "jsonl": lambda: frame.to_json(path, orient="records", lines=True)}[fmt]()
+    return read_table(path)
+
+
+@pytest.mark.parametrize("fmt", ["dataframe", "csv", "parquet", "jsonl"])
+def test_nullable_dtypes_with_na_load_as_unlabelled_rows(tmp_path, fmt):
+    raw = _through(fmt, _nullable_frame(), tmp_path)
+    if fmt in ("dataframe", "parquet"):  # parquet keeps pandas' extension dtypes: the case that used to crash
+        assert str(raw["gold"].dtype) == "Int64" and str(raw["flag"].dtype) == "boolean"
+    frame = canonicalize(raw, text_field="body", label_field="gold", id_field="uid", classes=CLASSES)
+    assert frame["id"].tolist() == ["a", "b", "c", "d"]
+    assert frame["label"].tolist() == [1, 0, -1, 0]
+    assert frame["text"].tolist() == ["free money", "nice song", "subscribe", "great"]
+    splits = split_by_column(frame, "split", classes=CLASSES, source="x")
+    assert splits.sizes() == {"train": 2, "dev": 1, "test": 1}
+    from labeling.verify import verify_splits
+
+    assert verify_splits(splits).errors == ()
+    assert len(splits.version) == 16
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "string", "boolean", "float64", "object"])
+def test_missing_labels_of_every_dtype_are_unlabelled(dtype):
+    values = {"Int64": [1, pd.NA, 0], "string": ["spam", pd.NA, "ham"], "boolean": [True, pd.NA, False],
+              "float64": [1.0, np.nan, 0.0], "object": ["spam", None, "ham"]}[dtype]
+    frame = pd.DataFrame({"text": ["x", "y", "z"], "gold": pd.array(values, dtype=dtype)})
+    assert canonicalize(frame, text_field="text", label_field="gold", classes=CLASSES)["label"].tolist() == [1, -1, 0]
+
+
+@pytest.mark.parametrize("fmt", ["dataframe", "csv", "parquet", "jsonl"])
+def test_missing_text_of_the_string_dtype_names_the_rows(tmp_path, fmt):
+    raw = _through(fmt, _nullable_frame(text_na=True), tmp_path)
+    with pytest.raises(DatasetError, match=r"text column 'body' is missing or not text in 1 row\(s\): row 'b'"):
+        canonicalize(raw, text_field="body", label_field="gold", id_field="uid", classes=CLASSES)
+
+
+def test_missing_ids_are_refused_not_turned_into_the_id_nan():
+    frame = pd.DataFrame({"uid": pd.array([1, pd.NA, 3], dtype="Int64"), "text": ["x", "y", "z"]})
+    with pytest.raises(DatasetError, match=r"id column 'uid' is missing in 1 row\(s\), at row position\(s\) 1"):
+        canonicalize(frame, text_field="text", id_field="uid", classes=CLASSES)
+
+
+def test_many_missing_texts_are_counted_and_the_first_five_named():
+    frame = pd.DataFrame({"text": pd.array([pd.NA] * 7 + ["ok"], dtype="string")})
+    with pytest.raises(DatasetError, match=r"in 7 row\(s\): rows '0', '1', '2', '3', '4' and 2 more"):
+        canonicalize(frame, text_field="text", classes=CLASSES)

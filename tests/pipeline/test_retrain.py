@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,6 +25,7 @@ from labeling import (
     run_retrain,
 )
 from labeling.data.datasets import sha256_file
+from labeling.errors import LabelingError
 
 from ..conftest import FIXTURES, REPO, write_project
 
@@ -247,3 +249,86 @@ def test_cli_reports_errors_without_traceback(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: dataset file not found") and "Traceback" not in proc.stderr
+
+
+# --- labelled splits missing a class: baselines that cannot be computed are skipped, with why ----------
+
+MISSING_CLASS = """
+[project]
+name = "missing_class"
+classes = ["ham", "spam"]
+store = "store.db"
+artifacts = "artifacts"
+[dataset]
+source = "file"
+path = "comments.csv"
+text_field = "text"
+label_field = "label"
+id_field = "id"
+split = "column"
+split_field = "part"
+[lfs]
+modules = ["lf_modules.youtube_weak"]
+root = "{root}"
+cache = "none"
+n_jobs = 1
+[label_model]
+type = "majority_vote"
+"""
+
+
+def _missing_class_project(tmp_path, youtube_splits, *, train_gold: bool):
+    """YouTube comments whose dev split holds only ham rows (and train, optionally, no gold)."""
+    train, test = youtube_splits.train.iloc[:300], youtube_splits.test.iloc[:80]
+    dev = youtube_splits.train.iloc[300:][lambda f: f["label"] == 0].iloc[:15]
+    rows = [{"id": r.id, "text": r.text, "label": ("ham", "spam")[r.label] if part != "train" or train_gold else "",
+             "part": part}
+            for part, frame in (("train", train), ("dev", dev), ("test", test)) for r in frame.itertuples()]
+    pd.DataFrame(rows).to_csv(tmp_path / "comments.csv", index=False)
+    return load_config(write_project(tmp_path, MISSING_CLASS.format(root=FIXTURES)))
+
+
+def test_a_dev_split_missing_a_class_skips_the_human_baseline_and_says_why(tmp_path, youtube_splits):
+    config = _missing_class_project(tmp_path, youtube_splits, train_gold=True)
+    result = run_retrain(config)  # used to stop: "the training labels hold a single class"
+    table = result.evaluation.set_index("name")
+    human = table.loc["human (end model on dev labels)"]
+    assert np.isnan(human["accuracy"]) and np.isnan(human["macro_f1"])
+    assert human["notes"] == ("not computed: the dev split has gold labels of class 'ham' only (15 rows); "
+                              "an end model needs at least two classes")
+    # everything that can be computed still is
+    assert 0.5 < table.loc["end model", "accuracy"] <= 1
+    assert 0.5 < table.loc["oracle (end model on gold train labels)", "accuracy"] <= 1
+    assert "human (end model on dev labels): not computed: the dev split has gold labels of class 'ham' only" in format_summary(result)
+    record = {m["name"]: m for m in result.to_json()["metrics"]}["human (end model on dev labels)"]
+    assert record["accuracy"] is None and record["notes"].startswith("not computed: ")
+    with RunStore(result.store_path) as store:
+        stored = {m["name"]: m for m in store.get_run(result.run_id)["metrics"]}
+    assert stored["human (end model on dev labels)"]["accuracy"] is None
+    assert stored["human (end model on dev labels)"]["notes"] == human["notes"]
+    from labeling.pipeline.report import write_report
+
+    page = write_report(result.store_path, result.run_id).read_text(encoding="utf-8")
+    assert "not computed: the dev split has gold labels of class &#x27;ham&#x27; only" in page
+
+
+def test_train_without_gold_records_why_there_is_no_oracle(tmp_path, youtube_splits):
+    result = run_retrain(_missing_class_project(tmp_path, youtube_splits, train_gold=False), record=False)
+    oracle = result.evaluation.set_index("name").loc["oracle (end model on gold train labels)"]
+    assert np.isnan(oracle["accuracy"]) and oracle["train_rows"] == 0
+    assert oracle["notes"] == "not computed: the train split has no gold labels"
+
+
+def test_an_end_model_with_one_class_to_learn_names_itself_and_records_nothing(tmp_path, youtube_splits):
+    config = _missing_class_project(tmp_path, youtube_splits, train_gold=False)
+    frame = pd.read_csv(tmp_path / "comments.csv", keep_default_na=False)
+    # no "!" in train: only weak_song (ham) votes there; dev keeps both classes
+    frame = frame[(frame["part"] != "train") | ~frame["text"].str.contains("!")]
+    dev = youtube_splits.dev.iloc[:10]
+    extra = pd.DataFrame({"id": "d-" + dev["id"], "text": dev["text"], "label": dev["label"].map({0: "ham", 1: "spam"}),
+                          "part": "dev"})
+    pd.concat([frame, extra]).to_csv(tmp_path / "comments.csv", index=False)
+    with pytest.raises(LabelingError, match=r"the end model cannot be trained: its \d+ training rows .* carry only "
+                                            r"class 'ham'; it needs LF votes or gold labels of at least two classes"):
+        run_retrain(config)
+    assert not config.resolve(config.store).exists() and not config.resolve(config.artifacts).exists()

@@ -20,7 +20,8 @@ from labeling.review.gold import (
     training_rows_with_gold,
 )
 from labeling.pipeline.retrain import run_retrain
-from labeling.review.label_studio import Annotation
+from labeling.errors import ConfigError, LabelError
+from labeling.review.label_studio import Annotation, annotations_from_tasks, choice_result
 
 TASKS = [ReviewTask(f"row:{i}", "dataset", str(i), f"text {i}", "random") for i in range(3)]
 
@@ -121,3 +122,64 @@ def test_retrain_learns_from_gold_but_never_from_test_rows(youtube_config_path, 
     assert with_gold.label_model["params"]["class_balance"] is not None
     assert without.label_model["params"]["class_balance"] is None
     assert with_gold.metric("end model") != without.metric("end model")
+
+
+# --- a class renamed in the config never deletes stored gold (issue 12) -----------------------------
+
+
+def _ls_tasks(choices: dict[str, str]) -> dict[str, dict]:
+    """Label Studio task JSON (as the SDK returns it): one submitted answer per task key."""
+    return {key: {"id": n, "data": {"task_key": key}, "annotations": [
+        {"id": 100 + n, "result": choice_result(choice), "completed_by": {"id": 1, "email": "alice@x"},
+         "was_cancelled": False, "updated_at": "2026-01-01T00:00:00Z"}]}
+        for n, (key, choice) in enumerate(choices.items())}
+
+
+def test_answers_with_a_class_the_config_no_longer_declares_stop_the_pull_and_keep_gold(store):
+    tasks = _ls_tasks({"row:0": "spam", "row:1": "ham", "row:2": "spam"})
+    store.record_annotations("proj", annotations_from_tasks(tasks, ("ham", "spam")))
+    before, _ = review_gold(store.path)
+    assert before["label"].tolist() == [1, 0, 1]
+    # "spam" renamed to "junk" in project.classes: the old answers still say "spam"
+    with pytest.raises(LabelError) as info:
+        store.record_annotations("proj", annotations_from_tasks(tasks, ("ham", "junk"), title="proj"))
+    message = str(info.value)
+    assert "2 answer(s) on 2 task(s) choose class(es) ['spam'] that project.classes ['ham', 'junk'] does not declare" in message
+    assert "no stored gold label was changed or removed" in message and "--rename 'spam=<new name>'" in message
+    assert "['row:0', 'row:2']" in message
+    after, _ = review_gold(store.path)
+    pd.testing.assert_frame_equal(after, before)  # nothing deleted
+
+
+def test_renamed_classes_are_mapped_on_pull():
+    tasks = _ls_tasks({"row:0": "spam", "row:1": "ham"})
+    mapped = annotations_from_tasks(tasks, ("ham", "junk"), renames={"spam": "junk"})
+    assert [(a.task_key, a.label, a.annotator) for a in mapped] == [("row:0", 1, "alice@x"), ("row:1", 0, "alice@x")]
+    with pytest.raises(ConfigError, match=r"must map onto project.classes \['ham', 'junk'\]; got \{'spam': 'eggs'\}"):
+        annotations_from_tasks(tasks, ("ham", "junk"), renames={"spam": "eggs"})
+
+
+def test_a_pull_with_the_rename_changes_no_stored_gold(store):
+    tasks = _ls_tasks({"row:0": "spam", "row:1": "ham"})
+    store.record_annotations("proj", annotations_from_tasks(tasks, ("ham", "spam")))
+    result = store.record_annotations("proj", annotations_from_tasks(tasks, ("ham", "junk"), renames={"spam": "junk"}))
+    assert (result.stored, result.inserted, result.updated, result.deleted) == (2, 0, 0, 0)
+
+
+def test_cli_rename_must_be_old_equals_new(tmp_path, capsys):
+    from labeling.cli import main
+
+    from ..conftest import write_project
+
+    path = write_project(tmp_path, '[project]\nname = "p"\nclasses = ["ham", "junk"]\n')
+    assert main(["review", "pull", "--config", str(path), "--rename", "spam"]) == 2
+    assert "--rename 'spam' must look like OLD=NEW" in capsys.readouterr().err
+
+
+def test_gold_stored_under_more_classes_is_refused_by_name_not_an_index_error():
+    gold = pd.DataFrame([{"task_key": "row:b", "source": "dataset", "row_id": "b", "text": "tb", "label": 1},
+                         {"task_key": "f:9", "source": "feedback", "row_id": None, "text": "new", "label": 2}])
+    with pytest.raises(LabelError, match=r"1 stored gold label\(s\) are not a class index of project.classes "
+                                         r"\['ham', 'spam'\] \(0..1\): \['2'\], tasks \['f:9'\]"):
+        match_gold(gold, _splits())
+    assert match_gold(gold.iloc[:1], _splits()).summary()["train_rows"] == 1

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labeling.config import load_config
-from labeling.errors import ConfigError, LabelMatrixError
+from labeling.errors import ConfigError, LabelError, LabelMatrixError
 from labeling.serve.feedback import FeedbackLog, PredictionRecord, text_sha256, utc_now
 from labeling.review.gold import GoldStore, review_gold
 from labeling.review.label_studio import (
@@ -211,6 +211,26 @@ def test_push_annotate_pull_and_repush_without_duplicates(ls_env, small_project)
     assert (result.stored, result.updated) == (4, 1)
     gold, _ = review_gold(config.resolve(config.store))
     assert dict(zip(gold["task_key"], gold["label"])) == {keys[0]: 1, keys[1]: 1, keys[2]: 0, keys[3]: 1}
+
+
+def test_a_class_renamed_in_the_config_never_deletes_stored_gold(ls_env, small_project):
+    config = load_config(small_project)
+    review = label_studio_from_env(config)
+    push_review(config, review, strategy="random", n=4)
+    tasks = review.existing_tasks()
+    for i, key in enumerate(sorted(tasks)):
+        review.annotate(int(tasks[key]["id"]), i % 2)
+    assert pull_review(config, review)[0].stored == 4
+    store = config.resolve(config.store)
+    before, _ = review_gold(store)
+    renamed = load_config(small_project, ["project.classes=['ham', 'junk']"])
+    # used to drop the two "spam" answers from the store, shown only as "2 removed"
+    with pytest.raises(LabelError, match=r"2 answer\(s\) on 2 task\(s\) choose class\(es\) \['spam'\].*--rename"):
+        pull_review(renamed, label_studio_from_env(renamed))
+    pd.testing.assert_frame_equal(review_gold(store)[0], before)
+    result, _ = pull_review(renamed, label_studio_from_env(renamed), renames={"spam": "junk"})
+    assert (result.stored, result.inserted, result.updated, result.deleted) == (4, 0, 0, 0)
+    pd.testing.assert_frame_equal(review_gold(store)[0], before)
 
 
 def test_annotator_disagreements_are_kept_and_reported(ls_env, small_project):

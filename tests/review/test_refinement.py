@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import types
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeling.lf.apply import apply_lfs
 from labeling.models.end_models import SklearnTextClassifier
 from labeling.lf.core import labeling_function
 from labeling.review.refinement import (
+    KeywordSuggestion,
+    check_label_errors,
+    class_constants,
     format_lf_code,
     format_report,
     held_out_precision,
@@ -137,3 +141,83 @@ def test_refine_report_end_to_end():
     assert len(report.held_out) == len(report.suggestions)
     text = format_report(report, ("ham", "spam"))
     assert "Wilson" in text and "Suggested LFs" in text and "Likely label errors" in text
+
+
+def _word_model(k):
+    return lambda: SklearnTextClassifier(k, analyzer="word", ngram_min=1, ngram_max=2)
+
+
+def test_a_class_with_a_single_gold_row_is_left_out_of_the_label_error_check_and_said():
+    # Used to report 0 label errors: the whole check was skipped without a word.
+    texts, y, flipped = _noisy_corpus(seed=0, n=120, flips=6)
+    texts, y = texts + ["what time is the concert"], np.append(y, 2)
+    classes = ("ham", "spam", "question")
+    errors, note = check_label_errors(texts, y, classes, _word_model(3), random_state=0)
+    alone = check_label_errors(texts[:-1], y[:-1], classes[:2], _word_model(2), random_state=0)[0]
+    assert set(errors["row"]) == set(alone["row"]) and len(set(errors["row"]) & set(flipped)) >= 5
+    assert 120 not in set(errors["row"])
+    assert note == ("1 gold row(s) not checked (rows [120]): class(es) ['question'] have a single gold row, "
+                    "which cannot be held out and still be learned")
+    Lg = np.full((len(texts), 1), -1)
+    report = refine(Lg, y, texts, ["lf"], classes, make_model=_word_model(3), random_state=0)
+    assert report.label_errors["row"].tolist() == errors["row"].tolist()
+    text = format_report(report, classes)
+    assert f"Likely label errors in gold (confident learning): {len(errors)}\n  1 gold row(s) not checked" in text
+
+
+@pytest.mark.parametrize("labels, make_model, reason", [
+    ([0] * 10 + [1], _word_model(2), "gold rows per class: ham 10, spam 1"),
+    ([0] * 11, _word_model(2), "gold rows per class: ham 11, spam 0"),
+    ([0] * 5 + [1] * 6, None, "no model to score the gold rows with"),
+])
+def test_a_label_error_check_that_cannot_run_says_so_instead_of_reporting_zero(labels, make_model, reason):
+    texts = [f"text {i}" for i in range(len(labels))]
+    report = refine(np.full((len(texts), 1), -1), np.array(labels), texts, ["lf"], ("ham", "spam"),
+                    make_model=make_model)
+    assert report.label_errors.empty and report.label_errors_note.startswith("not computed: ")
+    assert reason in report.label_errors_note
+    assert "Likely label errors in gold (confident learning): not computed: " in format_report(report, ("ham", "spam"))
+
+
+# --------------------------------------------------------------------------- generated LF code (issue 12)
+
+_TRICKY = ["spam", "Spam", "SPAM", "a b", "a-b", "a_b", "1st", "class", "None", "ABSTAIN", "re", "labeling_function",
+           'say "hi"', "it's", 'x"""y', "a\\N{", "back\\", "new\nline", "", "_", "ﬁx", "fix", "é", "É", "日本", "CLASS_0"]
+_token = st.text(alphabet="aAbé_1日ﬁ'ß²", min_size=1, max_size=4) | st.text(min_size=1, max_size=6)
+_ngram = st.lists(_token.filter(lambda t: re.fullmatch(r"\w(?:[\w']*\w)?", t) is not None), min_size=1, max_size=2).map(" ".join)
+
+
+@st.composite
+def _suggestions(draw):
+    classes = draw(st.lists(st.sampled_from(_TRICKY) | st.text(max_size=8), min_size=2, max_size=6, unique=True))
+    ngrams = draw(st.lists(_ngram, min_size=1, max_size=6))
+    found = [KeywordSuggestion(ng, draw(st.integers(0, len(classes) - 1)), 0.95, 0.8, 0.1, 4, 1) for ng in ngrams]
+    taken = draw(st.lists(_ngram.map(lambda ng: "keyword_" + re.sub(r"\W+", "_", ng.lower())), max_size=3))
+    return classes, found, taken
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(_suggestions())
+def test_generated_lf_code_compiles_and_each_lf_votes_its_class(case):
+    classes, found, taken = case
+    code = format_lf_code(found, classes, taken=taken)
+    module = types.ModuleType("suggested")
+    exec(compile(code, "suggested.py", "exec"), module.__dict__)  # noqa: S102 - our own generated code
+    # every class constant holds its own index: no class shadows another (or ABSTAIN)
+    constants = class_constants(classes)
+    assert len(set(constants.values())) == len(classes)
+    assert [module.__dict__[constants[i]] for i in range(len(classes))] == list(range(len(classes)))
+    assert module.ABSTAIN == -1
+    lfs = [v for v in vars(module).values() if type(v).__name__ == "LabelingFunction"]
+    assert len(lfs) == len(found) and len({lf.name for lf in lfs}) == len(found)
+    assert not {lf.name for lf in lfs} & set(taken)
+    for lf, s in zip(lfs, found):
+        assert lf(types.SimpleNamespace(text=f"so {s.ngram} here")) == s.label
+        assert lf(types.SimpleNamespace(text="")) == -1
+
+
+def test_class_names_that_collide_get_distinct_constants():
+    constants = class_constants(["Spam", "spam", "a b", "a-b", "ABSTAIN", "1st", "class"])
+    assert constants == {0: "SPAM", 1: "SPAM_2", 2: "A_B", 3: "A_B_2", 4: "ABSTAIN_2", 5: "CLASS_5", 6: "CLASS"}
+    code = format_lf_code([KeywordSuggestion("free", 1, 1.0, 0.9, 0.1, 5, 0)], ["Spam", "spam"])
+    assert "SPAM_2 = 1  # 'spam'" in code and "return SPAM_2 if" in code

@@ -252,7 +252,7 @@ def test_nullable_dtypes_with_na_load_as_unlabelled_rows(tmp_path, fmt):
     assert frame["text"].tolist() == ["free money", "nice song", "subscribe", "great"]
     splits = split_by_column(frame, "split", classes=CLASSES, source="x")
     assert splits.sizes() == {"train": 2, "dev": 1, "test": 1}
-    from labeling.verify import verify_splits
+    from labeling.data.verify import verify_splits
 
     assert verify_splits(splits).errors == ()
     assert len(splits.version) == 16

@@ -185,7 +185,7 @@ def _export_onnx(args) -> int:
     config = load_config(args.config, args.set)
     with RunStore(_store(config)) as store:
         folder = end_model_path(store.db, args.run_id)
-    files = export_onnx(load_end_model(folder), args.out)
+    files = export_onnx(load_end_model(folder), args.out, config.classes)
     _print(args, {"folder": args.out, "files": files}, f"exported {args.run_id} to {args.out}")
     return 0
 

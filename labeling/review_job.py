@@ -31,7 +31,16 @@ from .lfs import discover_lfs, lf_set_version
 from .redact import RedactionSettings, redact_texts
 from .refine import RefineReport, refine
 from .retrain import fit_label_model
-from .review import STRATEGIES, LabelStudioReview, PushResult, ReviewItem, build_tasks, sample_scores, select_for_review
+from .review import (
+    STRATEGIES,
+    LabelStudioReview,
+    PushResult,
+    ReviewItem,
+    build_tasks,
+    display_text,
+    sample_scores,
+    select_for_review,
+)
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 SOURCES = ("dataset", "served")
@@ -153,7 +162,7 @@ def push_review(
                            predicted=cand.predicted, feedback_labels=cand.feedback_labels)
     seed = config.seed if random_state is None else random_state
     picked = select_for_review(scores, n, random_state=seed, exclude=np.array([k in done for k in cand.keys], dtype=bool))
-    texts = [cand.texts[i] for i in picked]
+    texts = [display_text(cand.texts[i]) for i in picked]  # what a reviewer reads; the store keeps the original
     settings = redaction_for(config, source)
     shown = redact_texts(texts, settings) if settings is not None else texts
     items = [ReviewItem(cand.keys[i], shown[j], tuple(float(p) for p in cand.probs[i]), cand.votes[i], strategy)

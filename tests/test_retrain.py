@@ -126,6 +126,9 @@ def test_torch_end_model_by_config(youtube_config_path, tmp_path):
     config = load_config(youtube_config_path, [*_overrides(tmp_path), "end_model.type=torch"])
     result = run_retrain(config, record=False)
     assert result.end_model["type"] == "torch"
+    import torch
+
+    assert result.end_model["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # not "auto"
     table = result.evaluation.set_index("name")
     end = result.metric("end model")
     assert end >= 0.93  # measured 94.1% with the default torch settings (CPU)

@@ -185,14 +185,16 @@ def pull_review(config: ProjectConfig, review: LabelStudioReview) -> tuple[PullR
 
 
 def gold_for_refinement(config: ProjectConfig, splits=None) -> pd.DataFrame:
-    """Gold rows (reviews + feedback) minus those on test rows or test texts."""
+    """Gold rows (reviews + feedback) minus those on test rows or test texts: columns id
+    (the dataset row id, or the task key of a text in no split), text, label."""
     gold = all_gold(config.resolve(config.store))
     splits = load_dataset(config) if splits is None else splits
     match = match_gold(gold, splits)
     train = splits.train.iloc[match.train_pos]
     return pd.concat([
-        pd.DataFrame({"text": train["text"].astype(str).to_numpy(), "label": match.train_labels}),
-        match.extra[["text", "label"]],
+        pd.DataFrame({"id": train["id"].astype(str).to_numpy(), "text": train["text"].astype(str).to_numpy(),
+                      "label": match.train_labels}),
+        match.extra[["id", "text", "label"]],
     ], ignore_index=True)
 
 
@@ -209,7 +211,8 @@ def refine_from_gold(config: ProjectConfig, *, top: int = 10) -> RefineReport:
     names = [lf.name for lf in lfs]
     return refine(L, gold["label"].to_numpy(dtype=np.int64), gold["text"].tolist(), names, config.classes,
                   make_model=lambda: make_end_model(config.end_model, k, config.seed), random_state=config.seed,
-                  top=top, taken=names, held_out=(dev["text"].astype(str).tolist(), dev["label"].to_numpy()))
+                  top=top, taken=names, held_out=(dev["text"].astype(str).tolist(), dev["label"].to_numpy()),
+                  ids=gold["id"].astype(str).tolist())
 
 
 __all__ = [

@@ -252,6 +252,25 @@ class Annotation:
     updated_at: str
 
 
+PROGRAM_KEY = "labeling_program"
+
+
+def program_result(class_name: str, program: str) -> list[dict]:
+    """``choice_result`` marked as made by ``program`` (a simulation, a script): the marker
+    is what tells a program's annotation from a person's, since both may use one account.
+    ``meta.text`` shows the marker to annotators in Label Studio too."""
+    return [{**region, PROGRAM_KEY: program, "meta": {"text": [f"answered by the program {program!r}"]}}
+            for region in choice_result(class_name)]
+
+
+def annotation_program(result: Sequence[Mapping] | None) -> str | None:
+    """The program that made an annotation (``program_result``), or None: made by a person."""
+    for region in result or ():
+        if isinstance(region, Mapping) and region.get(PROGRAM_KEY):
+            return str(region[PROGRAM_KEY])
+    return None
+
+
 def annotation_label(result: Sequence[Mapping], classes: Sequence[str]) -> int | None:
     """The class index an annotation's ``result`` chose, or None (no choice / unknown class)."""
     for region in result or ():
@@ -354,19 +373,44 @@ class LabelStudioReview:
                 who = ann.get("completed_by")
                 if isinstance(who, Mapping):
                     who = who.get("email") or who.get("id")
+                program = annotation_program(ann.get("result"))
+                if program is not None:  # its own annotator: a program's answer never replaces a person's
+                    who = f"program:{program}"
                 out.append(Annotation(int(ann["id"]), key, str(who), label,
                                       str(ann.get("updated_at") or ann.get("created_at") or "")))
         return out
 
-    def annotate(self, task_id: int, label: int) -> int:
-        """Submit an annotation as a reviewer would (the simulated reviewer and tests use it)."""
-        ann = _sdk_call("create an annotation", self.client.annotations.create, task_id,
-                        result=choice_result(self.classes[label]))
+    def annotate(self, task_id: int, label: int, *, program: str | None = None) -> int | None:
+        """Submit an annotation; returns its id.
+
+        Without ``program`` it is a person's answer (tests stand in for one). With
+        ``program`` the annotation is marked as that program's, and a task that
+        already holds any submitted annotation is left alone (returns None): a
+        program never answers over a person, nor twice."""
+        result = choice_result(self.classes[label])
+        if program is not None:
+            task = _sdk_call("read a task", self.client.tasks.get, task_id)
+            raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+            if any(not a.get("was_cancelled") for a in raw.get("annotations") or ()):
+                return None
+            result = program_result(self.classes[label], program)
+        ann = _sdk_call("create an annotation", self.client.annotations.create, task_id, result=result)
         return int(ann.id)
 
-    def update_annotation(self, annotation_id: int, label: int) -> None:
-        _sdk_call("update an annotation", self.client.annotations.update, annotation_id,
-                  result=choice_result(self.classes[label]))
+    def update_annotation(self, annotation_id: int, label: int, *, program: str | None = None) -> bool:
+        """Change an annotation's answer; returns whether it was changed.
+
+        With ``program`` only an annotation that program made is changed: one
+        without its marker (a person's, or another program's) is left as it is
+        and False is returned, for the caller to report."""
+        result = choice_result(self.classes[label])
+        if program is not None:
+            current = _sdk_call("read an annotation", self.client.annotations.get, annotation_id)
+            if annotation_program(getattr(current, "result", None)) != program:
+                return False
+            result = program_result(self.classes[label], program)
+        _sdk_call("update an annotation", self.client.annotations.update, annotation_id, result=result)
+        return True
 
 
 __all__ = [
@@ -377,6 +421,8 @@ __all__ = [
     "ReviewError",
     "ReviewItem",
     "annotation_label",
+    "annotation_program",
+    "program_result",
     "build_tasks",
     "choice_result",
     "conflict_strength",

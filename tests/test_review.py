@@ -244,6 +244,28 @@ def test_push_annotate_pull_and_repush_without_duplicates(ls_env, small_project)
     assert dict(zip(gold["task_key"], gold["label"])) == {keys[0]: 1, keys[1]: 1, keys[2]: 0, keys[3]: 1}
 
 
+def test_a_program_never_overwrites_a_persons_answer(ls_env, small_project):
+    config = load_config(small_project)
+    review = label_studio_from_env(config)
+    push_review(config, review, strategy="random", n=3)
+    tasks = review.existing_tasks()
+    (a, b, c) = sorted(tasks)
+    person = review.annotate(int(tasks[a]["id"]), 0)  # a person says ham
+    assert review.annotate(int(tasks[a]["id"]), 1, program="sim") is None  # skipped: already answered
+    own = review.annotate(int(tasks[b]["id"]), 1, program="sim")
+    assert own is not None
+    assert review.annotate(int(tasks[b]["id"]), 0, program="sim") is None  # never twice either
+    assert review.update_annotation(person, 1, program="sim") is False  # not its own: left alone
+    assert review.update_annotation(own, 0, program="sim") is True
+    answers = {(x.task_key, x.annotator): x.label for x in review.annotations()}
+    assert answers[(a, next(w for k, w in answers if k == a))] == 0
+    assert [w for k, w in answers if k == a] != ["program:sim"] and (b, "program:sim") in answers
+    assert answers[(b, "program:sim")] == 0
+    pull_review(config, review)
+    gold, _ = review_gold(config.resolve(config.store))
+    assert dict(zip(gold["task_key"], gold["label"]))[a] == 0  # the person's label survives
+
+
 def test_annotator_disagreements_are_kept_and_reported(ls_env, small_project):
     config = load_config(small_project)
     review = label_studio_from_env(config)

@@ -191,17 +191,24 @@ def _export_onnx(args) -> int:
 
 
 def _clear_cache(args) -> int:
+    from .apply import spacy_cache_keys
     from .cache import LFCache, project_cache_dir
+    from .lfs import discover_lfs
     from .parse_cache import ParseCache
 
     config = load_config(args.config, args.set)
     folder = project_cache_dir(config)
-    removed = {"lf_columns": 0, "spacy_segments": 0} if folder is None else {
-        "lf_columns": LFCache(folder).clear(), "spacy_segments": ParseCache(folder).clear()}
+    removed = {"lf_columns": 0, "spacy_segments": 0}
+    if folder is not None:
+        # Only this project's entries: the folder may be shared (lfs.cache, a common store folder).
+        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+        removed = {"lf_columns": LFCache(folder).clear([lf.name for lf in lfs]),
+                   "spacy_segments": ParseCache(folder).clear(spacy_cache_keys(lfs, config.lfs.spacy_model))}
     if args.json:
         print(json.dumps({"cache": str(folder) if folder else None, "removed": removed}))
     else:
-        print(f"cleared {folder}: {removed['lf_columns']} LF vote segments, {removed['spacy_segments']} spaCy parse segments"
+        print(f"cleared this project's entries in {folder}: {removed['lf_columns']} LF vote segments, "
+              f"{removed['spacy_segments']} spaCy parse segments"
               if folder else "the project's cache is off (lfs.cache = \"none\")")
     return 0
 
@@ -254,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(classifier graph + TF-IDF JSON).")
     export.add_argument("run_id")
     export.add_argument("out", help="new folder to write")
-    command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses.")
+    command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses (its LFs' and its "
+            "pipeline's only; other projects sharing the folder keep theirs).")
     return parser
 
 

@@ -376,15 +376,16 @@ def summary_notes(result: RunResult) -> list[str]:
     majority = next((n for n in ev.index if n.startswith("majority class")), None)
     lf_rows = ev[ev["kind"] == "lf"]
     if majority is not None and len(lf_rows):
+        base = ev.loc[majority, "accuracy"]
         same = [n.removeprefix("LF ") for n, acc in lf_rows["accuracy"].items()
-                if np.isclose(acc, ev.loc[majority, "accuracy"])]
+                if not pd.isna(acc) and not pd.isna(base) and np.isclose(float(acc), float(base))]
         note = ("rows 'LF <name>': that LF alone, predicting the majority class where it abstains, "
                 "so an LF that votes on few test rows scores about the majority class")
         if same:
             note += f"; equal to it: {', '.join(same)}"
         notes.append(note)
     oracle = next((n for n in ev.index if n.startswith("oracle")), None)
-    if oracle is not None and "end model" in ev.index:
+    if oracle is not None and "end model" in ev.index and not pd.isna(ev.loc[oracle, "accuracy"]):
         end, top = float(ev.loc["end model", "accuracy"]), float(ev.loc[oracle, "accuracy"])
         if end > top:
             n_test = int(result.split_sizes.get("test", 0)) or 1

@@ -3,7 +3,11 @@
     python benchmarks/serve_load.py --url http://127.0.0.1:8000 [--rate 50] [--seconds 10]
     python benchmarks/serve_load.py --config projects/youtube_spam/project.toml [--workers 2] [--set k=v ...]
 
-Without ``--url`` it starts ``python -m pipelines.serve`` itself on a free port.
+Without ``--url`` it starts ``python -m pipelines.serve`` itself on a free port,
+on a copy of the project's store in a temporary folder (deleted afterwards): its
+thousands of synthetic predictions never reach the project's real store, whose
+``monitor`` would judge them as traffic. With ``--url`` the server's own store
+receives them, so point it at a server that is not the production one.
 Open loop: each request has a scheduled send time, and its latency counts from
 that time, so a slow server cannot hide its queueing (no coordinated omission).
 """
@@ -16,16 +20,19 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 
+from labeling.config import load_config
 from labeling.data.datasets import load_youtube_spam
-from labeling.errors import LabelingError
+from labeling.errors import ConfigError, LabelingError
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -43,11 +50,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args) -> tuple[subprocess.Popen, str]:
+def isolated_store(config_path: str, overrides: list[str], folder: Path) -> list[str]:
+    """Overrides that point the project at a copy of its store in ``folder``.
+
+    SQLite's backup API gives a consistent copy (WAL included) of the runs and
+    aliases the server needs; artifacts are read where the runs recorded them.
+    Raises ``ConfigError`` when the project has no store to copy."""
+    source = load_config(config_path, overrides).resolve(load_config(config_path, overrides).store)
+    if not source.is_file():
+        raise ConfigError(f"no store at {source}: run the retrain pipeline first")
+    target = folder / "store.db"
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(str(target)) as dst:
+        src.backup(dst)
+    return [*overrides, f"project.store={json.dumps(str(target))}"]
+
+
+def start_server(args, folder: Path) -> tuple[subprocess.Popen, str]:
+    """``pipelines.serve`` on a free port, on a copy of the store in ``folder``."""
     port = _free_port()
     cmd = [sys.executable, "-m", "pipelines.serve", "--config", args.config, "--port", str(port),
            "--workers", str(args.workers)]
-    for o in args.overrides:
+    for o in isolated_store(args.config, args.overrides, folder):
         cmd += ["--set", o]
     cmd += ["--lf-votes", args.lf_votes]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL)
@@ -176,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-repeats", type=int, default=5)
     args = parser.parse_args(argv)
     texts = comments()
-    proc, url = (None, args.url) if args.url else start_server(args)
+    scratch = tempfile.TemporaryDirectory(prefix="serve_load-")
+    proc, url = (None, args.url) if args.url else start_server(args, Path(scratch.name))
     try:
         version = httpx.get(url + "/models", timeout=10).json()["model_version"]
         c = httpx.Client(base_url=url, timeout=120)
@@ -193,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
+        scratch.cleanup()
     return 0
 
 

@@ -13,7 +13,6 @@ exactly.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,16 +42,19 @@ DATASETS = (
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("LABELING_DATA_DIR", REPO.parent / "shared" / "data"))
+    from labeling.settings import require_data_dir
+
+    return require_data_dir(what="the WRENCH datasets")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: the data folder (labeling.settings)")
     parser.add_argument(
         "--all", action="store_true", help=f"also fit Snorkel where m*k > {SNORKEL_MAX_MK} (minutes on CPU)"
     )
     args = parser.parse_args(argv)
+    args.data_dir = args.data_dir or default_data_dir()
 
     header = ["dataset", "metric", "MV", "WRENCH MV", "MV match"]
     header += [cls.__name__ for name, cls in LABEL_MODELS.items() if name != "majority_vote"]

@@ -196,23 +196,30 @@ def _export_onnx(args) -> int:
     config = load_config(args.config, args.set)
     with RunStore(_store(config)) as store:
         folder = end_model_path(store.db, args.run_id)
-    files = export_onnx(load_end_model(folder), args.out)
+    files = export_onnx(load_end_model(folder), args.out, config.classes)
     _print(args, {"folder": args.out, "files": files}, f"exported {args.run_id} to {args.out}")
     return 0
 
 
 def _clear_cache(args) -> int:
+    from .lf.apply import spacy_cache_keys
     from .lf.cache import LFCache, project_cache_dir
+    from .lf.core import discover_lfs
     from .lf.parse_cache import ParseCache
 
     config = load_config(args.config, args.set)
     folder = project_cache_dir(config)
-    removed = {"lf_columns": 0, "spacy_segments": 0} if folder is None else {
-        "lf_columns": LFCache(folder).clear(), "spacy_segments": ParseCache(folder).clear()}
+    removed = {"lf_columns": 0, "spacy_segments": 0}
+    if folder is not None:
+        # Only this project's entries: the folder may be shared (lfs.cache, a common store folder).
+        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+        removed = {"lf_columns": LFCache(folder).clear([lf.name for lf in lfs]),
+                   "spacy_segments": ParseCache(folder).clear(spacy_cache_keys(lfs, config.lfs.spacy_model))}
     if args.json:
         print(json.dumps({"cache": str(folder) if folder else None, "removed": removed}))
     else:
-        print(f"cleared {folder}: {removed['lf_columns']} LF vote segments, {removed['spacy_segments']} spaCy parse segments"
+        print(f"cleared this project's entries in {folder}: {removed['lf_columns']} LF vote segments, "
+              f"{removed['spacy_segments']} spaCy parse segments"
               if folder else "the project's cache is off (lfs.cache = \"none\")")
     return 0
 
@@ -267,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(classifier graph + TF-IDF JSON).")
     export.add_argument("run_id")
     export.add_argument("out", help="new folder to write")
-    command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses.")
+    command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses (its LFs' and its "
+            "pipeline's only; other projects sharing the folder keep theirs).")
     return parser
 
 

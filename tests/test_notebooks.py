@@ -23,8 +23,10 @@ def executed(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path`` run top to bottom, once per test session."""
     if path not in _EXECUTED:
         notebook = nbformat.read(path, as_version=4)
+        # as a user opens them: the data folder and spaCy pipeline come from labeling.settings
+        env = {k: v for k, v in os.environ.items() if k != "LABELING_SPACY_MODEL"}
         NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+                       resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
         _EXECUTED[path] = notebook
     return _EXECUTED[path]
 

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ChecksumError, DatasetError, LabelError
-
-DATA_DIR_ENV = "LABELING_DATA_DIR"
+from ..settings import DATA_DIR_ENV
+from ..settings import data_dir as local_data_dir
+from ..settings import require_data_dir
 CACHE_DIR_ENV = "LABELING_CACHE_DIR"
 
 YOUTUBE_URL = (
@@ -132,10 +133,11 @@ def _extract_verified(archive: bytes, files: dict[str, str], target: Path) -> No
 def fetch_youtube_spam(data_dir: str | Path | None = None, *, url: str = "", cache_dir: Path | None = None) -> Path:
     """Return a folder holding the five verified YouTube Spam CSVs.
 
-    Order: ``data_dir`` (or ``$LABELING_DATA_DIR``), which may hold the files
-    directly or in ``youtube_spam/``; then the download cache; then a download.
+    Order: the local data folder (``data_dir``, else ``labeling.settings.data_dir``:
+    ``$LABELING_DATA_DIR`` or the checkout's ``../shared/data``), which may hold the
+    files directly or in ``youtube_spam/``; then the download cache; then a download.
     """
-    local = data_dir or os.environ.get(DATA_DIR_ENV)
+    local = local_data_dir(data_dir)
     if local:
         folder = Path(local)
         if (folder / "youtube_spam").is_dir():
@@ -388,7 +390,7 @@ def load_imdb(data_dir: str | Path | None = None, *, splits: tuple[str, ...] = I
     Not downloaded: the archive is 80 MB; the local copy is one CSV per split
     (``id, rating, label, text``). Ids are ``<split>-<label>-<review id>``.
     """
-    root = Path(data_dir or os.environ.get(DATA_DIR_ENV, "")) / "imdb"
+    root = require_data_dir(data_dir, what="the IMDB reviews (imdb/)") / "imdb"
     frames = []
     for split in splits:
         path = root / f"{split}.csv"

@@ -48,7 +48,7 @@ from .patterns import PatternMatcher, ScanTexts
 from ..progress import progress
 from .workers import fork_map
 
-__all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs"]
+__all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs", "spacy_cache_keys"]
 
 #: rows (or distinct texts) per task for worker processes and Dask
 CHUNK_ROWS = 2000
@@ -86,12 +86,19 @@ class LFErrors:
 @dataclass(frozen=True)
 class ApplyResult:
     L: np.ndarray
-    #: time spent computing each LF's column (summed over workers; ~0 when cached)
+    #: time spent computing each LF's column (summed over workers; ~0 when cached).
+    #: NaN for keyword/regex/length LFs whose column came out of a shared scan: one scan
+    #: serves them all and cannot be split between them; its time is in ``shared_seconds``.
     seconds_per_lf: dict[str, float]
     #: fault-tolerant runs: failures per LF (LFs that never failed are absent)
     errors: dict[str, LFErrors] = field(default_factory=dict)
     #: rows computed (not read from the cache) per LF
     rows_computed: dict[str, int] = field(default_factory=dict)
+    #: time of work several LFs share: ``"scan of <field>"`` -> seconds (distinct texts,
+    #: cache look-ups and the one scan of that field for its declarative LFs)
+    shared_seconds: dict[str, float] = field(default_factory=dict)
+    #: the LFs each entry of ``shared_seconds`` served
+    shared_by: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- calling LFs
@@ -371,19 +378,21 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
 class _SpecColumn:
     votes: np.ndarray  # (n,) int64
     computed: np.ndarray  # (n,) bool: not read from the cache
-    seconds: float
+    field: str  # the text field whose one scan (shared with the other LFs on it) gave the column
 
 
 def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec], names: Sequence[str],
                  versions: dict[int, str], lf_cache: LFCache | None, cardinality: int,
-                 n_jobs: int) -> dict[int, _SpecColumn]:
-    """Columns of declarative LFs, computed once per distinct text of their field.
+                 n_jobs: int) -> tuple[dict[int, _SpecColumn], dict[str, float]]:
+    """Columns of declarative LFs, computed once per distinct text of their field,
+    and the seconds each field's shared work took.
 
     Their votes depend on that text alone, so they are cached by the text's
     content key (not the row's): a review repeated a thousand times, or moved to
     another row, is looked up once.
     """
     out: dict[int, _SpecColumn] = {}
+    took: dict[str, float] = {}
     by_field: dict[str, dict[int, PatternSpec | LengthSpec]] = {}
     for j, spec in specs.items():
         by_field.setdefault(spec.field, {})[j] = spec
@@ -400,9 +409,7 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
                 votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
                 todo[j] = ~found
         compute = [j for j in group if todo[j].any()]
-        seconds = dict.fromkeys(group, 0.0)
         if compute:
-            computing = time.perf_counter()
             wanted = np.flatnonzero(np.logical_or.reduce([todo[j] for j in compute]))
             computed = _compute_specs(distinct if len(wanted) == len(texts) else [texts[i] for i in wanted],
                                       {j: group[j] for j in compute}, n_jobs)
@@ -411,12 +418,10 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
                 if lf_cache is not None:
                     keep = todo[j][order] & (votes[j][order] < cardinality)  # key order: stored without a sort
                     lf_cache.store(names[j], versions[j], query[keep], votes[j][order][keep])
-            # one scan serves every LF computed: share its time evenly
-            seconds.update(dict.fromkeys(compute, (time.perf_counter() - computing) / len(compute)))
-        shared = (time.perf_counter() - start - sum(seconds.values())) / len(group)
+        took[name] = time.perf_counter() - start
         for j in group:
-            out[j] = _SpecColumn(votes[j][codes], todo[j][codes], seconds[j] + shared)
-    return out
+            out[j] = _SpecColumn(votes[j][codes], todo[j][codes], name)
+    return out, took
 
 
 # --------------------------------------------------------------------------- spaCy
@@ -440,6 +445,20 @@ def _attach_docs(rows: list, lfs: Sequence[LabelingFunction], positions: Sequenc
                            n_process=n_process)
         for i, doc in zip(wanted, progress(docs, total=len(docs), desc="spaCy", enabled=show)):
             rows[i][doc_field] = doc
+
+
+def spacy_cache_keys(lfs: Sequence[LabelingFunction], spacy_model: str | None = None,
+                     disable: Sequence[str] = ()) -> set[str]:
+    """The parse-cache keys (``parse_cache.pipeline_key``) ``lfs``' spaCy groups use: what
+    ``clear-cache`` deletes for a project. Loads each pipeline (once per process)."""
+    keys = set()
+    for lf in lfs:
+        group = _spacy_group(lf, spacy_model, disable)
+        if group is not None:
+            pipeline, disabled = group[0], group[1]
+            nlp = _snorkel_pipeline(lf) or load_pipeline(pipeline, disabled)
+            keys.add(pipeline_key(nlp, f"{pipeline}-{'-'.join(disabled)}"))
+    return keys
 
 
 def _snorkel_pipeline(lf: LabelingFunction):
@@ -515,12 +534,19 @@ def apply_lfs(
         # text-keyed columns get their own folders: a key means one thing per folder
         versions = {j: f"{lf_version(lfs[j])}-text" if j in specs else _cache_version(lfs[j], spacy_model, spacy_disable)
                     for j in range(m)}
+    shared_seconds: dict[str, float] = {}
+    shared_by: dict[str, tuple[str, ...]] = {}
     if specs and n:
         names = [lf.name for lf in lfs]
-        for j, col in _apply_specs(frame, specs, names, versions, lf_cache, cardinality, n_jobs).items():
+        columns, took = _apply_specs(frame, specs, names, versions, lf_cache, cardinality, n_jobs)
+        for field_name, secs in took.items():
+            shared_seconds[f"scan of {field_name}"] = secs
+            shared_by[f"scan of {field_name}"] = tuple(names[j] for j in sorted(columns)
+                                                       if columns[j].field == field_name)
+        for j, col in columns.items():
             L[:, j] = col.votes
             computed[j] = col.computed.sum()
-            seconds[names[j]] += col.seconds
+            seconds[names[j]] = float("nan")  # in shared_seconds: not separable per LF
             bad = np.flatnonzero(col.votes >= cardinality)
             if len(bad):  # a declarative LF's label outside the classes: same error as any LF
                 if not fault_tolerant:
@@ -586,7 +612,8 @@ def apply_lfs(
                                        tuple(msg for _, msg in found))
     L[failed] = ABSTAIN
     return ApplyResult(L=L, seconds_per_lf=seconds, errors=errors,
-                       rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)})
+                       rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)},
+                       shared_seconds=shared_seconds, shared_by=shared_by)
 
 
 def _row_id(frame: pd.DataFrame, i: int):

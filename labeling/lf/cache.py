@@ -25,6 +25,7 @@ import os
 import shutil
 import uuid
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -221,13 +222,18 @@ class LFCache:
         folder = self.root / "lf" / name
         return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
-    def clear(self) -> int:
-        """Delete every cached column; returns how many segment files were removed."""
-        folder = self.root / "lf"
-        count = sum(1 for _ in folder.rglob("*.npz")) if folder.is_dir() else 0
-        shutil.rmtree(folder, ignore_errors=True)
-        for segments in [s for s in _LOADED if s[0].is_relative_to(folder)]:
-            del _LOADED[segments]
+    def clear(self, names: Iterable[str] | None = None) -> int:
+        """Delete the cached columns of the LFs ``names`` (every LF's when None); returns
+        how many segment files were removed. A cache folder may be shared by projects:
+        naming the project's LFs leaves the others' columns alone."""
+        root = self.root / "lf"
+        folders = [root] if names is None else [root / name for name in names]
+        count = 0
+        for folder in folders:
+            count += sum(1 for _ in folder.rglob("*.npz")) if folder.is_dir() else 0
+            shutil.rmtree(folder, ignore_errors=True)
+            for segments in [s for s in _LOADED if s and s[0].is_relative_to(folder)]:
+                del _LOADED[segments]
         return count
 
 

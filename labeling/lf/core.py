@@ -17,7 +17,6 @@ import hashlib
 import importlib
 import inspect
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,8 +25,9 @@ from typing import Any
 
 from snorkel.labeling import LabelingFunction, labeling_function
 
-from ..errors import ConfigError, LFDiscoveryError
+from ..errors import LFDiscoveryError
 from ..matrix import ABSTAIN
+from ..settings import DEFAULT_SPACY_MODEL, SPACY_MODEL_ENV, missing_pipeline_error, spacy_model
 
 __all__ = [
     "ABSTAIN",
@@ -45,17 +45,11 @@ __all__ = [
     "uses_spacy",
 ]
 
-DEFAULT_SPACY_MODEL = "en_core_web_sm"
-SPACY_MODEL_ENV = "LABELING_SPACY_MODEL"
-
-
 def resolve_spacy_model(configured: str | None = None) -> str:
-    """The spaCy pipeline to use: the environment overrides the project setting.
-
-    The environment wins so that one machine (CI, a laptop without the official
-    model) can swap the pipeline without editing the project's config.
-    """
-    return os.environ.get(SPACY_MODEL_ENV) or configured or DEFAULT_SPACY_MODEL
+    """The spaCy pipeline to use (``labeling.settings.spacy_model``): the environment
+    overrides the project setting; a missing default falls back to an installed
+    ``en_core_web_*`` pipeline. Raises ``ConfigError`` naming the installed pipelines."""
+    return spacy_model(configured)
 
 
 @functools.lru_cache(maxsize=4)
@@ -67,12 +61,8 @@ def load_spacy(name: str):
         return spacy.blank(name.split(":", 1)[1])
     try:
         return spacy.load(name)
-    except OSError as exc:
-        raise ConfigError(
-            f"spaCy pipeline {name!r} is not installed ({exc}). Install it "
-            f"(python -m spacy download {name}) or name another pipeline with the "
-            f"project's lfs.spacy_model setting or the {SPACY_MODEL_ENV} environment variable."
-        ) from exc
+    except (OSError, ImportError) as exc:
+        raise missing_pipeline_error(name) from exc
 
 
 def _set_field(x: Any, field: str, value: Any) -> Any:

@@ -16,6 +16,7 @@ editing a keyword list or a pattern changes the LF's version.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -110,17 +111,43 @@ def length_lf(
     name: str,
     label: int,
     *,
-    min_len: int = 0,
-    max_len: int | None = None,
-    unit: str = "words",
+    min_words: int | None = None,
+    max_words: int | None = None,
+    min_chars: int | None = None,
+    max_chars: int | None = None,
     field: str = "text",
+    min_len: int | None = None,
+    max_len: int | None = None,
+    unit: str | None = None,
 ) -> LabelingFunction:
-    """An LF voting ``label`` when ``x[field]`` has ``min_len..max_len`` words (or characters)."""
-    if unit not in ("words", "chars"):
-        raise ConfigError(f"LF {name!r}: unit must be 'words' or 'chars', got {unit!r}")
-    if min_len < 0 or (max_len is not None and max_len < min_len):
-        raise ConfigError(f"LF {name!r}: need 0 <= min_len <= max_len, got {min_len}, {max_len}")
-    resources = {"field": field, "unit": unit, "lo": min_len, "hi": max_len, "label": _check_label(name, label)}
+    """An LF voting ``label`` when ``x[field]`` has ``min_words..max_words`` words
+    (``str.split``), or ``min_chars..max_chars`` characters; bounds are inclusive,
+    a missing one is open. Give word bounds or character bounds, not both.
+
+    ``min_len``/``max_len``/``unit`` are the old spelling (deprecated): they
+    counted words unless ``unit="chars"``, which read as characters.
+    Raises ``ConfigError`` for negative or crossed bounds or mixed units.
+    """
+    old = (min_len, max_len, unit) != (None, None, None)
+    words, chars = (min_words, max_words) != (None, None), (min_chars, max_chars) != (None, None)
+    if old:
+        warnings.warn(f"length_lf({name!r}): min_len/max_len/unit are deprecated; use min_words/max_words "
+                      "or min_chars/max_chars", DeprecationWarning, stacklevel=2)
+        if words or chars:
+            raise ConfigError(f"LF {name!r}: give min_words/max_words or min_chars/max_chars, not min_len/max_len too")
+        unit = unit or "words"
+        if unit not in ("words", "chars"):
+            raise ConfigError(f"LF {name!r}: unit must be 'words' or 'chars', got {unit!r}")
+        lo, hi = min_len or 0, max_len
+    elif words and chars:
+        raise ConfigError(f"LF {name!r}: give word bounds or character bounds, not both")
+    else:
+        unit = "chars" if chars else "words"
+        lo, hi = (min_chars or 0, max_chars) if chars else (min_words or 0, max_words)
+    if lo < 0 or (hi is not None and hi < lo):
+        raise ConfigError(f"LF {name!r}: need 0 <= minimum <= maximum {unit}, got {lo}, {hi}")
+    # The same resources as before the rename, so an LF keeps its version (and cached votes).
+    resources = {"field": field, "unit": unit, "lo": lo, "hi": hi, "label": _check_label(name, label)}
     return LabelingFunction(name=name, f=_length_vote, resources=resources)
 
 

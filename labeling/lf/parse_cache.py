@@ -21,7 +21,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +120,14 @@ class ParseCache:
         os.replace(tmp, folder / f"{name}.spacy")
         os.replace(keys_tmp, folder / f"{name}.keys.npy")
 
-    def clear(self) -> int:
-        folder = self.root / "spacy"
-        count = sum(1 for _ in folder.rglob("*.spacy")) if folder.is_dir() else 0
-        shutil.rmtree(folder, ignore_errors=True)
+    def clear(self, keys: Iterable[str] | None = None) -> int:
+        """Delete the parses of the pipelines ``keys`` (``pipeline_key``; all when None);
+        returns how many segments were removed."""
+        root = self.root / "spacy"
+        count = 0
+        for folder in [root] if keys is None else [self._dir(k) for k in keys]:
+            count += sum(1 for _ in folder.rglob("*.spacy")) if folder.is_dir() else 0
+            shutil.rmtree(folder, ignore_errors=True)
         return count
 
 

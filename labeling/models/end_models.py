@@ -327,6 +327,7 @@ class TorchTextClassifier(_TextClassifier):
                 loss.backward()
                 optimizer.step()
         self.net_ = net.eval().cpu()
+        self.device_ = str(device)  # the device "auto" resolved to, recorded with the run
         self.classes_ = np.arange(self.cardinality)
         return self
 

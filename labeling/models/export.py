@@ -31,14 +31,20 @@ from ..errors import ArtifactError
 BATCH = 64  # rows per ONNX call: features are dense there, so bound the memory
 
 
-def export_onnx(model: SklearnTextClassifier, folder: str | Path) -> dict[str, str]:
-    """Write ``model`` as ONNX classifier + JSON featurizer into a new folder; ``{file: sha256}``."""
+def export_onnx(model: SklearnTextClassifier, folder: str | Path,
+                class_names: Sequence[str] | None = None) -> dict[str, str]:
+    """Write ``model`` as ONNX classifier + JSON featurizer into a new folder; ``{file: sha256}``.
+
+    ``class_names`` (one per class index, the project's ``classes``) go into the
+    manifest so a consumer of the folder can name the ONNX outputs."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
     if not isinstance(model, SklearnTextClassifier):
         raise ArtifactError(f"ONNX export supports the scikit-learn end model, not {type(model).__name__}")
     model._check_fitted()
+    if class_names is not None and len(class_names) != model.cardinality:
+        raise ArtifactError(f"{len(class_names)} class names for a model with {model.cardinality} classes")
     vectorizer = model.pipeline_.named_steps["ngrams"]
     classifier = model.pipeline_.named_steps["logreg"]
     n_features = len(vectorizer.vocabulary_)
@@ -54,7 +60,8 @@ def export_onnx(model: SklearnTextClassifier, folder: str | Path) -> dict[str, s
         "vocabulary": {term: int(i) for term, i in vectorizer.vocabulary_.items()},
         "idf": vectorizer.idf_.tolist(),
     })
-    meta = {"params": model.get_params(), "classes": [int(c) for c in classifier.classes_]}
+    meta = {"params": model.get_params(), "classes": [int(c) for c in classifier.classes_],
+            "class_names": None if class_names is None else [str(c) for c in class_names]}
     return _write_manifest(folder, "onnx", meta)
 
 
@@ -71,6 +78,7 @@ class OnnxTextClassifier:
         spec = read_json(folder / "tfidf.json")
         self.cardinality = int(manifest["meta"]["params"]["cardinality"])
         self.classes_ = np.asarray(manifest["meta"]["classes"])
+        self.class_names = manifest["meta"].get("class_names")  # None in exports made before they were kept
         self.vectorizer = make_vectorizer(spec["analyzer"], spec["ngram_min"], spec["ngram_max"],
                                           vocabulary=spec["vocabulary"])
         self.vectorizer.idf_ = np.asarray(spec["idf"], dtype=np.float64)

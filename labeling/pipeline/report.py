@@ -219,7 +219,9 @@ def _lf_rows(run: dict) -> list[dict]:
 def _drift_section(monitor: dict | None) -> str:
     if monitor is None:
         return "<p>No served traffic for this run yet: serve it and run <code>python -m labeling monitor</code>.</p>"
-    verdict = "retrain recommended" if monitor["retrain"] else "no retrain needed"
+    verdict = ("retrain recommended" if monitor["retrain"] else "no retrain needed" if monitor["checks"] else
+               f"not enough traffic ({monitor['n_predictions']} of {monitor.get('min_predictions', '?')} "
+               "predictions needed)")
     parts = [f'<p class="{"warn" if monitor["retrain"] else "ok"}">{_e(monitor["n_predictions"])} served predictions: '
              f"<strong>{_e(verdict)}</strong></p>"]
     if monitor["reasons"]:

@@ -184,6 +184,11 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress,
                             cache=project_cache_dir(config), n_jobs=config.lfs.n_jobs or None,
                             scheduler=config.lfs.scheduler or None)
+    # Keyword/regex/length LFs share one scan per text field: its time is reported as such
+    # (their per-LF seconds are NaN), not split evenly as if each LF had taken it.
+    timings.update({f"apply: {what} ({len(applied.shared_by[what])} LFs)": round(secs, 3)
+                    for what, secs in applied.shared_seconds.items()})
+    with _timed(timings, "split"):
         bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
         matrices = {name: applied.L[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
     names = [lf.name for lf in lfs]
@@ -247,6 +252,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
     lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": selection}
     em_info = {"type": config.end_model.type, "params": end_model.get_params(), "gold": gold.summary()}
+    if hasattr(end_model, "device_"):  # torch: the device it trained on, not the "auto" setting
+        em_info["device"] = end_model.device_
     lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs)
     result_kwargs = dict(
         run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
@@ -346,10 +353,57 @@ def _selection_lines(selection: dict | None) -> list[str]:
     return lines
 
 
+def summary_notes(result: RunResult) -> list[str]:
+    """Why some numbers of the summary look as they do: one line each.
+
+    Single LFs equal to the majority class (each predicts the majority class where it
+    abstains), an end model above its oracle, LFs without a dev accuracy, and how many
+    gold rows the run used."""
+    notes = []
+    ev = result.evaluation.set_index("name")
+    majority = next((n for n in ev.index if n.startswith("majority class")), None)
+    lf_rows = ev[ev["kind"] == "lf"]
+    if majority is not None and len(lf_rows):
+        base = ev.loc[majority, "accuracy"]
+        same = [n.removeprefix("LF ") for n, acc in lf_rows["accuracy"].items()
+                if not pd.isna(acc) and not pd.isna(base) and np.isclose(float(acc), float(base))]
+        note = ("rows 'LF <name>': that LF alone, predicting the majority class where it abstains, "
+                "so an LF that votes on few test rows scores about the majority class")
+        if same:
+            note += f"; equal to it: {', '.join(same)}"
+        notes.append(note)
+    oracle = next((n for n in ev.index if n.startswith("oracle")), None)
+    if oracle is not None and "end model" in ev.index and not pd.isna(ev.loc[oracle, "accuracy"]):
+        end, top = float(ev.loc["end model", "accuracy"]), float(ev.loc[oracle, "accuracy"])
+        if end > top:
+            n_test = int(result.split_sizes.get("test", 0)) or 1
+            se = float(np.sqrt(max(top * (1 - top), 1e-12) / n_test))
+            notes.append(f"the end model ({end:.1%}) scores above the oracle ({top:.1%}): the oracle is the same "
+                         f"model trained on the train split's gold labels, not an upper bound; on {n_test} test rows "
+                         f"one standard error is {se:.1%}, so a gap of {end - top:.1%} is "
+                         f"{'within noise' if end - top <= 2 * se else 'more than noise (check for leakage)'}")
+    dev = result.lf_table.loc["dev"] if "dev" in result.lf_table.index.get_level_values(0) else None
+    if dev is not None and "accuracy" in dev:
+        blank = [str(n) for n, v in dev["accuracy"].items() if pd.isna(v)]
+        if blank:
+            notes.append(f"dev accuracy is blank (NaN) where an LF votes on no dev row: {', '.join(blank)}")
+    gold = (result.end_model or {}).get("gold")
+    if gold is not None:
+        notes.append(f"gold rows used: {gold.get('train_rows', 0) + gold.get('extra_rows', 0)} "
+                     f"({gold.get('train_rows', 0)} train rows, {gold.get('extra_rows', 0)} other texts; "
+                     f"{gold.get('test_rows_excluded', 0)} on test rows left out)")
+    else:
+        notes.append("gold rows used: 0 (review.use_gold is off or the store holds no gold labels)")
+    return notes
+
+
 def format_summary(result: RunResult) -> str:
     """A readable report of a run for the terminal."""
-    table = result.evaluation[["name", "accuracy", "macro_f1", "train_rows", "coverage"]].copy()
-    for col in ("accuracy", "macro_f1", "coverage"):
+    # "coverage" in the LF table is the share of rows an LF votes on; here it is the share
+    # of the train split a method learned from, so it gets its own name.
+    table = result.evaluation[["name", "accuracy", "macro_f1", "train_rows", "coverage"]].rename(
+        columns={"coverage": "train_share"})
+    for col in ("accuracy", "macro_f1", "train_share"):
         table[col] = table[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
     table["train_rows"] = table["train_rows"].map(lambda v: "" if pd.isna(v) else str(int(v)))
     dev = result.lf_table.loc["dev"][["coverage", "overlaps", "conflicts", "accuracy"]]
@@ -363,21 +417,22 @@ def format_summary(result: RunResult) -> str:
         f"label model {result.label_model['type']}  end model {result.end_model['type']}",
         *_selection_lines(result.label_model.get("selection")),
         "",
-        "LF analysis (train coverage/overlap/conflict, accuracy on dev):",
+        "LF analysis (coverage = share of train rows the LF votes on; overlap/conflict on train; accuracy on dev):",
         lf_view.to_string(float_format=lambda v: f"{v:.3f}"),
         "",
-        "Test split:",
+        "Test split (train_rows / train_share = labelled train rows each method learned from):",
         table.to_string(index=False),
     ]
     skipped = result.evaluation[result.evaluation["notes"].astype(str).str.startswith(NOT_COMPUTED)]
     lines += [f"  {row.name}: {row.notes}" for row in skipped.itertuples()]
+    lines += [f"  note: {n}" for n in summary_notes(result)]
     verification = result.documents.get("verification")
     if verification:
         lines += ["", f"data verification: {len(verification['findings'])} warning(s)"]
         lines += [f"  {f['code']} [{f['split']}]: {f['message']}" for f in verification["findings"]]
     if result.promotion:
         verdict = ("promoted to champion" if result.promotion["promoted"] else
-                   "passes, not promoted (promotion.auto is false; run `labeling promote`)"
+                   "passes, not promoted (promotion.auto is false; run `.venv/bin/python -m labeling promote`)"
                    if result.promotion["passed"] else "not promoted")
         lines += [f"promotion gate: {verdict}: {result.promotion['reason']}"]
     if result.store_path:

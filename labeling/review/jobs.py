@@ -30,8 +30,17 @@ from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, revie
 from ..lf.core import discover_lfs, lf_set_version
 from .redact import RedactionSettings, redact_texts
 from .refinement import RefineReport, refine
-from ..models.label_models import fit_label_model
-from .label_studio import STRATEGIES, LabelStudioReview, PushResult, ReviewItem, build_tasks, sample_scores, select_for_review
+from ..pipeline.retrain import fit_label_model
+from .label_studio import (
+    STRATEGIES,
+    LabelStudioReview,
+    PushResult,
+    ReviewItem,
+    build_tasks,
+    display_text,
+    sample_scores,
+    select_for_review,
+)
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 SOURCES = ("dataset", "served")
@@ -153,7 +162,7 @@ def push_review(
                            predicted=cand.predicted, feedback_labels=cand.feedback_labels)
     seed = config.seed if random_state is None else random_state
     picked = select_for_review(scores, n, random_state=seed, exclude=np.array([k in done for k in cand.keys], dtype=bool))
-    texts = [cand.texts[i] for i in picked]
+    texts = [display_text(cand.texts[i]) for i in picked]  # what a reviewer reads; the store keeps the original
     settings = redaction_for(config, source)
     shown = redact_texts(texts, settings) if settings is not None else texts
     items = [ReviewItem(cand.keys[i], shown[j], tuple(float(p) for p in cand.probs[i]), cand.votes[i], strategy)
@@ -181,14 +190,16 @@ def pull_review(config: ProjectConfig, review: LabelStudioReview, *,
 
 
 def gold_for_refinement(config: ProjectConfig, splits=None) -> pd.DataFrame:
-    """Gold rows (reviews + feedback) minus those on test rows or test texts."""
+    """Gold rows (reviews + feedback) minus those on test rows or test texts: columns id
+    (the dataset row id, or the task key of a text in no split), text, label."""
     gold = all_gold(config.resolve(config.store))
     splits = load_dataset(config) if splits is None else splits
     match = match_gold(gold, splits)
     train = splits.train.iloc[match.train_pos]
     return pd.concat([
-        pd.DataFrame({"text": train["text"].astype(str).to_numpy(), "label": match.train_labels}),
-        match.extra[["text", "label"]],
+        pd.DataFrame({"id": train["id"].astype(str).to_numpy(), "text": train["text"].astype(str).to_numpy(),
+                      "label": match.train_labels}),
+        match.extra[["id", "text", "label"]],
     ], ignore_index=True)
 
 
@@ -205,7 +216,8 @@ def refine_from_gold(config: ProjectConfig, *, top: int = 10) -> RefineReport:
     names = [lf.name for lf in lfs]
     return refine(L, gold["label"].to_numpy(dtype=np.int64), gold["text"].tolist(), names, config.classes,
                   make_model=lambda: make_end_model(config.end_model, k, config.seed), random_state=config.seed,
-                  top=top, taken=names, held_out=(dev["text"].astype(str).tolist(), dev["label"].to_numpy()))
+                  top=top, taken=names, held_out=(dev["text"].astype(str).tolist(), dev["label"].to_numpy()),
+                  ids=gold["id"].astype(str).tolist())
 
 
 __all__ = [

@@ -3,7 +3,8 @@
 The functional core picks rows and builds task payloads from arrays:
 
 - ``sample_scores`` / ``select_for_review``: one score per row for a strategy
-  (label-model ``entropy`` or ``margin``, LF ``conflict``, ``uncovered`` rows,
+  (label-model ``entropy`` or ``margin`` among the rows at least one LF votes
+  on, LF ``conflict``, ``uncovered`` rows as their own strategy,
   ``low_confidence`` served predictions, served predictions whose feedback
   ``disagreed``, or ``random`` for unbiased estimates); the top ``n``, ties
   broken by a seeded permutation so a pick is reproducible.
@@ -12,7 +13,9 @@ The functional core picks rows and builds task payloads from arrays:
   plain text node: nothing from the data is ever parsed as HTML.
 - ``build_tasks``: task payloads with the (optionally redacted) text, the LF
   votes for the reviewer, and a pre-annotation (the model's prediction with
-  its score), each keyed by a stable ``task_key``.
+  its score), each keyed by a stable ``task_key``. A row whose top classes tie
+  gets no pre-annotation: handing the tie to the first class would nudge the
+  reviewer towards it.
 
 The imperative shell (``LabelStudioReview``) talks to a Label Studio server
 through ``label-studio-sdk``: it creates or updates the project, imports only
@@ -22,6 +25,8 @@ reads annotations back for ``labeling.gold`` to store.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
@@ -84,7 +89,10 @@ def sample_scores(
     """One score per row, higher = review first; ``-inf`` marks rows the strategy excludes.
 
     ``probs``: (n, k) model probabilities (entropy, margin, low_confidence);
-    ``L``: the label matrix (conflict, uncovered); ``predicted`` and
+    ``L``: the label matrix (conflict, uncovered; with entropy and margin it
+    limits them to rows at least one LF votes on: an uncovered row's
+    probabilities are the class balance, the same for all of them, and its
+    answer checks no LF; ``uncovered`` asks for those rows); ``predicted`` and
     ``feedback_labels``: served labels and the labels feedback gave (-1 = none)
     for ``disagreed``.
     """
@@ -96,11 +104,15 @@ def sample_scores(
         p = np.asarray(_require("probs", probs, strategy), dtype=np.float64)
         if p.ndim != 2 or len(p) != n_rows or p.shape[1] < 2:
             raise LabelMatrixError(f"probs must have shape ({n_rows}, k >= 2), got {p.shape}")
-        if strategy == "entropy":
-            return entropy(p)
-        if strategy == "margin":
-            return margin(p)
-        return -p.max(axis=1)
+        if strategy == "low_confidence":
+            return -p.max(axis=1)
+        score = entropy(p) if strategy == "entropy" else margin(p)
+        if L is not None:
+            L = check_label_matrix(L)
+            if len(L) != n_rows:
+                raise LabelMatrixError(f"L has {len(L)} rows; expected {n_rows}")
+            score = np.where((L != ABSTAIN).any(axis=1), score, -np.inf)
+        return score
     if strategy in ("conflict", "uncovered"):
         L = check_label_matrix(_require("L", L, strategy))
         if len(L) != n_rows:
@@ -156,6 +168,17 @@ def labeling_config(classes: Sequence[str], *, title: str = "Which class is this
     )
 
 
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def display_text(text: str) -> str:
+    """The text as a reviewer should read it: HTML entities decoded (``&#39;`` -> ``'``)
+    and ``<br>`` tags as line breaks. Sources such as the YouTube comments store HTML
+    escapes, which Label Studio's plain-text ``<Text>`` would show raw. Only the
+    copy sent for display changes; the store keeps the original text."""
+    return html.unescape(_BREAK.sub("\n", str(text)))
+
+
 def format_votes(votes: Sequence[int] | None, lf_names: Sequence[str], classes: Sequence[str]) -> str:
     """``lf_a: spam, lf_b: ham`` for the LFs that voted; a plain word when none did."""
     if votes is None:
@@ -193,8 +216,9 @@ def build_tasks(
                 "strategy": item.strategy,
             }
         }
-        if item.probs is not None:
-            task["predictions"] = [prediction_payload(item.probs, classes, model_version)]
+        prediction = None if item.probs is None else prediction_payload(item.probs, classes, model_version)
+        if prediction is not None:
+            task["predictions"] = [prediction]
         tasks.append(task)
     return tasks
 
@@ -204,9 +228,16 @@ def choice_result(class_name: str) -> list[dict]:
     return [{"from_name": LABEL_NAME, "to_name": TEXT_NAME, "type": "choices", "value": {"choices": [str(class_name)]}}]
 
 
-def prediction_payload(probs: Sequence[float], classes: Sequence[str], model_version: str) -> dict:
-    """A pre-annotation: the most probable class, scored by its probability."""
-    best = int(np.argmax(probs))
+TIE_TOLERANCE = 1e-9
+
+
+def prediction_payload(probs: Sequence[float], classes: Sequence[str], model_version: str) -> dict | None:
+    """A pre-annotation: the most probable class, scored by its probability; None when
+    the top classes tie (within ``TIE_TOLERANCE``): no class is preferred, so none is shown."""
+    p = np.asarray(probs, dtype=np.float64)
+    best = int(np.argmax(p))
+    if np.sum(p >= p[best] - TIE_TOLERANCE) > 1:
+        return None
     return {"model_version": model_version, "score": float(probs[best]), "result": choice_result(classes[best])}
 
 
@@ -219,6 +250,25 @@ class Annotation:
     annotator: str
     label: int
     updated_at: str
+
+
+PROGRAM_KEY = "labeling_program"
+
+
+def program_result(class_name: str, program: str) -> list[dict]:
+    """``choice_result`` marked as made by ``program`` (a simulation, a script): the marker
+    is what tells a program's annotation from a person's, since both may use one account.
+    ``meta.text`` shows the marker to annotators in Label Studio too."""
+    return [{**region, PROGRAM_KEY: program, "meta": {"text": [f"answered by the program {program!r}"]}}
+            for region in choice_result(class_name)]
+
+
+def annotation_program(result: Sequence[Mapping] | None) -> str | None:
+    """The program that made an annotation (``program_result``), or None: made by a person."""
+    for region in result or ():
+        if isinstance(region, Mapping) and region.get(PROGRAM_KEY):
+            return str(region[PROGRAM_KEY])
+    return None
 
 
 def annotation_choice(result: Sequence[Mapping]) -> str | None:
@@ -271,6 +321,9 @@ def annotations_from_tasks(
             who = ann.get("completed_by")
             if isinstance(who, Mapping):
                 who = who.get("email") or who.get("id")
+            program = annotation_program(ann.get("result"))
+            if program is not None:  # its own annotator: a program's answer never replaces a person's
+                who = f"program:{program}"
             out.append(Annotation(int(ann["id"]), key, str(who), classes.index(choice),
                                   str(ann.get("updated_at") or ann.get("created_at") or "")))
     if unknown:
@@ -378,15 +431,37 @@ class LabelStudioReview:
         return annotations_from_tasks(self.existing_tasks(update_config=False), self.classes, renames=renames,
                                       title=self.title)
 
-    def annotate(self, task_id: int, label: int) -> int:
-        """Submit an annotation as a reviewer would (the simulated reviewer and tests use it)."""
-        ann = _sdk_call("create an annotation", self.client.annotations.create, task_id,
-                        result=choice_result(self.classes[label]))
+    def annotate(self, task_id: int, label: int, *, program: str | None = None) -> int | None:
+        """Submit an annotation; returns its id.
+
+        Without ``program`` it is a person's answer (tests stand in for one). With
+        ``program`` the annotation is marked as that program's, and a task that
+        already holds any submitted annotation is left alone (returns None): a
+        program never answers over a person, nor twice."""
+        result = choice_result(self.classes[label])
+        if program is not None:
+            task = _sdk_call("read a task", self.client.tasks.get, task_id)
+            raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+            if any(not a.get("was_cancelled") for a in raw.get("annotations") or ()):
+                return None
+            result = program_result(self.classes[label], program)
+        ann = _sdk_call("create an annotation", self.client.annotations.create, task_id, result=result)
         return int(ann.id)
 
-    def update_annotation(self, annotation_id: int, label: int) -> None:
-        _sdk_call("update an annotation", self.client.annotations.update, annotation_id,
-                  result=choice_result(self.classes[label]))
+    def update_annotation(self, annotation_id: int, label: int, *, program: str | None = None) -> bool:
+        """Change an annotation's answer; returns whether it was changed.
+
+        With ``program`` only an annotation that program made is changed: one
+        without its marker (a person's, or another program's) is left as it is
+        and False is returned, for the caller to report."""
+        result = choice_result(self.classes[label])
+        if program is not None:
+            current = _sdk_call("read an annotation", self.client.annotations.get, annotation_id)
+            if annotation_program(getattr(current, "result", None)) != program:
+                return False
+            result = program_result(self.classes[label], program)
+        _sdk_call("update an annotation", self.client.annotations.update, annotation_id, result=result)
+        return True
 
 
 __all__ = [
@@ -398,10 +473,13 @@ __all__ = [
     "ReviewItem",
     "annotation_choice",
     "annotation_label",
+    "annotation_program",
     "annotations_from_tasks",
+    "program_result",
     "build_tasks",
     "choice_result",
     "conflict_strength",
+    "display_text",
     "entropy",
     "format_votes",
     "labeling_config",

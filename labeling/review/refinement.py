@@ -73,9 +73,12 @@ def lf_accuracy_table(L, y, names: Sequence[str], *, confidence: float = 0.95) -
     )
 
 
-def wrong_examples(L, y, names: Sequence[str], texts: Sequence[str], *, top: int = 5, per_lf: int = 3) -> list[dict]:
-    """The ``top`` LFs with the most wrong votes on gold, each with up to ``per_lf`` rows."""
+def wrong_examples(L, y, names: Sequence[str], texts: Sequence[str], *, top: int = 5, per_lf: int = 3,
+                   ids: Sequence[str] | None = None) -> list[dict]:
+    """The ``top`` LFs with the most wrong votes on gold, each with up to ``per_lf`` rows
+    (``row``: the row's id from ``ids``, else its position)."""
     L, y = _check_gold(L, y)
+    ids = _row_ids(ids, len(y))
     table = lf_accuracy_table(L, y, names)
     worst = table[table["wrong"] > 0].sort_values(["wrong", "accuracy"], ascending=[False, True]).head(top)
     out = []
@@ -83,8 +86,16 @@ def wrong_examples(L, y, names: Sequence[str], texts: Sequence[str], *, top: int
         j = list(names).index(name)
         rows = np.flatnonzero((L[:, j] != ABSTAIN) & (y >= 0) & (L[:, j] != y))[:per_lf]
         out.append({"lf": name, "wrong": int(row["wrong"]), "votes": int(row["votes"]), "accuracy": float(row["accuracy"]),
-                    "examples": [{"row": int(i), "text": str(texts[i]), "vote": int(L[i, j]), "gold": int(y[i])} for i in rows]})
+                    "examples": [{"row": ids[i], "text": str(texts[i]), "vote": int(L[i, j]), "gold": int(y[i])} for i in rows]})
     return out
+
+
+def _row_ids(ids: Sequence[str] | None, n: int) -> list:
+    if ids is None:
+        return list(range(n))
+    if len(ids) != n:
+        raise LabelMatrixError(f"{len(ids)} row ids for {n} gold rows")
+    return [str(i) for i in ids]
 
 
 def uncovered_gold(L, y) -> np.ndarray:
@@ -299,7 +310,8 @@ def likely_label_errors(y, probs) -> pd.DataFrame:
     j. A row's confident class is the most probable class whose probability
     reaches its threshold; a row whose confident class is not its label is
     flagged. Sorted by self-confidence (probability of the given label), lowest
-    first. Columns: row, given, suggested, self_confidence.
+    first. Columns: row, given, suggested, p_suggested (the model's probability
+    of the suggested class), self_confidence (its probability of the given label).
     """
     y = np.asarray(y).astype(np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -313,7 +325,7 @@ def likely_label_errors(y, probs) -> pd.DataFrame:
     flagged = np.flatnonzero((confident >= 0) & (confident != y))
     self_conf = probs[np.arange(len(y)), y]
     table = pd.DataFrame({"row": flagged, "given": y[flagged], "suggested": confident[flagged],
-                          "self_confidence": self_conf[flagged]})
+                          "p_suggested": probs[flagged, confident[flagged]], "self_confidence": self_conf[flagged]})
     return table.sort_values("self_confidence", kind="stable").reset_index(drop=True)
 
 
@@ -335,7 +347,7 @@ def check_label_errors(
     """
     y = np.asarray(y).astype(np.int64)
     texts = [str(t) for t in texts]
-    empty = pd.DataFrame(columns=["row", "text", "given", "suggested", "self_confidence"])
+    empty = pd.DataFrame(columns=["row", "text", "given", "suggested", "p_suggested", "self_confidence"])
     if make_model is None:
         return empty, "not computed: no model to score the gold rows with"
     labelled = y >= 0
@@ -357,6 +369,40 @@ def check_label_errors(
     return errors, note
 
 
+# A suggested LF is offered as ready to paste only when the evidence says it is right
+# far more often than wrong where it votes. Found on a few dozen gold rows, an n-gram
+# often fits them by chance, so it must hold on dev rows it was not found on, and
+# the pooled evidence must be strong: the 95% Wilson lower bound of its precision
+# over gold and dev together is at least READY_MIN_WILSON (0.6: with 95% confidence
+# it is right at least 3 times in 5, i.e. it adds signal, not noise, to the label model).
+READY_MIN_DEV_MATCHES = 2
+READY_MIN_DEV_PRECISION = 0.9
+READY_MIN_WILSON = 0.6
+
+
+def readiness(suggestions: Sequence[KeywordSuggestion], held_out: pd.DataFrame | None) -> list[str | None]:
+    """Per suggestion: None when it is ready to paste, else why not (one line)."""
+    out = []
+    for i, s in enumerate(suggestions):
+        correct, n = s.precision * s.matches, s.matches
+        why = []
+        if held_out is not None:
+            row = held_out.iloc[i]
+            dev_n = int(row["matches"])
+            if dev_n < READY_MIN_DEV_MATCHES:
+                why.append(f"matches {dev_n} dev row(s), fewer than {READY_MIN_DEV_MATCHES}")
+            elif row["precision"] < READY_MIN_DEV_PRECISION:
+                why.append(f"dev precision {row['precision']:.2f} < {READY_MIN_DEV_PRECISION:.2f}")
+            if dev_n:
+                correct, n = correct + row["precision"] * dev_n, n + dev_n
+        low = float(wilson_interval(round(correct), n)[0])
+        if not low >= READY_MIN_WILSON:
+            why.append(f"95% Wilson lower bound of precision {low:.2f} < {READY_MIN_WILSON:.2f} "
+                       f"({round(correct)} of {n} {'gold+dev' if held_out is not None else 'gold'} rows)")
+        out.append("; ".join(why) or None)
+    return out
+
+
 @dataclass(frozen=True)
 class RefineReport:
     lf_table: pd.DataFrame
@@ -369,12 +415,13 @@ class RefineReport:
     held_out: pd.DataFrame | None = None  # the suggestions checked on other labelled rows (dev)
     label_errors_note: str = ""  # gold rows the label-error check skipped, and why ("" = all checked)
 
-    def accepted(self, *, min_matches: int = 2, min_precision: float = 0.9) -> list[KeywordSuggestion]:
-        """Suggestions the held-out rows confirm (all of them when there are none)."""
-        if self.held_out is None:
-            return list(self.suggestions)
-        ok = (self.held_out["matches"] >= min_matches) & (self.held_out["precision"] >= min_precision)
-        return [s for s, keep in zip(self.suggestions, ok) if keep]
+    def accepted(self) -> list[KeywordSuggestion]:
+        """Suggestions ready to paste (``readiness``): the only ones in ``lf_code``."""
+        return [s for s, why in zip(self.suggestions, readiness(self.suggestions, self.held_out)) if why is None]
+
+    def rejected(self) -> list[tuple[KeywordSuggestion, str]]:
+        """Suggestions not offered as code, each with the reason."""
+        return [(s, why) for s, why in zip(self.suggestions, readiness(self.suggestions, self.held_out)) if why]
 
 
 def refine(
@@ -389,26 +436,34 @@ def refine(
     top: int = 10,
     taken: Sequence[str] = (),
     held_out: tuple[Sequence[str], Sequence[int]] | None = None,
+    ids: Sequence[str] | None = None,
 ) -> RefineReport:
     """Every refinement view over the gold rows (``L`` = their votes).
 
     ``held_out``: (texts, labels) of labelled rows that are not gold rows (the
     dev split): suggestions found on gold are checked there, since n-grams
-    picked on a few dozen rows overfit them."""
+    picked on a few dozen rows overfit them. ``ids``: the gold rows' ids, which
+    the report names rows by (positions when None). ``lf_code`` holds only the
+    suggestions ``readiness`` accepts."""
     L, y = _check_gold(L, y)
     texts = [str(t) for t in texts]
+    row_ids = _row_ids(ids, len(y))
     holes = uncovered_gold(L, y)
     suggestions = suggest_keyword_lfs(texts, y, L=L, top=top)
     errors, errors_note = check_label_errors(texts, y, classes, make_model, random_state=random_state)
+    errors["row"] = [row_ids[i] for i in errors["row"]]
+    checked = None if held_out is None else held_out_precision(suggestions, *held_out)
+    ready = [s for s, why in zip(suggestions, readiness(suggestions, checked)) if why is None]
     return RefineReport(
         lf_table=lf_accuracy_table(L, y, names),
-        worst=wrong_examples(L, y, names, texts, top=5),
-        uncovered=pd.DataFrame({"row": holes, "text": [texts[i] for i in holes], "label": y[holes]}),
+        worst=wrong_examples(L, y, names, texts, top=5, ids=row_ids),
+        uncovered=pd.DataFrame({"row": [row_ids[i] for i in holes], "text": [texts[i] for i in holes],
+                                "label": y[holes]}),
         suggestions=suggestions,
-        lf_code=format_lf_code(suggestions, classes, taken=taken),
+        lf_code=format_lf_code(ready, classes, taken=taken),
         label_errors=errors,
         n_gold=int((y >= 0).sum()),
-        held_out=None if held_out is None else held_out_precision(suggestions, *held_out),
+        held_out=checked,
         label_errors_note=errors_note,
     )
 
@@ -427,20 +482,28 @@ def format_report(report: RefineReport, classes: Sequence[str], *, examples: int
     lines.append("LFs voting wrong most:" if report.worst else "No LF votes wrong on gold.")
     for w in report.worst:
         lines.append(f"  {w['lf']}: {w['wrong']} wrong of {w['votes']} votes")
-        lines += [f"    row {e['row']}: voted {classes[e['vote']]}, gold {classes[e['gold']]}: {_short(e['text'])}"
+        lines += [f"    {e['row']}: voted {classes[e['vote']]}, gold {classes[e['gold']]}: {_short(e['text'])}"
                   for e in w["examples"]]
     lines += ["", f"Gold rows no LF covers: {len(report.uncovered)}"]
     lines += [f"  [{classes[r.label]}] {_short(r.text)}" for r in report.uncovered.head(examples).itertuples()]
     not_computed = report.label_errors_note.startswith("not computed")
-    lines += ["", "Likely label errors in gold (confident learning): "
+    lines += ["", "Likely label errors in gold (confident learning, cross-validated end model): "
               + (report.label_errors_note if not_computed else str(len(report.label_errors)))]
     lines += [f"  {report.label_errors_note}"] if report.label_errors_note and not not_computed else []
-    lines += [f"  row {r.row}: given {classes[r.given]}, model says {classes[r.suggested]} "
-              f"(p(given) = {r.self_confidence:.2f}): {_short(r.text)}" for r in report.label_errors.head(examples).itertuples()]
+    lines += [f"  {r.row}: gold says {classes[r.given]}; model gives {classes[r.suggested]} p={r.p_suggested:.2f} "
+              f"({classes[r.given]} p={r.self_confidence:.2f}): {_short(r.text)}"
+              for r in report.label_errors.head(examples).itertuples()]
     if report.held_out is not None:
         lines += ["", "Suggestions checked on held-out labelled rows (dev):",
                   report.held_out.to_string(index=False, float_format=lambda v: f"{v:.2f}")]
-    lines += ["", f"Suggested LFs ({len(report.suggestions)}), ready to paste:", "", report.lf_code]
+    accepted, rejected = report.accepted(), report.rejected()
+    lines += ["", f"Suggested LFs: {len(report.suggestions)} found on gold, {len(accepted)} ready to paste. Ready means "
+                  f"precision >= {READY_MIN_DEV_PRECISION:.2f} on at least {READY_MIN_DEV_MATCHES} dev rows and a 95% "
+                  f"Wilson lower bound >= {READY_MIN_WILSON:.2f} over gold and dev together (right at least 3 times "
+                  "in 5 with 95% confidence); n-grams fitted to a few gold rows often fail that."]
+    lines += [f"  not offered: {s.ngram!r} -> {classes[s.label]}: {why}" for s, why in rejected]
+    if accepted:
+        lines += ["", report.lf_code]
     return "\n".join(lines)
 
 
@@ -456,6 +519,7 @@ __all__ = [
     "lf_accuracy_table",
     "likely_label_errors",
     "out_of_sample_probs",
+    "readiness",
     "refine",
     "suggest_keyword_lfs",
     "uncovered_gold",

@@ -126,12 +126,14 @@ class MonitorReport:
     confidence: dict = field(default_factory=dict)
     oov: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    min_predictions: int = 0  # the traffic a verdict needs
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def format(self) -> str:
-        verdict = "RETRAIN" if self.retrain else "no retrain needed"
+        verdict = ("RETRAIN" if self.retrain else "no retrain needed" if self.checks else
+                   f"no verdict: not enough traffic ({self.n_predictions} of {self.min_predictions} predictions needed)")
         lines = [f"run {self.run_id}: {self.n_predictions} served prediction(s): {verdict}"]
         lines += [f"  because {r}" for r in self.reasons]
         for c in self.checks:
@@ -147,7 +149,8 @@ def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: s
     if served["n"] < settings.min_predictions:
         return MonitorReport(run_id, served["n"], False,
                              (f"only {served['n']} served prediction(s); at least {settings.min_predictions} needed "
-                              "for a verdict",), (), notes=("too little traffic",))
+                              "for a verdict",), (), notes=("too little traffic",),
+                             min_predictions=settings.min_predictions)
     if served["lf_coverage"] is None:
         notes.append("no LF votes were logged with the predictions; LF drift not measured")
     else:
@@ -183,6 +186,7 @@ def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: s
         {"classes": reference["classes"], "reference": ref_dist, "served": served_dist},
         {"reference": reference["confidence"], "served": served["confidence"]},
         {"reference": reference["oov_share"], "served": served["oov_share"]}, tuple(notes),
+        settings.min_predictions,
     )
 
 

@@ -107,7 +107,8 @@ def zip_server(data_dir):
 
 def test_download_verifies_and_caches(zip_server, tmp_path, monkeypatch):
     url, hits = zip_server
-    monkeypatch.delenv("LABELING_DATA_DIR")
+    monkeypatch.delenv("LABELING_DATA_DIR", raising=False)
+    monkeypatch.setattr("labeling.settings.SHARED_DATA", tmp_path / "no_shared_data")
     folder = fetch_youtube_spam(url=url, cache_dir=tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(YOUTUBE_FILES)
     assert fetch_youtube_spam(url=url, cache_dir=tmp_path) == folder
@@ -117,7 +118,8 @@ def test_download_verifies_and_caches(zip_server, tmp_path, monkeypatch):
 
 
 def test_download_of_wrong_bytes_leaves_no_cache(tmp_path, monkeypatch):
-    monkeypatch.delenv("LABELING_DATA_DIR")
+    monkeypatch.delenv("LABELING_DATA_DIR", raising=False)
+    monkeypatch.setattr("labeling.settings.SHARED_DATA", tmp_path / "no_shared_data")
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         for name in YOUTUBE_FILES:
@@ -128,7 +130,8 @@ def test_download_of_wrong_bytes_leaves_no_cache(tmp_path, monkeypatch):
 
 
 def test_offline_download_error_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.delenv("LABELING_DATA_DIR")
+    monkeypatch.delenv("LABELING_DATA_DIR", raising=False)
+    monkeypatch.setattr("labeling.settings.SHARED_DATA", tmp_path / "no_shared_data")
     with pytest.raises(DatasetError, match="LABELING_DATA_DIR"):
         fetch_youtube_spam(url="http://127.0.0.1:9/nothing.zip", cache_dir=tmp_path)
 

@@ -1,5 +1,4 @@
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,10 @@ from labeling.data.wrench import WrenchDataset, load_wrench
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return Path(os.environ.get("LABELING_DATA_DIR", default))
+    from labeling.settings import SHARED_DATA
+    from labeling.settings import data_dir as configured
+
+    return configured() or SHARED_DATA
 
 
 def _write(folder: Path, splits=None, labels=None):

@@ -58,7 +58,7 @@ def test_matrix_equals_snorkel_pandas_applier_on_youtube(youtube_lfs, youtube_sp
     assert ours.L.dtype == np.int64 and ours.L.shape == (400, len(youtube_lfs))
     np.testing.assert_array_equal(ours.L, theirs)
     assert set(ours.seconds_per_lf) == {lf.name for lf in youtube_lfs}
-    assert all(s >= 0 for s in ours.seconds_per_lf.values())
+    assert all(s >= 0 or np.isnan(s) for s in ours.seconds_per_lf.values())
     assert ours.rows_computed == {lf.name: 400 for lf in youtube_lfs} and ours.errors == {}
 
 
@@ -95,8 +95,8 @@ def test_declarative_lfs_in_processes_and_mixed_with_plain_lfs(imdb_lfs, imdb_sa
         (keyword_lf("kw", ["bad"], 0, whole_words=False), "badly"),
         (keyword_lf("kw", ["Bad"], 0, case_sensitive=True), "bad Bad"),
         (regex_lf("re", r"\d{3,}", 1), "call 12345"),
-        (length_lf("short", 1, max_len=3), "one two\u00a0three four"),  # NBSP splits words
-        (length_lf("chars", 1, min_len=5, unit="chars"), "caf\u00e9s"),
+        (length_lf("short", 1, max_words=3), "one two\u00a0three four"),  # NBSP splits words
+        (length_lf("chars", 1, min_chars=5), "caf\u00e9s"),
     ],
 )
 def test_declarative_lf_called_on_a_row_equals_fast_path(lf, text):
@@ -223,3 +223,18 @@ def test_concurrent_applies_from_threads_agree(imdb_lfs, imdb_sample, parallel):
 @given(texts=st.lists(st.text(alphabet=list("ab \t\n\x0b\x0c\r\x1c\x1f\x85\u00a0\u2009_."), max_size=15), max_size=20))
 def test_word_counts_equal_str_split(texts):
     assert apply_module._word_counts(texts).tolist() == [len(t.split()) for t in texts]
+
+
+def test_scanned_lfs_report_their_shared_scan_not_one_made_up_number_each():
+    @labeling_function()
+    def plain(x):
+        return 1 if "!" in x.text else -1
+
+    lfs = [keyword_lf("kw", ["great"], 1), regex_lf("re", r"\bbad\b", 0), length_lf("short", 0, max_words=2), plain]
+    frame = pd.DataFrame({"text": ["great song", "bad bad day", "wow!", "great"] * 50})
+    result = apply_lfs(lfs, frame, cardinality=2, n_jobs=1)
+    # before: kw, re and short each got the same share of the scan's time
+    assert all(np.isnan(result.seconds_per_lf[name]) for name in ("kw", "re", "short"))
+    assert result.seconds_per_lf["plain"] >= 0
+    assert result.shared_by == {"scan of text": ("kw", "re", "short")}
+    assert result.shared_seconds["scan of text"] > 0

@@ -24,7 +24,7 @@ def _lfs(scorn=("awful",)):
         return 1 if "#1" in x.text else -1
 
     return [keyword_lf("praise", ["great"], 1), keyword_lf("scorn", list(scorn), 0),
-            regex_lf("classic", r"\bclassic\b", 1), length_lf("short", 0, max_len=2), has_hash]
+            regex_lf("classic", r"\bclassic\b", 1), length_lf("short", 0, max_words=2), has_hash]
 
 
 def test_second_apply_reads_everything_from_the_cache(tmp_path):
@@ -117,10 +117,16 @@ def test_retrain_fills_the_project_cache_and_the_cli_clears_it(youtube_config_pa
     result = run_retrain(config, record=False)
     assert sorted(p.name for p in (folder / "lf").iterdir()) == sorted(name for name, _ in result.lfs)
     assert any((folder / "spacy").rglob("*.spacy"))
+    # another project sharing the folder: its LF columns and its pipeline's parses must stay
+    apply_lfs(_lfs(), _frame(3), cardinality=2, cache=folder)
+    other_lfs = sorted(p.name for p in (folder / "lf").iterdir() if p.name not in dict(result.lfs))
+    (folder / "spacy" / "other_pipeline_key").mkdir()
+    (folder / "spacy" / "other_pipeline_key" / "x.spacy").write_bytes(b"")
     args = ["clear-cache", "--config", str(youtube_config_path), "--json"] + [a for o in overrides for a in ("--set", o)]
     assert main(args) == 0
     removed = json.loads(capsys.readouterr().out)["removed"]
     assert removed["lf_columns"] == len(result.lfs) and removed["spacy_segments"] >= 1
-    assert not (folder / "lf").exists()
+    assert other_lfs and sorted(p.name for p in (folder / "lf").iterdir()) == other_lfs
+    assert [p.name for p in (folder / "spacy").iterdir()] == ["other_pipeline_key"]
     off = load_config(youtube_config_path, [*overrides, 'lfs.cache="none"'])
     assert project_cache_dir(off) is None

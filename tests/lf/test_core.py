@@ -106,8 +106,9 @@ def test_spacy_lf_parses_on_its_own_and_reuses_a_given_doc():
 
 def test_spacy_model_setting_and_clear_error(monkeypatch):
     monkeypatch.delenv("LABELING_SPACY_MODEL", raising=False)
-    assert resolve_spacy_model() == "en_core_web_sm"
-    assert resolve_spacy_model("xx_custom") == "xx_custom"
+    assert resolve_spacy_model("blank:en") == "blank:en"
+    with pytest.raises(ConfigError, match="xx_custom.*not installed"):
+        resolve_spacy_model("xx_custom")
     monkeypatch.setenv("LABELING_SPACY_MODEL", "blank:en")
     assert resolve_spacy_model("xx_custom") == "blank:en"
     with pytest.raises(ConfigError, match="no_such_pipeline.*not installed"):

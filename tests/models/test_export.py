@@ -36,6 +36,14 @@ def test_onnx_probabilities_match_scikit_learn(exported, youtube_frame):
     assert gap < 1e-5
 
 
+def test_the_manifest_names_the_classes(exported):
+    _, folder = exported
+    from labeling.models.artifacts import read_manifest
+
+    assert read_manifest(folder)["meta"]["class_names"] == ["ham", "spam"]
+    assert OnnxTextClassifier(folder).class_names == ["ham", "spam"]
+
+
 def test_a_tampered_export_is_refused(exported, tmp_path):
     import shutil
 

@@ -1,5 +1,4 @@
 import json
-import os
 import random
 from pathlib import Path
 
@@ -35,8 +34,10 @@ FAST = {  # every model, cheap enough for property tests
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return Path(os.environ.get("LABELING_DATA_DIR", default))
+    from labeling.settings import SHARED_DATA
+    from labeling.settings import data_dir as configured
+
+    return configured() or SHARED_DATA
 
 
 def label_matrices(k_max=4, max_rows=30, max_lfs=6):

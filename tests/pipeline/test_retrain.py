@@ -106,6 +106,29 @@ def test_summary_and_json_are_complete(youtube_run):
     assert {row["name"] for row in payload["metrics"]} == set(result.evaluation["name"])
 
 
+def test_summary_explains_its_numbers(youtube_run):
+    import dataclasses
+
+    _, result = youtube_run
+    text = format_summary(result)
+    # one meaning of "coverage" per table: the test table's column is the share of train learned from
+    test_table = text.split("Test split")[1]
+    assert "coverage" not in test_table.splitlines()[1] and "train_share" in test_table.splitlines()[1]
+    assert "coverage = share of train rows the LF votes on" in text
+    assert "predicting the majority class where it abstains" in text  # why LF rows look like the majority class
+    assert "gold rows used: 0" in text
+    # an end model above its oracle is commented on; a NaN dev accuracy is explained
+    ev = result.evaluation.copy()
+    oracle = ev["name"].str.startswith("oracle")
+    ev.loc[oracle, "accuracy"] = ev.loc[ev["name"] == "end model", "accuracy"].iloc[0] - 0.01
+    lf_table = result.lf_table.copy()
+    first_lf = lf_table.loc["dev"].index[0]
+    lf_table.loc[("dev", first_lf), "accuracy"] = float("nan")
+    text = format_summary(dataclasses.replace(result, evaluation=ev, lf_table=lf_table))
+    assert "scores above the oracle" in text and "not an upper bound" in text and "within noise" in text
+    assert f"dev accuracy is blank (NaN) where an LF votes on no dev row: {first_lf}" in text
+
+
 def test_rerun_from_the_cli_reproduces_hashes_and_metrics(youtube_run, youtube_config_path, tmp_path):
     _, first = youtube_run
     proc = subprocess.run(
@@ -128,6 +151,9 @@ def test_torch_end_model_by_config(youtube_config_path, tmp_path):
     config = load_config(youtube_config_path, [*_overrides(tmp_path), "end_model.type=torch"])
     result = run_retrain(config, record=False)
     assert result.end_model["type"] == "torch"
+    import torch
+
+    assert result.end_model["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # not "auto"
     table = result.evaluation.set_index("name")
     end = result.metric("end model")
     assert end >= 0.93  # measured 94.1% with the default torch settings (CPU)

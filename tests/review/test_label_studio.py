@@ -23,6 +23,7 @@ from labeling.review.label_studio import (
     build_tasks,
     choice_result,
     conflict_strength,
+    display_text,
     entropy,
     labeling_config,
     margin,
@@ -42,6 +43,35 @@ def test_entropy_and_margin_rank_uncertain_rows_first():
     np.testing.assert_allclose(margin(probs), [0.02, 1.0, 0.6])
     assert list(select_for_review(sample_scores("entropy", n_rows=3, probs=probs), 2)) == [1, 2]
     assert list(select_for_review(sample_scores("low_confidence", n_rows=3, probs=probs), 1)) == [1]
+
+
+def test_entropy_and_margin_pick_only_rows_some_lf_votes_on():
+    # Rows no LF votes on all get the class balance (here 0.5/0.5, the highest entropy):
+    # before, "entropy" picked them first, and their answers check no LF.
+    L = np.array([[-1, -1], [0, -1], [-1, -1], [1, 0], [0, 0]])
+    probs = np.array([[0.5, 0.5], [0.8, 0.2], [0.5, 0.5], [0.55, 0.45], [0.99, 0.01]])
+    for strategy in ("entropy", "margin"):
+        picked = select_for_review(sample_scores(strategy, n_rows=5, probs=probs, L=L), 2)
+        assert list(picked) == [3, 1], strategy
+        assert len(select_for_review(sample_scores(strategy, n_rows=5, probs=probs, L=L), 10)) == 3
+    assert sorted(select_for_review(sample_scores("uncovered", n_rows=5, L=L), 10)) == [0, 2]
+    with pytest.raises(LabelMatrixError):
+        sample_scores("entropy", n_rows=5, probs=probs, L=L[:3])
+
+
+def test_a_tied_prediction_gets_no_pre_annotation():
+    items = [ReviewItem("row:1", "tie", (0.5, 0.5), (-1,), "entropy"),
+             ReviewItem("row:2", "three-way", (0.4, 0.4, 0.2), (-1,), "entropy"),
+             ReviewItem("row:3", "clear", (0.3, 0.1, 0.6), (-1,), "entropy")]
+    tasks = build_tasks(items, classes=("ham", "spam", "other"), lf_names=("a",), model_version="m")
+    assert "predictions" not in tasks[0] and "predictions" not in tasks[1]
+    assert annotation_label(tasks[2]["predictions"][0]["result"], ("ham", "spam", "other")) == 2
+
+
+def test_display_text_decodes_html_for_the_reviewer():
+    raw = "I&#39;m here<br />Check &quot;this&quot; &amp; that<BR>bye"
+    assert display_text(raw) == "I'm here\nCheck \"this\" & that\nbye"
+    assert display_text("plain < text") == "plain < text"
 
 
 def test_conflict_and_uncovered_strategies_pick_only_qualifying_rows():
@@ -188,9 +218,10 @@ def test_push_annotate_pull_and_repush_without_duplicates(ls_env, small_project)
     tasks = review.existing_tasks()
     assert len(tasks) == 8
     for task in tasks.values():
-        (pred,) = task["predictions"]
-        assert 0.5 <= pred["score"] <= 1 and pred["result"][0]["value"]["choices"][0] in config.classes
-        assert task["data"]["lf_votes"]
+        # one pre-annotation, or none when the model's classes tie (no class is favoured)
+        assert len(task["predictions"]) <= 1 and task["data"]["lf_votes"]
+        for pred in task["predictions"]:
+            assert 0.5 < pred["score"] <= 1 and pred["result"][0]["value"]["choices"][0] in config.classes
 
     # the same rows again: nothing new in Label Studio
     keys = sorted(tasks)
@@ -231,6 +262,28 @@ def test_a_class_renamed_in_the_config_never_deletes_stored_gold(ls_env, small_p
     result, _ = pull_review(renamed, label_studio_from_env(renamed), renames={"spam": "junk"})
     assert (result.stored, result.inserted, result.updated, result.deleted) == (4, 0, 0, 0)
     pd.testing.assert_frame_equal(review_gold(store)[0], before)
+
+
+def test_a_program_never_overwrites_a_persons_answer(ls_env, small_project):
+    config = load_config(small_project)
+    review = label_studio_from_env(config)
+    push_review(config, review, strategy="random", n=3)
+    tasks = review.existing_tasks()
+    (a, b, c) = sorted(tasks)
+    person = review.annotate(int(tasks[a]["id"]), 0)  # a person says ham
+    assert review.annotate(int(tasks[a]["id"]), 1, program="sim") is None  # skipped: already answered
+    own = review.annotate(int(tasks[b]["id"]), 1, program="sim")
+    assert own is not None
+    assert review.annotate(int(tasks[b]["id"]), 0, program="sim") is None  # never twice either
+    assert review.update_annotation(person, 1, program="sim") is False  # not its own: left alone
+    assert review.update_annotation(own, 0, program="sim") is True
+    answers = {(x.task_key, x.annotator): x.label for x in review.annotations()}
+    assert answers[(a, next(w for k, w in answers if k == a))] == 0
+    assert [w for k, w in answers if k == a] != ["program:sim"] and (b, "program:sim") in answers
+    assert answers[(b, "program:sim")] == 0
+    pull_review(config, review)
+    gold, _ = review_gold(config.resolve(config.store))
+    assert dict(zip(gold["task_key"], gold["label"]))[a] == 0  # the person's label survives
 
 
 def test_annotator_disagreements_are_kept_and_reported(ls_env, small_project):

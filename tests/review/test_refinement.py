@@ -23,6 +23,7 @@ from labeling.review.refinement import (
     held_out_precision,
     lf_accuracy_table,
     likely_label_errors,
+    readiness,
     out_of_sample_probs,
     refine,
     suggest_keyword_lfs,
@@ -130,17 +131,47 @@ def test_refine_report_end_to_end():
         return SPAM if "my" in x.text else -1
 
     texts, y, flipped = _noisy_corpus(seed=1, n=60, flips=3)
+    dev_texts, dev_y, _ = _noisy_corpus(seed=2, n=60, flips=0)
+    ids = [f"v1-{i}" for i in range(len(texts))]
     Lg = apply_lfs([lf_my], pd.DataFrame({"text": texts}), cardinality=2).L
     report = refine(Lg, y, texts, ["lf_my"], ("ham", "spam"), random_state=0,
                     make_model=lambda: SklearnTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=1),
-                    held_out=(["love it", "my channel"], [HAM, SPAM]))
+                    held_out=(dev_texts, dev_y), ids=ids)
     assert report.n_gold == 60 and report.lf_table.loc["lf_my", "votes"] == int((Lg[:, 0] == SPAM).sum())
     assert len(report.uncovered) == int((Lg[:, 0] == -1).sum())
-    assert report.suggestions and "@labeling_function()" in report.lf_code
-    assert set(report.label_errors["row"]) & set(flipped)
+    assert set(report.uncovered["row"]) <= set(ids)  # ids, not positions
+    assert report.accepted() and report.lf_code.count("@labeling_function()") == len(report.accepted())
+    assert set(report.label_errors["row"]) & {ids[i] for i in flipped}
     assert len(report.held_out) == len(report.suggestions)
     text = format_report(report, ("ham", "spam"))
     assert "Wilson" in text and "Suggested LFs" in text and "Likely label errors" in text
+    line = next(line for line in text.splitlines() if "gold says" in line)
+    r = report.label_errors.iloc[0]
+    given, other = ("ham", "spam") if r["given"] == HAM else ("spam", "ham")
+    assert line.startswith(f"  {r['row']}: gold says {given}; model gives {other} p={r['p_suggested']:.2f}")
+    assert r["p_suggested"] > 0.5 > r["self_confidence"]
+
+
+def test_a_suggestion_dev_contradicts_is_never_offered_as_code():
+    # "video" is ham on every gold row it is in, but spam on 15 of 19 dev rows (precision 0.21):
+    # before, it was printed as ready-to-paste code anyway.
+    gold_texts = [f"video {i}" for i in range(8)] + [f"subscribe {i}" for i in range(8)]
+    gold_y = [HAM] * 8 + [SPAM] * 8
+    dev_texts = [f"my video {i}" for i in range(19)] + [f"subscribe now {i}" for i in range(4)]
+    dev_y = [SPAM] * 15 + [HAM] * 4 + [SPAM] * 4
+    L = np.full((16, 1), -1)
+    report = refine(L, gold_y, gold_texts, ["lf_none"], ("ham", "spam"), held_out=(dev_texts, dev_y))
+    by_ngram = {s.ngram: s for s in report.suggestions}
+    assert by_ngram["video"].label == HAM and by_ngram["video"].precision == 1.0
+    assert "keyword_video" not in report.lf_code and "keyword_subscribe" in report.lf_code
+    assert [s.ngram for s in report.accepted()] == ["subscribe"]
+    text = format_report(report, ("ham", "spam"))
+    assert "not offered: 'video' -> ham: dev precision 0.21 < 0.90" in text
+    assert "Wilson lower bound >= 0.60" in text
+    # without dev rows the pooled bound decides: 8 of 8 gold rows clear 0.6, 5 of 5 do not
+    assert readiness(report.suggestions[:1], None) == [None]
+    few = refine(L[:10], gold_y[:5] + gold_y[8:13], gold_texts[:5] + gold_texts[8:13], ["lf_none"], ("ham", "spam"))
+    assert few.suggestions and few.accepted() == [] and "@labeling_function()" not in few.lf_code
 
 
 def _word_model(k):
@@ -162,7 +193,7 @@ def test_a_class_with_a_single_gold_row_is_left_out_of_the_label_error_check_and
     report = refine(Lg, y, texts, ["lf"], classes, make_model=_word_model(3), random_state=0)
     assert report.label_errors["row"].tolist() == errors["row"].tolist()
     text = format_report(report, classes)
-    assert f"Likely label errors in gold (confident learning): {len(errors)}\n  1 gold row(s) not checked" in text
+    assert f"Likely label errors in gold (confident learning, cross-validated end model): {len(errors)}\n  1 gold row(s) not checked" in text
 
 
 @pytest.mark.parametrize("labels, make_model, reason", [
@@ -176,7 +207,7 @@ def test_a_label_error_check_that_cannot_run_says_so_instead_of_reporting_zero(l
                     make_model=make_model)
     assert report.label_errors.empty and report.label_errors_note.startswith("not computed: ")
     assert reason in report.label_errors_note
-    assert "Likely label errors in gold (confident learning): not computed: " in format_report(report, ("ham", "spam"))
+    assert "Likely label errors in gold (confident learning, cross-validated end model): not computed: " in format_report(report, ("ham", "spam"))
 
 
 # --------------------------------------------------------------------------- generated LF code (issue 12)

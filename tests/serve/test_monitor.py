@@ -113,6 +113,9 @@ def test_too_little_traffic_gives_no_verdict_and_hashed_texts_skip_oov():
     few = served_profile(_rows(10, [0.1, 0.9], [1, -1], None), REFERENCE)
     report = compare(REFERENCE, few, MonitorConfig(min_predictions=50))
     assert not report.retrain and "at least 50" in report.reasons[0]
+    # not "no retrain needed": too little traffic is no verdict
+    assert "no retrain needed" not in report.format()
+    assert "not enough traffic (10 of 50 predictions needed)" in report.format().splitlines()[0]
     hashed = compare(REFERENCE, served_profile(_rows(60, [0.1, 0.9], [1, -1], None), REFERENCE), MonitorConfig())
     assert any("OOV share not measured" in n for n in hashed.notes)
 

@@ -1,0 +1,57 @@
+"""Benchmarks never write into the project's store."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+
+import pytest
+
+from .conftest import REPO, copy_store
+
+
+def _serve_load():
+    spec = importlib.util.spec_from_file_location("serve_load", REPO / "benchmarks" / "serve_load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _predictions(path) -> int:
+    with sqlite3.connect(str(path)) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return db.execute("SELECT count(*) FROM predictions").fetchone()[0] if "predictions" in tables else 0
+
+
+def _project(recorded_youtube_run, tmp_path):
+    config, result = recorded_youtube_run
+    store = copy_store(result.store_path, tmp_path / "project" / "store.db")
+    return str(REPO / "projects" / "youtube_spam" / "project.toml"), [f'project.store="{store}"'], store
+
+
+def test_serve_load_points_the_server_at_a_copy_of_the_store(recorded_youtube_run, tmp_path):
+    from labeling.config import load_config
+    from labeling.serve.feedback import FeedbackLog, PredictionRecord, text_sha256, utc_now
+
+    config_path, overrides, store = _project(recorded_youtube_run, tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    served = load_config(config_path, _serve_load().isolated_store(config_path, overrides, scratch))
+    copy = served.resolve(served.store)
+    assert copy.parent == scratch and copy != store
+    with sqlite3.connect(str(copy)) as db, sqlite3.connect(str(store)) as orig:
+        assert db.execute("SELECT id FROM runs").fetchall() == orig.execute("SELECT id FROM runs").fetchall()
+    with FeedbackLog(copy) as log:  # what the benchmark's server does with its traffic
+        log.log_predictions([PredictionRecord(id="p1", created_at=utc_now(), model_version="r", probabilities=(0.5, 0.5),
+                                              label=0, lf_votes=None, text=None, text_sha256=text_sha256("x"))])
+    assert _predictions(copy) == 1 and _predictions(store) == 0
+
+
+@pytest.mark.slow
+def test_serve_load_run_leaves_the_project_store_untouched(recorded_youtube_run, tmp_path, capsys):
+    config_path, overrides, store = _project(recorded_youtube_run, tmp_path)
+    before = _predictions(store)
+    assert _serve_load().main(["--config", config_path, "--set", overrides[0], "--workers", "1", "--lf-votes", "off",
+                               "--rate", "20", "--seconds", "1", "--batch-size", "20", "--batch-repeats", "1"]) == 0
+    assert '"single_predict"' in capsys.readouterr().out
+    assert _predictions(store) == before

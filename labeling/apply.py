@@ -46,6 +46,7 @@ from .matrix import ABSTAIN
 from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
 from .patterns import PatternMatcher, ScanTexts
 from .progress import progress
+from .rows import Row, frame_rows
 from .workers import fork_map
 
 __all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs"]
@@ -60,18 +61,6 @@ _MIN_PARALLEL_CELLS = 20_000
 # as much per text as per pattern, and forking costs ~0.1 s (measured: one
 # pattern over 50,000 IMDB reviews is faster in one process, ten are not).
 _MIN_PARALLEL_SCAN = 150_000
-
-
-class Row(dict):
-    """A data point: ``x.text`` and ``x["text"]`` both work, as with a pandas Series."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)
@@ -129,12 +118,27 @@ def _callable(lf: LabelingFunction) -> Callable:
     return _call_without_pre(lf) if _snorkel_nlp_params(lf) is not None else lf
 
 
+def as_vote(vote, cardinality: int) -> tuple[int, str | None]:
+    """(the vote as an int, None), or (ABSTAIN, why ``vote`` is refused).
+
+    Snorkel stores whatever an LF returns into an int matrix, so ``1.0`` (a vote
+    read from a NaN-able column) and ``True`` count as 1 there; integral numbers
+    are accepted here too. Anything else (``1.5``, ``"1"``, ``None``) is refused
+    rather than truncated, as are votes outside -1..cardinality-1.
+    """
+    if isinstance(vote, (int, np.integer, np.bool_)):  # bool included
+        value = int(vote)
+    elif isinstance(vote, (float, np.floating)) and np.isfinite(vote) and float(vote).is_integer():
+        value = int(vote)
+    else:
+        return ABSTAIN, f"returned {vote!r} ({type(vote).__name__}); an LF must return an int class index or ABSTAIN (-1)"
+    if not ABSTAIN <= value < cardinality:
+        return ABSTAIN, f"returned {vote!r}; expected -1 (abstain) or a class index 0..{cardinality - 1}"
+    return value, None
+
+
 def _check_vote(vote, cardinality: int) -> str | None:
-    if isinstance(vote, (bool, np.bool_)) or not isinstance(vote, (int, np.integer)):
-        return f"returned {vote!r}; an LF must return an int class index or ABSTAIN (-1)"
-    if not ABSTAIN <= vote < cardinality:
-        return f"returned {vote}; expected -1 (abstain) or a class index 0..{cardinality - 1}"
-    return None
+    return as_vote(vote, cardinality)[1]
 
 
 @dataclass
@@ -143,6 +147,7 @@ class ChunkOutcome:
 
     votes: np.ndarray  # (rows, lfs) int64
     failed: np.ndarray  # (rows, lfs) bool
+    done: np.ndarray  # (rows, lfs) bool: the LF was called on the row (a strict run stops early)
     counts: np.ndarray  # (lfs,) failures
     samples: list  # (lf position, chunk row, message), at most ERROR_SAMPLES per LF
     seconds: np.ndarray  # (lfs,)
@@ -164,15 +169,15 @@ def run_chunk(
     failure of the lowest failing LF, on its first failing row.
     """
     n, m = len(rows), len(calls)
-    out = ChunkOutcome(np.full((n, m), ABSTAIN, np.int64), np.zeros((n, m), bool), np.zeros(m, np.int64), [],
-                       np.zeros(m))
+    out = ChunkOutcome(np.full((n, m), ABSTAIN, np.int64), np.zeros((n, m), bool), np.zeros((n, m), bool),
+                       np.zeros(m, np.int64), [], np.zeros(m))
     for j, call in enumerate(calls):
-        column, failed = out.votes[:, j], out.failed[:, j]
+        column, failed, done = out.votes[:, j], out.failed[:, j], out.done[:, j]
         start = time.perf_counter()
         for i in np.flatnonzero(need[:, j]).tolist():
+            done[i] = True
             try:
-                vote = call(rows[i])
-                problem = _check_vote(vote, cardinality)
+                vote, problem = as_vote(call(rows[i]), cardinality)
             except Exception as exc:  # noqa: BLE001 - any LF bug must name the LF and the row
                 problem = exc if keep_exceptions else f"{type(exc).__name__}: {exc}"
             if problem is None:
@@ -201,7 +206,8 @@ def _default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _chunks(n: int, size: int = CHUNK_ROWS) -> list[tuple[int, int]]:
+def _chunks(n: int, size: int | None = None) -> list[tuple[int, int]]:
+    size = max(1, int(size or CHUNK_ROWS))  # read at call time: a setting, not a frozen default
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
@@ -211,9 +217,11 @@ def _row_chunk(s: dict, task: int) -> ChunkOutcome:
                      fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"])
 
 
-def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show) -> list[tuple[int, ChunkOutcome]]:
-    bounds = _chunks(len(rows))
-    parallel = n_jobs > 1 and need.sum() >= _MIN_PARALLEL_CELLS
+def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show,
+               chunk_rows: int | None = None) -> list[tuple[int, ChunkOutcome]]:
+    bounds = _chunks(len(rows), chunk_rows)
+    # a chunk size given by the caller is taken as is, however small the input
+    parallel = n_jobs > 1 and (chunk_rows is not None or need.sum() >= _MIN_PARALLEL_CELLS)
     state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
                  "fault_tolerant": fault_tolerant, "in_process": not parallel}
     outcomes = fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
@@ -462,9 +470,7 @@ def _cache_version(lf: LabelingFunction, spacy_model, disable) -> str:
 
 def records(frame: pd.DataFrame, positions: np.ndarray | None = None) -> list[Row]:
     """Rows of ``frame`` (those at ``positions``) as the records LFs and slicing functions see."""
-    sub = frame if positions is None else frame.iloc[positions]
-    columns = list(sub.columns)
-    return [Row(zip(columns, values)) for values in sub.itertuples(index=False, name=None)]
+    return frame_rows(frame, positions)
 
 
 def _as_cache(cache) -> tuple[LFCache | None, ParseCache | None]:
@@ -488,6 +494,7 @@ def apply_lfs(
     n_jobs: int | None = None,
     scheduler=None,
     spacy_disable: Sequence[str] = (),
+    chunk_rows: int | None = None,
 ) -> ApplyResult:
     """Run every LF on every row of ``frame``; column j of ``L`` is ``lfs[j]``.
 
@@ -496,12 +503,15 @@ def apply_lfs(
     cores). ``scheduler``: a Dask scheduler address or ``distributed.Client`` to
     run the row-wise LFs on a cluster instead. ``spacy_disable``: pipeline
     components no LF of ours needs (Snorkel's spaCy LFs name their own).
+    ``chunk_rows``: rows per task for worker processes and Dask (default
+    ``CHUNK_ROWS``); when given, workers are used however small the input.
     """
     n, m = len(frame), len(lfs)
     n_jobs = _default_jobs() if n_jobs is None else max(1, int(n_jobs))
     lf_cache, parse_cache = _as_cache(cache)
     L = np.full((n, m), ABSTAIN, dtype=np.int64)
     failed = np.zeros((n, m), dtype=bool)
+    done = np.zeros((n, m), dtype=bool)  # cells an LF was actually called on: only those are cached
     computed = np.zeros(m, dtype=np.int64)
     seconds = {lf.name: 0.0 for lf in lfs}
     first_errors: list[tuple] = []  # strict runs: (LF column, row, problem); the lowest LF's first row is raised
@@ -547,18 +557,20 @@ def apply_lfs(
             from .distributed import run_on_dask
 
             outcomes = run_on_dask(scheduler, [lfs[j] for j in opaque], frame.iloc[positions], sub_need, cardinality,
-                                   fault_tolerant=fault_tolerant, spacy_model=spacy_model, spacy_disable=spacy_disable)
+                                   fault_tolerant=fault_tolerant, spacy_model=spacy_model, spacy_disable=spacy_disable,
+                                   chunk_rows=chunk_rows)
         else:
             rows = records(frame, positions)
             _attach_docs(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache, n_jobs, show_progress)
             outcomes = _run_local([_callable(lfs[j]) for j in opaque], rows, sub_need, cardinality,
-                                  fault_tolerant, n_jobs, show_progress)
+                                  fault_tolerant, n_jobs, show_progress, chunk_rows)
         for offset, out in outcomes:
             span = positions[offset : offset + len(out.votes)]
             for pos, j in enumerate(opaque):
                 mask = sub_need[offset : offset + len(out.votes), pos]
                 L[span[mask], j] = out.votes[mask, pos]
                 failed[span, j] |= out.failed[:, pos]
+                done[span, j] |= out.done[:, pos]
                 seconds[lfs[j].name] += float(out.seconds[pos])
             if out.first_error is not None:
                 pos, i, problem = out.first_error
@@ -567,7 +579,7 @@ def apply_lfs(
                 samples.setdefault(opaque[pos], []).append((int(span[i]), message))
         if lf_cache is not None:
             for pos, j in enumerate(opaque):
-                store = need[:, pos] & ~failed[:, j]
+                store = done[:, j] & ~failed[:, j]
                 lf_cache.store(lfs[j].name, versions[j], keys[store], L[store, j])
 
     if first_errors:

@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 
 from .lfs import LabelingFunction
+from .rows import frame_rows
 
 __all__ = ["run_on_dask"]
 
 
-def _remote_chunk(lfs, columns, values, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
-    from .apply import Row, _attach_docs, _callable, run_chunk
+def _remote_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
+    from .apply import _attach_docs, _callable, run_chunk
 
-    rows = [Row(zip(columns, v)) for v in values]
     _attach_docs(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
     return run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
                      keep_exceptions=False)
@@ -49,15 +49,14 @@ def run_on_dask(
     """``[(first row, ChunkOutcome), ...]`` for ``frame``'s rows, computed on the cluster."""
     from distributed import Client
 
-    from .apply import CHUNK_ROWS, _chunks
+    from .apply import _chunks
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     try:
-        columns = list(frame.columns)
-        values = list(frame.itertuples(index=False, name=None))
-        bounds = _chunks(len(values), chunk_rows or CHUNK_ROWS)
+        rows = frame_rows(frame)  # the rows Snorkel's applier would pass, built once here
+        bounds = _chunks(len(rows), chunk_rows)
         futures = [
-            client.submit(_remote_chunk, list(lfs), columns, values[a:b], need[a:b], cardinality, fault_tolerant,
+            client.submit(_remote_chunk, list(lfs), rows[a:b], need[a:b], cardinality, fault_tolerant,
                           spacy_model, tuple(spacy_disable), pure=False)
             for a, b in bounds
         ]

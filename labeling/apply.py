@@ -541,11 +541,12 @@ def apply_lfs(
     if opaque and n:
         need = np.ones((n, len(opaque)), dtype=bool)
         if lf_cache is not None:
-            keys = row_keys(frame)
+            keys, keyed = row_keys(frame, with_mask=True)
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for pos, j in enumerate(opaque):
                 votes, found = lf_cache.lookup(lfs[j].name, versions[j], keys, order, query)
+                found &= keyed
                 L[found, j] = votes[found]
                 need[found, pos] = False
         positions = np.flatnonzero(need.any(axis=1))
@@ -579,7 +580,7 @@ def apply_lfs(
                 samples.setdefault(opaque[pos], []).append((int(span[i]), message))
         if lf_cache is not None:
             for pos, j in enumerate(opaque):
-                store = done[:, j] & ~failed[:, j]
+                store = done[:, j] & ~failed[:, j] & keyed
                 lf_cache.store(lfs[j].name, versions[j], keys[store], L[store, j])
 
     if first_errors:

@@ -41,7 +41,8 @@ import pyarrow as pa
 from .cache import LFCache, column_keys, row_keys
 from .declarative import LengthSpec, PatternSpec, lf_spec
 from .errors import LFApplicationError
-from .lfs import LabelingFunction, lf_version, resolve_spacy_model, uses_spacy
+from .fingerprint import fingerprint
+from .lfs import LabelingFunction, resolve_spacy_model, uses_spacy
 from .matrix import ABSTAIN
 from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
 from .patterns import PatternMatcher, ScanTexts
@@ -81,6 +82,8 @@ class ApplyResult:
     errors: dict[str, LFErrors] = field(default_factory=dict)
     #: rows computed (not read from the cache) per LF
     rows_computed: dict[str, int] = field(default_factory=dict)
+    #: LFs whose votes are never cached, and why (see ``labeling/fingerprint.py``)
+    uncacheable: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- calling LFs
@@ -405,8 +408,9 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for j in group:
-                votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
-                todo[j] = ~found
+                if versions.get(j) is not None:  # None: uncacheable
+                    votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
+                    todo[j] = ~found
         compute = [j for j in group if todo[j].any()]
         seconds = dict.fromkeys(group, 0.0)
         if compute:
@@ -416,7 +420,7 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
                                       {j: group[j] for j in compute}, n_jobs)
             for j in compute:
                 votes[j][wanted] = computed[j]
-                if lf_cache is not None:
+                if lf_cache is not None and versions.get(j) is not None:
                     keep = todo[j][order] & (votes[j][order] < cardinality)  # key order: stored without a sort
                     lf_cache.store(names[j], versions[j], query[keep], votes[j][order][keep])
             # one scan serves every LF computed: share its time evenly
@@ -457,12 +461,12 @@ def _snorkel_pipeline(lf: LabelingFunction):
     return getattr(type(lf)._nlp_config.nlp, "_nlp", None)
 
 
-def _cache_version(lf: LabelingFunction, spacy_model, disable) -> str:
+def _cache_version(lf: LabelingFunction, version: str, spacy_model, disable) -> str:
     group = _spacy_group(lf, spacy_model, disable)
     if group is None:
-        return lf_version(lf)
+        return version
     nlp = _snorkel_pipeline(lf) or load_pipeline(group[0], group[1])
-    return f"{lf_version(lf)}-{pipeline_key(nlp, group[0])}"
+    return f"{version}-{pipeline_key(nlp, group[0])}"
 
 
 # --------------------------------------------------------------------------- the applier
@@ -520,11 +524,16 @@ def apply_lfs(
     strings = {f for f in {spec.field for spec in specs.values()} if f in frame.columns and _all_strings(frame[f])}
     specs = {j: spec for j, spec in specs.items() if spec.field in strings}
     opaque = [j for j in range(m) if j not in specs]
-    versions: dict[int, str] = {}
+    versions: dict[int, str | None] = {}  # None: the LF is uncacheable
+    uncacheable: dict[str, str] = {}
     if lf_cache is not None:
-        # text-keyed columns get their own folders: a key means one thing per folder
-        versions = {j: f"{lf_version(lfs[j])}-text" if j in specs else _cache_version(lfs[j], spacy_model, spacy_disable)
-                    for j in range(m)}
+        for j, lf in enumerate(lfs):
+            printed = fingerprint(lf)
+            if printed.uncacheable is not None:
+                uncacheable[lf.name], versions[j] = printed.uncacheable, None
+            else:  # text-keyed columns get their own folders: a key means one thing per folder
+                versions[j] = (f"{printed.version}-text" if j in specs
+                               else _cache_version(lf, printed.version, spacy_model, spacy_disable))
     if specs and n:
         names = [lf.name for lf in lfs]
         for j, col in _apply_specs(frame, specs, names, versions, lf_cache, cardinality, n_jobs).items():
@@ -545,6 +554,8 @@ def apply_lfs(
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for pos, j in enumerate(opaque):
+                if versions[j] is None:
+                    continue
                 votes, found = lf_cache.lookup(lfs[j].name, versions[j], keys, order, query)
                 found &= keyed
                 L[found, j] = votes[found]
@@ -580,6 +591,8 @@ def apply_lfs(
                 samples.setdefault(opaque[pos], []).append((int(span[i]), message))
         if lf_cache is not None:
             for pos, j in enumerate(opaque):
+                if versions[j] is None:
+                    continue
                 store = done[:, j] & ~failed[:, j] & keyed
                 lf_cache.store(lfs[j].name, versions[j], keys[store], L[store, j])
 
@@ -599,7 +612,7 @@ def apply_lfs(
                                        tuple(msg for _, msg in found))
     L[failed] = ABSTAIN
     return ApplyResult(L=L, seconds_per_lf=seconds, errors=errors,
-                       rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)})
+                       rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)}, uncacheable=uncacheable)
 
 
 def _row_id(frame: pd.DataFrame, i: int):

@@ -112,9 +112,10 @@ def _spacy_group(lf: LabelingFunction, spacy_model: str | None, disable: Sequenc
 
 
 def _call_without_pre(lf: LabelingFunction) -> Callable:
-    # The applier has already put the parse where the LF's own preprocessor would.
-    f, resources = lf._f, dict(lf._resources)
-    return lambda x: f(x, **resources)
+    # The applier has already put the parse where the LF's own preprocessor would;
+    # a row without one (no text to parse) goes through that preprocessor and fails as in Snorkel.
+    f, resources, doc_field = lf._f, dict(lf._resources), _snorkel_nlp_params(lf).doc_field
+    return lambda x: f(x, **resources) if doc_field in x else lf(x)
 
 
 def _callable(lf: LabelingFunction) -> Callable:
@@ -165,8 +166,11 @@ def run_chunk(
     *,
     fault_tolerant: bool,
     keep_exceptions: bool = True,
+    views: Sequence | None = None,
 ) -> ChunkOutcome:
     """Call ``calls[j]`` on ``rows[i]`` where ``need[i, j]``, LF by LF.
+
+    ``views[j]``, when given and not None, replaces ``rows`` for LF ``j`` (see ``doc_views``).
 
     Strict runs stop at the chunk's first failure; LF-major order makes it the
     failure of the lowest failing LF, on its first failing row.
@@ -175,12 +179,13 @@ def run_chunk(
     out = ChunkOutcome(np.full((n, m), ABSTAIN, np.int64), np.zeros((n, m), bool), np.zeros((n, m), bool),
                        np.zeros(m, np.int64), [], np.zeros(m))
     for j, call in enumerate(calls):
+        source = views[j] if views is not None and views[j] is not None else rows
         column, failed, done = out.votes[:, j], out.failed[:, j], out.done[:, j]
         start = time.perf_counter()
         for i in np.flatnonzero(need[:, j]).tolist():
             done[i] = True
             try:
-                vote, problem = as_vote(call(rows[i]), cardinality)
+                vote, problem = as_vote(call(source[i]), cardinality)
             except Exception as exc:  # noqa: BLE001 - any LF bug must name the LF and the row
                 problem = exc if keep_exceptions else f"{type(exc).__name__}: {exc}"
             if problem is None:
@@ -216,16 +221,18 @@ def _chunks(n: int, size: int | None = None) -> list[tuple[int, int]]:
 
 def _row_chunk(s: dict, task: int) -> ChunkOutcome:
     a, b = s["bounds"][task]
+    views = [v[a:b] if v is not None else None for v in s["views"]]
     return run_chunk(s["calls"], s["rows"][a:b], s["need"][a:b], s["cardinality"],
-                     fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"])
+                     fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"], views=views)
 
 
 def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show,
-               chunk_rows: int | None = None) -> list[tuple[int, ChunkOutcome]]:
+               chunk_rows: int | None = None, views: Sequence | None = None) -> list[tuple[int, ChunkOutcome]]:
     bounds = _chunks(len(rows), chunk_rows)
     # a chunk size given by the caller is taken as is, however small the input
     parallel = n_jobs > 1 and (chunk_rows is not None or need.sum() >= _MIN_PARALLEL_CELLS)
     state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
+             "views": list(views) if views is not None else [None] * len(calls),
                  "fault_tolerant": fault_tolerant, "in_process": not parallel}
     outcomes = fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
     return [(a, o) for (a, _), o in zip(bounds, outcomes)]
@@ -434,24 +441,103 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
 # --------------------------------------------------------------------------- spaCy
 
 
-def _attach_docs(rows: list, lfs: Sequence[LabelingFunction], positions: Sequence[int], need: np.ndarray,
-                 spacy_model, disable, parse_cache, n_process, show) -> None:
-    """Fill each spaCy group's doc field on the rows some LF of that group needs."""
+def doc_views(rows: list, lfs: Sequence[LabelingFunction], positions: Sequence[int], need: np.ndarray,
+              spacy_model, disable, parse_cache, n_process, show) -> list[list | None]:
+    """For each LF at ``positions``: the rows it is called on, or None for ``rows`` themselves.
+
+    A spaCy LF gets copies of the rows holding a Doc in its doc field, as
+    Snorkel's preprocessor hands it a copy of the row: the Doc never shows up
+    in the rows other LFs see. Snorkel's nlp LFs of one configuration share one
+    Doc per row (its memoized preprocessor does the same); rows repeating a text
+    share its parse unless an LF of the group may change a Doc, and then each row
+    has its own copy, and each of our spaCy LFs that may change it has its own
+    (Snorkel parses again for each of them). A row whose text is not a string,
+    or has no such field, gets no Doc: the LF's own preprocessor runs on it and
+    fails as it does under Snorkel.
+    """
+    views: list[list | None] = [None] * len(positions)
     groups: dict[tuple, list[int]] = {}
     for pos, j in enumerate(positions):
         group = _spacy_group(lfs[j], spacy_model, disable)
         if group is not None:
             groups.setdefault(group, []).append(pos)
     for (pipeline, disabled, text_field, doc_field), members in groups.items():
-        wanted = np.flatnonzero(need[:, members].any(axis=1)).tolist()
-        if not wanted:
-            continue
+        wanted = [i for i in np.flatnonzero(need[:, members].any(axis=1)).tolist()
+                  if isinstance(dict.get(rows[i], text_field), str)]
         nlp = _snorkel_pipeline(lfs[positions[members[0]]]) or load_pipeline(pipeline, disabled)
-        texts = [str(rows[i][text_field]) for i in wanted]
+        texts = [dict.get(rows[i], text_field) for i in wanted]
         docs = parse_texts(texts, nlp, name=f"{pipeline}-{'-'.join(disabled)}", cache=parse_cache,
-                           n_process=n_process)
+                           n_process=n_process) if wanted else []
+        mutating = {pos for pos in members if may_change_doc(lfs[positions[pos]])}
+        shared_by_group = _snorkel_nlp_params(lfs[positions[members[0]]]) is not None
+        if mutating:
+            seen: set[int] = set()
+            for k, doc in enumerate(docs):
+                if id(doc) in seen:
+                    docs[k] = doc.copy()
+                seen.add(id(doc))
+        view = list(rows)
         for i, doc in zip(wanted, progress(docs, total=len(docs), desc="spaCy", enabled=show)):
-            rows[i][doc_field] = doc
+            view[i] = rows[i].copy()
+            view[i][doc_field] = doc
+        for pos in members:
+            if pos in mutating and not shared_by_group:
+                own = list(rows)
+                for i, doc in zip(wanted, docs):
+                    own[i] = rows[i].copy()
+                    own[i][doc_field] = doc.copy()
+                views[pos] = own
+            else:
+                views[pos] = view
+    return views
+
+
+_DOC_METHODS_THAT_CHANGE = frozenset({"retokenize", "set_ents", "merge", "set_extension", "from_array", "from_bytes",
+                                      "from_dict", "from_disk", "copy_from"})
+_STORES = frozenset({"STORE_ATTR", "STORE_SUBSCR", "DELETE_ATTR", "DELETE_SUBSCR"})
+
+
+def may_change_doc(lf: LabelingFunction) -> bool:
+    """Whether the LF's code (or a project helper it calls) may change an object it was given.
+
+    A conservative reading of the bytecode: any attribute or item store, or a
+    call of a Doc method that changes the Doc, counts; a false alarm only costs
+    a Doc copy.
+    """
+    import dis
+    import types
+
+    todo, seen = [lf._f], set()
+    while todo:
+        f = todo.pop()
+        code = getattr(f, "__code__", None)
+        if code is None:
+            call = getattr(type(f), "__call__", None)
+            code = getattr(call, "__code__", None)
+            if code is None:
+                continue
+        if id(code) in seen:
+            continue
+        seen.add(id(code))
+        codes = [code]
+        while codes:
+            c = codes.pop()
+            codes += [k for k in c.co_consts if isinstance(k, types.CodeType)]
+            for ins in dis.get_instructions(c):
+                if ins.opname in _STORES or ins.argval in _DOC_METHODS_THAT_CHANGE:
+                    return True
+        module_globals = getattr(f, "__globals__", {})
+        for name in code.co_names:
+            helper = module_globals.get(name)
+            if isinstance(helper, types.FunctionType) and not _library_module(helper.__module__):
+                todo.append(helper)
+    return False
+
+
+def _library_module(name: str | None) -> bool:
+    module = sys.modules.get(name or "")
+    path = getattr(module, "__file__", None) or ""
+    return name is None or "site-packages" in path or name.split(".")[0] in sys.stdlib_module_names
 
 
 def _snorkel_pipeline(lf: LabelingFunction):
@@ -573,9 +659,10 @@ def apply_lfs(
                                    chunk_rows=chunk_rows)
         else:
             rows = records(frame, positions)
-            _attach_docs(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache, n_jobs, show_progress)
+            views = doc_views(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache, n_jobs,
+                              show_progress)
             outcomes = _run_local([_callable(lfs[j]) for j in opaque], rows, sub_need, cardinality,
-                                  fault_tolerant, n_jobs, show_progress, chunk_rows)
+                                  fault_tolerant, n_jobs, show_progress, chunk_rows, views)
         for offset, out in outcomes:
             span = positions[offset : offset + len(out.votes)]
             for pos, j in enumerate(opaque):

@@ -27,11 +27,11 @@ __all__ = ["run_on_dask"]
 
 
 def _remote_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
-    from .apply import _attach_docs, _callable, run_chunk
+    from .apply import _callable, doc_views, run_chunk
 
-    _attach_docs(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
+    views = doc_views(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
     return run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
-                     keep_exceptions=False)
+                     keep_exceptions=False, views=views)
 
 
 def run_on_dask(

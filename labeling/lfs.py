@@ -24,11 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from snorkel.labeling import LabelingFunction, labeling_function
 
 from .errors import ConfigError, LFDiscoveryError
 from .fingerprint import fingerprint
 from .matrix import ABSTAIN
+from .rows import Row
 
 __all__ = [
     "ABSTAIN",
@@ -78,9 +80,11 @@ def load_spacy(name: str):
 
 
 def _set_field(x: Any, field: str, value: Any) -> Any:
-    # Snorkel hands LFs pandas Series, our applier hands mappings with attribute
-    # access; never mutate the caller's row, since other LFs see it too.
-    if hasattr(x, "astype"):  # pandas Series: an object copy can hold a Doc
+    # Snorkel hands LFs pandas Series, our applier hands Rows; never mutate the
+    # caller's row, since other LFs see it too.
+    if isinstance(x, Row):
+        x = x.copy()
+    elif isinstance(x, pd.Series):  # an object copy can hold a Doc
         x = x.astype(object)
     else:
         x = copy.copy(x)
@@ -107,7 +111,8 @@ class SpacyDoc:
         if _get_field(x, self.doc_field) is not None:
             return x
         nlp = load_spacy(resolve_spacy_model())
-        return _set_field(x, self.doc_field, nlp(str(_get_field(x, self.text_field))))
+        # the text as it is: None or a number fails here, as in Snorkel's SpacyPreprocessor
+        return _set_field(x, self.doc_field, nlp(_get_field(x, self.text_field)))
 
     def __repr__(self) -> str:
         return f"SpacyDoc(text_field={self.text_field!r}, doc_field={self.doc_field!r})"

@@ -156,6 +156,7 @@ class ChunkOutcome:
     samples: list  # (lf position, chunk row, message), at most ERROR_SAMPLES per LF
     seconds: np.ndarray  # (lfs,)
     first_error: tuple | None = None  # strict runs: (lf position, chunk row, exception or message)
+    after: tuple | None = None  # in a worker: each LF's version once the chunk ran (state it changed shows)
 
 
 def run_chunk(
@@ -222,19 +223,25 @@ def _chunks(n: int, size: int | None = None) -> list[tuple[int, int]]:
 def _row_chunk(s: dict, task: int) -> ChunkOutcome:
     a, b = s["bounds"][task]
     views = [v[a:b] if v is not None else None for v in s["views"]]
-    return run_chunk(s["calls"], s["rows"][a:b], s["need"][a:b], s["cardinality"],
-                     fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"], views=views)
+    out = run_chunk(s["calls"], s["rows"][a:b], s["need"][a:b], s["cardinality"],
+                    fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"], views=views)
+    if not s["in_process"]:
+        out.after = tuple(fingerprint(lf).version for lf in s["lfs"])
+    return out
 
 
 def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show,
-               chunk_rows: int | None = None, views: Sequence | None = None) -> list[tuple[int, ChunkOutcome]]:
+               chunk_rows: int | None = None, views: Sequence | None = None,
+               lfs: Sequence | None = None) -> list[tuple[int, ChunkOutcome]]:
     bounds = _chunks(len(rows), chunk_rows)
     # a chunk size given by the caller is taken as is, however small the input
     parallel = n_jobs > 1 and (chunk_rows is not None or need.sum() >= _MIN_PARALLEL_CELLS)
     state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
-             "views": list(views) if views is not None else [None] * len(calls),
+             "views": list(views) if views is not None else [None] * len(calls), "lfs": list(lfs or ()),
                  "fault_tolerant": fault_tolerant, "in_process": not parallel}
-    outcomes = fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
+    # each chunk in a fresh fork of this process: an LF that keeps state sees the same state whichever
+    # worker runs which chunk, so a run never differs from the next
+    outcomes = fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show, fresh=True)
     return [(a, o) for (a, _), o in zip(bounds, outcomes)]
 
 
@@ -534,6 +541,18 @@ def may_change_doc(lf: LabelingFunction) -> bool:
     return False
 
 
+def order_dependent(lf: LabelingFunction) -> str | None:
+    """Why the LF's votes depend on the order rows are seen in (a memo keyed by part of the row), or None."""
+    from snorkel.map.core import get_hashable
+
+    for p in getattr(lf, "_pre", ()):
+        key = getattr(p, "_memoize_key", None)
+        if getattr(p, "memoize", False) and key is not None and key is not get_hashable:
+            return (f"LF {lf.name!r}: preprocessor {getattr(p, 'name', p)!r} memoizes by its own memoize_key, so "
+                    "a row may get the result of an earlier row; it runs in one process, in row order, uncached")
+    return None
+
+
 def _library_module(name: str | None) -> bool:
     module = sys.modules.get(name or "")
     path = getattr(module, "__file__", None) or ""
@@ -615,8 +634,9 @@ def apply_lfs(
     if lf_cache is not None:
         for j, lf in enumerate(lfs):
             printed = fingerprint(lf)
-            if printed.uncacheable is not None:
-                uncacheable[lf.name], versions[j] = printed.uncacheable, None
+            reason = printed.uncacheable or order_dependent(lf)
+            if reason is not None:
+                uncacheable[lf.name], versions[j] = reason, None
             else:  # text-keyed columns get their own folders: a key means one thing per folder
                 versions[j] = (f"{printed.version}-text" if j in specs
                                else _cache_version(lf, printed.version, spacy_model, spacy_disable))
@@ -649,33 +669,71 @@ def apply_lfs(
         positions = np.flatnonzero(need.any(axis=1))
         sub_need = need[positions]
         computed[opaque] = sub_need.sum(axis=0)
-        if not len(positions):
-            outcomes = []
-        elif scheduler is not None:
-            from .distributed import run_on_dask
+        # LFs whose votes depend on the rows before them run here, in row order, as in Snorkel
+        before = {j: fingerprint(lfs[j]).version for j in opaque}
+        ordered = {j: why for j in opaque if (why := order_dependent(lfs[j])) is not None}
+        spread = [j for j in opaque if j not in ordered]
+        local: tuple | None = None  # (rows, views) in this process, made once
 
-            outcomes = run_on_dask(scheduler, [lfs[j] for j in opaque], frame.iloc[positions], sub_need, cardinality,
-                                   fault_tolerant=fault_tolerant, spacy_model=spacy_model, spacy_disable=spacy_disable,
-                                   chunk_rows=chunk_rows)
-        else:
-            rows = records(frame, positions)
-            views = doc_views(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache, n_jobs,
-                              show_progress)
-            outcomes = _run_local([_callable(lfs[j]) for j in opaque], rows, sub_need, cardinality,
-                                  fault_tolerant, n_jobs, show_progress, chunk_rows, views)
-        for offset, out in outcomes:
-            span = positions[offset : offset + len(out.votes)]
-            for pos, j in enumerate(opaque):
-                mask = sub_need[offset : offset + len(out.votes), pos]
-                L[span[mask], j] = out.votes[mask, pos]
-                failed[span, j] |= out.failed[:, pos]
-                done[span, j] |= out.done[:, pos]
-                seconds[lfs[j].name] += float(out.seconds[pos])
-            if out.first_error is not None:
-                pos, i, problem = out.first_error
-                first_errors.append((opaque[pos], int(span[i]), problem))
-            for pos, i, message in out.samples:
-                samples.setdefault(opaque[pos], []).append((int(span[i]), message))
+        def here() -> tuple:
+            nonlocal local
+            if local is None:
+                rows = records(frame, positions)
+                local = rows, doc_views(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache,
+                                        n_jobs, show_progress)
+            return local
+
+        def merge(outcomes, columns: list[int]) -> None:
+            cols = [opaque.index(j) for j in columns]
+            for offset, out in outcomes:
+                span = positions[offset : offset + len(out.votes)]
+                for k, (pos, j) in enumerate(zip(cols, columns)):
+                    mask = sub_need[offset : offset + len(out.votes), pos]
+                    L[span[mask], j] = out.votes[mask, k]
+                    failed[span, j] = out.failed[:, k]
+                    done[span, j] = out.done[:, k]
+                    seconds[lfs[j].name] += float(out.seconds[k])
+                if out.first_error is not None:
+                    k, i, problem = out.first_error
+                    first_errors.append((columns[k], int(span[i]), problem))
+                for k, i, message in out.samples:
+                    samples.setdefault(columns[k], []).append((int(span[i]), message))
+
+        def run(columns: list[int], jobs: int) -> list:
+            if not columns or not len(positions):
+                return []
+            cols = [opaque.index(j) for j in columns]
+            if scheduler is not None and jobs > 1:
+                from .distributed import run_on_dask
+
+                return run_on_dask(scheduler, [lfs[j] for j in columns], frame.iloc[positions], sub_need[:, cols],
+                                   cardinality, fault_tolerant=fault_tolerant, spacy_model=spacy_model,
+                                   spacy_disable=spacy_disable, chunk_rows=chunk_rows)
+            rows, views = here()
+            return _run_local([_callable(lfs[j]) for j in columns], rows, sub_need[:, cols], cardinality,
+                              fault_tolerant, jobs, show_progress, chunk_rows, [views[p] for p in cols],
+                              [lfs[j] for j in columns])
+
+        outcomes = run(spread, n_jobs if scheduler is None else 2)
+        # an LF whose state changed while it ran in a worker: its votes hang on which rows that worker
+        # had seen, so it runs again here, over all rows in order
+        redo = sorted({spread[k] for _, out in outcomes if out.after is not None
+                       for k, version in enumerate(out.after) if version != before[spread[k]]})
+        merge(outcomes, spread)
+        first_errors[:] = [e for e in first_errors if e[0] not in redo]
+        for j in redo:
+            samples.pop(j, None)
+        merge(run(redo + list(ordered), 1), redo + list(ordered))
+        for j in opaque:
+            if j in ordered:
+                uncacheable[lfs[j].name] = ordered[j]
+            elif j in redo or fingerprint(lfs[j]).version != before[j]:
+                uncacheable[lfs[j].name] = (f"LF {lfs[j].name!r} changed its own state while running; its votes "
+                                            "depend on the rows it saw before (LFs must be pure)")
+            else:
+                continue
+            if lf_cache is not None:
+                versions[j] = None
         if lf_cache is not None:
             for pos, j in enumerate(opaque):
                 if versions[j] is None:

@@ -29,9 +29,13 @@ __all__ = ["run_on_dask"]
 def _remote_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
     from .apply import _callable, doc_views, run_chunk
 
+    from .fingerprint import fingerprint
+
     views = doc_views(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
-    return run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
-                     keep_exceptions=False, views=views)
+    out = run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
+                    keep_exceptions=False, views=views)
+    out.after = tuple(fingerprint(lf).version for lf in lfs)  # state an LF changed while running shows here
+    return out
 
 
 def run_on_dask(

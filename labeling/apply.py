@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from .cache import LFCache, column_keys, row_keys
 from .declarative import LengthSpec, PatternSpec, lf_spec
-from .errors import LFApplicationError
+from .errors import ConfigError, LFApplicationError
 from .fingerprint import fingerprint
 from .lfs import LabelingFunction, resolve_spacy_model, uses_spacy
 from .matrix import ABSTAIN
@@ -616,6 +616,10 @@ def apply_lfs(
     ``CHUNK_ROWS``); when given, workers are used however small the input.
     """
     n, m = len(frame), len(lfs)
+    names = [lf.name for lf in lfs]
+    if len(set(names)) < m:  # columns, timings, faults and cached votes are all by name (Snorkel refuses too)
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise ConfigError(f"LF names must be unique; given more than once: {', '.join(map(repr, twice))}")
     n_jobs = _default_jobs() if n_jobs is None else max(1, int(n_jobs))
     lf_cache, parse_cache = _as_cache(cache)
     L = np.full((n, m), ABSTAIN, dtype=np.int64)
@@ -641,7 +645,6 @@ def apply_lfs(
                 versions[j] = (f"{printed.version}-text" if j in specs
                                else _cache_version(lf, printed.version, spacy_model, spacy_disable))
     if specs and n:
-        names = [lf.name for lf in lfs]
         for j, col in _apply_specs(frame, specs, names, versions, lf_cache, cardinality, n_jobs).items():
             L[:, j] = col.votes
             computed[j] = col.computed.sum()

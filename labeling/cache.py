@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import xxhash
 
-__all__ = ["LFCache", "column_keys", "project_cache_dir", "row_keys"]
+__all__ = ["LFCache", "column_keys", "forget_loaded", "project_cache_dir", "row_keys"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MAX_SEGMENTS = 16
@@ -329,3 +329,8 @@ def project_cache_dir(config) -> Path | None:
     if setting.lower() == "none":
         return None
     return config.resolve(setting) if setting else config.resolve(config.store).parent / "lf_cache"
+
+
+def forget_loaded() -> None:
+    """Drop the segments this process holds in memory: the next lookups read the files, as a new process does."""
+    _LOADED.clear()

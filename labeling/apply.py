@@ -192,11 +192,11 @@ def run_chunk(
             if problem is None:
                 column[i] = vote
                 continue
+            failed[i] = True  # never cached, strict or not
             if not fault_tolerant:
                 out.seconds[j] += time.perf_counter() - start
                 out.first_error = (j, i, problem)
                 return out
-            failed[i] = True
             out.counts[j] += 1
             if out.counts[j] <= ERROR_SAMPLES:
                 message = problem if isinstance(problem, str) else f"{type(problem).__name__}: {problem}"

@@ -26,8 +26,19 @@ from .rows import frame_rows
 __all__ = ["run_on_dask"]
 
 
-def _remote_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
+def _nlp_settings(lf) -> tuple | None:
+    """A Snorkel nlp LF's spaCy settings, which Snorkel keeps on the LF's class, not on the LF."""
+    config = getattr(type(lf), "_nlp_config", None)
+    return tuple(config.parameters) if config is not None else None
+
+
+def _remote_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable, nlp_settings=()):
     from .apply import _callable, doc_views, run_chunk
+
+    for lf, settings in zip(lfs, nlp_settings):
+        # an nlp LF's class arrives here unconfigured: configure it as in the process that made the LF
+        if settings is not None and getattr(type(lf), "_nlp_config", None) is None:
+            type(lf)._create_or_check_preprocessor(*settings)
 
     from .fingerprint import fingerprint
 
@@ -61,7 +72,7 @@ def run_on_dask(
         bounds = _chunks(len(rows), chunk_rows)
         futures = [
             client.submit(_remote_chunk, list(lfs), rows[a:b], need[a:b], cardinality, fault_tolerant,
-                          spacy_model, tuple(spacy_disable), pure=False)
+                          spacy_model, tuple(spacy_disable), [_nlp_settings(lf) for lf in lfs], pure=False)
             for a, b in bounds
         ]
         outcomes = client.gather(futures)

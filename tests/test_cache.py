@@ -176,3 +176,14 @@ def test_a_strict_failure_caches_only_cells_that_ran(tmp_path):
 
     result = apply_lfs([fixed, later], frame, cardinality=2, cache=tmp_path)
     assert result.L[:, 1].tolist() == [0] * 8  # not the -1 of cells the failed run never reached
+
+
+def test_the_cell_a_strict_run_failed_on_is_not_cached(tmp_path):
+    @labeling_function(name="neg")
+    def neg(x):
+        return -2
+
+    frame = _frame(1)
+    for _ in range(2):  # the second run must fail again, not read a -1 stored by the first
+        with pytest.raises(Exception, match="returned -2"):
+            apply_lfs([neg], frame, cardinality=2, cache=tmp_path)

@@ -1,9 +1,10 @@
 """Per-LF vote cache: one column of votes per LF version, rows keyed by content.
 
-Editing one LF changes only its version (``lf_version``: source, helpers,
-resources), so only its column is recomputed; rows are keyed by a hash of their
-content (every column, with names and dtypes), so rows appended to a dataset are
-the only rows computed, whatever split or position they land in. Keyword, regex
+Editing one LF changes only its version (``lf_version``: everything its votes
+can depend on, see ``labeling/fingerprint.py``), so only its column is recomputed;
+rows are keyed by a type-exact hash of their content (every column, with names
+and dtypes), so rows appended to a dataset are the only rows computed, whatever
+split or position they land in. Keyword, regex
 and length LFs read one text field only, so their columns are keyed by that
 text's hash instead (folders ``<lf version>-text``): a repeated text is one entry.
 
@@ -13,8 +14,9 @@ store)::
     lf/<lf name>/<lf version>/<segment>.npz   keys (n, 2) uint64, votes (n,) int32
 
 Segments are written atomically (temporary file, then rename) and read with
-``allow_pickle=False``. Errors are never cached: a row an LF failed on is tried
-again next time.
+``allow_pickle=False``. Only cells an LF ran on are stored, and errors never
+are: a row an LF failed on, or never reached because a strict run stopped, is
+tried again next time.
 """
 
 from __future__ import annotations

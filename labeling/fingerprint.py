@@ -59,6 +59,10 @@ _REPR_EXACT = (decimal.Decimal, fractions.Fraction, complex, datetime.date, date
                enum.Enum, range, type(Ellipsis), type(NotImplemented))
 
 
+_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType, types.WrapperDescriptorType,
+                types.MethodDescriptorType, types.ClassMethodDescriptorType, types.MethodWrapperType)
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     """``version``: 16 hex digits; ``uncacheable``: why the LF's votes must not be cached, or None."""
@@ -178,6 +182,8 @@ class _Walker:
             return self.callable(v, where)
         if isinstance(v, type):
             return self.cls(v, where)
+        if isinstance(v, _DESCRIPTORS):  # slots and C methods of a class: named by the class walk
+            return ["descriptor", type(v).__name__, getattr(v, "__qualname__", getattr(v, "__name__", ""))]
         if isinstance(v, types.CellType):
             try:
                 return ["cell", self.value(v.cell_contents, where)]

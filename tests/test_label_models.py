@@ -366,7 +366,7 @@ def test_row_hashes_are_memoized_only_for_rows_asked(batches, cardinality):
 
     modulus = lcm(*range(2, cardinality + 1))
     for rows in batches:  # calls in sequence grow and reuse the table
-        got = _row_hash_mod(np.asarray(rows, dtype=np.int64), cardinality)
+        got = _row_hash_mod(np.asarray(rows, dtype=np.int64), modulus)
         assert got.tolist() == [_row_hash(i) % modulus for i in rows]
 
 

@@ -97,7 +97,10 @@ def lf_person(x):
 
 
 def test_spacy_lf_parses_on_its_own_and_reuses_a_given_doc():
+    from labeling import lf_uncacheable
+
     assert uses_spacy(lf_person)
+    assert lf_uncacheable(lf_person) is None  # its preprocessor's code reaches the Row class: versioned
     assert lf_person(SimpleNamespace(text="I love Taylor Swift so much")) == 0
     assert lf_person(pd.Series({"text": "great video"})) == -1
     nlp = load_spacy(resolve_spacy_model())

@@ -34,7 +34,7 @@ _getattr, __dir__, __all__ = lazy_loader.attach(
         "data.datasets": ["canonicalize", "DATA_DIR_ENV", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_table", "split_random", "Splits", "youtube_tutorial_split"],
         "data.verify": ["Finding", "raise_on_errors", "VerificationReport", "verify_dataset", "verify_splits"],
         "data.wrench": ["load_wrench"],
-        "lf.core": ["discover_lfs", "labeling_function", "lf_set_version", "lf_version", "resolve_spacy_model", "spacy_labeling_function", "SpacyDoc"],
+        "lf.core": ["discover_lfs", "labeling_function", "lf_set_version", "lf_uncacheable", "lf_version", "resolve_spacy_model", "spacy_labeling_function", "SpacyDoc"],
         "lf.declarative": ["keyword_lf", "length_lf", "regex_lf"],
         "lf.apply": ["apply_lfs", "ApplyResult", "LFErrors", "Row"],
         "lf.cache": ["LFCache", "project_cache_dir"],

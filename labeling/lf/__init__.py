@@ -14,7 +14,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "core": ["SpacyDoc", "discover_lfs", "labeling_function", "lf_set_version", "lf_version", "resolve_spacy_model", "spacy_labeling_function"],
+        "core": ["SpacyDoc", "discover_lfs", "labeling_function", "lf_set_version", "lf_uncacheable", "lf_version", "resolve_spacy_model", "spacy_labeling_function"],
         "declarative": ["keyword_lf", "length_lf", "regex_lf"],
         "apply": ["ApplyResult", "LFErrors", "Row", "apply_lfs"],
         "cache": ["LFCache", "project_cache_dir"],

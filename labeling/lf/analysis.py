@@ -68,13 +68,15 @@ def lf_summary(
     y=None,
     seconds: Mapping[str, float] | None = None,
     rows_computed: Mapping[str, int] | None = None,
+    uncacheable: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per LF: polarity, coverage, overlaps, conflicts, and with gold, accuracy.
 
     With ``seconds`` (``ApplyResult.seconds_per_lf``), the time each LF took, and
     ``rows_per_s``: rows computed (``rows_computed``, default all of ``L``'s rows)
     per second, NaN where nothing was computed (read from the cache), so a slow
-    LF stands out.
+    LF stands out. With ``uncacheable`` (``ApplyResult.uncacheable``), a column
+    saying why an LF's votes are never cached ("" for the others).
     """
     L = check_label_matrix(L)
     if len(names) != L.shape[1]:
@@ -97,6 +99,8 @@ def lf_summary(
         rows = np.array([float(rows_computed.get(n, 0)) if rows_computed is not None else float(L.shape[0]) for n in names])
         with np.errstate(divide="ignore", invalid="ignore"):
             table["rows_per_s"] = np.where((rows > 0) & (table["seconds"] > 0), rows / table["seconds"], np.nan)
+    if uncacheable is not None:
+        table["uncacheable"] = [uncacheable.get(n, "") for n in names]
     return table
 
 

@@ -40,12 +40,14 @@ import pyarrow as pa
 
 from .cache import LFCache, column_keys, row_keys
 from .declarative import LengthSpec, PatternSpec, lf_spec
-from ..errors import LFApplicationError
-from .core import LabelingFunction, lf_version, resolve_spacy_model, uses_spacy
+from ..errors import ConfigError, LFApplicationError
+from .fingerprint import fingerprint
+from .core import LabelingFunction, resolve_spacy_model, uses_spacy
 from ..matrix import ABSTAIN
 from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
 from .patterns import PatternMatcher, ScanTexts
 from ..progress import progress
+from .rows import Row, frame_rows
 from .workers import fork_map
 
 __all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs", "spacy_cache_keys"]
@@ -60,18 +62,6 @@ _MIN_PARALLEL_CELLS = 20_000
 # as much per text as per pattern, and forking costs ~0.1 s (measured: one
 # pattern over 50,000 IMDB reviews is faster in one process, ten are not).
 _MIN_PARALLEL_SCAN = 150_000
-
-
-class Row(dict):
-    """A data point: ``x.text`` and ``x["text"]`` both work, as with a pandas Series."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)
@@ -99,6 +89,8 @@ class ApplyResult:
     shared_seconds: dict[str, float] = field(default_factory=dict)
     #: the LFs each entry of ``shared_seconds`` served
     shared_by: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: LFs whose votes are never cached, and why (see ``labeling/lf/fingerprint.py``)
+    uncacheable: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- calling LFs
@@ -127,21 +119,37 @@ def _spacy_group(lf: LabelingFunction, spacy_model: str | None, disable: Sequenc
 
 
 def _call_without_pre(lf: LabelingFunction) -> Callable:
-    # The applier has already put the parse where the LF's own preprocessor would.
-    f, resources = lf._f, dict(lf._resources)
-    return lambda x: f(x, **resources)
+    # The applier has already put the parse where the LF's own preprocessor would;
+    # a row without one (no text to parse) goes through that preprocessor and fails as in Snorkel.
+    f, resources, doc_field = lf._f, dict(lf._resources), _snorkel_nlp_params(lf).doc_field
+    return lambda x: f(x, **resources) if doc_field in x else lf(x)
 
 
 def _callable(lf: LabelingFunction) -> Callable:
     return _call_without_pre(lf) if _snorkel_nlp_params(lf) is not None else lf
 
 
+def as_vote(vote, cardinality: int) -> tuple[int, str | None]:
+    """(the vote as an int, None), or (ABSTAIN, why ``vote`` is refused).
+
+    Snorkel stores whatever an LF returns into an int matrix, so ``1.0`` (a vote
+    read from a NaN-able column) and ``True`` count as 1 there; integral numbers
+    are accepted here too. Anything else (``1.5``, ``"1"``, ``None``) is refused
+    rather than truncated, as are votes outside -1..cardinality-1.
+    """
+    if isinstance(vote, (int, np.integer, np.bool_)):  # bool included
+        value = int(vote)
+    elif isinstance(vote, (float, np.floating)) and np.isfinite(vote) and float(vote).is_integer():
+        value = int(vote)
+    else:
+        return ABSTAIN, f"returned {vote!r} ({type(vote).__name__}); an LF must return an int class index or ABSTAIN (-1)"
+    if not ABSTAIN <= value < cardinality:
+        return ABSTAIN, f"returned {vote!r}; expected -1 (abstain) or a class index 0..{cardinality - 1}"
+    return value, None
+
+
 def _check_vote(vote, cardinality: int) -> str | None:
-    if isinstance(vote, (bool, np.bool_)) or not isinstance(vote, (int, np.integer)):
-        return f"returned {vote!r}; an LF must return an int class index or ABSTAIN (-1)"
-    if not ABSTAIN <= vote < cardinality:
-        return f"returned {vote}; expected -1 (abstain) or a class index 0..{cardinality - 1}"
-    return None
+    return as_vote(vote, cardinality)[1]
 
 
 @dataclass
@@ -150,10 +158,12 @@ class ChunkOutcome:
 
     votes: np.ndarray  # (rows, lfs) int64
     failed: np.ndarray  # (rows, lfs) bool
+    done: np.ndarray  # (rows, lfs) bool: the LF was called on the row (a strict run stops early)
     counts: np.ndarray  # (lfs,) failures
     samples: list  # (lf position, chunk row, message), at most ERROR_SAMPLES per LF
     seconds: np.ndarray  # (lfs,)
     first_error: tuple | None = None  # strict runs: (lf position, chunk row, exception or message)
+    after: tuple | None = None  # in a worker: each LF's version once the chunk ran (state it changed shows)
 
 
 def run_chunk(
@@ -164,32 +174,36 @@ def run_chunk(
     *,
     fault_tolerant: bool,
     keep_exceptions: bool = True,
+    views: Sequence | None = None,
 ) -> ChunkOutcome:
     """Call ``calls[j]`` on ``rows[i]`` where ``need[i, j]``, LF by LF.
+
+    ``views[j]``, when given and not None, replaces ``rows`` for LF ``j`` (see ``doc_views``).
 
     Strict runs stop at the chunk's first failure; LF-major order makes it the
     failure of the lowest failing LF, on its first failing row.
     """
     n, m = len(rows), len(calls)
-    out = ChunkOutcome(np.full((n, m), ABSTAIN, np.int64), np.zeros((n, m), bool), np.zeros(m, np.int64), [],
-                       np.zeros(m))
+    out = ChunkOutcome(np.full((n, m), ABSTAIN, np.int64), np.zeros((n, m), bool), np.zeros((n, m), bool),
+                       np.zeros(m, np.int64), [], np.zeros(m))
     for j, call in enumerate(calls):
-        column, failed = out.votes[:, j], out.failed[:, j]
+        source = views[j] if views is not None and views[j] is not None else rows
+        column, failed, done = out.votes[:, j], out.failed[:, j], out.done[:, j]
         start = time.perf_counter()
         for i in np.flatnonzero(need[:, j]).tolist():
+            done[i] = True
             try:
-                vote = call(rows[i])
-                problem = _check_vote(vote, cardinality)
+                vote, problem = as_vote(call(source[i]), cardinality)
             except Exception as exc:  # noqa: BLE001 - any LF bug must name the LF and the row
                 problem = exc if keep_exceptions else f"{type(exc).__name__}: {exc}"
             if problem is None:
                 column[i] = vote
                 continue
+            failed[i] = True  # never cached, strict or not
             if not fault_tolerant:
                 out.seconds[j] += time.perf_counter() - start
                 out.first_error = (j, i, problem)
                 return out
-            failed[i] = True
             out.counts[j] += 1
             if out.counts[j] <= ERROR_SAMPLES:
                 message = problem if isinstance(problem, str) else f"{type(problem).__name__}: {problem}"
@@ -208,22 +222,33 @@ def _default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _chunks(n: int, size: int = CHUNK_ROWS) -> list[tuple[int, int]]:
+def _chunks(n: int, size: int | None = None) -> list[tuple[int, int]]:
+    size = max(1, int(size or CHUNK_ROWS))  # read at call time: a setting, not a frozen default
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
 def _row_chunk(s: dict, task: int) -> ChunkOutcome:
     a, b = s["bounds"][task]
-    return run_chunk(s["calls"], s["rows"][a:b], s["need"][a:b], s["cardinality"],
-                     fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"])
+    views = [v[a:b] if v is not None else None for v in s["views"]]
+    out = run_chunk(s["calls"], s["rows"][a:b], s["need"][a:b], s["cardinality"],
+                    fault_tolerant=s["fault_tolerant"], keep_exceptions=s["in_process"], views=views)
+    if not s["in_process"]:
+        out.after = tuple(fingerprint(lf).version for lf in s["lfs"])
+    return out
 
 
-def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show) -> list[tuple[int, ChunkOutcome]]:
-    bounds = _chunks(len(rows))
-    parallel = n_jobs > 1 and need.sum() >= _MIN_PARALLEL_CELLS
+def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show,
+               chunk_rows: int | None = None, views: Sequence | None = None,
+               lfs: Sequence | None = None) -> list[tuple[int, ChunkOutcome]]:
+    bounds = _chunks(len(rows), chunk_rows)
+    # a chunk size given by the caller is taken as is, however small the input
+    parallel = n_jobs > 1 and (chunk_rows is not None or need.sum() >= _MIN_PARALLEL_CELLS)
     state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
+             "views": list(views) if views is not None else [None] * len(calls), "lfs": list(lfs or ()),
                  "fault_tolerant": fault_tolerant, "in_process": not parallel}
-    outcomes = fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show)
+    # each chunk in a fresh fork of this process: an LF that keeps state sees the same state whichever
+    # worker runs which chunk, so a run never differs from the next
+    outcomes = fork_map(_row_chunk, state, len(bounds), n_jobs if parallel else 1, show, fresh=True)
     return [(a, o) for (a, _), o in zip(bounds, outcomes)]
 
 
@@ -406,8 +431,9 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for j in group:
-                votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
-                todo[j] = ~found
+                if versions.get(j) is not None:  # None: uncacheable
+                    votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
+                    todo[j] = ~found
         compute = [j for j in group if todo[j].any()]
         if compute:
             wanted = np.flatnonzero(np.logical_or.reduce([todo[j] for j in compute]))
@@ -415,7 +441,7 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
                                       {j: group[j] for j in compute}, n_jobs)
             for j in compute:
                 votes[j][wanted] = computed[j]
-                if lf_cache is not None:
+                if lf_cache is not None and versions.get(j) is not None:
                     keep = todo[j][order] & (votes[j][order] < cardinality)  # key order: stored without a sort
                     lf_cache.store(names[j], versions[j], query[keep], votes[j][order][keep])
         took[name] = time.perf_counter() - start
@@ -427,24 +453,115 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
 # --------------------------------------------------------------------------- spaCy
 
 
-def _attach_docs(rows: list, lfs: Sequence[LabelingFunction], positions: Sequence[int], need: np.ndarray,
-                 spacy_model, disable, parse_cache, n_process, show) -> None:
-    """Fill each spaCy group's doc field on the rows some LF of that group needs."""
+def doc_views(rows: list, lfs: Sequence[LabelingFunction], positions: Sequence[int], need: np.ndarray,
+              spacy_model, disable, parse_cache, n_process, show) -> list[list | None]:
+    """For each LF at ``positions``: the rows it is called on, or None for ``rows`` themselves.
+
+    A spaCy LF gets copies of the rows holding a Doc in its doc field, as
+    Snorkel's preprocessor hands it a copy of the row: the Doc never shows up
+    in the rows other LFs see. Snorkel's nlp LFs of one configuration share one
+    Doc per row (its memoized preprocessor does the same); rows repeating a text
+    share its parse unless an LF of the group may change a Doc, and then each row
+    has its own copy, and each of our spaCy LFs that may change it has its own
+    (Snorkel parses again for each of them). A row whose text is not a string,
+    or has no such field, gets no Doc: the LF's own preprocessor runs on it and
+    fails as it does under Snorkel.
+    """
+    views: list[list | None] = [None] * len(positions)
     groups: dict[tuple, list[int]] = {}
     for pos, j in enumerate(positions):
         group = _spacy_group(lfs[j], spacy_model, disable)
         if group is not None:
             groups.setdefault(group, []).append(pos)
     for (pipeline, disabled, text_field, doc_field), members in groups.items():
-        wanted = np.flatnonzero(need[:, members].any(axis=1)).tolist()
-        if not wanted:
-            continue
+        wanted = [i for i in np.flatnonzero(need[:, members].any(axis=1)).tolist()
+                  if isinstance(dict.get(rows[i], text_field), str)]
         nlp = _snorkel_pipeline(lfs[positions[members[0]]]) or load_pipeline(pipeline, disabled)
-        texts = [str(rows[i][text_field]) for i in wanted]
+        texts = [dict.get(rows[i], text_field) for i in wanted]
         docs = parse_texts(texts, nlp, name=f"{pipeline}-{'-'.join(disabled)}", cache=parse_cache,
-                           n_process=n_process)
+                           n_process=n_process) if wanted else []
+        mutating = {pos for pos in members if may_change_doc(lfs[positions[pos]])}
+        shared_by_group = _snorkel_nlp_params(lfs[positions[members[0]]]) is not None
+        if mutating:
+            seen: set[int] = set()
+            for k, doc in enumerate(docs):
+                if id(doc) in seen:
+                    docs[k] = doc.copy()
+                seen.add(id(doc))
+        view = list(rows)
         for i, doc in zip(wanted, progress(docs, total=len(docs), desc="spaCy", enabled=show)):
-            rows[i][doc_field] = doc
+            view[i] = rows[i].copy()
+            view[i][doc_field] = doc
+        for pos in members:
+            if pos in mutating and not shared_by_group:
+                own = list(rows)
+                for i, doc in zip(wanted, docs):
+                    own[i] = rows[i].copy()
+                    own[i][doc_field] = doc.copy()
+                views[pos] = own
+            else:
+                views[pos] = view
+    return views
+
+
+_DOC_METHODS_THAT_CHANGE = frozenset({"retokenize", "set_ents", "merge", "set_extension", "from_array", "from_bytes",
+                                      "from_dict", "from_disk", "copy_from"})
+_STORES = frozenset({"STORE_ATTR", "STORE_SUBSCR", "DELETE_ATTR", "DELETE_SUBSCR"})
+
+
+def may_change_doc(lf: LabelingFunction) -> bool:
+    """Whether the LF's code (or a project helper it calls) may change an object it was given.
+
+    A conservative reading of the bytecode: any attribute or item store, or a
+    call of a Doc method that changes the Doc, counts; a false alarm only costs
+    a Doc copy.
+    """
+    import dis
+    import types
+
+    todo, seen = [lf._f], set()
+    while todo:
+        f = todo.pop()
+        code = getattr(f, "__code__", None)
+        if code is None:
+            call = getattr(type(f), "__call__", None)
+            code = getattr(call, "__code__", None)
+            if code is None:
+                continue
+        if id(code) in seen:
+            continue
+        seen.add(id(code))
+        codes = [code]
+        while codes:
+            c = codes.pop()
+            codes += [k for k in c.co_consts if isinstance(k, types.CodeType)]
+            for ins in dis.get_instructions(c):
+                if ins.opname in _STORES or ins.argval in _DOC_METHODS_THAT_CHANGE:
+                    return True
+        module_globals = getattr(f, "__globals__", {})
+        for name in code.co_names:
+            helper = module_globals.get(name)
+            if isinstance(helper, types.FunctionType) and not _library_module(helper.__module__):
+                todo.append(helper)
+    return False
+
+
+def order_dependent(lf: LabelingFunction) -> str | None:
+    """Why the LF's votes depend on the order rows are seen in (a memo keyed by part of the row), or None."""
+    from snorkel.map.core import get_hashable
+
+    for p in getattr(lf, "_pre", ()):
+        key = getattr(p, "_memoize_key", None)
+        if getattr(p, "memoize", False) and key is not None and key is not get_hashable:
+            return (f"LF {lf.name!r}: preprocessor {getattr(p, 'name', p)!r} memoizes by its own memoize_key, so "
+                    "a row may get the result of an earlier row; it runs in one process, in row order, uncached")
+    return None
+
+
+def _library_module(name: str | None) -> bool:
+    module = sys.modules.get(name or "")
+    path = getattr(module, "__file__", None) or ""
+    return name is None or "site-packages" in path or name.split(".")[0] in sys.stdlib_module_names
 
 
 def spacy_cache_keys(lfs: Sequence[LabelingFunction], spacy_model: str | None = None,
@@ -468,12 +585,12 @@ def _snorkel_pipeline(lf: LabelingFunction):
     return getattr(type(lf)._nlp_config.nlp, "_nlp", None)
 
 
-def _cache_version(lf: LabelingFunction, spacy_model, disable) -> str:
+def _cache_version(lf: LabelingFunction, version: str, spacy_model, disable) -> str:
     group = _spacy_group(lf, spacy_model, disable)
     if group is None:
-        return lf_version(lf)
+        return version
     nlp = _snorkel_pipeline(lf) or load_pipeline(group[0], group[1])
-    return f"{lf_version(lf)}-{pipeline_key(nlp, group[0])}"
+    return f"{version}-{pipeline_key(nlp, group[0])}"
 
 
 # --------------------------------------------------------------------------- the applier
@@ -481,9 +598,7 @@ def _cache_version(lf: LabelingFunction, spacy_model, disable) -> str:
 
 def records(frame: pd.DataFrame, positions: np.ndarray | None = None) -> list[Row]:
     """Rows of ``frame`` (those at ``positions``) as the records LFs and slicing functions see."""
-    sub = frame if positions is None else frame.iloc[positions]
-    columns = list(sub.columns)
-    return [Row(zip(columns, values)) for values in sub.itertuples(index=False, name=None)]
+    return frame_rows(frame, positions)
 
 
 def _as_cache(cache) -> tuple[LFCache | None, ParseCache | None]:
@@ -507,6 +622,7 @@ def apply_lfs(
     n_jobs: int | None = None,
     scheduler=None,
     spacy_disable: Sequence[str] = (),
+    chunk_rows: int | None = None,
 ) -> ApplyResult:
     """Run every LF on every row of ``frame``; column j of ``L`` is ``lfs[j]``.
 
@@ -515,12 +631,19 @@ def apply_lfs(
     cores). ``scheduler``: a Dask scheduler address or ``distributed.Client`` to
     run the row-wise LFs on a cluster instead. ``spacy_disable``: pipeline
     components no LF of ours needs (Snorkel's spaCy LFs name their own).
+    ``chunk_rows``: rows per task for worker processes and Dask (default
+    ``CHUNK_ROWS``); when given, workers are used however small the input.
     """
     n, m = len(frame), len(lfs)
+    names = [lf.name for lf in lfs]
+    if len(set(names)) < m:  # columns, timings, faults and cached votes are all by name (Snorkel refuses too)
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise ConfigError(f"LF names must be unique; given more than once: {', '.join(map(repr, twice))}")
     n_jobs = _default_jobs() if n_jobs is None else max(1, int(n_jobs))
     lf_cache, parse_cache = _as_cache(cache)
     L = np.full((n, m), ABSTAIN, dtype=np.int64)
     failed = np.zeros((n, m), dtype=bool)
+    done = np.zeros((n, m), dtype=bool)  # cells an LF was actually called on: only those are cached
     computed = np.zeros(m, dtype=np.int64)
     seconds = {lf.name: 0.0 for lf in lfs}
     first_errors: list[tuple] = []  # strict runs: (LF column, row, problem); the lowest LF's first row is raised
@@ -529,15 +652,20 @@ def apply_lfs(
     strings = {f for f in {spec.field for spec in specs.values()} if f in frame.columns and _all_strings(frame[f])}
     specs = {j: spec for j, spec in specs.items() if spec.field in strings}
     opaque = [j for j in range(m) if j not in specs]
-    versions: dict[int, str] = {}
+    versions: dict[int, str | None] = {}  # None: the LF is uncacheable
+    uncacheable: dict[str, str] = {}
     if lf_cache is not None:
-        # text-keyed columns get their own folders: a key means one thing per folder
-        versions = {j: f"{lf_version(lfs[j])}-text" if j in specs else _cache_version(lfs[j], spacy_model, spacy_disable)
-                    for j in range(m)}
+        for j, lf in enumerate(lfs):
+            printed = fingerprint(lf)
+            reason = printed.uncacheable or order_dependent(lf)
+            if reason is not None:
+                uncacheable[lf.name], versions[j] = reason, None
+            else:  # text-keyed columns get their own folders: a key means one thing per folder
+                versions[j] = (f"{printed.version}-text" if j in specs
+                               else _cache_version(lf, printed.version, spacy_model, spacy_disable))
     shared_seconds: dict[str, float] = {}
     shared_by: dict[str, tuple[str, ...]] = {}
     if specs and n:
-        names = [lf.name for lf in lfs]
         columns, took = _apply_specs(frame, specs, names, versions, lf_cache, cardinality, n_jobs)
         for field_name, secs in took.items():
             shared_seconds[f"scan of {field_name}"] = secs
@@ -557,43 +685,89 @@ def apply_lfs(
     if opaque and n:
         need = np.ones((n, len(opaque)), dtype=bool)
         if lf_cache is not None:
-            keys = row_keys(frame)
+            keys, keyed = row_keys(frame, with_mask=True)
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for pos, j in enumerate(opaque):
+                if versions[j] is None:
+                    continue
                 votes, found = lf_cache.lookup(lfs[j].name, versions[j], keys, order, query)
+                found &= keyed
                 L[found, j] = votes[found]
                 need[found, pos] = False
         positions = np.flatnonzero(need.any(axis=1))
         sub_need = need[positions]
         computed[opaque] = sub_need.sum(axis=0)
-        if not len(positions):
-            outcomes = []
-        elif scheduler is not None:
-            from .distributed import run_on_dask
+        # LFs whose votes depend on the rows before them run here, in row order, as in Snorkel
+        before = {j: fingerprint(lfs[j]).version for j in opaque}
+        ordered = {j: why for j in opaque if (why := order_dependent(lfs[j])) is not None}
+        spread = [j for j in opaque if j not in ordered]
+        local: tuple | None = None  # (rows, views) in this process, made once
 
-            outcomes = run_on_dask(scheduler, [lfs[j] for j in opaque], frame.iloc[positions], sub_need, cardinality,
-                                   fault_tolerant=fault_tolerant, spacy_model=spacy_model, spacy_disable=spacy_disable)
-        else:
-            rows = records(frame, positions)
-            _attach_docs(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache, n_jobs, show_progress)
-            outcomes = _run_local([_callable(lfs[j]) for j in opaque], rows, sub_need, cardinality,
-                                  fault_tolerant, n_jobs, show_progress)
-        for offset, out in outcomes:
-            span = positions[offset : offset + len(out.votes)]
-            for pos, j in enumerate(opaque):
-                mask = sub_need[offset : offset + len(out.votes), pos]
-                L[span[mask], j] = out.votes[mask, pos]
-                failed[span, j] |= out.failed[:, pos]
-                seconds[lfs[j].name] += float(out.seconds[pos])
-            if out.first_error is not None:
-                pos, i, problem = out.first_error
-                first_errors.append((opaque[pos], int(span[i]), problem))
-            for pos, i, message in out.samples:
-                samples.setdefault(opaque[pos], []).append((int(span[i]), message))
+        def here() -> tuple:
+            nonlocal local
+            if local is None:
+                rows = records(frame, positions)
+                local = rows, doc_views(rows, lfs, opaque, sub_need, spacy_model, spacy_disable, parse_cache,
+                                        n_jobs, show_progress)
+            return local
+
+        def merge(outcomes, columns: list[int]) -> None:
+            cols = [opaque.index(j) for j in columns]
+            for offset, out in outcomes:
+                span = positions[offset : offset + len(out.votes)]
+                for k, (pos, j) in enumerate(zip(cols, columns)):
+                    mask = sub_need[offset : offset + len(out.votes), pos]
+                    L[span[mask], j] = out.votes[mask, k]
+                    failed[span, j] = out.failed[:, k]
+                    done[span, j] = out.done[:, k]
+                    seconds[lfs[j].name] += float(out.seconds[k])
+                if out.first_error is not None:
+                    k, i, problem = out.first_error
+                    first_errors.append((columns[k], int(span[i]), problem))
+                for k, i, message in out.samples:
+                    samples.setdefault(columns[k], []).append((int(span[i]), message))
+
+        def run(columns: list[int], jobs: int) -> list:
+            if not columns or not len(positions):
+                return []
+            cols = [opaque.index(j) for j in columns]
+            if scheduler is not None and jobs > 1:
+                from .distributed import run_on_dask
+
+                return run_on_dask(scheduler, [lfs[j] for j in columns], frame.iloc[positions], sub_need[:, cols],
+                                   cardinality, fault_tolerant=fault_tolerant, spacy_model=spacy_model,
+                                   spacy_disable=spacy_disable, chunk_rows=chunk_rows)
+            rows, views = here()
+            return _run_local([_callable(lfs[j]) for j in columns], rows, sub_need[:, cols], cardinality,
+                              fault_tolerant, jobs, show_progress, chunk_rows, [views[p] for p in cols],
+                              [lfs[j] for j in columns])
+
+        outcomes = run(spread, n_jobs if scheduler is None else 2)
+        # an LF whose state changed while it ran in a worker: its votes hang on which rows that worker
+        # had seen, so it runs again here, over all rows in order
+        redo = sorted({spread[k] for _, out in outcomes if out.after is not None
+                       for k, version in enumerate(out.after) if version != before[spread[k]]})
+        merge(outcomes, spread)
+        first_errors[:] = [e for e in first_errors if e[0] not in redo]
+        for j in redo:
+            samples.pop(j, None)
+        merge(run(redo + list(ordered), 1), redo + list(ordered))
+        for j in opaque:
+            if j in ordered:
+                uncacheable[lfs[j].name] = ordered[j]
+            elif j in redo or fingerprint(lfs[j]).version != before[j]:
+                uncacheable[lfs[j].name] = (f"LF {lfs[j].name!r} changed its own state while running; its votes "
+                                            "depend on the rows it saw before (LFs must be pure)")
+            else:
+                continue
+            if lf_cache is not None:
+                versions[j] = None
         if lf_cache is not None:
             for pos, j in enumerate(opaque):
-                store = need[:, pos] & ~failed[:, j]
+                if versions[j] is None:
+                    continue
+                store = done[:, j] & ~failed[:, j] & keyed
                 lf_cache.store(lfs[j].name, versions[j], keys[store], L[store, j])
 
     if first_errors:
@@ -613,7 +787,7 @@ def apply_lfs(
     L[failed] = ABSTAIN
     return ApplyResult(L=L, seconds_per_lf=seconds, errors=errors,
                        rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)},
-                       shared_seconds=shared_seconds, shared_by=shared_by)
+                       shared_seconds=shared_seconds, shared_by=shared_by, uncacheable=uncacheable)
 
 
 def _row_id(frame: pd.DataFrame, i: int):

@@ -1,9 +1,10 @@
 """Per-LF vote cache: one column of votes per LF version, rows keyed by content.
 
-Editing one LF changes only its version (``lf_version``: source, helpers,
-resources), so only its column is recomputed; rows are keyed by a hash of their
-content (every column, with names and dtypes), so rows appended to a dataset are
-the only rows computed, whatever split or position they land in. Keyword, regex
+Editing one LF changes only its version (``lf_version``: everything its votes
+can depend on, see ``labeling/lf/fingerprint.py``), so only its column is recomputed;
+rows are keyed by a type-exact hash of their content (every column, with names
+and dtypes), so rows appended to a dataset are the only rows computed, whatever
+split or position they land in. Keyword, regex
 and length LFs read one text field only, so their columns are keyed by that
 text's hash instead (folders ``<lf version>-text``): a repeated text is one entry.
 
@@ -13,13 +14,17 @@ store)::
     lf/<lf name>/<lf version>/<segment>.npz   keys (n, 2) uint64, votes (n,) int32
 
 Segments are written atomically (temporary file, then rename) and read with
-``allow_pickle=False``. Errors are never cached: a row an LF failed on is tried
-again next time.
+``allow_pickle=False``. Only cells an LF ran on are stored, and errors never
+are: a row an LF failed on, or never reached because a strict run stopped, is
+tried again next time.
 """
 
 from __future__ import annotations
 
 import collections
+import datetime
+import decimal
+import fractions
 import itertools
 import os
 import shutil
@@ -33,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import xxhash
 
-__all__ = ["LFCache", "column_keys", "project_cache_dir", "row_keys"]
+__all__ = ["LFCache", "column_keys", "forget_loaded", "project_cache_dir", "row_keys"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MAX_SEGMENTS = 16
@@ -93,34 +98,123 @@ def _hash_arrow_strings(chunked: pa.ChunkedArray) -> np.ndarray | None:
     return _digests_to_keys(b"".join(parts)) if parts else np.empty((0, 2), np.uint64)
 
 
-def column_keys(column: pd.Series) -> np.ndarray:
-    """(n, 2) uint64 content keys of one column's values."""
+def _framed(parts: list[bytes]) -> bytes:
+    return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
+
+
+# Values whose repr names them exactly (type included in the tag).
+_REPR_EXACT = (decimal.Decimal, fractions.Fraction, complex, datetime.date, datetime.time, datetime.timedelta,
+               pd.Timestamp, pd.Timedelta, pd.Period, pd.Interval)
+
+
+def _encode(value) -> bytes | None:
+    """Bytes that differ whenever an LF could tell two cell values apart; None: no such form.
+
+    Types are part of the encoding (``1``, ``1.0``, ``"1"``, ``True`` differ), and
+    so is which missing value a cell holds (``None``, ``NaN``, ``pd.NA``, ``NaT``).
+    """
+    if isinstance(value, str):
+        return b"s" + value.encode("utf-8", "surrogatepass")
+    if value is None:
+        return b"N"
+    if value is pd.NA:
+        return b"A"
+    if value is pd.NaT:
+        return b"T"
+    kind = type(value)
+    if kind is bool or kind is int:
+        return f"{kind.__name__[0]}{value}".encode()
+    if kind is float:
+        return b"fnan" if value != value else b"f" + value.hex().encode()
+    if isinstance(value, np.generic):
+        return f"g{value.dtype.str}".encode() + (value.tobytes() if value.dtype != object else b"?")
+    if isinstance(value, (bytes, bytearray)):
+        return b"y" + bytes(value)
+    if isinstance(value, (list, tuple)):
+        parts = [_encode(v) for v in value]
+        return None if None in parts else f"{kind.__module__}.{kind.__qualname__}(".encode() + _framed(parts)
+    if isinstance(value, (dict, set, frozenset)):
+        items = value.items() if isinstance(value, dict) else ((v, b"") for v in value)
+        pairs = []
+        for k, v in items:
+            ek, ev = _encode(k), (_encode(v) if isinstance(value, dict) else b"")
+            if ek is None or ev is None:
+                return None
+            pairs.append(_framed([ek, ev]))
+        # a dict's order is visible to an LF; a set's is not
+        pairs = pairs if isinstance(value, dict) else sorted(pairs)
+        return f"{kind.__module__}.{kind.__qualname__}{{".encode() + _framed(pairs)
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            inner = _encode(value.tolist())
+            return None if inner is None else f"a{value.shape}".encode() + inner
+        return f"a{value.dtype.str}{value.shape}".encode() + np.ascontiguousarray(value).tobytes()
+    if isinstance(value, _REPR_EXACT) or kind in (int, float):
+        return f"r{kind.__module__}.{kind.__qualname__}:{value!r}".encode()
+    return None
+
+
+def _object_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of object cells by their typed encoding (a seed apart from plain text keys), and
+    which cells have one: a cell of an unknown type makes its row uncacheable."""
+    digest = xxhash.xxh3_128_digest
+    encoded = [_encode(v) for v in values.tolist()]
+    ok = np.array([e is not None for e in encoded], dtype=bool)
+    blob = b"".join([digest(e if e is not None else b"", seed=1) for e in encoded])
+    return (_digests_to_keys(blob) if blob else np.empty((0, 2), np.uint64)), ok
+
+
+def _column_keys(column: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """(keys, cells that have a key or None when all do)."""
     if pd.api.types.is_string_dtype(column.dtype) or column.dtype == object:
         values = column.to_numpy() if column.dtype == object else None
         if values is not None and pd.api.types.infer_dtype(values, skipna=False) == "string":
             digest = xxhash.xxh3_128_digest
-            return _digests_to_keys(b"".join([digest(v.encode("utf-8", "surrogatepass")) for v in values]))
+            return _digests_to_keys(b"".join([digest(v.encode("utf-8", "surrogatepass")) for v in values])), None
         if values is None:
             keys = _arrow_string_keys(column)
             if keys is not None:
-                return keys
-    # numbers, dates, mixed objects: pandas' siphash, twice with different keys
+                return keys, None
+            values = column.to_numpy(dtype=object)
+        keys, ok = _object_keys(values)
+        return keys, (None if ok.all() else ok)
+    if isinstance(column.dtype, pd.CategoricalDtype):  # categories compared as the objects they are
+        keys, ok = _object_keys(column.to_numpy(dtype=object))
+        return keys, (None if ok.all() else ok)
+    # numbers, dates: pandas' siphash, twice with different keys (the dtype is in the row key's tag)
     first = pd.util.hash_pandas_object(column, index=False).to_numpy(np.uint64)
     second = pd.util.hash_pandas_object(column, index=False, hash_key="labeling-cache-2").to_numpy(np.uint64)
-    return np.stack([first, second], axis=1)
+    return np.stack([first, second], axis=1), None
 
 
-def row_keys(frame: pd.DataFrame, columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def column_keys(column: pd.Series) -> np.ndarray:
+    """(n, 2) uint64 content keys of one column's values, type-exact.
+
+    A cell with no exact byte form (an arbitrary object) gets a key that means
+    nothing; ``row_keys(..., with_mask=True)`` says which rows those are.
+    """
+    return _column_keys(column)[0]
+
+
+def row_keys(frame: pd.DataFrame, columns: dict[str, np.ndarray] | None = None, *, with_mask: bool = False):
     """(n, 2) uint64 content keys of whole rows: every column, its name and dtype.
 
     ``columns``: ``column_keys`` already computed, by column name (reused, not redone).
+    ``with_mask``: also return which rows have an exact key (n,) bool; rows holding
+    a value of a type with no exact byte form must be neither looked up nor stored.
     """
     keys = np.zeros((len(frame), 2), dtype=np.uint64)
+    ok = np.ones(len(frame), dtype=bool)
     for name, column in frame.items():
-        tag = np.frombuffer(xxhash.xxh3_128_digest(f"{name}\x00{column.dtype}".encode()), dtype=np.uint64)
+        tag = np.frombuffer(xxhash.xxh3_128_digest(f"{name!r}\x00{column.dtype}".encode()), dtype=np.uint64)
         known = None if columns is None else columns.get(name)
-        keys = _mix(keys, (column_keys(column) if known is None else known) ^ tag)
-    return keys
+        column_ok = None
+        if known is None:
+            known, column_ok = _column_keys(column)
+        if column_ok is not None:
+            ok &= column_ok
+        keys = _mix(keys, known ^ tag)
+    return (keys, ok) if with_mask else keys
 
 
 # Segments read or written by this process, by their paths. A segment file is
@@ -243,3 +337,8 @@ def project_cache_dir(config) -> Path | None:
     if setting.lower() == "none":
         return None
     return config.resolve(setting) if setting else config.resolve(config.store).parent / "lf_cache"
+
+
+def forget_loaded() -> None:
+    """Drop the segments this process holds in memory: the next lookups read the files, as a new process does."""
+    _LOADED.clear()

@@ -5,8 +5,9 @@ modules under ``labeling_functions/``. We never register LFs as an import side
 effect: ``discover_lfs`` imports the modules a project names and collects the
 module-level ``LabelingFunction`` objects, in definition order.
 
-An LF's version is a hash of its source, its resources and its preprocessors, so
-editing an LF (or the keyword list it uses) gives it a new version.
+An LF's version is a hash of everything its votes can depend on (its code,
+helpers, constants, resources and preprocessors: ``labeling/lf/fingerprint.py``), so
+editing an LF, a helper it calls, or the keyword list it uses gives it a new version.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import copy
 import functools
 import hashlib
 import importlib
-import inspect
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,11 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from snorkel.labeling import LabelingFunction, labeling_function
 
 from ..errors import LFDiscoveryError
 from ..matrix import ABSTAIN
 from ..settings import DEFAULT_SPACY_MODEL, SPACY_MODEL_ENV, missing_pipeline_error, spacy_model
+from .fingerprint import fingerprint
+from .rows import Row
 
 __all__ = [
     "ABSTAIN",
@@ -38,6 +41,7 @@ __all__ = [
     "discover_lfs",
     "labeling_function",
     "lf_set_version",
+    "lf_uncacheable",
     "lf_version",
     "load_spacy",
     "resolve_spacy_model",
@@ -66,9 +70,11 @@ def load_spacy(name: str):
 
 
 def _set_field(x: Any, field: str, value: Any) -> Any:
-    # Snorkel hands LFs pandas Series, our applier hands mappings with attribute
-    # access; never mutate the caller's row, since other LFs see it too.
-    if hasattr(x, "astype"):  # pandas Series: an object copy can hold a Doc
+    # Snorkel hands LFs pandas Series, our applier hands Rows; never mutate the
+    # caller's row, since other LFs see it too.
+    if isinstance(x, Row):
+        x = x.copy()
+    elif isinstance(x, pd.Series):  # an object copy can hold a Doc
         x = x.astype(object)
     else:
         x = copy.copy(x)
@@ -95,7 +101,8 @@ class SpacyDoc:
         if _get_field(x, self.doc_field) is not None:
             return x
         nlp = load_spacy(resolve_spacy_model())
-        return _set_field(x, self.doc_field, nlp(str(_get_field(x, self.text_field))))
+        # the text as it is: None or a number fails here, as in Snorkel's SpacyPreprocessor
+        return _set_field(x, self.doc_field, nlp(_get_field(x, self.text_field)))
 
     def __repr__(self) -> str:
         return f"SpacyDoc(text_field={self.text_field!r}, doc_field={self.doc_field!r})"
@@ -130,81 +137,16 @@ def uses_spacy(lf: LabelingFunction) -> bool:
     return any(isinstance(p, SpacyDoc) for p in getattr(lf, "_pre", ()))
 
 
-def _stable(value: Any) -> Any:
-    """A JSON-able, order-independent form of an LF resource, for hashing."""
-    if isinstance(value, Mapping):
-        return {str(k): _stable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (set, frozenset)):
-        return sorted(_stable(v) for v in value)
-    if isinstance(value, (list, tuple)):
-        return [_stable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, Path):
-        return {"path": str(value), "sha256": _file_sha256(value) if value.is_file() else None}
-    if hasattr(value, "pattern"):  # compiled regex
-        return {"regex": value.pattern, "flags": int(value.flags)}
-    if callable(value):
-        return _source(value)
-    return repr(value)
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _source(obj: Any) -> str:
-    try:
-        return inspect.getsource(obj)
-    except (OSError, TypeError):
-        return repr(obj)
-
-
-def _code_names(code) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if inspect.iscode(const):  # comprehensions and nested functions
-            names |= _code_names(const)
-    return names
-
-
-def _referenced_globals(f: Callable, depth: int = 3, seen: set | None = None) -> dict[str, Any]:
-    """Module-level regexes, constants and helper functions an LF uses, recursively.
-
-    Editing a shared regex or helper changes the votes of every LF using it, so
-    it must change their versions too. Modules (``re``, ``np``) are skipped.
-    """
-    seen = set() if seen is None else seen
-    code, module_globals = getattr(f, "__code__", None), getattr(f, "__globals__", {})
-    if code is None or depth == 0:
-        return {}
-    found: dict[str, Any] = {}
-    for name in sorted(_code_names(code)):
-        if name not in module_globals or name in seen or inspect.ismodule(module_globals[name]):
-            continue
-        value = module_globals[name]
-        imported = (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ != f.__module__
-        if isinstance(value, LabelingFunction) or imported:
-            continue  # other LFs have their own versions; imported code is versioned by its package
-        seen.add(name)
-        found[name] = _stable(value)
-        if inspect.isfunction(value):
-            found.update(_referenced_globals(inspect.unwrap(value), depth - 1, seen))
-    return found
-
-
 def lf_version(lf: LabelingFunction) -> str:
-    """Hash of what decides the LF's votes: its source, the module-level helpers
-    and constants it uses, its resources and its preprocessors."""
-    payload = {
-        "name": lf.name,
-        "source": _source(lf._f),
-        "globals": _referenced_globals(lf._f),
-        "resources": _stable(dict(lf._resources)),
-        "pre": [repr(p) if isinstance(p, SpacyDoc) else _source(p) for p in lf._pre],
-    }
-    blob = json.dumps(payload, sort_keys=True, default=repr).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    """Hash of everything the LF's votes can depend on (``labeling/lf/fingerprint.py``):
+    its code, defaults, closures, the helpers, constants, classes and project
+    modules it reaches, its resources (by content) and its preprocessors."""
+    return fingerprint(lf).version
+
+
+def lf_uncacheable(lf: LabelingFunction) -> str | None:
+    """Why the LF's votes cannot be cached (something it reaches has no faithful version), or None."""
+    return fingerprint(lf).uncacheable
 
 
 def lf_set_version(lfs: Sequence[LabelingFunction]) -> str:

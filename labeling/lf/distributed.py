@@ -21,17 +21,32 @@ import numpy as np
 import pandas as pd
 
 from .core import LabelingFunction
+from .rows import frame_rows
 
 __all__ = ["run_on_dask"]
 
 
-def _remote_chunk(lfs, columns, values, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
-    from .apply import Row, _attach_docs, _callable, run_chunk
+def _nlp_settings(lf) -> tuple | None:
+    """A Snorkel nlp LF's spaCy settings, which Snorkel keeps on the LF's class, not on the LF."""
+    config = getattr(type(lf), "_nlp_config", None)
+    return tuple(config.parameters) if config is not None else None
 
-    rows = [Row(zip(columns, v)) for v in values]
-    _attach_docs(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
-    return run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
-                     keep_exceptions=False)
+
+def _remote_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable, nlp_settings=()):
+    from .apply import _callable, doc_views, run_chunk
+
+    for lf, settings in zip(lfs, nlp_settings):
+        # an nlp LF's class arrives here unconfigured: configure it as in the process that made the LF
+        if settings is not None and getattr(type(lf), "_nlp_config", None) is None:
+            type(lf)._create_or_check_preprocessor(*settings)
+
+    from .fingerprint import fingerprint
+
+    views = doc_views(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
+    out = run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
+                    keep_exceptions=False, views=views)
+    out.after = tuple(fingerprint(lf).version for lf in lfs)  # state an LF changed while running shows here
+    return out
 
 
 def run_on_dask(
@@ -49,16 +64,15 @@ def run_on_dask(
     """``[(first row, ChunkOutcome), ...]`` for ``frame``'s rows, computed on the cluster."""
     from distributed import Client
 
-    from .apply import CHUNK_ROWS, _chunks
+    from .apply import _chunks
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     try:
-        columns = list(frame.columns)
-        values = list(frame.itertuples(index=False, name=None))
-        bounds = _chunks(len(values), chunk_rows or CHUNK_ROWS)
+        rows = frame_rows(frame)  # the rows Snorkel's applier would pass, built once here
+        bounds = _chunks(len(rows), chunk_rows)
         futures = [
-            client.submit(_remote_chunk, list(lfs), columns, values[a:b], need[a:b], cardinality, fault_tolerant,
-                          spacy_model, tuple(spacy_disable), pure=False)
+            client.submit(_remote_chunk, list(lfs), rows[a:b], need[a:b], cardinality, fault_tolerant,
+                          spacy_model, tuple(spacy_disable), [_nlp_settings(lf) for lf in lfs], pure=False)
             for a, b in bounds
         ]
         outcomes = client.gather(futures)

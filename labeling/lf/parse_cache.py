@@ -11,8 +11,9 @@ version, spaCy's version and the enabled components, so a different pipeline
 never reads another's parses. Every LF that needs a parse shares them.
 
 A ``DocBin`` keeps tokens, tags, POS, morphology, lemmas, dependencies, sentence
-starts and entities: everything rule LFs read. It does not keep ``doc.tensor``
-(similarity from the tok2vec layer), which an LF must not rely on.
+starts and entities; ``doc.tensor`` (what ``doc.similarity`` uses with a pipeline
+that has no word vectors) travels in each doc's user data, so a doc read back
+from the cache or from a worker is the doc the pipeline made.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def pipeline_key(nlp, name: str) -> str:
     import spacy
 
     meta = getattr(nlp, "meta", {}) or {}
-    ident = f"{name}|{meta.get('lang')}_{meta.get('name')}=={meta.get('version')}|spacy=={spacy.__version__}|{','.join(nlp.pipe_names)}"
+    # "tensors": docs stored with their tensors (caches written before lacked them)
+    ident = f"tensors|{name}|{meta.get('lang')}_{meta.get('name')}=={meta.get('version')}|spacy=={spacy.__version__}|{','.join(nlp.pipe_names)}"
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
@@ -82,8 +84,6 @@ class ParseCache:
 
     def get(self, nlp, key: str, keys: np.ndarray) -> list:
         """Cached docs for ``keys`` (``None`` where not cached)."""
-        from spacy.tokens import DocBin
-
         out: list = [None] * len(keys)
         folder = self._dir(key)
         if not folder.is_dir() or not len(keys):
@@ -94,8 +94,8 @@ class ParseCache:
             hits = [wanted.get((a, b)) for a, b in seg_keys]
             if not any(h is not None for h in hits):
                 continue
-            docbin = DocBin().from_bytes((keys_path.parent / keys_path.name.replace(".keys.npy", ".spacy")).read_bytes())
-            for target, doc in zip(hits, docbin.get_docs(nlp.vocab)):
+            data = (keys_path.parent / keys_path.name.replace(".keys.npy", ".spacy")).read_bytes()
+            for target, doc in zip(hits, docs_from_bytes(data, nlp.vocab)):
                 if target is not None:
                     out[target] = doc
         return out
@@ -131,10 +131,32 @@ class ParseCache:
         return count
 
 
+_TENSOR_KEY = "labeling.tensor"
+
+
 def _docbin_bytes(docs: Sequence) -> bytes:
+    """A ``DocBin`` of ``docs``, each doc's tensor in its user data (the docs are left as they were)."""
     from spacy.tokens import DocBin
 
-    return DocBin(store_user_data=False, docs=docs).to_bytes()
+    for doc in docs:
+        doc.user_data[_TENSOR_KEY] = doc.tensor
+    try:
+        return DocBin(store_user_data=True, docs=docs).to_bytes()
+    finally:
+        for doc in docs:
+            doc.user_data.pop(_TENSOR_KEY, None)
+
+
+def docs_from_bytes(data: bytes, vocab) -> list:
+    """The docs of ``_docbin_bytes``, tensors restored."""
+    from spacy.tokens import DocBin
+
+    docs = list(DocBin().from_bytes(data).get_docs(vocab))
+    for doc in docs:
+        tensor = doc.user_data.pop(_TENSOR_KEY, None)
+        if tensor is not None:
+            doc.tensor = tensor
+    return docs
 
 
 def _parse_chunk(state: dict, task: int) -> bytes:
@@ -158,8 +180,6 @@ def parse_texts(
     each doc back on its own, and reading one costs ~2 ms in the parent (a registry
     lookup per doc), more than parsing a short comment.
     """
-    from spacy.tokens import DocBin
-
     unique = list(dict.fromkeys(texts))
     keys = text_keys(unique)
     pkey = pipeline_key(nlp, name)
@@ -172,7 +192,7 @@ def parse_texts(
         bounds = [(a, min(a + size, len(todo))) for a in range(0, len(todo), size)]
         state = {"nlp": nlp, "texts": [unique[i] for i in todo], "bounds": bounds, "batch_size": batch_size}
         for (a, b), data in zip(bounds, fork_map(_parse_chunk, state, len(bounds), processes, desc="spaCy")):
-            for i, doc in zip(todo[a:b], DocBin().from_bytes(data).get_docs(nlp.vocab)):
+            for i, doc in zip(todo[a:b], docs_from_bytes(data, nlp.vocab)):
                 docs[i] = doc
             if cache is not None:
                 cache.put_bytes(pkey, keys[todo[a:b]], data)

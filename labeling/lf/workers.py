@@ -22,15 +22,20 @@ _FORK_LOCK = threading.Lock()
 
 
 def fork_map(fn: Callable[[dict, int], object], state: dict, n_tasks: int, n_jobs: int, show: bool = False,
-             desc: str = "LF chunks") -> list:
-    """``[fn(state, t) for t in range(n_tasks)]``, in forked processes when ``n_jobs > 1``."""
+             desc: str = "LF chunks", fresh: bool = False) -> list:
+    """``[fn(state, t) for t in range(n_tasks)]``, in forked processes when ``n_jobs > 1``.
+
+    ``fresh``: each task in its own fork, so that no task sees what an earlier one
+    left in a worker's memory (results cannot depend on scheduling).
+    """
     if n_jobs <= 1 or n_tasks <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [fn(state, t) for t in progress(range(n_tasks), total=n_tasks, desc=desc, enabled=show)]
     with _FORK_LOCK:  # workers read the module-level state: one forked map at a time
         _FORK_STATE.update(state, fn=fn)
         try:
             with scan_lock():  # no pattern scan in flight while forking
-                pool = multiprocessing.get_context("fork").Pool(min(n_jobs, n_tasks))
+                pool = multiprocessing.get_context("fork").Pool(min(n_jobs, n_tasks),
+                                                                maxtasksperchild=1 if fresh else None)
             with pool:
                 return pool.map(_in_fork, range(n_tasks), chunksize=1)
         finally:

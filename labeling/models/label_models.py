@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -88,7 +89,7 @@ def _pick_among_ties(tied: np.ndarray, tie_break: str) -> np.ndarray:
         preds[rows] = ABSTAIN
     elif tie_break == "random" and len(rows):
         # the (pick + 1)-th tied class of each row, without a Python loop per row
-        pick = _row_hash_mod(rows, tied.shape[0]) % n_tied[rows]
+        pick = _tie_picks(rows, n_tied[rows])
         tied_rows = tied[:, rows]
         rank = np.cumsum(tied_rows, axis=0) - 1
         preds[rows] = np.argmax(tied_rows & (rank == pick), axis=0)
@@ -98,15 +99,23 @@ def _pick_among_ties(tied: np.ndarray, tie_break: str) -> np.ndarray:
 _ROW_HASH_MOD: dict[int, np.ndarray] = {}
 
 
-def _row_hash_mod(rows: np.ndarray, cardinality: int) -> np.ndarray:
-    """``_row_hash(i) % lcm(2..cardinality)`` for each row index, memoized.
+def _tie_picks(rows: np.ndarray, n_tied: np.ndarray) -> np.ndarray:
+    """``_row_hash(i) % t`` for each row ``i`` with ``t`` tied classes, as Snorkel computes it."""
+    modulus = math.lcm(*range(2, int(n_tied.max()) + 1))
+    if modulus < 2**63:  # the memoized residues fit an int64 (ties among up to 42 classes)
+        return _row_hash_mod(rows, modulus) % n_tied
+    # beyond, the residue would overflow: Python integers, per tied row
+    return np.array([_row_hash(i) % t for i, t in zip(rows.tolist(), n_tied.tolist())], dtype=np.int64)
 
-    Any tie among t <= cardinality classes needs ``_row_hash(i) % t``, which this
-    gives exactly (t divides the lcm); sha1 per row is the slow part of predicting
-    on millions of rows, so it is computed only for the tied rows asked for, once
+
+def _row_hash_mod(rows: np.ndarray, modulus: int) -> np.ndarray:
+    """``_row_hash(i) % modulus`` for each row index, memoized; ``modulus < 2**63``.
+
+    Any tie among t classes, t dividing ``modulus``, needs ``_row_hash(i) % t``,
+    which this gives exactly; sha1 per row is the slow part of predicting on
+    millions of rows, so it is computed only for the tied rows asked for, once
     per row index per process (-1 marks an index not hashed yet).
     """
-    modulus = int(np.lcm.reduce(np.arange(2, cardinality + 1)))
     table = _ROW_HASH_MOD.get(modulus, np.empty(0, dtype=np.int64))
     needed = int(rows.max()) + 1 if len(rows) else 0
     if needed > len(table):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,15 +158,27 @@ def test_fault_tolerant_mode_records_errors_apart_from_abstains(n_jobs, parallel
     np.testing.assert_array_equal(result.L[:, others], expected)
 
 
-@pytest.mark.parametrize("bad_vote", [2, "spam", 1.0, True, None, -2])
-def test_invalid_votes_are_refused(bad_vote):
+@pytest.mark.parametrize("bad_vote", [2, "spam", 1.5, float("nan"), None, -2, np.float64(0.5)])
+def test_invalid_votes_are_refused_naming_lf_row_and_value(bad_vote):
     @labeling_function(name="lf_bad")
     def lf_bad(x):
         return bad_vote
 
     frame = pd.DataFrame({"id": ["a"], "text": ["t"], "label": [-1]})
-    with pytest.raises(LFApplicationError, match="lf_bad.*'a'"):
+    with pytest.raises(LFApplicationError, match=f"lf_bad.*'a'.*returned {re.escape(repr(bad_vote))}"):
         apply_lfs([lf_bad], frame, cardinality=2)
+
+
+@pytest.mark.parametrize(("vote", "expected"), [(1.0, 1), (np.float64(0.0), 0), (True, 1), (np.bool_(False), 0),
+                                                (-1.0, -1), (np.int32(1), 1)])
+def test_integral_floats_and_bools_are_votes_as_in_snorkel(vote, expected):
+    @labeling_function(name="lf_num")
+    def lf_num(x):
+        return vote
+
+    frame = pd.DataFrame({"id": ["a"], "text": ["t"]})
+    assert apply_lfs([lf_num], frame, cardinality=2).L.tolist() == [[expected]]
+    assert PandasLFApplier([lf_num]).apply(frame, progress_bar=False).tolist() == [[expected]]
 
 
 def test_declarative_label_outside_the_classes_is_refused():

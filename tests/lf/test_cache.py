@@ -130,3 +130,66 @@ def test_retrain_fills_the_project_cache_and_the_cli_clears_it(youtube_config_pa
     assert [p.name for p in (folder / "spacy").iterdir()] == ["other_pipeline_key"]
     off = load_config(youtube_config_path, [*overrides, 'lfs.cache="none"'])
     assert project_cache_dir(off) is None
+
+
+_DISTINCT_CELLS = [1, "1", 1.0, True, None, np.nan, pd.NA, pd.NaT, 0, False, 0.0, -0.0, "", b"1",
+                   [1, 2], (1, 2), [1, "2"], {"a": 1}, {"a": 1.0}, {1, 2}, np.int64(1), np.float32(1)]
+
+
+def test_row_keys_are_type_exact():
+    frame = pd.DataFrame({"v": pd.Series(_DISTINCT_CELLS, dtype=object)})
+    keys, keyed = row_keys(frame, with_mask=True)
+    assert keyed.all()
+    assert len({tuple(k) for k in keys.tolist()}) == len(_DISTINCT_CELLS)
+
+
+def test_cached_votes_follow_the_cell_type_and_unhashable_cells_work(tmp_path):
+    @labeling_function()
+    def by_type(x):
+        return {int: 0, str: 1, float: 0, bool: 1, list: 1, dict: 0}.get(type(x.v), -1)
+
+    frame = pd.DataFrame({"v": pd.Series([1, "1", 1.0, True, None, np.nan, pd.NA, [1], {"a": 1}, object()],
+                                         dtype=object)})
+    fresh = apply_lfs([by_type], frame, cardinality=2).L
+    assert fresh[:, 0].tolist() == [0, 1, 0, 1, -1, 0, -1, 1, 0, -1]
+    first = apply_lfs([by_type], frame, cardinality=2, cache=tmp_path)
+    # the rows in another order: each one is looked up by what it holds, not where it is
+    again = apply_lfs([by_type], frame.iloc[::-1].reset_index(drop=True), cardinality=2, cache=LFCache(tmp_path))
+    np.testing.assert_array_equal(first.L, fresh)
+    np.testing.assert_array_equal(again.L, fresh[::-1])
+    # an object with no exact byte form is computed every time, never stored
+    assert again.rows_computed == {"by_type": 1}
+
+
+def test_a_strict_failure_caches_only_cells_that_ran(tmp_path):
+    @labeling_function()
+    def breaks(x):
+        if x.id == "r3":
+            raise ValueError("typo")
+        return 1
+
+    @labeling_function()
+    def later(x):
+        return 0
+
+    frame = _frame(8)
+    with pytest.raises(Exception, match="typo"):
+        apply_lfs([breaks, later], frame, cardinality=2, cache=tmp_path)
+
+    @labeling_function(name="breaks")
+    def fixed(x):
+        return 1
+
+    result = apply_lfs([fixed, later], frame, cardinality=2, cache=tmp_path)
+    assert result.L[:, 1].tolist() == [0] * 8  # not the -1 of cells the failed run never reached
+
+
+def test_the_cell_a_strict_run_failed_on_is_not_cached(tmp_path):
+    @labeling_function(name="neg")
+    def neg(x):
+        return -2
+
+    frame = _frame(1)
+    for _ in range(2):  # the second run must fail again, not read a -1 stored by the first
+        with pytest.raises(Exception, match="returned -2"):
+            apply_lfs([neg], frame, cardinality=2, cache=tmp_path)

@@ -383,5 +383,25 @@ def test_row_hashes_are_memoized_only_for_rows_asked(batches, cardinality):
 
     modulus = lcm(*range(2, cardinality + 1))
     for rows in batches:  # calls in sequence grow and reuse the table
-        got = _row_hash_mod(np.asarray(rows, dtype=np.int64), cardinality)
+        got = _row_hash_mod(np.asarray(rows, dtype=np.int64), modulus)
         assert got.tolist() == [_row_hash(i) % modulus for i in rows]
+
+
+@pytest.mark.parametrize("k", [42, 43, 50, 64])
+def test_random_tie_break_equals_snorkel_with_many_classes(k):
+    from snorkel.utils import probs_to_preds as snorkel_probs_to_preds
+
+    rng = np.random.default_rng(k)
+    # rows tied among 2..k classes, some among all k (lcm(2..k) overflows int64 from k = 43)
+    tied = rng.random((300, k)) < rng.uniform(0.05, 1.0, size=(300, 1))
+    tied[::7] = True
+    tied[tied.sum(axis=1) == 0, 0] = True
+    probs = tied / tied.sum(axis=1, keepdims=True)
+    expected = snorkel_probs_to_preds(probs).tolist()
+    assert probs_to_preds(probs).tolist() == expected
+    # majority vote on a matrix whose vote counts tie the same classes
+    L = np.full((300, k), -1, dtype=np.int64)
+    rows, classes = np.nonzero(tied)
+    L[rows, classes] = classes
+    mv = MajorityVote(cardinality=k).fit(L)
+    assert mv.predict(L).tolist() == expected

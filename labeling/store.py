@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,20 @@ class RunRecord:
     lf_stats: tuple[dict, ...]
     artifacts: tuple[tuple[str, str, str], ...]  # (name, path, sha256)
     documents: dict = field(default_factory=dict)  # name -> JSON-able document
+
+
+@contextmanager
+def writer_lock(store_path: str | Path) -> Iterator[None]:
+    """Hold the store's run-writer lock (``<store>.lock``): one retrain records, or one sweep
+    looks for orphans, at a time, so a sweep never takes a concurrent retrain's half-written
+    folders for orphans. The OS releases it when its holder dies, kill -9 included."""
+    import fcntl
+
+    path = Path(store_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _open(path: Path) -> sqlite_utils.Database:
@@ -113,8 +129,12 @@ class RunStore:
             )
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def record_run(self, run: RunRecord) -> None:
-        """Insert a run and everything tied to it, all or nothing."""
+    def record_run(self, run: RunRecord, *, then: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Insert a run and everything tied to it, all or nothing.
+
+        ``then(connection)`` runs inside the same transaction (the retrain writes the
+        run's aliases and promotion decision there), so a crash keeps all or none of it.
+        """
         dumps = lambda obj: json.dumps(obj, sort_keys=True, default=str)  # noqa: E731
         try:
             with self.db.atomic():
@@ -141,6 +161,8 @@ class RunStore:
                 self.db["run_documents"].insert_all(
                     {"run_id": run.id, "name": n, "body": dumps(body)} for n, body in sorted(run.documents.items())
                 )
+                if then is not None:
+                    then(self.db.conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot record run {run.id} in {self.path}: {exc}") from exc
 
@@ -187,11 +209,22 @@ def read_run(db: sqlite_utils.Database, run_id: str, *, where: object = "the sto
     row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])} for m in db["run_metrics"].rows_where(clause, args)]
     row["artifacts"] = list(db["run_artifacts"].rows_where(clause, args, order_by="name"))
     return row
+def recorded_end_model(db: sqlite_utils.Database, run_id: str) -> tuple[Path, dict[str, str]]:
+    """A run's saved end model as recorded: ``(folder, {file name: sha256})``.
+
+    Loaders check the files against these checksums (``load_end_model(folder, expected)``),
+    not only against the manifest beside them, which whoever rewrites a model can rewrite too.
+    Raises ``StoreError`` when the run is unknown or recorded no end model.
+    """
+    prefix = "end_model/"
+    files = {a["name"].removeprefix(prefix): a for a in read_run(db, run_id)["artifacts"] if a["name"].startswith(prefix)}
+    if "manifest.json" not in files:
+        raise StoreError(f"run {run_id!r} has no saved end model")
+    return Path(files["manifest.json"]["path"]).parent, {name: a["sha256"] for name, a in files.items()}
+
+
 def end_model_path(db: sqlite_utils.Database, run_id: str) -> Path:
     """The folder of a run's saved end model, from its artifact records."""
-    for artifact in read_run(db, run_id)["artifacts"]:
-        if artifact["name"] == "end_model/manifest.json":
-            return Path(artifact["path"]).parent
-    raise StoreError(f"run {run_id!r} has no saved end model")
+    return recorded_end_model(db, run_id)[0]
 
 

@@ -6,25 +6,27 @@ the store and no artifact folder).
 
 Recording, in an order that a crash (kill -9 included) can interrupt anywhere:
 
-1. the models are written into ``artifacts/.RUN.partial`` and loaded back (with
+1. the store notes the run as begun (``run_intents``, committed);
+2. the models are written into ``artifacts/.RUN.partial`` and loaded back (with
    their checksums) and checked to predict as the trained ones; then the folder
    is renamed to ``artifacts/RUN``;
-2. one SQLite transaction writes the run record, its documents, the candidate
-   alias, the promotion decision and, when it promotes, the champion alias.
+3. one SQLite transaction writes the run record, its documents, the candidate
+   alias, the promotion decision and, when it promotes, the champion alias, and
+   deletes the note of step 1.
 
 So a run in the store always has its artifacts and its decision. What a crash can
-leave, a ``.partial`` folder or a complete folder whose run was never committed,
-is removed by ``sweep_orphans`` at the next retrain; runs that lack a decision
-(recorded by older versions, which wrote these steps apart) get one saying so.
+leave, a note of a run begun with a ``.partial`` folder or a complete folder whose
+run was never committed, is removed by ``sweep_orphans`` at the next retrain; runs
+that lack a decision (recorded by older versions, which wrote these steps apart)
+get one saying so.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import re
 import secrets
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +65,7 @@ from .label_models import (
 from .lfs import discover_lfs, lf_set_version, lf_version
 from .matrix import ABSTAIN, label_matrix_hash
 from .monitor import reference_profile
-from .errors import ArtifactError
+from .errors import ArtifactError, StoreError
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore, writer_lock
@@ -293,14 +295,16 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         with Registry(store_path) as registry:
             decision = settle(evaluate_candidate(registry, config, run_id, test_texts, y_test, candidate_model=end_model),
                               promote=config.promotion.auto)
-    with _timed(timings, "record"), writer_lock(store_path):
-        saved = _save_artifacts(root, run_id, label_model, end_model, test_texts)
+    with _timed(timings, "record"), writer_lock(store_path), RunStore(store_path) as store:
+        store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
         try:
-            with RunStore(store_path) as store:
-                store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved),
-                                 then=lambda conn: write_decision(conn, decision, candidate=True))
+            saved = _save_artifacts(root, run_id, label_model, end_model, test_texts)
+            store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved),
+                             then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
             artifacts.discard(root / run_id)
+            with suppress(StoreError):  # the note left behind is swept by the next retrain
+                store.end_intent(run_id)
             raise
     return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
                      store_path=str(store_path), timings=timings, promotion=decision.to_dict(), swept=swept)
@@ -352,9 +356,6 @@ def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts
     )
 
 
-RUN_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")  # what _new_run_id makes: only such folders are ever swept
-
-
 @dataclass(frozen=True)
 class Sweep:
     """What ``sweep_orphans`` found: folder names removed, run ids given a decision."""
@@ -370,25 +371,29 @@ class Sweep:
 def sweep_orphans(config: ProjectConfig) -> Sweep:
     """Clean up after a retrain that died while recording (see the module docstring).
 
-    Removes ``.RUN.partial`` folders and complete ``RUN`` folders that no recorded run
-    owns, and gives each recorded run without a promotion decision an explicit "never
-    gated" decision (nothing is moved). Runs under the store's writer lock, so a retrain
-    recording at the same time is waited for, never swept. Does nothing (and creates
-    nothing) for a project that has neither a store nor an artifact folder.
+    For each run the store noted as begun but never recorded, removes its ``.RUN.partial``
+    or complete ``RUN`` folder; gives each recorded run without a promotion decision an
+    explicit "never gated" one (no alias moves). Folders the store never noted (another
+    project's, sharing the artifact folder) are never touched. Runs under the store's
+    writer lock, so a retrain recording at the same time is waited for, never swept.
+    Does nothing (and creates nothing) for a project without a store yet.
     """
-    store_path, root = config.resolve(config.store), config.resolve(config.artifacts)
-    if not store_path.exists() and not root.is_dir():
+    store_path = config.resolve(config.store)
+    if not store_path.exists():
         return Sweep()
-    with writer_lock(store_path):
-        with RunStore(store_path) as store:
-            runs = {row["id"] for row in store.list_runs()}
-            undecided = sorted(row["id"] for row in store.db.query(
-                "SELECT id FROM runs WHERE id NOT IN (SELECT run_id FROM run_documents WHERE name = 'promotion')"))
-        folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        partial = [p for p in folders if p.name.startswith(".") and p.name.endswith(".partial")]
-        unrecorded = [p for p in folders if RUN_ID.fullmatch(p.name) and p.name not in runs]
-        for folder in partial + unrecorded:
-            artifacts.discard(folder)
+    partial, unrecorded = [], []
+    with writer_lock(store_path), RunStore(store_path) as store:
+        runs = {row["id"] for row in store.list_runs()}
+        for intent in store.intents():
+            run_id, root = intent["run_id"], Path(intent["folder"])
+            if run_id not in runs:
+                for folder, found in ((root / f".{run_id}.partial", partial), (root / run_id, unrecorded)):
+                    if folder.exists():
+                        artifacts.discard(folder)
+                        found.append(folder.name)
+            store.end_intent(run_id)
+        undecided = sorted(row["id"] for row in store.db.query(
+            "SELECT id FROM runs WHERE id NOT IN (SELECT run_id FROM run_documents WHERE name = 'promotion')"))
         if undecided:
             with Registry(store_path) as registry:
                 champion = registry.get(CHAMPION)
@@ -398,7 +403,7 @@ def sweep_orphans(config: ProjectConfig) -> Sweep:
                         f"never gated: its retrain stopped before recording a promotion decision (found by the sweep"
                         f" of {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}); run"
                         f" `labeling promote {run_id}` to gate it"))
-    return Sweep(tuple(p.name for p in partial), tuple(p.name for p in unrecorded), tuple(undecided))
+    return Sweep(tuple(partial), tuple(unrecorded), tuple(undecided))
 
 
 def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, eval_rows, saved) -> RunRecord:

@@ -11,6 +11,10 @@ leaves no record behind. Tables:
 - ``run_artifacts``: saved files with their sha256.
 - ``run_documents``: named JSON documents of a run (verification report,
   slice metrics, test-split predictions, the monitoring reference profile).
+- ``run_intents``: runs being recorded: written (and committed) before a retrain
+  creates its artifact folder, deleted in the transaction that records the run.
+  A row left behind names the folders of a retrain that died; only those are
+  ever swept, never a folder this store does not know (another project's).
 """
 
 from __future__ import annotations
@@ -127,6 +131,8 @@ class RunStore:
                 {"run_id": str, "name": str, "body": str},
                 pk=("run_id", "name"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
             )
+            db["run_intents"].create({"run_id": str, "folder": str, "started_at": str}, pk="run_id",
+                                     if_not_exists=True)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def record_run(self, run: RunRecord, *, then: Callable[[sqlite3.Connection], None] | None = None) -> None:
@@ -161,10 +167,31 @@ class RunStore:
                 self.db["run_documents"].insert_all(
                     {"run_id": run.id, "name": n, "body": dumps(body)} for n, body in sorted(run.documents.items())
                 )
+                self.db.execute("DELETE FROM run_intents WHERE run_id = ?", [run.id])
                 if then is not None:
                     then(self.db.conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot record run {run.id} in {self.path}: {exc}") from exc
+
+    def begin_run(self, run_id: str, folder: str | Path, started_at: str) -> None:
+        """Note, before anything is written to ``folder``, that run ``run_id`` is being recorded there."""
+        self._write_intent("INSERT INTO run_intents (run_id, folder, started_at) VALUES (?, ?, ?)",
+                           [run_id, str(folder), started_at])
+
+    def end_intent(self, run_id: str) -> None:
+        """Forget a run being recorded (its folders are gone: it failed, or it was swept)."""
+        self._write_intent("DELETE FROM run_intents WHERE run_id = ?", [run_id])
+
+    def intents(self) -> list[dict]:
+        """Runs begun (``begin_run``) and neither recorded nor ended: what a crashed retrain left."""
+        return list(self.db["run_intents"].rows_where(order_by="started_at"))
+
+    def _write_intent(self, sql: str, args: list) -> None:
+        try:
+            with self.db.atomic():
+                self.db.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot note a run being recorded in {self.path}: {exc}") from exc
 
     def get_run(self, run_id: str) -> dict:
         """A run with its LFs, metrics and artifacts, JSON fields decoded."""

@@ -272,6 +272,8 @@ def _assert_whole(config, n_runs: int) -> None:
             load_label_model(folder.parent / "label_model", labels)
             assert store.get_documents(run_id)["promotion"]["candidate_run_id"] == run_id
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(runs) if root.exists() else not runs
+    with RunStore(config.resolve(config.store)) as store:
+        assert store.intents() == []
     if runs:
         with Registry(config.resolve(config.store)) as registry:
             assert registry.get(CANDIDATE) == runs[-1]
@@ -300,26 +302,34 @@ def test_retrain_checks_that_its_artifacts_load_before_recording_the_run(tmp_pat
     assert not root.exists() or not any(root.iterdir())
 
 
-def test_sweep_removes_orphans_and_gives_undecided_runs_a_decision(tmp_path):
+def test_sweep_removes_what_a_dead_retrain_left_and_gives_undecided_runs_a_decision(tmp_path):
     from labeling.retrain import sweep_orphans
 
     config = load_config(tiny_project(tmp_path))
     first = run_retrain(config)
     root = config.resolve(config.artifacts)
-    (root / f".{first.run_id}x.partial" / "end_model").mkdir(parents=True)
-    shutil.copytree(root / first.run_id, root / "20000101T000000-abcdef")  # complete, but no run owns it
-    (root / "not-a-run").mkdir()  # not a name a retrain makes: never touched
-    with RunStore(config.resolve(config.store)) as store:  # a run as older versions could leave it: no decision
-        store.db.execute("DELETE FROM run_documents WHERE name = 'promotion'")
+    partial, unrecorded = "20000101T000000-aaaaaa", "20000101T000000-bbbbbb"
+    with RunStore(config.resolve(config.store)) as store:  # two retrains that died after noting their run
+        for run_id in (partial, unrecorded):
+            store.begin_run(run_id, root, "2000-01-01T00:00:00+00:00")
+        store.db.execute("DELETE FROM run_documents WHERE name = 'promotion'")  # a run as older versions left it
         store.db.conn.commit()
+    (root / f".{partial}.partial" / "end_model").mkdir(parents=True)
+    shutil.copytree(root / first.run_id, root / unrecorded)  # complete, but its run was never committed
+    # Folders the store never noted (another project sharing the artifact folder): never touched.
+    foreign = [root / "20000101T000000-cccccc", root / ".20000101T000000-dddddd.partial"]
+    for folder in foreign:
+        folder.mkdir()
     swept = sweep_orphans(config)
-    assert swept.to_dict() == {"partial": [f".{first.run_id}x.partial"], "unrecorded": ["20000101T000000-abcdef"],
+    assert swept.to_dict() == {"partial": [f".{partial}.partial"], "unrecorded": [unrecorded],
                                "undecided": [first.run_id]}
-    assert (root / "not-a-run").is_dir()
-    (root / "not-a-run").rmdir()
+    assert all(folder.is_dir() for folder in foreign)
+    for folder in foreign:
+        folder.rmdir()
     _assert_whole(config, 1)
     with RunStore(config.resolve(config.store)) as store:
         decision = store.get_documents(first.run_id)["promotion"]
+        assert store.intents() == []
     assert decision["reason"].startswith("never gated") and not decision["passed"] and not decision["promoted"]
     assert sweep_orphans(config).to_dict() == {}  # nothing left to do
 

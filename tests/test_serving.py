@@ -350,7 +350,9 @@ def test_promote_under_load_fails_no_request(server, served_project):
         time.sleep(1.0)
         with httpx.Client(base_url=server.url, timeout=60) as c:
             r = c.post("/admin/promote", json={"run_id": second}, headers=AUTH)
-            assert r.status_code == 200 and r.json() == {"model_version": second, "previous": first}
+            assert r.status_code == 200, r.text
+            assert {k: r.json()[k] for k in ("model_version", "previous", "promoted")} == {
+                "model_version": second, "previous": first, "promoted": True}
             # The other worker follows the alias; wait until answers name only the new version.
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:

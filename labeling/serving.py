@@ -283,9 +283,12 @@ class _Server:
         except Exception as exc:  # a transient store error must not kill the follower
             self.last_error = f"cannot read alias {self.settings.alias!r}: {exc}"
             return
-        if not run_id or run_id == self.version:
-            if run_id and run_id == self.version:
-                self.last_error = ""
+        if not run_id:
+            if self.current is None:
+                self.last_error = f"no run to serve yet: alias {self.settings.alias!r} is not set and no run is recorded"
+            return
+        if run_id == self.version:
+            self.last_error = ""
             return
         if run_id == self._failed_run:
             return  # already failed and the alias has not moved; the error stays in last_error

@@ -141,15 +141,28 @@ def _promote(args) -> int:
     from .errors import PromotionRefused
     from .pipeline.registry import promote_run
 
+    if args.force and not args.reason:
+        print("error: --force needs --reason: a forced promotion records who forced it and why", file=sys.stderr)
+        return 2
     config = load_config(args.config, args.set)
     try:
-        decision = promote_run(config, _store(config), args.run_id, force=args.force)
+        decision = promote_run(config, _store(config), args.run_id, force=args.force, actor=_actor(),
+                               note=args.reason or "")
     except PromotionRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     verdict = "promoted" if decision.promoted else "unchanged"
     _print(args, decision.to_dict(), f"{verdict}: {decision.candidate_run_id}: {decision.reason}")
     return 0
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this environment (some containers)
+        return "cli"
 
 
 def _rollback(args) -> int:
@@ -191,12 +204,12 @@ def _report(args) -> int:
 def _export_onnx(args) -> int:
     from .models.artifacts import load_end_model
     from .models.export import export_onnx
-    from .pipeline.store import RunStore, end_model_path
+    from .pipeline.store import RunStore, recorded_end_model
 
     config = load_config(args.config, args.set)
     with RunStore(_store(config)) as store:
-        folder = end_model_path(store.db, args.run_id)
-    files = export_onnx(load_end_model(folder), args.out, config.classes)
+        folder, expected = recorded_end_model(store.db, args.run_id)
+    files = export_onnx(load_end_model(folder, expected), args.out, config.classes)
     _print(args, {"folder": args.out, "files": files}, f"exported {args.run_id} to {args.out}")
     return 0
 
@@ -260,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote = command("promote", _promote, "Promote the candidate (or RUN_ID) to champion if it passes the gate "
                       "on the gold test split (exit 1 when refused).")
     promote.add_argument("run_id", nargs="?", default=None)
-    promote.add_argument("--force", action="store_true", help="promote even when the gate refuses (recorded as forced)")
+    promote.add_argument("--force", action="store_true", help="promote even when the gate refuses (recorded as forced, "
+                         "with --reason and the user)")
+    promote.add_argument("--reason", default=None, help="why (required with --force; recorded)")
     rollback = command("rollback", _rollback, "Point the served alias back at its previous version.")
     rollback.add_argument("--alias", default="production", help="alias to roll back (default: the served champion)")
     command("verify", _verify, "Check the dataset: schema, empty texts, duplicates, leakage, class balance, "

@@ -123,3 +123,108 @@ def copy_store(source: Path, target: Path) -> Path:
     with sqlite3.connect(str(source)) as src, sqlite3.connect(str(target)) as dst:
         src.backup(dst)
     return target
+
+
+TINY_PROJECT = """
+[project]
+name = "tiny"
+classes = ["ham", "spam"]
+seed = 1
+[dataset]
+source = "file"
+path = "comments.csv"
+text_field = "text"
+label_field = "label"
+split = "random"
+dev_size = 0.25
+test_size = 0.25
+[lfs]
+modules = ["lf_modules.youtube_weak"]
+root = "{root}"
+[label_model]
+type = "majority_vote"
+[slices]
+modules = []
+"""
+
+
+def tiny_project(folder: Path) -> Path:
+    """A project that retrains in about a second: 120 short comments, the two weak YouTube
+    LFs, majority vote. Its store and artifacts live in ``folder``."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "comments.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(120):
+            spam = i % 2 == 1
+            writer.writerow([f"check out my channel {i}!" if spam else f"love this song {i}", "spam" if spam else "ham"])
+    return write_project(folder, TINY_PROJECT.format(root=FIXTURES))
+
+
+def record_model_as_run(config, run_id: str, model, new_id: str) -> str:
+    """Record ``model`` as the end model of a new run ``new_id`` (otherwise a copy of ``run_id``'s
+    record and label model): another servable version, made without a retrain."""
+    import datetime
+    import shutil
+
+    from labeling import RunRecord, RunStore, save_end_model
+
+    root = config.resolve(config.artifacts)
+    shutil.copytree(root / run_id / "label_model", root / new_id / "label_model")
+    files = save_end_model(model, root / new_id / "end_model")
+    with RunStore(config.resolve(config.store)) as store:
+        run = store.get_run(run_id)
+        saved = [(a["name"], a["path"].replace(f"/{run_id}/", f"/{new_id}/"), a["sha256"])
+                 for a in run["artifacts"] if a["name"].startswith("label_model/")]
+        saved += [(f"end_model/{name}", str(root / new_id / "end_model" / name), digest) for name, digest in files.items()]
+        store.record_run(RunRecord(
+            id=new_id, created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(), project=run["project"],
+            seed=run["seed"], config=run["config"], dataset_version=run["dataset_version"],
+            dataset_source=run["dataset_source"], split_sizes=run["split_sizes"], lf_set_version=run["lf_set_version"],
+            lfs=tuple((lf["name"], lf["version"]) for lf in run["lfs"]), matrix_hashes=run["matrix_hashes"],
+            label_model=run["label_model"], end_model=run["end_model"], metrics=(), lf_stats=(), artifacts=tuple(saved)))
+    return new_id
+
+
+def break_end_model(config, run_id: str, fault: str, *, record: bool = True) -> Path:
+    """Damage a recorded run's end model the ways issue 12 found; returns the file named by the error.
+
+    ``fault``: ``"not-a-zip"`` (the pipeline file replaced), ``"missing"`` (deleted), ``"wrong-key"``
+    (the manifest's ``files`` renamed) or ``"rewritten"`` (another model written over the files,
+    manifest included). ``record``: also rewrite the store's checksums, as for a run recorded with
+    damaged files; without it the damage is a tampering the recorded checksums must catch.
+    """
+    import json
+    import sqlite3
+
+    from labeling.data.datasets import sha256_file
+
+    folder = config.resolve(config.artifacts) / run_id / "end_model"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    named = folder / "pipeline.skops"
+    if fault == "not-a-zip":
+        named.write_bytes(b"this is not a zip file")
+        manifest["files"]["pipeline.skops"] = sha256_file(named)
+    elif fault == "missing":
+        named.unlink()
+    elif fault == "wrong-key":
+        manifest["file"] = manifest.pop("files")
+        named = folder / "manifest.json"
+    elif fault == "rewritten":
+        named.write_bytes(named.read_bytes()[:-1] + b"\0")
+        manifest["files"]["pipeline.skops"] = sha256_file(named)
+        named = folder / "manifest.json"
+    else:
+        raise ValueError(fault)
+    if fault != "missing":
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    if record:
+        conn = sqlite3.connect(config.resolve(config.store))
+        with conn:
+            for path in folder.iterdir():
+                conn.execute("UPDATE run_artifacts SET sha256 = ? WHERE run_id = ? AND name = ?",
+                             [sha256_file(path), run_id, f"end_model/{path.name}"])
+        conn.close()
+    return named

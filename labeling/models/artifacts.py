@@ -6,13 +6,21 @@
 - label models: JSON (their ``to_dict``).
 
 A model folder holds a ``manifest.json`` with each file's sha256, checked before
-anything is loaded, so a swapped or truncated file is refused, not executed.
+anything is loaded, so a swapped or truncated file is refused, not executed. The
+manifest alone cannot catch a model rewritten together with its manifest: loaders
+take ``expected``, the ``{file name: sha256}`` recorded with the run in the store,
+and check the manifest and every file against it first.
+
+Every load failure (a missing file, a malformed manifest, a file of the wrong
+format) is an ``ArtifactError`` naming the file, never the library's own exception.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +43,7 @@ def write_json(path: Path, obj) -> None:
 def read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8
         raise ArtifactError(f"cannot read {path}: {exc}") from exc
 
 
@@ -45,17 +53,78 @@ def _write_manifest(folder: Path, kind: str, meta: dict) -> dict[str, str]:
     return {**files, MANIFEST: sha256_file(folder / MANIFEST)}
 
 
-def read_manifest(folder: Path) -> dict:
-    """The folder's manifest, after checking every listed file's sha256."""
+# The files each kind of artifact cannot be loaded without.
+REQUIRED_FILES = {
+    "sklearn": ("pipeline.skops",),
+    "torch": ("weights.safetensors", "vocabulary.json"),
+    "label_model": ("label_model.json",),
+    "onnx": ("classifier.onnx", "tfidf.json"),
+}
+
+
+@contextmanager
+def artifact_file(path: Path) -> Iterator[None]:
+    """Turn whatever a library raises while reading ``path`` into an ``ArtifactError`` naming it."""
+    try:
+        yield
+    except ArtifactError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ArtifactError(f"{path}: {exc}") from exc
+    except Exception as exc:  # skops, safetensors, zipfile, json, a model's from_dict: each has its own
+        raise ArtifactError(f"{path}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def check_recorded(folder: Path, expected: Mapping[str, str]) -> None:
+    """Check ``folder``'s files against checksums recorded outside it (the store's run record).
+
+    Raises ``ArtifactError`` naming the first file that is missing or differs, or when
+    the record holds no checksum for the manifest.
+    """
     folder = Path(folder)
-    manifest = read_json(folder / MANIFEST)
-    if manifest.get("format") != FORMAT_VERSION:
-        raise ArtifactError(f"{folder}: unsupported artifact format {manifest.get('format')!r}")
-    for name, expected in manifest["files"].items():
+    if MANIFEST not in expected:
+        raise ArtifactError(f"{folder / MANIFEST}: no sha256 recorded for it; refusing to load")
+    for name, digest in sorted(expected.items(), key=lambda item: item[0] != MANIFEST):
         path = folder / name
         if not path.is_file():
-            raise ArtifactError(f"{folder}: {name} is missing")
-        if sha256_file(path) != expected:
+            raise ArtifactError(f"{path} is missing")
+        if sha256_file(path) != digest:
+            raise ArtifactError(f"{path}: sha256 does not match the one recorded with the run; refusing to load")
+
+
+def _check_shape(path: Path, manifest) -> None:
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ArtifactError(f"{path}: unsupported artifact format {found!r}")
+    if not isinstance(manifest.get("kind"), str) or not isinstance(manifest.get("meta"), dict):
+        raise ArtifactError(f"{path}: 'kind' (text) and 'meta' (a table) are required")
+    if not isinstance(files, dict) or not all(
+        isinstance(n, str) and isinstance(h, str) and n == Path(n).name and n not in ("", ".", "..", MANIFEST)
+        for n, h in files.items()
+    ):
+        raise ArtifactError(f"{path}: 'files' must map plain file names of the folder to sha256 digests")
+    missing = [n for n in REQUIRED_FILES.get(manifest["kind"], ()) if n not in files]
+    if missing:
+        raise ArtifactError(f"{path}: a {manifest['kind']} artifact needs {missing}, which the manifest does not list")
+
+
+def read_manifest(folder: Path, expected: Mapping[str, str] | None = None) -> dict:
+    """The folder's manifest, after checking every listed file's sha256.
+
+    ``expected``: ``{file name: sha256}`` recorded with the run; when given, the
+    manifest itself and every file are checked against it first.
+    """
+    folder = Path(folder)
+    if expected is not None:
+        check_recorded(folder, expected)
+    manifest = read_json(folder / MANIFEST)
+    _check_shape(folder / MANIFEST, manifest)
+    for name, digest in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing")
+        if sha256_file(path) != digest:
             raise ArtifactError(f"{path}: sha256 does not match the manifest; refusing to load")
     return manifest
 
@@ -88,11 +157,14 @@ def _load_sklearn(folder: Path, params: dict) -> SklearnTextClassifier:
     import skops.io as sio
 
     path = folder / "pipeline.skops"
-    untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+    with artifact_file(path):
+        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
     if untrusted:
         raise ArtifactError(f"{path}: refusing untrusted types {untrusted}")
-    model = SklearnTextClassifier(**params)
-    model.pipeline_ = sio.load(path, trusted=list(TRUSTED_TYPES))
+    with artifact_file(folder / MANIFEST):
+        model = SklearnTextClassifier(**params)
+    with artifact_file(path):
+        model.pipeline_ = sio.load(path, trusted=list(TRUSTED_TYPES))
     model.classes_ = np.arange(model.cardinality)
     return model
 
@@ -102,11 +174,17 @@ def _load_torch(folder: Path, params: dict) -> TorchTextClassifier:
     from safetensors.numpy import load_file
     from .end_models import make_vectorizer
 
-    model = TorchTextClassifier(**params)
-    tensors = load_file(str(folder / "weights.safetensors"))
-    vocabulary = read_json(folder / "vocabulary.json")
-    vectorizer = make_vectorizer(model.analyzer, model.ngram_min, model.ngram_max, dtype=np.float32, vocabulary=vocabulary)
-    vectorizer.idf_ = tensors.pop("tfidf.idf").astype(np.float64)
+    with artifact_file(folder / MANIFEST):
+        model = TorchTextClassifier(**params)
+    weights = folder / "weights.safetensors"
+    with artifact_file(weights):
+        tensors = load_file(str(weights))
+        idf = tensors.pop("tfidf.idf").astype(np.float64)
+    with artifact_file(folder / "vocabulary.json"):
+        vocabulary = read_json(folder / "vocabulary.json")
+        vectorizer = make_vectorizer(model.analyzer, model.ngram_min, model.ngram_max, dtype=np.float32,
+                                     vocabulary=vocabulary)
+        vectorizer.idf_ = idf  # refused when the vocabulary's size does not match the saved idf
     net = model._network(len(vocabulary), torch.Generator().manual_seed(0))
     state = {k.removeprefix("net."): torch.from_numpy(v) for k, v in tensors.items()}
     try:
@@ -118,14 +196,22 @@ def _load_torch(folder: Path, params: dict) -> TorchTextClassifier:
     return model
 
 
-def load_end_model(folder: str | Path):
-    """Load an end model saved by ``save_end_model``; verifies checksums first."""
+def load_end_model(folder: str | Path, expected: Mapping[str, str] | None = None):
+    """Load an end model saved by ``save_end_model``; verifies checksums first.
+
+    ``expected``: the run's recorded ``{file name: sha256}`` (see ``read_manifest``).
+    Raises ``ArtifactError`` naming the file for any failure.
+    """
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, expected)
     loaders = {"sklearn": _load_sklearn, "torch": _load_torch}
     if manifest["kind"] not in loaders:
-        raise ArtifactError(f"{folder}: unknown model kind {manifest['kind']!r}")
-    return loaders[manifest["kind"]](folder, manifest["meta"]["params"])
+        raise ArtifactError(f"{folder / MANIFEST}: unknown model kind {manifest['kind']!r}")
+    params = manifest["meta"].get("params")
+    if not isinstance(params, dict):
+        raise ArtifactError(f"{folder / MANIFEST}: 'meta.params' (the model's settings) is missing")
+    with artifact_file(folder):  # anything the per-file checks did not name
+        return loaders[manifest["kind"]](folder, params)
 
 
 def save_label_model(model, folder: str | Path) -> dict[str, str]:
@@ -135,12 +221,17 @@ def save_label_model(model, folder: str | Path) -> dict[str, str]:
     return _write_manifest(folder, "label_model", {"type": type(model).__name__})
 
 
-def load_label_model(folder: str | Path):
+def load_label_model(folder: str | Path, expected: Mapping[str, str] | None = None):
+    """Load a label model saved by ``save_label_model``; raises ``ArtifactError`` naming the file."""
     from .label_models import label_model_from_dict
 
     folder = Path(folder)
-    read_manifest(folder)
-    return label_model_from_dict(read_json(folder / "label_model.json"))
+    manifest = read_manifest(folder, expected)
+    if manifest["kind"] != "label_model":
+        raise ArtifactError(f"{folder / MANIFEST}: not a label model (kind {manifest['kind']!r})")
+    path = folder / "label_model.json"
+    with artifact_file(path):
+        return label_model_from_dict(read_json(path))
 
 
 def discard(folder: Path) -> None:

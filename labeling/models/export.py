@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import _write_manifest, read_json, read_manifest, write_json
+from .artifacts import _write_manifest, artifact_file, read_json, read_manifest, write_json
 from .end_models import SklearnTextClassifier, make_vectorizer
 from ..errors import ArtifactError
 
@@ -53,7 +53,10 @@ def export_onnx(model: SklearnTextClassifier, folder: str | Path,
         options={id(classifier): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3},
     )
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:  # an existing folder is never overwritten
+        raise ArtifactError(f"cannot create the export folder {folder}: {exc}") from exc
     (folder / "classifier.onnx").write_bytes(onnx_model.SerializeToString())
     write_json(folder / "tfidf.json", {
         "analyzer": model.analyzer, "ngram_min": model.ngram_min, "ngram_max": model.ngram_max,
@@ -75,15 +78,18 @@ class OnnxTextClassifier:
         manifest = read_manifest(folder)
         if manifest["kind"] != "onnx":
             raise ArtifactError(f"{folder}: not an ONNX export (kind {manifest['kind']!r})")
-        spec = read_json(folder / "tfidf.json")
-        self.cardinality = int(manifest["meta"]["params"]["cardinality"])
-        self.classes_ = np.asarray(manifest["meta"]["classes"])
-        self.class_names = manifest["meta"].get("class_names")  # None in exports made before they were kept
-        self.vectorizer = make_vectorizer(spec["analyzer"], spec["ngram_min"], spec["ngram_max"],
-                                          vocabulary=spec["vocabulary"])
-        self.vectorizer.idf_ = np.asarray(spec["idf"], dtype=np.float64)
-        self.session = onnxruntime.InferenceSession(str(folder / "classifier.onnx"),
-                                                    providers=["CPUExecutionProvider"])
+        with artifact_file(folder / "manifest.json"):
+            self.cardinality = int(manifest["meta"]["params"]["cardinality"])
+            self.classes_ = np.asarray(manifest["meta"]["classes"])
+            self.class_names = manifest["meta"].get("class_names")  # None in exports made before they were kept
+        with artifact_file(folder / "tfidf.json"):
+            spec = read_json(folder / "tfidf.json")
+            self.vectorizer = make_vectorizer(spec["analyzer"], spec["ngram_min"], spec["ngram_max"],
+                                              vocabulary=spec["vocabulary"])
+            self.vectorizer.idf_ = np.asarray(spec["idf"], dtype=np.float64)
+        with artifact_file(folder / "classifier.onnx"):
+            self.session = onnxruntime.InferenceSession(str(folder / "classifier.onnx"),
+                                                        providers=["CPUExecutionProvider"])
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         X = self.vectorizer.transform(list(texts)).tocsr()

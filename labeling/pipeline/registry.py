@@ -11,22 +11,26 @@ rollback up like any promotion: it polls the alias and swaps models.
 The gate (``gate``) is a pure function: a candidate passes when its score on the
 gold test split is at least the champion's minus ``promotion.margin``. Every
 decision is kept in ``promotions`` and as the candidate run's ``promotion``
-document, so a refused run says why.
+document, so a refused run says why; a decision, its document and its alias moves
+are written in one transaction (``write_decision``). A forced promotion (past a
+refusing gate) records who forced it and why, and its alias move is logged as
+``forced``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..models.artifacts import load_end_model, read_manifest
+from ..models.artifacts import read_manifest
 from ..config import ProjectConfig
 from ..errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
-from ..serve.feedback import DEFAULT_ALIAS, FeedbackLog, utc_now
-from .store import RunStore
+from ..serve.feedback import DEFAULT_ALIAS, FeedbackLog, upsert_alias, utc_now
 
 CHAMPION = DEFAULT_ALIAS  # the alias servers follow
 CANDIDATE = "candidate"
@@ -51,6 +55,9 @@ CREATE TABLE IF NOT EXISTS promotions (
     margin REAL NOT NULL, passed INTEGER NOT NULL, promoted INTEGER NOT NULL, reason TEXT NOT NULL
 );
 """
+# Columns added after the table first shipped; stores written before get them on open.
+_PROMOTION_COLUMNS = {"forced": "INTEGER NOT NULL DEFAULT 0", "actor": "TEXT NOT NULL DEFAULT ''",
+                      "note": "TEXT NOT NULL DEFAULT ''"}
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,15 @@ class GateDecision:
     candidate_run_id: str
     champion_run_id: str | None
     metric: str
-    candidate_score: float
+    candidate_score: float | None  # None only for a run swept without ever being gated
     champion_score: float | None
     margin: float
     passed: bool
     reason: str
     promoted: bool = False
+    forced: bool = False  # promoted although the gate refused
+    actor: str = ""  # who asked (command line user, HTTP client)
+    note: str = ""  # why, as they said it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +100,11 @@ class Registry:
         self.log = FeedbackLog(self.path)  # creates model_aliases with the server's schema
         with self.log._lock:
             self.log.conn.executescript(_SCHEMA)
+        have = {row["name"] for row in self.log.read("PRAGMA table_info(promotions)")}
+        with self.log.transaction() as conn:
+            for name, spec in _PROMOTION_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE promotions ADD COLUMN {name} {spec}")
 
     def close(self) -> None:
         self.log.close()
@@ -140,7 +155,7 @@ class Registry:
             raise StoreError(f"alias {alias!r} has no previous version to roll back to (history: {stack})")
         target = stack[-2]
         try:
-            read_manifest(self.log.end_model_path(target))
+            read_manifest(*self.log.recorded_end_model(target))
         except ArtifactError as exc:
             raise StoreError(f"cannot roll {alias!r} back to {target!r}: {exc}") from exc
         self.log.set_alias(target, alias)  # the server's own alias write; the trigger logs the move
@@ -150,19 +165,49 @@ class Registry:
                          [alias, target, current])
         return current, target
 
-    def record_decision(self, decision: GateDecision) -> None:
-        d = decision
+    def record_decision(self, decision: GateDecision, *, alias: str = CHAMPION) -> None:
+        """Write ``decision`` and its alias move in one transaction (``write_decision``)."""
         with self.log.transaction() as conn:
-            conn.execute(
-                "INSERT INTO promotions (created_at, candidate_run_id, champion_run_id, metric, candidate_score,"
-                " champion_score, margin, passed, promoted, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [utc_now(), d.candidate_run_id, d.champion_run_id, d.metric, d.candidate_score, d.champion_score,
-                 d.margin, int(d.passed), int(d.promoted), d.reason],
-            )
+            write_decision(conn, decision, alias=alias)
 
     def decisions(self, run_id: str | None = None) -> list[dict]:
         where, args = ("WHERE candidate_run_id = ?", [run_id]) if run_id else ("", [])
         return self.log.read(f"SELECT * FROM promotions {where} ORDER BY seq", args)
+
+
+def write_decision(conn: sqlite3.Connection, decision: GateDecision, *, alias: str = CHAMPION,
+                   candidate: bool = False) -> None:
+    """Write a gate decision inside the caller's transaction: its ``promotions`` row, the run's
+    ``promotion`` document, ``alias`` moved when it promoted, and the ``candidate`` alias when
+    ``candidate`` (a new run). One transaction, so none of these is ever found without the others."""
+    d = decision
+    if candidate:
+        upsert_alias(conn, CANDIDATE, d.candidate_run_id)
+    if d.promoted:
+        upsert_alias(conn, alias, d.candidate_run_id)
+        if d.forced:
+            conn.execute("UPDATE model_alias_history SET action = 'forced' WHERE seq = (SELECT max(seq) FROM"
+                         " model_alias_history WHERE alias = ? AND run_id = ?)", [alias, d.candidate_run_id])
+    conn.execute(
+        "INSERT INTO promotions (created_at, candidate_run_id, champion_run_id, metric, candidate_score,"
+        " champion_score, margin, passed, promoted, reason, forced, actor, note)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [utc_now(), d.candidate_run_id, d.champion_run_id, d.metric, d.candidate_score, d.champion_score,
+         d.margin, int(d.passed), int(d.promoted), d.reason, int(d.forced), d.actor, d.note],
+    )
+    conn.execute("INSERT INTO run_documents (run_id, name, body) VALUES (?, 'promotion', ?)"
+                 " ON CONFLICT(run_id, name) DO UPDATE SET body = excluded.body",
+                 [d.candidate_run_id, json.dumps(d.to_dict(), sort_keys=True, default=str)])
+
+
+def settle(decision: GateDecision, *, promote: bool, force: bool = False, actor: str = "",
+           note: str = "") -> GateDecision:
+    """Pure: whether the gate's ``decision`` moves the alias. It does when ``promote`` and it
+    passed, or when ``force``d past a refusal (then marked ``forced``, with who and why)."""
+    promoted = promote and (decision.passed or force) and decision.champion_run_id != decision.candidate_run_id
+    forced = promoted and not decision.passed
+    return replace(decision, promoted=promoted, forced=forced, actor=actor, note=note,
+                   reason=decision.reason + (" (forced)" if forced else ""))
 
 
 def score_on_test(model, test_texts: list[str], y_test, classes, metric: str) -> float:
@@ -182,7 +227,7 @@ def evaluate_candidate(
     """Score candidate and champion on the same gold test rows and apply the gate."""
     metric, margin = config.promotion.metric, config.promotion.margin
     if candidate_model is None:
-        candidate_model = load_end_model(registry.log.end_model_path(candidate_run_id))
+        candidate_model = registry.log.load_end_model(candidate_run_id)
     candidate_score = score_on_test(candidate_model, test_texts, y_test, config.classes, metric)
     champion = registry.get(alias)
     if champion == candidate_run_id:
@@ -191,7 +236,7 @@ def evaluate_candidate(
     champion_score = None
     if champion is not None:
         try:
-            champion_model = load_end_model(registry.log.end_model_path(champion))
+            champion_model = registry.log.load_end_model(champion)
         except (ArtifactError, StoreError) as exc:
             return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
                                 f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
@@ -210,28 +255,31 @@ def decide(
     candidate_model=None,
     promote: bool,
     force: bool = False,
+    alias: str = CHAMPION,
+    actor: str = "",
+    note: str = "",
 ) -> GateDecision:
-    """Gate ``candidate_run_id`` against the champion; move the champion alias when it
-    passes and ``promote`` (or ``force``) is set; record the decision either way."""
+    """Gate ``candidate_run_id`` against ``alias``; move the alias when it passes and
+    ``promote`` (or ``force``) is set; record the decision either way, in one transaction.
+
+    Raises ``ArtifactError`` when the candidate's files fail their recorded checksums or
+    cannot be loaded, ``StoreError`` for an unknown run.
+    """
     with Registry(store_path) as registry:
         decision = evaluate_candidate(registry, config, candidate_run_id, test_texts, np.asarray(y_test),
-                                      candidate_model=candidate_model)
-        promoted = promote and (decision.passed or force) and decision.champion_run_id != candidate_run_id
-        if promoted and not decision.passed:
-            decision = GateDecision(**{**decision.to_dict(), "reason": decision.reason + " (forced)"})
-        decision = GateDecision(**{**decision.to_dict(), "promoted": promoted})
-        if promoted:
-            registry.set(CHAMPION, candidate_run_id)
-        registry.record_decision(decision)
-    with RunStore(store_path) as store:
-        store.put_document(candidate_run_id, "promotion", decision.to_dict())
+                                      candidate_model=candidate_model, alias=alias)
+        decision = settle(decision, promote=promote, force=force, actor=actor, note=note)
+        registry.record_decision(decision, alias=alias)
     return decision
 
 
-def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | None = None, *, force: bool = False) -> GateDecision:
-    """The ``promote`` command: gate the candidate (or ``run_id``) on the project's test split.
+def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | None = None, *, force: bool = False,
+                alias: str = CHAMPION, actor: str = "", note: str = "", candidate_model=None,
+                test=None) -> GateDecision:
+    """The ``promote`` command: gate the candidate (or ``run_id``) on the project's test split
+    (``test``, a frame with ``text`` and ``label``; read from the dataset when not given).
 
-    Raises ``PromotionRefused`` with the reason when the gate refuses it.
+    Raises ``PromotionRefused`` with the reason when the gate refuses it (and not ``force``).
     """
     from ..data.datasets import load_dataset
 
@@ -239,10 +287,10 @@ def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | Non
         run_id = run_id or registry.get(CANDIDATE)
     if not run_id:
         raise StoreError(f"no candidate in {store_path}; retrain first or name a run")
-    test = load_dataset(config).test
+    if test is None:
+        test = load_dataset(config).test
     decision = decide(config, store_path, run_id, test["text"].tolist(), test["label"].to_numpy(),
-                      promote=True, force=force)
+                      candidate_model=candidate_model, promote=True, force=force, alias=alias, actor=actor, note=note)
     if not decision.promoted and not decision.passed:
         raise PromotionRefused(f"run {run_id} not promoted: {decision.reason}")
     return decision
-

@@ -3,6 +3,22 @@
 Each step is a library call; this module only wires them in order, times them,
 and records the run once everything succeeded (a failed run leaves nothing in
 the store and no artifact folder).
+
+Recording, in an order that a crash (kill -9 included) can interrupt anywhere:
+
+1. the store notes the run as begun (``run_intents``, committed);
+2. the models are written into ``artifacts/.RUN.partial`` and loaded back (with
+   their checksums) and checked to predict as the trained ones; then the folder
+   is renamed to ``artifacts/RUN``;
+3. one SQLite transaction writes the run record, its documents, the candidate
+   alias, the promotion decision and, when it promotes, the champion alias, and
+   deletes the note of step 1.
+
+So a run in the store always has its artifacts and its decision. What a crash can
+leave, a note of a run begun with a ``.partial`` folder or a complete folder whose
+run was never committed, is removed by ``sweep_orphans`` at the next retrain; runs
+that lack a decision (recorded by older versions, which wrote these steps apart)
+get one saying so.
 """
 
 from __future__ import annotations
@@ -10,7 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import secrets
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,9 +63,10 @@ from ..models.label_models import MajorityVote, fit_label_model, probs_to_preds
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import ABSTAIN, label_matrix_hash
 from ..serve.monitor import reference_profile
-from .registry import CANDIDATE, Registry, decide
+from ..errors import ArtifactError, StoreError
+from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
-from .store import RunRecord, RunStore
+from .store import RunRecord, RunStore, writer_lock
 from ..data.verify import raise_on_errors, verify_splits
 
 
@@ -74,6 +91,7 @@ class RunResult:
     timings: dict = field(default_factory=dict)
     documents: dict = field(default_factory=dict)  # verification, slices, test predictions, monitor reference
     promotion: dict = field(default_factory=dict)  # the gate's decision on this run (recorded runs)
+    swept: dict = field(default_factory=dict)  # what the sweep before this run removed or completed
 
     def metric(self, name: str, column: str = "accuracy") -> float:
         rows = self.evaluation[self.evaluation["name"] == name]
@@ -102,6 +120,7 @@ class RunResult:
             if "verification" in self.documents else None,
             "slices": self.documents.get("slices"),
             "promotion": self.promotion or None,
+            "swept": self.swept or None,
         }
 
 
@@ -170,6 +189,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     """Run the whole pipeline for ``config`` and (by default) record it in the store."""
     timings: dict[str, float] = {}
     k, seed, classes = config.cardinality, config.seed, config.classes
+    swept = sweep_orphans(config).to_dict() if record else {}
     with _timed(timings, "load"):
         splits = load_dataset(config)
         # Gold labels from reviews and serving feedback; gold on test rows is set aside.
@@ -264,22 +284,26 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     if not record:
         return RunResult(**result_kwargs, timings=timings)
 
-    with _timed(timings, "record"):
-        saved = _save_artifacts(config, run_id, label_model, end_model)
-        try:
-            store_path = config.resolve(config.store)
-            with RunStore(store_path) as store:
-                store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved))
-        except BaseException:
-            artifacts.discard(config.resolve(config.artifacts) / run_id)
-            raise
+    store_path, root = config.resolve(config.store), config.resolve(config.artifacts)
+    test_texts = splits.test["text"].tolist()
     with _timed(timings, "promotion_gate"):
-        # The new run becomes the candidate; the gate says whether it may be champion.
+        # The gate reads the champion now; its decision is written with the run, below.
         with Registry(store_path) as registry:
-            registry.set(CANDIDATE, run_id)
-        promotion = decide(config, store_path, run_id, splits.test["text"].tolist(), y_test,
-                           candidate_model=end_model, promote=config.promotion.auto).to_dict()
-    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved}, store_path=str(store_path), timings=timings, promotion=promotion)
+            decision = settle(evaluate_candidate(registry, config, run_id, test_texts, y_test, candidate_model=end_model),
+                              promote=config.promotion.auto)
+    with _timed(timings, "record"), writer_lock(store_path), RunStore(store_path) as store:
+        store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
+        try:
+            saved = _save_artifacts(root, run_id, label_model, end_model, test_texts)
+            store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved),
+                             then=lambda conn: write_decision(conn, decision, candidate=True))
+        except BaseException:
+            artifacts.discard(root / run_id)
+            with suppress(StoreError):  # the note left behind is swept by the next retrain
+                store.end_intent(run_id)
+            raise
+    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
+                     store_path=str(store_path), timings=timings, promotion=decision.to_dict(), swept=swept)
 
 
 def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model, end_model) -> dict:
@@ -302,14 +326,21 @@ def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, la
     }
 
 
-def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model) -> tuple[tuple[str, str, str], ...]:
-    root = config.resolve(config.artifacts)
+def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """Write both models into ``root/.RUN.partial``, check that they load back and predict
+    as trained, then rename the folder to ``root/RUN``. Raises ``ArtifactError`` (and
+    leaves no folder) when the saved files do not load."""
     partial = root / f".{run_id}.partial"
     try:
         files = {
             "label_model": artifacts.save_label_model(label_model, partial / "label_model"),
             "end_model": artifacts.save_end_model(end_model, partial / "end_model"),
         }
+        artifacts.load_label_model(partial / "label_model", files["label_model"])
+        reloaded = artifacts.load_end_model(partial / "end_model", files["end_model"])
+        probe = probe_texts[:256]
+        if probe and not np.allclose(reloaded.predict_proba(probe), end_model.predict_proba(probe), atol=1e-6):
+            raise ArtifactError(f"{partial / 'end_model'}: the saved end model predicts differently from the trained one")
         partial.rename(root / run_id)
     except BaseException:
         artifacts.discard(partial)
@@ -319,6 +350,56 @@ def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model) 
         for part, listing in files.items()
         for name, digest in listing.items()
     )
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What ``sweep_orphans`` found: folder names removed, run ids given a decision."""
+
+    partial: tuple[str, ...] = ()
+    unrecorded: tuple[str, ...] = ()
+    undecided: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {k: list(v) for k, v in self.__dict__.items() if v}
+
+
+def sweep_orphans(config: ProjectConfig) -> Sweep:
+    """Clean up after a retrain that died while recording (see the module docstring).
+
+    For each run the store noted as begun but never recorded, removes its ``.RUN.partial``
+    or complete ``RUN`` folder; gives each recorded run without a promotion decision an
+    explicit "never gated" one (no alias moves). Folders the store never noted (another
+    project's, sharing the artifact folder) are never touched. Runs under the store's
+    writer lock, so a retrain recording at the same time is waited for, never swept.
+    Does nothing (and creates nothing) for a project without a store yet.
+    """
+    store_path = config.resolve(config.store)
+    if not store_path.exists():
+        return Sweep()
+    partial, unrecorded = [], []
+    with writer_lock(store_path), RunStore(store_path) as store:
+        runs = {row["id"] for row in store.list_runs()}
+        for intent in store.intents():
+            run_id, root = intent["run_id"], Path(intent["folder"])
+            if run_id not in runs:
+                for folder, found in ((root / f".{run_id}.partial", partial), (root / run_id, unrecorded)):
+                    if folder.exists():
+                        artifacts.discard(folder)
+                        found.append(folder.name)
+            store.end_intent(run_id)
+        undecided = sorted(row["id"] for row in store.db.query(
+            "SELECT id FROM runs WHERE id NOT IN (SELECT run_id FROM run_documents WHERE name = 'promotion')"))
+        if undecided:
+            with Registry(store_path) as registry:
+                champion = registry.get(CHAMPION)
+                for run_id in undecided:
+                    registry.record_decision(GateDecision(
+                        run_id, champion, config.promotion.metric, None, None, config.promotion.margin, False,
+                        f"never gated: its retrain stopped before recording a promotion decision (found by the sweep"
+                        f" of {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}); run"
+                        f" `labeling promote {run_id}` to gate it"))
+    return Sweep(tuple(partial), tuple(unrecorded), tuple(undecided))
 
 
 def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, eval_rows, saved) -> RunRecord:
@@ -436,6 +517,8 @@ def format_summary(result: RunResult) -> str:
                    "passes, not promoted (promotion.auto is false; run `.venv/bin/python -m labeling promote`)"
                    if result.promotion["passed"] else "not promoted")
         lines += [f"promotion gate: {verdict}: {result.promotion['reason']}"]
+    if result.swept:
+        lines += [f"swept after an interrupted retrain: {result.swept}"]
     if result.store_path:
         lines += ["", f"recorded in {result.store_path}"]
     if result.timings:

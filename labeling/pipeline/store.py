@@ -11,12 +11,18 @@ leaves no record behind. Tables:
 - ``run_artifacts``: saved files with their sha256.
 - ``run_documents``: named JSON documents of a run (verification report,
   slice metrics, test-split predictions, the monitoring reference profile).
+- ``run_intents``: runs being recorded: written (and committed) before a retrain
+  creates its artifact folder, deleted in the transaction that records the run.
+  A row left behind names the folders of a retrain that died; only those are
+  ever swept, never a folder this store does not know (another project's).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +52,20 @@ class RunRecord:
     lf_stats: tuple[dict, ...]
     artifacts: tuple[tuple[str, str, str], ...]  # (name, path, sha256)
     documents: dict = field(default_factory=dict)  # name -> JSON-able document
+
+
+@contextmanager
+def writer_lock(store_path: str | Path) -> Iterator[None]:
+    """Hold the store's run-writer lock (``<store>.lock``): one retrain records, or one sweep
+    looks for orphans, at a time, so a sweep never takes a concurrent retrain's half-written
+    folders for orphans. The OS releases it when its holder dies, kill -9 included."""
+    import fcntl
+
+    path = Path(store_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _open(path: Path) -> sqlite_utils.Database:
@@ -111,10 +131,16 @@ class RunStore:
                 {"run_id": str, "name": str, "body": str},
                 pk=("run_id", "name"), foreign_keys=[("run_id", "runs", "id")], if_not_exists=True,
             )
+            db["run_intents"].create({"run_id": str, "folder": str, "started_at": str}, pk="run_id",
+                                     if_not_exists=True)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def record_run(self, run: RunRecord) -> None:
-        """Insert a run and everything tied to it, all or nothing."""
+    def record_run(self, run: RunRecord, *, then: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Insert a run and everything tied to it, all or nothing.
+
+        ``then(connection)`` runs inside the same transaction (the retrain writes the
+        run's aliases and promotion decision there), so a crash keeps all or none of it.
+        """
         dumps = lambda obj: json.dumps(obj, sort_keys=True, default=str)  # noqa: E731
         try:
             with self.db.atomic():
@@ -141,8 +167,31 @@ class RunStore:
                 self.db["run_documents"].insert_all(
                     {"run_id": run.id, "name": n, "body": dumps(body)} for n, body in sorted(run.documents.items())
                 )
+                self.db.execute("DELETE FROM run_intents WHERE run_id = ?", [run.id])
+                if then is not None:
+                    then(self.db.conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot record run {run.id} in {self.path}: {exc}") from exc
+
+    def begin_run(self, run_id: str, folder: str | Path, started_at: str) -> None:
+        """Note, before anything is written to ``folder``, that run ``run_id`` is being recorded there."""
+        self._write_intent("INSERT INTO run_intents (run_id, folder, started_at) VALUES (?, ?, ?)",
+                           [run_id, str(folder), started_at])
+
+    def end_intent(self, run_id: str) -> None:
+        """Forget a run being recorded (its folders are gone: it failed, or it was swept)."""
+        self._write_intent("DELETE FROM run_intents WHERE run_id = ?", [run_id])
+
+    def intents(self) -> list[dict]:
+        """Runs begun (``begin_run``) and neither recorded nor ended: what a crashed retrain left."""
+        return list(self.db["run_intents"].rows_where(order_by="started_at"))
+
+    def _write_intent(self, sql: str, args: list) -> None:
+        try:
+            with self.db.atomic():
+                self.db.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot note a run being recorded in {self.path}: {exc}") from exc
 
     def get_run(self, run_id: str) -> dict:
         """A run with its LFs, metrics and artifacts, JSON fields decoded."""
@@ -187,11 +236,22 @@ def read_run(db: sqlite_utils.Database, run_id: str, *, where: object = "the sto
     row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])} for m in db["run_metrics"].rows_where(clause, args)]
     row["artifacts"] = list(db["run_artifacts"].rows_where(clause, args, order_by="name"))
     return row
+def recorded_end_model(db: sqlite_utils.Database, run_id: str) -> tuple[Path, dict[str, str]]:
+    """A run's saved end model as recorded: ``(folder, {file name: sha256})``.
+
+    Loaders check the files against these checksums (``load_end_model(folder, expected)``),
+    not only against the manifest beside them, which whoever rewrites a model can rewrite too.
+    Raises ``StoreError`` when the run is unknown or recorded no end model.
+    """
+    prefix = "end_model/"
+    files = {a["name"].removeprefix(prefix): a for a in read_run(db, run_id)["artifacts"] if a["name"].startswith(prefix)}
+    if "manifest.json" not in files:
+        raise StoreError(f"run {run_id!r} has no saved end model")
+    return Path(files["manifest.json"]["path"]).parent, {name: a["sha256"] for name, a in files.items()}
+
+
 def end_model_path(db: sqlite_utils.Database, run_id: str) -> Path:
     """The folder of a run's saved end model, from its artifact records."""
-    for artifact in read_run(db, run_id)["artifacts"]:
-        if artifact["name"] == "end_model/manifest.json":
-            return Path(artifact["path"]).parent
-    raise StoreError(f"run {run_id!r} has no saved end model")
+    return recorded_end_model(db, run_id)[0]
 
 

@@ -5,10 +5,17 @@ uvicorn worker builds its own app (``app_from_env``), so each has its own model
 copy and its own SQLite connection.
 
 Which model is served: the store's ``production`` alias (``model_aliases``).
-``POST /admin/promote`` loads and warms up the new run, swaps it in this
-worker, then moves the alias; the other workers see the alias move within
-``alias_poll_s`` and swap too. A swap replaces one reference: a request that
-already holds the old model finishes with it, so no request fails.
+``POST /admin/promote`` loads and warms up the new run (its files checked
+against the checksums recorded with the run), puts it through the promotion
+gate (``registry.promote_run``; ``force_reason`` forces it past a refusal, and
+the store records who and why), moves the alias and swaps the model in this
+worker; the other workers see the alias move within ``alias_poll_s`` and swap
+too. A swap replaces one reference: a request that already holds the old model
+finishes with it, so no request fails.
+
+A run that cannot be loaded never stops the worker from following the alias:
+it keeps serving what it has, ``/readyz`` names the model it serves and says
+why the alias's run is not served, and the next alias move is followed.
 
 Endpoints: ``POST /predict``, ``POST /feedback``, ``GET /models``, ``/livez``,
 ``/readyz``, ``POST /admin/promote``; OpenAPI at ``/openapi.json``. Every
@@ -38,9 +45,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from ..models.artifacts import load_end_model
 from ..config import load_config
-from ..errors import ArtifactError, LabelingError, StoreError
+from ..errors import ArtifactError, LabelingError, PromotionRefused, StoreError
 from .votes import Explainer, lf_votes
 from .feedback import (
     DEFAULT_ALIAS,
@@ -119,10 +125,15 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
     """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction."""
     try:
         lineage = log.run_lineage(run_id)
-        model = load_end_model(log.end_model_path(run_id))
+        model = log.load_end_model(run_id)
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
-    check_probabilities(model.predict_proba(["warm-up: is this spam? check out my channel"]), 1, cardinality)
+    try:
+        probs = model.predict_proba(["warm-up: is this spam? check out my channel"])
+    except Exception as exc:  # a model that loads but cannot predict is not served, whatever it raises
+        raise ModelLoadError(f"cannot serve run {run_id!r}: its warm-up prediction failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    check_probabilities(probs, 1, cardinality)
     return ServedModel(run_id=run_id, model=model, lineage=lineage)
 
 
@@ -206,7 +217,9 @@ class _Server:
         self._explain_lock = threading.Lock()  # one spaCy pipeline per worker: one inline explanation at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failed_runs: set[str] = set()
+        self._failed_run = ""  # the alias's run that last failed to load: not retried until the alias moves
+        self._gate_lock = threading.Lock()
+        self._test_split = None  # the gold test split the promotion gate scores on, read once
 
     @property
     def version(self) -> str:
@@ -242,41 +255,81 @@ class _Server:
                 self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations)
             if s.run_id:
                 self.log.set_alias(s.run_id, s.alias)
-            while not self._stop.is_set() and self.current is None:
-                run_id = self.log.get_alias(s.alias) or self.log.latest_run_id()
-                if run_id:
-                    self._try_swap(run_id)
-                if self.current is None:
-                    self._stop.wait(s.alias_poll_s)
-            if s.lf_votes == "inline":  # warm the LFs (spaCy loads here) before declaring readiness
-                self.votes(["warm-up"])
-            self.ready = self.current is not None
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
             return
+        while not self._stop.is_set() and self.current is None:
+            self._follow(first=True)
+            if self.current is None:
+                self._stop.wait(s.alias_poll_s)
+        try:
+            if s.lf_votes == "inline":  # warm the LFs (spaCy loads here) before declaring readiness
+                self.votes(["warm-up"])
+        except (LabelingError, OSError) as exc:
+            self.last_error = str(exc)
+            return
+        self.ready = self.current is not None
         while not self._stop.wait(s.alias_poll_s):
-            try:
-                run_id = self.log.get_alias(s.alias)
-            except Exception as exc:  # a transient store error must not kill the follower
-                self.last_error = str(exc)
-                continue
-            if run_id and run_id != self.version and run_id not in self._failed_runs:
-                self._try_swap(run_id)
+            self._follow()
 
-    def _try_swap(self, run_id: str) -> None:
+    def _follow(self, first: bool = False) -> None:
+        """One look at the alias (at start, the latest run when no alias is set); swap when it moved.
+
+        Never raises: whatever goes wrong is kept in ``last_error`` for ``/readyz`` and the
+        next poll tries again, so no bad artifact or store hiccup ends the follower.
+        """
+        try:
+            run_id = self.log.get_alias(self.settings.alias) or (self.log.latest_run_id() if first else None)
+        except Exception as exc:  # a transient store error must not kill the follower
+            self.last_error = f"cannot read alias {self.settings.alias!r}: {exc}"
+            return
+        if not run_id:
+            if self.current is None:
+                self.last_error = f"no run to serve yet: alias {self.settings.alias!r} is not set and no run is recorded"
+            return
+        if run_id == self.version:
+            self.last_error = ""
+            return
+        if run_id == self._failed_run:
+            return  # already failed and the alias has not moved; the error stays in last_error
         try:
             self.swap(run_id)
-        except ModelLoadError as exc:
-            self._failed_runs.add(run_id)
-            self.last_error = str(exc)
+        except Exception as exc:
+            self._failed_run = run_id
+            serving = f"; still serving {self.version}" if self.version else ""
+            self.last_error = f"alias {self.settings.alias!r} -> {run_id}: {exc}{serving}"
 
     def swap(self, run_id: str) -> ServedModel:
         with self._swap_lock:
             if self.current is not None and self.current.run_id == run_id:
                 return self.current
-            served = load_served_model(self.log, run_id, self.config.cardinality)
+        return self.install(load_served_model(self.log, run_id, self.config.cardinality))
+
+    def install(self, served: ServedModel) -> ServedModel:
+        with self._swap_lock:
             self.current = served  # one reference assignment: in-flight requests keep the old model
+            self._failed_run, self.last_error = "", ""  # what failed before is no longer what the alias names
             return served
+
+    def promote(self, run_id: str, *, force_reason: str | None, actor: str):
+        """Load ``run_id`` (checksums, warm-up), pass it through the promotion gate for this
+        server's alias (or force it, recorded), then serve it here.
+
+        Raises ``ModelLoadError`` (cannot be served), ``PromotionRefused`` (the gate's reason),
+        ``StoreError``, or another ``LabelingError`` (e.g. no gold test split to gate on).
+        """
+        from ..data.datasets import load_dataset
+        from ..pipeline.registry import promote_run
+
+        served = load_served_model(self.log, run_id, self.config.cardinality)
+        with self._gate_lock:  # one promotion at a time in this worker; SQLite orders the workers
+            if self._test_split is None:
+                self._test_split = load_dataset(self.config).test
+            decision = promote_run(self.config, self.config.resolve(self.config.store), run_id,
+                                   force=force_reason is not None, alias=self.settings.alias, actor=actor,
+                                   note=force_reason or "", candidate_model=served.model, test=self._test_split)
+            self.install(served)
+        return served, decision
 
     def votes(self, texts: list[str]) -> list[tuple[int, ...] | None]:
         with self._explain_lock:
@@ -438,10 +491,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
     class PromoteRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         run_id: Id
+        force_reason: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+            None, description="promote even if the gate refuses; this reason is recorded with who and when")
 
     class PromoteResponse(BaseModel):
         model_version: str
         previous: str
+        promoted: bool = Field(description="false when the run already was the alias's champion")
+        forced: bool
+        reason: str = Field(description="the promotion gate's verdict")
 
     class ModelsResponse(BaseModel):
         model_version: str
@@ -571,18 +629,26 @@ def create_app(settings: ServeSettings) -> FastAPI:
                               explanations_skipped=server.explainer.skipped if server.explainer else 0)
 
     @app.post("/admin/promote", response_model=PromoteResponse, dependencies=[Depends(require_token)],
-              responses={**responses, 409: {"description": "the run cannot be served"}})
-    def promote(body: PromoteRequest):
-        """Load, warm up and swap in a run, then move the alias so every worker follows."""
+              responses={**responses, 409: {"description": "the run cannot be served, or the promotion gate "
+                                                           "refused it (the detail says why)"}})
+    def promote(body: PromoteRequest, request: Request):
+        """Load and warm up a run, pass it through the promotion gate (or force it, recorded), move
+        the alias so every worker follows, and serve it here."""
         if server.log is None:
             raise HTTPException(503, "store not open yet")
         previous = server.version
+        client = request.client.host if request.client else "unknown"
         try:
-            served = server.swap(body.run_id)
-        except ModelLoadError as exc:
+            served, decision = server.promote(body.run_id, force_reason=body.force_reason,
+                                              actor=f"POST /admin/promote from {client}")
+        except StoreError:
+            raise  # 503: the store is unavailable (the handler above)
+        except (ModelLoadError, PromotionRefused) as exc:
             raise HTTPException(409, str(exc)) from None
-        server.log.set_alias(served.run_id, settings.alias)
-        return PromoteResponse(model_version=served.run_id, previous=previous)
+        except LabelingError as exc:  # e.g. the gold test split the gate needs cannot be read
+            raise HTTPException(409, f"cannot gate run {body.run_id!r}: {exc}") from None
+        return PromoteResponse(model_version=served.run_id, previous=previous, promoted=decision.promoted,
+                               forced=decision.forced, reason=decision.reason)
 
     @app.get("/livez", response_model=Health)
     def livez():
@@ -590,9 +656,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready"}})
     def readyz():
-        """Ready only once a model is loaded and its warm-up prediction passed."""
+        """Ready only once a model is loaded and its warm-up prediction passed; ``model_version`` is
+        the model actually served, and ``detail`` says why another (or none) is not."""
         if server.ready and server.current is not None:
-            return Health(status="ready", model_version=server.version)
+            # detail: why the alias's run is not the one served, when it is not
+            return Health(status="ready", model_version=server.version, detail=server.last_error)
         return JSONResponse(Health(status="not ready", model_version=server.version,
                                    detail=server.last_error).model_dump(), status_code=503)
 

@@ -32,7 +32,7 @@ import pandas as pd
 import sqlite_utils
 
 from ..errors import StoreError
-from ..pipeline.store import end_model_path, read_run
+from ..pipeline.store import read_run, recorded_end_model
 
 DEFAULT_ALIAS = "production"
 
@@ -225,8 +225,7 @@ class FeedbackLog:
 
     def set_alias(self, run_id: str, alias: str = DEFAULT_ALIAS) -> None:
         with self.transaction() as conn:
-            conn.execute("INSERT INTO model_aliases VALUES (?, ?, ?) ON CONFLICT(alias) DO UPDATE SET"
-                         " run_id = excluded.run_id, updated_at = excluded.updated_at", [alias, run_id, utc_now()])
+            upsert_alias(conn, alias, run_id)
 
     def get_alias(self, alias: str = DEFAULT_ALIAS) -> str | None:
         rows = self.read("SELECT run_id FROM model_aliases WHERE alias = ?", [alias])
@@ -244,13 +243,27 @@ class FeedbackLog:
         rows = self.read("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1")
         return rows[0]["id"] if rows else None
 
-    def end_model_path(self, run_id: str) -> Path:
+    def recorded_end_model(self, run_id: str) -> tuple[Path, dict[str, str]]:
+        """``(folder, {file name: sha256})`` of the run's end model, as recorded (``store.recorded_end_model``)."""
         # Under the lock like every statement on this shared connection: a read
         # left running in another thread holds an old snapshot, and the writer's
         # BEGIN IMMEDIATE then fails at once with "database is locked"
         # (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out).
         with self._lock:
-            return end_model_path(sqlite_utils.Database(self.conn), run_id)
+            return recorded_end_model(sqlite_utils.Database(self.conn), run_id)
+
+    def end_model_path(self, run_id: str) -> Path:
+        return self.recorded_end_model(run_id)[0]
+
+    def load_end_model(self, run_id: str):
+        """The run's end model, its files checked against the checksums recorded with the run.
+
+        Raises ``StoreError`` (unknown run) or ``ArtifactError`` (any load failure, file named).
+        """
+        from ..models.artifacts import load_end_model
+
+        folder, expected = self.recorded_end_model(run_id)  # the lock is released before the slow load
+        return load_end_model(folder, expected)
 
     def run_lineage(self, run_id: str) -> dict:
         """What ``GET /models`` reports about a run: its lineage, not its whole
@@ -319,6 +332,12 @@ class GroupCommitWriter:
                     self.log.set_lf_votes(votes)
                 except StoreError:
                     pass  # the rows keep status "pending": an explanation lost, never a prediction
+
+
+def upsert_alias(conn: sqlite3.Connection, alias: str, run_id: str) -> None:
+    """Point ``alias`` at ``run_id`` inside the caller's transaction."""
+    conn.execute("INSERT INTO model_aliases VALUES (?, ?, ?) ON CONFLICT(alias) DO UPDATE SET"
+                 " run_id = excluded.run_id, updated_at = excluded.updated_at", [alias, run_id, utc_now()])
 
 
 def _fetch_one(conn: sqlite3.Connection, sql: str, args: Sequence) -> dict | None:

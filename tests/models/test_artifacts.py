@@ -85,3 +85,87 @@ def test_label_model_round_trip(tmp_path):
     model = MajorityVote(cardinality=2).fit(L)
     save_label_model(model, tmp_path / "lm")
     np.testing.assert_allclose(load_label_model(tmp_path / "lm").predict_proba(L), model.predict_proba(L))
+
+
+# --- every load failure is an ArtifactError naming the file ------------------------------
+
+def _resign(folder) -> None:
+    """Rewrite the manifest's checksums for the files as they are now, as an attacker
+    (or a buggy writer) with write access could: the manifest alone then vouches for them."""
+    from labeling.data.datasets import sha256_file
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"] = {name: sha256_file(folder / name) for name in manifest["files"] if (folder / name).exists()}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _edit_manifest(edit):
+    def apply(folder):
+        manifest = json.loads((folder / MANIFEST).read_text())
+        edit(manifest)
+        (folder / MANIFEST).write_text(json.dumps(manifest))
+    return apply
+
+
+def _replace(name: str, data: bytes):
+    def apply(folder):
+        (folder / name).write_bytes(data)
+        _resign(folder)
+    return apply
+
+
+@pytest.mark.parametrize(
+    "kind, fault, message",
+    [
+        ("sklearn", _edit_manifest(lambda m: m.update(file=m.pop("files"))), r"manifest\.json: 'files' must map"),
+        ("sklearn", _edit_manifest(lambda m: m.pop("kind")), r"manifest\.json: 'kind' \(text\) and 'meta'"),
+        ("sklearn", _edit_manifest(lambda m: m["meta"].pop("params")), r"manifest\.json: 'meta\.params'"),
+        ("sklearn", _edit_manifest(lambda m: m["meta"]["params"].update(bogus=1)), r"manifest\.json: cannot be loaded: TypeError"),
+        ("sklearn", _edit_manifest(lambda m: m["files"].clear()), r"manifest\.json: a sklearn artifact needs \['pipeline\.skops'\]"),
+        ("sklearn", _edit_manifest(lambda m: m["files"].update({"../x": "0" * 64})), r"plain file names"),
+        ("sklearn", lambda f: (f / MANIFEST).write_bytes(b"\xff\xfe not json"), r"cannot read .*manifest\.json"),
+        ("sklearn", lambda f: (f / "pipeline.skops").unlink(), r"pipeline\.skops is missing"),
+        ("sklearn", _replace("pipeline.skops", b"this is not a zip file"), r"pipeline\.skops: cannot be loaded: BadZipFile"),
+        ("torch", _replace("weights.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage"), r"weights\.safetensors: cannot be loaded"),
+        ("torch", _replace("vocabulary.json", b"[1, 2]"), r"vocabulary\.json: cannot be loaded"),
+        ("label", _replace("label_model.json", b'{"type": "MajorityVote", "wrong": 1}'), r"label_model\.json: label model dict needs keys"),
+        ("label", _replace("label_model.json", b'{"type": "NoSuchModel", "params": {}, "learned": {}}'), r"label_model\.json: unknown label model type"),
+    ],
+    ids=["manifest-wrong-key", "manifest-no-kind", "manifest-no-params", "manifest-bad-params",
+         "manifest-lists-no-model", "manifest-path-escape", "manifest-not-utf8", "missing-file", "pipeline-not-a-zip",
+         "weights-not-safetensors", "vocabulary-not-a-dict", "label-model-wrong-key", "label-model-unknown-type"],
+)
+def test_every_load_failure_is_an_artifact_error_naming_the_file(kind, fault, message, tmp_path):
+    folder = tmp_path / "m"
+    if kind == "label":
+        save_label_model(MajorityVote(cardinality=2).fit(np.array([[0, 1], [1, -1]])), folder)
+        load = load_label_model
+    else:
+        model = SklearnTextClassifier(2) if kind == "sklearn" else TorchTextClassifier(2, epochs=2)
+        save_end_model(model.fit(TEXTS, Y), folder)
+        load = load_end_model
+    fault(folder)
+    with pytest.raises(ArtifactError, match=message) as caught:
+        load(folder)
+    assert str(folder) in str(caught.value)
+
+
+def test_a_model_rewritten_with_its_manifest_is_refused_against_the_recorded_checksums(tmp_path):
+    recorded = save_end_model(SklearnTextClassifier(2).fit(TEXTS, Y), tmp_path / "m")
+    # Another model (trained on flipped labels) written over the files, its own manifest included.
+    save_end_model(SklearnTextClassifier(2).fit(TEXTS, 1 - Y), tmp_path / "other")
+    for path in (tmp_path / "other").iterdir():
+        (tmp_path / "m" / path.name).write_bytes(path.read_bytes())
+    swapped = load_end_model(tmp_path / "m")  # the manifest alone vouches for the swap...
+    assert (swapped.predict(TEXTS) == 1 - Y).all()
+    with pytest.raises(ArtifactError, match=r"manifest\.json: sha256 does not match the one recorded with the run"):
+        load_end_model(tmp_path / "m", recorded)  # ...the run's record does not
+
+
+def test_recorded_checksums_are_required_for_every_recorded_file(tmp_path):
+    recorded = save_end_model(SklearnTextClassifier(2).fit(TEXTS, Y), tmp_path / "m")
+    with pytest.raises(ArtifactError, match=r"manifest\.json: no sha256 recorded"):
+        load_end_model(tmp_path / "m", {k: v for k, v in recorded.items() if k != MANIFEST})
+    (tmp_path / "m" / "pipeline.skops").unlink()
+    with pytest.raises(ArtifactError, match=r"pipeline\.skops is missing"):
+        load_end_model(tmp_path / "m", recorded)

@@ -12,7 +12,7 @@ from labeling.errors import PromotionRefused, StoreError
 from labeling.serve.feedback import FeedbackLog
 from labeling.pipeline.registry import CANDIDATE, CHAMPION, Registry, gate, promote_run
 
-from ..conftest import FIXTURES, copy_store
+from ..conftest import FIXTURES, break_end_model, copy_store, record_model_as_run, tiny_project
 
 
 @pytest.mark.parametrize(
@@ -126,3 +126,51 @@ def test_rollback_pops_rather_than_toggles(two_runs, tmp_path):
             registry.rollback("staging")
         with pytest.raises(StoreError, match="no run 'nope'"):
             registry.set("staging", "nope")
+
+
+# --- broken and tampered artifacts at the command line; forced promotions are recorded ----------
+
+@pytest.mark.parametrize("fault, record", [("not-a-zip", True), ("missing", True), ("wrong-key", True),
+                                           ("rewritten", False)])
+def test_promote_and_export_print_one_line_errors_for_a_run_that_cannot_load(fault, record, tmp_path, capsys):
+    config_path = tiny_project(tmp_path)
+    run = run_retrain(load_config(config_path))
+    named = break_end_model(load_config(config_path), run.run_id, fault, record=record)
+    capsys.readouterr()
+    for argv in (["promote", run.run_id], ["export-onnx", run.run_id, str(tmp_path / "onnx")]):
+        assert main([*argv, "--config", str(config_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+        assert str(named) in err
+        if not record:  # files and manifest agree with each other, not with the run's record
+            assert "sha256 does not match the one recorded with the run" in err
+    assert not (tmp_path / "onnx").exists()
+    with Registry(load_config(config_path).resolve(load_config(config_path).store)) as registry:
+        assert registry.get(CHAMPION) is None
+
+
+def test_a_forced_promotion_records_who_why_and_when(tmp_path, capsys):
+    import numpy as np
+
+    from labeling import SklearnTextClassifier, load_dataset
+
+    config_path = tiny_project(tmp_path)
+    config = load_config(config_path)
+    good = run_retrain(config)
+    assert main(["promote", good.run_id, "--config", str(config_path)]) == 0
+    train = load_dataset(config).train
+    flipped = SklearnTextClassifier(2).fit(train["text"].tolist(), 1 - np.asarray(train["label"]))
+    worse = record_model_as_run(config, good.run_id, flipped, good.run_id[:-6] + "ffffff")
+    capsys.readouterr()
+    assert main(["promote", worse, "--config", str(config_path)]) == 1
+    assert "refused: candidate accuracy" in capsys.readouterr().err
+    assert main(["promote", worse, "--force", "--config", str(config_path)]) == 2
+    assert "--force needs --reason" in capsys.readouterr().err
+    assert main(["promote", worse, "--force", "--reason", "hotfix for ticket 7", "--config", str(config_path)]) == 0
+    with Registry(config.resolve(config.store)) as registry:
+        assert registry.get(CHAMPION) == worse
+        last = registry.decisions(worse)[-1]
+        assert (last["forced"], last["promoted"], last["passed"], last["note"]) == (1, 1, 0, "hotfix for ticket 7")
+        assert last["actor"].startswith("cli") and last["reason"].endswith("(forced)") and last["created_at"]
+        assert registry.history(CHAMPION)[-1]["action"] == "forced"
+        assert registry.versions(CHAMPION) == [good.run_id, worse]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from labeling import (
 from labeling.data.datasets import sha256_file
 from labeling.errors import LabelingError
 
-from ..conftest import FIXTURES, REPO, write_project
+from ..conftest import FIXTURES, REPO, tiny_project, write_project
 
 # Published Snorkel spam tutorial figures on the same split.
 TUTORIAL_LABEL_MODEL_ACC = 0.860
@@ -358,3 +359,167 @@ def test_an_end_model_with_one_class_to_learn_names_itself_and_records_nothing(t
                                             r"class 'ham'; it needs LF votes or gold labels of at least two classes"):
         run_retrain(config)
     assert not config.resolve(config.store).exists() and not config.resolve(config.artifacts).exists()
+
+
+# --- recording: artifacts verified before the run, a crash leaves nothing or a whole run --------
+
+def _assert_whole(config, n_runs: int) -> None:
+    """The store and the artifact folder hold only whole runs: every run's files load against its
+    recorded checksums, every run has its promotion decision, the candidate is the newest run,
+    and no folder is left that no run owns."""
+    from labeling.models.artifacts import load_end_model, load_label_model
+    from labeling.pipeline.registry import CANDIDATE, Registry
+    from labeling.pipeline.store import recorded_end_model
+
+    root = config.resolve(config.artifacts)
+    with RunStore(config.resolve(config.store)) as store:
+        runs = [row["id"] for row in store.list_runs()]
+        assert len(runs) == n_runs
+        for run_id in runs:
+            folder, expected = recorded_end_model(store.db, run_id)
+            load_end_model(folder, expected)
+            labels = {a["name"].removeprefix("label_model/"): a["sha256"] for a in store.get_run(run_id)["artifacts"]
+                      if a["name"].startswith("label_model/")}
+            load_label_model(folder.parent / "label_model", labels)
+            assert store.get_documents(run_id)["promotion"]["candidate_run_id"] == run_id
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(runs) if root.exists() else not runs
+    with RunStore(config.resolve(config.store)) as store:
+        assert store.intents() == []
+    if runs:
+        with Registry(config.resolve(config.store)) as registry:
+            assert registry.get(CANDIDATE) == runs[-1]
+            assert {d["candidate_run_id"] for d in registry.decisions()} == set(runs)
+
+
+def test_retrain_checks_that_its_artifacts_load_before_recording_the_run(tmp_path, monkeypatch):
+    from labeling import ArtifactError
+    from labeling.models import artifacts
+
+    config = load_config(tiny_project(tmp_path))
+    real_save = artifacts.save_end_model
+
+    def save_unloadable(model, folder):  # a writer that produces a self-consistent but unreadable model
+        real_save(model, folder)
+        (folder / "pipeline.skops").write_bytes(b"not a zip")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["files"]["pipeline.skops"] = sha256_file(folder / "pipeline.skops")
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return {name: sha256_file(folder / name) for name in ("pipeline.skops", "manifest.json")}
+
+    monkeypatch.setattr(artifacts, "save_end_model", save_unloadable)
+    with pytest.raises(ArtifactError, match=r"\.partial/end_model/pipeline\.skops: cannot be loaded: BadZipFile"):
+        run_retrain(config)
+    _assert_whole(config, 0)
+    root = config.resolve(config.artifacts)
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_sweep_removes_what_a_dead_retrain_left_and_gives_undecided_runs_a_decision(tmp_path):
+    from labeling.pipeline.retrain import sweep_orphans
+
+    config = load_config(tiny_project(tmp_path))
+    first = run_retrain(config)
+    root = config.resolve(config.artifacts)
+    partial, unrecorded = "20000101T000000-aaaaaa", "20000101T000000-bbbbbb"
+    with RunStore(config.resolve(config.store)) as store:  # two retrains that died after noting their run
+        for run_id in (partial, unrecorded):
+            store.begin_run(run_id, root, "2000-01-01T00:00:00+00:00")
+        store.db.execute("DELETE FROM run_documents WHERE name = 'promotion'")  # a run as older versions left it
+        store.db.conn.commit()
+    (root / f".{partial}.partial" / "end_model").mkdir(parents=True)
+    shutil.copytree(root / first.run_id, root / unrecorded)  # complete, but its run was never committed
+    # Folders the store never noted (another project sharing the artifact folder): never touched.
+    foreign = [root / "20000101T000000-cccccc", root / ".20000101T000000-dddddd.partial"]
+    for folder in foreign:
+        folder.mkdir()
+    swept = sweep_orphans(config)
+    assert swept.to_dict() == {"partial": [f".{partial}.partial"], "unrecorded": [unrecorded],
+                               "undecided": [first.run_id]}
+    assert all(folder.is_dir() for folder in foreign)
+    for folder in foreign:
+        folder.rmdir()
+    _assert_whole(config, 1)
+    with RunStore(config.resolve(config.store)) as store:
+        decision = store.get_documents(first.run_id)["promotion"]
+        assert store.intents() == []
+    assert decision["reason"].startswith("never gated") and not decision["passed"] and not decision["promoted"]
+    assert sweep_orphans(config).to_dict() == {}  # nothing left to do
+
+
+# Where the killed retrain stops: after each write that a crash could interrupt.
+CRASH_MOMENTS = ("label_model_saved", "end_model_saved", "renamed", "in_transaction", "done")
+
+
+def _retrain_until(config_path: str, moment: str, marker: str) -> None:
+    """Run in a child process: retrain, and at ``moment`` say so in ``marker`` and wait to be killed."""
+    import time
+
+    from labeling.models import artifacts
+    from labeling.pipeline import retrain
+    from labeling.pipeline.store import RunStore as Store
+
+    def pause():
+        Path(marker).write_text(moment)
+        time.sleep(600)
+
+    def after(func):
+        def wrapped(*args, **kwargs):
+            out = func(*args, **kwargs)
+            pause()
+            return out
+        return wrapped
+
+    def before(func):
+        def wrapped(*args, **kwargs):
+            pause()
+            return func(*args, **kwargs)
+        return wrapped
+
+    if moment == "label_model_saved":
+        artifacts.save_label_model = after(artifacts.save_label_model)
+    elif moment == "end_model_saved":
+        artifacts.save_end_model = after(artifacts.save_end_model)
+    elif moment == "renamed":
+        Store.record_run = before(Store.record_run)
+    elif moment == "in_transaction":  # every row written, the transaction not committed
+        retrain.write_decision = after(retrain.write_decision)
+    run_retrain(load_config(config_path))
+    pause()
+
+
+def test_kill_9_during_retrain_leaves_nothing_or_a_whole_run(tmp_path):
+    import multiprocessing
+    import time
+
+    from labeling.pipeline.retrain import sweep_orphans
+
+    config_path = tiny_project(tmp_path)
+    config = load_config(config_path)
+    # One forkserver imports the library once; each retrain is a fresh process forked from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["labeling.pipeline.retrain", __name__])
+    recorded = 0
+    started = time.monotonic()
+    for moment in CRASH_MOMENTS:
+        marker = tmp_path / f"{moment}.reached"
+        child = context.Process(target=_retrain_until, args=(str(config_path), moment, str(marker)))
+        child.start()
+        deadline = time.monotonic() + 120
+        while not marker.exists() and child.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.kill()  # SIGKILL
+        child.join(10)
+        assert marker.exists() and child.exitcode == -9, (moment, child.exitcode)
+        recorded += moment == "done"
+        swept = sweep_orphans(config).to_dict()
+        print(f"killed at {moment}: swept {swept}")
+        if moment in ("label_model_saved", "end_model_saved"):
+            assert list(swept) == ["partial"]
+        elif moment in ("renamed", "in_transaction"):
+            assert list(swept) == ["unrecorded"]
+        else:
+            assert swept == {}
+        _assert_whole(config, recorded)
+    print(f"{len(CRASH_MOMENTS)} kill -9 rounds in {time.monotonic() - started:.1f}s")
+    assert run_retrain(config).swept == {}  # the next retrain finds nothing left to sweep
+    _assert_whole(config, recorded + 1)

@@ -54,3 +54,22 @@ def test_unknown_run(tmp_path):
     with RunStore(tmp_path / "s.db") as store, pytest.raises(StoreError, match="no run 'zz'"):
         store.get_run("zz")
 
+
+
+def test_what_runs_in_the_run_transaction_commits_or_rolls_back_with_it(tmp_path):
+    with RunStore(tmp_path / "s.db") as store:
+        store.begin_run("r1", tmp_path / "artifacts", "2026-01-01T00:00:00+00:00")
+        store.db.execute("CREATE TABLE marks (run_id TEXT)")
+        store.db.conn.commit()
+
+        def fail(conn):
+            conn.execute("INSERT INTO marks VALUES ('r1')")
+            raise sqlite3.IntegrityError("the decision cannot be written")
+
+        with pytest.raises(StoreError, match="r1"):
+            store.record_run(_record("r1"), then=fail)
+        assert store.count_runs() == 0 and [i["run_id"] for i in store.intents()] == ["r1"]  # the sweep's clue
+        assert store.db.execute("SELECT count(*) FROM marks").fetchone()[0] == 0
+        store.record_run(_record("r1"), then=lambda conn: conn.execute("INSERT INTO marks VALUES ('r1')"))
+        assert store.count_runs() == 1 and store.intents() == []  # recorded: the note goes with the same commit
+        assert store.db.execute("SELECT count(*) FROM marks").fetchone()[0] == 1

@@ -350,7 +350,9 @@ def test_promote_under_load_fails_no_request(server, served_project):
         time.sleep(1.0)
         with httpx.Client(base_url=server.url, timeout=60) as c:
             r = c.post("/admin/promote", json={"run_id": second}, headers=AUTH)
-            assert r.status_code == 200 and r.json() == {"model_version": second, "previous": first}
+            assert r.status_code == 200, r.text
+            assert {k: r.json()[k] for k in ("model_version", "previous", "promoted")} == {
+                "model_version": second, "previous": first, "promoted": True}
             # The other worker follows the alias; wait until answers name only the new version.
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
@@ -367,3 +369,124 @@ def test_promote_under_load_fails_no_request(server, served_project):
     assert set(versions) <= {first, second} and versions[second] > 0, versions
     with httpx.Client(base_url=server.url, timeout=60) as c:
         assert c.post("/admin/promote", json={"run_id": first}, headers=AUTH).json()["model_version"] == first
+
+
+# --- artifacts that fail to load, tampered runs and the promotion gate, in-process -------------
+
+def _tiny_app(config_path: Path, **settings):
+    from fastapi.testclient import TestClient
+
+    from labeling.serve.app import ServeSettings, create_app, hash_token
+
+    return TestClient(create_app(ServeSettings(config_path=str(config_path), token_sha256=hash_token(TOKEN),
+                                               lf_votes="off", alias_poll_s=0.05, **settings)))
+
+
+def _wait(client, check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = client.get("/readyz")
+        if check(ready) or time.monotonic() > deadline:
+            return ready
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def tiny_project_runs(tmp_path_factory):
+    """A tiny project with a good run, a copy of it, a worse one, and one recorded run per way of failing to load."""
+    import numpy as np
+
+    from labeling import SklearnTextClassifier, load_dataset
+
+    from ..conftest import break_end_model, record_model_as_run, tiny_project
+
+    config_path = tiny_project(tmp_path_factory.mktemp("tiny_serving"))
+    config = load_config(config_path)
+    good = run_retrain(config).run_id
+    train = load_dataset(config).train
+    texts, y = train["text"].tolist(), np.asarray(train["label"])
+    runs = {"good": good, "copy": record_model_as_run(config, good, SklearnTextClassifier(2).fit(texts, y), good + "-copy"),
+            "worse": record_model_as_run(config, good, SklearnTextClassifier(2).fit(texts, 1 - y), good + "-worse")}
+    named = {}
+    for fault, record in (("not-a-zip", True), ("missing", True), ("wrong-key", True), ("rewritten", False)):
+        runs[fault] = record_model_as_run(config, good, SklearnTextClassifier(2).fit(texts, y), f"{good}-{fault}")
+        named[fault] = break_end_model(config, runs[fault], fault, record=record)
+    return config_path, config, runs, named
+
+
+@pytest.fixture
+def tiny_runs(tiny_project_runs):
+    _, config, runs, _ = tiny_project_runs
+    with FeedbackLog(config.resolve(config.store)) as log:
+        log.set_alias(runs["good"])  # else a server starts on the latest run, one of the broken ones
+    return tiny_project_runs
+
+
+def test_admin_promote_refuses_runs_that_cannot_load_with_409_naming_the_file(tiny_runs):
+    config_path, config, runs, named = tiny_runs
+    with _tiny_app(config_path) as c:
+        assert _wait(c, lambda r: r.status_code == 200).json()["model_version"] == runs["good"]
+        for fault, path in named.items():
+            r = c.post("/admin/promote", json={"run_id": runs[fault]}, headers=AUTH)
+            assert r.status_code == 409 and str(path) in r.json()["detail"], (fault, r.status_code, r.text)
+            if fault == "rewritten":
+                assert "recorded with the run" in r.json()["detail"]
+        ok = c.post("/predict", json={"text": "check out my channel!"})
+        assert ok.status_code == 200 and ok.json()["model_version"] == runs["good"]
+    with FeedbackLog(config.resolve(config.store)) as log:
+        assert log.get_alias() == runs["good"]  # no refused run ever became the alias
+
+
+def test_the_model_loader_survives_a_bad_alias_and_readyz_names_what_is_served(tiny_runs):
+    config_path, config, runs, named = tiny_runs
+    with _tiny_app(config_path) as c, FeedbackLog(config.resolve(config.store)) as log:
+        assert _wait(c, lambda r: r.status_code == 200).json()["model_version"] == runs["good"]
+        for fault, path in named.items():
+            log.set_alias(runs[fault])  # as another worker or the CLI could
+            ready = _wait(c, lambda r: str(path) in r.json()["detail"])
+            assert ready.status_code == 200 and ready.json()["model_version"] == runs["good"], ready.json()
+            assert runs[fault] in ready.json()["detail"] and f"still serving {runs['good']}" in ready.json()["detail"]
+            assert c.post("/predict", json={"text": "love this song"}).json()["model_version"] == runs["good"]
+        log.set_alias(runs["copy"])  # the follower is alive: the next good alias is served
+        ready = _wait(c, lambda r: r.json()["model_version"] == runs["copy"])
+        assert ready.json() == {"status": "ready", "model_version": runs["copy"], "detail": ""}
+
+
+def test_a_server_started_on_a_bad_alias_is_not_ready_until_a_good_run_is_promoted(tiny_runs):
+    config_path, config, runs, named = tiny_runs
+    with FeedbackLog(config.resolve(config.store)) as log:
+        log.set_alias(runs["not-a-zip"])
+    with _tiny_app(config_path) as c:
+        ready = _wait(c, lambda r: r.json()["detail"] != "")
+        assert ready.status_code == 503 and ready.json()["model_version"] == ""
+        assert str(named["not-a-zip"]) in ready.json()["detail"] and "BadZipFile" in ready.json()["detail"]
+        assert c.post("/predict", json={"text": "hi"}).status_code == 503
+        promoted = c.post("/admin/promote", json={"run_id": runs["good"]}, headers=AUTH)
+        assert promoted.status_code == 200 and promoted.json()["model_version"] == runs["good"]
+        assert _wait(c, lambda r: r.status_code == 200).json() == {"status": "ready", "model_version": runs["good"],
+                                                                   "detail": ""}
+        assert c.post("/predict", json={"text": "hi"}).json()["model_version"] == runs["good"]
+
+
+def test_admin_promote_goes_through_the_gate_and_a_force_is_recorded(tiny_runs):
+    from labeling.pipeline.registry import CHAMPION, Registry
+
+    config_path, config, runs, _ = tiny_runs
+    with _tiny_app(config_path) as c:
+        _wait(c, lambda r: r.status_code == 200)
+        again = c.post("/admin/promote", json={"run_id": runs["good"]}, headers=AUTH)
+        assert again.json() == {"model_version": runs["good"], "previous": runs["good"], "promoted": False,
+                                "forced": False, "reason": "already champion"}
+        passing = c.post("/admin/promote", json={"run_id": runs["copy"]}, headers=AUTH)
+        assert passing.status_code == 200 and passing.json()["promoted"] and not passing.json()["forced"]
+        assert passing.json()["reason"] == "candidate accuracy 1.0000 >= champion 1.0000"
+        refused = c.post("/admin/promote", json={"run_id": runs["worse"]}, headers=AUTH)
+        assert refused.status_code == 409 and "refused: candidate accuracy" in refused.json()["detail"]
+        assert c.get("/livez").json()["model_version"] == runs["copy"]
+        forced = c.post("/admin/promote", json={"run_id": runs["worse"], "force_reason": "rollout test"}, headers=AUTH)
+        assert forced.status_code == 200 and forced.json()["forced"] and forced.json()["model_version"] == runs["worse"]
+    with Registry(config.resolve(config.store)) as registry:
+        assert registry.get(CHAMPION) == runs["worse"]
+        last = registry.decisions(runs["worse"])[-1]
+        assert (last["forced"], last["note"], last["actor"]) == (1, "rollout test", "POST /admin/promote from testclient")
+        assert registry.history(CHAMPION)[-1]["action"] == "forced"

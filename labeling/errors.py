@@ -72,3 +72,12 @@ class PromotionRefused(LabelingError):
 
 class MonitorError(LabelingError):
     """Served traffic cannot be compared with the training data (no run, no reference)."""
+
+
+class LFVotesUnavailable(LabelingError):
+    """The LFs cannot run at all in this process (e.g. the spaCy pipeline is not installed),
+    as opposed to an LF failing on one text."""
+
+
+class WeakTokenError(ConfigError):
+    """A serving token is too short, too uniform or a known placeholder."""

@@ -27,9 +27,9 @@ as a hash or votes are no longer computed in the background).
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import hmac
-import functools
 import json
 import logging
 import os

@@ -77,3 +77,12 @@ class MonitorError(LabelingError):
 class WorkbenchError(LabelingError):
     """A workbench call that cannot be done: an unknown or duplicate LF name, an LF that
     cannot be saved as code, a saved module that would not vote as the session does."""
+
+
+class LFVotesUnavailable(LabelingError):
+    """The LFs cannot run at all in this process (e.g. the spaCy pipeline is not installed),
+    as opposed to an LF failing on one text."""
+
+
+class WeakTokenError(ConfigError):
+    """A serving token is too short, too uniform or a known placeholder."""

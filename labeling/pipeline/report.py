@@ -302,7 +302,7 @@ def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_s
     from ..errors import MonitorError, StoreError
     from .lineage import history
     from ..serve.monitor import check_drift
-    from .store import RunStore
+    from .store import RunStore, write_private_text
 
     with RunStore(store_path) as store:
         if run_id is None:
@@ -322,8 +322,8 @@ def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_s
         except MonitorError:
             monitor = None
     path = report_path(store_path, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".html.partial")
-    partial.write_text(render_report(run, documents, monitor=monitor, history_row=history_row), encoding="utf-8")
+    # Owner-only: a report shows served traffic and the project's data.
+    write_private_text(partial, render_report(run, documents, monitor=monitor, history_row=history_row))
     partial.replace(path)
     return path

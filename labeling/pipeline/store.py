@@ -20,6 +20,7 @@ leaves no record behind. Tables:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,8 +69,38 @@ def writer_lock(store_path: str | Path) -> Iterator[None]:
         yield
 
 
+def create_private_file(path: Path) -> None:
+    """Create ``path`` (and its missing parent folders) readable by its owner only.
+
+    The store holds served texts and feedback: other local users must not read it.
+    SQLite gives its -wal and -shm files the database file's mode, so creating the
+    file 0o600 before SQLite opens it covers them too. A store created before this
+    loses its group and other permissions (with its -wal and -shm files).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                mode = existing.stat().st_mode
+                if mode & 0o077:
+                    existing.chmod(mode & 0o700)
+            except (FileNotFoundError, PermissionError):
+                pass  # not there, or not ours: SQLite says what it cannot open
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, readable by its owner only, in a folder made 0o700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 def _open(path: Path) -> sqlite_utils.Database:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)
     try:
         conn = sqlite3.connect(str(path), timeout=30.0)
         db = sqlite_utils.Database(conn)

@@ -21,15 +21,27 @@ Endpoints: ``POST /predict``, ``POST /feedback``, ``GET /models``, ``/livez``,
 ``/readyz``, ``POST /admin/promote``; OpenAPI at ``/openapi.json``. Every
 response carries ``X-Model-Version`` (the run id served, "" before a model is
 ready), and model-related bodies carry ``model_version`` too.
+
+Abuse bounds: ``explain: true`` (LF votes computed before answering, ~10-40 ms
+of CPU a text) needs the bearer token and at most ``max_explain_batch`` texts;
+a request must arrive whole within ``request_read_timeout_s`` of its first byte
+(or of the connection), else the connection is closed.
+
+LF votes left ``pending`` by a server that stopped are re-queued by one worker
+at the next start (``abandoned``, with the reason, when their text was kept only
+as a hash or votes are no longer computed in the background).
 """
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
+import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,9 +56,10 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.concurrency import run_in_threadpool
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import load_config
-from ..errors import ArtifactError, LabelingError, PromotionRefused, StoreError
+from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
 from .votes import Explainer, lf_votes
 from .feedback import (
     DEFAULT_ALIAS,
@@ -63,6 +76,14 @@ from .feedback import (
 
 SETTINGS_ENV = "LABELING_SERVE_SETTINGS"
 VERSION_HEADER = "X-Model-Version"
+TOKEN_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+MIN_TOKEN_CHARS = 32
+MIN_TOKEN_DISTINCT = 10
+# Substrings of the tokens people copy from examples and forget to replace.
+TOKEN_PLACEHOLDERS = ("changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me", "yourtoken",
+                      "your-token", "your_token", "password", "placeholder", "example")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,10 @@ class ServeSettings:
     max_queued_explanations: int = 10_000
     synchronous: str = "FULL"
     predict_requires_token: bool = False  # predictions write only their own log, so they are open by default
+    max_explain_batch: int = 100  # explain costs LF CPU per text: it needs the token, and this bounds one request
+    request_read_timeout_s: float = 30.0  # a request (headers and body) must arrive within this
+    lf_votes_max_texts: int = 5_000  # the LF-votes process hands over to a fresh one after this many texts
+    started_at: str = ""  # when the server (all workers) started: pending votes older than this are re-queued
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -97,6 +122,21 @@ class ServeSettings:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_token_strength(token: str) -> None:
+    """Raise ``WeakTokenError`` for a token that is short (< 32 characters), made of few
+    distinct characters (< 10), or holds a well-known placeholder such as ``change-me``."""
+    lowered = token.lower()
+    problem = (
+        f"it is {len(token)} characters long; at least {MIN_TOKEN_CHARS} are needed" if len(token) < MIN_TOKEN_CHARS
+        else f"it uses only {len(set(token))} distinct characters; at least {MIN_TOKEN_DISTINCT} are needed"
+        if len(set(token)) < MIN_TOKEN_DISTINCT
+        else next((f"it contains the placeholder {p!r}" for p in TOKEN_PLACEHOLDERS if p in lowered), "")
+    )
+    if problem:
+        raise WeakTokenError(f"the serving token is too weak: {problem}. Generate one with {TOKEN_COMMAND} "
+                             "and pass it with --token-file PATH (or --token-file - to read it from stdin)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,6 +199,8 @@ class BodySizeLimit:
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
+            if message["type"] == "http.disconnect":  # the client left (or the read deadline closed it)
+                return
             if message["type"] != "http.request":
                 break
             chunks.append(message.get("body", b""))
@@ -194,6 +236,57 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
+@functools.cache
+def _request_read_timeout_s() -> float:
+    text = os.environ.get(SETTINGS_ENV)
+    return ServeSettings.from_json(text).request_read_timeout_s if text else ServeSettings.request_read_timeout_s
+
+
+class ReadDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a read deadline: a request whose headers and
+    body have not all arrived within ``request_read_timeout_s`` of its first byte (or
+    of the connection, for the first request) gets its connection closed.
+
+    uvicorn times out only idle keep-alive connections; a client that sends half a
+    request and waits would otherwise hold a connection (and a request task) forever.
+    Workers read the deadline from ``$LABELING_SERVE_SETTINGS``: uvicorn builds this
+    class itself, with no room for our settings.
+    """
+
+    _read_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm_read_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._read_deadline is None:
+            self._arm_read_deadline()
+
+    def on_message_complete(self) -> None:
+        self._disarm_read_deadline()
+        super().on_message_complete()
+
+    def connection_lost(self, exc) -> None:
+        self._disarm_read_deadline()
+        super().connection_lost(exc)
+
+    def _arm_read_deadline(self) -> None:
+        self._disarm_read_deadline()
+        self._read_deadline = self.loop.call_later(_request_read_timeout_s(), self._read_deadline_passed)
+
+    def _disarm_read_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def _read_deadline_passed(self) -> None:
+        self._read_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 class _Server:
     """Per-worker state: config, LFs, the store connection, the served model."""
 
@@ -220,6 +313,8 @@ class _Server:
         self._failed_run = ""  # the alias's run that last failed to load: not retried until the alias moves
         self._gate_lock = threading.Lock()
         self._test_split = None  # the gold test split the promotion gate scores on, read once
+        self.started_at = settings.started_at or utc_now()
+        self.lf_votes_error = ""  # why this worker's own (inline) LF votes cannot be computed
 
     @property
     def version(self) -> str:
@@ -252,7 +347,9 @@ class _Server:
 
                 self.lfs = discover_lfs(self.config.lfs.modules, root=self.config.resolve(self.config.lfs.root))
             if s.lf_votes == "background" and self.lfs:
-                self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations)
+                self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations,
+                                           max_texts=s.lf_votes_max_texts)
+            self._requeue_pending()
             if s.run_id:
                 self.log.set_alias(s.run_id, s.alias)
         except (LabelingError, OSError) as exc:
@@ -268,9 +365,55 @@ class _Server:
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
             return
+        self._wait_for_explainer(timeout=120.0)
         self.ready = self.current is not None
         while not self._stop.wait(s.alias_poll_s):
+            if self.explainer is not None:
+                self.explainer.poll()  # picks up its errors, and replaces a process that exited
             self._follow()
+
+    def _wait_for_explainer(self, timeout: float) -> None:
+        """Readiness waits until the LF-votes process said whether the LFs run, so that
+        the first ``/readyz`` answer already tells "ready" from "degraded"."""
+        deadline = time.monotonic() + timeout
+        while self.explainer is not None and not (self.explainer.ready or self.explainer.error):
+            if self._stop.wait(0.05) or time.monotonic() > deadline:
+                break
+            self.explainer.poll()
+        if self.explainer is not None and not (self.explainer.ready or self.explainer.error):
+            self.explainer.error = f"the LF-votes process did not start within {timeout:g} s"
+            logger.error("%s", self.explainer.error)
+
+    def _requeue_pending(self) -> None:
+        """Hand the LF votes that a stopped server left pending to this start's explainer."""
+        rows = self.log.claim_pending_votes(self.started_at)
+        if not rows:
+            return
+        if self.explainer is None:
+            reason = (f"the server stopped before computing these LF votes and restarted with LF votes "
+                      f"{self.settings.lf_votes!r}, not in the background")
+            self.writer.submit_votes([(r["id"], None, "abandoned", reason) for r in rows])
+            logger.warning("%d prediction(s) left pending by a stopped server marked abandoned: %s", len(rows), reason)
+            return
+        hashed = [r for r in rows if r["text"] is None]
+        if hashed:
+            reason = ("the server stopped before computing these LF votes, and kept only the text's sha256 "
+                      "(serve with --store-text to recompute them after a restart)")
+            self.writer.submit_votes([(r["id"], None, "abandoned", reason) for r in hashed])
+        queued = [(r["id"], r["text"]) for r in rows if r["text"] is not None]
+        for start in range(0, len(queued), 64):
+            chunk = queued[start:start + 64]
+            if not self.explainer.submit(chunk):
+                self.writer.submit_votes([(pid, None, "skipped", "the LF-votes queue was full at the restart")
+                                          for pid, _ in chunk])
+        logger.warning("re-queued the LF votes of %d prediction(s) left pending by a stopped server "
+                       "(%d abandoned: text kept only as a hash)", len(queued), len(hashed))
+
+    def lf_votes_problem(self) -> str:
+        """Why LF votes are not being computed now ("" when they are, or are off)."""
+        if self.explainer is not None:
+            return self.explainer.error
+        return self.lf_votes_error
 
     def _follow(self, first: bool = False) -> None:
         """One look at the alias (at start, the latest run when no alias is set); swap when it moved.
@@ -331,13 +474,22 @@ class _Server:
             self.install(served)
         return served, decision
 
-    def votes(self, texts: list[str]) -> list[tuple[int, ...] | None]:
+    def votes(self, texts: list[str]) -> tuple[list[tuple[int, ...] | None], list[str | None]]:
+        """This worker's own LF votes on ``texts`` (and per text the error, if any)."""
         with self._explain_lock:
-            return lf_votes(self.lfs, texts, self.config.cardinality, self.config.lfs.spacy_model)
+            try:
+                votes = lf_votes(self.lfs, texts, self.config.cardinality, self.config.lfs.spacy_model)
+            except LFVotesUnavailable as exc:
+                if str(exc) != self.lf_votes_error:  # once per cause, not once per request
+                    logger.error("%s", exc)
+                self.lf_votes_error = str(exc)
+                return [None] * len(texts), [str(exc)] * len(texts)
+            self.lf_votes_error = ""
+            return votes
 
     def _score(self, served: ServedModel, texts: list[str], explain: bool):
         probs = check_probabilities(served.model.predict_proba(texts), len(texts), self.config.cardinality)
-        return probs, (self.votes(texts) if explain else None)
+        return probs, (self.votes(texts) if explain else (None, None))
 
     async def predict(self, texts: list[str], explain: bool) -> tuple[ServedModel, list[PredictionRecord]]:
         served = self.current
@@ -345,27 +497,29 @@ class _Server:
             raise HTTPException(503, "no model is ready")
         explain = explain or self.settings.lf_votes == "inline"
         if len(texts) <= self.INLINE_TEXTS and not explain:
-            probs, votes = self._score(served, texts, False)
+            probs, (votes, errors) = self._score(served, texts, False)
         else:
-            probs, votes = await run_in_threadpool(self._score, served, texts, explain)
-        if votes is not None:
-            status = "done"
+            probs, (votes, errors) = await run_in_threadpool(self._score, served, texts, explain)
+        if votes is not None:  # never "done" without votes: a text whose LFs failed says why
+            statuses = ["done" if v is not None else "error" for v in votes]
         else:
-            status = "pending" if self.explainer is not None else "off"
             votes = [None] * len(texts)
+            problem = self.explainer.error if self.explainer is not None else ""
+            statuses = ["error" if problem else "pending" if self.explainer is not None else "off"] * len(texts)
+            errors = [problem or None] * len(texts)
         now = utc_now()
         records = [
             PredictionRecord(
                 id=str(uuid.uuid4()), created_at=now, model_version=served.run_id,
                 probabilities=tuple(float(p) for p in row), label=int(np.argmax(row)), lf_votes=vote,
                 text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
-                lf_votes_status=status,
+                lf_votes_status=status, lf_votes_error=error,
             )
-            for text, row, vote in zip(texts, probs, votes)
+            for text, row, vote, status, error in zip(texts, probs, votes, statuses, errors)
         ]
         await self._log(records)
-        if status == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)]):
-            self.writer.submit_votes([(r.id, None, "skipped") for r in records])
+        if statuses[0] == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)]):
+            self.writer.submit_votes([(r.id, None, "skipped", "the LF-votes queue was full") for r in records])
         return served, records
 
     async def _log(self, records: list[PredictionRecord]) -> None:
@@ -447,13 +601,29 @@ def create_app(settings: ServeSettings) -> FastAPI:
     Text = Annotated[str, Field(min_length=1, max_length=settings.max_text_chars)]
     Id = Annotated[str, Field(min_length=1, max_length=100)]
 
+    def _predict_schema(schema: dict, model: type) -> None:
+        _one_of_schema(schema, model)
+        # The explain cap, stated in the schema too, so that clients and fuzzers see it.
+        schema["if"] = {"properties": {"explain": {"const": True}}, "required": ["explain"]}
+        schema["then"] = {"properties": {"texts": {"maxItems": settings.max_explain_batch}}}
+
     class PredictRequest(_ExactlyOneOf):
         """One ``text`` or a batch of ``texts``, not both."""
 
+        model_config = ConfigDict(extra="forbid", json_schema_extra=_predict_schema)
         one_of = ("text", "texts")
         text: Text = None  # type: ignore[assignment]
         texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)] = None  # type: ignore[assignment]
-        explain: StrictBool = Field(False, description="compute the LF votes before answering and return them")
+        explain: StrictBool = Field(False, description=(
+            "compute the LF votes before answering and return them; needs the bearer token, "
+            f"and at most {settings.max_explain_batch} texts"))
+
+        @model_validator(mode="after")
+        def _explain_cap(self):
+            if self.explain and self.texts is not None and len(self.texts) > settings.max_explain_batch:
+                raise ValueError(f"explain is limited to {settings.max_explain_batch} texts a request, "
+                                 f"not {len(self.texts)}")
+            return self
 
     class Prediction(BaseModel):
         id: str
@@ -461,6 +631,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         probabilities: dict[str, float]
         lf_votes: list[int] | None = Field(description="one vote per LF (-1 abstains); null until computed")
         lf_votes_status: Literal[LF_VOTE_STATUSES]  # type: ignore[valid-type]
+        lf_votes_error: str | None = Field(None, description="why the LF votes are missing (status error, "
+                                                             "skipped or abandoned)")
 
     class LoggedPrediction(Prediction):
         """A prediction as the log holds it now: background LF votes filled in, and named."""
@@ -508,6 +680,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         lf_votes: str = Field(description="how LF votes are computed: background, inline or off")
         explanations_skipped: int = Field(description="predictions of this worker whose background votes were "
                                                       "dropped because the explainer fell behind")
+        lf_votes_restarts: int = Field(0, description="times this worker's LF-votes process was replaced (it is "
+                                                      "after a bounded number of texts, to bound its memory)")
 
     class Health(BaseModel):
         status: str
@@ -544,6 +718,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     bearer = HTTPBearer(auto_error=False, description="Token for write endpoints (stored server-side as its sha256).")
 
     def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        check_token(credentials)
+
+    def check_token(credentials: HTTPAuthorizationCredentials | None) -> None:
         presented = hash_token(credentials.credentials) if credentials else ""
         # compare_digest on both paths: timing does not reveal whether a token was sent or how much matched.
         ok = hmac.compare_digest(presented.encode(), settings.token_sha256.encode())
@@ -559,13 +736,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.post("/predict", response_model=PredictResponse, dependencies=predict_deps, responses=responses)
     async def predict(body: PredictRequest, request: Request):
         """Predict one text or a batch; each prediction is logged with its id and probabilities, and the
-        LF votes on its text (computed in the background unless ``explain`` is set)."""
+        LF votes on its text (computed in the background unless ``explain`` is set: that needs the token)."""
+        if body.explain and not settings.predict_requires_token:
+            # explain spends LF CPU on the caller's behalf: not for anonymous callers. The header is read
+            # here, not declared as a dependency: the schema would then say every prediction needs it.
+            check_token(await bearer(request))
         texts = [body.text] if body.text is not None else list(body.texts)
         served, records = await server.predict(texts, body.explain)
         request.state.model_version = served.run_id
         return PredictResponse(model_version=served.run_id, predictions=[
             Prediction(id=r.id, label=classes[r.label], probabilities=dict(zip(classes, r.probabilities)),
-                       lf_votes=None if r.lf_votes is None else list(r.lf_votes), lf_votes_status=r.lf_votes_status)
+                       lf_votes=None if r.lf_votes is None else list(r.lf_votes), lf_votes_status=r.lf_votes_status,
+                       lf_votes_error=r.lf_votes_error)
             for r in records
         ])
 
@@ -585,7 +767,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return LoggedPrediction(id=row["id"], label=classes[row["label"]], model_version=row["model_version"],
                                 created_at=row["created_at"],
                                 probabilities=dict(zip(classes, json.loads(row["probabilities"]))),
-                                lf_votes=votes, lf_votes_status=row["lf_votes_status"], explanation=explanation)
+                                lf_votes=votes, lf_votes_status=row["lf_votes_status"],
+                                lf_votes_error=row["lf_votes_error"], explanation=explanation)
 
     @app.post("/feedback", response_model=FeedbackResponse, status_code=201, dependencies=[Depends(require_token)],
               responses={**responses, 200: {"description": "a retry: the stored feedback, nothing new stored"},
@@ -626,7 +809,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             raise HTTPException(503, "no model loaded")
         return ModelsResponse(model_version=served.run_id, alias=settings.alias, lineage=served.lineage,
                               lf_votes=settings.lf_votes,
-                              explanations_skipped=server.explainer.skipped if server.explainer else 0)
+                              explanations_skipped=server.explainer.skipped if server.explainer else 0,
+                              lf_votes_restarts=server.explainer.restarts if server.explainer else 0)
 
     @app.post("/admin/promote", response_model=PromoteResponse, dependencies=[Depends(require_token)],
               responses={**responses, 409: {"description": "the run cannot be served, or the promotion gate "
@@ -657,8 +841,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready"}})
     def readyz():
         """Ready only once a model is loaded and its warm-up prediction passed; ``model_version`` is
-        the model actually served, and ``detail`` says why another (or none) is not."""
+        the model actually served. "degraded" (still 200: predictions are served) when the LF votes
+        cannot be computed; ``detail`` says why, or why another run (or none) is not served."""
         if server.ready and server.current is not None:
+            problem = server.lf_votes_problem()
+            if problem:
+                detail = "; ".join(filter(None, [f"LF votes unavailable: {problem}", server.last_error]))
+                return Health(status="degraded", model_version=server.version, detail=detail)
             # detail: why the alias's run is not the one served, when it is not
             return Health(status="ready", model_version=server.version, detail=server.last_error)
         return JSONResponse(Health(status="not ready", model_version=server.version,

@@ -32,7 +32,7 @@ import pandas as pd
 import sqlite_utils
 
 from ..errors import StoreError
-from ..pipeline.store import read_run, recorded_end_model
+from ..pipeline.store import create_private_file, read_run, recorded_end_model
 
 DEFAULT_ALIAS = "production"
 
@@ -56,6 +56,7 @@ class PredictionRecord:
     text: str | None  # None when only the hash is kept (privacy setting)
     text_sha256: str
     lf_votes_status: str = "done"  # see LF_VOTE_STATUSES
+    lf_votes_error: str | None = None  # why the votes are missing (status "error", "skipped" or "abandoned")
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,16 @@ def utc_now() -> str:
 
 # How a prediction's LF votes stand: computed with the request ("done"), queued
 # for the background explainer ("pending" -> "done" or "error"), dropped because
-# the explainer's queue was full ("skipped"), or not wanted ("off").
-LF_VOTE_STATUSES = ("done", "pending", "error", "skipped", "off")
+# the explainer's queue was full ("skipped"), not wanted ("off"), or left pending
+# by a server that stopped and not computable after the restart ("abandoned").
+# Every status but "done", "pending" and "off" comes with ``lf_votes_error``: why.
+LF_VOTE_STATUSES = ("done", "pending", "error", "skipped", "off", "abandoned")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     id TEXT PRIMARY KEY, created_at TEXT NOT NULL, model_version TEXT NOT NULL,
     probabilities TEXT NOT NULL, label INTEGER NOT NULL, lf_votes TEXT,
-    text TEXT, text_sha256 TEXT NOT NULL, lf_votes_status TEXT NOT NULL DEFAULT 'done'
+    text TEXT, text_sha256 TEXT NOT NULL, lf_votes_status TEXT NOT NULL DEFAULT 'done', lf_votes_error TEXT
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id TEXT PRIMARY KEY, created_at TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
@@ -96,6 +99,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     prediction_id TEXT REFERENCES predictions(id), text TEXT, text_sha256 TEXT, model_version TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_prediction ON feedback(prediction_id);
+CREATE INDEX IF NOT EXISTS predictions_model_version ON predictions(model_version);
+CREATE TABLE IF NOT EXISTS lf_vote_requeues (started_at TEXT PRIMARY KEY, claimed_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS model_aliases (alias TEXT PRIMARY KEY, run_id TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
 
@@ -105,7 +110,7 @@ class FeedbackLog:
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000, synchronous: str = "FULL"):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(self.path)
         # Several threads of one worker (FastAPI's thread pool) share this
         # connection; the lock serialises them, SQLite serialises the processes.
         self._lock = threading.RLock()
@@ -125,6 +130,11 @@ class FeedbackLog:
                 columns = {row[1] for row in conn.execute("PRAGMA table_info(predictions)")}
                 if "lf_votes_status" not in columns:  # a store written before votes could be deferred
                     conn.execute("ALTER TABLE predictions ADD COLUMN lf_votes_status TEXT NOT NULL DEFAULT 'done'")
+                if "lf_votes_error" not in columns:
+                    conn.execute("ALTER TABLE predictions ADD COLUMN lf_votes_error TEXT")
+                # Partial: only the (few) pending rows are indexed, so a restart finds them without a scan.
+                conn.execute("CREATE INDEX IF NOT EXISTS predictions_pending ON predictions(created_at)"
+                             " WHERE lf_votes_status = 'pending'")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open feedback store {self.path}: {exc}") from exc
 
@@ -161,28 +171,48 @@ class FeedbackLog:
     def log_predictions(self, records: Sequence[PredictionRecord]) -> None:
         rows = [
             (r.id, r.created_at, r.model_version, json.dumps(list(r.probabilities)), r.label,
-             None if r.lf_votes is None else json.dumps(list(r.lf_votes)), r.text, r.text_sha256, r.lf_votes_status)
+             None if r.lf_votes is None else json.dumps(list(r.lf_votes)), r.text, r.text_sha256, r.lf_votes_status,
+             r.lf_votes_error)
             for r in records
         ]
         try:
             with self.transaction() as conn:
                 conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
-                                 " text, text_sha256, lf_votes_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                                 " text, text_sha256, lf_votes_status, lf_votes_error)"
+                                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot log predictions in {self.path}: {exc}") from exc
 
-    def set_lf_votes(self, updates: Sequence[tuple[str, tuple[int, ...] | None, str]]) -> None:
-        """Fill in deferred votes: ``(prediction id, votes or None, status)`` per prediction."""
-        rows = [(None if votes is None else json.dumps(list(votes)), status, pid) for pid, votes, status in updates]
+    def set_lf_votes(self, updates: Sequence[tuple]) -> None:
+        """Fill in deferred votes: ``(prediction id, votes or None, status[, error])`` per prediction."""
+        rows = [(None if u[1] is None else json.dumps(list(u[1])), u[2], u[3] if len(u) > 3 else None, u[0])
+                for u in updates]
         try:
             with self.transaction() as conn:
-                conn.executemany("UPDATE predictions SET lf_votes = ?, lf_votes_status = ? WHERE id = ?", rows)
+                conn.executemany("UPDATE predictions SET lf_votes = ?, lf_votes_status = ?, lf_votes_error = ?"
+                                 " WHERE id = ?", rows)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot record LF votes in {self.path}: {exc}") from exc
 
     def get_prediction(self, prediction_id: str) -> dict | None:
         rows = self.read("SELECT * FROM predictions WHERE id = ?", [prediction_id])
         return rows[0] if rows else None
+
+    def claim_pending_votes(self, started_at: str) -> list[dict] | None:
+        """The predictions left ``pending`` by servers that stopped before ``started_at``
+        (rows ``{id, text}``, oldest first), or None when another worker of the same start
+        already claimed them: one worker per start re-queues, the others would only repeat it."""
+        try:
+            with self.transaction() as conn:
+                claimed = conn.execute("INSERT OR IGNORE INTO lf_vote_requeues VALUES (?, ?)",
+                                       [started_at, utc_now()]).rowcount
+                if not claimed:
+                    return None
+                cur = conn.execute("SELECT id, text FROM predictions WHERE lf_votes_status = 'pending'"
+                                   " AND created_at < ? ORDER BY created_at", [started_at])
+                return [{"id": pid, "text": text} for pid, text in cur.fetchall()]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read pending LF votes in {self.path}: {exc}") from exc
 
     # -- feedback -----------------------------------------------------------
 

@@ -191,10 +191,15 @@ def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: s
 
 
 def served_rows(log, run_id: str, window: int) -> list[dict]:
-    """The latest ``window`` predictions the server made with ``run_id``."""
+    """The latest ``window`` predictions the server made with ``run_id``.
+
+    Latest by rowid (the order the server committed them), not by ``created_at``:
+    the index on ``model_version`` holds rowids in order, so SQLite reads only the
+    window instead of sorting every prediction of the run.
+    """
     return log.read(
         "SELECT probabilities, label, lf_votes, text FROM predictions WHERE model_version = ?"
-        " ORDER BY created_at DESC, rowid DESC LIMIT ?", [run_id, int(window)],
+        " ORDER BY rowid DESC LIMIT ?", [run_id, int(window)],
     )
 
 

@@ -9,26 +9,45 @@ worker's GIL and stretch the latency of the requests behind it.
 The queue is bounded: when the explainer falls behind by ``max_queued``
 requests, new predictions are logged with ``lf_votes_status = "skipped"``
 rather than letting memory grow without limit.
+
+The process is bounded too: spaCy keeps every new word it meets in its
+vocabulary (~15 KB a new word, never freed), so after ``max_texts`` texts the
+process exits and a fresh one takes over the same queue.
+
+When the LFs cannot run at all (the spaCy pipeline is not installed, say), the
+process says so once (``Explainer.error``, logged with the cause) and marks what
+it is given ``error`` with that cause; the server reports itself degraded.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import queue
+import threading
+import time
 from collections.abc import Sequence
 
 import pandas as pd
 
-from ..errors import LabelingError
+from ..errors import ConfigError, LabelingError, LFVotesUnavailable
+
+logger = logging.getLogger(__name__)
 
 
-def lf_votes(lfs, texts: Sequence[str], cardinality: int, spacy_model: str | None) -> list[tuple[int, ...] | None]:
-    """Each text's LF votes; ``None`` for a text on which an LF fails (the others keep theirs)."""
+def lf_votes(lfs, texts: Sequence[str], cardinality: int,
+             spacy_model: str | None) -> tuple[list[tuple[int, ...] | None], list[str | None]]:
+    """Each text's LF votes, and for a text on which an LF fails ``None`` and the error
+    (the other texts keep theirs): two lists of ``len(texts)``.
+
+    Raises ``LFVotesUnavailable`` when the LFs cannot run on any text (a setting or
+    the environment, not a text, is at fault: e.g. the spaCy pipeline is missing).
+    """
     from ..lf.apply import apply_lfs
 
     if not lfs:
-        return [() for _ in texts]
+        return [() for _ in texts], [None] * len(texts)
 
     def apply(chunk: Sequence[str]):
         # n_jobs=1: a server process must never fork (its threads, locks and sockets would be copied)
@@ -37,20 +56,32 @@ def lf_votes(lfs, texts: Sequence[str], cardinality: int, spacy_model: str | Non
         return [tuple(int(v) for v in row) for row in L]
 
     try:
-        return apply(texts)
-    except LabelingError:
+        return apply(texts), [None] * len(texts)
+    except ConfigError as exc:
+        raise LFVotesUnavailable(f"LF votes cannot be computed: {exc}") from exc
+    except LabelingError as exc:
         if len(texts) == 1:
-            return [None]
-    out: list[tuple[int, ...] | None] = []
+            logger.warning("LF votes failed on a served text: %s", exc)
+            return [None], [str(exc)]
+    votes: list[tuple[int, ...] | None] = []
+    errors: list[str | None] = []
     for text in texts:  # find the failing texts one by one: a rare path
         try:
-            out.extend(apply([text]))
-        except LabelingError:
-            out.append(None)
-    return out
+            votes.extend(apply([text]))
+            errors.append(None)
+        except LabelingError as exc:
+            logger.warning("LF votes failed on a served text: %s", exc)
+            votes.append(None)
+            errors.append(str(exc))
+    return votes, errors
 
 
-def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queue, parent: int, nice: int) -> None:
+def _vote_updates(items, votes, errors) -> list[tuple]:
+    return [(pid, v, "done" if v is not None else "error", e) for (pid, _), v, e in zip(items, votes, errors)]
+
+
+def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queue, events: mp.Queue, parent: int,
+         nice: int, max_texts: int) -> None:
     """The explainer process: read (prediction id, text) batches, write their votes."""
     from ..config import load_config
     from .feedback import FeedbackLog
@@ -58,9 +89,16 @@ def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queu
 
     if nice:
         os.nice(nice)
-    config = load_config(config_path, list(overrides))
-    lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)) if config.lfs.modules else ()
-    lf_votes(lfs, ["warm-up"], config.cardinality, config.lfs.spacy_model)
+    unavailable = ""
+    try:
+        config = load_config(config_path, list(overrides))
+        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)) if config.lfs.modules else ()
+        lf_votes(lfs, ["warm-up"], config.cardinality, config.lfs.spacy_model)
+    except LabelingError as exc:
+        unavailable = str(exc) if isinstance(exc, LFVotesUnavailable) else f"LF votes cannot be computed: {exc}"
+        logger.error("%s", unavailable)
+    events.put(("unavailable", unavailable) if unavailable else ("ready", ""))
+    done = 0
     with FeedbackLog(store) as log:
         while True:
             try:
@@ -74,27 +112,88 @@ def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queu
                     batch.append(jobs.get_nowait())
                 except queue.Empty:
                     break
-            if None in batch:
+            stop = None in batch
+            items = [item for request in batch if request is not None for item in request]
+            if items and not unavailable:
+                try:
+                    votes, errors = lf_votes(lfs, [text for _, text in items], config.cardinality,
+                                             config.lfs.spacy_model)
+                except LFVotesUnavailable as exc:
+                    unavailable = str(exc)
+                    logger.error("%s", unavailable)
+                    events.put(("unavailable", unavailable))
+            if items and unavailable:
+                votes, errors = [None] * len(items), [unavailable] * len(items)
+            if items:
+                log.set_lf_votes(_vote_updates(items, votes, errors))
+            done += len(items)
+            if stop:
                 return
-            items = [item for request in batch for item in request]
-            votes = lf_votes(lfs, [text for _, text in items], config.cardinality, config.lfs.spacy_model)
-            log.set_lf_votes([(pid, v, "done" if v is not None else "error") for (pid, _), v in zip(items, votes)])
+            if max_texts and done >= max_texts and not unavailable:
+                events.put(("recycle", str(done)))
+                return
 
 
 class Explainer:
-    """Owns the background process of one server worker."""
+    """Owns the background process of one server worker (and its successors).
+
+    ``error`` is "" while the LFs run, else why they cannot; ``poll()`` (called by
+    the worker now and then, and by ``submit``) reads what the process reported and
+    starts a successor when it exited: after ``max_texts`` texts, or a crash.
+    """
 
     def __init__(self, config_path: str, overrides: tuple[str, ...], store: str, *, max_queued: int = 10_000,
-                 nice: int = 10):
-        ctx = mp.get_context("spawn")  # a fork of a threaded server process is not safe
-        self._jobs = ctx.Queue(max_queued)
-        self._process = ctx.Process(target=_run, name="lf-explainer", daemon=True,
-                                    args=(config_path, overrides, store, self._jobs, os.getpid(), nice))
-        self._process.start()
+                 nice: int = 10, max_texts: int = 5_000):
+        self._ctx = mp.get_context("spawn")  # a fork of a threaded server process is not safe
+        self._jobs = self._ctx.Queue(max_queued)
+        self._events = self._ctx.Queue()
+        self._args = (config_path, overrides, store, self._jobs, self._events, os.getpid(), nice, max_texts)
         self.skipped = 0
+        self.restarts = 0
+        self.error = ""
+        self.ready = False  # the process reported whether the LFs run
+        self._last_start = 0.0
+        self._lock = threading.Lock()  # the worker's request path and its follower thread both poll
+        self._start()
+
+    def _start(self) -> None:
+        self._process = self._ctx.Process(target=_run, name="lf-explainer", daemon=True, args=self._args)
+        self._process.start()
+        self._last_start = time.monotonic()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def poll(self) -> None:
+        with self._lock:
+            self._poll()
+
+    def _poll(self) -> None:
+        while True:
+            try:
+                kind, detail = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if kind in ("ready", "unavailable"):
+                self.ready, self.error = True, detail
+        if self._process.is_alive():
+            return
+        code = self._process.exitcode  # 0: it stopped after max_texts, to hand over to a fresh one
+        if code != 0:
+            error = f"the LF-votes process exited with code {code}; restarting it"
+            if error != self.error:
+                logger.error("%s", error)
+            self.error = error
+            if time.monotonic() - self._last_start < 5.0:  # crashing as it starts: do not spin
+                return
+        self._process.join()
+        self.restarts += 1
+        self._start()
 
     def submit(self, items: Sequence[tuple[str, str]]) -> bool:
         """Queue ``(prediction id, text)`` pairs; False when the queue is full (the caller marks them skipped)."""
+        self.poll()
         try:
             self._jobs.put_nowait(list(items))
             return True

@@ -6,6 +6,7 @@ same artifacts recorded under another run id, so a swap test costs no training.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -73,7 +74,11 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, project: dict, *, workers: int = 2, extra: tuple[str, ...] = (), ready_path: str = "/readyz"):
+    """``token_via``: how the token reaches the server: "file" (``--token-file``), "stdin"
+    (``--token-file -``) or "env" (``$LABELING_SERVE_TOKEN``)."""
+
+    def __init__(self, project: dict, *, workers: int = 2, extra: tuple[str, ...] = (), ready_path: str = "/readyz",
+                 token_via: str = "file", env: dict | None = None):
         self.ready_path = ready_path
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,14 +86,47 @@ class Server:
                "--workers", str(workers), "--max-body-bytes", str(MAX_BODY), "--alias-poll-s", "0.2", *extra]
         for o in project["overrides"]:
             cmd += ["--set", o]
-        env = {**os.environ, "LABELING_SERVE_TOKEN": TOKEN}
+        env = {**{k: v for k, v in os.environ.items() if k != "LABELING_SERVE_TOKEN"}, **(env or {})}
+        if token_via == "file":
+            token_file = project["root"] / f"token-{self.port}"
+            token_file.write_text(TOKEN + "\n")
+            cmd += ["--token-file", str(token_file)]
+        elif token_via == "stdin":
+            cmd += ["--token-file", "-"]
+        else:
+            env["LABELING_SERVE_TOKEN"] = TOKEN
         # A file, not a pipe: a chatty server must never block on a full pipe.
-        self.stderr = open(project["root"] / f"server-{self.port}.log", "wb")
+        self.log_path = project["root"] / f"server-{self.port}.log"
+        self.stderr = open(self.log_path, "wb")
         # Own session: kill -9 reaches the supervisor and every worker.
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr,
+                                     stdin=subprocess.PIPE if token_via == "stdin" else subprocess.DEVNULL)
+        if token_via == "stdin":
+            self.proc.stdin.write((TOKEN + "\n").encode())
+            self.proc.stdin.close()
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def processes(self) -> dict[int, tuple[int, str]]:
+        """Every live process of the server's session: pid -> (parent pid, command line)."""
+        out = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == self.proc.pid:  # the session id: the supervisor leads the session
+                    out[int(entry.name)] = (int(fields[1]), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+        return out
+
+    def lf_vote_processes(self) -> list[int]:
+        """The LF-votes processes: the spawned processes that spawned none (workers spawn
+        them; with 1 worker, uvicorn serves in the supervisor itself)."""
+        spawned = {pid: ppid for pid, (ppid, cmd) in self.processes().items() if "spawn_main" in cmd}
+        return [pid for pid in spawned if pid not in spawned.values()]
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         ready = 0
         while time.monotonic() < deadline:
@@ -123,7 +161,8 @@ class Server:
 @pytest.fixture(scope="module")
 def server(project_paths, request):
     # Started before the model exists: its imports overlap training, and it waits for the run.
-    srv = Server(project_paths, workers=2, extra=("--store-text",))
+    # The token comes from the environment: the case that must scrub it (test_token_not_in_any_process_environment).
+    srv = Server(project_paths, workers=2, extra=("--store-text",), token_via="env")
     try:
         request.getfixturevalue("served_project")
         srv.wait_ready()
@@ -150,7 +189,8 @@ def test_happy_paths(server, served_project):
         assert one.json()["model_version"] == first and p["label"] in ("ham", "spam")
         assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
         assert p["lf_votes"] is None and p["lf_votes_status"] == "pending"  # computed after the answer
-        explained = c.post("/predict", json={"text": "check out my channel http://spam.example", "explain": True})
+        explained = c.post("/predict", json={"text": "check out my channel http://spam.example", "explain": True},
+                           headers=AUTH)
         votes = explained.json()["predictions"][0]["lf_votes"]
         assert len(votes) == 20 and explained.json()["predictions"][0]["lf_votes_status"] == "done"
         batch = c.post("/predict", json={"texts": ["great song", "subscribe to me!!!", "love it"]})
@@ -490,3 +530,193 @@ def test_admin_promote_goes_through_the_gate_and_a_force_is_recorded(tiny_runs):
         last = registry.decisions(runs["worse"])[-1]
         assert (last["forced"], last["note"], last["actor"]) == (1, "rollout test", "POST /admin/promote from testclient")
         assert registry.history(CHAMPION)[-1]["action"] == "forced"
+
+
+# -- the serving token (issue 12.3) ---------------------------------------------
+
+
+@pytest.mark.parametrize("token, problem", [
+    ("short-" + "x1y2z3", "characters long"),
+    ("ab" * 20, "distinct characters"),
+    ("change-me-" + "0123456789abcdef0123456789", "placeholder 'change-me'"),
+    ("MyPassword" + "0123456789abcdefghijklmnop", "placeholder 'password'"),
+])
+def test_weak_tokens_are_refused_with_how_to_make_one(token, problem):
+    from labeling.errors import WeakTokenError
+    from labeling.serve.app import check_token_strength
+
+    with pytest.raises(WeakTokenError, match=problem) as caught:
+        check_token_strength(token)
+    assert "secrets.token_urlsafe(32)" in str(caught.value) and "--token-file" in str(caught.value)
+    check_token_strength(TOKEN)  # the tests' own token: 43 characters, random
+
+
+def test_serve_command_refuses_the_readme_placeholder_token(tmp_path):
+    # The README used to say LABELING_SERVE_TOKEN=change-me; a file with it is refused the same way.
+    env = {**os.environ, "LABELING_SERVE_TOKEN": "change-me"}
+    (tmp_path / "weak").write_text("change-me\n")
+    for cmd_env, extra in ((env, []), ({k: v for k, v in env.items() if k != "LABELING_SERVE_TOKEN"},
+                                       ["--token-file", str(tmp_path / "weak")])):
+        run = subprocess.run([sys.executable, "-m", "pipelines.serve", "--config", str(CONFIG), "--port", "1", *extra],
+                             cwd=REPO, env=cmd_env, capture_output=True, text=True, timeout=60, check=False)
+        assert run.returncode == 2, run.stderr
+        assert "too weak" in run.stderr and "secrets.token_urlsafe(32)" in run.stderr
+
+
+def test_token_not_in_any_process_environment(server):
+    # The module's server got its token from $LABELING_SERVE_TOKEN: supervisor, workers and
+    # LF-votes processes must all have it scrubbed from /proc/<pid>/environ.
+    processes = server.processes()
+    assert len(server.lf_vote_processes()) == 2 and len(processes) >= 5, "\n".join(f"{p} {v}" for p, v in processes.items())
+    for pid in processes:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert TOKEN.encode() not in environ and b"LABELING_SERVE_TOKEN" not in environ, processes[pid]
+    with httpx.Client(base_url=server.url, timeout=30) as c:  # and the token still works
+        assert _feedback(c, {"text": "token check", "label": "ham"}).status_code == 201
+
+
+# -- abuse bounds (issue 12.5) ----------------------------------------------------
+
+
+def test_explain_needs_the_token_and_is_capped(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        anonymous = c.post("/predict", json={"text": "check out my channel", "explain": True})
+        assert anonymous.status_code == 401
+        wrong = c.post("/predict", json={"text": "x", "explain": True}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        too_many = c.post("/predict", json={"texts": ["great song"] * 101, "explain": True}, headers=AUTH)
+        assert too_many.status_code == 422 and "explain is limited to 100 texts" in too_many.json()["message"]
+        assert c.post("/predict", json={"texts": ["great song"] * 101}).status_code == 200  # no explain: open
+        capped = c.post("/predict", json={"texts": ["great song"] * 100, "explain": True}, headers=AUTH)
+        assert capped.status_code == 200
+        assert {p["lf_votes_status"] for p in capped.json()["predictions"]} == {"done"}
+
+
+def _closed_within(sock: socket.socket, limit: float) -> float:
+    """Seconds until the server closes ``sock`` (reads return b"")."""
+    sock.settimeout(limit)
+    started = time.monotonic()
+    while True:
+        try:
+            if sock.recv(4096) == b"":
+                return time.monotonic() - started
+        except ConnectionResetError:
+            return time.monotonic() - started
+        except TimeoutError:
+            raise AssertionError(f"the server still held the connection after {limit} s") from None
+
+
+def test_half_sent_requests_are_closed_and_token_read_from_stdin(served_project):
+    srv = Server(served_project, workers=1, extra=("--no-lf-votes", "--request-read-timeout-s", "1"),
+                 ready_path="/livez", token_via="stdin")
+    try:
+        srv.wait_ready()
+        halves = {
+            "nothing sent": b"",
+            "half the headers": b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty",
+            "headers, half the body": (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                       b"Content-Length: 40\r\n\r\n{\"text\": \"hal"),
+        }
+        socks = {}
+        for name, data in halves.items():
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            sock.sendall(data)
+            socks[name] = sock
+        try:
+            for name, sock in socks.items():
+                waited = _closed_within(sock, 5.0)
+                assert waited < 3.0, (name, waited)  # 1 s deadline, counted from the connection
+        finally:
+            for sock in socks.values():
+                sock.close()
+        with httpx.Client(base_url=srv.url, timeout=30) as c:  # whole requests still go through; the token came in on stdin
+            assert _feedback(c, {"text": "stdin token", "label": "ham"}).status_code == 201
+            assert _feedback(c, {"text": "stdin token", "label": "ham"}, headers={}).status_code == 401
+    finally:
+        srv.stop()
+
+
+def test_store_is_private(served_project):
+    for path in (served_project["store"], Path(str(served_project["store"]) + "-wal")):
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
+# -- LF votes across restarts, and a bounded LF-votes process (issue 12.5) ---------
+
+
+def _statuses(store: Path, ids: list[str]) -> dict[str, tuple]:
+    conn = sqlite3.connect(store)
+    try:
+        marks = ",".join("?" * len(ids))
+        return {pid: (status, votes, error) for pid, status, votes, error in conn.execute(
+            f"SELECT id, lf_votes_status, lf_votes, lf_votes_error FROM predictions WHERE id IN ({marks})", ids)}
+    finally:
+        conn.close()
+
+
+def test_pending_lf_votes_survive_a_restart_and_the_lf_process_is_recycled(served_project):
+    store = served_project["store"]
+    first = Server(served_project, workers=1, extra=("--store-text",))
+    try:
+        first.wait_ready()
+        (explainer,) = first.lf_vote_processes()
+        os.kill(explainer, signal.SIGSTOP)  # the LF votes stay pending, for sure, until the crash
+        with httpx.Client(base_url=first.url, timeout=30) as c:
+            ids = [p["id"] for i in range(6) for p in c.post(
+                "/predict", json={"texts": [f"restart text {i}.{j} check out my channel" for j in range(5)]}
+            ).json()["predictions"]]
+        assert {s for s, _, _ in _statuses(store, ids).values()} == {"pending"}
+    finally:
+        first.kill()
+    # A prediction of a hash-only server, left pending: its votes cannot be computed any more.
+    with FeedbackLog(store) as log:
+        from labeling.serve.feedback import PredictionRecord, utc_now
+
+        log.log_predictions([PredictionRecord(id="hash-only-" + uuid.uuid4().hex, created_at=utc_now(),
+                                              model_version="v", probabilities=(0.5, 0.5), label=0, lf_votes=None,
+                                              text=None, text_sha256=text_sha256("gone"), lf_votes_status="pending")])
+        hashed = log.read("SELECT id FROM predictions WHERE id LIKE 'hash-only-%' ORDER BY rowid DESC LIMIT 1")[0]["id"]
+    second = Server(served_project, workers=1, extra=("--store-text", "--lf-votes-max-texts", "10"))
+    try:
+        second.wait_ready()
+        with httpx.Client(base_url=second.url, timeout=30) as c:
+            more = [c.post("/predict", json={"text": f"fresh words {i} zq{i}x"}).json()["predictions"][0]["id"]
+                    for i in range(25)]
+            deadline = time.monotonic() + 90
+            while {s for s, _, _ in _statuses(store, ids + more).values()} != {"done"}:
+                assert time.monotonic() < deadline, Counter(s for s, _, _ in _statuses(store, ids + more).values())
+                time.sleep(0.2)
+            # 30 re-queued + 25 new texts, a fresh process after every >= 10 texts: two handovers
+            # at least (the second is seen once the process that wrote the last votes exited).
+            while (restarts := c.get("/models").json()["lf_votes_restarts"]) < 2:
+                assert time.monotonic() < deadline, restarts
+                time.sleep(0.2)
+        assert all(len(json.loads(v)) == 20 for _, v, _ in _statuses(store, ids + more).values())
+        status, votes, error = _statuses(store, [hashed])[hashed]
+        assert status == "abandoned" and votes is None and "--store-text" in error
+    finally:
+        second.stop()
+
+
+# -- LF votes that cannot be computed (issue 17.2) ---------------------------------
+
+
+def test_unavailable_lf_votes_are_logged_reported_and_never_done(served_project):
+    missing = "no_such_spacy_pipeline_" + uuid.uuid4().hex[:6]
+    srv = Server(served_project, workers=1, env={"LABELING_SPACY_MODEL": missing})
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            ready = c.get("/readyz").json()
+            assert ready["status"] == "degraded" and missing in ready["detail"], ready
+            background = c.post("/predict", json={"text": "check out my channel"}).json()["predictions"][0]
+            assert background["lf_votes_status"] == "error" and missing in background["lf_votes_error"]
+            explained = c.post("/predict", json={"text": "check out my channel", "explain": True}, headers=AUTH)
+            p = explained.json()["predictions"][0]
+            assert p["lf_votes"] is None and p["lf_votes_status"] == "error" and missing in p["lf_votes_error"]
+            logged = c.get(f"/predictions/{background['id']}").json()
+            assert logged["lf_votes_status"] == "error" and missing in logged["lf_votes_error"]
+    finally:
+        srv.stop()
+    log = srv.log_path.read_text()
+    assert f"spaCy pipeline '{missing}' is not installed" in log, log[-2000:]

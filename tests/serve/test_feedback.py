@@ -68,3 +68,38 @@ def test_store_from_before_deferred_votes_is_migrated(tmp_path):
         assert log.get_prediction("old")["lf_votes_status"] == "done"
         log.log_predictions([_prediction(1)])
         assert log.get_prediction("p1")["lf_votes_status"] == "pending"
+
+
+def test_store_and_its_wal_are_owner_only(tmp_path):
+    import os
+
+    from labeling.serve.feedback import FeedbackLog
+    from labeling.pipeline.store import RunStore, write_private_text
+
+    with FeedbackLog(tmp_path / "new" / "s.db") as log:
+        log.log_predictions([_prediction(1)])
+        for name in ("s.db", "s.db-wal"):
+            assert (tmp_path / "new" / name).stat().st_mode & 0o777 == 0o600, name
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+    old = tmp_path / "old.db"
+    old.touch(mode=0o644)
+    os.chmod(old, 0o644)  # a store made before this: opened, it loses group and other permissions
+    with RunStore(old):
+        assert old.stat().st_mode & 0o777 == 0o600
+    report = tmp_path / "reports" / "r.html"
+    write_private_text(report, "<html>")
+    assert report.stat().st_mode & 0o777 == 0o600 and report.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_pending_votes_are_claimed_once_per_start(tmp_path):
+    from labeling.serve.feedback import FeedbackLog
+
+    with FeedbackLog(tmp_path / "s.db") as log, FeedbackLog(tmp_path / "s.db") as other_worker:
+        log.log_predictions([_prediction(1), _prediction(2)])
+        log.set_lf_votes([("p2", (1, -1), "done")])
+        start = "2026-06-01T00:00:00+00:00"
+        assert log.claim_pending_votes(start) == [{"id": "p1", "text": None}]
+        assert other_worker.claim_pending_votes(start) is None  # the same start: already claimed
+        log.set_lf_votes([("p1", None, "abandoned", "why")])
+        assert log.get_prediction("p1")["lf_votes_error"] == "why"
+        assert log.claim_pending_votes("2026-07-01T00:00:00+00:00") == []

@@ -48,12 +48,11 @@ from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
 from .patterns import PatternMatcher, ScanTexts
 from ..progress import progress
 from .rows import Row, frame_rows
-from .workers import fork_map
+from . import workers
+from .workers import chunk_bounds, fork_map
 
 __all__ = ["ApplyResult", "LFErrors", "Row", "apply_lfs", "spacy_cache_keys"]
 
-#: rows (or distinct texts) per task for worker processes and Dask
-CHUNK_ROWS = 2000
 #: keep at most this many failing row ids (and messages) per LF
 ERROR_SAMPLES = 5
 # Below this many cells, starting processes costs more than the work.
@@ -222,11 +221,6 @@ def _default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _chunks(n: int, size: int | None = None) -> list[tuple[int, int]]:
-    size = max(1, int(size or CHUNK_ROWS))  # read at call time: a setting, not a frozen default
-    return [(a, min(a + size, n)) for a in range(0, n, size)]
-
-
 def _row_chunk(s: dict, task: int) -> ChunkOutcome:
     a, b = s["bounds"][task]
     views = [v[a:b] if v is not None else None for v in s["views"]]
@@ -237,10 +231,24 @@ def _row_chunk(s: dict, task: int) -> ChunkOutcome:
     return out
 
 
+def label_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable, nlp_settings=()):
+    """One chunk of rows through ``lfs`` in a process that only has what the task carried (a
+    Dask worker): parses for spaCy LFs, the votes, and each LF's version afterwards."""
+    for lf, settings in zip(lfs, nlp_settings):
+        # an nlp LF's class arrives here unconfigured: configure it as in the process that made the LF
+        if settings is not None and getattr(type(lf), "_nlp_config", None) is None:
+            type(lf)._create_or_check_preprocessor(*settings)
+    views = doc_views(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
+    out = run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
+                    keep_exceptions=False, views=views)
+    out.after = tuple(fingerprint(lf).version for lf in lfs)  # state an LF changed while running shows here
+    return out
+
+
 def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show,
                chunk_rows: int | None = None, views: Sequence | None = None,
                lfs: Sequence | None = None) -> list[tuple[int, ChunkOutcome]]:
-    bounds = _chunks(len(rows), chunk_rows)
+    bounds = chunk_bounds(len(rows), chunk_rows)
     # a chunk size given by the caller is taken as is, however small the input
     parallel = n_jobs > 1 and (chunk_rows is not None or need.sum() >= _MIN_PARALLEL_CELLS)
     state = {"calls": calls, "rows": rows, "need": need, "cardinality": cardinality, "bounds": bounds,
@@ -380,7 +388,7 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
     units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
     parts = []
     if units or hits is None:
-        bounds = _chunks(len(texts), 4 * CHUNK_ROWS)
+        bounds = chunk_bounds(len(texts), 4 * workers.CHUNK_ROWS)
         lfs = len(units) if hits is not None else len(group)
         parallel = n_jobs if len(texts) * (lfs + 1) >= _MIN_PARALLEL_SCAN else 1
         state = {"texts": texts, "matcher": matcher if hits is None else None, "units": units, "bounds": bounds}
@@ -632,7 +640,7 @@ def apply_lfs(
     run the row-wise LFs on a cluster instead. ``spacy_disable``: pipeline
     components no LF of ours needs (Snorkel's spaCy LFs name their own).
     ``chunk_rows``: rows per task for worker processes and Dask (default
-    ``CHUNK_ROWS``); when given, workers are used however small the input.
+    ``workers.CHUNK_ROWS``); when given, workers are used however small the input.
     """
     n, m = len(frame), len(lfs)
     names = [lf.name for lf in lfs]
@@ -735,9 +743,9 @@ def apply_lfs(
             if scheduler is not None and jobs > 1:
                 from .distributed import run_on_dask
 
-                return run_on_dask(scheduler, [lfs[j] for j in columns], frame.iloc[positions], sub_need[:, cols],
-                                   cardinality, fault_tolerant=fault_tolerant, spacy_model=spacy_model,
-                                   spacy_disable=spacy_disable, chunk_rows=chunk_rows)
+                return run_on_dask(scheduler, label_chunk, [lfs[j] for j in columns], frame.iloc[positions],
+                                   sub_need[:, cols], cardinality, fault_tolerant=fault_tolerant,
+                                   spacy_model=spacy_model, spacy_disable=spacy_disable, chunk_rows=chunk_rows)
             rows, views = here()
             return _run_local([_callable(lfs[j]) for j in columns], rows, sub_need[:, cols], cardinality,
                               fault_tolerant, jobs, show_progress, chunk_rows, [views[p] for p in cols],

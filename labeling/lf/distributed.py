@@ -15,13 +15,14 @@ the spaCy pipeline installed when spaCy LFs run; parses are made on the workers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .core import LabelingFunction
 from .rows import frame_rows
+from .workers import chunk_bounds
 
 __all__ = ["run_on_dask"]
 
@@ -32,25 +33,9 @@ def _nlp_settings(lf) -> tuple | None:
     return tuple(config.parameters) if config is not None else None
 
 
-def _remote_chunk(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable, nlp_settings=()):
-    from .apply import _callable, doc_views, run_chunk
-
-    for lf, settings in zip(lfs, nlp_settings):
-        # an nlp LF's class arrives here unconfigured: configure it as in the process that made the LF
-        if settings is not None and getattr(type(lf), "_nlp_config", None) is None:
-            type(lf)._create_or_check_preprocessor(*settings)
-
-    from .fingerprint import fingerprint
-
-    views = doc_views(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
-    out = run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
-                    keep_exceptions=False, views=views)
-    out.after = tuple(fingerprint(lf).version for lf in lfs)  # state an LF changed while running shows here
-    return out
-
-
 def run_on_dask(
     scheduler,
+    task: Callable,
     lfs: Sequence[LabelingFunction],
     frame: pd.DataFrame,
     need: np.ndarray,
@@ -61,17 +46,19 @@ def run_on_dask(
     spacy_disable: Sequence[str] = (),
     chunk_rows: int | None = None,
 ) -> list:
-    """``[(first row, ChunkOutcome), ...]`` for ``frame``'s rows, computed on the cluster."""
-    from distributed import Client
+    """``[(first row, task's result), ...]`` for ``frame``'s rows in chunks, computed on the cluster.
 
-    from .apply import _chunks
+    ``task(lfs, rows, need, cardinality, fault_tolerant, spacy_model, spacy_disable, nlp_settings)``
+    runs on a worker (the applier passes ``apply.label_chunk``); it must be importable there.
+    """
+    from distributed import Client
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     try:
         rows = frame_rows(frame)  # the rows Snorkel's applier would pass, built once here
-        bounds = _chunks(len(rows), chunk_rows)
+        bounds = chunk_bounds(len(rows), chunk_rows)
         futures = [
-            client.submit(_remote_chunk, list(lfs), rows[a:b], need[a:b], cardinality, fault_tolerant,
+            client.submit(task, list(lfs), rows[a:b], need[a:b], cardinality, fault_tolerant,
                           spacy_model, tuple(spacy_disable), [_nlp_settings(lf) for lf in lfs], pure=False)
             for a, b in bounds
         ]

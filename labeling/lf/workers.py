@@ -15,7 +15,16 @@ from collections.abc import Callable
 from .patterns import scan_lock
 from ..progress import progress
 
-__all__ = ["fork_map"]
+__all__ = ["CHUNK_ROWS", "chunk_bounds", "fork_map"]
+
+#: rows (or distinct texts) per task for worker processes and Dask
+CHUNK_ROWS = 2000
+
+
+def chunk_bounds(n: int, size: int | None = None) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n)`` in chunks of ``size`` (default ``CHUNK_ROWS``)."""
+    size = max(1, int(size or CHUNK_ROWS))  # read at call time: a setting, not a frozen default
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 _FORK_STATE: dict = {}
 _FORK_LOCK = threading.Lock()

@@ -47,7 +47,9 @@ def read_json(path: Path):
         raise ArtifactError(f"cannot read {path}: {exc}") from exc
 
 
-def _write_manifest(folder: Path, kind: str, meta: dict) -> dict[str, str]:
+def write_manifest(folder: Path, kind: str, meta: dict) -> dict[str, str]:
+    """Write ``folder/manifest.json`` (format, ``kind``, ``meta``, sha256 of every other file in
+    the folder) and return ``{file name: sha256}``, the manifest's own included."""
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST}
     write_json(folder / MANIFEST, {"format": FORMAT_VERSION, "kind": kind, "meta": meta, "files": files})
     return {**files, MANIFEST: sha256_file(folder / MANIFEST)}
@@ -139,7 +141,7 @@ def save_end_model(model, folder: str | Path) -> dict[str, str]:
 
         model._check_fitted()
         sio.dump(model.pipeline_, folder / "pipeline.skops")
-        return _write_manifest(folder, "sklearn", {"params": params})
+        return write_manifest(folder, "sklearn", {"params": params})
     if isinstance(model, TorchTextClassifier):
         from safetensors.numpy import save_file
 
@@ -149,7 +151,7 @@ def save_end_model(model, folder: str | Path) -> dict[str, str]:
         save_file(tensors, str(folder / "weights.safetensors"))
         vocabulary = {term: int(i) for term, i in model.vectorizer_.vocabulary_.items()}
         write_json(folder / "vocabulary.json", vocabulary)
-        return _write_manifest(folder, "torch", {"params": params})
+        return write_manifest(folder, "torch", {"params": params})
     raise ArtifactError(f"cannot save end model of type {type(model).__name__}")
 
 
@@ -218,7 +220,7 @@ def save_label_model(model, folder: str | Path) -> dict[str, str]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=False)
     write_json(folder / "label_model.json", model.to_dict())
-    return _write_manifest(folder, "label_model", {"type": type(model).__name__})
+    return write_manifest(folder, "label_model", {"type": type(model).__name__})
 
 
 def load_label_model(folder: str | Path, expected: Mapping[str, str] | None = None):

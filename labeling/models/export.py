@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import _write_manifest, artifact_file, read_json, read_manifest, write_json
+from .artifacts import write_manifest, artifact_file, read_json, read_manifest, write_json
 from .end_models import SklearnTextClassifier, make_vectorizer
 from ..errors import ArtifactError
 
@@ -65,7 +65,7 @@ def export_onnx(model: SklearnTextClassifier, folder: str | Path,
     })
     meta = {"params": model.get_params(), "classes": [int(c) for c in classifier.classes_],
             "class_names": None if class_names is None else [str(c) for c in class_names]}
-    return _write_manifest(folder, "onnx", meta)
+    return write_manifest(folder, "onnx", meta)
 
 
 class OnnxTextClassifier:

@@ -99,7 +99,9 @@ def write_private_text(path: Path, text: str) -> None:
         out.write(text)
 
 
-def _open(path: Path) -> sqlite_utils.Database:
+def open_db(path: Path) -> sqlite_utils.Database:
+    """The project's SQLite store at ``path`` (created owner-only), in WAL mode with a 30 s busy
+    timeout and foreign keys on: how every part of the project opens it. Raises ``StoreError``."""
     create_private_file(path)
     try:
         conn = sqlite3.connect(str(path), timeout=30.0)
@@ -117,7 +119,7 @@ class RunStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.db = _open(self.path)
+        self.db = open_db(self.path)
         self._ensure_schema()
 
     def close(self) -> None:

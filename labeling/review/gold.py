@@ -32,7 +32,7 @@ from ..errors import LabelError, StoreError
 from ..serve.feedback import gold_labels as feedback_gold_labels
 from ..serve.feedback import text_sha256, utc_now
 from .label_studio import Annotation
-from ..pipeline.store import _open
+from ..pipeline.store import open_db
 
 GOLD_COLUMNS = ["task_key", "source", "row_id", "text", "label", "n_annotators", "agreement"]
 
@@ -60,7 +60,7 @@ class GoldStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.db = _open(self.path)
+        self.db = open_db(self.path)
         with self.db.atomic():
             self.db["review_tasks"].create(
                 {"task_key": str, "project": str, "source": str, "row_id": str, "text": str, "text_sha256": str,

@@ -49,7 +49,9 @@ def parallel(monkeypatch):
     """Make the applier use worker processes even for small inputs."""
     monkeypatch.setattr(apply_module, "_MIN_PARALLEL_CELLS", 0)
     monkeypatch.setattr(apply_module, "_MIN_PARALLEL_SCAN", 0)
-    monkeypatch.setattr(apply_module, "CHUNK_ROWS", 64)
+    from labeling.lf import workers
+
+    monkeypatch.setattr(workers, "CHUNK_ROWS", 64)
 
 
 def test_matrix_equals_snorkel_pandas_applier_on_youtube(youtube_lfs, youtube_splits, parses):

@@ -84,9 +84,10 @@ def test_a_worker_dying_mid_run_does_not_change_the_result(cluster):
 
     killer = threading.Thread(target=kill_soon)
     killer.start()
-    from labeling import distributed as dist
+    from labeling.lf.apply import label_chunk
+    from labeling.lf.distributed import run_on_dask
 
-    outcomes = dist.run_on_dask(client, [slow_link], frame, np.ones((n, 1), bool), 2, fault_tolerant=False,
+    outcomes = run_on_dask(client, label_chunk, [slow_link], frame, np.ones((n, 1), bool), 2, fault_tolerant=False,
                                 chunk_rows=100)
     killer.join()
     L = np.full((n, 1), -1)

@@ -237,6 +237,43 @@ def _clear_cache(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    import os
+
+    from .errors import WeakTokenError
+    from .serve.app import ServeSettings, check_token_strength, hash_token
+    from .serve.feedback import utc_now
+    from .serve.run import TOKEN_ENV, read_token, reexec_without_token, serve
+
+    load_config(args.config, args.set)  # a bad config fails here, in one line, not in every worker
+    token = ""
+    try:
+        if args.token_file:
+            token = read_token(args.token_file)
+            if not token:
+                raise WeakTokenError(f"the token file {args.token_file} is empty")
+        elif os.environ.get(TOKEN_ENV):
+            token = os.environ[TOKEN_ENV]
+        if token:
+            check_token_strength(token)
+    except OSError as exc:
+        raise WeakTokenError(f"cannot read the token file: {exc}") from exc
+    if os.environ.get(TOKEN_ENV) and args.reexec:
+        reexec_without_token(["labeling", *args.argv], token)  # does not return
+    settings = ServeSettings(
+        config_path=os.path.abspath(args.config), overrides=tuple(args.set), run_id=args.run_id,
+        token_sha256=args.token_sha256 or (hash_token(token) if token else ""), store_text=args.store_text,
+        lf_votes=args.lf_votes, max_body_bytes=args.max_body_bytes, alias_poll_s=args.alias_poll_s,
+        max_explain_batch=args.max_explain_batch, request_read_timeout_s=args.request_read_timeout_s,
+        lf_votes_max_texts=args.lf_votes_max_texts, started_at=utc_now(),
+    )
+    if not settings.token_sha256:
+        print("warning: no token given (--token-file); write endpoints and explain will refuse every request",
+              file=sys.stderr)
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labeling", description="Weak-supervision labeling pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -289,13 +326,44 @@ def build_parser() -> argparse.ArgumentParser:
                      "(classifier graph + TF-IDF JSON).")
     export.add_argument("run_id")
     export.add_argument("out", help="new folder to write")
+    serve_cmd = command("serve", _serve, "Serve the champion (or --run-id) end model over HTTP with uvicorn; "
+                        "token from --token-file PATH ('-': stdin) or $LABELING_SERVE_TOKEN.")
+    _serve_options(serve_cmd)
     command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses (its LFs' and its "
             "pipeline's only; other projects sharing the folder keep theirs).")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _serve_options(sub: argparse.ArgumentParser) -> None:
+    from .serve.app import ServeSettings
+
+    sub.add_argument("--run-id", default="", help="serve this run (moves the alias); default: the alias, else the latest run")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--workers", type=int, default=1)
+    sub.add_argument("--token-file", default="", metavar="PATH",
+                     help="file holding the bearer token ('-': read it from stdin); else $LABELING_SERVE_TOKEN")
+    sub.add_argument("--token-sha256", default="", help="sha256 hex of the bearer token, instead of the token")
+    sub.add_argument("--store-text", action="store_true", help="log predicted texts, not only their sha256")
+    sub.add_argument("--lf-votes", choices=("background", "inline", "off"), default="background",
+                     help="LF votes logged with each prediction: computed after answering (default), before, or not")
+    sub.add_argument("--no-lf-votes", dest="lf_votes", action="store_const", const="off", help="same as --lf-votes off")
+    sub.add_argument("--max-body-bytes", type=int, default=ServeSettings.max_body_bytes)
+    sub.add_argument("--max-explain-batch", type=int, default=ServeSettings.max_explain_batch,
+                     help="most texts one explain request may hold")
+    sub.add_argument("--request-read-timeout-s", type=float, default=ServeSettings.request_read_timeout_s,
+                     help="close a connection whose request has not fully arrived within this many seconds")
+    sub.add_argument("--lf-votes-max-texts", type=int, default=ServeSettings.lf_votes_max_texts,
+                     help="replace the LF-votes process after this many texts (bounds its memory)")
+    sub.add_argument("--alias-poll-s", type=float, default=ServeSettings.alias_poll_s)
+
+
+def main(argv: list[str] | None = None, *, reexec: bool = False) -> int:
+    """Run one command. ``reexec``: the process is a command line of its own (``python -m
+    labeling``), so ``serve`` may replace it to drop a token from its start-up environment."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv, args.reexec = argv, reexec
     try:
         return args.func(args)
     except LabelingError as exc:

@@ -20,6 +20,24 @@ def test_every_command_has_help(command, capsys):
     assert "--config" in out and len(out.splitlines()) > 3
 
 
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_is_documented_in_the_readme(command):
+    from .conftest import REPO
+
+    assert f"python -m labeling {command}" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("script, command", [("retrain", "retrain"), ("serve", "serve"), ("review", "review")])
+def test_pipeline_scripts_are_the_cli_commands(script, command, capsys):
+    import importlib
+
+    module = importlib.import_module(f"pipelines.{script}")
+    with pytest.raises(SystemExit) as info:
+        module.main(["--help"])
+    assert info.value.code == 0
+    assert f"usage: labeling {command}" in capsys.readouterr().out
+
+
 def test_lfs_command_lists_versions(youtube_config_path, capsys):
     assert main(["lfs", "--config", str(youtube_config_path), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)

@@ -719,4 +719,4 @@ def test_unavailable_lf_votes_are_logged_reported_and_never_done(served_project)
     finally:
         srv.stop()
     log = srv.log_path.read_text()
-    assert f"spaCy pipeline '{missing}' is not installed" in log, log[-2000:]
+    assert f"spaCy pipeline '{missing}' (from LABELING_SPACY_MODEL) is not installed" in log, log[-2000:]

@@ -79,7 +79,9 @@ def _is_library(module_name: str | None) -> bool:
     if not module_name:
         return True
     top = module_name.split(".", 1)[0]
-    if top in sys.stdlib_module_names or top == "builtins":
+    if top in sys.stdlib_module_names or top in ("builtins", _OWN_PACKAGE):
+        # this package too, wherever it is installed: its caches and settings change as it
+        # runs, so walking it would make every LF look stateful; its source digest versions it
         return True
     module = sys.modules.get(module_name) or sys.modules.get(top)
     path = getattr(module, "__file__", None)
@@ -87,8 +89,24 @@ def _is_library(module_name: str | None) -> bool:
     return path is not None and ("site-packages" in path or "dist-packages" in path)
 
 
+_OWN_PACKAGE = __name__.split(".", 1)[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _own_source_digest() -> str:
+    """sha256 (16 hex digits) of this package's Python files: an edit to the library's own
+    code (a keyword LF's matching, say) gives every LF a new version."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=None)
 def _package_version(module_name: str) -> str | None:
+    if module_name.split(".", 1)[0] == _OWN_PACKAGE:
+        return _own_source_digest()
     top = sys.modules.get(module_name.split(".", 1)[0])
     version = getattr(top, "__version__", None)
     return version if isinstance(version, str) else None

@@ -25,46 +25,27 @@ import warnings
 
 import lazy_loader
 
-_getattr, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError", "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError", "PromotionRefused", "StoreError", "VerificationError", "WorkbenchError"],
-        "config": ["config_from_record", "load_config", "project_config_from_dict", "ProjectConfig"],
-        "matrix": ["ABSTAIN", "check_label_matrix", "label_matrix_hash"],
-        "data.datasets": ["canonicalize", "DATA_DIR_ENV", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_table", "split_random", "Splits", "youtube_tutorial_split"],
-        "data.verify": ["Finding", "raise_on_errors", "VerificationReport", "verify_dataset", "verify_splits"],
-        "data.wrench": ["load_wrench"],
-        "lf.core": ["discover_lfs", "labeling_function", "lf_set_version", "lf_uncacheable", "lf_version", "resolve_spacy_model", "spacy_labeling_function", "SpacyDoc"],
-        "lf.declarative": ["keyword_lf", "length_lf", "regex_lf"],
-        "lf.apply": ["apply_lfs", "ApplyResult", "LFErrors", "Row"],
-        "lf.cache": ["LFCache", "project_cache_dir"],
-        "lf.parse_cache": ["ParseCache"],
-        "lf.analysis": ["conflicts", "coverage", "empirical_accuracy", "lf_summary", "matrix_summary", "overlaps", "polarity"],
-        "models.label_models": ["DawidSkene", "fit_label_model", "label_model_from_dict", "MajorityVote", "probs_to_preds", "select_label_model", "Selection", "SnorkelLabelModel", "WeightedMajorityVote"],
-        "models.end_models": ["make_end_model", "SklearnTextClassifier", "TorchTextClassifier"],
-        "models.embeddings": ["EmbeddingCache", "embed_texts", "load_embedder"],
-        "models.artifacts": ["load_end_model", "load_label_model", "save_end_model", "save_label_model"],
-        "pipeline.evaluate": ["classification_metrics", "EvalRow", "evaluation_table"],
-        "pipeline.retrain": ["format_summary", "run_retrain", "RunResult"],
-        "pipeline.store": ["RunRecord", "RunStore"],
-        "pipeline.registry": ["CANDIDATE", "CHAMPION", "gate", "GateDecision", "promote_run", "Registry"],
-        "pipeline.lineage": ["history", "reproduce", "Reproduction"],
-        "pipeline.slices": ["discover_slices", "slice_masks", "slice_metrics", "slicing_function"],
-        "pipeline.report": ["render_report", "write_report"],
-        "serve.app": ["create_app", "ServeSettings"],
-        "serve.feedback": ["FeedbackLog"],
-        "serve.monitor": ["check_drift", "DriftCheck", "MonitorReport", "reference_profile", "served_profile"],
-        "review.label_studio": ["Annotation", "labeling_config", "LabelStudioReview", "ReviewError", "sample_scores", "select_for_review"],
-        "review.redact": ["redact_text", "redact_texts", "RedactionSettings"],
-        "review.gold": ["all_gold", "GoldStore", "review_gold", "ReviewTask"],
-        "review.refinement": ["format_lf_code", "lf_accuracy_table", "likely_label_errors", "refine", "RefineReport", "suggest_keyword_lfs", "wilson_interval"],
-        "review.jobs": ["dataset_candidates", "pull_review", "push_review", "refine_from_gold"],
-        "notebook.workbench": ["Workbench"],
-        "notebook.report": ["LFReport"],
-        "notebook.kinds": ["from_gold", "similar_to"],
-        "notebook.save": ["SavedModule"],
-    },
-)
+#: The stages, in the order data flows through them; each ``labeling.<stage>.EXPORTS``
+#: maps its modules to their public names, which are all public here too.
+STAGES = ("data", "lf", "models", "pipeline", "serve", "review", "notebook")
+_BASICS = {
+    "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError",
+               "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError",
+               "PromotionRefused", "StoreError", "VerificationError", "WorkbenchError"],
+    "config": ["config_from_record", "load_config", "project_config_from_dict", "ProjectConfig"],
+    "matrix": ["ABSTAIN", "check_label_matrix", "label_matrix_hash"],
+}
+
+
+def _exports() -> dict[str, list[str]]:
+    exports = dict(_BASICS)
+    for stage in STAGES:  # a stage's __init__ only names its modules: importing it loads nothing else
+        for module, names in importlib.import_module(f"{__name__}.{stage}").EXPORTS.items():
+            exports[f"{stage}.{module}"] = names
+    return exports
+
+
+_getattr, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_exports())
 
 #: Module paths from before the stage subpackages (0.1), kept importable with a
 #: DeprecationWarning until 0.3: ``labeling.apply`` -> ``labeling.lf.apply``. (The old

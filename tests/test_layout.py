@@ -17,7 +17,7 @@ import labeling
 from .conftest import REPO
 
 LIBRARY = REPO / "labeling"
-STAGES = ("data", "lf", "models", "pipeline", "serve", "review", "notebook")
+STAGES = labeling.STAGES
 
 
 def _module_name(path: Path) -> str:
@@ -93,13 +93,15 @@ def test_every_public_name_resolves(package):
     assert not missing
 
 
-def test_stage_exports_reach_the_top_level():
-    top = set(labeling.__all__)
+def test_every_stage_export_is_the_same_object_at_the_top_level():
+    assert set(STAGES) == {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file()}
     for stage in STAGES:
         module = importlib.import_module(f"labeling.{stage}")
+        assert sorted(module.__all__) == sorted(n for names in module.EXPORTS.values() for n in names)
         for name in module.__all__:
-            assert getattr(module, name) is getattr(labeling, name, getattr(module, name)), (stage, name)
-    assert {"apply_lfs", "run_retrain", "select_label_model", "create_app", "push_review"} <= top
+            assert getattr(module, name) is getattr(labeling, name), (stage, name)
+    assert {"apply_lfs", "run_retrain", "select_label_model", "create_app", "push_review", "Workbench"} <= set(
+        labeling.__all__)
 
 
 def test_import_labeling_stays_light():

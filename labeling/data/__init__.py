@@ -9,11 +9,11 @@ import lazy_loader
 
 # Names are imported from their module on first use: importing one stage never
 # pulls in the others (or torch, FastAPI, Dask) before they are needed.
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "datasets": ["DATA_DIR_ENV", "Splits", "canonicalize", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_table", "split_random", "youtube_tutorial_split"],
-        "verify": ["Finding", "VerificationReport", "raise_on_errors", "verify_dataset", "verify_splits"],
-        "wrench": ["load_wrench"],
-    },
-)
+#: module -> the public names it gives this stage (``labeling`` exports them all too)
+EXPORTS = {
+    "datasets": ["DATA_DIR_ENV", "Splits", "canonicalize", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_table", "split_random", "youtube_tutorial_split"],
+    "verify": ["Finding", "VerificationReport", "raise_on_errors", "verify_dataset", "verify_splits"],
+    "wrench": ["load_wrench"],
+}
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

@@ -12,12 +12,12 @@ import lazy_loader
 
 # Names are imported from their module on first use: importing one stage never
 # pulls in the others (or torch, FastAPI, Dask) before they are needed.
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "workbench": ["Workbench", "lf_kind"],
-        "report": ["LFReport"],
-        "kinds": ["from_gold", "prepare_similarity", "similar_to", "similarity_settings"],
-        "save": ["SavedModule", "lf_module_source", "write_lf_module"],
-    },
-)
+#: module -> the public names it gives this stage (``labeling`` exports them all too)
+EXPORTS = {
+    "workbench": ["Workbench", "lf_kind"],
+    "report": ["LFReport"],
+    "kinds": ["from_gold", "prepare_similarity", "similar_to", "similarity_settings"],
+    "save": ["SavedModule", "lf_module_source", "write_lf_module"],
+}
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

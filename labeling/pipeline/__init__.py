@@ -10,15 +10,15 @@ import lazy_loader
 
 # Names are imported from their module on first use: importing one stage never
 # pulls in the others (or torch, FastAPI, Dask) before they are needed.
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "retrain": ["RunResult", "format_summary", "run_retrain"],
-        "evaluate": ["EvalRow", "classification_metrics", "evaluation_table"],
-        "store": ["RunRecord", "RunStore"],
-        "registry": ["CANDIDATE", "CHAMPION", "GateDecision", "Registry", "gate", "promote_run"],
-        "lineage": ["Reproduction", "history", "reproduce"],
-        "slices": ["discover_slices", "slice_masks", "slice_metrics", "slicing_function"],
-        "report": ["render_report", "write_report"],
-    },
-)
+#: module -> the public names it gives this stage (``labeling`` exports them all too)
+EXPORTS = {
+    "retrain": ["RunResult", "format_summary", "run_retrain"],
+    "evaluate": ["EvalRow", "classification_metrics", "evaluation_table"],
+    "store": ["RunRecord", "RunStore"],
+    "registry": ["CANDIDATE", "CHAMPION", "GateDecision", "Registry", "gate", "promote_run"],
+    "lineage": ["Reproduction", "history", "reproduce"],
+    "slices": ["discover_slices", "slice_masks", "slice_metrics", "slicing_function"],
+    "report": ["render_report", "write_report"],
+}
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

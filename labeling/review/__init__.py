@@ -10,16 +10,16 @@ import lazy_loader
 
 # Names are imported from their module on first use: importing one stage never
 # pulls in the others (or torch, FastAPI, Dask) before they are needed.
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "label_studio": [
-            "STRATEGIES", "Annotation", "LabelStudioReview", "PushResult", "ReviewError", "ReviewItem", "build_tasks",
-            "labeling_config", "sample_scores", "select_for_review",
-        ],
-        "gold": ["GoldStore", "ReviewTask", "all_gold", "review_gold"],
-        "refinement": ["RefineReport", "format_lf_code", "lf_accuracy_table", "likely_label_errors", "refine", "suggest_keyword_lfs", "wilson_interval"],
-        "redact": ["RedactionSettings", "redact_text", "redact_texts"],
-        "jobs": ["dataset_candidates", "pull_review", "push_review", "refine_from_gold"],
-    },
-)
+#: module -> the public names it gives this stage (``labeling`` exports them all too)
+EXPORTS = {
+    "label_studio": [
+        "STRATEGIES", "Annotation", "LabelStudioReview", "PushResult", "ReviewError", "ReviewItem", "build_tasks",
+        "labeling_config", "sample_scores", "select_for_review",
+    ],
+    "gold": ["GoldStore", "ReviewTask", "all_gold", "review_gold"],
+    "refinement": ["RefineReport", "format_lf_code", "lf_accuracy_table", "likely_label_errors", "refine", "suggest_keyword_lfs", "wilson_interval"],
+    "redact": ["RedactionSettings", "redact_text", "redact_texts"],
+    "jobs": ["dataset_candidates", "pull_review", "push_review", "refine_from_gold"],
+}
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

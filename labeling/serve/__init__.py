@@ -10,12 +10,12 @@ import lazy_loader
 
 # Names are imported from their module on first use: importing one stage never
 # pulls in the others (or torch, FastAPI, Dask) before they are needed.
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "app": ["ServeSettings", "create_app"],
-        "feedback": ["FeedbackLog", "gold_labels"],
-        "votes": ["Explainer", "lf_votes"],
-        "monitor": ["DriftCheck", "MonitorReport", "check_drift", "reference_profile", "served_profile"],
-    },
-)
+#: module -> the public names it gives this stage (``labeling`` exports them all too)
+EXPORTS = {
+    "app": ["ServeSettings", "create_app"],
+    "feedback": ["FeedbackLog", "gold_labels"],
+    "votes": ["Explainer", "lf_votes"],
+    "monitor": ["DriftCheck", "MonitorReport", "check_drift", "reference_profile", "served_profile"],
+}
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

@@ -643,10 +643,6 @@ def _run_mode(mode: str, case_: Case, tmp_path: Path, request) -> tuple:
     return ours, _snorkel(theirs_lfs, theirs_frame, case_.fault_tolerant)
 
 
-def _uses_spacy(c: Case) -> bool:
-    return c.id.startswith(("nlp-", "applier-spacy", "ours-spacy"))
-
-
 # Every case in every mode runs by default (the Dask spaCy cases add ~30 s: each task loads the pipeline).
 PARAMS = [pytest.param(c, mode, id=f"{c.id}-{mode}")
           for c in CASES for mode in MODES]

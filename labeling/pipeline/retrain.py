@@ -175,7 +175,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     lf_table = pd.concat(
         {
             # Train gold stays hidden: LF accuracy is measured on dev only.
-            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf, rows_computed=applied.rows_computed),
+            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf, rows_computed=applied.rows_computed,
+                                lfs=lfs),
             "dev": lf_summary(L_dev, names, y=y_dev),
         },
         names=["split"],

@@ -20,5 +20,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "lineage": ["Reproduction", "history", "reproduce"],
         "slices": ["discover_slices", "slice_masks", "slice_metrics", "slicing_function"],
         "report": ["render_report", "write_report"],
+        "predictions": ["TestPredictions", "load_test_predictions", "save_test_predictions"],
     },
 )

@@ -12,6 +12,12 @@ The gate (``gate``) is a pure function: a candidate passes when its score on the
 gold test split is at least the champion's minus ``promotion.margin``. Every
 decision is kept in ``promotions`` and as the candidate run's ``promotion``
 document, so a refused run says why.
+
+Scores come from what each run recorded: its test predictions artifact
+(``predictions.py``, checksummed) when it covers exactly the current test rows,
+or, for a retrain, the predictions it has just computed. Only a run recorded
+without them (or on other test rows) has its model loaded and run again, and
+the decision's reason says so.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ..models.artifacts import load_end_model, read_manifest
 from ..config import ProjectConfig
 from ..errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
+from .predictions import load_test_predictions
 from ..serve.feedback import DEFAULT_ALIAS, FeedbackLog, utc_now
 from .store import RunStore
 
@@ -169,6 +176,18 @@ def score_on_test(model, test_texts: list[str], y_test, classes, metric: str) ->
     return float(classification_metrics(y_test, model.predict_proba(test_texts).argmax(axis=1), classes)[metric])
 
 
+def _recorded_score(registry: Registry, run_id: str, test_ids, y_test, classes, metric: str) -> float | None:
+    """The run's score from its recorded test predictions, if they cover exactly these rows."""
+    if test_ids is None:
+        return None
+    with RunStore(registry.path) as store:
+        run = store.get_run(run_id)
+    recorded = load_test_predictions(run)
+    if recorded is None or not recorded.matches(test_ids, y_test):
+        return None
+    return float(classification_metrics(y_test, recorded.end_model.argmax(axis=1), classes)[metric])
+
+
 def evaluate_candidate(
     registry: Registry,
     config: ProjectConfig,
@@ -178,12 +197,26 @@ def evaluate_candidate(
     *,
     candidate_model=None,
     alias: str = CHAMPION,
+    test_ids=None,
+    candidate_predictions: np.ndarray | None = None,
 ) -> GateDecision:
-    """Score candidate and champion on the same gold test rows and apply the gate."""
-    metric, margin = config.promotion.metric, config.promotion.margin
-    if candidate_model is None:
-        candidate_model = load_end_model(registry.log.end_model_path(candidate_run_id))
-    candidate_score = score_on_test(candidate_model, test_texts, y_test, config.classes, metric)
+    """Score candidate and champion on the same gold test rows and apply the gate.
+
+    ``candidate_predictions``: (n,) classes the candidate predicted on these rows
+    (a retrain has them); ``test_ids``: the rows' ids, to reuse each run's recorded
+    predictions. A run is re-scored (its model loaded and run) only without either.
+    """
+    metric, margin, classes = config.promotion.metric, config.promotion.margin, config.classes
+    notes = []
+    if candidate_predictions is not None:
+        candidate_score = float(classification_metrics(y_test, np.asarray(candidate_predictions), classes)[metric])
+    else:
+        candidate_score = _recorded_score(registry, candidate_run_id, test_ids, y_test, classes, metric)
+        if candidate_score is None:
+            if candidate_model is None:
+                candidate_model = load_end_model(registry.log.end_model_path(candidate_run_id))
+            candidate_score = score_on_test(candidate_model, test_texts, y_test, classes, metric)
+            notes.append("candidate re-scored (no recorded predictions for these test rows)")
     champion = registry.get(alias)
     if champion == candidate_run_id:
         return GateDecision(candidate_run_id, champion, metric, candidate_score, candidate_score, margin, True,
@@ -191,12 +224,16 @@ def evaluate_candidate(
     champion_score = None
     if champion is not None:
         try:
-            champion_model = load_end_model(registry.log.end_model_path(champion))
+            champion_score = _recorded_score(registry, champion, test_ids, y_test, classes, metric)
+            if champion_score is None:
+                champion_model = load_end_model(registry.log.end_model_path(champion))
+                champion_score = score_on_test(champion_model, test_texts, y_test, classes, metric)
+                notes.append("champion re-scored (no recorded predictions for these test rows)")
         except (ArtifactError, StoreError) as exc:
             return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
                                 f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
-        champion_score = score_on_test(champion_model, test_texts, y_test, config.classes, metric)
     passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
+    reason = "; ".join([reason, *notes])
     return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed, reason)
 
 
@@ -210,12 +247,15 @@ def decide(
     candidate_model=None,
     promote: bool,
     force: bool = False,
+    test_ids=None,
+    candidate_predictions: np.ndarray | None = None,
 ) -> GateDecision:
     """Gate ``candidate_run_id`` against the champion; move the champion alias when it
     passes and ``promote`` (or ``force``) is set; record the decision either way."""
     with Registry(store_path) as registry:
         decision = evaluate_candidate(registry, config, candidate_run_id, test_texts, np.asarray(y_test),
-                                      candidate_model=candidate_model)
+                                      candidate_model=candidate_model, test_ids=test_ids,
+                                      candidate_predictions=candidate_predictions)
         promoted = promote and (decision.passed or force) and decision.champion_run_id != candidate_run_id
         if promoted and not decision.passed:
             decision = GateDecision(**{**decision.to_dict(), "reason": decision.reason + " (forced)"})
@@ -241,7 +281,7 @@ def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | Non
         raise StoreError(f"no candidate in {store_path}; retrain first or name a run")
     test = load_dataset(config).test
     decision = decide(config, store_path, run_id, test["text"].tolist(), test["label"].to_numpy(),
-                      promote=True, force=force)
+                      promote=True, force=force, test_ids=test["id"].astype(str).to_numpy())
     if not decision.promoted and not decision.passed:
         raise PromotionRefused(f"run {run_id} not promoted: {decision.reason}")
     return decision

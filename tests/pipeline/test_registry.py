@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,48 @@ def test_rollback_pops_rather_than_toggles(two_runs, tmp_path):
             registry.rollback("staging")
         with pytest.raises(StoreError, match="no run 'nope'"):
             registry.set("staging", "nope")
+
+
+def test_the_gate_reuses_recorded_predictions_and_never_rescores(two_runs, tmp_path):
+    """Both runs' scores come from their checksummed test predictions: with every end
+    model file gone, the gate still scores both, and a tampered file is refused."""
+    import shutil
+
+    from labeling.errors import ArtifactError
+    from labeling.pipeline.predictions import PREDICTIONS_ARTIFACT, load_test_predictions
+    from labeling.pipeline.store import RunStore
+
+    config, good, weak, store, _ = two_runs
+    assert "re-scored" not in weak.promotion["reason"]
+    copy = copy_store(store, tmp_path / "store.db")
+    with RunStore(copy) as runs:
+        recorded = {run_id: runs.get_run(run_id) for run_id in (good.run_id, weak.run_id)}
+        assert runs.get_documents(weak.run_id)["test_predictions"] == {"artifact": PREDICTIONS_ARTIFACT,
+                                                                       "rows": weak.split_sizes["test"]}
+    predictions = {run_id: load_test_predictions(run) for run_id, run in recorded.items()}
+    moved = tmp_path / "models"
+    for run_id, run in recorded.items():
+        folder = next(a["path"] for a in run["artifacts"] if a["name"] == "end_model/manifest.json")
+        shutil.move(str(Path(folder).parent), str(moved / run_id))
+    try:
+        project = load_config(config.base_dir + "/project.toml", [f'project.store="{copy}"'])
+        with pytest.raises(PromotionRefused) as refused:
+            promote_run(project, copy)
+        assert "re-scored" not in str(refused.value) and "cannot be loaded" not in str(refused.value)
+        with Registry(copy) as registry:
+            decision = registry.decisions(weak.run_id)[-1]
+        assert decision["candidate_score"] == pytest.approx(weak.metric("end model"))
+        assert decision["champion_score"] == pytest.approx(good.metric("end model"))
+        assert len(predictions[weak.run_id].ids) == weak.split_sizes["test"]
+    finally:
+        for run_id, run in recorded.items():
+            folder = next(a["path"] for a in run["artifacts"] if a["name"] == "end_model/manifest.json")
+            shutil.move(str(moved / run_id), str(Path(folder).parent))
+    path = Path(next(a["path"] for a in recorded[weak.run_id]["artifacts"] if a["name"] == PREDICTIONS_ARTIFACT))
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(ArtifactError, match="sha256 does not match"):
+            load_test_predictions(recorded[weak.run_id])
+    finally:
+        path.write_bytes(original)

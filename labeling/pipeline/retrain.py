@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import secrets
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 
 from ..models import artifacts
 from ..lf.analysis import lf_summary
+from ..progress import Stages, stage_table
 from ..lf.apply import apply_lfs
 from ..lf.cache import project_cache_dir
 from ..config import ProjectConfig
@@ -43,6 +43,7 @@ from ..models.label_models import MajorityVote, fit_label_model, probs_to_preds
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import ABSTAIN, label_matrix_hash
 from ..serve.monitor import reference_profile
+from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_test_predictions
 from .registry import CANDIDATE, Registry, decide
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore
@@ -70,6 +71,7 @@ class RunResult:
     timings: dict = field(default_factory=dict)
     documents: dict = field(default_factory=dict)  # verification, slices, test predictions, monitor reference
     promotion: dict = field(default_factory=dict)  # the gate's decision on this run (recorded runs)
+    stages: dict = field(default_factory=dict)  # per stage: seconds, peak RSS (MiB), rows, rows/s
 
     def metric(self, name: str, column: str = "accuracy") -> float:
         rows = self.evaluation[self.evaluation["name"] == name]
@@ -94,6 +96,7 @@ class RunResult:
             "artifacts": self.artifacts,
             "store": self.store_path,
             "timings_s": self.timings,
+            "stages": self.stages,
             "verification": {k: self.documents["verification"][k] for k in ("findings", "stats")}
             if "verification" in self.documents else None,
             "slices": self.documents.get("slices"),
@@ -102,10 +105,13 @@ class RunResult:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str):
-    start = time.perf_counter()
-    yield
-    timings[step] = round(time.perf_counter() - start, 3)
+def _timed(timings: dict[str, float], step: str, stages: Stages, rows: int | None = None):
+    with stages(step, rows=rows) as stage:
+        yield stage
+    timings[step] = stages.stats[step].seconds
+
+
+_STAGES = ("load", "discover_lfs", "apply", "label_model", "end_model", "record", "promotion_gate")
 
 
 def _new_run_id() -> str:
@@ -146,16 +152,25 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
 def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: bool = True) -> RunResult:
     """Run the whole pipeline for ``config`` and (by default) record it in the store."""
     timings: dict[str, float] = {}
+    stages = Stages(_STAGES, show=show_progress)
+    try:
+        return _run(config, show_progress, record, timings, stages)
+    finally:
+        stages.close()
+
+
+def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict, stages: Stages) -> RunResult:
     k, seed, classes = config.cardinality, config.seed, config.classes
-    with _timed(timings, "load"):
+    with _timed(timings, "load", stages) as stage:
         splits = load_dataset(config)
         # Gold labels from reviews and serving feedback; gold on test rows is set aside.
         gold = match_gold(read_only_gold(config.resolve(config.store) if config.review.use_gold else None), splits)
         # Fatal data problems stop the run here, before anything is written.
         verification = raise_on_errors(verify_splits(splits, config.verify))
-    with _timed(timings, "discover_lfs"):
+        stage.rows = sum(splits.sizes().values())
+    with _timed(timings, "discover_lfs", stages):
         lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
-    with _timed(timings, "apply"):
+    with _timed(timings, "apply", stages, rows=sum(splits.sizes().values())):
         # One pass over all splits, so each distinct text is parsed by spaCy once.
         everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
         applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress,
@@ -182,7 +197,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         names=["split"],
     )
 
-    with _timed(timings, "label_model"):
+    with _timed(timings, "label_model", stages, rows=len(L_train)):
         label_model, selection = fit_label_model(config, L_train, L_sel, y_sel, balance)
         majority = MajorityVote(cardinality=k, random_state=seed).fit(L_train)
         probs_train = label_model.predict_proba(L_train)
@@ -207,7 +222,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
                 classification_metrics(y_test, probs_to_preds(label_model.predict_proba(L_test), tie_break=tie), classes),
                 int(covered.sum()), float(covered.mean()), uncovered_note),
     ]
-    with _timed(timings, "end_model"):
+    with _timed(timings, "end_model", stages, rows=len(splits.train)):
         texts_train, targets, weights = training_rows_with_gold(
             gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
         gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
@@ -218,8 +233,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
-    documents = {"verification": verification.to_dict(),
-                 **_documents(config, splits, L_train, L_test, names, label_model, end_model)}
+    test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model, end_model)
+    documents = {"verification": verification.to_dict(), **extra_documents}
 
     run_id = _new_run_id()
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
@@ -232,10 +247,10 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         label_model=lm_info, end_model=em_info, evaluation=evaluation, lf_table=lf_table, documents=documents,
     )
     if not record:
-        return RunResult(**result_kwargs, timings=timings)
+        return RunResult(**result_kwargs, timings=timings, stages=stages.to_dict())
 
-    with _timed(timings, "record"):
-        saved = _save_artifacts(config, run_id, label_model, end_model)
+    with _timed(timings, "record", stages):
+        saved = _save_artifacts(config, run_id, label_model, end_model, test_predictions)
         try:
             store_path = config.resolve(config.store)
             with RunStore(store_path) as store:
@@ -243,18 +258,23 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         except BaseException:
             artifacts.discard(config.resolve(config.artifacts) / run_id)
             raise
-    with _timed(timings, "promotion_gate"):
+    with _timed(timings, "promotion_gate", stages, rows=len(splits.test)):
         # The new run becomes the candidate; the gate says whether it may be champion.
         with Registry(store_path) as registry:
             registry.set(CANDIDATE, run_id)
+        # scored from the predictions made above: no model runs again
         promotion = decide(config, store_path, run_id, splits.test["text"].tolist(), y_test,
-                           candidate_model=end_model, promote=config.promotion.auto).to_dict()
-    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved}, store_path=str(store_path), timings=timings, promotion=promotion)
+                           candidate_model=end_model, promote=config.promotion.auto, test_ids=test_predictions.ids,
+                           candidate_predictions=test_predictions.end_model.argmax(axis=1)).to_dict()
+    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved}, store_path=str(store_path), timings=timings, promotion=promotion,
+                     stages=stages.to_dict())
 
 
-def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model, end_model) -> dict:
-    """What the report and the monitor need beyond the metrics: test-split
-    predictions, per-slice metrics and the reference profile of the training data."""
+def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model,
+               end_model) -> tuple[TestPredictions, dict]:
+    """What the report, the gate and the monitor need beyond the metrics: test-split
+    predictions (saved as an artifact), per-slice metrics and the reference profile
+    of the training data (documents)."""
     test = splits.test
     y_test = test["label"].to_numpy()
     end_probs = end_model.predict_proba(test["text"].tolist())
@@ -263,16 +283,17 @@ def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, la
     predictions = {"end model": end_probs.argmax(axis=1), "label model": probs_to_preds(lm_probs, tie_break=tie)}
     sfs = discover_slices(config.slices.modules, root=config.resolve(config.slices.root))
     slices = slice_metrics(slice_masks(sfs, test), y_test, predictions, config.classes)
-    return {
-        "test_predictions": {"ids": test["id"].astype(str).tolist(), "y": y_test.tolist(),
-                             "end_model": end_probs.round(6).tolist(), "label_model": lm_probs.round(6).tolist()},
+    recorded = TestPredictions(test["id"].astype(str).to_numpy(), y_test, end_probs, lm_probs)
+    return recorded, {
+        "test_predictions": {"artifact": PREDICTIONS_ARTIFACT, "rows": len(test)},
         "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
         "monitor_reference": reference_profile(L_train, L_test, names, splits.train["text"].tolist(),
                                                test["text"].tolist(), end_probs, config.classes),
     }
 
 
-def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model) -> tuple[tuple[str, str, str], ...]:
+def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model,
+                    test_predictions: TestPredictions) -> tuple[tuple[str, str, str], ...]:
     root = config.resolve(config.artifacts)
     partial = root / f".{run_id}.partial"
     try:
@@ -280,6 +301,7 @@ def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model) 
             "label_model": artifacts.save_label_model(label_model, partial / "label_model"),
             "end_model": artifacts.save_end_model(end_model, partial / "end_model"),
         }
+        predictions = save_test_predictions(partial, test_predictions)
         partial.rename(root / run_id)
     except BaseException:
         artifacts.discard(partial)
@@ -288,7 +310,7 @@ def _save_artifacts(config: ProjectConfig, run_id: str, label_model, end_model) 
         (f"{part}/{name}", str(root / run_id / part / name), digest)
         for part, listing in files.items()
         for name, digest in listing.items()
-    )
+    ) + tuple((name, str(root / run_id / name), digest) for name, digest in predictions.items())
 
 
 def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, eval_rows, saved) -> RunRecord:
@@ -358,7 +380,9 @@ def format_summary(result: RunResult) -> str:
         lines += [f"promotion gate: {verdict}: {result.promotion['reason']}"]
     if result.store_path:
         lines += ["", f"recorded in {result.store_path}"]
-    if result.timings:
+    if result.stages:
+        lines += ["", "Stages:", stage_table(result.stages)]
+    elif result.timings:
         lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in result.timings.items()))
     return "\n".join(lines)
 

@@ -102,6 +102,13 @@ def test_summary_and_json_are_complete(youtube_run):
     payload = json.loads(json.dumps(result.to_json()))
     assert payload["label_matrix_hashes"]["train"] == result.matrix_hashes["train"]
     assert {row["name"] for row in payload["metrics"]} == set(result.evaluation["name"])
+    # the stage table: every stage with its seconds, peak RSS and, where rows are counted, rows/s
+    assert list(payload["stages"]) == ["load", "discover_lfs", "apply", "label_model", "end_model", "record",
+                                       "promotion_gate"]
+    apply_stage = payload["stages"]["apply"]
+    assert apply_stage["rows"] == sum(result.split_sizes.values()) and apply_stage["peak_rss_mb"] > 0
+    assert apply_stage["rows_per_s"] == pytest.approx(apply_stage["rows"] / apply_stage["seconds"], rel=0.01)
+    assert "Stages:" in text and "peak RSS MiB" in text and "promotion_gate" in text
 
 
 def test_rerun_from_the_cli_reproduces_hashes_and_metrics(youtube_run, youtube_config_path, tmp_path):
@@ -247,3 +254,28 @@ def test_cli_reports_errors_without_traceback(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: dataset file not found") and "Traceback" not in proc.stderr
+
+
+def test_retrain_on_a_dask_cluster_whose_workers_lack_the_client_environment(recorded_youtube_run, tmp_path,
+                                                                             monkeypatch):
+    """Workers started without LABELING_SPACY_MODEL: the resolved pipeline travels with
+    each task, and the run's matrices and metrics equal the local run's."""
+    distributed = pytest.importorskip("distributed")
+    from labeling.lf.core import SPACY_MODEL_ENV
+
+    config, local = recorded_youtube_run
+    client_model = os.environ.get(SPACY_MODEL_ENV)
+    if not client_model:
+        pytest.skip(f"{SPACY_MODEL_ENV} is not set: the client and workers would resolve the same pipeline")
+    monkeypatch.delenv(SPACY_MODEL_ENV)  # the worker processes start from this environment
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, env={"PYTHONPATH": str(REPO)}) as cluster, \
+            distributed.Client(cluster) as client:
+        monkeypatch.setenv(SPACY_MODEL_ENV, client_model)
+        assert client.run(lambda: os.environ.get(SPACY_MODEL_ENV)) == {w: None for w in client.scheduler_info()["workers"]}
+        remote_config = load_config(config.base_dir + "/project.toml", [
+            f'project.store="{tmp_path / "store.db"}"', f'project.artifacts="{tmp_path / "artifacts"}"',
+            f'lfs.scheduler="{cluster.scheduler_address}"', 'lfs.cache="none"'])
+        remote = run_retrain(remote_config)
+    assert remote.matrix_hashes == local.matrix_hashes
+    assert remote.metric("end model") == pytest.approx(local.metric("end model"))

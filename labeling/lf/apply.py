@@ -600,3 +600,7 @@ def apply_lfs(
 def _row_id(frame: pd.DataFrame, i: int):
     """The id users know a row by: its ``id`` column, else its position."""
     return frame["id"].iloc[[i]].tolist()[0] if "id" in frame.columns else i
+
+
+# The helpers Dask tasks (labeling/lf/distributed.py) run on a worker, under public names.
+attach_docs, lf_callable, row_chunks = _attach_docs, _callable, _chunks

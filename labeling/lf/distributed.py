@@ -11,6 +11,9 @@ dies mid-run, the scheduler reruns its tasks elsewhere and the result is the sam
 
 Workers must be able to import the LF modules (as for any Dask task), and have
 the spaCy pipeline installed when spaCy LFs run; parses are made on the workers.
+Everything else travels with each task: the pipeline name is resolved on the
+client (``LABELING_SPACY_MODEL`` there, or the project's setting), so a worker
+started without that variable parses with the same pipeline.
 """
 
 from __future__ import annotations
@@ -20,17 +23,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .core import LabelingFunction
+from .core import LabelingFunction, resolve_spacy_model
 
 __all__ = ["run_on_dask"]
 
 
 def _remote_chunk(lfs, columns, values, need, cardinality, fault_tolerant, spacy_model, spacy_disable):
-    from .apply import Row, _attach_docs, _callable, run_chunk
+    from .apply import Row, attach_docs, lf_callable, run_chunk
 
     rows = [Row(zip(columns, v)) for v in values]
-    _attach_docs(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
-    return run_chunk([_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
+    attach_docs(rows, lfs, range(len(lfs)), need, spacy_model, spacy_disable, None, 1, False)
+    return run_chunk([lf_callable(lf) for lf in lfs], rows, need, cardinality, fault_tolerant=fault_tolerant,
                      keep_exceptions=False)
 
 
@@ -49,13 +52,16 @@ def run_on_dask(
     """``[(first row, ChunkOutcome), ...]`` for ``frame``'s rows, computed on the cluster."""
     from distributed import Client
 
-    from .apply import CHUNK_ROWS, _chunks
+    from .apply import CHUNK_ROWS, row_chunks
 
+    # Resolved here, on the client: a worker's environment is not the client's, and
+    # the cached votes are keyed by the pipeline the client resolved.
+    spacy_model = resolve_spacy_model(spacy_model)
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     try:
         columns = list(frame.columns)
         values = list(frame.itertuples(index=False, name=None))
-        bounds = _chunks(len(values), chunk_rows or CHUNK_ROWS)
+        bounds = row_chunks(len(values), chunk_rows or CHUNK_ROWS)
         futures = [
             client.submit(_remote_chunk, list(lfs), columns, values[a:b], need[a:b], cardinality, fault_tolerant,
                           spacy_model, tuple(spacy_disable), pure=False)

@@ -93,7 +93,7 @@ class VerifyConfig:
     """Ingestion checks (labeling/data/verify.py)."""
 
     near_duplicate_jaccard: float = 0.8  # character 5-gram Jaccard at or above which texts are near duplicates
-    max_near_duplicate_rows: int = 20000  # above this many rows the near-duplicate search is skipped (cost bound)
+    max_near_duplicate_rows: int = 0  # above this many distinct texts the near-duplicate search is skipped; 0: never
     min_class_share: float = 0.1  # warn when a gold class has less than this share of the labelled rows
     max_empty_share: float = 0.5  # more empty texts than this share stops the run
     fail_on: tuple[str, ...] = ()  # warning codes to treat as fatal, e.g. ["train_test_leakage"]

@@ -11,7 +11,7 @@ import lazy_loader
 # pulls in the others (or torch, FastAPI, Dask) before they are needed.
 #: module -> the public names it gives this stage (``labeling`` exports them all too)
 EXPORTS = {
-    "datasets": ["DATA_DIR_ENV", "Splits", "canonicalize", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_table", "split_random", "youtube_tutorial_split"],
+    "datasets": ["DATA_DIR_ENV", "Splits", "canonicalize", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_batches", "read_table", "split_random", "youtube_tutorial_split"],
     "verify": ["Finding", "VerificationReport", "raise_on_errors", "verify_dataset", "verify_splits"],
     "wrench": ["load_wrench"],
 }

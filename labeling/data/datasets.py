@@ -11,6 +11,7 @@ copy in the folder named by ``LABELING_DATA_DIR``.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
@@ -18,11 +19,15 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from ..errors import ChecksumError, DatasetError, LabelError
 from ..settings import DATA_DIR_ENV
@@ -205,18 +210,69 @@ def _infer_format(path: Path, fmt: str) -> str:
     return formats[suffix]
 
 
-def read_table(path: str | Path, *, format: str = "") -> pd.DataFrame:
+#: rows per Arrow record batch read from a Parquet file
+READ_BATCH_ROWS = 65_536
+#: bytes per block read from a CSV file
+READ_BLOCK_BYTES = 16 << 20
+# pandas' own string dtype, Arrow-backed: the columns keep the reader's buffers
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def read_batches(path: str | Path, *, format: str = "") -> Iterator[pa.RecordBatch]:
+    """A CSV or Parquet file as a stream of Arrow record batches (CSV: every column str).
+
+    Only one batch (``READ_BATCH_ROWS`` rows, or ``READ_BLOCK_BYTES`` of CSV) is
+    being decoded at a time, and no value becomes a Python object.
+    Raises ``DatasetError`` naming the file when it cannot be read.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
     fmt = _infer_format(path, format)
+    if fmt not in ("csv", "parquet"):
+        raise DatasetError(f"{path}: streamed reading takes CSV or Parquet, not {fmt}")
     try:
-        if fmt == "csv":
-            return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False, na_values=[""])
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            yield from pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS)
+            return
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh, delimiter=delimiter), None)
+        if not header:
+            raise DatasetError(f"{path}: the file is empty (no header row)")
+        yield from pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=READ_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            # as pandas' read_csv(dtype=str, keep_default_na=False, na_values=[""]) did
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), null_values=[""],
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True),
+        )
+    except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read as {fmt}: {exc}") from exc
+
+
+def read_table(path: str | Path, *, format: str = "") -> pd.DataFrame:
+    """A CSV, Parquet or JSONL file as a frame (CSV: every column str).
+
+    CSV and Parquet are read in Arrow batches (``read_batches``) straight into
+    Arrow-backed string columns: a 1M-row file costs about its text size, not a
+    Python object per cell.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}")
+    fmt = _infer_format(path, format)
+    if fmt in ("csv", "parquet"):
+        batches = list(read_batches(path, format=fmt))
+        if not batches:
+            schema = pq.read_schema(path) if fmt == "parquet" else None
+            return pd.DataFrame(columns=list(schema.names) if schema is not None else [])
+        strings = {pa.string(): _STR, pa.large_string(): _STR}
+        return pa.Table.from_batches(batches).to_pandas(types_mapper=strings.get)
+    try:
         return pd.read_json(path, lines=True, dtype=False)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError) as exc:
         raise DatasetError(f"{path}: cannot read as {fmt}: {exc}") from exc
 
 
@@ -235,6 +291,16 @@ def _row_list(ids: pd.Series, mask) -> str:
 
 def encode_labels(values: pd.Series, classes: tuple[str, ...], ids: pd.Series, *, source: str) -> np.ndarray:
     """Class names or indices -> indices; missing -> -1; anything else names the row."""
+    # each distinct value once (a million rows hold a handful), named by its first row
+    codes, uniques = pd.factorize(pd.Series(values).reset_index(drop=True), use_na_sentinel=True)
+    first = np.full(len(uniques), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes[codes >= 0], np.flatnonzero(codes >= 0))
+    row_ids = pd.Series(ids).reset_index(drop=True)
+    encoded = _encode_values(list(uniques), [row_ids.iloc[i] for i in first], classes, source)
+    return np.where(codes >= 0, encoded[np.maximum(codes, 0)] if len(encoded) else -1, -1).astype(np.int64)
+
+
+def _encode_values(values: list, ids: list, classes: tuple[str, ...], source: str) -> np.ndarray:
     index = {name: i for i, name in enumerate(classes)}
     out = np.full(len(values), -1, dtype=np.int64)
     for pos, (value, row_id) in enumerate(zip(values, ids)):
@@ -292,7 +358,9 @@ def canonicalize(
     texts = out[text_field]
     # Missing text is refused whatever the dtype (None, NaN, the string dtype's pd.NA):
     # an LF would read it as the word "nan" or "<NA>".
-    bad = (texts.map(_missing) | ~texts.map(lambda t: isinstance(t, str))).to_numpy(dtype=bool)
+    arrow = isinstance(texts.dtype, pd.StringDtype)  # every present value is a str: no per-row check
+    missing = texts.isna() if arrow else texts.map(_missing) | ~texts.map(lambda t: isinstance(t, str))
+    bad = missing.to_numpy(dtype=bool)
     if bad.any():
         raise DatasetError(f"{source}: text column {text_field!r} is missing or not text in {int(bad.sum())} "
                            f"row(s): {_row_list(ids, bad)}")
@@ -300,8 +368,9 @@ def canonicalize(
     out = out.drop(columns=[c for c in (text_field, label_field, id_field) if c])
     out = out.drop(columns=[c for c in ("id", "text", "label") if c in out.columns])
     out.insert(0, "label", labels)
-    out.insert(0, "text", texts.astype(str).to_numpy())
-    out.insert(0, "id", ids.to_numpy())
+    # Arrow-backed columns are inserted as they are (to_numpy would make a Python str per row)
+    out.insert(0, "text", texts.array if arrow else texts.astype(str).to_numpy())
+    out.insert(0, "id", ids.array if isinstance(ids.dtype, pd.StringDtype) else ids.to_numpy())
     return out.reset_index(drop=True)
 
 

@@ -12,19 +12,21 @@ anything is written. Findings:
   conflicting gold labels, test rows duplicated in train or dev (leakage),
   class imbalance and classes missing from a split.
 
-Near duplicates: character 5-gram shingles, MinHash (64 hashes) and LSH
-banding propose candidate pairs, and the exact Jaccard of the shingle sets
-confirms them, so the cost stays near-linear; above
-``verify.max_near_duplicate_rows`` rows the search is skipped and the report
-says so. Hashes are crc32 and a fixed-seed permutation, so reports are
-reproducible across processes.
+Near duplicates, on every row: character 5-gram shingles, MinHash signatures
+(64 bins of one-permutation hashing, computed with numpy in batches) and LSH
+banding (the band shape that best separates the threshold; each band's keys
+sorted, no bucket dict of every row) propose candidate pairs, and the exact Jaccard of the shingle
+sets confirms them. Cost is near-linear, memory 256 bytes per distinct text
+plus one band at a time; above ``verify.max_near_duplicate_rows`` (default:
+no limit) the search is skipped and the report says so. Shingle hashes and
+permutations are fixed, so reports are reproducible across processes.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,11 +40,9 @@ from ..errors import VerificationError
 
 SHINGLE = 5
 N_HASHES = 64
-BANDS = 16  # 16 bands x 4 rows: pairs with Jaccard >= 0.5 collide with probability > 0.6
 MAX_BUCKET = 200  # a bucket bigger than this is boilerplate; its pairs are not enumerated
 MAX_SHINGLED_CHARS = 2000
 MAX_EXAMPLES = 5
-_PRIME = np.uint64(4294967311)  # > 2**32, so crc32 values map one-to-one
 _SPACE = re.compile(r"\s+")
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
 
@@ -106,50 +106,156 @@ def normalize_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def _shingle_hashes(codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """32-bit hashes of the character k-grams of texts laid end to end in ``codes``
+    (code points), and the text each belongs to. A text of k characters or fewer is
+    one shingle (itself)."""
+    n, k = len(codes), SHINGLE
+    h = np.full(n, 0xCBF29CE484222325, dtype=np.uint64)  # FNV-1a over the gram's code points
+    for t in range(k):
+        part = np.zeros(n, dtype=np.uint64)
+        if t < n:
+            part[: n - t] = codes[t:]
+        h = (h ^ part) * np.uint64(0x100000001B3)
+    h ^= h >> np.uint64(29)
+    keep = np.ones(n, dtype=bool)  # a gram starting in the last k-1 characters of its text runs past it
+    ends = starts + lengths
+    for t in range(1, k):
+        at = ends - t
+        keep[at[at >= starts]] = False
+    owner = np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+    hashes, owners = [h[keep]], [owner[keep]]
+    short = np.flatnonzero(lengths <= k)
+    if len(short):  # each short text: its whole code points, hashed the same way
+        whole = np.full(len(short), 0xCBF29CE484222325, dtype=np.uint64)
+        codes = np.append(codes, np.uint32(0))  # an empty text reads one padding position, unused
+        for t in range(k):
+            has = t < lengths[short]
+            at = np.where(has, starts[short] + t, 0)
+            whole = np.where(has, (whole ^ codes[at].astype(np.uint64)) * np.uint64(0x100000001B3), whole)
+        whole ^= whole >> np.uint64(29)
+        hashes.append(whole)
+        owners.append(short)
+    return np.concatenate(hashes) & np.uint64(0xFFFFFFFF), np.concatenate(owners)
+
+
+def _layout(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cut = [t[:MAX_SHINGLED_CHARS] for t in texts]
+    codes = np.frombuffer("".join(cut).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    return codes, starts, lengths
+
+
 def shingles(text: str, k: int = SHINGLE) -> frozenset[int]:
-    """crc32 hashes of the character k-grams of a normalized text."""
-    text = text[:MAX_SHINGLED_CHARS]
-    if len(text) <= k:
-        return frozenset([zlib.crc32(text.encode("utf-8", "surrogatepass"))])
-    return frozenset(zlib.crc32(text[i : i + k].encode("utf-8", "surrogatepass")) for i in range(len(text) - k + 1))
+    """Hashes of the character ``SHINGLE``-grams of a normalized text (its first ``MAX_SHINGLED_CHARS``)."""
+    if k != SHINGLE:
+        raise ValueError(f"shingles are {SHINGLE}-grams")
+    hashes, _ = _shingle_hashes(*_layout([text]))
+    return frozenset(hashes.tolist())
 
 
 def jaccard(a: frozenset, b: frozenset) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def _minhash(sets: Sequence[frozenset[int]]) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    a = rng.integers(1, 2**31, N_HASHES, dtype=np.uint64)[:, None]
-    b = rng.integers(0, 2**31, N_HASHES, dtype=np.uint64)[:, None]
-    out = np.empty((len(sets), N_HASHES), dtype=np.uint64)
-    for i, s in enumerate(sets):
-        h = np.fromiter(s, dtype=np.uint64, count=len(s))[None, :]
-        out[i] = ((a * h + b) % _PRIME).min(axis=1)
+_BIN_BITS = 26  # a 32-bit shingle hash: top 6 bits pick one of 64 bins, the rest is the value
+_EMPTY = np.uint32(0xFFFFFFFF)
+
+
+def minhash_signatures(texts: Sequence[str], *, batch_chars: int = 4_000_000) -> np.ndarray:
+    """(n, N_HASHES) uint32 MinHash signatures of the texts' shingle sets.
+
+    One-permutation MinHash (Li, Owen & Zhang 2012) with rotation densification
+    (Shrivastava & Li 2014): each shingle is hashed once and kept as the minimum
+    of its bin, so the cost is one hash per shingle where 64 permutations
+    (datasketch's ``MinHash``) cost 64 (measured: 92 s for 25,000 IMDB reviews,
+    against a few seconds). Two texts agree on a bin with probability about their
+    Jaccard similarity, as with k permutations. Computed over batches of about
+    ``batch_chars`` characters: memory is the signatures plus a few arrays of a batch.
+    """
+    out = np.empty((len(texts), N_HASHES), dtype=np.uint32)
+    lo = 0
+    while lo < len(texts):
+        hi, size = lo, 0
+        while hi < len(texts) and (hi == lo or size + min(len(texts[hi]), MAX_SHINGLED_CHARS) <= batch_chars):
+            size += min(len(texts[hi]), MAX_SHINGLED_CHARS)
+            hi += 1
+        hashes, owners = _shingle_hashes(*_layout(texts[lo:hi]))
+        sig = np.full((hi - lo) * N_HASHES, _EMPTY, dtype=np.uint32)
+        np.minimum.at(sig, owners * N_HASHES + (hashes >> np.uint64(_BIN_BITS)).astype(np.int64),
+                      (hashes & np.uint64((1 << _BIN_BITS) - 1)).astype(np.uint32))
+        out[lo:hi] = _densify(sig.reshape(hi - lo, N_HASHES))
+        lo = hi
     return out
+
+
+def _densify(sig: np.ndarray) -> np.ndarray:
+    """Each empty bin takes the next non-empty bin's value (circularly), tagged with the
+    distance so that borrowed values only match values borrowed from as far."""
+    if not (sig == _EMPTY).any():
+        return sig
+    k = sig.shape[1]
+    twice = np.concatenate([sig, sig], axis=1)
+    position = np.where(twice != _EMPTY, np.arange(2 * k), 2 * k)
+    nearest = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1][:, :k]  # next non-empty at or after j
+    rows = np.arange(len(sig))[:, None]
+    found = nearest < 2 * k
+    source = np.where(found, nearest, 0)
+    distance = (source - np.arange(k)).astype(np.uint32)
+    return np.where(found, twice[rows, source] + (distance << np.uint32(_BIN_BITS)), _EMPTY).astype(np.uint32)
+
+
+@functools.lru_cache(maxsize=16)
+def lsh_shape(threshold: float) -> tuple[int, int]:
+    """(bands, rows per band), bands x rows <= N_HASHES, minimizing the mean of the
+    false-positive and false-negative areas around ``threshold`` (datasketch's rule)."""
+    s = np.linspace(0.0, 1.0, 401)
+    best = None
+    for bands in range(1, N_HASHES + 1):
+        rows = N_HASHES // bands
+        caught = 1.0 - (1.0 - s**rows) ** bands  # chance a pair of Jaccard s shares a band
+        fp = np.trapezoid(np.where(s <= threshold, caught, 0.0), s)
+        fn = np.trapezoid(np.where(s >= threshold, 1.0 - caught, 0.0), s)
+        if best is None or 0.5 * (fp + fn) < best[0] - 1e-12:
+            best = (0.5 * (fp + fn), bands, rows)
+    return best[1], best[2]
 
 
 def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> tuple[list[tuple[int, int, float]], int]:
     """Pairs ``(i, j, jaccard)`` (i < j) of distinct texts with shingle Jaccard >= ``threshold``,
-    and the number of oversized LSH buckets skipped."""
-    sets = [shingles(t) for t in texts]
-    if len(sets) < 2:
+    and the number of oversized LSH buckets skipped.
+
+    MinHash LSH (band shape from ``lsh_shape``) proposes candidates: each
+    band's keys are sorted, so memory is a signature per text plus one array per band,
+    never a bucket dict of every row. Candidates are confirmed by the exact Jaccard of
+    their shingle sets, computed for candidates only.
+    """
+    if len(texts) < 2:
         return [], 0
-    signatures = _minhash(sets)
-    rows = N_HASHES // BANDS
+    signatures = minhash_signatures(texts)
+    bands, rows = lsh_shape(threshold)
     candidates: set[tuple[int, int]] = set()
     skipped = 0
-    for band in range(BANDS):
-        buckets: dict[bytes, list[int]] = defaultdict(list)
-        for i, key in enumerate(signatures[:, band * rows : (band + 1) * rows]):
-            buckets[key.tobytes()].append(i)
-        for members in buckets.values():
-            if len(members) > MAX_BUCKET:
+    for band in range(bands):
+        keys = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows]).view(f"V{4 * rows}").ravel()
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        edges = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            if hi - lo < 2:
+                continue
+            if hi - lo > MAX_BUCKET:
                 skipped += 1
                 continue
+            members = sorted(order[lo:hi].tolist())
             candidates.update((x, y) for n, x in enumerate(members) for y in members[n + 1 :])
+    sets: dict[int, frozenset] = {}
     pairs = []
     for i, j in sorted(candidates):
+        for t in (i, j):
+            if t not in sets:
+                sets[t] = shingles(texts[t])
         score = jaccard(sets[i], sets[j])
         if score >= threshold:
             pairs.append((i, j, round(score, 4)))
@@ -227,7 +333,7 @@ def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyCo
                 owners.setdefault(text, []).append((name, row_id))
     distinct = list(owners)
     out: list[Finding] = []
-    if len(distinct) > config.max_near_duplicate_rows:
+    if config.max_near_duplicate_rows and len(distinct) > config.max_near_duplicate_rows:
         stats["near_duplicates_skipped"] = True
         out.append(_finding("near_duplicates_skipped", "warning",
                             f"{len(distinct)} distinct texts exceed verify.max_near_duplicate_rows "

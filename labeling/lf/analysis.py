@@ -69,8 +69,14 @@ def lf_summary(
     seconds: Mapping[str, float] | None = None,
     rows_computed: Mapping[str, int] | None = None,
     uncacheable: Mapping[str, str] | None = None,
+    lfs: Sequence | None = None,
 ) -> pd.DataFrame:
     """One row per LF: polarity, coverage, overlaps, conflicts, and with gold, accuracy.
+
+    With ``lfs`` (the LFs of ``L``'s columns), ``compiled``: whether the applier
+    runs the LF as a scan (declarative, or a plain LF compiled from its source by
+    ``labeling/lf/compile.py``), and ``how``: "declarative", "compiled", or why
+    it is called row by row.
 
     With ``seconds`` (``ApplyResult.seconds_per_lf``), the time each LF took, and
     ``rows_per_s``: rows computed (``rows_computed``, default all of ``L``'s rows)
@@ -101,6 +107,14 @@ def lf_summary(
             table["rows_per_s"] = np.where((rows > 0) & (table["seconds"] > 0), rows / table["seconds"], np.nan)
     if uncacheable is not None:
         table["uncacheable"] = [uncacheable.get(n, "") for n in names]
+    if lfs is not None:
+        from .compile import compile_lf  # reads LF sources: only when asked
+
+        if len(lfs) != L.shape[1]:
+            raise LabelMatrixError(f"{len(lfs)} LFs for a matrix with {L.shape[1]} columns")
+        outcomes = [compile_lf(lf) for lf in lfs]
+        table["compiled"] = [o.compiled for o in outcomes]
+        table["how"] = [o.reason for o in outcomes]
     return table
 
 

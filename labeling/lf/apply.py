@@ -39,7 +39,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .cache import LFCache, column_keys, row_keys
-from .declarative import LengthSpec, PatternSpec, lf_spec
+from .compile import RuleSpec, fast_spec
+from .declarative import LengthSpec, PatternSpec
 from ..errors import ConfigError, LFApplicationError
 from .fingerprint import fingerprint
 from .core import LabelingFunction, resolve_spacy_model, uses_spacy
@@ -381,11 +382,13 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
     distinct = texts if isinstance(texts, _Distinct) else None
     texts = distinct.texts if distinct is not None else texts
     pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
-    matcher = _matcher(tuple(group[j].pattern for j in pattern_js)) if pattern_js else None
+    rule_js = [j for j, s in group.items() if isinstance(s, RuleSpec)]  # compiled plain LFs
+    patterns = tuple(group[j].pattern for j in pattern_js) + tuple(p for j in rule_js for p in group[j].patterns)
+    matcher = _matcher(patterns) if patterns else None
     hits = None
     if matcher is not None and matcher.has_buffer_form():
         hits = matcher.search(distinct.layout() if distinct is not None else ScanTexts(texts))
-    units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}
+    units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}.union(*(group[j].units for j in rule_js))
     parts = []
     if units or hits is None:
         bounds = chunk_bounds(len(texts), 4 * workers.CHUNK_ROWS)
@@ -395,13 +398,18 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
         parts = fork_map(_spec_chunk, state, len(bounds), parallel)
     if hits is None:
         hits = (np.concatenate([p[0] for p in parts]) if parts and matcher is not None
-                else np.zeros((len(texts), len(pattern_js)), bool))
+                else np.zeros((len(texts), len(patterns)), bool))
+    sizes = {u: np.concatenate([p[1][u] for p in parts]) if parts else np.zeros(0, np.int64) for u in units}
     votes = {}
     for pos, j in enumerate(pattern_js):
         votes[j] = np.where(hits[:, pos], group[j].label, ABSTAIN)
+    offset = len(pattern_js)
+    for j in rule_js:
+        votes[j] = group[j].votes(hits[:, offset : offset + len(group[j].patterns)], sizes)
+        offset += len(group[j].patterns)
     for j, spec in group.items():
         if isinstance(spec, LengthSpec):
-            size = np.concatenate([p[1][spec.unit] for p in parts]) if parts else np.zeros(0, np.int64)
+            size = sizes[spec.unit]
             ok = (size >= spec.lo) & (size <= (spec.hi if spec.hi is not None else np.iinfo(np.int64).max))
             votes[j] = np.where(ok, spec.label, ABSTAIN)
     return votes
@@ -656,7 +664,7 @@ def apply_lfs(
     seconds = {lf.name: 0.0 for lf in lfs}
     first_errors: list[tuple] = []  # strict runs: (LF column, row, problem); the lowest LF's first row is raised
 
-    specs = {j: spec for j, lf in enumerate(lfs) if (spec := lf_spec(lf)) is not None}
+    specs = {j: spec for j, lf in enumerate(lfs) if (spec := fast_spec(lf)) is not None}
     strings = {f for f in {spec.field for spec in specs.values()} if f in frame.columns and _all_strings(frame[f])}
     specs = {j: spec for j, spec in specs.items() if spec.field in strings}
     opaque = [j for j in range(m) if j not in specs]
@@ -787,8 +795,8 @@ def apply_lfs(
     errors = {}
     for j in np.flatnonzero(failed.any(axis=0)).tolist():
         found = sorted(samples.get(j, []))[:ERROR_SAMPLES]
-        if not found:  # declarative LFs with an out-of-range label
-            found = [(int(i), _check_vote(int(lf_spec(lfs[j]).label), cardinality))
+        if not found:  # declarative or compiled LFs with an out-of-range label
+            found = [(int(i), _check_vote(int(L[i, j]), cardinality))
                      for i in np.flatnonzero(failed[:, j])[:ERROR_SAMPLES]]
         errors[lfs[j].name] = LFErrors(int(failed[:, j].sum()), tuple(_row_id(frame, i) for i, _ in found),
                                        tuple(msg for _, msg in found))

@@ -11,6 +11,9 @@ dies mid-run, the scheduler reruns its tasks elsewhere and the result is the sam
 
 Workers must be able to import the LF modules (as for any Dask task), and have
 the spaCy pipeline installed when spaCy LFs run; parses are made on the workers.
+Everything else travels with each task: the pipeline name is resolved on the
+client (``LABELING_SPACY_MODEL`` there, or the project's setting), so a worker
+started without that variable parses with the same pipeline.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import LabelingFunction
+from .core import LabelingFunction, resolve_spacy_model
 from .rows import frame_rows
 from .workers import chunk_bounds
 
@@ -53,6 +56,9 @@ def run_on_dask(
     """
     from distributed import Client
 
+    # Resolved here, on the client: a worker's environment is not the client's, and
+    # the cached votes are keyed by the pipeline the client resolved.
+    spacy_model = resolve_spacy_model(spacy_model)
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     try:
         rows = frame_rows(frame)  # the rows Snorkel's applier would pass, built once here

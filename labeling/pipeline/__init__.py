@@ -19,6 +19,7 @@ EXPORTS = {
     "lineage": ["Reproduction", "history", "reproduce"],
     "slices": ["discover_slices", "slice_masks", "slice_metrics", "slicing_function"],
     "report": ["render_report", "write_report"],
+    "predictions": ["TestPredictions", "load_test_predictions", "save_test_predictions"],
 }
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

@@ -15,6 +15,12 @@ document, so a refused run says why; a decision, its document and its alias move
 are written in one transaction (``write_decision``). A forced promotion (past a
 refusing gate) records who forced it and why, and its alias move is logged as
 ``forced``.
+
+Scores come from what each run recorded: its test predictions artifact
+(``predictions.py``, checksummed) when it covers exactly the current test rows,
+or, for a retrain, the predictions it has just computed. Only a run recorded
+without them (or on other test rows) has its model loaded and run again, and
+the decision's reason says so.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from ..models.artifacts import read_manifest
 from ..config import ProjectConfig
 from ..errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
+from .predictions import load_test_predictions
 from ..serve.feedback import DEFAULT_ALIAS, FeedbackLog, upsert_alias, utc_now
+from .store import RunStore
 
 CHAMPION = DEFAULT_ALIAS  # the alias servers follow
 CANDIDATE = "candidate"
@@ -214,6 +222,18 @@ def score_on_test(model, test_texts: list[str], y_test, classes, metric: str) ->
     return float(classification_metrics(y_test, model.predict_proba(test_texts).argmax(axis=1), classes)[metric])
 
 
+def _recorded_score(registry: Registry, run_id: str, test_ids, y_test, classes, metric: str) -> float | None:
+    """The run's score from its recorded test predictions, if they cover exactly these rows."""
+    if test_ids is None:
+        return None
+    with RunStore(registry.path) as store:
+        run = store.get_run(run_id)
+    recorded = load_test_predictions(run)
+    if recorded is None or not recorded.matches(test_ids, y_test):
+        return None
+    return float(classification_metrics(y_test, recorded.end_model.argmax(axis=1), classes)[metric])
+
+
 def evaluate_candidate(
     registry: Registry,
     config: ProjectConfig,
@@ -223,12 +243,28 @@ def evaluate_candidate(
     *,
     candidate_model=None,
     alias: str = CHAMPION,
+    test_ids=None,
+    candidate_predictions: np.ndarray | None = None,
 ) -> GateDecision:
-    """Score candidate and champion on the same gold test rows and apply the gate."""
-    metric, margin = config.promotion.metric, config.promotion.margin
-    if candidate_model is None:
-        candidate_model = registry.log.load_end_model(candidate_run_id)
-    candidate_score = score_on_test(candidate_model, test_texts, y_test, config.classes, metric)
+    """Score candidate and champion on the same gold test rows and apply the gate.
+
+    ``candidate_predictions``: (n,) classes the candidate predicted on these rows
+    (a retrain has them); ``test_ids``: the rows' ids, to reuse each run's recorded
+    predictions. A run is re-scored (its model run on the rows) only without either.
+    """
+    metric, margin, classes = config.promotion.metric, config.promotion.margin, config.classes
+    notes = []
+    if candidate_predictions is not None:
+        candidate_score = float(classification_metrics(y_test, np.asarray(candidate_predictions), classes)[metric])
+    else:
+        if candidate_model is None:
+            # loaded (checksums checked) even when its recorded predictions give the score:
+            # a run whose model cannot be served is never promoted
+            candidate_model = registry.log.load_end_model(candidate_run_id)
+        candidate_score = _recorded_score(registry, candidate_run_id, test_ids, y_test, classes, metric)
+        if candidate_score is None:
+            candidate_score = score_on_test(candidate_model, test_texts, y_test, classes, metric)
+            notes.append("candidate re-scored (no recorded predictions for these test rows)")
     champion = registry.get(alias)
     if champion == candidate_run_id:
         return GateDecision(candidate_run_id, champion, metric, candidate_score, candidate_score, margin, True,
@@ -236,12 +272,16 @@ def evaluate_candidate(
     champion_score = None
     if champion is not None:
         try:
-            champion_model = registry.log.load_end_model(champion)
+            champion_score = _recorded_score(registry, champion, test_ids, y_test, classes, metric)
+            if champion_score is None:
+                champion_model = registry.log.load_end_model(champion)
+                champion_score = score_on_test(champion_model, test_texts, y_test, classes, metric)
+                notes.append("champion re-scored (no recorded predictions for these test rows)")
         except (ArtifactError, StoreError) as exc:
             return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
                                 f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
-        champion_score = score_on_test(champion_model, test_texts, y_test, config.classes, metric)
     passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
+    reason = "; ".join([reason, *notes])
     return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed, reason)
 
 
@@ -258,6 +298,8 @@ def decide(
     alias: str = CHAMPION,
     actor: str = "",
     note: str = "",
+    test_ids=None,
+    candidate_predictions: np.ndarray | None = None,
 ) -> GateDecision:
     """Gate ``candidate_run_id`` against ``alias``; move the alias when it passes and
     ``promote`` (or ``force``) is set; record the decision either way, in one transaction.
@@ -267,7 +309,8 @@ def decide(
     """
     with Registry(store_path) as registry:
         decision = evaluate_candidate(registry, config, candidate_run_id, test_texts, np.asarray(y_test),
-                                      candidate_model=candidate_model, alias=alias)
+                                      candidate_model=candidate_model, alias=alias, test_ids=test_ids,
+                                      candidate_predictions=candidate_predictions)
         decision = settle(decision, promote=promote, force=force, actor=actor, note=note)
         registry.record_decision(decision, alias=alias)
     return decision
@@ -290,7 +333,8 @@ def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | Non
     if test is None:
         test = load_dataset(config).test
     decision = decide(config, store_path, run_id, test["text"].tolist(), test["label"].to_numpy(),
-                      candidate_model=candidate_model, promote=True, force=force, alias=alias, actor=actor, note=note)
+                      candidate_model=candidate_model, promote=True, force=force, alias=alias, actor=actor, note=note,
+                      test_ids=test["id"].astype(str).to_numpy())
     if not decision.promoted and not decision.passed:
         raise PromotionRefused(f"run {run_id} not promoted: {decision.reason}")
     return decision

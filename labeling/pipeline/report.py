@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .predictions import load_test_predictions
+
 SECTIONS = (
     ("lineage", "Lineage"),
     ("evaluation", "Label model vs baselines"),
@@ -247,6 +249,16 @@ def _verification_section(report: dict | None) -> str:
     return "".join(parts)
 
 
+def _test_predictions(run: dict, documents: dict) -> dict | None:
+    """The run's test predictions: its checksummed artifact, or the JSON document
+    of runs recorded before there was one."""
+    recorded = load_test_predictions(run)
+    if recorded is not None:
+        return {"y": recorded.y, "end_model": recorded.end_model, "label_model": recorded.label_model}
+    document = documents.get("test_predictions")
+    return document if document and "y" in document else None
+
+
 def render_report(run: dict, documents: dict, *, monitor: dict | None = None, history_row: dict | None = None) -> str:
     """The report as one HTML string (pure)."""
     classes = run["config"]["classes"]
@@ -263,7 +275,7 @@ def render_report(run: dict, documents: dict, *, monitor: dict | None = None, hi
         ("LF", "version", "coverage", "overlap", "conflict", "dev accuracy", "seconds"),
         [(r["lf"], r["version"], _num(r["coverage"]), _num(r["overlaps"]), _num(r["conflicts"]),
           _num(r["accuracy"]), _num(r["seconds"], "{:.4f}")) for r in lf_rows], left=2, cls="lf-table")
-    preds = documents.get("test_predictions")
+    preds = _test_predictions(run, documents)
     if preds:
         y = np.asarray(preds["y"])
         end_probs = np.asarray(preds["end_model"])

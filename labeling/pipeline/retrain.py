@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import secrets
-import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import pandas as pd
 
 from ..models import artifacts
 from ..lf.analysis import lf_summary
+from ..progress import Stages, stage_table
 from ..lf.apply import apply_lfs
 from ..lf.cache import project_cache_dir
 from ..config import ProjectConfig
@@ -64,6 +64,7 @@ from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import ABSTAIN, label_matrix_hash
 from ..serve.monitor import reference_profile
 from ..errors import ArtifactError, StoreError
+from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_test_predictions
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore, writer_lock
@@ -92,6 +93,7 @@ class RunResult:
     documents: dict = field(default_factory=dict)  # verification, slices, test predictions, monitor reference
     promotion: dict = field(default_factory=dict)  # the gate's decision on this run (recorded runs)
     swept: dict = field(default_factory=dict)  # what the sweep before this run removed or completed
+    stages: dict = field(default_factory=dict)  # per stage: seconds, peak RSS (MiB), rows, rows/s
 
     def metric(self, name: str, column: str = "accuracy") -> float:
         rows = self.evaluation[self.evaluation["name"] == name]
@@ -116,6 +118,7 @@ class RunResult:
             "artifacts": self.artifacts,
             "store": self.store_path,
             "timings_s": self.timings,
+            "stages": self.stages,
             "verification": {k: self.documents["verification"][k] for k in ("findings", "stats")}
             if "verification" in self.documents else None,
             "slices": self.documents.get("slices"),
@@ -125,10 +128,13 @@ class RunResult:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str):
-    start = time.perf_counter()
-    yield
-    timings[step] = round(time.perf_counter() - start, 3)
+def _timed(timings: dict[str, float], step: str, stages: Stages, rows: int | None = None):
+    with stages(step, rows=rows) as stage:
+        yield stage
+    timings[step] = stages.stats[step].seconds
+
+
+_STAGES = ("load", "discover_lfs", "apply", "label_model", "end_model", "promotion_gate", "record")
 
 
 def _new_run_id() -> str:
@@ -188,17 +194,26 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
 def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: bool = True) -> RunResult:
     """Run the whole pipeline for ``config`` and (by default) record it in the store."""
     timings: dict[str, float] = {}
+    stages = Stages(_STAGES, show=show_progress)
+    try:
+        return _run(config, show_progress, record, timings, stages)
+    finally:
+        stages.close()
+
+
+def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict, stages: Stages) -> RunResult:
     k, seed, classes = config.cardinality, config.seed, config.classes
     swept = sweep_orphans(config).to_dict() if record else {}
-    with _timed(timings, "load"):
+    with _timed(timings, "load", stages) as stage:
         splits = load_dataset(config)
         # Gold labels from reviews and serving feedback; gold on test rows is set aside.
         gold = match_gold(read_only_gold(config.resolve(config.store) if config.review.use_gold else None), splits)
         # Fatal data problems stop the run here, before anything is written.
         verification = raise_on_errors(verify_splits(splits, config.verify))
-    with _timed(timings, "discover_lfs"):
+        stage.rows = sum(splits.sizes().values())
+    with _timed(timings, "discover_lfs", stages):
         lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
-    with _timed(timings, "apply"):
+    with _timed(timings, "apply", stages, rows=sum(splits.sizes().values())):
         # One pass over all splits, so each distinct text is parsed by spaCy once.
         everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
         applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress,
@@ -208,9 +223,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     # (their per-LF seconds are NaN), not split evenly as if each LF had taken it.
     timings.update({f"apply: {what} ({len(applied.shared_by[what])} LFs)": round(secs, 3)
                     for what, secs in applied.shared_seconds.items()})
-    with _timed(timings, "split"):
-        bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
-        matrices = {name: applied.L[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
+    bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
+    matrices = {name: applied.L[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
     names = [lf.name for lf in lfs]
     L_train, L_dev, L_test = matrices["train"], matrices["dev"], matrices["test"]
     y_dev, y_test = splits.dev["label"].to_numpy(), splits.test["label"].to_numpy()
@@ -224,13 +238,13 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         {
             # Train gold stays hidden: LF accuracy is measured on dev only.
             "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf, rows_computed=applied.rows_computed,
-                              uncacheable=applied.uncacheable),
+                              uncacheable=applied.uncacheable, lfs=lfs),
             "dev": lf_summary(L_dev, names, y=y_dev),
         },
         names=["split"],
     )
 
-    with _timed(timings, "label_model"):
+    with _timed(timings, "label_model", stages, rows=len(L_train)):
         label_model, selection = fit_label_model(config, L_train, L_sel, y_sel, balance)
         majority = MajorityVote(cardinality=k, random_state=seed).fit(L_train)
         probs_train = label_model.predict_proba(L_train)
@@ -255,7 +269,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
                 classification_metrics(y_test, probs_to_preds(label_model.predict_proba(L_test), tie_break=tie), classes),
                 int(covered.sum()), float(covered.mean()), uncovered_note),
     ]
-    with _timed(timings, "end_model"):
+    with _timed(timings, "end_model", stages, rows=len(splits.train)):
         texts_train, targets, weights = training_rows_with_gold(
             gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
         gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
@@ -266,8 +280,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
-    documents = {"verification": verification.to_dict(),
-                 **_documents(config, splits, L_train, L_test, names, label_model, end_model)}
+    test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model, end_model)
+    documents = {"verification": verification.to_dict(), **extra_documents}
 
     run_id = _new_run_id()
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
@@ -282,19 +296,21 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         label_model=lm_info, end_model=em_info, evaluation=evaluation, lf_table=lf_table, documents=documents,
     )
     if not record:
-        return RunResult(**result_kwargs, timings=timings)
+        return RunResult(**result_kwargs, timings=timings, stages=stages.to_dict())
 
     store_path, root = config.resolve(config.store), config.resolve(config.artifacts)
-    test_texts = splits.test["text"].tolist()
-    with _timed(timings, "promotion_gate"):
-        # The gate reads the champion now; its decision is written with the run, below.
+    with _timed(timings, "promotion_gate", stages, rows=len(splits.test)):
+        # The gate reads the champion now; its decision is written with the run, below. The
+        # candidate is scored from the predictions made above: no model runs again.
         with Registry(store_path) as registry:
-            decision = settle(evaluate_candidate(registry, config, run_id, test_texts, y_test, candidate_model=end_model),
+            decision = settle(evaluate_candidate(registry, config, run_id, splits.test["text"].tolist(), y_test,
+                                                 candidate_model=end_model, test_ids=test_predictions.ids,
+                                                 candidate_predictions=test_predictions.end_model.argmax(axis=1)),
                               promote=config.promotion.auto)
-    with _timed(timings, "record"), writer_lock(store_path), RunStore(store_path) as store:
+    with _timed(timings, "record", stages), writer_lock(store_path), RunStore(store_path) as store:
         store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
         try:
-            saved = _save_artifacts(root, run_id, label_model, end_model, test_texts)
+            saved = _save_artifacts(root, run_id, label_model, end_model, splits.test["text"].tolist(), test_predictions)
             store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved),
                              then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
@@ -303,12 +319,15 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
                 store.end_intent(run_id)
             raise
     return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
-                     store_path=str(store_path), timings=timings, promotion=decision.to_dict(), swept=swept)
+                     store_path=str(store_path), timings=timings, promotion=decision.to_dict(), swept=swept,
+                     stages=stages.to_dict())
 
 
-def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model, end_model) -> dict:
-    """What the report and the monitor need beyond the metrics: test-split
-    predictions, per-slice metrics and the reference profile of the training data."""
+def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model,
+               end_model) -> tuple[TestPredictions, dict]:
+    """What the report, the gate and the monitor need beyond the metrics: test-split
+    predictions (saved as an artifact), per-slice metrics and the reference profile
+    of the training data (documents)."""
     test = splits.test
     y_test = test["label"].to_numpy()
     end_probs = end_model.predict_proba(test["text"].tolist())
@@ -317,19 +336,20 @@ def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, la
     predictions = {"end model": end_probs.argmax(axis=1), "label model": probs_to_preds(lm_probs, tie_break=tie)}
     sfs = discover_slices(config.slices.modules, root=config.resolve(config.slices.root))
     slices = slice_metrics(slice_masks(sfs, test), y_test, predictions, config.classes)
-    return {
-        "test_predictions": {"ids": test["id"].astype(str).tolist(), "y": y_test.tolist(),
-                             "end_model": end_probs.round(6).tolist(), "label_model": lm_probs.round(6).tolist()},
+    recorded = TestPredictions(test["id"].astype(str).to_numpy(), y_test, end_probs, lm_probs)
+    return recorded, {
+        "test_predictions": {"artifact": PREDICTIONS_ARTIFACT, "rows": len(test)},
         "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
         "monitor_reference": reference_profile(L_train, L_test, names, splits.train["text"].tolist(),
                                                test["text"].tolist(), end_probs, config.classes),
     }
 
 
-def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str]) -> tuple[tuple[str, str, str], ...]:
-    """Write both models into ``root/.RUN.partial``, check that they load back and predict
-    as trained, then rename the folder to ``root/RUN``. Raises ``ArtifactError`` (and
-    leaves no folder) when the saved files do not load."""
+def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str],
+                    test_predictions: TestPredictions) -> tuple[tuple[str, str, str], ...]:
+    """Write both models and the test predictions into ``root/.RUN.partial``, check that
+    the models load back and predict as trained, then rename the folder to ``root/RUN``.
+    Raises ``ArtifactError`` (and leaves no folder) when the saved files do not load."""
     partial = root / f".{run_id}.partial"
     try:
         files = {
@@ -341,6 +361,7 @@ def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts
         probe = probe_texts[:256]
         if probe and not np.allclose(reloaded.predict_proba(probe), end_model.predict_proba(probe), atol=1e-6):
             raise ArtifactError(f"{partial / 'end_model'}: the saved end model predicts differently from the trained one")
+        predictions = save_test_predictions(partial, test_predictions)
         partial.rename(root / run_id)
     except BaseException:
         artifacts.discard(partial)
@@ -349,7 +370,7 @@ def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts
         (f"{part}/{name}", str(root / run_id / part / name), digest)
         for part, listing in files.items()
         for name, digest in listing.items()
-    )
+    ) + tuple((name, str(root / run_id / name), digest) for name, digest in predictions.items())
 
 
 @dataclass(frozen=True)
@@ -521,7 +542,9 @@ def format_summary(result: RunResult) -> str:
         lines += [f"swept after an interrupted retrain: {result.swept}"]
     if result.store_path:
         lines += ["", f"recorded in {result.store_path}"]
-    if result.timings:
+    if result.stages:
+        lines += ["", "Stages:", stage_table(result.stages)]
+    elif result.timings:
         lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in result.timings.items()))
     return "\n".join(lines)
 

@@ -286,3 +286,32 @@ def test_many_missing_texts_are_counted_and_the_first_five_named():
     frame = pd.DataFrame({"text": pd.array([pd.NA] * 7 + ["ok"], dtype="string")})
     with pytest.raises(DatasetError, match=r"in 7 row\(s\): rows '0', '1', '2', '3', '4' and 2 more"):
         canonicalize(frame, text_field="text", classes=CLASSES)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_streamed_read_in_many_batches_equals_one_read(data_dir, tmp_path, monkeypatch, fmt):
+    import labeling.data.datasets as datasets
+
+    source = pd.read_csv(data_dir / "imdb" / "test.csv", dtype=str, nrows=3000)
+    path = tmp_path / f"reviews.{fmt}"
+    source.to_csv(path, index=False) if fmt == "csv" else source.to_parquet(path)
+    whole = datasets.read_table(path)
+    monkeypatch.setattr(datasets, "READ_BLOCK_BYTES", 64 << 10)  # reviews with newlines cross block edges
+    monkeypatch.setattr(datasets, "READ_BATCH_ROWS", 250)
+    assert len(list(datasets.read_batches(path))) > 10
+    streamed = datasets.read_table(path)
+    pd.testing.assert_frame_equal(streamed, whole)
+    assert streamed["text"].tolist() == source["text"].tolist()
+    # the texts stay in Arrow buffers, through canonicalize too
+    canonical = canonicalize(streamed, text_field="text", label_field="label", classes=("0", "1"), source="s")
+    assert canonical["text"].array._pa_array.num_chunks > 10
+    assert canonical["label"].tolist() == source["label"].astype(int).tolist()
+
+
+def test_unreadable_csv_is_named(tmp_path):
+    from labeling.data.datasets import read_table
+
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"id,text\n1,ok\n2,two,fields too many\n")
+    with pytest.raises(DatasetError, match="bad.csv: cannot read as csv"):
+        read_table(path)

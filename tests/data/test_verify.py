@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -186,3 +187,18 @@ def test_verify_command_prints_the_youtube_report(youtube_config_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert {f["code"] for f in report["findings"]} >= {"train_test_leakage", "exact_duplicates"}
     assert report["rows"] == {"train": 1586, "dev": 100, "test": 370}
+
+
+def test_near_duplicates_are_searched_on_every_row_above_the_old_20000_cap():
+    from labeling.config import VerifyConfig
+    from labeling.data.verify import minhash_signatures
+
+    rng = np.random.default_rng(0)
+    letters = rng.integers(ord("a"), ord("z") + 1, (21_000, 60), dtype=np.uint8)
+    texts = [row.tobytes().decode() for row in letters]
+    texts[20_999] = texts[3][:-2] + "!!"  # near copy of row 3, far apart in the list
+    assert VerifyConfig().max_near_duplicate_rows == 0  # no cap by default
+    pairs, _ = near_duplicate_pairs(texts, 0.8)
+    assert (3, 20_999) in {(i, j) for i, j, _ in pairs}
+    # batches are an implementation detail: any batch size gives the same signatures
+    np.testing.assert_array_equal(minhash_signatures(texts[:500], batch_chars=1_000), minhash_signatures(texts[:500]))

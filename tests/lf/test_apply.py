@@ -243,8 +243,8 @@ def test_word_counts_equal_str_split(texts):
 
 def test_scanned_lfs_report_their_shared_scan_not_one_made_up_number_each():
     @labeling_function()
-    def plain(x):
-        return 1 if "!" in x.text else -1
+    def plain(x):  # a shape the compiler leaves to row-by-row calls
+        return 1 if len(set(x.text)) > 4 else -1
 
     lfs = [keyword_lf("kw", ["great"], 1), regex_lf("re", r"\bbad\b", 0), length_lf("short", 0, max_words=2), plain]
     frame = pd.DataFrame({"text": ["great song", "bad bad day", "wow!", "great"] * 50})

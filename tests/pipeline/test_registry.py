@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,53 @@ def test_a_forced_promotion_records_who_why_and_when(tmp_path, capsys):
         assert last["actor"].startswith("cli") and last["reason"].endswith("(forced)") and last["created_at"]
         assert registry.history(CHAMPION)[-1]["action"] == "forced"
         assert registry.versions(CHAMPION) == [good.run_id, worse]
+
+
+def test_the_gate_reuses_recorded_predictions_and_never_rescores(two_runs, tmp_path):
+    """Both runs' scores come from their checksummed test predictions: with the champion's
+    end model files gone, the gate still scores it; the candidate's model is loaded (a run
+    that cannot be served is never promoted) but not run; a tampered file is refused."""
+    import shutil
+
+    from labeling.errors import ArtifactError
+    from labeling.pipeline.predictions import PREDICTIONS_ARTIFACT, load_test_predictions
+    from labeling.pipeline.store import RunStore
+
+    config, good, weak, store, _ = two_runs
+    assert "re-scored" not in weak.promotion["reason"]
+    copy = copy_store(store, tmp_path / "store.db")
+    with RunStore(copy) as runs:
+        recorded = {run_id: runs.get_run(run_id) for run_id in (good.run_id, weak.run_id)}
+        assert runs.get_documents(weak.run_id)["test_predictions"] == {"artifact": PREDICTIONS_ARTIFACT,
+                                                                       "rows": weak.split_sizes["test"]}
+    predictions = {run_id: load_test_predictions(run) for run_id, run in recorded.items()}
+
+    def end_model_folder(run_id):
+        return Path(next(a["path"] for a in recorded[run_id]["artifacts"] if a["name"] == "end_model/manifest.json")).parent
+
+    project = load_config(config.base_dir + "/project.toml", [f'project.store="{copy}"'])
+    moved = tmp_path / "models"
+    for run_id, expected in ((good.run_id, PromotionRefused), (weak.run_id, ArtifactError)):
+        shutil.move(str(end_model_folder(run_id)), str(moved / run_id))
+        try:
+            with pytest.raises(expected) as refused:
+                promote_run(project, copy)
+        finally:
+            shutil.move(str(moved / run_id), str(end_model_folder(run_id)))
+        if expected is PromotionRefused:  # the champion's files gone: scored from its predictions
+            assert "re-scored" not in str(refused.value) and "cannot be loaded" not in str(refused.value)
+            with Registry(copy) as registry:
+                decision = registry.decisions(weak.run_id)[-1]
+            assert decision["candidate_score"] == pytest.approx(weak.metric("end model"))
+            assert decision["champion_score"] == pytest.approx(good.metric("end model"))
+        else:  # the candidate's files gone: refused before any score
+            assert "end_model" in str(refused.value)
+    assert len(predictions[weak.run_id].ids) == weak.split_sizes["test"]
+    path = Path(next(a["path"] for a in recorded[weak.run_id]["artifacts"] if a["name"] == PREDICTIONS_ARTIFACT))
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(ArtifactError, match="sha256 does not match"):
+            load_test_predictions(recorded[weak.run_id])
+    finally:
+        path.write_bytes(original)

@@ -105,6 +105,13 @@ def test_summary_and_json_are_complete(youtube_run):
     payload = json.loads(json.dumps(result.to_json()))
     assert payload["label_matrix_hashes"]["train"] == result.matrix_hashes["train"]
     assert {row["name"] for row in payload["metrics"]} == set(result.evaluation["name"])
+    # the stage table: every stage with its seconds, peak RSS and, where rows are counted, rows/s
+    assert list(payload["stages"]) == ["load", "discover_lfs", "apply", "label_model", "end_model",
+                                       "promotion_gate", "record"]
+    apply_stage = payload["stages"]["apply"]
+    assert apply_stage["rows"] == sum(result.split_sizes.values()) and apply_stage["peak_rss_mb"] > 0
+    assert apply_stage["rows_per_s"] == pytest.approx(apply_stage["rows"] / apply_stage["seconds"], rel=0.01)
+    assert "Stages:" in text and "peak RSS MiB" in text and "promotion_gate" in text
 
 
 def test_summary_explains_its_numbers(youtube_run):
@@ -523,3 +530,28 @@ def test_kill_9_during_retrain_leaves_nothing_or_a_whole_run(tmp_path):
     print(f"{len(CRASH_MOMENTS)} kill -9 rounds in {time.monotonic() - started:.1f}s")
     assert run_retrain(config).swept == {}  # the next retrain finds nothing left to sweep
     _assert_whole(config, recorded + 1)
+
+
+def test_retrain_on_a_dask_cluster_whose_workers_lack_the_client_environment(recorded_youtube_run, tmp_path,
+                                                                             monkeypatch):
+    """Workers started without LABELING_SPACY_MODEL: the resolved pipeline travels with
+    each task, and the run's matrices and metrics equal the local run's."""
+    distributed = pytest.importorskip("distributed")
+    from labeling.lf.core import SPACY_MODEL_ENV
+
+    config, local = recorded_youtube_run
+    client_model = os.environ.get(SPACY_MODEL_ENV)
+    if not client_model:
+        pytest.skip(f"{SPACY_MODEL_ENV} is not set: the client and workers would resolve the same pipeline")
+    monkeypatch.delenv(SPACY_MODEL_ENV)  # the worker processes start from this environment
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, env={"PYTHONPATH": str(REPO)}) as cluster, \
+            distributed.Client(cluster) as client:
+        monkeypatch.setenv(SPACY_MODEL_ENV, client_model)
+        assert client.run(lambda: os.environ.get(SPACY_MODEL_ENV)) == {w: None for w in client.scheduler_info()["workers"]}
+        remote_config = load_config(config.base_dir + "/project.toml", [
+            f'project.store="{tmp_path / "store.db"}"', f'project.artifacts="{tmp_path / "artifacts"}"',
+            f'lfs.scheduler="{cluster.scheduler_address}"', 'lfs.cache="none"'])
+        remote = run_retrain(remote_config)
+    assert remote.matrix_hashes == local.matrix_hashes
+    assert remote.metric("end model") == pytest.approx(local.metric("end model"))

@@ -1,0 +1,202 @@
+"""The whole retrain job at scale: the real CLI on IMDB projects of 50k, 200k and 1M rows.
+
+    python benchmarks/retrain_scale.py [--sizes 50000 200000 1000000] [--snorkel-rows 5000] [--skip-apply]
+
+For each size, a project is built in a temporary folder: one Parquet file with a
+``split`` column (what a user brings). Dev is 2,500 and test 22,500 reviews of
+IMDB's test half (gold); train is IMDB's 25,000 train reviews, copied as often as
+the size needs, each copy's texts made unique (a marker word appended), so no
+LF cache or de-duplication of repeated texts flatters the run. The LFs are the
+project's ``labeling_functions/imdb_sentiment.py``.
+
+``python -m labeling retrain --json`` runs in a subprocess twice: with a cold LF
+cache, then warm (same cache folder, a new run). Printed per run: wall seconds,
+the child's peak RSS, and the stage table the CLI reports (seconds, peak RSS,
+rows/s per stage).
+
+Then, on IMDB's 50,000 reviews (distinct texts), LF application side by side:
+Snorkel's ``PandasLFApplier`` (on ``--snorkel-rows`` rows, its rows/s
+extrapolated: say so when reporting), our applier on the declarative set
+(``imdb_sentiment.py``) and on the same LFs written as plain ``@labeling_function``
+code (``imdb_sentiment_plain.py``, compiled to scans), each checked against
+Snorkel's matrix on the rows Snorkel ran.
+
+Data: ``$LABELING_DATA_DIR/imdb`` (train.csv, test.csv). Timings are wall-clock
+on whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEV_ROWS = 2_500
+
+PROJECT = """\
+[project]
+name = "imdb_scale_{rows}"
+classes = ["neg", "pos"]
+seed = 0
+store = "runs/store.db"
+artifacts = "runs/artifacts"
+
+[dataset]
+source = "file"
+path = "reviews.parquet"
+text_field = "text"
+label_field = "label"
+id_field = "id"
+split = "column"
+split_field = "split"
+
+[lfs]
+modules = ["labeling_functions.imdb_sentiment"]
+root = "{repo}"
+cache = "lf_cache"
+
+[label_model]
+type = "auto"
+
+[slices]
+modules = []
+"""
+
+
+def _imdb(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train = pd.read_csv(data_dir / "imdb" / "train.csv", dtype={"text": str})
+    test = pd.read_csv(data_dir / "imdb" / "test.csv", dtype={"text": str})
+    return train, test
+
+
+def build_project(folder: Path, rows: int, train: pd.DataFrame, test: pd.DataFrame) -> Path:
+    """A project folder with ``rows`` rows; returns its config path."""
+    held = test.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    n_train = rows - len(held)
+    if n_train <= 0:
+        raise SystemExit(f"--sizes must exceed the {len(held)} held-out rows")
+    copies = -(-n_train // len(train))
+    parts = []
+    for c in range(copies):
+        part = train.copy()
+        if c:  # every copy's texts differ from every other copy's
+            part["text"] = part["text"] + f" copy{c}"
+        part["id"] = [f"train-{c}-{i}" for i in range(len(part))]
+        parts.append(part)
+    train_rows = pd.concat(parts, ignore_index=True).iloc[:n_train]
+    train_rows = train_rows.assign(split="train", label="")  # no gold on train: the LFs label it
+    dev = held.iloc[:DEV_ROWS].assign(split="dev")
+    tst = held.iloc[DEV_ROWS:].assign(split="test")
+    for frame, name in ((dev, "dev"), (tst, "test")):
+        frame["id"] = [f"{name}-{i}" for i in range(len(frame))]
+        frame["label"] = frame["label"].astype(str)
+    frame = pd.concat([train_rows, dev, tst], ignore_index=True)[["id", "text", "label", "split"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(folder / "reviews.parquet", index=False)
+    config = folder / "project.toml"
+    config.write_text(PROJECT.format(rows=rows, repo=REPO))
+    return config
+
+
+def run_cli(config: Path) -> dict:
+    """``python -m labeling retrain --json`` in a child process: wall s, peak RSS, stages."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "labeling", "retrain", "--config", str(config), "--json", "--quiet"],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    out, err = child.communicate()
+    wall = time.perf_counter() - start
+    if child.returncode != 0:
+        raise SystemExit(f"retrain failed ({child.returncode}):\n{err[-4000:]}")
+    payload = json.loads(out)
+    stages = payload.get("stages", {})
+    # each stage's peak is the process's (or its largest worker's) peak so far: the last is the run's
+    peak = max((s["peak_rss_mb"] for s in stages.values()), default=float("nan"))
+    return {"wall_s": round(wall, 2), "peak_rss_mb": peak, "stages": stages,
+            "end_model_accuracy": _metric(payload, "end model")}
+
+
+def _metric(payload: dict, name: str):
+    return next((m["accuracy"] for m in payload["metrics"] if m["name"] == name), None)
+
+
+def _print_run(label: str, run: dict) -> None:
+    from labeling.progress import stage_table
+
+    print(f"\n{label}: {run['wall_s']:.1f} s wall, peak RSS {run['peak_rss_mb']:,.0f} MiB, "
+          f"end model accuracy {run['end_model_accuracy']}", flush=True)
+    print(stage_table(run["stages"]), flush=True)
+
+
+def apply_ratios(data_dir: Path, snorkel_rows: int) -> list[dict]:
+    """Snorkel vs our applier (declarative and plain LFs) on IMDB's distinct texts."""
+    from snorkel.labeling import PandasLFApplier
+
+    from labeling import apply_lfs, discover_lfs
+    from labeling.data.datasets import load_imdb
+
+    frame = load_imdb(data_dir).drop_duplicates("text").reset_index(drop=True)
+    out = []
+    snorkel_rate = None
+    for module in ("labeling_functions.imdb_sentiment", "labeling_functions.imdb_sentiment_plain"):
+        lfs = discover_lfs([module], root=REPO)
+        part = frame.iloc[:snorkel_rows]
+        start = time.perf_counter()
+        theirs = PandasLFApplier(list(lfs)).apply(part, progress_bar=False)
+        rate = len(part) / (time.perf_counter() - start)
+        snorkel_rate = rate if snorkel_rate is None else min(snorkel_rate, rate)  # both sets: the same Snorkel work
+        fresh = frame.copy()  # fresh Arrow arrays: no memo from an earlier run
+        start = time.perf_counter()
+        ours = apply_lfs(lfs, fresh, cardinality=2)
+        seconds = time.perf_counter() - start
+        np.testing.assert_array_equal(ours.L[: len(part)], theirs)
+        out.append({"set": module.rsplit(".", 1)[1], "rows": len(frame), "seconds": round(seconds, 2),
+                    "rows_per_s": round(len(frame) / seconds), "snorkel_rows_per_s": round(rate)})
+    for row in out:
+        row["x_snorkel"] = round(row["rows_per_s"] / row["snorkel_rows_per_s"], 1)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 1_000_000])
+    parser.add_argument("--snorkel-rows", type=int, default=5_000)
+    parser.add_argument("--skip-apply", action="store_true", help="no applier comparison")
+    parser.add_argument("--skip-retrain", action="store_true", help="only the applier comparison")
+    args = parser.parse_args(argv)
+    data_dir = Path(os.environ.get("LABELING_DATA_DIR", REPO.parent / "shared" / "data"))
+    results: dict = {}
+    if not args.skip_retrain:
+        train, test = _imdb(data_dir)
+        for rows in sorted(args.sizes):
+            with tempfile.TemporaryDirectory(prefix=f"imdb{rows}-") as tmp:
+                config = build_project(Path(tmp), rows, train, test)
+                cold = run_cli(config)
+                _print_run(f"{rows:,} rows, cold LF cache", cold)
+                warm = run_cli(config)
+                _print_run(f"{rows:,} rows, warm LF cache", warm)
+                results[rows] = {"cold": cold, "warm": warm}
+    if not args.skip_apply:
+        ratios = apply_ratios(data_dir, args.snorkel_rows)
+        print(f"\nLF application on IMDB's distinct texts (Snorkel timed on {args.snorkel_rows:,} rows, extrapolated):")
+        for r in ratios:
+            print(f"  {r['set']:<24} {r['rows']:>7,} rows {r['seconds']:7.2f} s {r['rows_per_s']:>9,} rows/s "
+                  f"  Snorkel {r['snorkel_rows_per_s']:>6,} rows/s   {r['x_snorkel']:5.1f}x", flush=True)
+        results["apply"] = ratios
+    print("\n" + json.dumps(results, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

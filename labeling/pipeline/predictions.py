@@ -1,0 +1,68 @@
+"""A run's test-split predictions as a checksummed artifact (not a JSON blob in SQLite).
+
+``predictions/test_predictions.npz`` in the run's artifact folder holds the test
+rows' ids, gold labels and both models' class probabilities; its sha256 is in the
+run's artifact records like every other file, and is checked on every read. The
+promotion gate scores runs from these (no model is loaded or run again), and the
+report draws its confusion matrix and calibration from them.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.datasets import sha256_file
+from ..errors import ArtifactError
+
+__all__ = ["PREDICTIONS_ARTIFACT", "TestPredictions", "load_test_predictions", "save_test_predictions"]
+
+PREDICTIONS_ARTIFACT = "predictions/test_predictions.npz"
+
+
+@dataclass(frozen=True, eq=False)
+class TestPredictions:
+    """``ids`` (n,) str, ``y`` (n,) int gold, ``end_model`` / ``label_model`` (n, k) float32 probabilities."""
+
+    ids: np.ndarray
+    y: np.ndarray
+    end_model: np.ndarray
+    label_model: np.ndarray
+
+    def matches(self, ids, y) -> bool:
+        """Whether these are predictions for exactly these test rows (ids and gold, in order)."""
+        ids, y = np.asarray(ids).astype(str), np.asarray(y)
+        return ids.shape == self.ids.shape and bool((ids == self.ids).all()) and bool((y == self.y).all())
+
+
+def save_test_predictions(folder: str | Path, predictions: TestPredictions) -> dict[str, str]:
+    """Write the artifact under ``folder``; returns ``{relative name: sha256}``."""
+    path = Path(folder) / PREDICTIONS_ARTIFACT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, ids=np.asarray(predictions.ids).astype(str), y=np.asarray(predictions.y, dtype=np.int64),
+                            end_model=np.asarray(predictions.end_model, dtype=np.float32),
+                            label_model=np.asarray(predictions.label_model, dtype=np.float32))
+    return {PREDICTIONS_ARTIFACT: sha256_file(path)}
+
+
+def load_test_predictions(run: dict) -> TestPredictions | None:
+    """The recorded predictions of ``run`` (a ``read_run`` dict), or None for a run
+    recorded without them. Raises ``ArtifactError`` when the file is missing, does
+    not match its recorded sha256 or cannot be read."""
+    record = next((a for a in run.get("artifacts", ()) if a["name"] == PREDICTIONS_ARTIFACT), None)
+    if record is None:
+        return None
+    path = Path(record["path"])
+    if not path.is_file():
+        raise ArtifactError(f"{path}: test predictions of run {run.get('id')!r} are missing")
+    if sha256_file(path) != record["sha256"]:
+        raise ArtifactError(f"{path}: sha256 does not match the run record; refusing to read")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return TestPredictions(data["ids"], data["y"], data["end_model"], data["label_model"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{path}: cannot read test predictions: {exc}") from exc

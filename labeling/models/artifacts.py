@@ -76,10 +76,11 @@ def save_end_model(model, folder: str | Path) -> dict[str, str]:
 
         model._check_fitted()
         tensors = {f"net.{k}": v.detach().cpu().numpy() for k, v in model.net_.state_dict().items()}
-        tensors["tfidf.idf"] = model.vectorizer_.idf_.astype(np.float32)
+        if model.ngrams:
+            tensors["tfidf.idf"] = model.vectorizer_.idf_.astype(np.float32)
+            vocabulary = {term: int(i) for term, i in model.vectorizer_.vocabulary_.items()}
+            write_json(folder / "vocabulary.json", vocabulary)
         save_file(tensors, str(folder / "weights.safetensors"))
-        vocabulary = {term: int(i) for term, i in model.vectorizer_.vocabulary_.items()}
-        write_json(folder / "vocabulary.json", vocabulary)
         return _write_manifest(folder, "torch", {"params": params})
     raise ArtifactError(f"cannot save end model of type {type(model).__name__}")
 
@@ -104,16 +105,21 @@ def _load_torch(folder: Path, params: dict) -> TorchTextClassifier:
 
     model = TorchTextClassifier(**params)
     tensors = load_file(str(folder / "weights.safetensors"))
-    vocabulary = read_json(folder / "vocabulary.json")
-    vectorizer = make_vectorizer(model.analyzer, model.ngram_min, model.ngram_max, dtype=np.float32, vocabulary=vocabulary)
-    vectorizer.idf_ = tensors.pop("tfidf.idf").astype(np.float64)
-    net = model._network(len(vocabulary), torch.Generator().manual_seed(0))
+    n_sparse = 0
+    if model.ngrams:
+        vocabulary = read_json(folder / "vocabulary.json")
+        vectorizer = make_vectorizer(model.analyzer, model.ngram_min, model.ngram_max, dtype=np.float32,
+                                     vocabulary=vocabulary)
+        vectorizer.idf_ = tensors.pop("tfidf.idf").astype(np.float64)
+        model.vectorizer_, n_sparse = vectorizer, len(vocabulary)
+    n_dense = tensors["net.dense.weight"].shape[1] if "net.dense.weight" in tensors else 0
+    net = model.network(n_sparse, n_dense)
     state = {k.removeprefix("net."): torch.from_numpy(v) for k, v in tensors.items()}
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
         raise ArtifactError(f"{folder}: weights do not fit the saved settings: {exc}") from exc
-    model.vectorizer_, model.net_ = vectorizer, net.eval()
+    model.net_, model.device_ = net.eval(), "cpu"
     model.classes_ = np.arange(model.cardinality)
     return model
 
@@ -125,7 +131,10 @@ def load_end_model(folder: str | Path):
     loaders = {"sklearn": _load_sklearn, "torch": _load_torch}
     if manifest["kind"] not in loaders:
         raise ArtifactError(f"{folder}: unknown model kind {manifest['kind']!r}")
-    return loaders[manifest["kind"]](folder, manifest["meta"]["params"])
+    params = dict(manifest["meta"]["params"])
+    if "class_offsets" in params:  # JSON gives back a list
+        params["class_offsets"] = tuple(params["class_offsets"])
+    return loaders[manifest["kind"]](folder, params)
 
 
 def save_label_model(model, folder: str | Path) -> dict[str, str]:

@@ -27,7 +27,7 @@ REDACT_MODES = ("all", "served", "none")
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    source: str = "file"  # "youtube_spam" (built in) or "file"
+    source: str = "file"  # "youtube_spam" (built in), "file", or "wrench" (path = a WRENCH folder)
     path: str = ""  # file source: a CSV/Parquet/JSONL file
     format: str = ""  # inferred from the suffix when empty
     text_field: str = "text"
@@ -38,6 +38,10 @@ class DatasetConfig:
     dev_size: float = 0.1
     test_size: float = 0.2
     url: str = ""  # built-in sources: override the download URL (mirrors)
+    # Columns holding weak labels computed elsewhere (other systems, crowd votes): class
+    # index, -1 = abstain; used as LF columns beside the Python LFs. source = "wrench"
+    # (path = a WRENCH dataset folder) adds the folder's stored LFs.
+    weak_label_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

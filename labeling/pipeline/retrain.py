@@ -24,6 +24,7 @@ from ..lf.apply import apply_lfs
 from ..lf.cache import project_cache_dir
 from ..config import ProjectConfig
 from ..data.datasets import SPLIT_NAMES, Splits, load_dataset
+from ..data.wrench import precomputed_lf_columns, precomputed_votes
 from ..models.embeddings import EmbeddingCache
 from ..models.end_model_selection import select_end_model
 from ..models.end_models import make_end_model
@@ -191,21 +192,29 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         gold = match_gold(read_only_gold(config.resolve(config.store) if config.review.use_gold else None), splits)
         # Fatal data problems stop the run here, before anything is written.
         verification = raise_on_errors(verify_splits(splits, config.verify))
+    everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
+    precomputed = precomputed_lf_columns(config, everything)
     with _timed(timings, "discover_lfs"):
-        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+        # with precomputed weak-label columns (WRENCH), Python LFs are optional
+        lfs = (discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+               if config.lfs.modules or not precomputed else [])
     with _timed(timings, "apply"):
         # One pass over all splits, so each distinct text is parsed by spaCy once.
-        everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
-        applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress,
-                            cache=project_cache_dir(config), n_jobs=config.lfs.n_jobs or None,
-                            scheduler=config.lfs.scheduler or None)
+        applied = (apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model,
+                             show_progress=show_progress, cache=project_cache_dir(config),
+                             n_jobs=config.lfs.n_jobs or None, scheduler=config.lfs.scheduler or None)
+                   if lfs else None)
+        L_all = np.hstack([applied.L if applied else np.zeros((len(everything), 0), dtype=np.int64),
+                           precomputed_votes(everything, precomputed, k)])
         bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
-        matrices = {name: applied.L[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
-    names = [lf.name for lf in lfs]
+        matrices = {name: L_all[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
+    names = [lf.name for lf in lfs] + precomputed
     L_train, L_dev, L_test = matrices["train"], matrices["dev"], matrices["test"]
     y_dev, y_test = splits.dev["label"].to_numpy(), splits.test["label"].to_numpy()
-    L_extra = (apply_lfs(lfs, gold.extra, cardinality=k, spacy_model=config.lfs.spacy_model).L if len(gold.extra)
-               else np.zeros((0, len(lfs)), dtype=np.int64))
+    L_extra = (apply_lfs(lfs, gold.extra, cardinality=k, spacy_model=config.lfs.spacy_model).L if len(gold.extra) and lfs
+               else np.zeros((len(gold.extra), len(lfs)), dtype=np.int64))
+    # served gold texts carry no precomputed votes: those columns abstain
+    L_extra = np.hstack([L_extra, np.full((len(L_extra), len(precomputed)), ABSTAIN, dtype=np.int64)])
     # With gold, label-model selection and class balance read dev plus the gold rows.
     L_sel, y_sel = dev_with_gold(gold, L_train, L_dev, y_dev, L_extra, splits.dev["id"], splits.train["id"])
     balance = gold_class_balance(y_sel, k) if gold.n_rows else None
@@ -213,7 +222,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     lf_table = pd.concat(
         {
             # Train gold stays hidden: LF accuracy is measured on dev only.
-            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf, rows_computed=applied.rows_computed),
+            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf if applied else None,
+                                rows_computed=applied.rows_computed if applied else None),
             "dev": lf_summary(L_dev, names, y=y_dev),
         },
         names=["split"],
@@ -273,7 +283,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
                "leakage": {"test_rows": len(y_test), "unleaked_rows": int(unleaked[0].sum()), "excluded": unleaked[1],
                            "metrics": {r.name: {m: r.extra["unleaked"][m] for m in ("accuracy", "macro_f1", "per_class")}
                                        for r in eval_rows if "unleaked" in r.extra}}}
-    lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs)
+    lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs) + tuple((c, "precomputed") for c in precomputed)
     result_kwargs = dict(
         run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
         lf_set_version=lf_set_version(lfs), lfs=lf_versions, matrix_hashes=matrix_hashes,

@@ -127,7 +127,8 @@ class _Recipe:
     self_training: int = 0
 
 
-def _one_se_pick(options: list[tuple[str, np.ndarray]], y_dev, metric, classes, seed) -> tuple[int, StageResult, str]:
+def _one_se_pick(options: list[tuple[str, np.ndarray]], y_dev, metric, classes, seed) -> tuple[int, float, list[float]]:
+    """(index of the simplest option within one SE of the best, that SE, every option's dev score)."""
     scores = [metric_score(y_dev, pred, metric, classes) for _, pred in options]
     best = int(np.argmax(scores))
     tolerance = bootstrap_se(y_dev, options[best][1], metric, classes, seed) if len(options) > 1 else 0.0

@@ -6,8 +6,9 @@
 Per dataset, one run, every choice made on the dev split only (test labels are read
 only to print the scores below):
 
-- ``label model``: ``select_label_model`` on dev (the project's metric), test predictions
-  with the "random" tie-break.
+- ``label model``: ``select_label_model`` on dev (the project's metric; for a project,
+  its own rule, ``fit_label_model``, incumbent included), test predictions with the
+  "random" tie-break.
 - ``end model``: ``select_end_model`` on dev with ``project.metric`` (F1 of spam on sms,
   accuracy elsewhere, as WRENCH reports them), trained on the label model's soft labels
   of the covered train rows, self-training on the uncovered ones.
@@ -78,7 +79,7 @@ def project_task(config_path: Path, overrides=()) -> dict:
     L = apply_lfs(lfs, pd.concat(parts, ignore_index=True), cardinality=config.cardinality,
                   spacy_model=config.lfs.spacy_model, cache=project_cache_dir(config)).L
     bounds = np.cumsum([0] + [len(p) for p in parts])
-    task = {"classes": config.classes, "metric": config.metric}
+    task = {"classes": config.classes, "metric": config.metric, "config": config}
     for i, (name, part) in enumerate(zip(("train", "dev", "test"), parts)):
         task[f"{name}_texts"] = part["text"].astype(str).tolist()
         task[f"{name}_L"] = L[bounds[i]:bounds[i + 1]]
@@ -144,8 +145,15 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
     times = {}
     start = time.perf_counter()
     labelled = task["dev_y"] >= 0
-    selection = select_label_model(task["train_L"], task["dev_L"], task["dev_y"], k, metric=lm_metric, random_state=seed)
-    lm = selection.model
+    if "config" in task:  # a project: its own label-model rule (type, incumbent), as retrain runs it
+        from labeling.models.label_models import fit_label_model
+
+        lm, info = fit_label_model(task["config"], task["train_L"], task["dev_L"], task["dev_y"])
+        lm_name = info.get("chosen", type(lm).__name__)
+    else:
+        selection = select_label_model(task["train_L"], task["dev_L"], task["dev_y"], k, metric=lm_metric,
+                                       random_state=seed)
+        lm, lm_name = selection.model, selection.name
     probs = lm.predict_proba(task["train_L"])
     covered = (task["train_L"] != -1).any(axis=1)
     times["label_model"] = time.perf_counter() - start
@@ -187,7 +195,7 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
         "oracle": score(oracle_pred), "end dev": chosen.dev_score,
         "end unleaked": score(end_pred, mask), "lm unleaked": score(lm_pred, mask),
         "unleaked rows": f"{int(mask.sum())}/{len(mask)}",
-        "label model chosen": selection.name,
+        "label model chosen": lm_name,
         "end model chosen": " / ".join(f"{key}={value}" for key, value in chosen.settings.items()) + oracle_note,
         "seconds": {key: round(v, 1) for key, v in times.items()},
     }

@@ -20,13 +20,15 @@ from .errors import ConfigError
 SPLITS = ("youtube_tutorial", "random", "column")
 FORMATS = ("csv", "parquet", "jsonl")
 LABEL_MODEL_TYPES = ("snorkel", "majority_vote", "auto")
-END_MODEL_TYPES = ("sklearn", "torch")
+END_MODEL_TYPES = ("sklearn", "torch", "auto")
+# end_model.type = "auto": the model families tried in the first selection stage, simplest first
+END_MODEL_CANDIDATES = ("char_wb", "char_wb_C10", "word", "embedding", "mlp")
 REDACT_MODES = ("all", "served", "none")
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    source: str = "file"  # "youtube_spam" (built in) or "file"
+    source: str = "file"  # "youtube_spam" (built in), "file", or "wrench" (path = a WRENCH folder)
     path: str = ""  # file source: a CSV/Parquet/JSONL file
     format: str = ""  # inferred from the suffix when empty
     text_field: str = "text"
@@ -37,6 +39,10 @@ class DatasetConfig:
     dev_size: float = 0.1
     test_size: float = 0.2
     url: str = ""  # built-in sources: override the download URL (mirrors)
+    # Columns holding weak labels computed elsewhere (other systems, crowd votes): class
+    # index, -1 = abstain; used as LF columns beside the Python LFs. source = "wrench"
+    # (path = a WRENCH dataset folder) adds the folder's stored LFs.
+    weak_label_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,17 +70,27 @@ class LabelModelConfig:
 
 @dataclass(frozen=True)
 class EndModelConfig:
-    type: str = "sklearn"
+    # "auto" (new projects): chosen on dev only by labeling.models.end_model_selection;
+    # "sklearn" / "torch": exactly the settings below.
+    type: str = "auto"
     analyzer: str = "char_wb"  # TF-IDF over "char_wb" (character) or "word" n-grams
     ngram_min: int = 2
     ngram_max: int = 5
     C: float = 1.0
+    ngrams: bool = True  # torch: the TF-IDF n-gram block
+    embedder: str = ""  # torch: sentence embeddings too, e.g. "wordllama" (labeling.models.embeddings)
     hidden: int = 0  # torch: 0 = logistic regression on n-grams, >0 = one hidden layer
     epochs: int = 30
     lr: float = 0.01
     weight_decay: float = 0.0
     batch_size: int = 64
+    patience: int = 0  # torch: >0 = early stopping after this many epochs without improvement
     device: str = "auto"  # torch: "auto" uses a GPU when present
+    # auto: the first stage's candidate families (END_MODEL_CANDIDATES), simplest first;
+    # later stages (labels, class weights, self-training, decision offsets) always run.
+    candidates: tuple[str, ...] = ("char_wb", "word", "embedding")  # "mlp" too: slower on CPU
+    auto_embedder: str = "wordllama"  # auto: the embedder of the "embedding" and "mlp" candidates
+    baseline_max_rows: int = 20000  # human/oracle baselines: a seeded subsample beyond this many rows (0 = all)
 
 
 @dataclass(frozen=True)
@@ -134,6 +150,9 @@ class ProjectConfig:
     name: str
     classes: tuple[str, ...]
     seed: int = 0
+    # What "better" means on dev wherever something is chosen (end model selection):
+    # "accuracy", "macro_f1", or "f1:<class>" (F1 of that class, e.g. "f1:spam").
+    metric: str = "accuracy"
     store: str = "runs/labeling.db"
     artifacts: str = "runs/artifacts"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -328,16 +347,30 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
         raise ConfigError(f"project.classes must list at least two class names, got {classes!r}")
     if len(set(classes)) != len(classes):
         raise ConfigError(f"project.classes has duplicates: {classes!r}")
-    known = {"name": str, "seed": int, "store": str, "artifacts": str}
+    known = {"name": str, "seed": int, "store": str, "artifacts": str, "metric": str}
     for key, value in project.items():
         if key not in known:
             raise ConfigError(f"unknown setting in [project]: {key}")
         if not isinstance(value, known[key]) or isinstance(value, bool):
             raise ConfigError(f"project.{key} must be {known[key].__name__}, got {value!r}")
         _check_range(f"project.{key}", value, ("project", key))
+    check_metric(project.get("metric", "accuracy"), tuple(classes))
+    unknown = sorted(set(sections["end_model"].candidates) - set(END_MODEL_CANDIDATES))
+    if unknown or not sections["end_model"].candidates:
+        raise ConfigError(f"end_model.candidates {list(sections['end_model'].candidates)}: each must be one of "
+                          f"{', '.join(map(repr, END_MODEL_CANDIDATES))} (at least one)")
     config = ProjectConfig(classes=tuple(classes), base_dir=str(Path(base_dir).resolve()), **project, **sections)
     _check_relations(config)
     return config
+
+
+def check_metric(metric: str, classes: tuple[str, ...]) -> str:
+    """``project.metric``: "accuracy", "macro_f1" or "f1:<one of classes>"; raises ConfigError."""
+    kind, _, positive = metric.partition(":")
+    if metric in ("accuracy", "macro_f1") or (kind == "f1" and positive in classes):
+        return metric
+    raise ConfigError(f"project.metric = {metric!r}: expected 'accuracy', 'macro_f1' or 'f1:<class>' "
+                      f"with a class of {list(classes)}")
 
 
 def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> ProjectConfig:

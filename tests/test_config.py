@@ -29,7 +29,7 @@ def test_paths_resolve_against_the_config_file(tmp_path):
     config = load_config(write_project(tmp_path, MINIMAL))
     assert config.resolve(config.dataset.path) == tmp_path / "data.csv"
     assert config.resolve(config.store) == tmp_path / "runs" / "labeling.db"
-    assert config.dataset.text_field == "text" and config.end_model.type == "sklearn"
+    assert config.dataset.text_field == "text" and config.end_model.type == "auto"  # new projects: chosen on dev
 
 
 def test_overrides_are_type_checked(tmp_path):

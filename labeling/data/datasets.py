@@ -419,6 +419,11 @@ def load_dataset(config) -> Splits:
                 raise DatasetError(f"youtube_spam has classes {list(YOUTUBE_CLASSES)}; the project declares {list(config.classes)}")
             return splits
         source = "youtube_spam"
+    elif ds.source == "wrench":
+        from .wrench import wrench_frames
+
+        frames = wrench_frames(config.resolve(ds.path), tuple(config.classes))
+        return Splits(frames["train"], frames["dev"], frames["test"], tuple(config.classes), str(config.resolve(ds.path)))
     elif ds.source == "file":
         if not ds.path:
             raise DatasetError("dataset.path is empty; name the CSV/Parquet/JSONL file to read")
@@ -433,7 +438,7 @@ def load_dataset(config) -> Splits:
         )
         source = str(path)
     else:
-        raise DatasetError(f"unknown dataset.source {ds.source!r}; expected 'youtube_spam' or 'file'")
+        raise DatasetError(f"unknown dataset.source {ds.source!r}; expected 'youtube_spam', 'file' or 'wrench'")
     if ds.split == "column":
         splits = split_by_column(frame, ds.split_field, classes=config.classes, source=source)
     elif ds.split == "random":

@@ -18,6 +18,7 @@ from ..errors import DatasetError
 from ..matrix import ABSTAIN
 
 SPLITS = ("train", "valid", "test")
+WEAK_LABEL_PREFIX = "wrench_lf_"  # the precomputed LF columns of ``wrench_frames``
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,3 +141,57 @@ def load_wrench(directory: str | Path) -> WrenchDataset:
     if len(set(widths.values())) != 1:
         raise DatasetError(f"{root}: splits disagree on the number of LFs: {widths}")
     return WrenchDataset(name=root.name, class_names=class_names, **splits)
+
+
+def wrench_frames(directory: str | Path, classes: tuple[str, ...]) -> dict:
+    """A WRENCH folder as the pipeline's split frames ``{"train", "dev", "test"}``
+    (valid -> dev; ``load_dataset`` makes them ``Splits``): columns ``id``,
+    ``text``, ``label`` and one int column per stored LF, ``wrench_lf_<j>`` (class index,
+    -1 abstain), which the retrain job takes as precomputed LF columns.
+
+    Raises ``DatasetError`` when ``classes`` differ from the folder's ``label.json``
+    (compared case-insensitively; the project's spelling is kept)."""
+    import pandas as pd
+
+    ds = load_wrench(directory)
+    if tuple(c.lower() for c in ds.class_names) != tuple(c.lower() for c in classes):
+        raise DatasetError(f"{directory}: WRENCH classes are {list(ds.class_names)}; the project declares {list(classes)}")
+    frames = {}
+    for name, split in (("train", ds.train), ("dev", ds.valid), ("test", ds.test)):
+        frame = pd.DataFrame({"id": [f"{name}-{i}" for i in split.ids], "text": list(split.texts), "label": split.y})
+        votes = pd.DataFrame(split.L, columns=[f"{WEAK_LABEL_PREFIX}{j}" for j in range(split.L.shape[1])])
+        frames[name] = pd.concat([frame, votes], axis=1)
+    return frames
+
+
+def precomputed_lf_columns(config, frame) -> list[str]:
+    """The columns of ``frame`` that hold precomputed LF votes: ``dataset.weak_label_fields``,
+    and for ``dataset.source = "wrench"`` the stored LFs. Raises ``DatasetError`` for a
+    named column the frame lacks."""
+    names = list(config.dataset.weak_label_fields)
+    if config.dataset.source == "wrench":
+        names += [c for c in frame.columns if str(c).startswith(WEAK_LABEL_PREFIX)]
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"dataset.weak_label_fields: column(s) {missing} not found; columns are {list(frame.columns)}")
+    return names
+
+
+def precomputed_votes(frame, columns: list[str], cardinality: int) -> np.ndarray:
+    """(n, len(columns)) int64 votes from ``frame``'s precomputed LF columns; raises
+    ``DatasetError`` naming the column and row of a vote outside -1..cardinality-1."""
+    out = np.empty((len(frame), len(columns)), dtype=np.int64)
+    for j, column in enumerate(columns):
+        values = frame[column].to_numpy()
+        try:
+            votes = values.astype(np.int64)
+        except (TypeError, ValueError):
+            votes = None
+        bad = (np.flatnonzero((votes < ABSTAIN) | (votes >= cardinality) | (votes != values)) if votes is not None
+               else np.arange(len(values)))
+        if len(bad):
+            row = frame["id"].iloc[bad[0]] if "id" in frame else int(bad[0])
+            raise DatasetError(f"weak-label column {column!r}, row {row!r}: {values[bad[0]]!r} is not a class "
+                               f"index 0..{cardinality - 1} or -1 (abstain)")
+        out[:, j] = votes
+    return out

@@ -58,7 +58,7 @@ def write_manifest(folder: Path, kind: str, meta: dict) -> dict[str, str]:
 # The files each kind of artifact cannot be loaded without.
 REQUIRED_FILES = {
     "sklearn": ("pipeline.skops",),
-    "torch": ("weights.safetensors", "vocabulary.json"),
+    "torch": ("weights.safetensors",),  # and vocabulary.json when it reads n-grams
     "label_model": ("label_model.json",),
     "onnx": ("classifier.onnx", "tfidf.json"),
 }
@@ -106,7 +106,11 @@ def _check_shape(path: Path, manifest) -> None:
         for n, h in files.items()
     ):
         raise ArtifactError(f"{path}: 'files' must map plain file names of the folder to sha256 digests")
-    missing = [n for n in REQUIRED_FILES.get(manifest["kind"], ()) if n not in files]
+    required = REQUIRED_FILES.get(manifest["kind"], ())
+    params = manifest["meta"].get("params")
+    if manifest["kind"] == "torch" and (not isinstance(params, dict) or params.get("ngrams", True)):
+        required += ("vocabulary.json",)
+    missing = [n for n in required if n not in files]
     if missing:
         raise ArtifactError(f"{path}: a {manifest['kind']} artifact needs {missing}, which the manifest does not list")
 
@@ -147,10 +151,11 @@ def save_end_model(model, folder: str | Path) -> dict[str, str]:
 
         model._check_fitted()
         tensors = {f"net.{k}": v.detach().cpu().numpy() for k, v in model.net_.state_dict().items()}
-        tensors["tfidf.idf"] = model.vectorizer_.idf_.astype(np.float32)
+        if model.ngrams:
+            tensors["tfidf.idf"] = model.vectorizer_.idf_.astype(np.float32)
+            vocabulary = {term: int(i) for term, i in model.vectorizer_.vocabulary_.items()}
+            write_json(folder / "vocabulary.json", vocabulary)
         save_file(tensors, str(folder / "weights.safetensors"))
-        vocabulary = {term: int(i) for term, i in model.vectorizer_.vocabulary_.items()}
-        write_json(folder / "vocabulary.json", vocabulary)
         return write_manifest(folder, "torch", {"params": params})
     raise ArtifactError(f"cannot save end model of type {type(model).__name__}")
 
@@ -181,19 +186,24 @@ def _load_torch(folder: Path, params: dict) -> TorchTextClassifier:
     weights = folder / "weights.safetensors"
     with artifact_file(weights):
         tensors = load_file(str(weights))
-        idf = tensors.pop("tfidf.idf").astype(np.float64)
-    with artifact_file(folder / "vocabulary.json"):
-        vocabulary = read_json(folder / "vocabulary.json")
-        vectorizer = make_vectorizer(model.analyzer, model.ngram_min, model.ngram_max, dtype=np.float32,
-                                     vocabulary=vocabulary)
-        vectorizer.idf_ = idf  # refused when the vocabulary's size does not match the saved idf
-    net = model._network(len(vocabulary), torch.Generator().manual_seed(0))
+    n_sparse = 0
+    if model.ngrams:
+        with artifact_file(weights):
+            idf = tensors.pop("tfidf.idf").astype(np.float64)
+        with artifact_file(folder / "vocabulary.json"):
+            vocabulary = read_json(folder / "vocabulary.json")
+            vectorizer = make_vectorizer(model.analyzer, model.ngram_min, model.ngram_max, dtype=np.float32,
+                                         vocabulary=vocabulary)
+            vectorizer.idf_ = idf  # refused when the vocabulary's size does not match the saved idf
+        model.vectorizer_, n_sparse = vectorizer, len(vocabulary)
+    n_dense = tensors["net.dense.weight"].shape[1] if "net.dense.weight" in tensors else 0
+    net = model.network(n_sparse, n_dense)
     state = {k.removeprefix("net."): torch.from_numpy(v) for k, v in tensors.items()}
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
         raise ArtifactError(f"{folder}: weights do not fit the saved settings: {exc}") from exc
-    model.vectorizer_, model.net_ = vectorizer, net.eval()
+    model.net_, model.device_ = net.eval(), "cpu"
     model.classes_ = np.arange(model.cardinality)
     return model
 
@@ -212,6 +222,9 @@ def load_end_model(folder: str | Path, expected: Mapping[str, str] | None = None
     params = manifest["meta"].get("params")
     if not isinstance(params, dict):
         raise ArtifactError(f"{folder / MANIFEST}: 'meta.params' (the model's settings) is missing")
+    params = dict(params)
+    if isinstance(params.get("class_offsets"), list):  # JSON gives back a list
+        params["class_offsets"] = tuple(params["class_offsets"])
     with artifact_file(folder):  # anything the per-file checks did not name
         return loaders[manifest["kind"]](folder, params)
 

@@ -7,14 +7,20 @@ model should learn from. Hard labels (an ``(n,)`` int array) work too.
 - ``SklearnTextClassifier``: TF-IDF n-grams + logistic regression. Soft labels
   become probability weights: each row appears once per class, weighted by the
   probability of that class.
-- ``TorchTextClassifier``: TF-IDF n-grams + a linear layer (or one hidden layer)
-  trained with soft cross-entropy; runs on a GPU when one is present.
+- ``TorchTextClassifier``: TF-IDF n-grams and/or sentence embeddings + a linear
+  layer (or one hidden layer) trained with soft cross-entropy, early stopping
+  optional; runs on a GPU when one is present.
+
+Both take ``class_offsets``, log-space class offsets applied to the predicted
+probabilities (a prior correction or a decision threshold, chosen on dev by
+``labeling.models.end_model_selection``).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -153,6 +159,18 @@ class _TextClassifier:
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.predict_proba(texts).argmax(axis=1)
 
+    def _offset(self, proba: np.ndarray) -> np.ndarray:
+        """Add ``class_offsets`` (k,) to the log-probabilities and renormalise: a prior
+        correction, or for two classes a decision threshold t on class 1 as offsets
+        ``(0, -logit(t))``. Chosen on dev by ``select_end_model``; empty = none."""
+        offsets = np.asarray(self.class_offsets, dtype=np.float64)
+        if not offsets.size or not offsets.any():
+            return proba
+        if offsets.shape != (self.cardinality,):
+            raise LabelingError(f"class_offsets must hold {self.cardinality} numbers, got {list(offsets)}")
+        with np.errstate(divide="ignore"):
+            return softmax(np.log(proba) + offsets, axis=1)
+
     def get_params(self) -> dict:
         """Constructor settings, read off the signature as scikit-learn does."""
         return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"}
@@ -167,6 +185,7 @@ class SklearnTextClassifier(_TextClassifier):
         ngram_min: int = 2,
         ngram_max: int = 5,
         C: float = 1.0,
+        class_offsets: tuple = (),
         random_state: int = 0,
     ):
         self.cardinality = cardinality
@@ -174,6 +193,7 @@ class SklearnTextClassifier(_TextClassifier):
         self.ngram_min = ngram_min
         self.ngram_max = ngram_max
         self.C = C
+        self.class_offsets = class_offsets
         self.random_state = random_state
 
     def _make_pipeline(self) -> Pipeline:
@@ -208,7 +228,7 @@ class SklearnTextClassifier(_TextClassifier):
         # A class absent from training gets probability 0, keeping the (n, k) shape.
         out = np.zeros((proba.shape[0], self.cardinality))
         out[:, self.pipeline_.classes_] = proba
-        return out
+        return self._offset(out)
 
     def _fast_proba(self, texts: list[str], word_cache: dict) -> np.ndarray:
         logreg = self.pipeline_.named_steps["logreg"]
@@ -246,7 +266,86 @@ class SklearnTextClassifier(_TextClassifier):
         return self._fast_cache() is not None
 
 
+def _torch_network(n_sparse: int, n_dense: int, hidden: int, cardinality: int, generator):
+    """A linear layer over [sparse n-grams | dense embeddings] (-> ReLU -> linear when
+    ``hidden``), initialised from ``generator`` (torch's global RNG is never touched)."""
+    import torch
+
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            width = hidden or cardinality
+            # The sparse block is a bare weight, used through torch.sparse.mm: a dense
+            # copy of a batch of 10^5 n-gram columns would cost more than the product.
+            self.sparse = torch.nn.Parameter(torch.zeros(n_sparse, width))
+            self.dense = torch.nn.Linear(n_dense, width) if n_dense else None
+            self.bias = torch.nn.Parameter(torch.zeros(width))
+            self.out = torch.nn.Linear(hidden, cardinality) if hidden else None
+
+        def forward(self, xs, xd):
+            h = self.bias.expand(xd.shape[0] if xs is None else xs.shape[0], -1)
+            if xs is not None and self.sparse.shape[0]:
+                h = h + torch.sparse.mm(xs, self.sparse)
+            if self.dense is not None:
+                h = h + self.dense(xd)
+            return self.out(torch.relu(h)) if self.out is not None else h
+
+    net = MLP()
+    with torch.no_grad():
+        fan_in = max(1, n_sparse + n_dense)
+        bound = 1.0 / np.sqrt(fan_in)
+        net.sparse.uniform_(-bound, bound, generator=generator)
+        if net.dense is not None:
+            net.dense.weight.uniform_(-bound, bound, generator=generator)
+            net.dense.bias.zero_()
+        if net.out is not None:
+            b = 1.0 / np.sqrt(hidden)
+            net.out.weight.uniform_(-b, b, generator=generator)
+            net.out.bias.zero_()
+    return net
+
+
+@contextmanager
+def _cpu_threads(device, n: int = 1):
+    """Run small CPU torch work on ``n`` threads, restoring the setting after: on a
+    loaded machine torch's thread pool spins, and a 64-row batch took 10x longer
+    on 2 threads than on 1 (measured). GPU work is left alone."""
+    import torch
+
+    if str(device) != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _sparse_tensor(X: sp.csr_matrix, device):
+    import torch
+
+    X = X.tocoo()
+    indices = torch.as_tensor(np.vstack([X.row, X.col]), dtype=torch.int64)
+    return torch.sparse_coo_tensor(indices, torch.as_tensor(X.data, dtype=torch.float32), X.shape,
+                                   device=device, check_invariants=False).coalesce()
+
+
 class TorchTextClassifier(_TextClassifier):
+    """An MLP (or, with ``hidden=0``, a linear model) over TF-IDF n-grams and/or
+    sentence embeddings, trained with soft cross-entropy on the label model's
+    probabilities.
+
+    ``embedder``: an embedding spec (``labeling.models.embeddings``), "" for none.
+    ``ngrams``: use the TF-IDF n-gram block, its vocabulary capped at the
+    ``max_features`` most frequent n-grams (0 = no cap; the cap bounds memory on
+    large corpora). ``patience`` > 0 stops training when the
+    soft cross-entropy on a held-out ``validation_fraction`` of the training rows (or
+    on ``eval_set`` passed to ``fit``) has not improved for that many epochs, and
+    keeps the best epoch's weights. ``device_`` records the device actually used.
+    """
+
     def __init__(
         self,
         cardinality: int = 2,
@@ -254,24 +353,36 @@ class TorchTextClassifier(_TextClassifier):
         analyzer: str = "char_wb",
         ngram_min: int = 2,
         ngram_max: int = 5,
+        ngrams: bool = True,
+        max_features: int = 0,
+        embedder: str = "",
         hidden: int = 0,
         epochs: int = 30,
         lr: float = 0.01,
         weight_decay: float = 0.0,
         batch_size: int = 64,
+        patience: int = 0,
+        validation_fraction: float = 0.1,
         device: str = "auto",
+        class_offsets: tuple = (),
         random_state: int = 0,
     ):
         self.cardinality = cardinality
         self.analyzer = analyzer
         self.ngram_min = ngram_min
         self.ngram_max = ngram_max
+        self.ngrams = ngrams
+        self.max_features = max_features
+        self.embedder = embedder
         self.hidden = hidden
         self.epochs = epochs
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
+        self.patience = patience
+        self.validation_fraction = validation_fraction
         self.device = device
+        self.class_offsets = class_offsets
         self.random_state = random_state
 
     def _device(self):
@@ -281,67 +392,106 @@ class TorchTextClassifier(_TextClassifier):
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
-    def _network(self, n_features: int, generator):
+    def _features(self, texts: list[str]) -> tuple[sp.csr_matrix | None, np.ndarray]:
+        """(TF-IDF (n, vocabulary) or None, embeddings (n, d) float32, d = 0 without an embedder)."""
+        X = self.vectorizer_.transform(texts).tocsr().astype(np.float32) if self.ngrams else None
+        if not self.embedder:
+            return X, np.zeros((len(texts), 0), np.float32)
+        from .embeddings import embed_texts
+
+        return X, embed_texts(texts, self.embedder, cache=getattr(self, "embedding_cache", None))
+
+    def network(self, n_sparse: int, n_dense: int, generator=None):
+        """The untrained module for these settings and input widths (artifacts load into it)."""
         import torch
 
-        layers = []
-        width = n_features
-        if self.hidden:
-            layers += [torch.nn.Linear(width, self.hidden), torch.nn.ReLU()]
-            width = self.hidden
-        layers.append(torch.nn.Linear(width, self.cardinality))
-        net = torch.nn.Sequential(*layers)
-        # Seeded init through our own generator: never touch torch's global RNG.
-        with torch.no_grad():
-            for layer in net:
-                if isinstance(layer, torch.nn.Linear):
-                    bound = 1.0 / np.sqrt(layer.in_features)
-                    layer.weight.uniform_(-bound, bound, generator=generator)
-                    layer.bias.zero_()
-        return net
+        generator = generator if generator is not None else torch.Generator().manual_seed(self.random_state)
+        return _torch_network(n_sparse, n_dense, self.hidden, self.cardinality, generator)
 
-    def fit(self, texts: Sequence[str], y, sample_weight=None) -> TorchTextClassifier:
+    def fit(self, texts: Sequence[str], y, sample_weight=None, eval_set=None) -> TorchTextClassifier:
+        """``texts`` (n,) strings; ``y`` (n,) class indices or (n, k) probabilities;
+        ``sample_weight`` (n,); ``eval_set``: optional ``(texts, y)`` for early stopping."""
+        with _cpu_threads(self._device()):
+            return self._fit(texts, y, sample_weight, eval_set)
+
+    def _fit(self, texts, y, sample_weight, eval_set) -> TorchTextClassifier:
         import torch
 
         texts = _check_texts(texts)
+        if not (self.ngrams or self.embedder):
+            raise LabelingError("the torch end model needs n-grams, an embedder, or both")
         targets = soft_targets(y, self.cardinality)
         weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        self.vectorizer_ = make_vectorizer(self.analyzer, self.ngram_min, self.ngram_max, dtype=np.float32)
-        X = self.vectorizer_.fit_transform(texts).tocsr()
+        rng = np.random.default_rng(self.random_state)
+        fit_rows = np.arange(len(texts))
+        if self.patience and eval_set is None and len(texts) >= 20:
+            held = rng.random(len(texts)) < self.validation_fraction
+            eval_set = ([texts[i] for i in np.flatnonzero(held)], targets[held])
+            fit_rows = np.flatnonzero(~held)
+        fit_texts = [texts[i] for i in fit_rows]
+        if self.ngrams:
+            self.vectorizer_ = make_vectorizer(self.analyzer, self.ngram_min, self.ngram_max, dtype=np.float32,
+                                               max_features=self.max_features or None)
+            self.vectorizer_.fit(fit_texts)
+        X, E = self._features(fit_texts)
         device = self._device()
         generator = torch.Generator().manual_seed(self.random_state)
-        net = self._network(X.shape[1], generator).to(device)
+        n_sparse = X.shape[1] if X is not None else 0
+        net = self.network(n_sparse, E.shape[1], generator).to(device)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        T = torch.as_tensor(targets, dtype=torch.float32)
-        W = torch.as_tensor(weights, dtype=torch.float32)
-        net.train()
+        T = torch.as_tensor(targets[fit_rows], dtype=torch.float32, device=device)
+        W = torch.as_tensor(weights[fit_rows], dtype=torch.float32, device=device)
+        Ed = torch.as_tensor(E, device=device)
+        if eval_set is not None:
+            eval_texts = _check_texts(eval_set[0])
+            eval_T = torch.as_tensor(soft_targets(eval_set[1], self.cardinality), dtype=torch.float32, device=device)
+            eval_X, eval_E = self._features(eval_texts)
+            eval_inputs = (None if eval_X is None else _sparse_tensor(eval_X, device), torch.as_tensor(eval_E, device=device))
+        best, best_loss, waited, self.epochs_run_ = None, np.inf, 0, 0
         for _ in range(self.epochs):
-            order = torch.randperm(X.shape[0], generator=generator).numpy()
+            net.train()
+            order = torch.randperm(len(fit_rows), generator=generator).numpy()
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                xb = torch.as_tensor(X[idx].toarray(), device=device)
-                log_p = torch.log_softmax(net(xb), dim=1)
+                xs = None if X is None else _sparse_tensor(X[idx], device)
+                log_p = torch.log_softmax(net(xs, Ed[idx]), dim=1)
                 # Soft cross-entropy: the label model's probabilities are the target.
-                loss = -((T[idx].to(device) * log_p).sum(dim=1) * W[idx].to(device)).mean()
+                loss = -((T[idx] * log_p).sum(dim=1) * W[idx]).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+            self.epochs_run_ += 1
+            if self.patience and eval_set is not None:
+                net.eval()
+                with torch.no_grad():
+                    val = float(-(eval_T * torch.log_softmax(net(*eval_inputs), dim=1)).sum(dim=1).mean())
+                if val < best_loss - 1e-6:
+                    best_loss, waited = val, 0
+                    best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                else:
+                    waited += 1
+                    if waited >= self.patience:
+                        break
+        if best is not None:
+            net.load_state_dict(best)
+        self.device_ = str(device)
         self.net_ = net.eval().cpu()
         self.device_ = str(device)  # the device "auto" resolved to, recorded with the run
         self.classes_ = np.arange(self.cardinality)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, k) class probabilities of ``texts``, after any ``class_offsets``."""
         import torch
 
         self._check_fitted()
-        X = self.vectorizer_.transform(list(texts)).tocsr()
+        X, E = self._features(list(texts))
         out = []
-        with torch.no_grad():
-            for start in range(0, X.shape[0], 1024):
-                xb = torch.as_tensor(X[start : start + 1024].toarray())
-                out.append(torch.softmax(self.net_(xb), dim=1).double().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.cardinality))
+        with torch.no_grad(), _cpu_threads("cpu"):
+            for start in range(0, len(E), 1024):
+                xs = None if X is None else _sparse_tensor(X[start : start + 1024], "cpu")
+                out.append(torch.softmax(self.net_(xs, torch.as_tensor(E[start : start + 1024])), dim=1).double().numpy())
+        return self._offset(np.concatenate(out) if out else np.zeros((0, self.cardinality)))
 
 
 END_MODELS = {"sklearn": SklearnTextClassifier, "torch": TorchTextClassifier}
@@ -356,8 +506,11 @@ def make_end_model(config, cardinality: int, random_state: int) -> _TextClassifi
         return TorchTextClassifier(
             cardinality,
             **features,
+            ngrams=config.ngrams,
+            embedder=config.embedder,
             hidden=config.hidden,
             epochs=config.epochs,
+            patience=config.patience,
             lr=config.lr,
             weight_decay=config.weight_decay,
             batch_size=config.batch_size,

@@ -110,6 +110,10 @@ def evaluation_table(rows: Sequence[EvalRow], classes: Sequence[str]) -> pd.Data
         for cls in classes:
             record[f"precision_{cls}"] = row.metrics["per_class"][cls]["precision"]
             record[f"recall_{cls}"] = row.metrics["per_class"][cls]["recall"]
+        unleaked = row.extra.get("unleaked")
+        # side by side: the same metrics on the test rows that repeat no train/dev text
+        record["accuracy_unleaked"] = unleaked["accuracy"] if unleaked else None
+        record["macro_f1_unleaked"] = unleaked["macro_f1"] if unleaked else None
         record["train_rows"] = row.train_rows
         record["coverage"] = row.coverage
         record["notes"] = row.notes

@@ -207,6 +207,28 @@ def _lineage_section(run: dict, history_row: dict | None) -> str:
     return _table(("what", "value"), rows, left=2)
 
 
+def _end_model_section(end_model: dict) -> str:
+    """The end model's dev-only selection (every option's dev score) and its leakage-free
+    test metrics; empty for runs recorded without them."""
+    parts = []
+    selection = end_model.get("selection")
+    if selection:
+        parts.append(f"<p>End model chosen on dev ({_e(selection['metric'])}, dev score "
+                     f"{_num(selection['dev_score'])}): {_e(selection['rule'])}.</p>")
+        parts.append(_table(("stage", "option", "dev score", "one SE", "chosen"),
+                            [(st["stage"], c["name"], _num(c["dev_score"]), _num(st["tolerance"]),
+                              "yes" if c["name"] == st["chosen"] else "")
+                             for st in selection["stages"] for c in st["candidates"]], left=2))
+    leakage = end_model.get("leakage")
+    if leakage and leakage.get("metrics"):
+        parts.append(f"<p>Test rows with no train/dev duplicate: {leakage['unleaked_rows']} of "
+                     f"{leakage['test_rows']} ({_e(leakage['excluded'])}).</p>")
+        parts.append(_table(("method", "accuracy (those rows)", "macro-F1 (those rows)"),
+                            [(name, _num(m["accuracy"]), _num(m["macro_f1"])) for name, m in leakage["metrics"].items()],
+                            left=1))
+    return "".join(parts)
+
+
 def _lf_rows(run: dict) -> list[dict]:
     stats = {(s["split"], s["lf"]): s for s in run.get("lf_stats", [])}
     out = []
@@ -270,7 +292,8 @@ def render_report(run: dict, documents: dict, *, monitor: dict | None = None, hi
                     "" if m["train_rows"] is None else m["train_rows"], _num(m["coverage"]), m["notes"])
                    for m in metrics]
     body["evaluation"] = plot_methods(metrics) + _table(
-        ("method", "kind", "accuracy", "macro-F1", "train rows", "train coverage", "notes"), metric_rows, left=2)
+        ("method", "kind", "accuracy", "macro-F1", "train rows", "train coverage", "notes"), metric_rows, left=2
+    ) + _end_model_section(run["end_model"])
     body["lfs"] = plot_lf_coverage_accuracy(lf_rows) + _table(
         ("LF", "version", "coverage", "overlap", "conflict", "dev accuracy", "seconds"),
         [(r["lf"], r["version"], _num(r["coverage"]), _num(r["overlaps"]), _num(r["conflicts"]),

@@ -23,6 +23,7 @@ get one saying so.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import secrets
 from contextlib import contextmanager, suppress
@@ -39,8 +40,12 @@ from ..lf.apply import apply_lfs
 from ..lf.cache import project_cache_dir
 from ..config import ProjectConfig
 from ..data.datasets import SPLIT_NAMES, Splits, load_dataset
+from ..data.wrench import precomputed_lf_columns, precomputed_votes
+from ..models.embeddings import EmbeddingCache
+from ..models.end_model_selection import select_end_model
 from ..models.end_models import make_end_model
 from ..errors import LabelingError
+from .leakage import unleaked_test_mask
 from .evaluate import (
     NOT_COMPUTED,
     EvalRow,
@@ -134,7 +139,7 @@ def _timed(timings: dict[str, float], step: str, stages: Stages, rows: int | Non
     timings[step] = stages.stats[step].seconds
 
 
-_STAGES = ("load", "discover_lfs", "apply", "label_model", "end_model", "promotion_gate", "record")
+_STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model", "promotion_gate", "record")
 
 
 def _new_run_id() -> str:
@@ -143,15 +148,17 @@ def _new_run_id() -> str:
 
 
 def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str,
-                    sample_weight=None) -> tuple[list[EvalRow], object]:
-    """Train the end model on the label model's soft labels, and the human/oracle twins."""
+                    sample_weight=None, unlabelled_texts=(), unleaked=None,
+                    show_progress: bool = False) -> tuple[list[EvalRow], object, dict]:
+    """Train (or, with ``end_model.type = "auto"``, choose on dev) the end model on the
+    label model's soft labels, and the human/oracle twins; returns ``(rows, model, selection)``.
+
+    The twins use the end model's settings without its dev-fitted class offsets, trained
+    on at most ``end_model.baseline_max_rows`` rows (a seeded subsample beyond that, said
+    in the row's notes), so they cannot dominate the run's time."""
     k, seed, classes = config.cardinality, config.seed, config.classes
     test_texts = splits.test["text"].tolist()
     n_train = len(splits.train)
-
-    def train(texts, y, weight=None):
-        return make_end_model(config.end_model, k, seed).fit(texts, y, sample_weight=weight)
-
     # Unlike a baseline the end model is what the run is for: no second class, no run,
     # but the error says it is this model and what to change.
     present = np.flatnonzero((np.asarray(soft_labels) > 0).any(axis=0)) if len(texts_train) else []
@@ -160,23 +167,48 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
         raise LabelingError(f"the end model cannot be trained: its {len(texts_train)} training rows (train rows some LF "
                             f"votes on, plus gold rows) carry {carried}; it needs LF votes or gold labels of at least "
                             "two classes")
-    end_model = train(texts_train, soft_labels, sample_weight)
-    rows = [
-        EvalRow("end model", "end_model", classification_metrics(y_test, end_model.predict(test_texts), classes),
-                len(texts_train), len(texts_train) / n_train, notes)
-    ]
+    y_dev = splits.dev["label"].to_numpy()
+    cache_dir = project_cache_dir(config)
+    embedding_cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
+    selection: dict = {}
+    if config.end_model.type == "auto":
+        chosen = select_end_model(
+            texts_train, soft_labels, splits.dev["text"].tolist(), y_dev, classes=classes, metric=config.metric,
+            families=config.end_model.candidates, sample_weight=sample_weight, unlabelled_texts=unlabelled_texts,
+            embedder=config.end_model.auto_embedder, embedding_cache=embedding_cache, random_state=seed,
+            progress=print if show_progress else None)
+        end_model, selection = chosen.model, chosen.to_dict()
+    else:
+        end_model = make_end_model(config.end_model, k, seed)
+        end_model.embedding_cache = embedding_cache
+        end_model.fit(texts_train, soft_labels, sample_weight=sample_weight)
+
+    def twin(texts, y):
+        """The end model's settings, trained on gold labels (at most baseline_max_rows)."""
+        cap, note = config.end_model.baseline_max_rows, ""
+        if cap and len(texts) > cap:
+            keep = np.sort(np.random.default_rng(seed).choice(len(texts), cap, replace=False))
+            texts, y, note = [texts[i] for i in keep], y[keep], f"subsampled to {cap} of {len(texts)} rows"
+        model = type(end_model)(**{**end_model.get_params(), "class_offsets": ()})
+        model.embedding_cache = embedding_cache
+        return model.fit(texts, y), len(texts), note
+
+    def row(name, kind, model, train_rows, coverage, row_notes=""):
+        predicted = model.predict(test_texts)
+        return _with_unleaked(EvalRow(name, kind, classification_metrics(y_test, predicted, classes),
+                                      train_rows, coverage, row_notes), predicted, y_test, unleaked, classes)
+
+    rows = [row("end model", "end_model", end_model, len(texts_train), len(texts_train) / n_train, notes)]
     # The baselines train on labelled splits that may lack a class (a small dev set): such a
     # baseline is recorded as not computed, with the reason, and the run goes on.
-    y_dev = splits.dev["label"].to_numpy()
     human_name = "human (end model on dev labels)"
     reason = single_class_reason(y_dev, classes, "the dev split")
     if reason:
         rows.append(not_computed(human_name, "baseline", classes, reason, train_rows=len(y_dev),
                                  coverage=len(y_dev) / n_train))
     else:
-        human = train(splits.dev["text"].tolist(), y_dev)
-        rows.append(EvalRow(human_name, "baseline", classification_metrics(y_test, human.predict(test_texts), classes),
-                            len(y_dev), len(y_dev) / n_train))
+        human, used, note = twin(splits.dev["text"].tolist(), y_dev)
+        rows.append(row(human_name, "baseline", human, used, used / n_train, note))
     gold = splits.train["label"].to_numpy()
     has_gold = gold >= 0
     oracle_name = "oracle (end model on gold train labels)"
@@ -185,10 +217,19 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
         rows.append(not_computed(oracle_name, "baseline", classes, reason, train_rows=int(has_gold.sum()),
                                  coverage=float(has_gold.mean())))
     else:
-        oracle = train(splits.train["text"][has_gold].tolist(), gold[has_gold])
-        rows.append(EvalRow(oracle_name, "baseline", classification_metrics(y_test, oracle.predict(test_texts), classes),
-                            int(has_gold.sum()), float(has_gold.mean())))
-    return rows, end_model
+        oracle, used, note = twin(splits.train["text"][has_gold].tolist(), gold[has_gold])
+        rows.append(row(oracle_name, "baseline", oracle, used, used / n_train, note))
+    return rows, end_model, selection
+
+
+def _with_unleaked(row: EvalRow, predicted, y_test, unleaked, classes) -> EvalRow:
+    """``row`` with its metrics on the test rows that repeat no train/dev text, in ``extra``."""
+    if unleaked is None or not unleaked[0].any():
+        return row
+    mask, how = unleaked
+    extra = {"unleaked": {**classification_metrics(y_test[mask], np.asarray(predicted)[mask], classes),
+                          "rows": int(mask.sum()), "excluded": how}}
+    return dataclasses.replace(row, extra={**row.extra, **extra})
 
 
 def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: bool = True) -> RunResult:
@@ -211,25 +252,34 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         # Fatal data problems stop the run here, before anything is written.
         verification = raise_on_errors(verify_splits(splits, config.verify))
         stage.rows = sum(splits.sizes().values())
+    everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
+    precomputed = precomputed_lf_columns(config, everything)
     with _timed(timings, "discover_lfs", stages):
-        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
-    with _timed(timings, "apply", stages, rows=sum(splits.sizes().values())):
+        # with precomputed weak-label columns (WRENCH), Python LFs are optional
+        lfs = (discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+               if config.lfs.modules or not precomputed else [])
+    with _timed(timings, "apply", stages, rows=len(everything)):
         # One pass over all splits, so each distinct text is parsed by spaCy once.
-        everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
-        applied = apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model, show_progress=show_progress,
-                            cache=project_cache_dir(config), n_jobs=config.lfs.n_jobs or None,
-                            scheduler=config.lfs.scheduler or None)
+        applied = (apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model,
+                             show_progress=show_progress, cache=project_cache_dir(config),
+                             n_jobs=config.lfs.n_jobs or None, scheduler=config.lfs.scheduler or None)
+                   if lfs else None)
+        L_all = np.hstack([applied.L if applied else np.zeros((len(everything), 0), dtype=np.int64),
+                           precomputed_votes(everything, precomputed, k)])
     # Keyword/regex/length LFs share one scan per text field: its time is reported as such
     # (their per-LF seconds are NaN), not split evenly as if each LF had taken it.
-    timings.update({f"apply: {what} ({len(applied.shared_by[what])} LFs)": round(secs, 3)
-                    for what, secs in applied.shared_seconds.items()})
+    if applied:
+        timings.update({f"apply: {what} ({len(applied.shared_by[what])} LFs)": round(secs, 3)
+                        for what, secs in applied.shared_seconds.items()})
     bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
-    matrices = {name: applied.L[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
-    names = [lf.name for lf in lfs]
+    matrices = {name: L_all[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
+    names = [lf.name for lf in lfs] + precomputed
     L_train, L_dev, L_test = matrices["train"], matrices["dev"], matrices["test"]
     y_dev, y_test = splits.dev["label"].to_numpy(), splits.test["label"].to_numpy()
-    L_extra = (apply_lfs(lfs, gold.extra, cardinality=k, spacy_model=config.lfs.spacy_model).L if len(gold.extra)
-               else np.zeros((0, len(lfs)), dtype=np.int64))
+    L_extra = (apply_lfs(lfs, gold.extra, cardinality=k, spacy_model=config.lfs.spacy_model).L if len(gold.extra) and lfs
+               else np.zeros((len(gold.extra), len(lfs)), dtype=np.int64))
+    # served gold texts carry no precomputed votes: those columns abstain
+    L_extra = np.hstack([L_extra, np.full((len(L_extra), len(precomputed)), ABSTAIN, dtype=np.int64)])
     # With gold, label-model selection and class balance read dev plus the gold rows.
     L_sel, y_sel = dev_with_gold(gold, L_train, L_dev, y_dev, L_extra, splits.dev["id"], splits.train["id"])
     balance = gold_class_balance(y_sel, k) if gold.n_rows else None
@@ -237,8 +287,10 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     lf_table = pd.concat(
         {
             # Train gold stays hidden: LF accuracy is measured on dev only.
-            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf, rows_computed=applied.rows_computed,
-                              uncacheable=applied.uncacheable, lfs=lfs),
+            "train": lf_summary(L_train, names, seconds=applied.seconds_per_lf if applied else None,
+                                rows_computed=applied.rows_computed if applied else None,
+                                uncacheable=applied.uncacheable if applied else None,
+                                lfs=(lfs if not precomputed else None)),
             "dev": lf_summary(L_dev, names, y=y_dev),
         },
         names=["split"],
@@ -250,6 +302,10 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         probs_train = label_model.predict_proba(L_train)
     covered = (L_train != ABSTAIN).any(axis=1)
     tie = config.label_model.tie_break
+    with _timed(timings, "leakage", stages, rows=len(splits.test)):
+        unleaked = unleaked_test_mask(splits.train["text"].astype(str).tolist(), splits.dev["text"].astype(str).tolist(),
+                                      splits.test["text"].astype(str).tolist(), config.verify.near_duplicate_jaccard,
+                                      config.verify.max_near_duplicate_rows)
     eval_rows = [
         EvalRow("random", "baseline", classification_metrics(y_test, random_predictions(len(y_test), k, seed), classes)),
         EvalRow(f"majority class ({classes[majority_class(y_dev)]}, from dev)", "baseline",
@@ -262,21 +318,24 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         for j, name in enumerate(names)
     ]
     uncovered_note = f"uncovered test rows: ties broken by the '{tie}' policy"
+    lm_test_pred = probs_to_preds(label_model.predict_proba(L_test), tie_break=tie)
     eval_rows += [
         EvalRow("majority vote", "label_model", classification_metrics(y_test, probs_to_preds(majority.predict_proba(L_test), tie_break=tie), classes),
                 int(covered.sum()), float(covered.mean()), uncovered_note),
-        EvalRow(f"label model ({type(label_model).__name__})", "label_model",
-                classification_metrics(y_test, probs_to_preds(label_model.predict_proba(L_test), tie_break=tie), classes),
-                int(covered.sum()), float(covered.mean()), uncovered_note),
+        _with_unleaked(EvalRow(f"label model ({type(label_model).__name__})", "label_model",
+                               classification_metrics(y_test, lm_test_pred, classes),
+                               int(covered.sum()), float(covered.mean()), uncovered_note),
+                       lm_test_pred, y_test, unleaked, classes),
     ]
     with _timed(timings, "end_model", stages, rows=len(splits.train)):
         texts_train, targets, weights = training_rows_with_gold(
             gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
         gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
-        end_rows, end_model = _end_model_rows(
+        end_rows, end_model, em_selection = _end_model_rows(
             config, splits, texts_train, targets, y_test,
             notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on{gold_note}",
-            sample_weight=weights,
+            sample_weight=weights, unlabelled_texts=splits.train["text"][~covered].astype(str).tolist(),
+            unleaked=unleaked, show_progress=show_progress,
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
@@ -286,10 +345,12 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     run_id = _new_run_id()
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
     lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": selection}
-    em_info = {"type": config.end_model.type, "params": end_model.get_params(), "gold": gold.summary()}
-    if hasattr(end_model, "device_"):  # torch: the device it trained on, not the "auto" setting
-        em_info["device"] = end_model.device_
-    lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs)
+    em_info = {"type": config.end_model.type, "class": type(end_model).__name__, "params": end_model.get_params(),
+               "device": getattr(end_model, "device_", "cpu"), "gold": gold.summary(), "selection": em_selection,
+               "leakage": {"test_rows": len(y_test), "unleaked_rows": int(unleaked[0].sum()), "excluded": unleaked[1],
+                           "metrics": {r.name: {m: r.extra["unleaked"][m] for m in ("accuracy", "macro_f1", "per_class")}
+                                       for r in eval_rows if "unleaked" in r.extra}}}
+    lf_versions = tuple((lf.name, lf_version(lf)) for lf in lfs) + tuple((c, "precomputed") for c in precomputed)
     result_kwargs = dict(
         run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
         lf_set_version=lf_set_version(lfs), lfs=lf_versions, matrix_hashes=matrix_hashes,
@@ -500,13 +561,42 @@ def summary_notes(result: RunResult) -> list[str]:
     return notes
 
 
+def _end_model_lines(result: RunResult) -> list[str]:
+    """How the end model was chosen (every option's dev score), where it stands against
+    the label model on test, and the leakage-free test rows."""
+    info, lines = result.end_model, []
+    selection = info.get("selection")
+    if selection:
+        lines.append(f"end model chosen on dev ({selection['metric']}, dev score {selection['dev_score']:.3f}): "
+                     f"{selection['rule']}")
+        for stage in selection["stages"]:
+            options = ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in stage["candidates"])
+            lines.append(f"  {stage['stage']:<13} -> {stage['chosen']}  (1 SE {stage['tolerance']:.3f}; {options})")
+    if info.get("device"):
+        lines.append(f"end model {info.get('class', '')} trained on {info['device']}")
+    table = result.evaluation
+    end = table[table["name"] == "end model"]
+    lm = table[table["kind"] == "label_model"].tail(1)
+    if len(end) and len(lm):
+        e, m = float(end["accuracy"].iloc[0]), float(lm["accuracy"].iloc[0])
+        verdict = "beats" if e > m else "ties" if e == m else "LOSES TO"
+        lines.append(f"end model {verdict} the label model on test accuracy ({e:.1%} vs {m:.1%})")
+    leakage = info.get("leakage")
+    if leakage and len(end) and pd.notna(end["accuracy_unleaked"].iloc[0]):
+        lines.append(f"test rows with no train/dev duplicate: {leakage['unleaked_rows']} of {leakage['test_rows']} "
+                     f"({leakage['excluded']}); end model accuracy there {float(end['accuracy_unleaked'].iloc[0]):.1%}")
+    return lines
+
+
 def format_summary(result: RunResult) -> str:
     """A readable report of a run for the terminal."""
     # "coverage" in the LF table is the share of rows an LF votes on; here it is the share
     # of the train split a method learned from, so it gets its own name.
-    table = result.evaluation[["name", "accuracy", "macro_f1", "train_rows", "coverage"]].rename(
-        columns={"coverage": "train_share"})
-    for col in ("accuracy", "macro_f1", "train_share"):
+    columns = ["name", "accuracy", "macro_f1", "accuracy_unleaked", "train_rows", "coverage"]
+    table = result.evaluation[[c for c in columns if c in result.evaluation]].rename(columns={"coverage": "train_share"})
+    for col in ("accuracy", "macro_f1", "accuracy_unleaked", "train_share"):
+        if col not in table:
+            continue
         table[col] = table[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
     table["train_rows"] = table["train_rows"].map(lambda v: "" if pd.isna(v) else str(int(v)))
     dev = result.lf_table.loc["dev"][["coverage", "overlaps", "conflicts", "accuracy"]]
@@ -519,6 +609,7 @@ def format_summary(result: RunResult) -> str:
         f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)  L_train {result.matrix_hashes['train'][:16]}",
         f"label model {result.label_model['type']}  end model {result.end_model['type']}",
         *_selection_lines(result.label_model.get("selection")),
+        *_end_model_lines(result),
         "",
         "LF analysis (coverage = share of train rows the LF votes on; overlap/conflict on train; accuracy on dev):",
         lf_view.to_string(float_format=lambda v: f"{v:.3f}"),

@@ -78,3 +78,47 @@ def test_real_wrench_sizes(data_dir):
         ds = load_wrench(path)
         assert (len(ds.train), len(ds.valid), len(ds.test), ds.n_lfs, ds.cardinality) == (
             n_train, n_valid, n_test, n_lfs, k)
+
+
+WRENCH_PROJECT = """
+[project]
+name = "wrench_youtube"
+classes = ["ham", "spam"]
+[dataset]
+source = "wrench"
+path = "{path}"
+[label_model]
+type = "majority_vote"
+[end_model]
+type = "sklearn"
+"""
+
+
+def test_wrench_source_runs_end_to_end_with_stored_votes_as_lf_columns(data_dir, tmp_path):
+    from labeling import load_config, run_retrain
+
+    folder = data_dir / "wrench" / "youtube"
+    (tmp_path / "project.toml").write_text(WRENCH_PROJECT.format(path=folder), encoding="utf-8")
+    config = load_config(tmp_path / "project.toml")
+    result = run_retrain(config, record=False)
+    ds = load_wrench(folder)
+    assert result.split_sizes == {"train": len(ds.train), "dev": len(ds.valid), "test": len(ds.test)}
+    assert [name for name, _ in result.lfs] == [f"wrench_lf_{j}" for j in range(ds.n_lfs)]
+    assert all(version == "precomputed" for _, version in result.lfs)
+    from labeling.matrix import label_matrix_hash
+
+    assert result.matrix_hashes["train"] == label_matrix_hash(ds.train.L)
+    # WRENCH's published majority vote on youtube is 84.0 (random ties); the end model beats it
+    assert result.metric("majority vote") == pytest.approx(0.84, abs=0.02)
+    assert result.metric("end model") > result.metric("majority vote")
+
+
+def test_precomputed_vote_out_of_range_names_column_and_row():
+    import pandas as pd
+
+    from labeling.data.wrench import precomputed_votes
+
+    frame = pd.DataFrame({"id": ["a", "b"], "crowd": [1, 2]})
+    with pytest.raises(DatasetError, match=r"'crowd', row 'b'.*0\.\.1 or -1"):
+        precomputed_votes(frame, ["crowd"], 2)
+    np.testing.assert_array_equal(precomputed_votes(frame.iloc[:1], ["crowd"], 2), [[1]])

@@ -105,3 +105,33 @@ def test_fast_path_predicts_as_the_pipeline(youtube_frame, k):
     assert model._fast_path_ok()
     for chunk in (texts, texts[:1], ["never seen ✨ text"]):
         np.testing.assert_allclose(model.predict_proba(chunk), model.pipeline_.predict_proba(chunk), rtol=0, atol=1e-12)
+
+
+def test_torch_mlp_over_embeddings_and_ngrams_round_trips(tmp_path):
+    from labeling import load_end_model, save_end_model
+
+    texts = TEXTS * 4  # 32 rows: enough for a held-out early-stopping slice
+    y = np.tile(HARD, 4)
+    model = TorchTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=2, max_features=20, embedder="wordllama",
+                                hidden=8, epochs=50, lr=0.05, patience=3, random_state=0).fit(texts, y)
+    assert model.device_ == "cpu"  # the device actually used (no GPU here)
+    assert 1 <= model.epochs_run_ <= 50 and len(model.vectorizer_.vocabulary_) == 20
+    assert (model.predict(TEXTS) == HARD).mean() >= 0.75
+    model.class_offsets = (0.0, -1.0)
+    save_end_model(model, tmp_path / "m")
+    assert (tmp_path / "m" / "weights.safetensors").is_file()
+    loaded = load_end_model(tmp_path / "m")
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-6)
+
+
+def test_torch_embeddings_alone_need_no_vocabulary(tmp_path):
+    from labeling import load_end_model, save_end_model
+
+    model = TorchTextClassifier(2, ngrams=False, embedder="wordllama", epochs=30, lr=0.05).fit(TEXTS, HARD)
+    assert not hasattr(model, "vectorizer_")
+    save_end_model(model, tmp_path / "e")
+    assert not (tmp_path / "e" / "vocabulary.json").exists()
+    np.testing.assert_allclose(load_end_model(tmp_path / "e").predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-6)
+    with pytest.raises(LabelingError, match="n-grams, an embedder"):
+        TorchTextClassifier(2, ngrams=False).fit(TEXTS, HARD)

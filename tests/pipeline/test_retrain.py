@@ -106,7 +106,7 @@ def test_summary_and_json_are_complete(youtube_run):
     assert payload["label_matrix_hashes"]["train"] == result.matrix_hashes["train"]
     assert {row["name"] for row in payload["metrics"]} == set(result.evaluation["name"])
     # the stage table: every stage with its seconds, peak RSS and, where rows are counted, rows/s
-    assert list(payload["stages"]) == ["load", "discover_lfs", "apply", "label_model", "end_model",
+    assert list(payload["stages"]) == ["load", "discover_lfs", "apply", "label_model", "leakage", "end_model",
                                        "promotion_gate", "record"]
     apply_stage = payload["stages"]["apply"]
     assert apply_stage["rows"] == sum(result.split_sizes.values()) and apply_stage["peak_rss_mb"] > 0

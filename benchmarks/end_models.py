@@ -1,0 +1,239 @@
+"""End models next to the label model, the plain Snorkel pipeline and a gold-trained oracle.
+
+    python benchmarks/end_models.py [--data-dir DIR] [--datasets youtube_example,youtube,sms,trec,semeval,imdb]
+                                    [--families char_wb,word,embedding] [--cache DIR]
+
+Per dataset, one run, every choice made on the dev split only (test labels are read
+only to print the scores below):
+
+- ``label model``: ``select_label_model`` on dev (the project's metric; for a project,
+  its own rule, ``fit_label_model``, incumbent included), test predictions with the
+  "random" tie-break.
+- ``end model``: ``select_end_model`` on dev with ``project.metric`` (F1 of spam on sms,
+  accuracy elsewhere, as WRENCH reports them), trained on the label model's soft labels
+  of the covered train rows, self-training on the uncovered ones.
+- ``snorkel``: the plain Snorkel pipeline a new user writes: ``snorkel`` LabelModel
+  (500 epochs), its argmax on the covered train rows, word 1-2 TF-IDF +
+  LogisticRegression(C=10).
+- ``oracle``: the selected end model's settings trained on the gold train labels
+  (at most 20,000 rows, a seeded subsample beyond: said in the table).
+- ``unleaked``: the end model on the test rows with no exact or near duplicate in
+  train/dev (``labeling.pipeline.leakage``).
+
+Datasets: the YouTube example project (its LFs applied; tutorial split), the WRENCH
+folders youtube, sms, trec, semeval (their stored weak labels as the label matrix), and
+IMDB (``imdb/train.csv`` + ``imdb/test.csv``: 25k train used unlabelled, 500 dev rows
+drawn from it with seed 0, the 25k test; LFs ``labeling_functions.imdb_sentiment``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from labeling.models.embeddings import EmbeddingCache  # noqa: E402
+from labeling.models.end_model_selection import metric_score, select_end_model  # noqa: E402
+from labeling.models.label_models import probs_to_preds, select_label_model  # noqa: E402
+from labeling.pipeline.leakage import unleaked_test_mask  # noqa: E402
+
+ORACLE_MAX_ROWS = 20_000
+WRENCH = {"youtube": "accuracy", "sms": "f1:spam", "trec": "accuracy", "semeval": "accuracy"}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("LABELING_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def wrench_task(data_dir: Path, name: str) -> dict:
+    from labeling.data.wrench import load_wrench
+
+    ds = load_wrench(data_dir / "wrench" / name)
+    classes = tuple(c.lower() for c in ds.class_names)
+    return {"classes": classes, "metric": WRENCH[name],
+            **{f"{part}_{what}": value for part, split in (("train", ds.train), ("dev", ds.valid), ("test", ds.test))
+               for what, value in (("texts", list(split.texts)), ("L", split.L), ("y", split.y))}}
+
+
+def project_task(config_path: Path, overrides=()) -> dict:
+    """A project's splits with its LFs applied (vote cache in the project's cache folder)."""
+    from labeling.config import load_config
+    from labeling.data.datasets import load_dataset
+    from labeling.lf.apply import apply_lfs
+    from labeling.lf.cache import project_cache_dir
+    from labeling.lf.core import discover_lfs
+
+    config = load_config(config_path, list(overrides))
+    splits = load_dataset(config)
+    lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+    parts = [splits.train, splits.dev, splits.test]
+    L = apply_lfs(lfs, pd.concat(parts, ignore_index=True), cardinality=config.cardinality,
+                  spacy_model=config.lfs.spacy_model, cache=project_cache_dir(config)).L
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    task = {"classes": config.classes, "metric": config.metric, "config": config}
+    for i, (name, part) in enumerate(zip(("train", "dev", "test"), parts)):
+        task[f"{name}_texts"] = part["text"].astype(str).tolist()
+        task[f"{name}_L"] = L[bounds[i]:bounds[i + 1]]
+        task[f"{name}_y"] = part["label"].to_numpy()
+    return task
+
+
+def imdb_project(data_dir: Path, folder: Path) -> Path:
+    """IMDB as a user's project: 25k train (gold hidden from training), 500 dev from it, 25k test."""
+    train = pd.read_csv(data_dir / "imdb" / "train.csv")
+    test = pd.read_csv(data_dir / "imdb" / "test.csv")
+    dev = np.random.default_rng(0).choice(len(train), 500, replace=False)
+    train["part"] = "train"
+    train.loc[dev, "part"] = "dev"
+    test["part"] = "test"
+    frame = pd.concat([train, test], ignore_index=True)[["text", "label", "part"]]
+    frame["id"] = np.arange(len(frame)).astype(str)
+    frame.to_parquet(folder / "imdb.parquet")
+    path = folder / "project.toml"
+    path.write_text(f"""
+[project]
+name = "imdb"
+classes = ["negative", "positive"]
+store = "runs/imdb.db"
+[dataset]
+source = "file"
+path = "imdb.parquet"
+label_field = "label"
+id_field = "id"
+split = "column"
+split_field = "part"
+[lfs]
+modules = ["labeling_functions.imdb_sentiment"]
+root = "{REPO}"
+""", encoding="utf-8")
+    return path
+
+
+def plain_snorkel(task: dict, seed: int = 0) -> np.ndarray:
+    """Test predictions of the pipeline in the Snorkel tutorials."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from snorkel.labeling.model import LabelModel
+
+    k = len(task["classes"])
+    L = task["train_L"]
+    model = LabelModel(cardinality=k, verbose=False)
+    model.fit(L, n_epochs=500, seed=seed, progress_bar=False)
+    covered = (L != -1).any(axis=1)
+    y = model.predict(L[covered], tie_break_policy="random")
+    texts = [t for t, c in zip(task["train_texts"], covered) if c]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2))
+    classifier = LogisticRegression(C=10, max_iter=2000).fit(vectorizer.fit_transform(texts), y)
+    return classifier.predict(vectorizer.transform(task["test_texts"]))
+
+
+def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingCache, seed: int = 0) -> dict:
+    classes, metric = task["classes"], task["metric"]
+    k = len(classes)
+    lm_metric = "accuracy" if metric == "accuracy" else "macro_f1" if metric == "macro_f1" else "f1"
+    if lm_metric == "f1" and classes.index(metric.split(":")[1]) != 1:
+        lm_metric = "macro_f1"  # select_label_model's "f1" is class 1's
+    times = {}
+    start = time.perf_counter()
+    labelled = task["dev_y"] >= 0
+    if "config" in task:  # a project: its own label-model rule (type, incumbent), as retrain runs it
+        from labeling.models.label_models import fit_label_model
+
+        lm, info = fit_label_model(task["config"], task["train_L"], task["dev_L"], task["dev_y"])
+        lm_name = info.get("chosen", type(lm).__name__)
+    else:
+        selection = select_label_model(task["train_L"], task["dev_L"], task["dev_y"], k, metric=lm_metric,
+                                       random_state=seed)
+        lm, lm_name = selection.model, selection.name
+    probs = lm.predict_proba(task["train_L"])
+    covered = (task["train_L"] != -1).any(axis=1)
+    times["label_model"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    train_texts = task["train_texts"]
+    chosen = select_end_model([t for t, c in zip(train_texts, covered) if c], probs[covered],
+                              [t for t, keep in zip(task["dev_texts"], labelled) if keep], task["dev_y"][labelled],
+                              classes=classes, metric=metric, families=families,
+                              unlabelled_texts=[t for t, c in zip(train_texts, covered) if not c],
+                              embedding_cache=cache, random_state=seed)
+    times["end_model"] = time.perf_counter() - start
+
+    y_test = task["test_y"]
+    score = lambda pred, mask=slice(None): metric_score(y_test[mask], np.asarray(pred)[mask], metric, classes)  # noqa: E731
+    end_pred = chosen.model.predict(task["test_texts"])
+    lm_pred = probs_to_preds(lm.predict_proba(task["test_L"]), tie_break="random")
+    start = time.perf_counter()
+    snorkel_pred = plain_snorkel(task, seed)
+    times["snorkel"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    gold = task["train_y"]
+    rows = np.flatnonzero(gold >= 0)
+    oracle_note = ""
+    if len(rows) > ORACLE_MAX_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, ORACLE_MAX_ROWS, replace=False))
+        oracle_note = f" (oracle on {ORACLE_MAX_ROWS} of {int((gold >= 0).sum())} rows)"
+    oracle = type(chosen.model)(**{**chosen.model.get_params(), "class_offsets": ()})
+    oracle.embedding_cache = cache
+    oracle.fit([train_texts[i] for i in rows], gold[rows])
+    oracle_pred = oracle.predict(task["test_texts"])
+    times["oracle"] = time.perf_counter() - start
+
+    mask, _ = unleaked_test_mask(train_texts, task["dev_texts"], task["test_texts"])
+    return {
+        "dataset": name, "metric": metric, "dev rows": int(labelled.sum()),
+        "label model": score(lm_pred), "end model": score(end_pred), "snorkel": score(snorkel_pred),
+        "oracle": score(oracle_pred), "end dev": chosen.dev_score,
+        "end unleaked": score(end_pred, mask), "lm unleaked": score(lm_pred, mask),
+        "unleaked rows": f"{int(mask.sum())}/{len(mask)}",
+        "label model chosen": lm_name,
+        "end model chosen": " / ".join(f"{key}={value}" for key, value in chosen.settings.items()) + oracle_note,
+        "seconds": {key: round(v, 1) for key, v in times.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--datasets", default="youtube_example,youtube,sms,trec,semeval")
+    parser.add_argument("--families", default="char_wb,word,embedding")
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LABELING_DATA_DIR", str(args.data_dir))
+    families = tuple(args.families.split(","))
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EmbeddingCache(args.cache or tmp)
+        for name in args.datasets.split(","):
+            if name == "youtube_example":
+                task = project_task(REPO / "projects" / "youtube_spam" / "project.toml",
+                                    [f'project.store="{Path(tmp) / "yt.db"}"'])
+            elif name == "imdb":
+                task = project_task(imdb_project(args.data_dir, Path(tmp)))
+            else:
+                task = wrench_task(args.data_dir, name)
+            result = run_task(name, task, families, cache)
+            results.append(result)
+            print(result, flush=True)
+    table = pd.DataFrame(results).drop(columns=["seconds"])
+    print()
+    print(f"families tried: {', '.join(families)}; all numbers on test except 'end dev'")
+    print(table.to_string(index=False, float_format=lambda v: f"{100 * v:.1f}"))
+    for r in results:
+        losses = [other for other in ("label model", "snorkel") if r["end model"] <= r[other]]
+        if losses:
+            print(f"{r['dataset']}: the end model does not beat {' and '.join(losses)} on test")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

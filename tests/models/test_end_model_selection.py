@@ -1,0 +1,140 @@
+"""End-model selection on dev only: metrics, stages, determinism, and blindness to test labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labeling import ConfigError, load_config, run_retrain
+from labeling.models.end_model_selection import bootstrap_se, metric_score, select_end_model
+
+from ..conftest import REPO, write_project
+
+CLASSES = ("ham", "spam")
+
+
+def test_metric_score_values():
+    y = np.array([0, 0, 1, 1, 1])
+    pred = np.array([0, 1, 1, 1, 0])
+    assert metric_score(y, pred, "accuracy", CLASSES) == pytest.approx(0.6)
+    # spam: tp 2, fp 1, fn 1 -> F1 4/6; ham: tp 1, fp 1, fn 1 -> 1/2
+    assert metric_score(y, pred, "f1:spam", CLASSES) == pytest.approx(2 / 3)
+    assert metric_score(y, pred, "f1:ham", CLASSES) == pytest.approx(0.5)
+    assert metric_score(y, pred, "macro_f1", CLASSES) == pytest.approx((2 / 3 + 0.5) / 2)
+    with pytest.raises(ConfigError, match="f1:<class"):
+        metric_score(y, pred, "f1:eggs", CLASSES)
+    assert bootstrap_se(y, pred, "accuracy", CLASSES) == bootstrap_se(y, pred, "accuracy", CLASSES) > 0
+
+
+def test_project_metric_is_checked(tmp_path):
+    body = '[project]\nname = "m"\nclasses = ["ham", "spam"]\nmetric = "{}"\n'
+    assert load_config(write_project(tmp_path, body.format("f1:spam"))).metric == "f1:spam"
+    with pytest.raises(ConfigError, match="project.metric"):
+        load_config(write_project(tmp_path, body.format("f1:eggs")))
+    with pytest.raises(ConfigError, match="end_model.candidates"):
+        load_config(write_project(tmp_path, body.format("accuracy") + '[end_model]\ncandidates = ["bert"]\n'))
+
+
+@pytest.fixture(scope="module")
+def weak_youtube(youtube_splits):
+    """Train texts with noisy soft labels (gold smoothed and 15% flipped), dev, and the uncovered rows."""
+    rng = np.random.default_rng(0)
+    train = youtube_splits.train.iloc[:600]
+    y = train["label"].to_numpy()
+    noisy = np.where(rng.random(len(y)) < 0.15, 1 - y, y)
+    soft = np.where(noisy[:, None] == 1, [0.2, 0.8], [0.8, 0.2])
+    covered = rng.random(len(y)) < 0.85
+    return (train["text"][covered].tolist(), soft[covered], youtube_splits.dev["text"].tolist(),
+            youtube_splits.dev["label"].to_numpy(), train["text"][~covered].tolist())
+
+
+def test_every_stage_and_option_is_scored_and_rerun_is_identical(weak_youtube):
+    texts, soft, dev_texts, y_dev, unlabelled = weak_youtube
+    runs = [select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("char_wb", "word"),
+                             unlabelled_texts=unlabelled, random_state=3) for _ in range(2)]
+    info = runs[0].to_dict()
+    assert [s["stage"] for s in info["stages"]] == ["family", "labels", "class_weight", "self_training", "decision"]
+    assert [len(s["candidates"]) for s in info["stages"]] == [2, 3, 2, 3, 2]
+    for stage in info["stages"]:
+        scores = {c["name"]: c["dev_score"] for c in stage["candidates"]}
+        assert all(0 <= v <= 1 for v in scores.values())
+        # the one-standard-error rule: the pick is within one SE of the best, and no option listed
+        # before it is
+        names = list(scores)
+        best = max(scores.values())
+        assert scores[stage["chosen"]] >= best - stage["tolerance"] - 1e-12
+        assert all(scores[n] < best - stage["tolerance"] - 1e-12 for n in names[: names.index(stage["chosen"])])
+    assert info == runs[1].to_dict()
+    np.testing.assert_array_equal(runs[0].model.predict_proba(dev_texts), runs[1].model.predict_proba(dev_texts))
+    assert info["dev_score"] == metric_score(y_dev, runs[0].model.predict(dev_texts), "accuracy", CLASSES)
+
+
+def test_class_offsets_are_a_decision_threshold(weak_youtube):
+    texts, soft, dev_texts, _, _ = weak_youtube
+    model = select_end_model(texts, soft, dev_texts, weak_youtube[3], classes=CLASSES, families=("char_wb",)).model
+    model.class_offsets = ()
+    plain = model.predict_proba(dev_texts)
+    model.class_offsets = (0.0, -np.log(0.8 / 0.2))  # predict spam only where p(spam) >= 0.8
+    strict = model.predict_proba(dev_texts)
+    np.testing.assert_allclose(strict.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(strict[:, 1] > 0.5, plain[:, 1] > 0.8)
+    assert (strict[:, 1] > 0.5).sum() < (plain[:, 1] > 0.5).sum()
+
+
+PROJECT = """
+[project]
+name = "blind"
+classes = ["ham", "spam"]
+seed = 5
+metric = "f1:spam"
+[dataset]
+source = "file"
+path = "{path}"
+label_field = "label"
+id_field = "id"
+split = "column"
+split_field = "part"
+[lfs]
+modules = ["labeling_functions.youtube_spam_weak"]
+root = "{root}"
+cache = "none"
+[label_model]
+type = "majority_vote"
+[end_model]
+type = "auto"
+candidates = ["char_wb", "word", "embedding"]
+"""
+
+
+def _blind_run(tmp_path, frame):
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    config = load_config(write_project(tmp_path, PROJECT.format(path="rows.csv", root=REPO)))
+    return run_retrain(config)
+
+
+def _test_predictions(result):
+    from labeling.pipeline.predictions import load_test_predictions
+    from labeling.pipeline.store import RunStore
+
+    with RunStore(result.store_path) as store:
+        return load_test_predictions(store.get_run(result.run_id))
+
+
+def test_selection_does_not_change_when_every_test_label_changes(youtube_splits, tmp_path):
+    train = youtube_splits.train[~youtube_splits.train["id"].isin(youtube_splits.dev["id"])]
+    parts = [train.iloc[:400], youtube_splits.dev, youtube_splits.test.iloc[:120]]
+    frame = pd.concat([p[["id", "text", "label"]].assign(part=name) for p, name in zip(parts, ("train", "dev", "test"))],
+                      ignore_index=True)
+    flipped = frame.copy()
+    test = flipped["part"] == "test"
+    flipped.loc[test, "label"] = 1 - flipped.loc[test, "label"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _blind_run(tmp_path / "a", frame), _blind_run(tmp_path / "b", flipped)
+    assert a.end_model["selection"] == b.end_model["selection"]
+    assert a.end_model["params"] == b.end_model["params"]
+    np.testing.assert_array_equal(_test_predictions(a).end_model, _test_predictions(b).end_model)
+    # the test labels did change what is measured: accuracy on test flips to its complement
+    assert a.metric("end model") == pytest.approx(1 - b.metric("end model"))
+    assert len(a.end_model["selection"]["stages"][0]["candidates"]) == 3

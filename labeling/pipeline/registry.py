@@ -38,7 +38,6 @@ from ..errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
 from .predictions import load_test_predictions
 from ..serve.feedback import DEFAULT_ALIAS, FeedbackLog, upsert_alias, utc_now
-from .store import RunStore
 
 CHAMPION = DEFAULT_ALIAS  # the alias servers follow
 CANDIDATE = "candidate"
@@ -226,9 +225,7 @@ def _recorded_score(registry: Registry, run_id: str, test_ids, y_test, classes, 
     """The run's score from its recorded test predictions, if they cover exactly these rows."""
     if test_ids is None:
         return None
-    with RunStore(registry.path) as store:
-        run = store.get_run(run_id)
-    recorded = load_test_predictions(run)
+    recorded = load_test_predictions(registry.log.recorded_run(run_id))
     if recorded is None or not recorded.matches(test_ids, y_test):
         return None
     return float(classification_metrics(y_test, recorded.end_model.argmax(axis=1), classes)[metric])

@@ -282,6 +282,12 @@ class FeedbackLog:
         with self._lock:
             return recorded_end_model(sqlite_utils.Database(self.conn), run_id)
 
+    def recorded_run(self, run_id: str) -> dict:
+        """The run as recorded (``store.read_run``), read on this connection under its lock,
+        without the schema writes a ``RunStore`` makes (which a busy server's writers lock out)."""
+        with self._lock:
+            return read_run(sqlite_utils.Database(self.conn), run_id)
+
     def end_model_path(self, run_id: str) -> Path:
         return self.recorded_end_model(run_id)[0]
 

@@ -135,6 +135,22 @@ def test_report_renders_as_text_and_html(wb):
     assert "<td>a good movie</td>" in page and "<td>25.0%</td>" in page
 
 
+def test_html_lists_the_first_wrong_rows_and_the_report_keeps_all(wb):
+    import dataclasses
+
+    from labeling.notebook.report import HTML_WRONG_ROWS
+
+    many = pd.DataFrame({"id": [f"d{i}" for i in range(HTML_WRONG_ROWS + 7)], "text": "x", "vote": "pos", "gold": "neg"})
+    report = dataclasses.replace(wb.try_lf(MOVIE), wrong=many)
+    page = report._repr_html_()
+    wrong_table = page.split('lf-report-wrong"')[1].split("</table>")[0]
+    assert wrong_table.split("<tbody>")[1].count("<tr>") == HTML_WRONG_ROWS
+    assert f"<td>d{HTML_WRONG_ROWS - 1}</td>" in wrong_table and f"<td>d{HTML_WRONG_ROWS}</td>" not in wrong_table
+    assert f"wrong on dev ({HTML_WRONG_ROWS + 7}, the first {HTML_WRONG_ROWS} shown)" in page
+    assert len(report.wrong) == HTML_WRONG_ROWS + 7
+    assert "wrong on dev (1)</h5>" in wb.try_lf(MOVIE)._repr_html_()  # few: all, no note
+
+
 def test_html_escapes_row_text(config):
     rows = _frame(["<script>alert(1)</script> movie", "movie"], [-1, -1], "t")
     splits = Splits(train=rows, dev=rows.assign(label=[POS, POS]), test=rows, classes=("neg", "pos"), source="x")

@@ -5,9 +5,9 @@ dev through the vote cache; the label model the project's config selects is fitt
 After that, ``try_lf(lf)`` applies only the new LF (its column is cached too) and refits
 that one label model with it; the score without it is memoized by the votes, so a try
 costs one fit, and trying an LF again costs none. On IMDB's 49,500 train + dev reviews
-(``benchmarks/workbench_speed.py``): a declarative LF tried again ~0.05 s of CPU, a new
-plain LF ~0.9 s of CPU plus one Snorkel fit (~0.8 s of CPU at 500 epochs);
-``refit=False`` skips the fit.
+(``benchmarks/workbench_speed.py``, report rendered): a declarative LF tried again
+~0.05 s of CPU, a new plain LF ~0.5 s of CPU (nearly all applying it) plus one Snorkel
+fit (~0.2 s of CPU at 500 epochs); ``refit=False`` skips the fit.
 
 The session's LF set changes with ``add``/``remove``/``replace``; ``save(module)`` writes
 the LFs added in the session as an importable LF module (see ``labeling.notebook.save``).

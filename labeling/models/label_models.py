@@ -301,7 +301,8 @@ def _fast_snorkel_label_model(base: type) -> type:
             import torch
 
             if isinstance(l2, (int, float)) and l2 == 0:
-                # ||0 @ (mu - mu_init)||^2 is exactly 0 with an exactly-0 gradient
+                # ||0 @ (mu - mu_init)||^2 is exactly 0 with an exactly-0 gradient while mu is
+                # finite; a diverging mu still raises snorkel's "Loss is NaN", an epoch later
                 return torch.zeros((), device=self.config.device)
             return super()._loss_l2(l2)
 

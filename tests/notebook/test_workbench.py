@@ -87,6 +87,36 @@ def test_label_model_scores_without_and_with(wb):
     assert report.score_without == pytest.approx(float((pred == wb.y_dev).mean()))
 
 
+def test_snorkel_scores_equal_snorkels_own_label_model(tmp_path):
+    # The workbench's fast Snorkel fit, scored as selection scores it, against snorkel's own
+    # LabelModel fitted by hand on train + dev with the project's seed.
+    from snorkel.labeling.model import LabelModel
+
+    rng = np.random.default_rng(0)
+    words = np.array(["good", "fun", "bad", "awful", "movie", "plot", "meh"])
+    texts = [" ".join(rng.choice(words, size=4)) for _ in range(400)]
+    frame = _frame(texts, rng.integers(0, 2, size=400), "r")
+    splits = Splits(train=frame[:300].assign(label=-1), dev=frame[300:], test=frame[300:], classes=("neg", "pos"),
+                    source="synthetic")
+    config = ProjectConfig(name="s", classes=("neg", "pos"), seed=3, base_dir=str(tmp_path),
+                           label_model=LabelModelConfig(type="snorkel", n_epochs=120))
+    lfs = [GOOD, BAD, keyword_lf("fun", ["fun"], POS), keyword_lf("awful", ["awful"], NEG)]
+    wb = Workbench(config, splits=splits, lfs=lfs[:3], cache=None)
+    report = wb.try_lf(lfs[3])
+
+    column = np.concatenate([report_L(lfs[3], splits.train["text"]), report_L(lfs[3], splits.dev["text"])])
+    L = np.column_stack([np.vstack([wb.L_train, wb.L_dev]), column])
+
+    def snorkel_score(n_lfs):
+        model = LabelModel(cardinality=2, verbose=False)
+        model.fit(L[:, :n_lfs], class_balance=[0.5, 0.5], n_epochs=120, lr=0.01, l2=0.0, seed=3, progress_bar=False)
+        pred = model.predict(L[len(wb.L_train):, :n_lfs], tie_break_policy="random")
+        return float((pred == wb.y_dev).mean())
+
+    assert report.label_model == "SnorkelLabelModel"
+    assert report.score_without == snorkel_score(3) and report.score_with == snorkel_score(4)
+
+
 def test_label_model_score_changes_when_the_lf_changes_a_prediction(config, splits):
     # an LF voting neg wherever "good" votes pos turns those dev rows into ties: the score with
     # it is what majority vote makes of them, computed here by hand

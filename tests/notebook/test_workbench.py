@@ -170,7 +170,8 @@ def test_html_lists_the_first_wrong_rows_and_the_report_keeps_all(wb):
 
     from labeling.notebook.report import HTML_WRONG_ROWS
 
-    many = pd.DataFrame({"id": [f"d{i}" for i in range(HTML_WRONG_ROWS + 7)], "text": "x", "vote": "pos", "gold": "neg"})
+    ids = [f"d{i}" for i in range(HTML_WRONG_ROWS + 7)]
+    many = pd.DataFrame({"id": ids, "text": "x", "vote": "pos", "gold": "neg"})
     report = dataclasses.replace(wb.try_lf(MOVIE), wrong=many)
     page = report._repr_html_()
     wrong_table = page.split('lf-report-wrong"')[1].split("</table>")[0]

@@ -199,6 +199,40 @@ def test_snorkel_fit_leaves_global_rngs_alone():
     assert torch.equal(torch.get_rng_state(), torch_state)
 
 
+def test_snorkel_fit_leaves_torch_thread_count_alone():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        SnorkelLabelModel(2, n_epochs=5).fit(np.array([[0, 1, 0], [1, 1, -1], [0, 0, 0]]))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("k", "l2", "optimizer", "seed"), [
+    (2, 0.0, "sgd", 0),  # the workbench's and the pipeline's default: light SGD, no L2 graph
+    (2, 0.1, "sgd", 3),  # L2 term and weight decay kept
+    (3, 0.0, "sgd", 1),
+    (3, 0.05, "adam", 2),  # not SGD: torch's optimizer, only logging trimmed
+])
+def test_fast_snorkel_fit_mu_is_bit_identical_to_snorkel(k, l2, optimizer, seed):
+    from snorkel.labeling.model import LabelModel
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, 3_000)
+    votes = np.where(rng.random((3_000, 5)) < 0.75, y[:, None], rng.integers(0, k, (3_000, 5)))
+    L = np.where(rng.random((3_000, 5)) < 0.5, votes, -1)
+    ours = SnorkelLabelModel(cardinality=k, n_epochs=150, l2=l2, optimizer=optimizer, random_state=seed).fit(L)
+    ref = LabelModel(cardinality=k, verbose=False)
+    ref.fit(L, class_balance=[1 / k] * k, n_epochs=150, lr=0.01, l2=l2, optimizer=optimizer, seed=seed,
+            progress_bar=False)
+    np.testing.assert_array_equal(ours.mu_, ref.mu.detach().numpy().astype(np.float64))
+    np.testing.assert_allclose(ours.predict_proba(L), ref.predict_proba(L), atol=1e-6)
+    assert (ours.predict(L) == ref.predict(L, tie_break_policy="random")).all()
+
+
 # ------------------------------------------------------------------ bad input
 
 

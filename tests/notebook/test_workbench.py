@@ -87,6 +87,36 @@ def test_label_model_scores_without_and_with(wb):
     assert report.score_without == pytest.approx(float((pred == wb.y_dev).mean()))
 
 
+def test_snorkel_scores_equal_snorkels_own_label_model(tmp_path):
+    # The workbench's fast Snorkel fit, scored as selection scores it, against snorkel's own
+    # LabelModel fitted by hand on train + dev with the project's seed.
+    from snorkel.labeling.model import LabelModel
+
+    rng = np.random.default_rng(0)
+    words = np.array(["good", "fun", "bad", "awful", "movie", "plot", "meh"])
+    texts = [" ".join(rng.choice(words, size=4)) for _ in range(400)]
+    frame = _frame(texts, rng.integers(0, 2, size=400), "r")
+    splits = Splits(train=frame[:300].assign(label=-1), dev=frame[300:], test=frame[300:], classes=("neg", "pos"),
+                    source="synthetic")
+    config = ProjectConfig(name="s", classes=("neg", "pos"), seed=3, base_dir=str(tmp_path),
+                           label_model=LabelModelConfig(type="snorkel", n_epochs=120))
+    lfs = [GOOD, BAD, keyword_lf("fun", ["fun"], POS), keyword_lf("awful", ["awful"], NEG)]
+    wb = Workbench(config, splits=splits, lfs=lfs[:3], cache=None)
+    report = wb.try_lf(lfs[3])
+
+    column = np.concatenate([report_L(lfs[3], splits.train["text"]), report_L(lfs[3], splits.dev["text"])])
+    L = np.column_stack([np.vstack([wb.L_train, wb.L_dev]), column])
+
+    def snorkel_score(n_lfs):
+        model = LabelModel(cardinality=2, verbose=False)
+        model.fit(L[:, :n_lfs], class_balance=[0.5, 0.5], n_epochs=120, lr=0.01, l2=0.0, seed=3, progress_bar=False)
+        pred = model.predict(L[len(wb.L_train):, :n_lfs], tie_break_policy="random")
+        return float((pred == wb.y_dev).mean())
+
+    assert report.label_model == "SnorkelLabelModel"
+    assert report.score_without == snorkel_score(3) and report.score_with == snorkel_score(4)
+
+
 def test_label_model_score_changes_when_the_lf_changes_a_prediction(config, splits):
     # an LF voting neg wherever "good" votes pos turns those dev rows into ties: the score with
     # it is what majority vote makes of them, computed here by hand
@@ -133,6 +163,23 @@ def test_report_renders_as_text_and_html(wb):
     for cls in ("lf-report-stats", "lf-report-conflicts", "lf-report-examples", "lf-report-wrong", "lf-report-uncovered"):
         assert f'class="dataframe lf-report-table {cls}"' in page, cls
     assert "<td>a good movie</td>" in page and "<td>25.0%</td>" in page
+
+
+def test_html_lists_the_first_wrong_rows_and_the_report_keeps_all(wb):
+    import dataclasses
+
+    from labeling.notebook.report import HTML_WRONG_ROWS
+
+    ids = [f"d{i}" for i in range(HTML_WRONG_ROWS + 7)]
+    many = pd.DataFrame({"id": ids, "text": "x", "vote": "pos", "gold": "neg"})
+    report = dataclasses.replace(wb.try_lf(MOVIE), wrong=many)
+    page = report._repr_html_()
+    wrong_table = page.split('lf-report-wrong"')[1].split("</table>")[0]
+    assert wrong_table.split("<tbody>")[1].count("<tr>") == HTML_WRONG_ROWS
+    assert f"<td>d{HTML_WRONG_ROWS - 1}</td>" in wrong_table and f"<td>d{HTML_WRONG_ROWS}</td>" not in wrong_table
+    assert f"wrong on dev ({HTML_WRONG_ROWS + 7}, the first {HTML_WRONG_ROWS} shown)" in page
+    assert len(report.wrong) == HTML_WRONG_ROWS + 7
+    assert "wrong on dev (1)</h5>" in wb.try_lf(MOVIE)._repr_html_()  # few: all, no note
 
 
 def test_html_escapes_row_text(config):

@@ -264,37 +264,19 @@ def _run_local(calls, rows, need, cardinality, fault_tolerant, n_jobs, show,
 # --------------------------------------------------------------------------- declarative LFs
 
 
-def _word_counts(texts: list[str]) -> np.ndarray:
-    """``[len(t.split()) for t in texts]``, vectorized over the ASCII texts."""
-    counts = np.zeros(len(texts), dtype=np.int64)
-    ascii_idx = [i for i, t in enumerate(texts) if t.isascii()]
-    others = [i for i, t in enumerate(texts) if not t.isascii()]
-    counts[others] = [len(texts[i].split()) for i in others]
-    if ascii_idx:
-        chosen = [texts[i] for i in ascii_idx]
-        # str.split's whitespace on ASCII: \t \n \v \f \r, \x1c-\x1f and space
-        space = _ASCII_SPACE[np.frombuffer(("\n" + "\n".join(chosen) + "\n").encode("ascii"), dtype=np.uint8)]
-        starts = space[:-1] & ~space[1:]  # a word begins one byte later
-        lengths = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen)) + 1
-        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        # words per text: word starts between its offsets (no per-byte int64 copy or cast)
-        counts[ascii_idx] = np.diff(np.searchsorted(np.flatnonzero(starts), np.append(offsets, len(starts))))
-    return counts
+def _word_counts(texts: Sequence[str]) -> np.ndarray:
+    """``[len(t.split()) for t in texts]``, counted on a buffer of the texts."""
+    return ScanTexts(texts).word_counts()
 
 
-_ASCII_SPACE = np.array([chr(c).isspace() for c in range(256)], dtype=bool)
+def _sizes(layout: ScanTexts, units: set[str]) -> dict[str, np.ndarray]:
+    return {u: layout.word_counts() if u == "words" else layout.char_counts() for u in units}
 
 
 def _spec_chunk(s: dict, task: int) -> tuple[np.ndarray, dict]:
     a, b = s["bounds"][task]
     texts = s["texts"][a:b]
-    hits = s["matcher"].search(texts) if s["matcher"] is not None else None
-    sizes = {}
-    if "words" in s["units"]:
-        sizes["words"] = _word_counts(texts)
-    if "chars" in s["units"]:
-        sizes["chars"] = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    return hits, sizes
+    return s["matcher"].search(texts), _sizes(ScanTexts(texts), s["units"]) if s["units"] else {}
 
 
 @functools.lru_cache(maxsize=16)
@@ -385,21 +367,19 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
     rule_js = [j for j, s in group.items() if isinstance(s, RuleSpec)]  # compiled plain LFs
     patterns = tuple(group[j].pattern for j in pattern_js) + tuple(p for j in rule_js for p in group[j].patterns)
     matcher = _matcher(patterns) if patterns else None
-    hits = None
-    if matcher is not None and matcher.has_buffer_form():
-        hits = matcher.search(distinct.layout() if distinct is not None else ScanTexts(texts))
     units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}.union(*(group[j].units for j in rule_js))
-    parts = []
-    if units or hits is None:
+    if matcher is None or matcher.has_buffer_form():
+        # one pass over the buffers for the patterns, one for the sizes, in this process
+        layout = distinct.layout() if distinct is not None else ScanTexts(texts)
+        hits = matcher.search(layout) if matcher is not None else np.zeros((len(texts), 0), bool)
+        sizes = _sizes(layout, units)
+    else:  # text by text, in chunks, in worker processes when it pays
         bounds = chunk_bounds(len(texts), 4 * workers.CHUNK_ROWS)
-        lfs = len(units) if hits is not None else len(group)
-        parallel = n_jobs if len(texts) * (lfs + 1) >= _MIN_PARALLEL_SCAN else 1
-        state = {"texts": texts, "matcher": matcher if hits is None else None, "units": units, "bounds": bounds}
+        parallel = n_jobs if len(texts) * (len(group) + 1) >= _MIN_PARALLEL_SCAN else 1
+        state = {"texts": texts, "matcher": matcher, "units": units, "bounds": bounds}
         parts = fork_map(_spec_chunk, state, len(bounds), parallel)
-    if hits is None:
-        hits = (np.concatenate([p[0] for p in parts]) if parts and matcher is not None
-                else np.zeros((len(texts), len(patterns)), bool))
-    sizes = {u: np.concatenate([p[1][u] for p in parts]) if parts else np.zeros(0, np.int64) for u in units}
+        hits = np.concatenate([p[0] for p in parts]) if parts else np.zeros((len(texts), len(patterns)), bool)
+        sizes = {u: np.concatenate([p[1][u] for p in parts]) if parts else np.zeros(0, np.int64) for u in units}
     votes = {}
     for pos, j in enumerate(pattern_js):
         votes[j] = np.where(hits[:, pos], group[j].label, ABSTAIN)

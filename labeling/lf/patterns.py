@@ -325,6 +325,26 @@ def _compiles(source: bytes) -> bool:
 
 
 _SEPARATOR = b"\xff"
+# bytes.translate table for word counts: 0 for what str.split splits on (and the separator), else 1
+_NOT_SPACE = bytes(0 if chr(c).isspace() or c == _SEPARATOR[0] else 1 for c in range(256))
+_FIRST_BITS = np.array([((1 << 64) - 1) ^ ((1 << (64 - k)) - 1) for k in range(64)], dtype=np.uint64)  # k top bits
+
+
+def _count_before(flags: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``[flags[:p].sum() for p in positions]`` (``flags`` bool, ``positions`` <= len(flags)),
+    from a bit-packed copy: popcounts of 64-bit words, no per-byte int array."""
+    packed = np.packbits(flags)  # big-endian: flag p is bit 63 - p % 64 of word p // 64, read as >u8
+    words = np.zeros(len(packed) // 8 + 1, dtype=">u8")  # p // 64 may be one past the last full word
+    words.view(np.uint8)[: len(packed)] = packed
+    prefix = np.zeros(len(words), dtype=np.int64)
+    np.cumsum(np.bitwise_count(words[:-1]), dtype=np.int64, out=prefix[1:])
+    word, bit = positions >> 6, positions & 63
+    return prefix[word] + np.bitwise_count(words[word] & _FIRST_BITS[bit])
+
+
+# the non-ASCII characters str.split splits on (a mapped text shows them as placeholders)
+# (re's \s and str.split both ask Py_UNICODE_ISSPACE)
+_UNICODE_SPACE = re.compile(r"[^\S\x00-\x7f]")
 # A buffer scan reports every match, in Python; past this many per text, a per-text
 # scan (one report per pattern) is cheaper, so the buffer scan stops and hands over.
 _MAX_MATCHES_PER_TEXT = 4
@@ -341,20 +361,49 @@ class ScanTexts:
     def __init__(self, texts: Sequence[str]):
         self.texts = texts
         ascii_idx, mapped_idx, mapped, self.re_idx = [], [], [], []
+        self._maybe_spaces: list[int] = []
+        to_re, other = bytes([_TO_RE]), bytes([_OTHER])
         for i, text in enumerate(texts):
             if text.isascii():
                 ascii_idx.append(i)
                 continue
             m = map_to_ascii(text)
-            if bytes([_TO_RE]) in m:
+            if to_re in m:
                 self.re_idx.append(i)
             else:
                 mapped_idx.append(i)
                 mapped.append(m)
+                if other in m:  # a non-ASCII space would be one of these
+                    self._maybe_spaces.append(i)
         ascii_texts = [texts[i] for i in ascii_idx]
         # ASCII text and a 0xff separator: latin-1 gives one byte per character
         self.ascii = self._layout(ascii_idx, ascii_texts, ("\xff".join(ascii_texts) + "\xff").encode("latin-1"))
         self.mapped = self._layout(mapped_idx, mapped, _SEPARATOR.join(mapped) + _SEPARATOR)
+
+    def word_counts(self) -> np.ndarray:
+        """(n,) int64: ``len(text.split())`` of each text, counted on the buffers.
+
+        A word starts where a non-space byte follows a space or a separator. The
+        placeholders of mapped texts are not spaces, so a text holding a non-ASCII
+        space (or left to Python's ``re``) is split in Python.
+        """
+        counts = np.zeros(len(self.texts), dtype=np.int64)
+        for idx, buffer, starts in (self.ascii, self.mapped):
+            if not len(idx):
+                continue
+            # 0: a space or a separator, 1: anything else
+            flags = np.frombuffer(buffer.translate(_NOT_SPACE), dtype=np.uint8)
+            word_starts = np.empty(len(flags), dtype=bool)
+            word_starts[0] = flags[0]
+            np.greater(flags[1:], flags[:-1], out=word_starts[1:])
+            counts[idx] = np.diff(_count_before(word_starts, np.append(starts, len(buffer))))
+        others = [i for i in self._maybe_spaces if _UNICODE_SPACE.search(self.texts[i])] + self.re_idx
+        counts[others] = [len(self.texts[i].split()) for i in others]
+        return counts
+
+    def char_counts(self) -> np.ndarray:
+        """(n,) int64: ``len(text)`` of each text."""
+        return np.fromiter(map(len, self.texts), dtype=np.int64, count=len(self.texts))
 
     @staticmethod
     def _layout(idx: list[int], parts: list, buffer: bytes) -> tuple[np.ndarray, bytes, np.ndarray]:

@@ -46,7 +46,7 @@ from .fingerprint import fingerprint
 from .core import LabelingFunction, resolve_spacy_model, uses_spacy
 from ..matrix import ABSTAIN
 from .parse_cache import ParseCache, load_pipeline, parse_texts, pipeline_key
-from .patterns import PatternMatcher, ScanTexts
+from .patterns import ArrowTexts, PatternMatcher, ScanTexts
 from ..progress import progress
 from .rows import Row, frame_rows
 from . import workers
@@ -290,7 +290,7 @@ class _Distinct:
     """A text column as its distinct values: ``texts[codes]`` is the column."""
 
     codes: np.ndarray
-    texts: list[str]
+    texts: Sequence[str]  # a list, or ArrowTexts: Python strings only where read
     keys: np.ndarray  # content key of each distinct text
     _layout: ScanTexts | None = None
 
@@ -298,7 +298,8 @@ class _Distinct:
         """The texts laid out for buffer scans, built on first use and kept: each
         re-apply after an edit scans the same texts again."""
         if self._layout is None:
-            self._layout = ScanTexts(self.texts)
+            arrow = self.texts.array if isinstance(self.texts, ArrowTexts) else None
+            self._layout = ScanTexts(self.texts, arrow=arrow)
         return self._layout
 
 
@@ -314,7 +315,6 @@ def _distinct(column: pd.Series, keys: np.ndarray) -> _Distinct:
     codes, first = _first_positions(keys[:, 0])
     if not np.array_equal(keys[:, 1], keys[first[codes], 1]):  # a 64-bit collision: be exact instead
         codes, first = _first_positions(column)
-    # only the distinct texts become Python strings
     out = _Distinct(codes, _take_strings(column, first), keys[first])
     if not keys.flags.writeable:
         _DISTINCT[id(keys)] = out
@@ -330,8 +330,9 @@ def _first_positions(values) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _take_strings(column: pd.Series, positions: np.ndarray) -> list:
-    """``column.iloc[positions].tolist()`` for increasing ``positions``.
+def _take_strings(column: pd.Series, positions: np.ndarray) -> Sequence[str]:
+    """``column.iloc[positions].tolist()`` for increasing ``positions``: from an Arrow
+    column, an ``ArrowTexts`` (no Python string is made until one is read).
 
     An Arrow column is taken from chunk by chunk: a take across chunks first
     concatenates them (measured: 0.54 s against 0.14 s for 50,000 of 200,000 reviews).
@@ -339,13 +340,13 @@ def _take_strings(column: pd.Series, positions: np.ndarray) -> list:
     backing = getattr(column.array, "_pa_array", None)
     if not isinstance(backing, pa.ChunkedArray):
         return column.iloc[positions].tolist()
-    out: list = []
+    parts = []
     bases = np.cumsum([0] + [len(chunk) for chunk in backing.chunks])
     cuts = np.searchsorted(positions, bases)
     for chunk, base, a, b in zip(backing.chunks, bases, cuts, cuts[1:]):
         if b > a:
-            out += chunk.take(pa.array(positions[a:b] - base)).to_pylist()
-    return out
+            parts.append(chunk if b - a == len(chunk) else chunk.take(pa.array(positions[a:b] - base)))
+    return ArrowTexts(pa.chunked_array(parts, type=backing.type))
 
 
 def _all_strings(column: pd.Series) -> bool:

@@ -34,6 +34,8 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 try:  # optional: fall back to Python's re without it
     import hyperscan
@@ -43,7 +45,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 from re import _constants as C
 from re import _parser as sre_parse
 
-__all__ = ["PatternMatcher", "ScanTexts", "hyperscan_available"]
+__all__ = ["ArrowTexts", "PatternMatcher", "ScanTexts", "hyperscan_available"]
 
 _WORDISH = ord("_")  # placeholder for a non-ASCII letter/digit (a \w character)
 _OTHER = 0x01  # placeholder for any other non-ASCII character
@@ -350,6 +352,34 @@ _UNICODE_SPACE = re.compile(r"[^\S\x00-\x7f]")
 _MAX_MATCHES_PER_TEXT = 4
 
 
+class ArrowTexts(Sequence):
+    """An Arrow string array as a sequence of Python strings, each made when first read:
+    a scan reads few of them (non-ASCII texts, hits to confirm)."""
+
+    def __init__(self, array: pa.Array | pa.ChunkedArray):
+        self.array = array
+        self._all: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, i):
+        if self._all is not None:
+            return self._all[i]
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self.array))
+            return self.array[start:stop].to_pylist() if step == 1 else self.tolist()[i]
+        return self.array[range(len(self.array))[i]].as_py()
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def tolist(self) -> list[str]:
+        if self._all is None:
+            self._all = self.array.to_pylist()
+        return self._all
+
+
 class ScanTexts:
     """Texts laid out for buffer scans, built once and reused for every matcher.
 
@@ -358,15 +388,34 @@ class ScanTexts:
     to Python's ``re``.
     """
 
-    def __init__(self, texts: Sequence[str]):
+    def __init__(self, texts: Sequence[str], *, arrow: pa.Array | pa.ChunkedArray | None = None):
+        """``arrow``: the same texts as an Arrow string array, when at hand: the ASCII
+        buffer is then laid out by Arrow, and only non-ASCII texts become Python strings
+        (``texts`` may be lazy, as ``ArrowTexts``)."""
         self.texts = texts
-        ascii_idx, mapped_idx, mapped, self.re_idx = [], [], [], []
+        self.re_idx: list[int] = []
         self._maybe_spaces: list[int] = []
-        to_re, other = bytes([_TO_RE]), bytes([_OTHER])
+        if arrow is not None:
+            is_ascii = pc.string_is_ascii(arrow)
+            ascii_idx = np.flatnonzero(is_ascii.to_numpy(zero_copy_only=False))
+            self.ascii = self._arrow_layout(ascii_idx, arrow.filter(is_ascii))
+            others = np.flatnonzero(~is_ascii.to_numpy(zero_copy_only=False)).tolist()
+            self.mapped = self._map(others, arrow.filter(pc.invert(is_ascii)).to_pylist())
+            return
+        ascii_idx, others = [], []
         for i, text in enumerate(texts):
-            if text.isascii():
-                ascii_idx.append(i)
-                continue
+            (ascii_idx if text.isascii() else others).append(i)
+        ascii_texts = [texts[i] for i in ascii_idx]
+        # ASCII text and a 0xff separator: latin-1 gives one byte per character
+        self.ascii = self._layout(ascii_idx, ascii_texts, ("\xff".join(ascii_texts) + "\xff").encode("latin-1"))
+        self.mapped = self._map(others, [texts[i] for i in others])
+
+    def _map(self, positions: list[int], texts: list[str]) -> tuple[np.ndarray, bytes, np.ndarray]:
+        """The layout of the non-ASCII ``texts`` (at ``positions``), mapped; those with a
+        letter folding into ASCII go to ``re_idx`` instead."""
+        mapped_idx, mapped = [], []
+        to_re, other = bytes([_TO_RE]), bytes([_OTHER])
+        for i, text in zip(positions, texts):
             m = map_to_ascii(text)
             if to_re in m:
                 self.re_idx.append(i)
@@ -375,10 +424,22 @@ class ScanTexts:
                 mapped.append(m)
                 if other in m:  # a non-ASCII space would be one of these
                     self._maybe_spaces.append(i)
-        ascii_texts = [texts[i] for i in ascii_idx]
-        # ASCII text and a 0xff separator: latin-1 gives one byte per character
-        self.ascii = self._layout(ascii_idx, ascii_texts, ("\xff".join(ascii_texts) + "\xff").encode("latin-1"))
-        self.mapped = self._layout(mapped_idx, mapped, _SEPARATOR.join(mapped) + _SEPARATOR)
+        return self._layout(mapped_idx, mapped, _SEPARATOR.join(mapped) + _SEPARATOR)
+
+    @staticmethod
+    def _arrow_layout(idx: np.ndarray, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, bytes, np.ndarray]:
+        """``_layout`` of ASCII texts, each followed by the separator, joined by Arrow."""
+        if isinstance(texts, pa.ChunkedArray):
+            texts = pa.concat_arrays([c.cast(pa.large_binary()) for c in texts.chunks]) if texts.num_chunks else \
+                pa.array([], pa.large_binary())
+        else:
+            texts = texts.cast(pa.large_binary())  # 64-bit offsets: no limit of 2 GiB
+        empty, separator = pa.scalar(b"", pa.large_binary()), pa.scalar(_SEPARATOR, pa.large_binary())
+        joined = pc.binary_join_element_wise(texts, empty, separator)  # text + separator + ""
+        _, offsets, data = joined.buffers()
+        offsets = np.frombuffer(offsets, dtype=np.int64)[joined.offset : joined.offset + len(joined) + 1]
+        buffer = data.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes() if len(joined) else b""
+        return idx.astype(np.int64), buffer, (offsets[:-1] - offsets[0]).astype(np.int64)
 
     def word_counts(self) -> np.ndarray:
         """(n,) int64: ``len(text.split())`` of each text, counted on the buffers.

@@ -3,13 +3,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeling.lf.declarative import keyword_lf, lf_spec
 from labeling.lf.patterns import (
-    _CATEGORIES, ALL, NONE, SOME, PatternMatcher, ScanTexts, hyperscan_available, map_to_ascii, translate,
+    _CATEGORIES, ALL, NONE, SOME, ArrowTexts, PatternMatcher, ScanTexts, hyperscan_available, map_to_ascii, translate,
 )
 
 pytestmark = [
@@ -51,6 +52,12 @@ def test_matches_python_re_on_tricky_patterns_and_texts(tricky, texts):
     np.testing.assert_array_equal(matcher.search(texts), expected)
     # the buffer scan: every pattern that has a buffer form, all texts in one call
     np.testing.assert_array_equal(buffered.search(ScanTexts(texts)), expected[:, BUFFERED])
+    # laid out by Arrow from a column in two chunks, strings made only where read
+    half = len(texts) // 2
+    arrow = pa.chunked_array([pa.array(texts[:half], pa.string()), pa.array(texts[half:], pa.string())])
+    from_arrow = ScanTexts(ArrowTexts(arrow), arrow=arrow)
+    np.testing.assert_array_equal(buffered.search(from_arrow), expected[:, BUFFERED])
+    assert from_arrow.word_counts().tolist() == [len(t.split()) for t in texts]
 
 
 def test_patterns_it_cannot_translate_run_in_python():

@@ -13,14 +13,15 @@ repetition, ``^ $ \\b``), where the two agree:
 
 - ASCII texts (most of them) are scanned with that exact translation; no Python
   regex runs.
-- Other texts are mapped to ASCII, one byte per character: a non-ASCII letter or
-  digit becomes ``_`` and any other non-ASCII character ``\\x01`` (so ``\\w`` and
-  ``\\b`` keep their answers). They are scanned with a *mapped* translation whose
-  classes also accept a placeholder where they accept some non-ASCII character.
-  Where every class treats a placeholder exactly as it treats the characters it
-  stands for (``\\w``, ``\\W``, ``.``, ``[^a]``, ASCII letters: keyword patterns), a
-  hit is an answer; otherwise (``\\d``, ``\\s``, a literal ``_``) the mapped scan can
-  only report too much, and each hit is confirmed with Python's ``re``.
+- Other texts are mapped to one byte per character: a non-ASCII letter or digit
+  becomes ``_``, a non-ASCII space ``\\x80`` and any other non-ASCII character
+  ``\\x01`` (so ``\\w``, ``\\s`` and ``\\b`` keep their answers). They are scanned
+  with a *mapped* translation whose classes also accept a placeholder where they
+  accept some non-ASCII character. Where every class treats a placeholder exactly
+  as it treats the characters it stands for (``\\w``, ``\\W``, ``\\s``, ``.``, ``[^a]``,
+  ASCII letters: keyword patterns), a hit is an answer; otherwise (``\\d``, a
+  literal ``_`` or ``\\x01``) the mapped scan can only report too much, and each
+  hit is confirmed with Python's ``re``.
 - The four non-ASCII letters that case-insensitive Python matches to ASCII letters
   (dotless and dotted i, long s, Kelvin sign) send their text to Python's ``re``.
 """
@@ -49,6 +50,7 @@ __all__ = ["ArrowTexts", "PatternMatcher", "ScanTexts", "hyperscan_available"]
 
 _WORDISH = ord("_")  # placeholder for a non-ASCII letter/digit (a \w character)
 _OTHER = 0x01  # placeholder for any other non-ASCII character
+_SPACE = 0x80  # placeholder for a non-ASCII space (str.isspace; never a byte of an ASCII text)
 _TO_RE = 0x02  # marks a character that sends its text to Python's re
 _ASCII = range(128)
 # Non-ASCII letters that Python's re.IGNORECASE matches to ASCII letters (i, s, k).
@@ -57,11 +59,12 @@ _FOLDS_INTO_ASCII = frozenset("\u0130\u0131\u017f\u212a")
 # How a class treats the non-ASCII characters a placeholder stands for (the four
 # folding letters aside): none of them, all of them, or some.
 NONE, ALL, SOME = 0, 1, 2
-_CATEGORIES = {  # (letters and digits, other characters); tests/test_patterns.py checks these
-    C.CATEGORY_WORD: (ALL, NONE), C.CATEGORY_NOT_WORD: (NONE, ALL),
-    C.CATEGORY_DIGIT: (SOME, NONE), C.CATEGORY_NOT_DIGIT: (SOME, ALL),
-    C.CATEGORY_SPACE: (NONE, SOME), C.CATEGORY_NOT_SPACE: (ALL, SOME),
+_CATEGORIES = {  # (letters and digits, spaces, other characters); tests/lf/test_patterns.py checks these
+    C.CATEGORY_WORD: (ALL, NONE, NONE), C.CATEGORY_NOT_WORD: (NONE, ALL, ALL),
+    C.CATEGORY_DIGIT: (SOME, NONE, NONE), C.CATEGORY_NOT_DIGIT: (SOME, ALL, ALL),
+    C.CATEGORY_SPACE: (NONE, ALL, NONE), C.CATEGORY_NOT_SPACE: (ALL, NONE, ALL),
 }
+_PLACEHOLDERS = (_WORDISH, _SPACE, _OTHER)  # in the order of the states above
 
 
 def _union(a: int, b: int) -> int:
@@ -72,18 +75,24 @@ def _negate(a: int) -> int:
     return {NONE: ALL, ALL: NONE, SOME: SOME}[a]
 
 
-_PLACEHOLDER_RUNS: dict[str, str] = {}
+_PLACEHOLDER_RUNS: dict[str, bytes] = {}
 
 
-def _placeholders(error: UnicodeEncodeError) -> tuple[str, int]:
-    """Codec error handler: each non-ASCII character of a run -> its placeholder."""
+def _placeholder(c: str) -> int:
+    if c in _FOLDS_INTO_ASCII:
+        return _TO_RE
+    return _WORDISH if c.isalnum() else _SPACE if c.isspace() else _OTHER
+
+
+def _placeholders(error: UnicodeEncodeError) -> tuple[bytes, int]:
+    """Codec error handler: each non-ASCII character of a run -> its placeholder
+    (bytes: the encoder copies them as they are)."""
     run = error.object[error.start : error.end]
     mapped = _PLACEHOLDER_RUNS.get(run)
     if mapped is None:
         if len(_PLACEHOLDER_RUNS) > 100_000:
             _PLACEHOLDER_RUNS.clear()
-        mapped = _PLACEHOLDER_RUNS[run] = "".join(
-            chr(_TO_RE) if c in _FOLDS_INTO_ASCII else chr(_WORDISH) if c.isalnum() else chr(_OTHER) for c in run)
+        mapped = _PLACEHOLDER_RUNS[run] = bytes(map(_placeholder, run))
     return mapped, error.end
 
 
@@ -155,21 +164,21 @@ class _Translator:
 
     # -- character classes: a set of byte values, emitted explicitly
 
-    def _class(self, op, av) -> tuple[set[int], int, int]:
-        """(ASCII members, letters/digits state, other characters state)."""
+    def _class(self, op, av) -> tuple[set[int], tuple[int, int, int]]:
+        """(ASCII members, states of the non-ASCII letters/digits, spaces, other characters)."""
         if op is C.LITERAL:
             if av > 127:
                 raise _Unsupported("non-ASCII literal")
-            return (_swapcase({av}) if self.ignorecase else {av}), NONE, NONE
+            return (_swapcase({av}) if self.ignorecase else {av}), (NONE, NONE, NONE)
         if op is C.NOT_LITERAL:
             if av > 127:
                 raise _Unsupported("non-ASCII literal")
-            return set(_ASCII) - (_swapcase({av}) if self.ignorecase else {av}), ALL, ALL
+            return set(_ASCII) - (_swapcase({av}) if self.ignorecase else {av}), (ALL, ALL, ALL)
         if op is C.ANY:
-            return (set(_ASCII) if self.dotall else set(_ASCII) - {ord("\n")}), ALL, ALL
+            return (set(_ASCII) if self.dotall else set(_ASCII) - {ord("\n")}), (ALL, ALL, ALL)
         if op is not C.IN:
             raise _Unsupported(f"opcode {op}")
-        members, word, other, negate = set(), NONE, NONE, False
+        members, states, negate = set(), (NONE, NONE, NONE), False
         for item_op, item_av in av:
             if item_op is C.NEGATE:
                 negate = True
@@ -184,23 +193,24 @@ class _Translator:
                 members |= set(range(lo, hi + 1))
             elif item_op is C.CATEGORY:
                 members |= _category_members(item_av)
-                word, other = (_union(a, b) for a, b in zip((word, other), _CATEGORIES[item_av]))
+                states = tuple(_union(a, b) for a, b in zip(states, _CATEGORIES[item_av]))
             else:
                 raise _Unsupported(f"class item {item_op}")
         if self.ignorecase:
             members = _swapcase(members)
         if negate:
-            members, word, other = set(_ASCII) - members, _negate(word), _negate(other)
-        return members, word, other
+            members, states = set(_ASCII) - members, tuple(map(_negate, states))
+        return members, states
 
     def _bytes(self, op, av) -> tuple[set[int], bool]:
         """(bytes the emitted class accepts, whether exactly): placeholders included when mapped."""
-        members, word, other = self._class(op, av)
+        members, states = self._class(op, av)
         exact = True
         if self.mapped:
-            for byte, state in ((_WORDISH, word), (_OTHER, other)):
-                # inexact where the byte stands for characters the class splits
-                exact = exact and state != SOME and (byte in members) == (state == ALL)
+            for byte, state in zip(_PLACEHOLDERS, states):
+                # inexact where the byte stands for characters the class splits, or where an
+                # ASCII text character equal to the byte is not treated as those characters
+                exact = exact and state != SOME and (byte not in _ASCII or (byte in members) == (state == ALL))
                 if state != NONE:
                     members = members | {byte}
         if not members:
@@ -250,7 +260,7 @@ class _Translator:
             return self._emit_class(members)
         if not exact:  # its complement would report too little: drop it, and report too much
             return ""
-        rest = set(_ASCII) - members
+        rest = set(_ASCII).union({_SPACE} if self.mapped else ()) - members
         if not rest:
             return self._text_start() if direction == -1 else self._text_end()
         other = self._emit_class(rest)
@@ -328,7 +338,7 @@ def _compiles(source: bytes) -> bool:
 
 _SEPARATOR = b"\xff"
 # bytes.translate table for word counts: 0 for what str.split splits on (and the separator), else 1
-_NOT_SPACE = bytes(0 if chr(c).isspace() or c == _SEPARATOR[0] else 1 for c in range(256))
+_NOT_SPACE = bytes(0 if chr(c).isspace() or c in (_SEPARATOR[0], _SPACE) else 1 for c in range(256))
 _FIRST_BITS = np.array([((1 << 64) - 1) ^ ((1 << (64 - k)) - 1) for k in range(64)], dtype=np.uint64)  # k top bits
 
 
@@ -344,9 +354,6 @@ def _count_before(flags: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return prefix[word] + np.bitwise_count(words[word] & _FIRST_BITS[bit])
 
 
-# the non-ASCII characters str.split splits on (a mapped text shows them as placeholders)
-# (re's \s and str.split both ask Py_UNICODE_ISSPACE)
-_UNICODE_SPACE = re.compile(r"[^\S\x00-\x7f]")
 # A buffer scan reports every match, in Python; past this many per text, a per-text
 # scan (one report per pattern) is cheaper, so the buffer scan stops and hands over.
 _MAX_MATCHES_PER_TEXT = 4
@@ -394,7 +401,6 @@ class ScanTexts:
         (``texts`` may be lazy, as ``ArrowTexts``)."""
         self.texts = texts
         self.re_idx: list[int] = []
-        self._maybe_spaces: list[int] = []
         if arrow is not None:
             is_ascii = pc.string_is_ascii(arrow)
             ascii_idx = np.flatnonzero(is_ascii.to_numpy(zero_copy_only=False))
@@ -414,7 +420,7 @@ class ScanTexts:
         """The layout of the non-ASCII ``texts`` (at ``positions``), mapped; those with a
         letter folding into ASCII go to ``re_idx`` instead."""
         mapped_idx, mapped = [], []
-        to_re, other = bytes([_TO_RE]), bytes([_OTHER])
+        to_re = bytes([_TO_RE])
         for i, text in zip(positions, texts):
             m = map_to_ascii(text)
             if to_re in m:
@@ -422,8 +428,6 @@ class ScanTexts:
             else:
                 mapped_idx.append(i)
                 mapped.append(m)
-                if other in m:  # a non-ASCII space would be one of these
-                    self._maybe_spaces.append(i)
         return self._layout(mapped_idx, mapped, _SEPARATOR.join(mapped) + _SEPARATOR)
 
     @staticmethod
@@ -444,9 +448,9 @@ class ScanTexts:
     def word_counts(self) -> np.ndarray:
         """(n,) int64: ``len(text.split())`` of each text, counted on the buffers.
 
-        A word starts where a non-space byte follows a space or a separator. The
-        placeholders of mapped texts are not spaces, so a text holding a non-ASCII
-        space (or left to Python's ``re``) is split in Python.
+        A word starts where a non-space byte follows a space or a separator; in a
+        mapped text a non-ASCII space is its own placeholder. Texts left to Python's
+        ``re`` are split in Python.
         """
         counts = np.zeros(len(self.texts), dtype=np.int64)
         for idx, buffer, starts in (self.ascii, self.mapped):
@@ -458,8 +462,7 @@ class ScanTexts:
             word_starts[0] = flags[0]
             np.greater(flags[1:], flags[:-1], out=word_starts[1:])
             counts[idx] = np.diff(_count_before(word_starts, np.append(starts, len(buffer))))
-        others = [i for i in self._maybe_spaces if _UNICODE_SPACE.search(self.texts[i])] + self.re_idx
-        counts[others] = [len(self.texts[i].split()) for i in others]
+        counts[self.re_idx] = [len(self.texts[i].split()) for i in self.re_idx]
         return counts
 
     def char_counts(self) -> np.ndarray:

@@ -84,7 +84,8 @@ def test_category_states_match_python_re_on_every_non_ascii_character():
     mapped translation relies on this table)."""
     chars = _non_ascii_chars()
     wordish = [c for c in chars if c.isalnum()]
-    other = [c for c in chars if not c.isalnum()]
+    spaces = [c for c in chars if not c.isalnum() and c.isspace()]
+    other = [c for c in chars if not c.isalnum() and not c.isspace()]
     probes = {"\\d": r"\d", "\\D": r"\D", "\\s": r"\s", "\\S": r"\S", "\\w": r"\w", "\\W": r"\W"}
     from re import _constants as C
     from re import _parser as sre_parse
@@ -94,7 +95,7 @@ def test_category_states_match_python_re_on_every_non_ascii_character():
         category = av[0][1] if op is C.IN else av
         pattern = re.compile(source)
         states = []
-        for group in (wordish, other):
+        for group in (wordish, spaces, other):
             share = sum(pattern.fullmatch(c) is not None for c in group) / len(group)
             states.append(NONE if share == 0 else ALL if share == 1 else SOME)
         assert tuple(states) == _CATEGORIES[category], source
@@ -109,9 +110,17 @@ def test_keyword_patterns_need_no_confirmation_on_non_ascii_texts():
 
 
 def test_mapping_keeps_one_byte_per_character():
-    text = "naïve café — 😀 \u0131 ok"
+    text = "naïve café — 😀 \u0131 ok\u00a0\u2009x"
     mapped = map_to_ascii(text)
-    assert len(mapped) == len(text) and mapped.startswith(b"na_ve caf_ \x01 \x01 \x02 ok")
+    assert len(mapped) == len(text) and mapped == b"na_ve caf_ \x01 \x01 \x02 ok\x80\x80x"
+
+
+def test_spaces_need_no_confirmation_on_non_ascii_texts():
+    matcher = PatternMatcher([re.compile(r"highly\s+recommend"), re.compile(r"\S\s\S"), re.compile(r"\d")])
+    assert matcher.mapped_exact == {0, 1}
+    texts = ["highly\u00a0recommend", "highly\u2019recommend é", "a\u3000b", "\u0663é", "x\u2009\u0663"]
+    assert matcher.search(texts).tolist() == [[True, True, False], [False, True, False], [False, True, False],
+                                              [False, False, True], [False, True, True]]
 
 
 def test_a_buffer_scan_with_too_many_matches_hands_over_to_per_text_scans(monkeypatch):

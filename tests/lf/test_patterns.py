@@ -135,3 +135,12 @@ def test_a_buffer_scan_with_too_many_matches_hands_over_to_per_text_scans(monkey
     hits = matcher.search(ScanTexts(texts * 40))  # 60,000 matches: over the limit
     assert hits[:, 0].tolist() == ([True] * 30 + [False, True]) * 40 and not hits[:, 1].any()
     assert not matcher.has_buffer_form(), "this matcher scans text by text from now on"
+
+
+def test_word_counts_in_blocks_of_the_buffer_equal_str_split(monkeypatch):
+    import labeling.lf.patterns as patterns_module
+
+    texts = ["a b", "", " x  y z ", "é\u00a0b c", "long text here, with words " * 3, "\x1c\x1fq", "q", "\u0131 i"]
+    for block in (1, 3, 7, 64, 1 << 21):  # a block may end mid-text: it is widened to whole texts
+        monkeypatch.setattr(patterns_module, "_COUNT_BLOCK", block)
+        assert ScanTexts(texts).word_counts().tolist() == [len(t.split()) for t in texts], block

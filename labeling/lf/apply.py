@@ -355,7 +355,14 @@ def _all_strings(column: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(column.dtype) and not column.isna().any()
 
 
-def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | LengthSpec],
+def _subset(texts: Sequence[str], positions: np.ndarray) -> Sequence[str]:
+    """``[texts[i] for i in positions]``; from ``ArrowTexts``, taken by Arrow."""
+    if isinstance(texts, ArrowTexts):
+        return ArrowTexts(texts.array.take(pa.array(positions)))
+    return [texts[i] for i in positions.tolist()]
+
+
+def _compute_specs(texts: Sequence[str] | _Distinct, group: dict[int, PatternSpec | LengthSpec],
                    n_jobs: int) -> dict[int, np.ndarray]:
     """Votes of declarative LFs (one field's) on ``texts``: all patterns in one scan.
 
@@ -371,7 +378,8 @@ def _compute_specs(texts: list[str] | _Distinct, group: dict[int, PatternSpec | 
     units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}.union(*(group[j].units for j in rule_js))
     if matcher is None or matcher.has_buffer_form():
         # one pass over the buffers for the patterns, one for the sizes, in this process
-        layout = distinct.layout() if distinct is not None else ScanTexts(texts)
+        layout = distinct.layout() if distinct is not None else \
+            ScanTexts(texts, arrow=texts.array if isinstance(texts, ArrowTexts) else None)
         hits = matcher.search(layout) if matcher is not None else np.zeros((len(texts), 0), bool)
         sizes = _sizes(layout, units)
     else:  # text by text, in chunks, in worker processes when it pays
@@ -434,7 +442,7 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
         compute = [j for j in group if todo[j].any()]
         if compute:
             wanted = np.flatnonzero(np.logical_or.reduce([todo[j] for j in compute]))
-            computed = _compute_specs(distinct if len(wanted) == len(texts) else [texts[i] for i in wanted],
+            computed = _compute_specs(distinct if len(wanted) == len(texts) else _subset(texts, wanted),
                                       {j: group[j] for j in compute}, n_jobs)
             for j in compute:
                 votes[j][wanted] = computed[j]

@@ -433,7 +433,7 @@ class ScanTexts:
         return self._layout(mapped_idx, mapped, _SEPARATOR.join(mapped) + _SEPARATOR)
 
     @staticmethod
-    def _arrow_layout(idx: np.ndarray, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, bytes, np.ndarray]:
+    def _arrow_layout(idx: np.ndarray, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, memoryview, np.ndarray]:
         """``_layout`` of ASCII texts, each followed by the separator, joined by Arrow."""
         if isinstance(texts, pa.ChunkedArray):
             texts = pa.concat_arrays([c.cast(pa.large_binary()) for c in texts.chunks]) if texts.num_chunks else \
@@ -444,7 +444,8 @@ class ScanTexts:
         joined = pc.binary_join_element_wise(texts, empty, separator)  # text + separator + ""
         _, offsets, data = joined.buffers()
         offsets = np.frombuffer(offsets, dtype=np.int64)[joined.offset : joined.offset + len(joined) + 1]
-        buffer = data.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes() if len(joined) else b""
+        # a view of Arrow's buffer, not a copy: hyperscan and the word counts read any bytes-like object
+        buffer = memoryview(data.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))) if len(joined) else b""
         return idx.astype(np.int64), buffer, (offsets[:-1] - offsets[0]).astype(np.int64)
 
     def word_counts(self) -> np.ndarray:

@@ -338,8 +338,8 @@ def _compiles(source: bytes) -> bool:
 
 
 _SEPARATOR = b"\xff"
-# bytes.translate table for word counts: 0 for what str.split splits on (and the separator), else 1
 _COUNT_BLOCK = 1 << 21  # measured: 2 MiB blocks count fastest (0.08 s against 0.17 s unblocked, IMDB)
+# bytes.translate table for word counts: 0 for what str.split splits on (and the separator), else 1
 _NOT_SPACE = bytes(0 if chr(c).isspace() or c in (_SEPARATOR[0], _SPACE) else 1 for c in range(256))
 _FIRST_BITS = np.array([((1 << 64) - 1) ^ ((1 << (64 - k)) - 1) for k in range(64)], dtype=np.uint64)  # k top bits
 
@@ -476,8 +476,12 @@ class ScanTexts:
         return counts
 
     def char_counts(self) -> np.ndarray:
-        """(n,) int64: ``len(text)`` of each text."""
-        return np.fromiter(map(len, self.texts), dtype=np.int64, count=len(self.texts))
+        """(n,) int64: ``len(text)`` of each text: one byte per character in the buffers."""
+        counts = np.zeros(len(self.texts), dtype=np.int64)
+        for idx, buffer, starts in (self.ascii, self.mapped):
+            counts[idx] = np.diff(np.append(starts, len(buffer))) - 1  # less the separator
+        counts[self.re_idx] = [len(self.texts[i]) for i in self.re_idx]
+        return counts
 
     @staticmethod
     def _layout(idx: list[int], parts: list, buffer: bytes) -> tuple[np.ndarray, bytes, np.ndarray]:

@@ -58,6 +58,7 @@ def test_matches_python_re_on_tricky_patterns_and_texts(tricky, texts):
     from_arrow = ScanTexts(ArrowTexts(arrow), arrow=arrow)
     np.testing.assert_array_equal(buffered.search(from_arrow), expected[:, BUFFERED])
     assert from_arrow.word_counts().tolist() == [len(t.split()) for t in texts]
+    assert from_arrow.char_counts().tolist() == ScanTexts(texts).char_counts().tolist() == [len(t) for t in texts]
 
 
 def test_patterns_it_cannot_translate_run_in_python():

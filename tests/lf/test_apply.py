@@ -236,7 +236,8 @@ def test_concurrent_applies_from_threads_agree(imdb_lfs, imdb_sample, parallel):
         np.testing.assert_array_equal(got, want)
 
 
-@given(texts=st.lists(st.text(alphabet=list("ab \t\n\x0b\x0c\r\x1c\x1f\x85\u00a0\u2009_."), max_size=15), max_size=20))
+@given(texts=st.lists(st.text(alphabet=list("ab \t\n\x0b\x0c\r\x1c\x1f\x85\u00a0\u2009_.\x01\x02\xff\u00e9\u2019\u0131"), max_size=15),
+                      max_size=20))
 def test_word_counts_equal_str_split(texts):
     assert apply_module._word_counts(texts).tolist() == [len(t.split()) for t in texts]
 

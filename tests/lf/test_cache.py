@@ -193,3 +193,20 @@ def test_the_cell_a_strict_run_failed_on_is_not_cached(tmp_path):
     for _ in range(2):  # the second run must fail again, not read a -1 stored by the first
         with pytest.raises(Exception, match="returned -2"):
             apply_lfs([neg], frame, cardinality=2, cache=tmp_path)
+
+
+def test_lookup_of_exactly_the_stored_keys_in_any_order_returns_their_votes(tmp_path):
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 2**63, size=(500, 2), dtype=np.uint64)
+    votes = rng.integers(-1, 3, size=500)
+    cache = LFCache(tmp_path)
+    cache.store("lf", "v1", keys, votes)
+    shuffled = rng.permutation(500)
+    got, found = cache.lookup("lf", "v1", keys[shuffled])  # every stored key: the no-search path
+    assert found.all() and got.tolist() == votes[shuffled].tolist()
+    got, found = cache.lookup("lf", "v1", keys[shuffled[:499]])  # one fewer: the searched path agrees
+    assert found.all() and got.tolist() == votes[shuffled[:499]].tolist()
+    other = keys.copy()
+    other[7, 1] += np.uint64(1)  # same first halves, one second half differs: not found
+    got, found = cache.lookup("lf", "v1", other)
+    assert found.sum() == 499 and not found[7]

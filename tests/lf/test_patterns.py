@@ -3,13 +3,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeling.lf.declarative import keyword_lf, lf_spec
 from labeling.lf.patterns import (
-    _CATEGORIES, ALL, NONE, SOME, PatternMatcher, ScanTexts, hyperscan_available, map_to_ascii, translate,
+    _CATEGORIES, ALL, NONE, SOME, ArrowTexts, PatternMatcher, ScanTexts, hyperscan_available, map_to_ascii, translate,
 )
 
 pytestmark = [
@@ -51,6 +52,13 @@ def test_matches_python_re_on_tricky_patterns_and_texts(tricky, texts):
     np.testing.assert_array_equal(matcher.search(texts), expected)
     # the buffer scan: every pattern that has a buffer form, all texts in one call
     np.testing.assert_array_equal(buffered.search(ScanTexts(texts)), expected[:, BUFFERED])
+    # laid out by Arrow from a column in two chunks, strings made only where read
+    half = len(texts) // 2
+    arrow = pa.chunked_array([pa.array(texts[:half], pa.string()), pa.array(texts[half:], pa.string())])
+    from_arrow = ScanTexts(ArrowTexts(arrow), arrow=arrow)
+    np.testing.assert_array_equal(buffered.search(from_arrow), expected[:, BUFFERED])
+    assert from_arrow.word_counts().tolist() == [len(t.split()) for t in texts]
+    assert from_arrow.char_counts().tolist() == ScanTexts(texts).char_counts().tolist() == [len(t) for t in texts]
 
 
 def test_patterns_it_cannot_translate_run_in_python():
@@ -77,7 +85,8 @@ def test_category_states_match_python_re_on_every_non_ascii_character():
     mapped translation relies on this table)."""
     chars = _non_ascii_chars()
     wordish = [c for c in chars if c.isalnum()]
-    other = [c for c in chars if not c.isalnum()]
+    spaces = [c for c in chars if not c.isalnum() and c.isspace()]
+    other = [c for c in chars if not c.isalnum() and not c.isspace()]
     probes = {"\\d": r"\d", "\\D": r"\D", "\\s": r"\s", "\\S": r"\S", "\\w": r"\w", "\\W": r"\W"}
     from re import _constants as C
     from re import _parser as sre_parse
@@ -87,7 +96,7 @@ def test_category_states_match_python_re_on_every_non_ascii_character():
         category = av[0][1] if op is C.IN else av
         pattern = re.compile(source)
         states = []
-        for group in (wordish, other):
+        for group in (wordish, spaces, other):
             share = sum(pattern.fullmatch(c) is not None for c in group) / len(group)
             states.append(NONE if share == 0 else ALL if share == 1 else SOME)
         assert tuple(states) == _CATEGORIES[category], source
@@ -102,9 +111,17 @@ def test_keyword_patterns_need_no_confirmation_on_non_ascii_texts():
 
 
 def test_mapping_keeps_one_byte_per_character():
-    text = "naïve café — 😀 \u0131 ok"
+    text = "naïve café — 😀 \u0131 ok\u00a0\u2009x"
     mapped = map_to_ascii(text)
-    assert len(mapped) == len(text) and mapped.startswith(b"na_ve caf_ \x01 \x01 \x02 ok")
+    assert len(mapped) == len(text) and mapped == b"na_ve caf_ \x01 \x01 \x02 ok\x80\x80x"
+
+
+def test_spaces_need_no_confirmation_on_non_ascii_texts():
+    matcher = PatternMatcher([re.compile(r"highly\s+recommend"), re.compile(r"\S\s\S"), re.compile(r"\d")])
+    assert matcher.mapped_exact == {0, 1}
+    texts = ["highly\u00a0recommend", "highly\u2019recommend é", "a\u3000b", "\u0663é", "x\u2009\u0663"]
+    assert matcher.search(texts).tolist() == [[True, True, False], [False, True, False], [False, True, False],
+                                              [False, False, True], [False, True, True]]
 
 
 def test_a_buffer_scan_with_too_many_matches_hands_over_to_per_text_scans(monkeypatch):
@@ -119,3 +136,12 @@ def test_a_buffer_scan_with_too_many_matches_hands_over_to_per_text_scans(monkey
     hits = matcher.search(ScanTexts(texts * 40))  # 60,000 matches: over the limit
     assert hits[:, 0].tolist() == ([True] * 30 + [False, True]) * 40 and not hits[:, 1].any()
     assert not matcher.has_buffer_form(), "this matcher scans text by text from now on"
+
+
+def test_word_counts_in_blocks_of_the_buffer_equal_str_split(monkeypatch):
+    import labeling.lf.patterns as patterns_module
+
+    texts = ["a b", "", " x  y z ", "é\u00a0b c", "long text here, with words " * 3, "\x1c\x1fq", "q", "\u0131 i"]
+    for block in (1, 3, 7, 64, 1 << 21):  # a block may end mid-text: it is widened to whole texts
+        monkeypatch.setattr(patterns_module, "_COUNT_BLOCK", block)
+        assert ScanTexts(texts).word_counts().tolist() == [len(t.split()) for t in texts], block

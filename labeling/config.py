@@ -78,7 +78,7 @@ class EndModelConfig:
     ngram_max: int = 5
     C: float = 1.0
     ngrams: bool = True  # torch: the TF-IDF n-gram block
-    embedder: str = ""  # torch: sentence embeddings too, e.g. "wordllama" (labeling.models.embeddings)
+    embedder: str = ""  # torch and sklearn: sentence embeddings beside the n-grams, e.g. "wordllama"
     hidden: int = 0  # torch: 0 = logistic regression on n-grams, >0 = one hidden layer
     epochs: int = 30
     lr: float = 0.01

@@ -170,3 +170,11 @@ def test_one_vectorizer_with_embeddings_weighs_both_alike():
     n_word = len(model.pipeline_.named_steps["ngrams"].vocabulary_)
     np.testing.assert_allclose(sp.linalg.norm(X[:, :n_word], axis=1), 1 / np.sqrt(2), rtol=1e-5)
     np.testing.assert_allclose(sp.linalg.norm(X[:, n_word:], axis=1), 1 / np.sqrt(2), rtol=1e-5)
+
+
+def test_the_sklearn_config_carries_its_embedder():
+    from labeling.config import EndModelConfig
+    from labeling.models.end_models import make_end_model
+
+    model = make_end_model(EndModelConfig(type="sklearn", analyzer="word", embedder="wordllama"), 2, 0)
+    assert isinstance(model, SklearnTextClassifier) and model.embedder == "wordllama" and model.analyzer == "word"

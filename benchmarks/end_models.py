@@ -1,7 +1,7 @@
 """End models next to the label model, the plain Snorkel pipeline and a gold-trained oracle.
 
     python benchmarks/end_models.py [--data-dir DIR] [--datasets youtube_example,youtube,sms,trec,semeval,imdb]
-                                    [--families char_wb,word,embedding] [--cache DIR]
+                                    [--families word,word_char,word_char_emb,embedding] [--cache DIR]
 
 Per dataset, one run, every choice made on the dev split only (test labels are read
 only to print the scores below):
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labeling.models.embeddings import EmbeddingCache  # noqa: E402
-from labeling.models.end_model_selection import metric_score, select_end_model  # noqa: E402
+from labeling.models.end_model_selection import DEFAULT_FAMILIES, metric_score, select_end_model  # noqa: E402
 from labeling.models.label_models import probs_to_preds, select_label_model  # noqa: E402
 from labeling.pipeline.leakage import unleaked_test_mask  # noqa: E402
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--datasets", default="youtube_example,youtube,sms,trec,semeval")
-    parser.add_argument("--families", default="char_wb,word,embedding")
+    parser.add_argument("--families", default=",".join(DEFAULT_FAMILIES))
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: a temporary one)")
     args = parser.parse_args(argv)
     os.environ.setdefault("LABELING_DATA_DIR", str(args.data_dir))

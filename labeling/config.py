@@ -22,7 +22,7 @@ FORMATS = ("csv", "parquet", "jsonl")
 LABEL_MODEL_TYPES = ("snorkel", "majority_vote", "auto")
 END_MODEL_TYPES = ("sklearn", "torch", "auto")
 # end_model.type = "auto": the model families tried in the first selection stage, simplest first
-END_MODEL_CANDIDATES = ("char_wb", "char_wb_C10", "word", "embedding", "mlp")
+END_MODEL_CANDIDATES = ("char_wb", "char_wb_C10", "word", "word_char", "word_char_emb", "embedding", "mlp")
 REDACT_MODES = ("all", "served", "none")
 
 
@@ -78,7 +78,7 @@ class EndModelConfig:
     ngram_max: int = 5
     C: float = 1.0
     ngrams: bool = True  # torch: the TF-IDF n-gram block
-    embedder: str = ""  # torch: sentence embeddings too, e.g. "wordllama" (labeling.models.embeddings)
+    embedder: str = ""  # torch and sklearn: sentence embeddings beside the n-grams, e.g. "wordllama"
     hidden: int = 0  # torch: 0 = logistic regression on n-grams, >0 = one hidden layer
     epochs: int = 30
     lr: float = 0.01
@@ -88,7 +88,7 @@ class EndModelConfig:
     device: str = "auto"  # torch: "auto" uses a GPU when present
     # auto: the first stage's candidate families (END_MODEL_CANDIDATES), simplest first;
     # later stages (labels, class weights, self-training, decision offsets) always run.
-    candidates: tuple[str, ...] = ("char_wb", "word", "embedding")  # "mlp" too: slower on CPU
+    candidates: tuple[str, ...] = ("word", "word_char", "word_char_emb", "embedding")  # "mlp" too: slower on CPU
     auto_embedder: str = "wordllama"  # auto: the embedder of the "embedding" and "mlp" candidates
     baseline_max_rows: int = 20000  # human/oracle baselines: a seeded subsample beyond this many rows (0 = all)
 

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from ..errors import LabelingError, NotFittedError
 
@@ -57,6 +57,21 @@ def make_vectorizer(analyzer: str, ngram_min: int, ngram_max: int, **kwargs) -> 
     if not 1 <= ngram_min <= ngram_max:
         raise LabelingError(f"need 1 <= ngram_min <= ngram_max, got {ngram_min}, {ngram_max}")
     return TfidfVectorizer(analyzer=analyzer, ngram_range=(ngram_min, ngram_max), sublinear_tf=True, **kwargs)
+
+
+# Word 1-2 grams and character n-grams side by side: words carry meaning, characters
+# survive misspellings; on dev their union scored at or above either alone.
+WORD_AND_CHAR = "word+char_wb"
+
+
+def make_ngram_features(analyzer: str, ngram_min: int, ngram_max: int, weight: float = 1.0):
+    """``make_vectorizer``, or for ``"word+char_wb"`` a union of word 1-2 grams and
+    ``char_wb`` ngram_min..ngram_max grams. Each block's rows have L2 norm ``weight``."""
+    if analyzer != WORD_AND_CHAR:
+        return make_vectorizer(analyzer, ngram_min, ngram_max)
+    return FeatureUnion([("word", make_vectorizer("word", 1, 2)),
+                         ("char", make_vectorizer("char_wb", ngram_min, ngram_max))],
+                        transformer_weights={"word": weight, "char": weight})
 
 
 def _vocabulary_ids(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cache: dict | None) -> list[list[int]]:
@@ -177,6 +192,13 @@ class _TextClassifier:
 
 
 class SklearnTextClassifier(_TextClassifier):
+    """TF-IDF n-grams (``analyzer``: "char_wb", "word", or "word+char_wb", word 1-2
+    grams beside char_wb ngram_min..ngram_max grams), optionally with sentence
+    embeddings (``embedder``, a spec of ``labeling.models.embeddings``; "" = none)
+    appended, + logistic regression. Every feature block's rows have the same L2
+    norm, so one ``C`` regularises them alike; the embeddings are recomputed (or read
+    from ``embedding_cache``) at prediction, never saved."""
+
     def __init__(
         self,
         cardinality: int = 2,
@@ -185,6 +207,7 @@ class SklearnTextClassifier(_TextClassifier):
         ngram_min: int = 2,
         ngram_max: int = 5,
         C: float = 1.0,
+        embedder: str = "",
         class_offsets: tuple = (),
         random_state: int = 0,
     ):
@@ -193,8 +216,14 @@ class SklearnTextClassifier(_TextClassifier):
         self.ngram_min = ngram_min
         self.ngram_max = ngram_max
         self.C = C
+        self.embedder = embedder
         self.class_offsets = class_offsets
         self.random_state = random_state
+
+    def _block_weight(self) -> float:
+        """Each block's row norm: 1/sqrt(blocks), so a whole row has norm 1."""
+        blocks = (2 if self.analyzer == WORD_AND_CHAR else 1) + bool(self.embedder)
+        return float(1 / np.sqrt(blocks))
 
     def _make_pipeline(self) -> Pipeline:
         # liblinear suits small sparse problems but is binary-only in current
@@ -202,21 +231,39 @@ class SklearnTextClassifier(_TextClassifier):
         solver = "liblinear" if self.cardinality == 2 else "lbfgs"
         return Pipeline(
             [
-                ("ngrams", make_vectorizer(self.analyzer, self.ngram_min, self.ngram_max)),
+                ("ngrams", make_ngram_features(self.analyzer, self.ngram_min, self.ngram_max, self._block_weight())),
                 ("logreg", LogisticRegression(C=self.C, solver=solver, max_iter=2000, random_state=self.random_state)),
             ]
         )
 
+    def _features(self, texts: list[str]) -> sp.csr_matrix:
+        X = self.pipeline_.named_steps["ngrams"].transform(texts)
+        return self._with_embeddings(X, texts)
+
+    def _with_embeddings(self, X, texts: list[str]) -> sp.csr_matrix:
+        if not self.embedder:
+            return X
+        from .embeddings import embed_texts
+
+        weight = self._block_weight()
+        E = embed_texts(texts, self.embedder, cache=getattr(self, "embedding_cache", None))
+        scale = weight if self.analyzer != WORD_AND_CHAR else 1.0  # a union is weighted inside
+        return sp.hstack([X * scale, sp.csr_matrix(E * weight)]).tocsr()
+
     def fit(self, texts: Sequence[str], y, sample_weight=None) -> SklearnTextClassifier:
+        """``texts`` (n,) strings; ``y`` (n,) class indices or (n, k) probabilities (each
+        row enters once per class it gives mass to, weighted by that mass);
+        ``sample_weight`` (n,). The n-gram vocabulary and IDF come from ``texts``."""
         texts = _check_texts(texts)
         targets = soft_targets(y, self.cardinality)
         weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         rows, classes = np.nonzero(targets > 0)
         if len(np.unique(classes)) < 2:
             raise LabelingError("the training labels hold a single class; an end model needs at least two")
-        self.pipeline_ = self._make_pipeline().fit(
-            [texts[i] for i in rows], classes, logreg__sample_weight=targets[rows, classes] * weights[rows]
-        )
+        pipeline = self._make_pipeline()
+        X = self._with_embeddings(pipeline.named_steps["ngrams"].fit_transform(texts), texts)
+        pipeline.named_steps["logreg"].fit(X[rows], classes, sample_weight=targets[rows, classes] * weights[rows])
+        self.pipeline_ = pipeline
         self.classes_ = np.arange(self.cardinality)
         return self
 
@@ -224,7 +271,10 @@ class SklearnTextClassifier(_TextClassifier):
         self._check_fitted()
         texts = list(texts)
         cache = self._fast_cache()
-        proba = self._fast_proba(texts, cache) if cache is not None else self.pipeline_.predict_proba(texts)
+        if cache is not None:
+            proba = self._fast_proba(texts, cache)
+        else:
+            proba = self.pipeline_.named_steps["logreg"].predict_proba(self._features(texts))
         # A class absent from training gets probability 0, keeping the (n, k) shape.
         out = np.zeros((proba.shape[0], self.cardinality))
         out[:, self.pipeline_.classes_] = proba
@@ -251,6 +301,8 @@ class SklearnTextClassifier(_TextClassifier):
         Decided once per fitted (or loaded) pipeline: the fast path must agree with
         the pipeline's own predict_proba on probe texts."""
         pipeline, cache = getattr(self, "_fast", (None, None))
+        if self.embedder or not isinstance(self.pipeline_.named_steps["ngrams"], TfidfVectorizer):
+            return None
         if pipeline is not self.pipeline_:
             cache, probes = {}, list(_PROBE_TEXTS)
             try:
@@ -501,7 +553,8 @@ def make_end_model(config, cardinality: int, random_state: int) -> _TextClassifi
     """Build the end model an ``EndModelConfig`` names, with its settings."""
     features = dict(analyzer=config.analyzer, ngram_min=config.ngram_min, ngram_max=config.ngram_max)
     if config.type == "sklearn":
-        return SklearnTextClassifier(cardinality, C=config.C, random_state=random_state, **features)
+        return SklearnTextClassifier(cardinality, C=config.C, embedder=config.embedder, random_state=random_state,
+                                     **features)
     if config.type == "torch":
         return TorchTextClassifier(
             cardinality,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import write_manifest, artifact_file, read_json, read_manifest, write_json
-from .end_models import SklearnTextClassifier, make_vectorizer
+from .end_models import WORD_AND_CHAR, SklearnTextClassifier, make_vectorizer
 from ..errors import ArtifactError
 
 BATCH = 64  # rows per ONNX call: features are dense there, so bound the memory
@@ -43,6 +43,10 @@ def export_onnx(model: SklearnTextClassifier, folder: str | Path,
     if not isinstance(model, SklearnTextClassifier):
         raise ArtifactError(f"ONNX export supports the scikit-learn end model, not {type(model).__name__}")
     model._check_fitted()
+    if model.embedder or model.analyzer == WORD_AND_CHAR:
+        # tfidf.json describes one vectorizer; embeddings would need the embedder in the runtime
+        raise ArtifactError(f"ONNX export supports one n-gram vectorizer without embeddings; this model has "
+                            f"analyzer={model.analyzer!r}, embedder={model.embedder!r}")
     if class_names is not None and len(class_names) != model.cardinality:
         raise ArtifactError(f"{len(class_names)} class names for a model with {model.cardinality} classes")
     vectorizer = model.pipeline_.named_steps["ngrams"]

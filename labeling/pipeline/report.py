@@ -215,8 +215,9 @@ def _end_model_section(end_model: dict) -> str:
     if selection:
         parts.append(f"<p>End model chosen on dev ({_e(selection['metric'])}, dev score "
                      f"{_num(selection['dev_score'])}): {_e(selection['rule'])}.</p>")
-        parts.append(_table(("stage", "option", "dev score", "one SE", "chosen"),
-                            [(st["stage"], c["name"], _num(c["dev_score"]), _num(st["tolerance"]),
+        parts.append(_table(("stage", "option", "dev score", "one SE of the gap to the best", "chosen"),
+                            [(st["stage"], c["name"], _num(c["dev_score"]),
+                              _num(c.get("tolerance", st.get("tolerance"))),
                               "yes" if c["name"] == st["chosen"] else "")
                              for st in selection["stages"] for c in st["candidates"]], left=2))
     leakage = end_model.get("leakage")

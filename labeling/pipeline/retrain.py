@@ -570,8 +570,10 @@ def _end_model_lines(result: RunResult) -> list[str]:
         lines.append(f"end model chosen on dev ({selection['metric']}, dev score {selection['dev_score']:.3f}): "
                      f"{selection['rule']}")
         for stage in selection["stages"]:
-            options = ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in stage["candidates"])
-            lines.append(f"  {stage['stage']:<13} -> {stage['chosen']}  (1 SE {stage['tolerance']:.3f}; {options})")
+            # runs recorded before the paired rule hold one SE per stage
+            options = ", ".join(f"{c['name']} {c['dev_score']:.3f} (SE {c.get('tolerance', stage.get('tolerance', 0)):.3f})"
+                                for c in stage["candidates"])
+            lines.append(f"  {stage['stage']:<13} -> {stage['chosen']}  ({options})")
     if info.get("device"):
         lines.append(f"end model {info.get('class', '')} trained on {info['device']}")
     table = result.evaluation

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from labeling import ConfigError, load_config, run_retrain
-from labeling.models.end_model_selection import bootstrap_se, metric_score, select_end_model
+from labeling.models.end_model_selection import (
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    bootstrap_se,
+    metric_score,
+    paired_se,
+    select_end_model,
+)
 
 from ..conftest import REPO, write_project
 
@@ -58,13 +65,15 @@ def test_every_stage_and_option_is_scored_and_rerun_is_identical(weak_youtube):
     assert [len(s["candidates"]) for s in info["stages"]] == [2, 3, 2, 3, 2]
     for stage in info["stages"]:
         scores = {c["name"]: c["dev_score"] for c in stage["candidates"]}
+        se = {c["name"]: c["tolerance"] for c in stage["candidates"]}
         assert all(0 <= v <= 1 for v in scores.values())
-        # the one-standard-error rule: the pick is within one SE of the best, and no option listed
-        # before it is
+        # the one-standard-error rule: the pick is within one SE (of its gap) of the best, and no
+        # option listed before it is
         names = list(scores)
         best = max(scores.values())
-        assert scores[stage["chosen"]] >= best - stage["tolerance"] - 1e-12
-        assert all(scores[n] < best - stage["tolerance"] - 1e-12 for n in names[: names.index(stage["chosen"])])
+        assert se[max(scores, key=scores.get)] == 0.0
+        assert scores[stage["chosen"]] >= best - se[stage["chosen"]] - 1e-12
+        assert all(scores[n] < best - se[n] - 1e-12 for n in names[: names.index(stage["chosen"])])
     assert info == runs[1].to_dict()
     np.testing.assert_array_equal(runs[0].model.predict_proba(dev_texts), runs[1].model.predict_proba(dev_texts))
     assert info["dev_score"] == metric_score(y_dev, runs[0].model.predict(dev_texts), "accuracy", CLASSES)
@@ -138,3 +147,28 @@ def test_selection_does_not_change_when_every_test_label_changes(youtube_splits,
     # the test labels did change what is measured: accuracy on test flips to its complement
     assert a.metric("end model") == pytest.approx(1 - b.metric("end model"))
     assert len(a.end_model["selection"]["stages"][0]["candidates"]) == 3
+
+
+def test_paired_se_is_the_error_of_the_gap_not_of_one_score():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    a = np.where(rng.random(200) < 0.85, y, 1 - y)  # about 85% right
+    b = a.copy()
+    b[0] = 1 - b[0]  # one row apart
+    assert paired_se(y, a, a, "accuracy", CLASSES) == 0.0
+    # one differing row: the gap is (times that row is drawn) / n, whose SD is about 1/n
+    assert paired_se(y, a, b, "accuracy", CLASSES) == pytest.approx(1 / 200, rel=0.25)
+    # one score's own error is far wider (about sqrt(0.85 * 0.15 / 200) = 0.025)
+    assert bootstrap_se(y, a, "accuracy", CLASSES) == pytest.approx(0.025, rel=0.25)
+    assert paired_se(y, a, b, "accuracy", CLASSES, random_state=1) == paired_se(y, a, b, "accuracy", CLASSES,
+                                                                                   random_state=1)
+
+
+def test_word_and_char_families_are_selectable(weak_youtube):
+    texts, soft, dev_texts, y_dev, _ = weak_youtube
+    assert set(DEFAULT_FAMILIES) <= set(FAMILIES)
+    chosen = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("word", "word_char"))
+    family = chosen.to_dict()["stages"][0]
+    assert [c["name"] for c in family["candidates"]] == ["word", "word_char"]
+    if family["chosen"] == "word_char":
+        assert chosen.model.analyzer == "word+char_wb" and chosen.model.C == 10.0

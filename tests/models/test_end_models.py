@@ -135,3 +135,46 @@ def test_torch_embeddings_alone_need_no_vocabulary(tmp_path):
     np.testing.assert_allclose(load_end_model(tmp_path / "e").predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-6)
     with pytest.raises(LabelingError, match="n-grams, an embedder"):
         TorchTextClassifier(2, ngrams=False).fit(TEXTS, HARD)
+
+
+def test_word_and_char_union_with_embeddings_round_trips(tmp_path):
+    import scipy.sparse as sp
+
+    from labeling import load_end_model, save_end_model
+
+    model = SklearnTextClassifier(2, analyzer="word+char_wb", ngram_min=2, ngram_max=4, C=10.0,
+                                  embedder="wordllama").fit(TEXTS, np.eye(2)[HARD] * 0.8 + 0.1)
+    X = model._features(TEXTS)
+    union = model.pipeline_.named_steps["ngrams"]
+    n_word = len(union.transformer_list[0][1].vocabulary_)
+    n_char = len(union.transformer_list[1][1].vocabulary_)
+    assert X.shape == (len(TEXTS), n_word + n_char + 256)
+    # three blocks, each of row norm 1/sqrt(3): a row of norm 1, one C for all
+    blocks = [X[:, :n_word], X[:, n_word:n_word + n_char], X[:, n_word + n_char:]]
+    for block in blocks:
+        np.testing.assert_allclose(sp.linalg.norm(block, axis=1), 1 / np.sqrt(3), rtol=1e-5)
+    assert not model._fast_path_ok()  # no fast path for a union: the pipeline's own transform
+    assert (model.predict(TEXTS) == HARD).all()
+    model.class_offsets = (0.0, -0.5)
+    save_end_model(model, tmp_path / "u")
+    loaded = load_end_model(tmp_path / "u")
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-12)
+
+
+def test_one_vectorizer_with_embeddings_weighs_both_alike():
+    import scipy.sparse as sp
+
+    model = SklearnTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=1, embedder="wordllama").fit(TEXTS, HARD)
+    X = model._features(TEXTS)
+    n_word = len(model.pipeline_.named_steps["ngrams"].vocabulary_)
+    np.testing.assert_allclose(sp.linalg.norm(X[:, :n_word], axis=1), 1 / np.sqrt(2), rtol=1e-5)
+    np.testing.assert_allclose(sp.linalg.norm(X[:, n_word:], axis=1), 1 / np.sqrt(2), rtol=1e-5)
+
+
+def test_the_sklearn_config_carries_its_embedder():
+    from labeling.config import EndModelConfig
+    from labeling.models.end_models import make_end_model
+
+    model = make_end_model(EndModelConfig(type="sklearn", analyzer="word", embedder="wordllama"), 2, 0)
+    assert isinstance(model, SklearnTextClassifier) and model.embedder == "wordllama" and model.analyzer == "word"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labeling import ArtifactError, load_end_model
+from labeling import ArtifactError, SklearnTextClassifier, load_end_model
 from labeling.cli import main
 from labeling.models.export import OnnxTextClassifier, export_onnx
 
@@ -58,3 +58,11 @@ def test_a_tampered_export_is_refused(exported, tmp_path):
 def test_only_the_sklearn_end_model_exports(tmp_path):
     with pytest.raises(ArtifactError, match="scikit-learn end model"):
         export_onnx(object(), tmp_path / "x")
+
+
+def test_a_union_or_embedding_model_is_refused_by_name(tmp_path):
+    texts = ["check out my channel", "love this song", "subscribe now", "great voice"]
+    model = SklearnTextClassifier(2, analyzer="word+char_wb").fit(texts, np.array([1, 0, 1, 0]))
+    with pytest.raises(ArtifactError, match="analyzer='word\\+char_wb'"):
+        export_onnx(model, tmp_path / "x")
+    assert not (tmp_path / "x").exists()

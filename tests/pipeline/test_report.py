@@ -151,3 +151,29 @@ def test_report_json_output(youtube_report, capsys):
     assert main(["report", result.run_id, "--config", config.base_dir + "/project.toml",
                  "--set", f'project.store="{result.store_path}"', "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"report": str(path)}
+
+
+def test_end_model_selection_shows_each_option_and_its_se_old_records_too(recorded_youtube_run):
+    import copy
+
+    from labeling import RunStore
+
+    _, result = recorded_youtube_run
+    with RunStore(result.store_path) as store:
+        run = store.get_run(result.run_id)
+        documents = store.get_documents(result.run_id)
+    selection = run["end_model"]["selection"]
+    family = selection["stages"][0]
+    html = render_report(run, documents)
+    assert "one SE of the gap to the best" in html
+    for option in family["candidates"]:
+        cells = f'<td class="l">{option["name"]}</td><td>{option["dev_score"]:.3f}</td><td>{option["tolerance"]:.3f}</td>'
+        assert cells in html
+    # a run recorded before the paired rule: one SE per stage, shown on each of its options
+    old = copy.deepcopy(run)
+    for stage in old["end_model"]["selection"]["stages"]:
+        stage["tolerance"] = 0.025
+        for option in stage["candidates"]:
+            del option["tolerance"]
+    first = family["candidates"][0]
+    assert f'<td class="l">{first["name"]}</td><td>{first["dev_score"]:.3f}</td><td>0.025</td>' in render_report(old, documents)

@@ -25,7 +25,6 @@ permutations are fixed, so reports are reproducible across processes.
 from __future__ import annotations
 
 import functools
-import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
@@ -43,8 +42,7 @@ N_HASHES = 64
 MAX_BUCKET = 200  # a bucket bigger than this is boilerplate; its pairs are not enumerated
 MAX_SHINGLED_CHARS = 2000
 MAX_EXAMPLES = 5
-_SPACE = re.compile(r"\s+")
-_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,9 @@ class VerificationReport:
     class_counts: dict  # split -> {class name: gold rows, "unlabelled": rows}
     findings: tuple[Finding, ...] = ()
     stats: dict = field(default_factory=dict)  # duplicate and leakage counts for the report
+    # ids of the test rows with an exact or near duplicate in train or dev: for the run's
+    # leakage-free metrics (not recorded: the findings hold examples and counts)
+    leaked_test_ids: frozenset = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -79,7 +80,9 @@ class VerificationReport:
         return not self.errors
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["leaked_test_ids"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> VerificationReport:
@@ -102,8 +105,12 @@ class VerificationReport:
 def normalize_text(text: str) -> str:
     """What "the same text" means for duplicates: Unicode NFKC, case-folded,
     invisible characters dropped, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
-    return _SPACE.sub(" ", text).strip()
+    text = unicodedata.normalize("NFKC", text)
+    for ch in _INVISIBLE:  # str.translate with a dict costs a lookup per character (4x slower)
+        if ch in text:
+            text = text.replace(ch, "")
+    # str.split() splits on exactly what the regex \s+ matched (Unicode whitespace), ~10x faster
+    return " ".join(text.casefold().split())
 
 
 def _shingle_hashes(codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -324,8 +331,10 @@ def _duplicate_findings(name: str, frame: pd.DataFrame, norm: pd.Series, config:
     return out
 
 
-def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyConfig, stats: dict) -> list[Finding]:
-    """Near duplicates within each split, and test rows near a train or dev row (leakage)."""
+def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyConfig, stats: dict,
+                   leaked_ids: set | None = None) -> list[Finding]:
+    """Near duplicates within each split, and test rows near a train or dev row (leakage),
+    whose ids are added to ``leaked_ids``."""
     owners: dict[str, list[tuple[str, str]]] = {}  # distinct text -> [(split, id)]
     for name in SPLIT_NAMES:
         for text, row_id in zip(norms[name], getattr(splits, name)["id"].astype(str)):
@@ -369,6 +378,8 @@ def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyCo
                     exact.setdefault(i, other_ids[0])
         near = {t: o for t, o in near_leak[other].items() if t not in exact}
         leaked = len(exact) + len(near)
+        if leaked_ids is not None:
+            leaked_ids.update(exact, near)
         stats[f"{other}_test_leakage_exact"] = len(exact)
         stats[f"{other}_test_leakage_near"] = len(near)
         if leaked:
@@ -416,7 +427,8 @@ def verify_splits(splits: Splits, config: VerifyConfig | None = None) -> Verific
     norms = {name: getattr(splits, name)["text"].map(normalize_text) for name in SPLIT_NAMES}
     for name in SPLIT_NAMES:
         findings += _duplicate_findings(name, getattr(splits, name), norms[name], config, splits.classes, stats)
-    findings += _near_findings(splits, norms, config, stats)
+    leaked: set[str] = set()
+    findings += _near_findings(splits, norms, config, stats, leaked)
     class_counts, class_findings = _class_findings(splits, config)
     findings += class_findings
     fatal = set(config.fail_on)
@@ -425,7 +437,7 @@ def verify_splits(splits: Splits, config: VerifyConfig | None = None) -> Verific
         version = splits.version
     except (KeyError, ValueError, TypeError):
         version = ""
-    return VerificationReport(splits.source, version, rows, class_counts, tuple(findings), stats)
+    return VerificationReport(splits.source, version, rows, class_counts, tuple(findings), stats, frozenset(leaked))
 
 
 def raise_on_errors(report: VerificationReport) -> VerificationReport:

@@ -358,6 +358,8 @@ def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyCo
         for text, row_id in zip(norms[name], getattr(splits, name)["id"].astype(str)):
             if text:
                 owners.setdefault(text, []).append((name, row_id))
+    # train and dev texts first: a big LSH bucket links its members to its first, which is then a
+    # train/dev text wherever the bucket holds one, so a test text near it is still found (leakage)
     distinct = list(owners)
     out: list[Finding] = []
     if config.max_near_duplicate_rows and len(distinct) > config.max_near_duplicate_rows:

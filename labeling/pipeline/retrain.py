@@ -586,6 +586,10 @@ def _end_model_lines(result: RunResult) -> list[str]:
         for stage in selection["stages"]:
             options = ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in stage["candidates"])
             lines.append(f"  {stage['stage']:<13} -> {stage['chosen']}  (1 SE {stage['tolerance']:.3f}; {options})")
+        if selection.get("rows"):
+            lines.append(f"  rows: {selection['rows']['note']} (end_model.selection_max_rows = "
+                         f"{selection['rows']['selection_max_rows']})")
+        lines += [f"  not tried: {name}: {why}" for name, why in (selection.get("dropped_candidates") or {}).items()]
     if info.get("device"):
         lines.append(f"end model {info.get('class', '')} trained on {info['device']}")
     table = result.evaluation

@@ -138,6 +138,12 @@ def test_selection_does_not_change_when_every_test_label_changes(youtube_splits,
     # the test labels did change what is measured: accuracy on test flips to its complement
     assert a.metric("end model") == pytest.approx(1 - b.metric("end model"))
     assert len(a.end_model["selection"]["stages"][0]["candidates"]) == 3
+    # the summary says how many rows the stages and the final fit used
+    from labeling.pipeline.retrain import format_summary
+
+    assert a.end_model["selection"]["rows"]["selection"] == a.end_model["selection"]["rows"]["final"]
+    assert "rows: the stages ran on every row; the pick is their model (end_model.selection_max_rows = 20000)" in (
+        format_summary(a))
 
 
 def test_selection_on_a_subsample_is_recorded_reproducible_and_refitted_on_all_rows(weak_youtube):
@@ -176,3 +182,4 @@ def test_a_refit_cap_subsamples_the_final_fit_and_says_so(weak_youtube):
     rows = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("word",), max_rows=150,
                             refit_max_rows=300).to_dict()["rows"]
     assert rows["selection"] == 150 and rows["final"] == 300 and "end_model.max_rows" in rows["note"]
+

@@ -139,7 +139,11 @@ def _timed(timings: dict[str, float], step: str, stages: Stages, rows: int | Non
     timings[step] = stages.stats[step].seconds
 
 
-_STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model", "promotion_gate", "record")
+_STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model", "documents", "promotion_gate",
+           "record")
+# the monitor's reference vocabulary (its most frequent tokens) is read off at most this many
+# train texts, a seeded subsample beyond: tokenising a million reviews took minutes
+REFERENCE_MAX_TEXTS = 50_000
 
 
 def _new_run_id() -> str:
@@ -352,8 +356,9 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
-    test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model,
-                                                  end_test_proba)
+    with _timed(timings, "documents", stages, rows=len(splits.test)):
+        test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model,
+                                                      end_test_proba)
     documents = {"verification": verification.to_dict(), **extra_documents}
 
     run_id = _new_run_id()
@@ -415,9 +420,17 @@ def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, la
     return recorded, {
         "test_predictions": {"artifact": PREDICTIONS_ARTIFACT, "rows": len(test)},
         "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
-        "monitor_reference": reference_profile(L_train, L_test, names, splits.train["text"].tolist(),
+        "monitor_reference": reference_profile(L_train, L_test, names, _reference_texts(splits.train["text"], config.seed),
                                                test["text"].tolist(), end_probs, config.classes),
     }
+
+
+def _reference_texts(texts: pd.Series, seed: int) -> list[str]:
+    """The train texts the monitor's reference vocabulary is read from: all, or a seeded
+    subsample of ``REFERENCE_MAX_TEXTS`` (the most frequent tokens barely move beyond)."""
+    if len(texts) > REFERENCE_MAX_TEXTS:
+        texts = texts.iloc[np.sort(np.random.default_rng(seed).choice(len(texts), REFERENCE_MAX_TEXTS, replace=False))]
+    return texts.astype(str).tolist()
 
 
 def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str],

@@ -1,6 +1,7 @@
 """The whole retrain job at scale: the real CLI on IMDB projects of 50k, 200k and 1M rows.
 
     python benchmarks/retrain_scale.py [--sizes 50000 200000 1000000] [--snorkel-rows 5000] [--skip-apply]
+                                       [--runs cold warm]
 
 For each size, a project is built in a temporary folder: one Parquet file with a
 ``split`` column (what a user brings). Dev is 2,500 and test 22,500 reviews of
@@ -10,9 +11,13 @@ LF cache or de-duplication of repeated texts flatters the run. The LFs are the
 project's ``labeling_functions/imdb_sentiment.py``.
 
 ``python -m labeling retrain --json`` runs in a subprocess twice: with a cold LF
-cache, then warm (same cache folder, a new run). Printed per run: wall seconds,
-the child's peak RSS, and the stage table the CLI reports (seconds, peak RSS,
-rows/s per stage).
+cache, then warm (same cache folder, a new run); ``--runs cold`` skips the warm
+run. Printed per run: wall seconds, the child's peak RSS, the machine's load
+average during the run (mean and max of 1-minute samples taken every 5 s: on a
+shared machine, timings stretch with it), the end model's test accuracy and how it
+was chosen, and the stage table the CLI reports (seconds, peak RSS, rows/s per
+stage). With more than one size, a last table puts each stage's seconds side by
+side with the ratio to the smallest size (linear: the ratio of the rows).
 
 Then, on IMDB's 50,000 reviews (distinct texts), LF application side by side:
 Snorkel's ``PandasLFApplier`` (on ``--snorkel-rows`` rows, its rows/s
@@ -33,6 +38,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,20 +117,39 @@ def build_project(folder: Path, rows: int, train: pd.DataFrame, test: pd.DataFra
 
 def run_cli(config: Path) -> dict:
     """``python -m labeling retrain --json`` in a child process: wall s, peak RSS, stages."""
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(5.0):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "labeling", "retrain", "--config", str(config), "--json", "--quiet"],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
     out, err = child.communicate()
     wall = time.perf_counter() - start
+    done.set()
+    loads = loads or [os.getloadavg()[0]]
     if child.returncode != 0:
         raise SystemExit(f"retrain failed ({child.returncode}):\n{err[-4000:]}")
     payload = json.loads(out)
     stages = payload.get("stages", {})
     # each stage's peak is the process's (or its largest worker's) peak so far: the last is the run's
     peak = max((s["peak_rss_mb"] for s in stages.values()), default=float("nan"))
+    selection = (payload.get("end_model") or {}).get("selection") or {}
     return {"wall_s": round(wall, 2), "peak_rss_mb": peak, "stages": stages,
-            "end_model_accuracy": _metric(payload, "end model")}
+            "load_avg_mean": round(float(np.mean(loads)), 2), "load_avg_max": round(max(loads), 2),
+            "end_model_accuracy": _metric(payload, "end model"),
+            "label_model_accuracy": next((m["accuracy"] for m in payload["metrics"] if m["kind"] == "label_model"
+                                          and m["name"] != "majority vote"), None),
+            "end_model_choice": {"settings": selection.get("settings"), "rows": selection.get("rows"),
+                                 "dropped": selection.get("dropped_candidates"),
+                                 "family_scores": {c["name"]: round(c["dev_score"], 4)
+                                                   for c in (selection.get("stages") or [{}])[0].get("candidates", [])}}}
 
 
 def _metric(payload: dict, name: str):
@@ -134,9 +159,34 @@ def _metric(payload: dict, name: str):
 def _print_run(label: str, run: dict) -> None:
     from labeling.progress import stage_table
 
-    print(f"\n{label}: {run['wall_s']:.1f} s wall, peak RSS {run['peak_rss_mb']:,.0f} MiB, "
-          f"end model accuracy {run['end_model_accuracy']}", flush=True)
+    print(f"\n{label}: {run['wall_s']:.1f} s wall, peak RSS {run['peak_rss_mb']:,.0f} MiB, load average "
+          f"{run['load_avg_mean']} (max {run['load_avg_max']}) on {os.cpu_count()} cores; end model test accuracy "
+          f"{run['end_model_accuracy']} (label model {run['label_model_accuracy']})", flush=True)
+    print(f"end model: {json.dumps(run['end_model_choice'], default=str)}", flush=True)
     print(stage_table(run["stages"]), flush=True)
+
+
+def ratio_table(results: dict, kind: str = "cold") -> str:
+    """Each stage's seconds per size, and its ratio to the smallest size's."""
+    sizes = sorted(r for r in results if isinstance(r, int) and kind in results[r])
+    if len(sizes) < 2:
+        return ""
+    base = sizes[0]
+    names = list(results[base][kind]["stages"])
+    head = f"{'stage':<16}" + "".join(f"{f'{n:,} s':>13}" for n in sizes)
+    head += "".join(f"{f'x {n // base}':>9}" for n in sizes[1:])
+    lines = [f"{kind} runs: seconds per stage, and the ratio to {base:,} rows (rows ratio: "
+             + ", ".join(f"{n / base:g}" for n in sizes[1:]) + ")", head]
+    for name in names + ["wall"]:
+        secs = [results[n][kind]["wall_s"] if name == "wall" else results[n][kind]["stages"].get(name, {}).get("seconds")
+                for n in sizes]
+        row = f"{name:<16}" + "".join(f"{'' if v is None else f'{v:.2f}':>13}" for v in secs)
+        row += "".join(f"{'' if not secs[0] or v is None else f'{v / secs[0]:.1f}':>9}" for v in secs[1:])
+        lines.append(row)
+    peaks = [results[n][kind]["peak_rss_mb"] for n in sizes]
+    lines.append(f"{'peak RSS MiB':<16}" + "".join(f"{v:>13,.0f}" for v in peaks)
+                 + "".join(f"{v / peaks[0]:>9.1f}" for v in peaks[1:]))
+    return "\n".join(lines)
 
 
 def apply_ratios(data_dir: Path, snorkel_rows: int) -> list[dict]:
@@ -183,6 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument("--snorkel-rows", type=int, default=5_000)
     parser.add_argument("--skip-apply", action="store_true", help="no applier comparison")
     parser.add_argument("--skip-retrain", action="store_true", help="only the applier comparison")
+    parser.add_argument("--runs", nargs="+", choices=("cold", "warm"), default=["cold", "warm"],
+                        help="which LF-cache states to run (warm runs after cold, on its cache)")
     args = parser.parse_args(argv)
     data_dir = Path(os.environ.get("LABELING_DATA_DIR", REPO.parent / "shared" / "data"))
     results: dict = {}
@@ -191,11 +243,15 @@ def main(argv=None) -> int:
         for rows in sorted(args.sizes):
             with tempfile.TemporaryDirectory(prefix=f"imdb{rows}-") as tmp:
                 config = build_project(Path(tmp), rows, train, test)
-                cold = run_cli(config)
-                _print_run(f"{rows:,} rows, cold LF cache", cold)
-                warm = run_cli(config)
-                _print_run(f"{rows:,} rows, warm LF cache", warm)
-                results[rows] = {"cold": cold, "warm": warm}
+                results[rows] = {}
+                for kind in ("cold", "warm"):
+                    if kind in args.runs:
+                        results[rows][kind] = run_cli(config)
+                        _print_run(f"{rows:,} rows, {kind} LF cache", results[rows][kind])
+        for kind in args.runs:
+            table = ratio_table(results, kind)
+            if table:
+                print("\n" + table, flush=True)
     if not args.skip_apply:
         ratios = apply_ratios(data_dir, args.snorkel_rows)
         print(f"\nLF application on IMDB's distinct texts (Snorkel timed on {args.snorkel_rows:,} rows, extrapolated):")

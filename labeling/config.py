@@ -22,7 +22,7 @@ FORMATS = ("csv", "parquet", "jsonl")
 LABEL_MODEL_TYPES = ("snorkel", "majority_vote", "auto")
 END_MODEL_TYPES = ("sklearn", "torch", "auto")
 # end_model.type = "auto": the model families tried in the first selection stage, simplest first
-END_MODEL_CANDIDATES = ("char_wb", "char_wb_C10", "word", "word_char", "word_char_emb", "embedding", "mlp")
+END_MODEL_CANDIDATES = ("char_wb", "char_wb_C10", "word", "word_hashed", "word_char", "word_char_emb", "embedding", "mlp")
 REDACT_MODES = ("all", "served", "none")
 
 
@@ -88,9 +88,17 @@ class EndModelConfig:
     device: str = "auto"  # torch: "auto" uses a GPU when present
     # auto: the first stage's candidate families (END_MODEL_CANDIDATES), simplest first;
     # later stages (labels, class weights, self-training, decision offsets) always run.
-    candidates: tuple[str, ...] = ("word", "word_char", "word_char_emb", "embedding")  # "mlp" too: slower on CPU
+    # "word_hashed" (word n-grams, hashed) where "word" would hold a vocabulary growing with the corpus
+    candidates: tuple[str, ...] = ("word_hashed", "word_char", "word_char_emb", "embedding")  # "mlp" too: slower on CPU
     auto_embedder: str = "wordllama"  # auto: the embedder of the "embedding" and "mlp" candidates
     baseline_max_rows: int = 20000  # human/oracle baselines: a seeded subsample beyond this many rows (0 = all)
+    # auto: the selection stages run on a seeded subsample of this many weak-labelled rows, then
+    # the pick is refitted on all of them (or on max_rows); 0 = select on every row
+    selection_max_rows: int = 20000
+    max_rows: int = 100000  # the end model's final fit: a seeded subsample beyond this many rows (0 = all)
+    # auto: character n-gram and embedding candidates (end_model_selection.COSTLY) are left out when
+    # the selection rows hold more characters than this (their cost grows with every character); 0 = always
+    costly_max_chars: int = 4000000
 
 
 @dataclass(frozen=True)
@@ -221,6 +229,10 @@ _RANGES: dict[tuple[str, str], tuple[float, float, bool, bool]] = {
     ("end_model", "lr"): (0, _INF, False, False),
     ("end_model", "weight_decay"): (0, _INF, True, False),
     ("end_model", "batch_size"): (1, _INF, True, False),
+    ("end_model", "baseline_max_rows"): (0, _INF, True, False),
+    ("end_model", "selection_max_rows"): (0, _INF, True, False),
+    ("end_model", "max_rows"): (0, _INF, True, False),
+    ("end_model", "costly_max_chars"): (0, _INF, True, False),
     ("review", "n"): (1, _INF, True, False),
     ("review", "gold_weight"): (0, _INF, True, False),
     ("verify", "near_duplicate_jaccard"): (0, 1, True, True),

@@ -55,3 +55,21 @@ def test_serve_load_run_leaves_the_project_store_untouched(recorded_youtube_run,
                                "--rate", "20", "--seconds", "1", "--batch-size", "20", "--batch-repeats", "1"]) == 0
     assert '"single_predict"' in capsys.readouterr().out
     assert _predictions(store) == before
+
+
+def test_retrain_scale_ratio_table_lists_every_stage_with_its_ratio_to_the_smallest_size():
+    spec = importlib.util.spec_from_file_location("retrain_scale", REPO / "benchmarks" / "retrain_scale.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(scale):
+        stages = {name: {"seconds": 2.0 * scale, "peak_rss_mb": 100.0 * scale}
+                  for name in ("load", "apply", "end_model")}
+        return {"cold": {"wall_s": 10.0 * scale, "peak_rss_mb": 100.0 * scale, "stages": stages}}
+
+    table = module.ratio_table({50_000: run(1), 200_000: run(4), 1_000_000: run(20), "apply": []})
+    lines = table.splitlines()
+    assert "rows ratio: 4, 20" in lines[0]
+    assert [line.split()[0] for line in lines[2:]] == ["load", "apply", "end_model", "wall", "peak"]
+    assert lines[2].split()[1:] == ["2.00", "8.00", "40.00", "4.0", "20.0"]
+    assert module.ratio_table({50_000: run(1)}) == ""  # one size: nothing to compare

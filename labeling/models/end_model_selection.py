@@ -25,20 +25,34 @@ score's: two options scored on the same rows mostly agree, and the error of one 
 (about 0.03 on 100-200 rows) exceeded nearly every gap between options on our dev
 sets, so every later stage kept its first option whatever dev said. Every option's dev score
 is kept in the result (``EndModelSelection.to_dict``), which the run records.
+
+At scale (what keeps the cost linear in rows and memory bounded):
+
+- the stages run on a seeded subsample of at most ``max_rows`` weak-labelled rows (and
+  as many uncovered rows for self-training); the pick is then refitted once on all rows,
+  or on a seeded subsample of ``refit_max_rows``, and the record says which;
+- families whose cost grows with every character (``COSTLY``: character n-grams, 4
+  n-grams per character analysed in Python, with a vocabulary that grows with the
+  corpus; sentence embeddings, a tokenizer pass and a pooled vector per token of every
+  train, dev and test text) are left out of the candidates when the selection rows hold
+  more than ``costly_max_chars`` characters (the record says so and why);
+- each family's texts are vectorised once and the features reused by every stage
+  (labels, class weights and self-training change targets and weights, not features).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import ConfigError, LabelingError
 from .end_models import WORD_AND_CHAR, SklearnTextClassifier, TorchTextClassifier, soft_targets
 
-__all__ = ["DEFAULT_FAMILIES", "FAMILIES", "EndModelSelection", "StageResult", "bootstrap_se", "metric_score",
-           "paired_se", "select_end_model"]
+__all__ = ["COSTLY", "DEFAULT_FAMILIES", "FAMILIES", "EndModelSelection", "StageResult", "bootstrap_se",
+           "metric_score", "paired_se", "select_end_model"]
 
 CONFIDENCE_CUT = 0.3  # "confident" labels drop this share of the least confident rows
 SELF_TRAINING_CONFIDENCE = 0.9
@@ -101,6 +115,9 @@ def _family(name: str, k: int, seed: int, embedder: str):
         return SklearnTextClassifier(k, analyzer="char_wb", ngram_min=2, ngram_max=5, C=10.0, random_state=seed)
     if name == "word":
         return SklearnTextClassifier(k, analyzer="word", ngram_min=1, ngram_max=2, C=10.0, random_state=seed)
+    if name == "word_hashed":  # "word" without a vocabulary: its memory and artifact do not grow with the corpus
+        return SklearnTextClassifier(k, analyzer="word", ngram_min=1, ngram_max=2, C=10.0, hash_bits=20,
+                                     random_state=seed)
     if name == "embedding":
         return TorchTextClassifier(k, ngrams=False, embedder=embedder, hidden=0, epochs=100, lr=0.02,
                                    batch_size=64, patience=5, random_state=seed)
@@ -111,8 +128,9 @@ def _family(name: str, k: int, seed: int, embedder: str):
     raise ConfigError(f"unknown end-model candidate {name!r}; expected one of {FAMILIES}")
 
 
-FAMILIES = ("char_wb", "char_wb_C10", "word", "word_char", "word_char_emb", "embedding", "mlp")
-DEFAULT_FAMILIES = ("word", "word_char", "word_char_emb", "embedding")
+FAMILIES = ("char_wb", "char_wb_C10", "word", "word_hashed", "word_char", "word_char_emb", "embedding", "mlp")
+# simplest first; "word_hashed" is "word" without a vocabulary that grows with the corpus
+DEFAULT_FAMILIES = ("word_hashed", "word_char", "word_char_emb", "embedding")
 
 
 @dataclass(frozen=True)
@@ -128,19 +146,23 @@ class StageResult:
 
 @dataclass(frozen=True, eq=False)
 class EndModelSelection:
-    """The fitted pick and how it was reached. ``settings``: the option chosen per stage."""
+    """The fitted pick and how it was reached. ``settings``: the option chosen per stage;
+    ``rows``: how many train rows the stages and the final fit used, and why (``scale``)."""
 
     model: object
     metric: str
     stages: tuple[StageResult, ...]
     settings: dict
     dev_score: float
+    rows: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)  # candidate family -> why it was not tried
 
     def to_dict(self) -> dict:
         return {
             "metric": self.metric, "dev_score": self.dev_score, "settings": dict(self.settings),
             "rule": "per stage, the simplest option whose dev score is within one standard error of the best's "
                     "(paired bootstrap of the score difference)",
+            "rows": dict(self.rows), "dropped_candidates": dict(self.dropped),
             "stages": [{"stage": s.stage, "chosen": s.chosen,
                         "candidates": [{"name": n, "dev_score": v, "tolerance": t}
                                        for (n, v), t in zip(s.options, s.tolerances)]} for s in self.stages],
@@ -168,6 +190,26 @@ def _one_se_pick(options: list[tuple[str, np.ndarray]], y_dev, metric, classes,
     return chosen, tolerances, scores
 
 
+SELECTION_MAX_ROWS = 20_000
+COSTLY_MAX_CHARS = 4_000_000
+# families whose time (and for n-grams, vocabulary) grows with every character of every text
+_CHAR_COST = "character 2-5-grams, 4 per character, analysed in Python; the vocabulary grows with the corpus"
+_EMBED_COST = "sentence embeddings: a tokenizer pass and a pooled vector per token of every train, dev and test text"
+COSTLY = {"char_wb": _CHAR_COST, "char_wb_C10": _CHAR_COST, "word_char": _CHAR_COST,
+          "word_char_emb": f"{_CHAR_COST}; {_EMBED_COST}", "embedding": _EMBED_COST, "mlp": _EMBED_COST}
+
+
+def _subsample(n: int, cap: int, rng) -> np.ndarray | None:
+    """Sorted row indices of a seeded subsample of ``cap`` of ``n`` rows; None keeps all."""
+    if not cap or n <= cap:
+        return None
+    return np.sort(rng.choice(n, cap, replace=False))
+
+
+def _take(items: list, rows: np.ndarray | None) -> list:
+    return items if rows is None else [items[i] for i in rows]
+
+
 def select_end_model(
     texts: Sequence[str],
     soft_labels,
@@ -183,14 +225,21 @@ def select_end_model(
     embedding_cache=None,
     random_state: int = 0,
     progress: Callable[[str], None] | None = None,
+    max_rows: int = SELECTION_MAX_ROWS,
+    refit_max_rows: int = 0,
+    costly_max_chars: int = COSTLY_MAX_CHARS,
 ) -> EndModelSelection:
     """Fit and choose an end model on dev only (see the module docstring).
 
     ``texts`` (n,) training texts with ``soft_labels`` (n, k) weak labels and optional
     ``sample_weight`` (n,) (gold rows may weigh more); ``dev_texts`` (m,) with gold
     ``y_dev`` (m,) class indices, the only labels read; ``unlabelled_texts``: train rows
-    no LF covers, for self-training. Raises ``LabelingError`` on empty dev or bad labels,
-    ``ConfigError`` on an unknown family or metric.
+    no LF covers, for self-training. ``max_rows``: the stages run on a seeded subsample
+    of this many rows (0 = all); ``refit_max_rows``: the pick's final fit uses at most
+    this many (0 = all); ``costly_max_chars``: the ``COSTLY`` families are tried only
+    when the selection rows hold at most this many characters (0 = always). Raises
+    ``LabelingError`` on empty dev or bad labels, ``ConfigError`` on an unknown family
+    or metric.
     """
     k = len(classes)
     texts, dev_texts = list(texts), list(dev_texts)
@@ -203,30 +252,59 @@ def select_end_model(
     metric_score(y_dev, y_dev, metric, classes)  # validates the metric and that dev is not empty
     if not families:
         raise ConfigError("no end-model candidates to select from")
+    for name in families:
+        if name not in FAMILIES:
+            raise ConfigError(f"unknown end-model candidate {name!r}; expected one of {FAMILIES}")
     seed = random_state
+    rng = np.random.default_rng(seed)
+    # the stages' rows: a seeded subsample, drawn before anything else reads the RNG
+    max_rows = min((c for c in (max_rows, refit_max_rows) if c), default=0)  # never more than the final fit
+    picked = _subsample(len(texts), max_rows, rng)
+    picked_unlabelled = _subsample(len(unlabelled), max_rows, rng)
+    refit_rows = _subsample(len(texts), refit_max_rows, rng)
+    refit_unlabelled = _subsample(len(unlabelled), refit_max_rows, rng)
+    sample = _Data(_take(texts, picked), targets if picked is None else targets[picked],
+                   weights if picked is None else weights[picked], _take(unlabelled, picked_unlabelled))
+    chars = sum(map(len, sample.texts))
+    dropped = {}
+    if costly_max_chars and chars > costly_max_chars:
+        dropped = {f: (f"the {len(sample.texts):,} selection rows hold {chars:,} characters, above "
+                       f"end_model.costly_max_chars = {costly_max_chars:,}; its cost grows with every character "
+                       f"({COSTLY[f]})") for f in families if f in COSTLY}
+    tried = [f for f in families if f not in dropped] or list(families)  # nothing else to try: keep them
+    dropped = {f: why for f, why in dropped.items() if f not in tried}
 
-    def fit(recipe: _Recipe, base=None):
-        """Train ``recipe``; self-training rounds continue from ``base`` (the previous round)."""
+    def fit(recipe: _Recipe, data: _Data, base=None):
+        """Train ``recipe`` on ``data``; self-training rounds continue from ``base`` (the previous round)."""
         model = _family(recipe.family, k, seed, embedder)
         model.embedding_cache = embedding_cache
-        t, w, x = targets, weights, texts
+        t, w, x = data.targets, data.weights, data.texts
+        keep = None
         if recipe.labels == "hard":
-            t = np.eye(k)[targets.argmax(axis=1)]
+            t = np.eye(k)[t.argmax(axis=1)]
         elif recipe.labels == "confident":
-            confidence = targets.max(axis=1)
+            confidence = t.max(axis=1)
             keep = confidence >= np.quantile(confidence, CONFIDENCE_CUT)
             t, w, x = t[keep], w[keep], [s for s, kept in zip(x, keep) if kept]
         if recipe.class_weight == "balanced":
             mass = t.sum(axis=0)
             per_class = np.divide(len(t), k * mass, out=np.zeros(k), where=mass > 0)
             w = w * (t @ per_class)
-        if recipe.self_training and base is not None and unlabelled:
-            proba = base.predict_proba(unlabelled)
+        extra: list[str] = []
+        sure = None
+        if recipe.self_training and base is not None and data.unlabelled:
+            proba = data.proba(base, recipe.family, "unlabelled", data.unlabelled)
             sure = proba.max(axis=1) >= SELF_TRAINING_CONFIDENCE
-            x = x + [s for s, ok in zip(unlabelled, sure) if ok]
+            extra = [s for s, ok in zip(data.unlabelled, sure) if ok]
             t = np.vstack([t, np.eye(k)[proba[sure].argmax(axis=1)]])
             w = np.concatenate([w, np.ones(int(sure.sum()))])
-        return model.fit(x, t, sample_weight=w)
+        if isinstance(model, SklearnTextClassifier):
+            vectorizer, X = data.features(recipe.family, model)
+            X = X if keep is None else X[keep]
+            if extra:
+                X = sp.vstack([X, data.transformed(recipe.family, "unlabelled", data.unlabelled)[sure]], format="csr")
+            return model.fit_features(vectorizer, X, t, sample_weight=w)
+        return model.fit(x + extra, t, sample_weight=w)
 
     stages: list[StageResult] = []
 
@@ -236,34 +314,109 @@ def select_end_model(
             if i >= len(fitted):
                 if progress:
                     progress(f"end model {name}: {labels[i]}")
-                fitted.append(fit(recipe))
-        preds = [m.predict(dev_texts) for m in fitted]
+                fitted.append(fit(recipe, sample))
+        preds = [sample.proba(m, r.family, "dev", dev_texts).argmax(axis=1) for m, r in zip(fitted, recipes)]
         chosen, tolerances, scores = _one_se_pick(list(zip(labels, preds)), y_dev, metric, classes, seed)
         stages.append(StageResult(name, tuple(zip(labels, map(float, scores))), tuple(map(float, tolerances)),
                                   labels[chosen]))
         return recipes[chosen], fitted[chosen]
 
-    recipe, model = run_stage("family", [_Recipe(f) for f in families], list(families))
+    def self_trained(recipe: _Recipe, data: _Data, rounds: int) -> list:
+        """The models of 0..rounds self-training rounds; round r: the rows round r-1's model is sure of."""
+        chain = [fit(replace(recipe, self_training=0), data)]
+        for r in range(1, rounds + 1):
+            if progress:
+                progress(f"end model self_training: {r} round(s)")
+            chain.append(fit(replace(recipe, self_training=1), data, base=chain[-1]))
+        return chain
+
+    recipe, model = run_stage("family", [_Recipe(f) for f in tried], tried)
     recipe, model = run_stage("labels", [recipe, replace(recipe, labels="hard"), replace(recipe, labels="confident")],
                               ["soft", "hard", f"confident (least {CONFIDENCE_CUT:.0%} cut)"], [model])
     recipe, model = run_stage("class_weight", [recipe, replace(recipe, class_weight="balanced")],
                               ["none", "balanced"], [model])
-    if unlabelled:
+    if sample.unlabelled:
         chain = [model]
         for rounds in (1, 2):
             if progress:
                 progress(f"end model self_training: {rounds} round(s)")
-            # round r: the rows round r-1's model is confident on, labelled by it
-            chain.append(fit(replace(recipe, self_training=1), base=chain[-1]))
+            chain.append(fit(replace(recipe, self_training=1), sample, base=chain[-1]))
         recipe, model = run_stage("self_training", [recipe, replace(recipe, self_training=1),
                                                     replace(recipe, self_training=2)], ["0", "1", "2"], chain)
     offsets = _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages)
+    selection_score = metric_score(y_dev, model.predict(dev_texts) if offsets is None
+                                   else _apply_offsets(model.predict_proba(dev_texts), offsets), metric, classes)
+    sample.release()
+    rows = {"train": len(texts), "selection": len(sample.texts), "selection_max_rows": max_rows,
+            "unlabelled": len(unlabelled), "selection_unlabelled": len(sample.unlabelled),
+            "selection_dev_score": selection_score}
+    if picked is None and picked_unlabelled is None:
+        rows.update(final=len(texts), final_unlabelled=len(unlabelled),
+                    note="the stages ran on every row; the pick is their model")
+    else:
+        if recipe.family in COSTLY and costly_max_chars:
+            # its final fit keeps within the same character budget
+            refit_rows = _within_chars(texts, refit_rows, costly_max_chars, rng)
+        full = _Data(_take(texts, refit_rows), targets if refit_rows is None else targets[refit_rows],
+                     weights if refit_rows is None else weights[refit_rows], _take(unlabelled, refit_unlabelled))
+        if progress:
+            progress(f"end model: refit {recipe.family} on {len(full.texts):,} rows")
+        model = self_trained(recipe, full, recipe.self_training)[-1]
+        full.release()
+        if offsets is not None:  # the decision stage chose offsets: refitted to the refitted model on dev
+            _, offsets = _fit_offsets(model.predict_proba(dev_texts), y_dev, k, metric, classes)
+        rows.update(final=len(full.texts), final_unlabelled=len(full.unlabelled),
+                    note=(f"the stages ran on a seeded subsample of {len(sample.texts):,} of {len(texts):,} rows; the "
+                          f"pick was refitted on {len(full.texts):,}"
+                          + ("" if refit_rows is None else " (a seeded subsample: end_model.max_rows)")))
     if offsets is not None:
         model.class_offsets = offsets
     settings = {"family": recipe.family, "labels": recipe.labels, "class_weight": recipe.class_weight,
                 "self_training": recipe.self_training, "decision": stages[-1].chosen}
     dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes)
-    return EndModelSelection(model, metric, tuple(stages), settings, dev_score)
+    return EndModelSelection(model, metric, tuple(stages), settings, dev_score, rows, dropped)
+
+
+def _within_chars(texts: list[str], rows: np.ndarray | None, budget: int, rng) -> np.ndarray | None:
+    """``rows`` (None = all) cut to a seeded subsample whose texts hold about ``budget`` characters."""
+    rows = np.arange(len(texts)) if rows is None else rows
+    chars = sum(len(texts[i]) for i in rows)
+    if chars <= budget:
+        return None if len(rows) == len(texts) else rows
+    keep = max(2, int(len(rows) * budget / chars))
+    return np.sort(rng.choice(rows, keep, replace=False))
+
+
+class _Data:
+    """Training rows of one fit (texts, (n, k) targets, (n,) weights, uncovered texts), with
+    each sklearn family's TF-IDF features computed once and shared by every fit on them."""
+
+    def __init__(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, unlabelled: list[str]):
+        self.texts, self.targets, self.weights, self.unlabelled = texts, targets, weights, unlabelled
+        self._features: dict = {}
+
+    def features(self, family: str, model: SklearnTextClassifier):
+        """(the family's vectorizer fitted on the rows' texts, their (n, d) features)."""
+        if family not in self._features:
+            vectorizer = model.vectorizer()
+            self._features[family] = (vectorizer, vectorizer.fit_transform(self.texts))
+        return self._features[family]
+
+    def transformed(self, family: str, name: str, texts: list[str]):
+        """Features of other texts (dev, uncovered rows) by the family's vectorizer, computed once."""
+        key = (family, name)
+        if key not in self._features:
+            self._features[key] = self._features[family][0].transform(texts)
+        return self._features[key]
+
+    def proba(self, model, family: str, name: str, texts: list[str]) -> np.ndarray:
+        """``model.predict_proba(texts)``, from shared features where the model reads them."""
+        if isinstance(model, SklearnTextClassifier) and family in self._features:
+            return model.predict_proba_features(self.transformed(family, name, texts))
+        return model.predict_proba(texts)
+
+    def release(self) -> None:
+        self._features.clear()
 
 
 def _fit_offsets(proba: np.ndarray, y: np.ndarray, k: int, metric: str, classes) -> tuple[str, tuple]:

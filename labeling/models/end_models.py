@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -191,6 +191,20 @@ class _TextClassifier:
         return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"}
 
 
+class _NgramsAndEmbeddings:
+    """A model's n-gram vectorizer with its sentence embeddings appended: the features
+    ``SklearnTextClassifier.vectorizer()`` gives a model with an ``embedder``."""
+
+    def __init__(self, model: SklearnTextClassifier, ngrams):
+        self.model, self.ngrams = model, ngrams
+
+    def fit_transform(self, texts: list[str]) -> sp.csr_matrix:
+        return self.model._with_embeddings(self.ngrams.fit_transform(texts), texts)
+
+    def transform(self, texts: list[str]) -> sp.csr_matrix:
+        return self.model._with_embeddings(self.ngrams.transform(texts), texts)
+
+
 class SklearnTextClassifier(_TextClassifier):
     """TF-IDF n-grams (``analyzer``: "char_wb", "word", or "word+char_wb", word 1-2
     grams beside char_wb ngram_min..ngram_max grams), optionally with sentence
@@ -210,6 +224,7 @@ class SklearnTextClassifier(_TextClassifier):
         embedder: str = "",
         class_offsets: tuple = (),
         random_state: int = 0,
+        hash_bits: int = 0,
     ):
         self.cardinality = cardinality
         self.analyzer = analyzer
@@ -219,6 +234,7 @@ class SklearnTextClassifier(_TextClassifier):
         self.embedder = embedder
         self.class_offsets = class_offsets
         self.random_state = random_state
+        self.hash_bits = hash_bits
 
     def _block_weight(self) -> float:
         """Each block's row norm: 1/sqrt(blocks), so a whole row has norm 1."""
@@ -229,10 +245,28 @@ class SklearnTextClassifier(_TextClassifier):
         # liblinear suits small sparse problems but is binary-only in current
         # scikit-learn, so multi-class uses lbfgs.
         solver = "liblinear" if self.cardinality == 2 else "lbfgs"
+        if self.hash_bits:
+            # n-grams hashed into 2**hash_bits columns: no vocabulary to build, hold or save, so
+            # memory and the artifact stay the same size however many rows and n-grams there are
+            # (the same TF-IDF arithmetic as the vectorizer; rare collisions share a weight)
+            if not 10 <= self.hash_bits <= 24:
+                raise LabelingError(f"hash_bits must be in 10..24, got {self.hash_bits}")
+            if self.analyzer not in ANALYZERS:
+                raise LabelingError(f"hash_bits needs analyzer 'word' or 'char_wb', got {self.analyzer!r}")
+            vectorizer = Pipeline([
+                ("hash", HashingVectorizer(analyzer=self.analyzer, ngram_range=(self.ngram_min, self.ngram_max),
+                                           n_features=2**self.hash_bits, alternate_sign=False, norm=None)),
+                ("tfidf", TfidfTransformer(sublinear_tf=True)),
+            ])
+        else:
+            vectorizer = make_ngram_features(self.analyzer, self.ngram_min, self.ngram_max, self._block_weight())
         return Pipeline(
             [
-                ("ngrams", make_ngram_features(self.analyzer, self.ngram_min, self.ngram_max, self._block_weight())),
-                ("logreg", LogisticRegression(C=self.C, solver=solver, max_iter=2000, random_state=self.random_state)),
+                ("ngrams", vectorizer),
+                # hashed: far more columns (2**hash_bits) than rows, where liblinear's dual solver
+                # reaches the same optimum ~4x sooner (measured: 18k IMDB reviews, 2**20 columns)
+                ("logreg", LogisticRegression(C=self.C, solver=solver, max_iter=2000, random_state=self.random_state,
+                                              dual=bool(self.hash_bits) and solver == "liblinear")),
             ]
         )
 
@@ -250,18 +284,39 @@ class SklearnTextClassifier(_TextClassifier):
         scale = weight if self.analyzer != WORD_AND_CHAR else 1.0  # a union is weighted inside
         return sp.hstack([X * scale, sp.csr_matrix(E * weight)]).tocsr()
 
+    def vectorizer(self):
+        """The unfitted features of these settings, with ``fit_transform(texts)`` and
+        ``transform(texts)`` giving (n, d) rows (``fit_features`` takes it fitted): the
+        TF-IDF vectorizer (with ``hash_bits``, hashing + TF-IDF weights in a pipeline),
+        and with an ``embedder`` the embeddings appended."""
+        ngrams = self._make_pipeline().named_steps["ngrams"]
+        return _NgramsAndEmbeddings(self, ngrams) if self.embedder else ngrams
+
     def fit(self, texts: Sequence[str], y, sample_weight=None) -> SklearnTextClassifier:
         """``texts`` (n,) strings; ``y`` (n,) class indices or (n, k) probabilities (each
         row enters once per class it gives mass to, weighted by that mass);
         ``sample_weight`` (n,). The n-gram vocabulary and IDF come from ``texts``."""
         texts = _check_texts(texts)
+        vectorizer = self.vectorizer()
+        # each text is analysed once, though soft labels train on it once per class
+        X = vectorizer.fit_transform(texts)
+        return self.fit_features(vectorizer, X, y, sample_weight)
+
+    def fit_features(self, vectorizer, X, y, sample_weight=None) -> SklearnTextClassifier:
+        """Fit on features already computed: ``vectorizer`` (from ``vectorizer()``) fitted,
+        ``X`` (n, d) its rows of the n training texts, ``y`` (n,) or (n, k) labels. Lets one
+        vectorisation serve several fits (end-model selection)."""
         targets = soft_targets(y, self.cardinality)
-        weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if X.shape[0] != len(targets):
+            raise LabelingError(f"{X.shape[0]} feature rows for {len(targets)} labels")
+        weights = np.ones(len(targets)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         rows, classes = np.nonzero(targets > 0)
         if len(np.unique(classes)) < 2:
             raise LabelingError("the training labels hold a single class; an end model needs at least two")
         pipeline = self._make_pipeline()
-        X = self._with_embeddings(pipeline.named_steps["ngrams"].fit_transform(texts), texts)
+        # the pipeline keeps the n-gram part only: embeddings are recomputed, never saved
+        pipeline.steps[0] = ("ngrams", vectorizer.ngrams if isinstance(vectorizer, _NgramsAndEmbeddings) else vectorizer)
+        # soft labels: one weighted row per class with mass (the sparse rows repeat, not the text)
         pipeline.named_steps["logreg"].fit(X[rows], classes, sample_weight=targets[rows, classes] * weights[rows])
         self.pipeline_ = pipeline
         self.classes_ = np.arange(self.cardinality)
@@ -275,6 +330,15 @@ class SklearnTextClassifier(_TextClassifier):
             proba = self._fast_proba(texts, cache)
         else:
             proba = self.pipeline_.named_steps["logreg"].predict_proba(self._features(texts))
+        return self._widen(proba)
+
+    def predict_proba_features(self, X) -> np.ndarray:
+        """``predict_proba`` of texts whose features ``X`` (n, d) the fitted ``vectorizer()``
+        computed: one vectorisation, several models."""
+        self._check_fitted()
+        return self._widen(self.pipeline_.named_steps["logreg"].predict_proba(X))
+
+    def _widen(self, proba: np.ndarray) -> np.ndarray:
         # A class absent from training gets probability 0, keeping the (n, k) shape.
         out = np.zeros((proba.shape[0], self.cardinality))
         out[:, self.pipeline_.classes_] = proba

@@ -45,7 +45,7 @@ from ..models.embeddings import EmbeddingCache
 from ..models.end_model_selection import select_end_model
 from ..models.end_models import make_end_model
 from ..errors import LabelingError
-from .leakage import unleaked_test_mask
+from .leakage import unleaked_from_verification
 from .evaluate import (
     NOT_COMPUTED,
     EvalRow,
@@ -139,7 +139,11 @@ def _timed(timings: dict[str, float], step: str, stages: Stages, rows: int | Non
     timings[step] = stages.stats[step].seconds
 
 
-_STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model", "promotion_gate", "record")
+_STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model", "documents", "promotion_gate",
+           "record")
+# the monitor's reference vocabulary (its most frequent tokens) is read off at most this many
+# train texts, a seeded subsample beyond: tokenising a million reviews took minutes
+REFERENCE_MAX_TEXTS = 50_000
 
 
 def _new_run_id() -> str:
@@ -149,9 +153,10 @@ def _new_run_id() -> str:
 
 def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str,
                     sample_weight=None, unlabelled_texts=(), unleaked=None,
-                    show_progress: bool = False) -> tuple[list[EvalRow], object, dict]:
+                    show_progress: bool = False) -> tuple[list[EvalRow], object, dict, np.ndarray]:
     """Train (or, with ``end_model.type = "auto"``, choose on dev) the end model on the
-    label model's soft labels, and the human/oracle twins; returns ``(rows, model, selection)``.
+    label model's soft labels, and the human/oracle twins; returns ``(rows, model, selection,
+    (n_test, k) end-model test probabilities)``.
 
     The twins use the end model's settings without its dev-fitted class offsets, trained
     on at most ``end_model.baseline_max_rows`` rows (a seeded subsample beyond that, said
@@ -171,16 +176,25 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
     cache_dir = project_cache_dir(config)
     embedding_cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
     selection: dict = {}
-    if config.end_model.type == "auto":
+    em = config.end_model
+    if em.type == "auto":
         chosen = select_end_model(
             texts_train, soft_labels, splits.dev["text"].tolist(), y_dev, classes=classes, metric=config.metric,
-            families=config.end_model.candidates, sample_weight=sample_weight, unlabelled_texts=unlabelled_texts,
-            embedder=config.end_model.auto_embedder, embedding_cache=embedding_cache, random_state=seed,
-            progress=print if show_progress else None)
+            families=em.candidates, sample_weight=sample_weight, unlabelled_texts=unlabelled_texts,
+            embedder=em.auto_embedder, embedding_cache=embedding_cache, random_state=seed,
+            progress=print if show_progress else None, max_rows=em.selection_max_rows, refit_max_rows=em.max_rows,
+            costly_max_chars=em.costly_max_chars)
         end_model, selection = chosen.model, chosen.to_dict()
+        trained_rows, notes = selection["rows"]["final"], f"{notes}; {selection['rows']['note']}"
     else:
-        end_model = make_end_model(config.end_model, k, seed)
+        end_model = make_end_model(em, k, seed)
         end_model.embedding_cache = embedding_cache
+        trained_rows = len(texts_train)
+        if em.max_rows and len(texts_train) > em.max_rows:
+            keep = np.sort(np.random.default_rng(seed).choice(len(texts_train), em.max_rows, replace=False))
+            texts_train, soft_labels = [texts_train[i] for i in keep], np.asarray(soft_labels)[keep]
+            sample_weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
+            trained_rows, notes = em.max_rows, f"{notes}; fitted on a seeded subsample of {em.max_rows} (end_model.max_rows)"
         end_model.fit(texts_train, soft_labels, sample_weight=sample_weight)
 
     def twin(texts, y):
@@ -193,12 +207,15 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
         model.embedding_cache = embedding_cache
         return model.fit(texts, y), len(texts), note
 
-    def row(name, kind, model, train_rows, coverage, row_notes=""):
-        predicted = model.predict(test_texts)
+    def row(name, kind, model, train_rows, coverage, row_notes="", predicted=None):
+        predicted = model.predict(test_texts) if predicted is None else predicted
         return _with_unleaked(EvalRow(name, kind, classification_metrics(y_test, predicted, classes),
                                       train_rows, coverage, row_notes), predicted, y_test, unleaked, classes)
 
-    rows = [row("end model", "end_model", end_model, len(texts_train), len(texts_train) / n_train, notes)]
+    # scored once: the metrics, the recorded test predictions and the gate all read these
+    test_proba = end_model.predict_proba(test_texts)
+    rows = [row("end model", "end_model", end_model, trained_rows, trained_rows / n_train, notes,
+                predicted=test_proba.argmax(axis=1))]
     # The baselines train on labelled splits that may lack a class (a small dev set): such a
     # baseline is recorded as not computed, with the reason, and the run goes on.
     human_name = "human (end model on dev labels)"
@@ -219,7 +236,7 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
     else:
         oracle, used, note = twin(splits.train["text"][has_gold].tolist(), gold[has_gold])
         rows.append(row(oracle_name, "baseline", oracle, used, used / n_train, note))
-    return rows, end_model, selection
+    return rows, end_model, selection, test_proba
 
 
 def _with_unleaked(row: EvalRow, predicted, y_test, unleaked, classes) -> EvalRow:
@@ -303,9 +320,9 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     covered = (L_train != ABSTAIN).any(axis=1)
     tie = config.label_model.tie_break
     with _timed(timings, "leakage", stages, rows=len(splits.test)):
-        unleaked = unleaked_test_mask(splits.train["text"].astype(str).tolist(), splits.dev["text"].astype(str).tolist(),
-                                      splits.test["text"].astype(str).tolist(), config.verify.near_duplicate_jaccard,
-                                      config.verify.max_near_duplicate_rows)
+        # the load stage's verification searched every row's exact and near duplicates
+        unleaked = unleaked_from_verification(verification, splits.test["id"].astype(str).tolist(),
+                                              config.verify.near_duplicate_jaccard)
     eval_rows = [
         EvalRow("random", "baseline", classification_metrics(y_test, random_predictions(len(y_test), k, seed), classes)),
         EvalRow(f"majority class ({classes[majority_class(y_dev)]}, from dev)", "baseline",
@@ -331,7 +348,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         texts_train, targets, weights = training_rows_with_gold(
             gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
         gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
-        end_rows, end_model, em_selection = _end_model_rows(
+        end_rows, end_model, em_selection, end_test_proba = _end_model_rows(
             config, splits, texts_train, targets, y_test,
             notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on{gold_note}",
             sample_weight=weights, unlabelled_texts=splits.train["text"][~covered].astype(str).tolist(),
@@ -339,7 +356,9 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
-    test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model, end_model)
+    with _timed(timings, "documents", stages, rows=len(splits.test)):
+        test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model,
+                                                      end_test_proba)
     documents = {"verification": verification.to_dict(), **extra_documents}
 
     run_id = _new_run_id()
@@ -385,13 +404,13 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
 
 
 def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model,
-               end_model) -> tuple[TestPredictions, dict]:
+               end_probs: np.ndarray) -> tuple[TestPredictions, dict]:
     """What the report, the gate and the monitor need beyond the metrics: test-split
     predictions (saved as an artifact), per-slice metrics and the reference profile
-    of the training data (documents)."""
+    of the training data (documents). ``end_probs`` (n_test, k): the end model's test
+    probabilities, computed once by ``_end_model_rows``."""
     test = splits.test
     y_test = test["label"].to_numpy()
-    end_probs = end_model.predict_proba(test["text"].tolist())
     lm_probs = label_model.predict_proba(L_test)
     tie = config.label_model.tie_break
     predictions = {"end model": end_probs.argmax(axis=1), "label model": probs_to_preds(lm_probs, tie_break=tie)}
@@ -401,9 +420,17 @@ def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, la
     return recorded, {
         "test_predictions": {"artifact": PREDICTIONS_ARTIFACT, "rows": len(test)},
         "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
-        "monitor_reference": reference_profile(L_train, L_test, names, splits.train["text"].tolist(),
+        "monitor_reference": reference_profile(L_train, L_test, names, _reference_texts(splits.train["text"], config.seed),
                                                test["text"].tolist(), end_probs, config.classes),
     }
+
+
+def _reference_texts(texts: pd.Series, seed: int) -> list[str]:
+    """The train texts the monitor's reference vocabulary is read from: all, or a seeded
+    subsample of ``REFERENCE_MAX_TEXTS`` (the most frequent tokens barely move beyond)."""
+    if len(texts) > REFERENCE_MAX_TEXTS:
+        texts = texts.iloc[np.sort(np.random.default_rng(seed).choice(len(texts), REFERENCE_MAX_TEXTS, replace=False))]
+    return texts.astype(str).tolist()
 
 
 def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str],
@@ -574,6 +601,10 @@ def _end_model_lines(result: RunResult) -> list[str]:
             options = ", ".join(f"{c['name']} {c['dev_score']:.3f} (SE {c.get('tolerance', stage.get('tolerance', 0)):.3f})"
                                 for c in stage["candidates"])
             lines.append(f"  {stage['stage']:<13} -> {stage['chosen']}  ({options})")
+        if selection.get("rows"):
+            lines.append(f"  rows: {selection['rows']['note']} (end_model.selection_max_rows = "
+                         f"{selection['rows']['selection_max_rows']})")
+        lines += [f"  not tried: {name}: {why}" for name, why in (selection.get("dropped_candidates") or {}).items()]
     if info.get("device"):
         lines.append(f"end model {info.get('class', '')} trained on {info['device']}")
     table = result.evaluation

@@ -202,3 +202,21 @@ def test_near_duplicates_are_searched_on_every_row_above_the_old_20000_cap():
     assert (3, 20_999) in {(i, j) for i, j, _ in pairs}
     # batches are an implementation detail: any batch size gives the same signatures
     np.testing.assert_array_equal(minhash_signatures(texts[:500], batch_chars=1_000), minhash_signatures(texts[:500]))
+
+
+def test_a_cluster_of_many_copies_is_linked_through_its_first_member_not_every_pair():
+    from labeling.data.verify import ALL_PAIRS_BUCKET, near_duplicate_pairs
+
+    base = ("a long review of a film that drags on and on about the plot, the actors, the score, "
+            "the camera work and the ending, which nobody asked for ")
+    copies = [base + f"copy{c}" for c in range(40)]  # Jaccard ~0.95 with each other
+    pairs, skipped = near_duplicate_pairs(copies + ["something else entirely, nothing alike"], 0.8)
+    assert skipped == 0 and 40 > ALL_PAIRS_BUCKET
+    linked = {i for p in pairs for i in p[:2]}
+    assert linked == set(range(40))  # every copy found, the odd text not
+    assert len(pairs) < 40 * 39 // 2  # not the square of the cluster
+    assert all(score >= 0.8 for _, _, score in pairs)
+    # leakage through the cluster: a test copy is flagged even when its bucket's first member is a train row
+    train = [(t, 0) for t in copies[:39]]
+    report = verify_splits(_splits(train, DEV, [(copies[39], 0)] + TEST))
+    assert report.leaked_test_ids == {"te0"}

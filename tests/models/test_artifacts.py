@@ -169,3 +169,28 @@ def test_recorded_checksums_are_required_for_every_recorded_file(tmp_path):
     (tmp_path / "m" / "pipeline.skops").unlink()
     with pytest.raises(ArtifactError, match=r"pipeline\.skops is missing"):
         load_end_model(tmp_path / "m", recorded)
+
+
+@pytest.mark.parametrize("hash_bits", [0, 18], ids=["vocabulary", "hashed"])
+def test_a_model_fitted_on_shared_features_round_trips_through_skops(hash_bits, tmp_path):
+    """End-model selection fits on features vectorised once (``fit_features``); hashed
+    n-grams (the scalable ``word_hashed`` family) hold no vocabulary. Either way the saved
+    pipeline loads through skops (no pickle) and predicts as trained, and as ``fit``."""
+    texts = ["great film", "awful film", "great acting", "awful plot", "loved it", "hated it"] * 5
+    y = np.array([1, 0, 1, 0, 1, 0] * 5)
+    soft = np.column_stack([1 - y * 0.8 - 0.1, y * 0.8 + 0.1])
+    settings = dict(analyzer="word", ngram_min=1, ngram_max=2, C=10.0, hash_bits=hash_bits)
+    model = SklearnTextClassifier(2, **settings)
+    vectorizer = model.vectorizer()
+    model.fit_features(vectorizer, vectorizer.fit_transform(texts), soft)
+    direct = SklearnTextClassifier(2, **settings).fit(texts, soft)
+    probe = ["great plot", "awful acting", "unseen words"]
+    np.testing.assert_allclose(model.predict_proba(probe), direct.predict_proba(probe), atol=1e-12)
+    assert model.predict(probe)[:2].tolist() == [1, 0]
+    save_end_model(model, tmp_path / "m")
+    assert not list((tmp_path / "m").glob("*.pkl"))
+    loaded = load_end_model(tmp_path / "m")
+    assert loaded.hash_bits == hash_bits
+    np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-12)
+    if hash_bits:  # the features are 2**hash_bits columns, whatever the texts
+        assert loaded.pipeline_.named_steps["logreg"].coef_.shape == (1, 2**hash_bits)

@@ -147,6 +147,12 @@ def test_selection_does_not_change_when_every_test_label_changes(youtube_splits,
     # the test labels did change what is measured: accuracy on test flips to its complement
     assert a.metric("end model") == pytest.approx(1 - b.metric("end model"))
     assert len(a.end_model["selection"]["stages"][0]["candidates"]) == 3
+    # the summary says how many rows the stages and the final fit used
+    from labeling.pipeline.retrain import format_summary
+
+    assert a.end_model["selection"]["rows"]["selection"] == a.end_model["selection"]["rows"]["final"]
+    assert "rows: the stages ran on every row; the pick is their model (end_model.selection_max_rows = 20000)" in (
+        format_summary(a))
 
 
 def test_paired_se_is_the_error_of_the_gap_not_of_one_score():
@@ -172,3 +178,42 @@ def test_word_and_char_families_are_selectable(weak_youtube):
     assert [c["name"] for c in family["candidates"]] == ["word", "word_char"]
     if family["chosen"] == "word_char":
         assert chosen.model.analyzer == "word+char_wb" and chosen.model.C == 10.0
+
+
+def test_selection_on_a_subsample_is_recorded_reproducible_and_refitted_on_all_rows(weak_youtube):
+    texts, soft, dev_texts, y_dev, unlabelled = weak_youtube
+    runs = [select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("char_wb", "word"),
+                             unlabelled_texts=unlabelled, random_state=3, max_rows=200) for _ in range(2)]
+    info = runs[0].to_dict()
+    rows = info["rows"]
+    assert rows["train"] == len(texts) > 200 and rows["selection"] == 200 and rows["selection_max_rows"] == 200
+    assert rows["final"] == len(texts) and rows["final_unlabelled"] == len(unlabelled)
+    assert f"seeded subsample of 200 of {len(texts):,} rows" in rows["note"]
+    assert info == runs[1].to_dict()  # the same seed, the same subsample, scores and pick
+    np.testing.assert_array_equal(runs[0].model.predict_proba(dev_texts), runs[1].model.predict_proba(dev_texts))
+    # the recorded dev score is the refitted model's
+    assert info["dev_score"] == metric_score(y_dev, runs[0].model.predict(dev_texts), "accuracy", CLASSES)
+    other = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("char_wb", "word"),
+                             unlabelled_texts=unlabelled, random_state=4, max_rows=200).to_dict()
+    assert other["stages"][0]["candidates"] != info["stages"][0]["candidates"]  # another seed, another subsample
+
+
+def test_character_families_are_left_out_beyond_the_character_budget_and_the_record_says_why(weak_youtube):
+    texts, soft, dev_texts, y_dev, _ = weak_youtube
+    chosen = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("char_wb", "word"),
+                              costly_max_chars=1_000, max_rows=0)
+    info = chosen.to_dict()
+    assert [c["name"] for c in info["stages"][0]["candidates"]] == ["word"]
+    assert "end_model.costly_max_chars = 1,000" in info["dropped_candidates"]["char_wb"]
+    assert info["settings"]["family"] == "word" and info["rows"]["selection"] == info["rows"]["final"] == len(texts)
+    # only character families to choose from: they stay (nothing else could be tried)
+    alone = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("char_wb",), costly_max_chars=1_000)
+    assert alone.to_dict()["dropped_candidates"] == {} and alone.settings["family"] == "char_wb"
+
+
+def test_a_refit_cap_subsamples_the_final_fit_and_says_so(weak_youtube):
+    texts, soft, dev_texts, y_dev, _ = weak_youtube
+    rows = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("word",), max_rows=150,
+                            refit_max_rows=300).to_dict()["rows"]
+    assert rows["selection"] == 150 and rows["final"] == 300 and "end_model.max_rows" in rows["note"]
+

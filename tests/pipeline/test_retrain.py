@@ -115,7 +115,7 @@ def test_summary_and_json_are_complete(youtube_run):
     assert {row["name"] for row in payload["metrics"]} == set(result.evaluation["name"])
     # the stage table: every stage with its seconds, peak RSS and, where rows are counted, rows/s
     assert list(payload["stages"]) == ["load", "discover_lfs", "apply", "label_model", "leakage", "end_model",
-                                       "promotion_gate", "record"]
+                                       "documents", "promotion_gate", "record"]
     apply_stage = payload["stages"]["apply"]
     assert apply_stage["rows"] == sum(result.split_sizes.values()) and apply_stage["peak_rss_mb"] > 0
     assert apply_stage["rows_per_s"] == pytest.approx(apply_stage["rows"] / apply_stage["seconds"], rel=0.01)

@@ -52,7 +52,7 @@ from ..errors import ConfigError, LabelingError
 from .end_models import WORD_AND_CHAR, SklearnTextClassifier, TorchTextClassifier, soft_targets
 
 __all__ = ["COSTLY", "DEFAULT_FAMILIES", "FAMILIES", "EndModelSelection", "StageResult", "bootstrap_se",
-           "metric_score", "paired_se", "select_end_model"]
+           "family_model", "metric_score", "paired_se", "select_end_model"]
 
 CONFIDENCE_CUT = 0.3  # "confident" labels drop this share of the least confident rows
 SELF_TRAINING_CONFIDENCE = 0.9
@@ -103,7 +103,9 @@ def paired_se(y_true, pred_a, pred_b, metric: str, classes: Sequence[str], rando
                          - metric_score(y_true[d], pred_b[d], metric, classes) for d in draws]))
 
 
-def _family(name: str, k: int, seed: int, embedder: str):
+def family_model(name: str, k: int, seed: int, embedder: str):
+    """The unfitted model of candidate family ``name`` (one of ``FAMILIES``) for ``k`` classes;
+    raises ``ConfigError`` for an unknown name."""
     if name == "word_char":
         return SklearnTextClassifier(k, analyzer=WORD_AND_CHAR, ngram_min=2, ngram_max=5, C=10.0, random_state=seed)
     if name == "word_char_emb":
@@ -276,7 +278,7 @@ def select_end_model(
 
     def fit(recipe: _Recipe, data: _Data, base=None):
         """Train ``recipe`` on ``data``; self-training rounds continue from ``base`` (the previous round)."""
-        model = _family(recipe.family, k, seed, embedder)
+        model = family_model(recipe.family, k, seed, embedder)
         model.embedding_cache = embedding_cache
         t, w, x = data.targets, data.weights, data.texts
         keep = None

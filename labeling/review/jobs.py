@@ -23,6 +23,7 @@ import pandas as pd
 from ..lf.apply import apply_lfs
 from ..config import ProjectConfig
 from ..data.datasets import load_dataset
+from ..models.end_model_selection import family_model
 from ..models.end_models import make_end_model
 from ..errors import ConfigError
 from ..serve.feedback import FeedbackLog
@@ -203,6 +204,16 @@ def gold_for_refinement(config: ProjectConfig, splits=None) -> pd.DataFrame:
     ], ignore_index=True)
 
 
+def label_error_model(config: ProjectConfig):
+    """The unfitted end model the label-error check cross-validates on gold: the project's
+    end model, or with ``end_model.type = "auto"`` (chosen per run, on dev) its first,
+    simplest candidate family."""
+    em = config.end_model
+    if em.type == "auto":
+        return family_model(em.candidates[0], config.cardinality, config.seed, em.auto_embedder)
+    return make_end_model(em, config.cardinality, config.seed)
+
+
 def refine_from_gold(config: ProjectConfig, *, top: int = 10) -> RefineReport:
     """The refinement report over the project's gold labels and current LFs; suggested
     LFs are checked on the dev rows that are not gold rows."""
@@ -215,7 +226,7 @@ def refine_from_gold(config: ProjectConfig, *, top: int = 10) -> RefineReport:
          else np.zeros((0, len(lfs)), dtype=np.int64))
     names = [lf.name for lf in lfs]
     return refine(L, gold["label"].to_numpy(dtype=np.int64), gold["text"].tolist(), names, config.classes,
-                  make_model=lambda: make_end_model(config.end_model, k, config.seed), random_state=config.seed,
+                  make_model=lambda: label_error_model(config), random_state=config.seed,
                   top=top, taken=names, held_out=(dev["text"].astype(str).tolist(), dev["label"].to_numpy()),
                   ids=gold["id"].astype(str).tolist())
 

@@ -85,7 +85,11 @@ def run_loop(config_path: str, workdir: Path, *, n: int = 50, strategy: str = "e
     workdir.mkdir(parents=True, exist_ok=True)
     # No incumbent label model: the loop adds LFs (some near-copies of each other, which
     # Snorkel's model handles badly), so every candidate competes on dev plus gold.
+    # One fixed end model (the project's sklearn settings) before and after, so the change is
+    # what the reviews, LFs and gold did, not another end-model choice made on a dev split the
+    # gold rows themselves change.
     base = [f"lfs.modules={json.dumps([weak_module])}", "label_model.type=auto", 'label_model.prefer=""',
+            "end_model.type=sklearn",
             f"project.store={json.dumps(str(workdir / 'loop.db'))}",
             f"project.artifacts={json.dumps(str(workdir / 'artifacts'))}"]
     users_title = review_title(load_config(config_path))

@@ -97,6 +97,22 @@ def lf_alone_predictions(L, fallback: int) -> np.ndarray:
     return np.where(L == ABSTAIN, fallback, L)
 
 
+def table_score(row: pd.Series, metric: str, *, suffix: str = "") -> float:
+    """A row of ``evaluation_table`` scored with the project's metric ("accuracy",
+    "macro_f1" or "f1:<class>": the F1 of that class from its precision and recall);
+    ``suffix`` "_unleaked" reads the leakage-free columns (accuracy and macro-F1 only).
+    NaN where the row was not computed. Raises ``KeyError`` for a class the table lacks."""
+    kind, _, positive = metric.partition(":")
+    if kind != "f1" or not positive:
+        return float(row[f"{metric}{suffix}"]) if pd.notna(row[f"{metric}{suffix}"]) else float("nan")
+    if suffix:
+        raise KeyError(f"the table holds no {suffix} column for {metric!r}")
+    precision, recall = row[f"precision_{positive}"], row[f"recall_{positive}"]
+    if pd.isna(precision) or pd.isna(recall):
+        return float("nan")
+    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
+
+
 def evaluation_table(rows: Sequence[EvalRow], classes: Sequence[str]) -> pd.DataFrame:
     """Rows as a flat frame: one column per metric, per-class precision/recall spelled out."""
     records = []

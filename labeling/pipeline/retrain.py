@@ -56,6 +56,7 @@ from .evaluate import (
     not_computed,
     random_predictions,
     single_class_reason,
+    table_score,
 )
 from ..review.gold import (
     dev_with_gold,
@@ -610,10 +611,13 @@ def _end_model_lines(result: RunResult) -> list[str]:
     table = result.evaluation
     end = table[table["name"] == "end model"]
     lm = table[table["kind"] == "label_model"].tail(1)
+    # the project's metric, as the selections used it (runs on fixed settings: accuracy)
+    metric = (selection or result.label_model.get("selection") or {}).get("metric", "accuracy")
     if len(end) and len(lm):
-        e, m = float(end["accuracy"].iloc[0]), float(lm["accuracy"].iloc[0])
+        e, m = table_score(end.iloc[0], metric), table_score(lm.iloc[0], metric)
         verdict = "beats" if e > m else "ties" if e == m else "LOSES TO"
-        lines.append(f"end model {verdict} the label model on test accuracy ({e:.1%} vs {m:.1%})")
+        named = "accuracy" if metric == "accuracy" else metric.replace(":", " of ")
+        lines.append(f"end model {verdict} the label model on test {named} ({e:.1%} vs {m:.1%})")
     leakage = info.get("leakage")
     if leakage and len(end) and pd.notna(end["accuracy_unleaked"].iloc[0]):
         lines.append(f"test rows with no train/dev duplicate: {leakage['unleaked_rows']} of {leakage['test_rows']} "

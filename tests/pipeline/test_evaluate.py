@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from labeling import LabelingError, classification_metrics
-from labeling.pipeline.evaluate import lf_alone_predictions, majority_class, random_predictions
+from labeling.pipeline.evaluate import (
+    EvalRow,
+    evaluation_table,
+    lf_alone_predictions,
+    majority_class,
+    random_predictions,
+    table_score,
+)
 
 
 def test_metrics_by_hand():
@@ -27,3 +34,14 @@ def test_baselines():
     r = random_predictions(1000, 3, random_state=1)
     assert set(r) == {0, 1, 2} and np.array_equal(r, random_predictions(1000, 3, random_state=1))
     np.testing.assert_array_equal(lf_alone_predictions(np.array([[1, -1], [-1, 0]]), 0), [[1, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("metric, expected", [("accuracy", 0.6), ("macro_f1", (0.5 + 0.8 + 0.0) / 3),
+                                              ("f1:a", 0.5), ("f1:b", 0.8), ("f1:c", 0.0)])
+def test_a_table_row_is_scored_with_the_projects_metric(metric, expected):
+    classes = ("a", "b", "c")
+    row = EvalRow("end model", "end_model", classification_metrics([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], classes))
+    table = evaluation_table([row], classes)
+    assert table_score(table.iloc[0], metric) == pytest.approx(expected)
+    unleaked = table_score(table.iloc[0], metric, suffix="_unleaked") if ":" not in metric else None
+    assert unleaked is None or np.isnan(unleaked)  # no leakage-free rows were scored

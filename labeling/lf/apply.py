@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .cache import LFCache, column_keys, row_keys
+from .cache import LFCache, column_keys, row_keys, text_column_digest
 from .compile import RuleSpec, fast_spec
 from .declarative import LengthSpec, PatternSpec
 from ..errors import ConfigError, LFApplicationError
@@ -293,13 +293,21 @@ class _Distinct:
     texts: Sequence[str]  # a list, or ArrowTexts: Python strings only where read
     keys: np.ndarray  # content key of each distinct text
     _layout: ScanTexts | None = None
+    #: the column's ``text_column_digest`` and a cache keeping its layout, when both exist
+    digest: str | None = None
+    cache: LFCache | None = None
 
     def layout(self) -> ScanTexts:
         """The texts laid out for buffer scans, built on first use and kept: each
-        re-apply after an edit scans the same texts again."""
+        re-apply after an edit scans the same texts again. A new process takes the
+        costly non-ASCII part back from the cache (``LFCache.text_layout``)."""
         if self._layout is None:
             arrow = self.texts.array if isinstance(self.texts, ArrowTexts) else None
-            self._layout = ScanTexts(self.texts, arrow=arrow)
+            keep = arrow is not None and self.digest is not None and self.cache is not None
+            kept = self.cache.text_layout(self.digest, len(self.texts)) if keep else None
+            self._layout = ScanTexts(self.texts, arrow=arrow, non_ascii=kept)
+            if keep and kept is None:
+                self.cache.store_text_layout(self.digest, len(self.texts), self._layout.non_ascii_parts())
         return self._layout
 
 
@@ -428,15 +436,28 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
         by_field.setdefault(spec.field, {})[j] = spec
     for name, group in by_field.items():
         start = time.perf_counter()
-        distinct = _distinct(frame[name], column_keys(frame[name]))
+        column = frame[name]
+        digest = text_column_digest(column) if lf_cache is not None else None
+        distinct = _distinct(column, lf_cache.text_keys(column, digest) if lf_cache is not None
+                             else column_keys(column))
+        if digest is not None:
+            distinct.digest, distinct.cache = digest, lf_cache
         codes, texts, keys = distinct.codes, distinct.texts, distinct.keys
         votes = {j: np.full(len(texts), ABSTAIN, dtype=np.int64) for j in group}
         todo = {j: np.ones(len(texts), dtype=bool) for j in group}
-        if lf_cache is not None and len(texts):
+        cached = [j for j in group if lf_cache is not None and versions.get(j) is not None]  # else uncacheable
+        whole: set[int] = set()  # columns read whole, by the column's digest
+        if digest is not None:
+            for j in cached:
+                found = lf_cache.column_votes(names[j], versions[j], digest, len(texts))
+                if found is not None:
+                    votes[j], todo[j] = found.astype(np.int64), np.zeros(len(texts), dtype=bool)
+                    whole.add(j)
+        if len(texts) and any(j not in whole for j in cached):
             order = np.argsort(keys[:, 0])
             query = keys[order]
-            for j in group:
-                if versions.get(j) is not None:  # None: uncacheable
+            for j in cached:
+                if j not in whole:
                     votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
                     todo[j] = ~found
         compute = [j for j in group if todo[j].any()]
@@ -446,9 +467,13 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
                                       {j: group[j] for j in compute}, n_jobs)
             for j in compute:
                 votes[j][wanted] = computed[j]
-                if lf_cache is not None and versions.get(j) is not None:
+                if j in cached:
                     keep = todo[j][order] & (votes[j][order] < cardinality)  # key order: stored without a sort
                     lf_cache.store(names[j], versions[j], query[keep], votes[j][order][keep])
+        for j in cached:
+            # every distinct text has its vote now: kept whole for the next run, unless one is an error
+            if digest is not None and j not in whole and len(texts) and (votes[j] < cardinality).all():
+                lf_cache.store_column_votes(names[j], versions[j], digest, votes[j])
         took[name] = time.perf_counter() - start
         for j in group:
             out[j] = _SpecColumn(votes[j][codes], todo[j][codes], name)
@@ -690,7 +715,10 @@ def apply_lfs(
     if opaque and n:
         need = np.ones((n, len(opaque)), dtype=bool)
         if lf_cache is not None:
-            keys, keyed = row_keys(frame, with_mask=True)
+            # text columns' keys as kept by an earlier run (a new process hashes no text again)
+            texts = {name: lf_cache.text_keys(column, digest) for name, column in frame.items()
+                     if frame.columns.is_unique and (digest := text_column_digest(column)) is not None}
+            keys, keyed = row_keys(frame, texts, with_mask=True)
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for pos, j in enumerate(opaque):

@@ -247,7 +247,7 @@ def _kept(tmp_path) -> dict[str, list[str]]:
 def test_a_new_process_reads_keys_layout_and_whole_columns_kept_by_the_first(tmp_path):
     frame = _text_frame(_texts())
     first = apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path)
-    assert _kept(tmp_path) == {"texts": ["keys.npy", "layout.npz"],
+    assert _kept(tmp_path) == {"texts": ["keys.npy", "layout.npz", "mapped.npy"],
                                "votes": sorted(lf.name for lf in _text_lfs())}
     again = apply_lfs(_text_lfs(), _as_new_process(frame), cardinality=2, cache=tmp_path)
     assert set(again.rows_computed.values()) == {0}
@@ -310,10 +310,9 @@ def test_damaged_kept_files_are_misses_not_votes(tmp_path, damage):
         for path in votes:
             np.save(path, np.zeros(3, dtype=np.int32))
     else:  # the mapped texts' bytes changed, sizes kept: the layout's own check refuses it
-        with np.load(layout) as data:
-            arrays = dict(data)
-        arrays["mapped_buffer"] = np.where(arrays["mapped_buffer"] == ord("a"), ord("b"), arrays["mapped_buffer"])
-        np.savez(layout, **arrays)
+        mapped = next((tmp_path / "texts").glob("*.mapped.npy"))
+        buffer = np.load(mapped)
+        np.save(mapped, np.where(buffer == ord("a"), ord("b"), buffer).astype(np.uint8))
         for path in votes:
             path.unlink()
     fresh = _as_new_process(frame)
@@ -346,3 +345,25 @@ def test_kept_text_columns_are_bounded(tmp_path, monkeypatch):
         apply_lfs(_text_lfs(), _text_frame(_texts(n)), cardinality=2, cache=tmp_path)
     assert len({p.name.split(".")[0] for p in (tmp_path / "texts").iterdir()}) == 2
     assert LFCache(tmp_path).clear() > 0 and not (tmp_path / "texts").exists()
+
+
+@pytest.mark.parametrize("repeats", [0, 2, 30])  # none; few: the column is scanned whole; many: distinct texts taken
+def test_repeated_texts_give_the_votes_of_a_cold_apply_in_a_new_process(tmp_path, repeats):
+    texts = _texts()
+    frame = _text_frame([*texts, *texts[5 : 5 + repeats]] if repeats <= 2 else texts + texts[:30] * 2)
+    expected = apply_lfs(_text_lfs(), frame, cardinality=2).L
+    np.testing.assert_array_equal(apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path).L, expected)
+    edited_lfs = _text_lfs(scorn=("awful", "boring"))
+    edited = apply_lfs(edited_lfs, _as_new_process(frame), cardinality=2, cache=tmp_path)
+    assert edited.rows_computed["scorn"] == len(frame) and edited.rows_computed["praise"] == 0
+    np.testing.assert_array_equal(edited.L, apply_lfs(edited_lfs, frame, cardinality=2).L)
+
+
+def test_the_texts_kept_are_named_by_the_library_code_too(monkeypatch):
+    import labeling.lf.cache as cache_module
+
+    # a changed mapping rule in patterns.py must not find layouts the old rule made
+    texts = _texts(6)
+    before = text_column_digest(_text_frame(texts)["text"])
+    monkeypatch.setattr(cache_module, "library_digest", lambda: "another-library")
+    assert text_column_digest(_text_frame(texts)["text"]) not in (before, None)

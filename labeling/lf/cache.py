@@ -25,12 +25,13 @@ by one hash of its whole content (``text_column_digest``: every value's length
 and bytes, in order), and what a re-run needs is kept under that name::
 
     texts/<column digest>.keys.npy            each value's key (n, 2) uint64
-    texts/<column digest>.layout.npz          the non-ASCII part of the distinct texts' scan layout
+    texts/<column digest>.layout.npz          the non-ASCII part of the texts' scan layout (indices, a check)
+    texts/<column digest>.mapped.npy          ... and its bytes
     lf/<lf name>/<lf version>/<column digest>.votes.npy   (distinct texts,) int32, in order of appearance
 
 A votes file is written only when every distinct text has a vote, none of them
-an error. The names cover the LF's version and the texts' content, so a changed
-text or LF never reads another's entry; ``texts/`` keeps the most recently used
+an error. The names cover the LF's version, the texts' content and the library's
+own code, so a changed text, LF or library never reads another's entry; ``texts/`` keeps the most recently used
 ``_MAX_TEXT_COLUMNS`` columns.
 """
 
@@ -53,6 +54,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import xxhash
+
+from .fingerprint import library_digest
 
 __all__ = ["LFCache", "column_keys", "forget_loaded", "project_cache_dir", "row_keys", "text_column_digest"]
 
@@ -117,15 +120,17 @@ _DIGESTS: dict[int, str] = {}
 def text_column_digest(column: pd.Series) -> str | None:
     """32 hex digits naming the whole content of an Arrow-backed string column with no
     nulls (how many values, each one's length and UTF-8 bytes, in order; not how Arrow
-    chunks it), or None for any other column. One pass of xxh3-128 over the buffers:
-    ~6 ms for 65 MB of IMDB reviews, against ~30-90 ms for a key per value."""
+    chunks it) and the library code that reads it (``fingerprint.library_digest``), or
+    None for any other column. One pass of xxh3-128 over the buffers: ~6 ms for 65 MB
+    of IMDB reviews, against ~30-90 ms for a key per value."""
     backing = _string_chunks(column)
     if backing is None:
         return None
     known = _DIGESTS.get(id(backing))
     if known is not None:
         return known
-    hasher = xxhash.xxh3_128(_TEXT_FORMAT)
+    # the library's code is part of the name: what is kept under it (keys, a scan layout) is made by that code
+    hasher = xxhash.xxh3_128(_TEXT_FORMAT + library_digest().encode())
     hasher.update(len(backing).to_bytes(8, "little"))
     spans = []
     for chunk in backing.chunks:  # every length first, then every byte: the framing is unambiguous
@@ -403,19 +408,21 @@ class LFCache:
         return keys
 
     def text_layout(self, digest: str, n: int) -> tuple | None:
-        """What ``ScanTexts.non_ascii_parts()`` gave for the ``n`` distinct texts of the column
+        """What ``ScanTexts.non_ascii_parts()`` gave for the ``n`` texts laid out for the column
         ``digest``, as kept by ``store_text_layout``; None when not kept (or unreadable)."""
         path = self._texts(digest, ".layout.npz")
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in ("n", "mapped_idx", "mapped_buffer", "mapped_starts", "re_idx", "check")}
+                arrays = {k: data[k] for k in ("n", "mapped_idx", "mapped_starts", "re_idx", "check")}
+            # the mapped bytes apart, as .npy: read straight into memory (a zip member is copied and CRC-checked)
+            buffer = np.load(self._texts(digest, ".mapped.npy"), allow_pickle=False)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
-        idx, buffer, starts, re_idx = (arrays[k] for k in ("mapped_idx", "mapped_buffer", "mapped_starts", "re_idx"))
+        idx, starts, re_idx = (arrays[k] for k in ("mapped_idx", "mapped_starts", "re_idx"))
         # a file of another format, truncated or altered is a miss, never a layout of other texts
-        if (arrays["n"].tolist() != [n] or arrays["check"].tobytes() != _layout_check(idx, buffer, starts, re_idx)
+        if (arrays["n"].tolist() != [n] or buffer.dtype != np.uint8 or buffer.ndim != 1
                 or idx.dtype != np.int64 or starts.dtype != np.int64 or re_idx.dtype != np.int64
-                or buffer.dtype != np.uint8 or len(idx) != len(starts)):
+                or len(idx) != len(starts) or arrays["check"].tobytes() != _layout_check(idx, buffer, starts, re_idx)):
             return None
         _touch(path)
         return (idx, memoryview(buffer), starts), re_idx
@@ -425,9 +432,10 @@ class LFCache:
         idx, starts, re_idx = (np.asarray(a, dtype=np.int64) for a in (idx, starts, re_idx))
         buffer = np.frombuffer(buffer, dtype=np.uint8)
         check = np.frombuffer(_layout_check(idx, buffer, starts, re_idx), dtype=np.uint8)
+        # the bytes first: the layout file, written last, is what makes the pair found
+        self._write_text_file(self._texts(digest, ".mapped.npy"), lambda fh: np.save(fh, buffer, allow_pickle=False))
         self._write_text_file(self._texts(digest, ".layout.npz"), lambda fh: np.savez(
-            fh, n=np.array([n]), mapped_idx=idx, mapped_buffer=buffer, mapped_starts=starts, re_idx=re_idx,
-            check=check))
+            fh, n=np.array([n]), mapped_idx=idx, mapped_starts=starts, re_idx=re_idx, check=check))
 
     def _write_text_file(self, path: Path, write) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

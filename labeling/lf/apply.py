@@ -326,7 +326,7 @@ class _Distinct:
         """(texts laid out for buffer scans, the row of each distinct text in it or None
         when the layout holds exactly the distinct texts). Built on first use and kept: each
         re-apply after an edit scans the same texts again. A new process takes the costly
-        non-ASCII part back from the cache (``LFCache.text_layout``)."""
+        non-ASCII part back from the cache (``LFCache.text_layout``) instead of mapping it again."""
         if self._layout is None:
             whole = self.source is not None and len(self.first) < len(self.codes) and \
                 len(self.first) >= (1 - _SCAN_WHOLE_BELOW_REPEATS) * len(self.codes)
@@ -334,9 +334,12 @@ class _Distinct:
             arrow = texts.array if isinstance(texts, ArrowTexts) else None
             keep = arrow is not None and self.digest is not None and self.cache is not None
             kept = self.cache.text_layout(self.digest, len(texts)) if keep else None
-            layout = ScanTexts(texts, arrow=arrow, non_ascii=kept)
-            if keep and kept is None:
-                self.cache.store_text_layout(self.digest, len(texts), layout.non_ascii_parts())
+            if kept is not None:
+                layout = ScanTexts.restore(texts, arrow, kept)
+            else:
+                layout = ScanTexts(texts, arrow=arrow)
+                if keep:
+                    self.cache.store_text_layout(self.digest, len(texts), layout.non_ascii_parts())
             self._layout = layout, rows
         return self._layout
 

@@ -25,14 +25,14 @@ by one hash of its whole content (``text_column_digest``: every value's length
 and bytes, in order), and what a re-run needs is kept under that name::
 
     texts/<column digest>.keys.npy            each value's key (n, 2) uint64
-    texts/<column digest>.layout.npz          the non-ASCII part of the texts' scan layout (indices, a check)
-    texts/<column digest>.mapped.npy          ... and its bytes
+    texts/<column digest>.layout.npz          the non-ASCII part of its scan layout: indices, a check
+    texts/<column digest>.mapped.bin          ... and the mapped texts' bytes (read by mmap)
     lf/<lf name>/<lf version>/<column digest>.votes.npy   (distinct texts,) int32, in order of appearance
 
 A votes file is written only when every distinct text has a vote, none of them
 an error. The names cover the LF's version, the texts' content and the library's
 own code, so a changed text, LF or library never reads another's entry; ``texts/`` keeps the most recently used
-``_MAX_TEXT_COLUMNS`` columns.
+``_MAX_TEXT_COLUMNS`` columns, at most ``_MAX_TEXT_BYTES``.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ _NULL = b"\x00labeling-null\x00"
 _TEXT_FORMAT = b"labeling-text-column-1"
 #: text columns kept under ``texts/`` (least recently used out first)
 _MAX_TEXT_COLUMNS = 16
+#: ... and at most this many bytes
+_MAX_TEXT_BYTES = 2**30
 
 
 def _mix(acc: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -407,51 +409,59 @@ class LFCache:
         weakref.finalize(backing, _ARROW_KEYS.pop, id(backing), None)
         return keys
 
-    def text_layout(self, digest: str, n: int) -> tuple | None:
+    def text_layout(self, digest: str, n: int) -> dict | None:
         """What ``ScanTexts.non_ascii_parts()`` gave for the ``n`` texts laid out for the column
-        ``digest``, as kept by ``store_text_layout``; None when not kept (or unreadable)."""
+        ``digest``, as kept by ``store_text_layout`` (the mapped bytes a read-only map of the
+        kept file); None when not kept, or damaged."""
         path = self._texts(digest, ".layout.npz")
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in ("n", "mapped_idx", "mapped_starts", "re_idx", "check")}
-            # the mapped bytes apart, as .npy: read straight into memory (a zip member is copied and CRC-checked)
-            buffer = np.load(self._texts(digest, ".mapped.npy"), allow_pickle=False)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                arrays = {k: data[k] for k in _LAYOUT_ARRAYS + ("n", "size", "check")}
+            mapped = _map_file(self._texts(digest, ".mapped.bin"), int(arrays["size"][0]))
+        except (OSError, ValueError, KeyError, EOFError, TypeError, IndexError, zipfile.BadZipFile):
             return None
-        idx, starts, re_idx = (arrays[k] for k in ("mapped_idx", "mapped_starts", "re_idx"))
         # a file of another format, truncated or altered is a miss, never a layout of other texts
-        if (arrays["n"].tolist() != [n] or buffer.dtype != np.uint8 or buffer.ndim != 1
-                or idx.dtype != np.int64 or starts.dtype != np.int64 or re_idx.dtype != np.int64
-                or len(idx) != len(starts) or arrays["check"].tobytes() != _layout_check(idx, buffer, starts, re_idx)):
+        if (arrays["n"].tolist() != [n] or any(arrays[k].dtype != np.int64 or arrays[k].ndim != 1 for k in _LAYOUT_ARRAYS)
+                or len(arrays["mapped_idx"]) != len(arrays["mapped_starts"])
+                or arrays["check"].tobytes() != _layout_check(n, [arrays[k] for k in _LAYOUT_ARRAYS], mapped)):
             return None
         _touch(path)
-        return (idx, memoryview(buffer), starts), re_idx
+        parts = {k: arrays[k] for k in _LAYOUT_ARRAYS}
+        parts["mapped_buffer"] = mapped
+        return parts
 
-    def store_text_layout(self, digest: str, n: int, parts: tuple) -> None:
-        (idx, buffer, starts), re_idx = parts
-        idx, starts, re_idx = (np.asarray(a, dtype=np.int64) for a in (idx, starts, re_idx))
-        buffer = np.frombuffer(buffer, dtype=np.uint8)
-        check = np.frombuffer(_layout_check(idx, buffer, starts, re_idx), dtype=np.uint8)
-        # the bytes first: the layout file, written last, is what makes the pair found
-        self._write_text_file(self._texts(digest, ".mapped.npy"), lambda fh: np.save(fh, buffer, allow_pickle=False))
+    def store_text_layout(self, digest: str, n: int, parts: dict) -> None:
+        """Keep ``ScanTexts.non_ascii_parts()`` of the ``n`` texts laid out for the column ``digest``."""
+        arrays = [np.asarray(parts[k], dtype=np.int64) for k in _LAYOUT_ARRAYS]
+        mapped = parts["mapped_buffer"]
+        check = np.frombuffer(_layout_check(n, arrays, mapped), dtype=np.uint8)
+        # the bytes first: the layout file, written last, is what makes them found
+        self._write_text_file(self._texts(digest, ".mapped.bin"), lambda fh: fh.write(mapped))
         self._write_text_file(self._texts(digest, ".layout.npz"), lambda fh: np.savez(
-            fh, n=np.array([n]), mapped_idx=idx, mapped_starts=starts, re_idx=re_idx, check=check))
+            fh, n=np.array([n]), size=np.array([len(mapped)]), check=check, **dict(zip(_LAYOUT_ARRAYS, arrays))))
 
     def _write_text_file(self, path: Path, write) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, write)
-        # at most _MAX_TEXT_COLUMNS columns: the least recently used go (a reader racing
-        # this sees a missing file, which is a miss)
+        # at most _MAX_TEXT_COLUMNS columns and _MAX_TEXT_BYTES: the least recently used
+        # go, never the one being written (a reader racing this sees a missing file: a miss;
+        # a map of a removed file stays readable)
         columns: dict[str, list[Path]] = {}
         for p in path.parent.iterdir():
             if not p.name.startswith("."):
                 columns.setdefault(p.name.split(".")[0], []).append(p)
-        if len(columns) > _MAX_TEXT_COLUMNS:
-            def used(files):
-                return max((_mtime(p) for p in files), default=0.0)
-            for files in sorted(columns.values(), key=used)[: len(columns) - _MAX_TEXT_COLUMNS]:
-                for p in files:
-                    p.unlink(missing_ok=True)
+        stats = {name: [(p, _stat(p)) for p in files] for name, files in columns.items()}
+        used = {name: max((st.st_mtime for _, st in files if st), default=0.0) for name, files in stats.items()}
+        size = {name: sum(st.st_size for _, st in files if st) for name, files in stats.items()}
+        total, count = sum(size.values()), len(columns)
+        for name in sorted(columns, key=used.__getitem__):
+            if count <= _MAX_TEXT_COLUMNS and total <= _MAX_TEXT_BYTES:
+                break
+            if name == path.name.split(".")[0]:
+                continue
+            for p in columns[name]:
+                p.unlink(missing_ok=True)
+            total, count = total - size[name], count - 1
 
     def column_votes(self, name: str, version: str, digest: str, n: int) -> np.ndarray | None:
         """The votes of LF ``name`` at ``version`` on the ``n`` distinct texts of the column
@@ -518,19 +528,32 @@ def _read_array(path: Path, *, shape: tuple, dtype) -> np.ndarray | None:
     return array
 
 
-def _layout_check(*arrays: np.ndarray) -> bytes:
+_LAYOUT_ARRAYS = ("mapped_idx", "mapped_starts", "re_idx")
+
+
+def _layout_check(n: int, arrays: list[np.ndarray], mapped) -> bytes:
+    """xxh3-128 of a kept layout, all of it: damage is a miss."""
     hasher = xxhash.xxh3_128(_TEXT_FORMAT)
+    hasher.update(n.to_bytes(8, "little"))
     for a in arrays:
         hasher.update(len(a).to_bytes(8, "little"))
         hasher.update(np.ascontiguousarray(a))  # read in place: no copy
+    hasher.update(mapped)  # its size is in the layout file, checked too
     return hasher.digest()
 
 
-def _mtime(path: Path) -> float:
+def _map_file(path: Path, size: int):
+    """The bytes of ``path``, mapped read-only (pages read as a scan reaches them); ``size`` must be its size."""
+    if path.stat().st_size != size:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes, not {size}")
+    return memoryview(np.memmap(path, dtype=np.uint8, mode="r")) if size else memoryview(b"")
+
+
+def _stat(path: Path):
     try:
-        return path.stat().st_mtime
+        return path.stat()
     except OSError:
-        return 0.0
+        return None
 
 
 def _touch(path: Path) -> None:

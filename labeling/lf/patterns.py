@@ -399,27 +399,18 @@ class ScanTexts:
     answers hold for): no copy of the ASCII texts is made to leave the others out.
     """
 
-    def __init__(self, texts: Sequence[str], *, arrow: pa.Array | pa.ChunkedArray | None = None,
-                 non_ascii: tuple | None = None):
+    def __init__(self, texts: Sequence[str], *, arrow: pa.Array | pa.ChunkedArray | None = None):
         """``arrow``: the same texts as an Arrow string array with no nulls, when at hand:
         the ASCII buffers are then laid out by Arrow, and only non-ASCII texts become Python
-        strings (``texts`` may be lazy, as ``ArrowTexts``). ``non_ascii``: with ``arrow``,
-        what ``non_ascii_parts()`` returned for the same texts (kept from an earlier run):
-        the non-ASCII texts are then neither found nor mapped again."""
+        strings (``texts`` may be lazy, as ``ArrowTexts``)."""
         self.texts = texts
         self.re_idx: list[int] = []
         #: texts whose answers from the ASCII buffers hold (None: all texts in them)
         self.ascii_only: np.ndarray | None = None
         if arrow is not None:
-            if non_ascii is None:
-                is_ascii = pc.string_is_ascii(arrow).to_numpy(zero_copy_only=False)
-                others = np.flatnonzero(~is_ascii).tolist()
-                self.mapped = self._map(others, arrow.filter(pa.array(~is_ascii)).to_pylist())
-            else:
-                (mapped_idx, buffer, starts), re_idx = non_ascii
-                self.mapped, self.re_idx = (mapped_idx, buffer, starts), re_idx.tolist()
-                is_ascii = np.ones(len(arrow), dtype=bool)
-                is_ascii[mapped_idx] = is_ascii[re_idx] = False
+            is_ascii = pc.string_is_ascii(arrow).to_numpy(zero_copy_only=False)
+            others = np.flatnonzero(~is_ascii).tolist()
+            self.mapped = self._map(others, arrow.filter(pa.array(~is_ascii)).to_pylist())
             self.ascii_parts = self._arrow_layouts(is_ascii, arrow)
             self.ascii_only = None if is_ascii.all() else is_ascii
             return
@@ -474,10 +465,28 @@ class ScanTexts:
             base += n
         return out
 
-    def non_ascii_parts(self) -> tuple:
-        """((indices, buffer, starts) of the mapped texts, indices of texts left to Python's
-        ``re``): the costly part of a layout, which ``ScanTexts(..., non_ascii=...)`` takes back."""
-        return self.mapped, np.asarray(self.re_idx, dtype=np.int64)
+    def non_ascii_parts(self) -> dict:
+        """The costly part of the layout, for keeping it: the mapped non-ASCII texts
+        (``mapped_idx`` and ``mapped_starts``, int64, and ``mapped_buffer``) and the texts
+        left to Python's ``re`` (``re_idx``). ``restore`` takes it back."""
+        return {"mapped_idx": np.asarray(self.mapped[0], dtype=np.int64), "mapped_buffer": self.mapped[1],
+                "mapped_starts": np.asarray(self.mapped[2], dtype=np.int64),
+                "re_idx": np.asarray(self.re_idx, dtype=np.int64)}
+
+    @classmethod
+    def restore(cls, texts: Sequence[str], arrow: pa.Array | pa.ChunkedArray, parts: dict) -> ScanTexts:
+        """``ScanTexts(texts, arrow=arrow)`` with its non-ASCII part taken from what
+        ``non_ascii_parts()`` gave for the same texts: only the ASCII buffers are laid out
+        again (joined by Arrow: ~0.01 s for IMDB's 55 MB, against ~0.07 s for the rest)."""
+        self = cls.__new__(cls)
+        self.texts = texts
+        self.re_idx = parts["re_idx"].tolist()
+        self.mapped = parts["mapped_idx"], parts["mapped_buffer"], parts["mapped_starts"]
+        is_ascii = np.ones(len(texts), dtype=bool)
+        is_ascii[parts["mapped_idx"]] = is_ascii[parts["re_idx"]] = False
+        self.ascii_parts = self._arrow_layouts(is_ascii, arrow)
+        self.ascii_only = None if is_ascii.all() else is_ascii
+        return self
 
     def word_counts(self) -> np.ndarray:
         """(n,) int64: ``len(text.split())`` of each text, counted on the buffers.

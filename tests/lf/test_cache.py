@@ -247,7 +247,7 @@ def _kept(tmp_path) -> dict[str, list[str]]:
 def test_a_new_process_reads_keys_layout_and_whole_columns_kept_by_the_first(tmp_path):
     frame = _text_frame(_texts())
     first = apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path)
-    assert _kept(tmp_path) == {"texts": ["keys.npy", "layout.npz", "mapped.npy"],
+    assert _kept(tmp_path) == {"texts": ["keys.npy", "layout.npz", "mapped.bin"],
                                "votes": sorted(lf.name for lf in _text_lfs())}
     again = apply_lfs(_text_lfs(), _as_new_process(frame), cardinality=2, cache=tmp_path)
     assert set(again.rows_computed.values()) == {0}
@@ -301,18 +301,16 @@ def test_a_changed_lf_is_never_served_the_votes_kept_for_the_old_version(tmp_pat
 def test_damaged_kept_files_are_misses_not_votes(tmp_path, damage):
     frame = _text_frame(_texts())
     first = apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path)
-    layout = next((tmp_path / "texts").glob("*.layout.npz"))
     votes = sorted((tmp_path / "lf").rglob("*.votes.npy"))
     if damage == "truncate":
-        for path in [layout, *votes, *(tmp_path / "texts").glob("*.keys.npy")]:
+        for path in [*votes, *(tmp_path / "texts").iterdir()]:
             path.write_bytes(path.read_bytes()[:100])
     elif damage == "other_shape":
         for path in votes:
             np.save(path, np.zeros(3, dtype=np.int32))
-    else:  # the mapped texts' bytes changed, sizes kept: the layout's own check refuses it
-        mapped = next((tmp_path / "texts").glob("*.mapped.npy"))
-        buffer = np.load(mapped)
-        np.save(mapped, np.where(buffer == ord("a"), ord("b"), buffer).astype(np.uint8))
+    else:  # the texts' bytes changed, sizes kept: the layout's own check refuses it
+        mapped = next((tmp_path / "texts").glob("*.mapped.bin"))
+        mapped.write_bytes(mapped.read_bytes().replace(b"a", b"b"))
         for path in votes:
             path.unlink()
     fresh = _as_new_process(frame)

@@ -444,8 +444,8 @@ def _compute_specs(texts: Sequence[str] | _Distinct, group: dict[int, PatternSpe
 
 @dataclass
 class _SpecColumn:
-    votes: np.ndarray  # (n,) int64
-    computed: np.ndarray  # (n,) bool: not read from the cache
+    votes: np.ndarray  # (n,) int
+    computed: int  # rows whose vote was not read from the cache
     field: str  # the text field whose one scan (shared with the other LFs on it) gave the column
 
 
@@ -473,24 +473,25 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
         if digest is not None:
             distinct.digest, distinct.cache = digest, lf_cache
         codes, keys, size = distinct.codes, distinct.keys, len(distinct)
-        votes = {j: np.full(size, ABSTAIN, dtype=np.int64) for j in group}
-        todo = {j: np.ones(size, dtype=bool) for j in group}
         cached = [j for j in group if lf_cache is not None and versions.get(j) is not None]  # else uncacheable
-        whole: set[int] = set()  # columns read whole, by the column's digest
+        votes: dict[int, np.ndarray] = {}
+        todo: dict[int, np.ndarray | None] = {}  # distinct texts still without a vote; None: read whole
         if digest is not None:
             for j in cached:
                 found = lf_cache.column_votes(names[j], versions[j], digest, size)
                 if found is not None:
-                    votes[j], todo[j] = found.astype(np.int64), np.zeros(size, dtype=bool)
-                    whole.add(j)
-        if size and any(j not in whole for j in cached):
+                    votes[j], todo[j] = found, None
+        for j in group:
+            if j not in votes:
+                votes[j], todo[j] = np.full(size, ABSTAIN, dtype=np.int64), np.ones(size, dtype=bool)
+        if size and any(todo[j] is not None for j in cached):
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for j in cached:
-                if j not in whole:
+                if todo[j] is not None:
                     votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
                     todo[j] = ~found
-        compute = [j for j in group if todo[j].any()]
+        compute = [j for j in group if todo[j] is not None and todo[j].any()]
         if compute:
             wanted = np.flatnonzero(np.logical_or.reduce([todo[j] for j in compute]))
             computed = _compute_specs(distinct if len(wanted) == size else distinct.subset(wanted),
@@ -502,11 +503,12 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
                     lf_cache.store(names[j], versions[j], query[keep], votes[j][order][keep])
         for j in cached:
             # every distinct text has its vote now: kept whole for the next run, unless one is an error
-            if digest is not None and j not in whole and size and (votes[j] < cardinality).all():
+            if digest is not None and todo[j] is not None and size and (votes[j] < cardinality).all():
                 lf_cache.store_column_votes(names[j], versions[j], digest, votes[j])
         took[name] = time.perf_counter() - start
+        rows = np.bincount(codes, minlength=size) if any(todo[j] is not None for j in group) else None
         for j in group:
-            out[j] = _SpecColumn(votes[j][codes], todo[j][codes], name)
+            out[j] = _SpecColumn(votes[j][codes], 0 if todo[j] is None else int(rows[todo[j]].sum()), name)
     return out, took
 
 
@@ -733,7 +735,7 @@ def apply_lfs(
                                                        if columns[j].field == field_name)
         for j, col in columns.items():
             L[:, j] = col.votes
-            computed[j] = col.computed.sum()
+            computed[j] = col.computed
             seconds[names[j]] = float("nan")  # in shared_seconds: not separable per LF
             bad = np.flatnonzero(col.votes >= cardinality)
             if len(bad):  # a declarative LF's label outside the classes: same error as any LF
@@ -746,9 +748,9 @@ def apply_lfs(
         need = np.ones((n, len(opaque)), dtype=bool)
         if lf_cache is not None:
             # text columns' keys as kept by an earlier run (a new process hashes no text again)
-            texts = {name: lf_cache.text_keys(column, digest) for name, column in frame.items()
+            kept = {name: lf_cache.text_keys(column, digest) for name, column in frame.items()
                      if frame.columns.is_unique and (digest := text_column_digest(column)) is not None}
-            keys, keyed = row_keys(frame, texts, with_mask=True)
+            keys, keyed = row_keys(frame, kept, with_mask=True)
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for pos, j in enumerate(opaque):

@@ -5,6 +5,9 @@ Where the time goes, and what we do instead of ``DataFrame.apply`` row by row:
 - **Cache** (``labeling/lf/cache.py``): each LF's column is looked up by the LF's
   version and each row's content hash; only missing cells are computed, then
   stored. Editing one LF recomputes one column; appending rows computes those rows.
+  A text column's keys, the costly part of its scan layout and whole vote columns
+  are also kept under one hash of the column's content, so a new process (a second
+  CLI run after an edit) neither hashes nor maps the texts again.
 - **Declarative LFs** (``labeling/lf/declarative.py``: keyword, regex, length): computed
   and cached per distinct text, all patterns of a field in one multi-pattern scan
   over a buffer of all the texts (``labeling/lf/patterns.py``), with the same answers

@@ -172,8 +172,9 @@ def bench_edit_new_process(lfs, frame: pd.DataFrame, jobs: int, repeats: int, *,
             colds.append(cold)
             edits.append(edit)
             print(f"  pair {r + 1}: cold {cold['seconds']:.3f} s ({cold['cpu_seconds']:.3f} s CPU), edit "
-                  f"{edit['seconds']:.3f} s ({edit['cpu_seconds']:.3f} s CPU): {cold['seconds'] / edit['seconds']:.1f}x "
-                  f"({cold['cpu_seconds'] / edit['cpu_seconds']:.1f}x CPU); whole processes "
+                  f"{edit['seconds']:.3f} s ({edit['cpu_seconds']:.3f} s CPU): "
+                  f"{cold['seconds'] / edit['seconds']:.1f}x ({cold['cpu_seconds'] / edit['cpu_seconds']:.1f}x CPU); "
+                  f"whole processes "
                   f"{cold['process_seconds']:.2f} s, {edit['process_seconds']:.2f} s", flush=True)
     t_cold = statistics.median(c["seconds"] for c in colds)
     t_edit = statistics.median(e["seconds"] for e in edits)

@@ -421,7 +421,8 @@ class LFCache:
         except (OSError, ValueError, KeyError, EOFError, TypeError, IndexError, zipfile.BadZipFile):
             return None
         # a file of another format, truncated or altered is a miss, never a layout of other texts
-        if (arrays["n"].tolist() != [n] or any(arrays[k].dtype != np.int64 or arrays[k].ndim != 1 for k in _LAYOUT_ARRAYS)
+        if (arrays["n"].tolist() != [n]
+                or any(arrays[k].dtype != np.int64 or arrays[k].ndim != 1 for k in _LAYOUT_ARRAYS)
                 or len(arrays["mapped_idx"]) != len(arrays["mapped_starts"])
                 or arrays["check"].tobytes() != _layout_check(n, [arrays[k] for k in _LAYOUT_ARRAYS], mapped)):
             return None

@@ -461,7 +461,8 @@ class ScanTexts:
             offsets = np.frombuffer(offsets, dtype=np.int64)[joined.offset : joined.offset + n + 1]
             # a view of Arrow's buffer, not a copy: hyperscan and the word counts read any bytes-like object
             buffer = memoryview(data.slice(int(offsets[0]), int(offsets[-1] - offsets[0])))
-            out.append((np.arange(base, base + n, dtype=np.int64), buffer, (offsets[:-1] - offsets[0]).astype(np.int64)))
+            starts = (offsets[:-1] - offsets[0]).astype(np.int64)
+            out.append((np.arange(base, base + n, dtype=np.int64), buffer, starts))
             base += n
         return out
 

@@ -5,6 +5,9 @@ Where the time goes, and what we do instead of ``DataFrame.apply`` row by row:
 - **Cache** (``labeling/lf/cache.py``): each LF's column is looked up by the LF's
   version and each row's content hash; only missing cells are computed, then
   stored. Editing one LF recomputes one column; appending rows computes those rows.
+  A text column's keys, the costly part of its scan layout and whole vote columns
+  are also kept under one hash of the column's content, so a new process (a second
+  CLI run after an edit) neither hashes nor maps the texts again.
 - **Declarative LFs** (``labeling/lf/declarative.py``: keyword, regex, length): computed
   and cached per distinct text, all patterns of a field in one multi-pattern scan
   over a buffer of all the texts (``labeling/lf/patterns.py``), with the same answers
@@ -25,7 +28,9 @@ such cells are left abstaining and counted per LF in ``ApplyResult.errors``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import os
 import sys
 import time
@@ -38,7 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .cache import LFCache, column_keys, row_keys
+from .cache import LFCache, column_keys, row_keys, text_column_digest
 from .compile import RuleSpec, fast_spec
 from .declarative import LengthSpec, PatternSpec
 from ..errors import ConfigError, LFApplicationError
@@ -285,21 +290,62 @@ def _matcher(patterns: tuple) -> PatternMatcher:
     return PatternMatcher(patterns)
 
 
+# Below this share of repeated texts, a column is laid out for the scan whole rather than
+# its distinct texts taken first: a take copies every text (~0.06 s for 65 MB of IMDB
+# reviews, more than one pattern's scan), while a few repeats scanned twice cost little.
+_SCAN_WHOLE_BELOW_REPEATS = 0.1
+
+
 @dataclass
 class _Distinct:
     """A text column as its distinct values: ``texts[codes]`` is the column."""
 
     codes: np.ndarray
-    texts: Sequence[str]  # a list, or ArrowTexts: Python strings only where read
+    first: np.ndarray  # position of each distinct text's first row
     keys: np.ndarray  # content key of each distinct text
-    _layout: ScanTexts | None = None
+    #: the whole column as Arrow (None: ``_texts`` is given, a list)
+    source: pa.ChunkedArray | None = None
+    _texts: Sequence[str] | None = None
+    _layout: tuple[ScanTexts, np.ndarray | None] | None = None
+    #: the column's ``text_column_digest`` and a cache keeping its layout, when both exist
+    digest: str | None = None
+    cache: LFCache | None = None
 
-    def layout(self) -> ScanTexts:
-        """The texts laid out for buffer scans, built on first use and kept: each
-        re-apply after an edit scans the same texts again."""
+    def __len__(self) -> int:
+        return len(self.first)
+
+    @property
+    def texts(self) -> Sequence[str]:
+        """The distinct texts: a list, or ArrowTexts (Python strings only where read); taken on first use."""
+        if self._texts is None:
+            self._texts = _take_strings(self.source, self.first)
+        return self._texts
+
+    def subset(self, wanted: np.ndarray) -> Sequence[str]:
+        """``[texts[i] for i in wanted]`` (``wanted`` increasing), taken from the column directly."""
+        if self.source is not None:
+            return _take_strings(self.source, self.first[wanted])
+        return [self.texts[i] for i in wanted.tolist()]
+
+    def layout(self) -> tuple[ScanTexts, np.ndarray | None]:
+        """(texts laid out for buffer scans, the row of each distinct text in it or None
+        when the layout holds exactly the distinct texts). Built on first use and kept: each
+        re-apply after an edit scans the same texts again. A new process takes the costly
+        non-ASCII part back from the cache (``LFCache.text_layout``) instead of mapping it again."""
         if self._layout is None:
-            arrow = self.texts.array if isinstance(self.texts, ArrowTexts) else None
-            self._layout = ScanTexts(self.texts, arrow=arrow)
+            whole = self.source is not None and len(self.first) < len(self.codes) and \
+                len(self.first) >= (1 - _SCAN_WHOLE_BELOW_REPEATS) * len(self.codes)
+            texts, rows = (ArrowTexts(self.source), self.first) if whole else (self.texts, None)
+            arrow = texts.array if isinstance(texts, ArrowTexts) else None
+            keep = arrow is not None and self.digest is not None and self.cache is not None
+            kept = self.cache.text_layout(self.digest, len(texts)) if keep else None
+            if kept is not None:
+                layout = ScanTexts.restore(texts, arrow, kept)
+            else:
+                layout = ScanTexts(texts, arrow=arrow)
+                if keep:
+                    self.cache.store_text_layout(self.digest, len(texts), layout.non_ascii_parts())
+            self._layout = layout, rows
         return self._layout
 
 
@@ -315,7 +361,12 @@ def _distinct(column: pd.Series, keys: np.ndarray) -> _Distinct:
     codes, first = _first_positions(keys[:, 0])
     if not np.array_equal(keys[:, 1], keys[first[codes], 1]):  # a 64-bit collision: be exact instead
         codes, first = _first_positions(column)
-    out = _Distinct(codes, _take_strings(column, first), keys[first])
+    backing = getattr(column.array, "_pa_array", None)
+    if isinstance(backing, pa.ChunkedArray):
+        # a new wrapper of the same chunks: holding pandas' own would keep its memo entries alive
+        out = _Distinct(codes, first, keys[first], source=pa.chunked_array(backing.chunks, type=backing.type))
+    else:
+        out = _Distinct(codes, first, keys[first], _texts=column.iloc[first].tolist())
     if not keys.flags.writeable:
         _DISTINCT[id(keys)] = out
         weakref.finalize(keys, _DISTINCT.pop, id(keys), None)
@@ -330,16 +381,13 @@ def _first_positions(values) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _take_strings(column: pd.Series, positions: np.ndarray) -> Sequence[str]:
-    """``column.iloc[positions].tolist()`` for increasing ``positions``: from an Arrow
-    column, an ``ArrowTexts`` (no Python string is made until one is read).
+def _take_strings(backing: pa.ChunkedArray, positions: np.ndarray) -> ArrowTexts:
+    """The strings at increasing ``positions`` of an Arrow column, as ``ArrowTexts`` (no
+    Python string is made until one is read).
 
-    An Arrow column is taken from chunk by chunk: a take across chunks first
-    concatenates them (measured: 0.54 s against 0.14 s for 50,000 of 200,000 reviews).
+    Taken chunk by chunk: a take across chunks first concatenates them (measured:
+    0.54 s against 0.14 s for 50,000 of 200,000 reviews).
     """
-    backing = getattr(column.array, "_pa_array", None)
-    if not isinstance(backing, pa.ChunkedArray):
-        return column.iloc[positions].tolist()
     parts = []
     bases = np.cumsum([0] + [len(chunk) for chunk in backing.chunks])
     cuts = np.searchsorted(positions, bases)
@@ -355,13 +403,6 @@ def _all_strings(column: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(column.dtype) and not column.isna().any()
 
 
-def _subset(texts: Sequence[str], positions: np.ndarray) -> Sequence[str]:
-    """``[texts[i] for i in positions]``; from ``ArrowTexts``, taken by Arrow."""
-    if isinstance(texts, ArrowTexts):
-        return ArrowTexts(texts.array.take(pa.array(positions)))
-    return [texts[i] for i in positions.tolist()]
-
-
 def _compute_specs(texts: Sequence[str] | _Distinct, group: dict[int, PatternSpec | LengthSpec],
                    n_jobs: int) -> dict[int, np.ndarray]:
     """Votes of declarative LFs (one field's) on ``texts``: all patterns in one scan.
@@ -370,7 +411,6 @@ def _compute_specs(texts: Sequence[str] | _Distinct, group: dict[int, PatternSpe
     others, and lengths, in chunks of texts, in worker processes when it pays.
     """
     distinct = texts if isinstance(texts, _Distinct) else None
-    texts = distinct.texts if distinct is not None else texts
     pattern_js = [j for j, s in group.items() if isinstance(s, PatternSpec)]
     rule_js = [j for j, s in group.items() if isinstance(s, RuleSpec)]  # compiled plain LFs
     patterns = tuple(group[j].pattern for j in pattern_js) + tuple(p for j in rule_js for p in group[j].patterns)
@@ -378,11 +418,14 @@ def _compute_specs(texts: Sequence[str] | _Distinct, group: dict[int, PatternSpe
     units = {s.unit for s in group.values() if isinstance(s, LengthSpec)}.union(*(group[j].units for j in rule_js))
     if matcher is None or matcher.has_buffer_form():
         # one pass over the buffers for the patterns, one for the sizes, in this process
-        layout = distinct.layout() if distinct is not None else \
-            ScanTexts(texts, arrow=texts.array if isinstance(texts, ArrowTexts) else None)
-        hits = matcher.search(layout) if matcher is not None else np.zeros((len(texts), 0), bool)
+        layout, rows = distinct.layout() if distinct is not None else \
+            (ScanTexts(texts, arrow=texts.array if isinstance(texts, ArrowTexts) else None), None)
+        hits = matcher.search(layout) if matcher is not None else np.zeros((len(layout.texts), 0), bool)
         sizes = _sizes(layout, units)
+        if rows is not None:  # laid out with its repeats: each distinct text's first row
+            hits, sizes = hits[rows], {u: size[rows] for u, size in sizes.items()}
     else:  # text by text, in chunks, in worker processes when it pays
+        texts = distinct.texts if distinct is not None else texts
         bounds = chunk_bounds(len(texts), 4 * workers.CHUNK_ROWS)
         parallel = n_jobs if len(texts) * (len(group) + 1) >= _MIN_PARALLEL_SCAN else 1
         state = {"texts": texts, "matcher": matcher, "units": units, "bounds": bounds}
@@ -406,8 +449,8 @@ def _compute_specs(texts: Sequence[str] | _Distinct, group: dict[int, PatternSpe
 
 @dataclass
 class _SpecColumn:
-    votes: np.ndarray  # (n,) int64
-    computed: np.ndarray  # (n,) bool: not read from the cache
+    votes: np.ndarray  # (n,) int
+    computed: int  # rows whose vote was not read from the cache
     field: str  # the text field whose one scan (shared with the other LFs on it) gave the column
 
 
@@ -428,30 +471,49 @@ def _apply_specs(frame: pd.DataFrame, specs: dict[int, PatternSpec | LengthSpec]
         by_field.setdefault(spec.field, {})[j] = spec
     for name, group in by_field.items():
         start = time.perf_counter()
-        distinct = _distinct(frame[name], column_keys(frame[name]))
-        codes, texts, keys = distinct.codes, distinct.texts, distinct.keys
-        votes = {j: np.full(len(texts), ABSTAIN, dtype=np.int64) for j in group}
-        todo = {j: np.ones(len(texts), dtype=bool) for j in group}
-        if lf_cache is not None and len(texts):
+        column = frame[name]
+        digest = text_column_digest(column) if lf_cache is not None else None
+        distinct = _distinct(column, lf_cache.text_keys(column, digest) if lf_cache is not None
+                             else column_keys(column))
+        if digest is not None:
+            distinct.digest, distinct.cache = digest, lf_cache
+        codes, keys, size = distinct.codes, distinct.keys, len(distinct)
+        cached = [j for j in group if lf_cache is not None and versions.get(j) is not None]  # else uncacheable
+        votes: dict[int, np.ndarray] = {}
+        todo: dict[int, np.ndarray | None] = {}  # distinct texts still without a vote; None: read whole
+        if digest is not None:
+            for j in cached:
+                found = lf_cache.column_votes(names[j], versions[j], digest, size)
+                if found is not None:
+                    votes[j], todo[j] = found, None
+        for j in group:
+            if j not in votes:
+                votes[j], todo[j] = np.full(size, ABSTAIN, dtype=np.int64), np.ones(size, dtype=bool)
+        if size and any(todo[j] is not None for j in cached):
             order = np.argsort(keys[:, 0])
             query = keys[order]
-            for j in group:
-                if versions.get(j) is not None:  # None: uncacheable
+            for j in cached:
+                if todo[j] is not None:
                     votes[j], found = lf_cache.lookup(names[j], versions[j], keys, order, query)
                     todo[j] = ~found
-        compute = [j for j in group if todo[j].any()]
+        compute = [j for j in group if todo[j] is not None and todo[j].any()]
         if compute:
             wanted = np.flatnonzero(np.logical_or.reduce([todo[j] for j in compute]))
-            computed = _compute_specs(distinct if len(wanted) == len(texts) else _subset(texts, wanted),
+            computed = _compute_specs(distinct if len(wanted) == size else distinct.subset(wanted),
                                       {j: group[j] for j in compute}, n_jobs)
             for j in compute:
                 votes[j][wanted] = computed[j]
-                if lf_cache is not None and versions.get(j) is not None:
+                if j in cached:
                     keep = todo[j][order] & (votes[j][order] < cardinality)  # key order: stored without a sort
                     lf_cache.store(names[j], versions[j], query[keep], votes[j][order][keep])
+        for j in cached:
+            # every distinct text has its vote now: kept whole for the next run, unless one is an error
+            if digest is not None and todo[j] is not None and size and (votes[j] < cardinality).all():
+                lf_cache.store_column_votes(names[j], versions[j], digest, votes[j])
         took[name] = time.perf_counter() - start
+        rows = np.bincount(codes, minlength=size) if any(todo[j] is not None for j in group) else None
         for j in group:
-            out[j] = _SpecColumn(votes[j][codes], todo[j][codes], name)
+            out[j] = _SpecColumn(votes[j][codes], 0 if todo[j] is None else int(rows[todo[j]].sum()), name)
     return out, took
 
 
@@ -678,7 +740,7 @@ def apply_lfs(
                                                        if columns[j].field == field_name)
         for j, col in columns.items():
             L[:, j] = col.votes
-            computed[j] = col.computed.sum()
+            computed[j] = col.computed
             seconds[names[j]] = float("nan")  # in shared_seconds: not separable per LF
             bad = np.flatnonzero(col.votes >= cardinality)
             if len(bad):  # a declarative LF's label outside the classes: same error as any LF
@@ -690,7 +752,10 @@ def apply_lfs(
     if opaque and n:
         need = np.ones((n, len(opaque)), dtype=bool)
         if lf_cache is not None:
-            keys, keyed = row_keys(frame, with_mask=True)
+            # text columns' keys as kept by an earlier run (a new process hashes no text again)
+            kept = {name: lf_cache.text_keys(column, digest) for name, column in frame.items()
+                     if frame.columns.is_unique and (digest := text_column_digest(column)) is not None}
+            keys, keyed = row_keys(frame, kept, with_mask=True)
             order = np.argsort(keys[:, 0])
             query = keys[order]
             for pos, j in enumerate(opaque):
@@ -748,16 +813,19 @@ def apply_lfs(
                               fault_tolerant, jobs, show_progress, chunk_rows, [views[p] for p in cols],
                               [lfs[j] for j in columns])
 
-        outcomes = run(spread, n_jobs if scheduler is None else 2)
-        # an LF whose state changed while it ran in a worker: its votes hang on which rows that worker
-        # had seen, so it runs again here, over all rows in order
-        redo = sorted({spread[k] for _, out in outcomes if out.after is not None
-                       for k, version in enumerate(out.after) if version != before[spread[k]]})
-        merge(outcomes, spread)
-        first_errors[:] = [e for e in first_errors if e[0] not in redo]
-        for j in redo:
-            samples.pop(j, None)
-        merge(run(redo + list(ordered), 1), redo + list(ordered))
+        # spaCy parses may leave cyclic garbage worth collecting as they go; rows and plain LFs do not
+        pause = all(_spacy_group(lfs[j], spacy_model, spacy_disable) is None for j in opaque)
+        with _cyclic_gc_paused(pause):
+            outcomes = run(spread, n_jobs if scheduler is None else 2)
+            # an LF whose state changed while it ran in a worker: its votes hang on which rows that worker
+            # had seen, so it runs again here, over all rows in order
+            redo = sorted({spread[k] for _, out in outcomes if out.after is not None
+                           for k, version in enumerate(out.after) if version != before[spread[k]]})
+            merge(outcomes, spread)
+            first_errors[:] = [e for e in first_errors if e[0] not in redo]
+            for j in redo:
+                samples.pop(j, None)
+            merge(run(redo + list(ordered), 1), redo + list(ordered))
         for j in opaque:
             if j in ordered:
                 uncacheable[lfs[j].name] = ordered[j]
@@ -793,6 +861,27 @@ def apply_lfs(
     return ApplyResult(L=L, seconds_per_lf=seconds, errors=errors,
                        rows_computed={lf.name: int(computed[j]) for j, lf in enumerate(lfs)},
                        shared_seconds=shared_seconds, shared_by=shared_by, uncacheable=uncacheable)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused(pause: bool = True):
+    """Python's cyclic garbage collector off for the block (back on after, if it was on).
+
+    The records built for LFs (one per row: 50,000 dicts for IMDB) live through the
+    whole run; with the collector on, they are moved to its oldest generation as LFs
+    allocate, and every few runs in a long-lived process (the workbench) that triggers
+    a full collection of everything the process holds (measured: 0.16-0.76 s). They
+    hold no cycles and are freed by reference counting when the run ends, so off, no
+    collection ever sees them. Memory that LFs leave in cycles waits for the end.
+    """
+    was = gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause and was:
+            gc.enable()
 
 
 def _row_id(frame: pd.DataFrame, i: int):

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_NODES", "Fingerprint", "fingerprint"]
+__all__ = ["MAX_NODES", "Fingerprint", "fingerprint", "library_digest"]
 
 #: an LF reaching more objects than this is not versioned (it is computed every time)
 MAX_NODES = 200_000
@@ -101,6 +101,12 @@ def _own_source_digest() -> str:
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def library_digest() -> str:
+    """16 hex digits naming this package's code as the process runs it: what is derived
+    from data by the library's own rules (a scan layout) is kept under it."""
+    return _own_source_digest()
 
 
 @functools.lru_cache(maxsize=None)

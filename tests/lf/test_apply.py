@@ -255,3 +255,45 @@ def test_scanned_lfs_report_their_shared_scan_not_one_made_up_number_each():
     assert result.seconds_per_lf["plain"] >= 0
     assert result.shared_by == {"scan of text": ("kw", "re", "short")}
     assert result.shared_seconds["scan of text"] > 0
+
+
+def test_plain_lfs_run_without_cyclic_gc_collections_and_gc_is_back_on_after():
+    # the records live through the run: collections during it would move them to the oldest
+    # generation and, in a long-lived process, set off full collections of everything it holds
+    import gc
+
+    calls, seen, kept = [0], [], []  # LF calls so far at each collection
+
+    def on_gc(phase, info):
+        if phase == "start":
+            seen.append(calls[0])
+
+    @labeling_function()
+    def odd_count(x):
+        calls[0] += 1
+        kept.append([calls[0]])  # allocations that live on: with the collector on, it would run every 10
+        return 1 if x.text.count("o") % 2 else -1
+
+    @labeling_function()
+    def breaks(x):
+        raise ValueError("typo")
+
+    frame = pd.DataFrame({"text": [f"row {i} of foo" for i in range(300)]})
+    threshold = gc.get_threshold()
+    gc.set_threshold(10, 1, 1)
+    gc.callbacks.append(on_gc)
+    try:
+        L = apply_lfs([odd_count], frame, cardinality=2, n_jobs=1).L
+        during = [c for c in seen if 0 < c < len(frame)]  # between the first call and the last
+        assert gc.isenabled()
+        with pytest.raises(LFApplicationError, match="typo"):
+            apply_lfs([breaks], frame, cardinality=2, n_jobs=1)
+        assert gc.isenabled(), "a failing run turns the collector back on too"
+        gc.disable()
+        apply_lfs([odd_count], frame, cardinality=2, n_jobs=1)
+        assert not gc.isenabled(), "a collector the caller turned off stays off"
+    finally:
+        gc.enable()
+        gc.callbacks.remove(on_gc)
+        gc.set_threshold(*threshold)
+    assert during == [] and L[:, 0].tolist() == [1 if t.count("o") % 2 else -1 for t in frame["text"]]

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from snorkel.labeling import LabelingFunction, labeling_function
 
 from labeling import apply_lfs
-from labeling.lf.cache import LFCache, row_keys
+from labeling.lf.cache import LFCache, forget_loaded, row_keys, text_column_digest
 from labeling.lf.declarative import keyword_lf, length_lf, regex_lf
 
 
@@ -210,3 +211,157 @@ def test_lookup_of_exactly_the_stored_keys_in_any_order_returns_their_votes(tmp_
     other[7, 1] += np.uint64(1)  # same first halves, one second half differs: not found
     got, found = cache.lookup("lf", "v1", other)
     assert found.sum() == 499 and not found[7]
+
+
+# --------------------------------------------------------------------------- a new process: texts kept by content
+
+def _texts(n: int = 40) -> list[str]:
+    words = ["great fun", "awful plot", "so boring", "a classic", "meh", "great but dull", "café awful",
+             "\u212a classic", "naïve great", "great\u00a0fun is here"]  # non-ASCII: mapped, and left to re
+    return [f"{words[i % len(words)]} #{i}" for i in range(n)]
+
+
+def _text_frame(texts: list[str]) -> pd.DataFrame:
+    # Arrow-backed strings, as pandas reads a CSV or parquet file
+    return pd.DataFrame({"text": pd.Series(texts, dtype="str")})
+
+
+def _text_lfs(scorn=("awful",)):
+    return [keyword_lf("praise", ["great"], 1), keyword_lf("scorn", list(scorn), 0),
+            regex_lf("classic", r"\bclassic\b", 1), length_lf("short", 0, max_words=2),
+            length_lf("long_chars", 1, min_chars=13)]
+
+
+def _as_new_process(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same rows in new Arrow arrays, with this process's memo of cached columns dropped:
+    what an apply in a new process starts from."""
+    forget_loaded()
+    return _text_frame(frame["text"].tolist())
+
+
+def _kept(tmp_path) -> dict[str, list[str]]:
+    return {"texts": sorted(p.name.split(".", 1)[1] for p in (tmp_path / "texts").iterdir()),
+            "votes": sorted({p.parent.parent.name for p in (tmp_path / "lf").rglob("*.votes.npy")})}
+
+
+def test_a_new_process_reads_keys_layout_and_whole_columns_kept_by_the_first(tmp_path):
+    frame = _text_frame(_texts())
+    first = apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path)
+    assert _kept(tmp_path) == {"texts": ["keys.npy", "layout.npz", "mapped.bin"],
+                               "votes": sorted(lf.name for lf in _text_lfs())}
+    again = apply_lfs(_text_lfs(), _as_new_process(frame), cardinality=2, cache=tmp_path)
+    assert set(again.rows_computed.values()) == {0}
+    np.testing.assert_array_equal(again.L, first.L)
+    edited_lfs = _text_lfs(scorn=("awful", "boring"))
+    edited = apply_lfs(edited_lfs, _as_new_process(frame), cardinality=2, cache=tmp_path)
+    assert edited.rows_computed == {"praise": 0, "scorn": 40, "classic": 0, "short": 0, "long_chars": 0}
+    expected = apply_lfs(edited_lfs, frame, cardinality=2).L
+    np.testing.assert_array_equal(edited.L, expected)
+    assert (expected != first.L).any(), "the edit must change votes for this test to mean anything"
+
+
+def _one_text_changed(texts):
+    return [*texts[:3], texts[3].replace("classic", "classy"), *texts[4:]]
+
+
+def _boundary_moved(texts):
+    # the same bytes in the same order, split between two texts elsewhere: a digest of the
+    # bytes alone would call this the same column
+    return [texts[0][:-1], texts[0][-1] + texts[1], *texts[2:]]
+
+
+def _one_text_appended(texts):
+    return [*texts, "great great"]
+
+
+@pytest.mark.parametrize("change", [_one_text_changed, _boundary_moved, _one_text_appended])
+def test_a_changed_text_is_never_served_the_votes_kept_for_the_old_one(tmp_path, change):
+    texts = _texts()
+    first = apply_lfs(_text_lfs(), _text_frame(texts), cardinality=2, cache=tmp_path)
+    frame = _as_new_process(_text_frame(change(texts)))
+    result = apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path)
+    expected = apply_lfs(_text_lfs(), frame, cardinality=2).L
+    np.testing.assert_array_equal(result.L, expected)
+    if change is not _one_text_appended:
+        assert (expected != first.L).any(), "the change must change votes for this test to mean anything"
+    # the texts that did not change are still read by their own keys
+    assert set(result.rows_computed.values()) == {1 if change is not _boundary_moved else 2}
+
+
+def test_a_changed_lf_is_never_served_the_votes_kept_for_the_old_version(tmp_path):
+    frame = _text_frame(_texts())
+    apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path)
+    for scorn in [("awful", "boring"), ("awful",), ("plot",)]:  # back to the first version too
+        result = apply_lfs(_text_lfs(scorn), _as_new_process(frame), cardinality=2, cache=tmp_path)
+        np.testing.assert_array_equal(result.L, apply_lfs(_text_lfs(scorn), frame, cardinality=2).L)
+    assert len(LFCache(tmp_path).versions("scorn")) == 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "other_shape", "altered_layout"])
+def test_damaged_kept_files_are_misses_not_votes(tmp_path, damage):
+    frame = _text_frame(_texts())
+    first = apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path)
+    votes = sorted((tmp_path / "lf").rglob("*.votes.npy"))
+    if damage == "truncate":
+        for path in [*votes, *(tmp_path / "texts").iterdir()]:
+            path.write_bytes(path.read_bytes()[:100])
+    elif damage == "other_shape":
+        for path in votes:
+            np.save(path, np.zeros(3, dtype=np.int32))
+    else:  # the texts' bytes changed, sizes kept: the layout's own check refuses it
+        mapped = next((tmp_path / "texts").glob("*.mapped.bin"))
+        mapped.write_bytes(mapped.read_bytes().replace(b"a", b"b"))
+        for path in votes:
+            path.unlink()
+    fresh = _as_new_process(frame)
+    forget_loaded()
+    result = apply_lfs(_text_lfs(), fresh, cardinality=2, cache=tmp_path)
+    np.testing.assert_array_equal(result.L, first.L)
+    result = apply_lfs(_text_lfs(scorn=("awful", "boring")), _as_new_process(frame), cardinality=2, cache=tmp_path)
+    np.testing.assert_array_equal(result.L, apply_lfs(_text_lfs(scorn=("awful", "boring")), frame, cardinality=2).L)
+
+
+def test_text_column_digest_names_the_content_whatever_the_chunks():
+    texts = _texts(12)
+    whole = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(texts, pa.large_string())])))
+    chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
+        [pa.array(texts[:5], pa.large_string()), pa.array([], pa.large_string()),
+         pa.array(texts[5:], pa.large_string())])))
+    sliced = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(["x", *texts], pa.large_string())[1:]])))
+    assert text_column_digest(whole) == text_column_digest(chunked) == text_column_digest(sliced) is not None
+    for other in (_boundary_moved(texts), texts[:-1], [*texts[:-1], texts[-1] + " "], [*texts, ""]):
+        assert text_column_digest(_text_frame(other)["text"]) != text_column_digest(whole)
+    assert text_column_digest(pd.Series(texts, dtype=object)) is None  # no Arrow buffers to name it by
+    assert text_column_digest(pd.Series([*texts, None], dtype="str")) is None
+
+
+def test_kept_text_columns_are_bounded(tmp_path, monkeypatch):
+    import labeling.lf.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_MAX_TEXT_COLUMNS", 2)
+    for n in (5, 6, 7):
+        apply_lfs(_text_lfs(), _text_frame(_texts(n)), cardinality=2, cache=tmp_path)
+    assert len({p.name.split(".")[0] for p in (tmp_path / "texts").iterdir()}) == 2
+    assert LFCache(tmp_path).clear() > 0 and not (tmp_path / "texts").exists()
+
+
+@pytest.mark.parametrize("repeats", [0, 2, 30])  # none; few: the column is scanned whole; many: distinct texts taken
+def test_repeated_texts_give_the_votes_of_a_cold_apply_in_a_new_process(tmp_path, repeats):
+    texts = _texts()
+    frame = _text_frame([*texts, *texts[5 : 5 + repeats]] if repeats <= 2 else texts + texts[:30] * 2)
+    expected = apply_lfs(_text_lfs(), frame, cardinality=2).L
+    np.testing.assert_array_equal(apply_lfs(_text_lfs(), frame, cardinality=2, cache=tmp_path).L, expected)
+    edited_lfs = _text_lfs(scorn=("awful", "boring"))
+    edited = apply_lfs(edited_lfs, _as_new_process(frame), cardinality=2, cache=tmp_path)
+    assert edited.rows_computed["scorn"] == len(frame) and edited.rows_computed["praise"] == 0
+    np.testing.assert_array_equal(edited.L, apply_lfs(edited_lfs, frame, cardinality=2).L)
+
+
+def test_the_texts_kept_are_named_by_the_library_code_too(monkeypatch):
+    import labeling.lf.cache as cache_module
+
+    # a changed mapping rule in patterns.py must not find layouts the old rule made
+    texts = _texts(6)
+    before = text_column_digest(_text_frame(texts)["text"])
+    monkeypatch.setattr(cache_module, "library_digest", lambda: "another-library")
+    assert text_column_digest(_text_frame(texts)["text"]) not in (before, None)

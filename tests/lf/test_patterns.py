@@ -58,6 +58,11 @@ def test_matches_python_re_on_tricky_patterns_and_texts(tricky, texts):
     from_arrow = ScanTexts(ArrowTexts(arrow), arrow=arrow)
     np.testing.assert_array_equal(buffered.search(from_arrow), expected[:, BUFFERED])
     assert from_arrow.word_counts().tolist() == [len(t.split()) for t in texts]
+    # a new process: the non-ASCII part taken back (as kept in the cache), the ASCII buffers laid out again
+    restored = ScanTexts.restore(ArrowTexts(arrow), arrow, from_arrow.non_ascii_parts())
+    np.testing.assert_array_equal(buffered.search(restored), expected[:, BUFFERED])
+    assert restored.word_counts().tolist() == [len(t.split()) for t in texts]
+    assert restored.char_counts().tolist() == [len(t) for t in texts]
     assert from_arrow.char_counts().tolist() == ScanTexts(texts).char_counts().tolist() == [len(t) for t in texts]
 
 

@@ -121,11 +121,10 @@ def _shingle_hashes(codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
     one shingle (itself)."""
     n, k = len(codes), SHINGLE
     h = np.full(n, 0xCBF29CE484222325, dtype=np.uint64)  # FNV-1a over the gram's code points
-    for t in range(k):
-        part = np.zeros(n, dtype=np.uint64)
+    for t in range(k):  # in place: no temporary array of n per step (the positions past the end XOR 0)
         if t < n:
-            part[: n - t] = codes[t:]
-        h = (h ^ part) * np.uint64(0x100000001B3)
+            np.bitwise_xor(h[: n - t], codes[t:], out=h[: n - t])
+        np.multiply(h, np.uint64(0x100000001B3), out=h)
     h ^= h >> np.uint64(29)
     keep = np.ones(n, dtype=bool)  # a gram starting in the last k-1 characters of its text runs past it
     ends = starts + lengths

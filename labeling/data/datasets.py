@@ -12,6 +12,7 @@ copy in the folder named by ``LABELING_DATA_DIR``.
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import io
 import os
@@ -110,6 +111,20 @@ def frame_hash(frame: pd.DataFrame) -> str:
             if len(chunk):
                 digest.update(memoryview(chunk.buffers()[2])[offsets[0] : offsets[-1]])
     return digest.hexdigest()
+
+
+def release_freed_memory() -> None:
+    """Hand memory this process has freed back to the operating system: Arrow's pool
+    (mimalloc or jemalloc) and glibc's malloc each keep freed pages for their own next
+    allocations, which the other allocator cannot reuse, so one stage's freed buffers
+    would stay in the process's footprint through every later stage (measured at 1M IMDB
+    rows: splitting by boolean masks left 3.9 GB of freed Arrow buffers in the process).
+    Best effort: glibc's part is skipped where ``malloc_trim`` does not exist."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def sha256_file(path: Path) -> str:

@@ -12,14 +12,21 @@ anything is written. Findings:
   conflicting gold labels, test rows duplicated in train or dev (leakage),
   class imbalance and classes missing from a split.
 
+The texts are read once, a chunk of rows at a time (``text_keys``): each row keeps
+only the index of its normalized text among the distinct ones (told apart by a
+128-bit digest), each distinct text its MinHash signature and first row. Exact
+duplicates, conflicting labels and exact leakage are computed on those indices;
+no normalized copy of the texts is kept (at 1M IMDB rows that copy and a dict
+keyed by it were 2 GB).
+
 Near duplicates, on every row: character 5-gram shingles, MinHash signatures
 (64 bins of one-permutation hashing, computed with numpy in batches) and LSH
 banding (the band shape that best separates the threshold; each band's keys
 sorted, no bucket dict of every row) propose candidate pairs, and the exact Jaccard of the shingle
 sets confirms them. Cost is near-linear, memory 256 bytes per distinct text
-plus one band at a time; above ``verify.max_near_duplicate_rows`` (default:
-no limit) the search is skipped and the report says so. Shingle hashes and
-permutations are fixed, so reports are reproducible across processes.
+plus the candidate pairs (8 bytes each); above ``verify.max_near_duplicate_rows``
+(default: no limit) the search is skipped and the report says so. Shingle hashes
+and permutations are fixed, so reports are reproducible across processes.
 """
 
 from __future__ import annotations

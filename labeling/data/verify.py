@@ -12,21 +12,28 @@ anything is written. Findings:
   conflicting gold labels, test rows duplicated in train or dev (leakage),
   class imbalance and classes missing from a split.
 
+The texts are read once, a chunk of rows at a time (``text_keys``): each row keeps
+only the index of its normalized text among the distinct ones (told apart by a
+128-bit digest), each distinct text its MinHash signature and first row. Exact
+duplicates, conflicting labels and exact leakage are computed on those indices;
+no normalized copy of the texts is kept (at 1M IMDB rows that copy and a dict
+keyed by it were 2 GB).
+
 Near duplicates, on every row: character 5-gram shingles, MinHash signatures
 (64 bins of one-permutation hashing, computed with numpy in batches) and LSH
 banding (the band shape that best separates the threshold; each band's keys
 sorted, no bucket dict of every row) propose candidate pairs, and the exact Jaccard of the shingle
 sets confirms them. Cost is near-linear, memory 256 bytes per distinct text
-plus one band at a time; above ``verify.max_near_duplicate_rows`` (default:
-no limit) the search is skipped and the report says so. Shingle hashes and
-permutations are fixed, so reports are reproducible across processes.
+plus the candidate pairs (8 bytes each); above ``verify.max_near_duplicate_rows``
+(default: no limit) the search is skipped and the report says so. Shingle hashes
+and permutations are fixed, so reports are reproducible across processes.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import unicodedata
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -121,11 +128,10 @@ def _shingle_hashes(codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
     one shingle (itself)."""
     n, k = len(codes), SHINGLE
     h = np.full(n, 0xCBF29CE484222325, dtype=np.uint64)  # FNV-1a over the gram's code points
-    for t in range(k):
-        part = np.zeros(n, dtype=np.uint64)
+    for t in range(k):  # in place: no temporary array of n per step (the positions past the end XOR 0)
         if t < n:
-            part[: n - t] = codes[t:]
-        h = (h ^ part) * np.uint64(0x100000001B3)
+            np.bitwise_xor(h[: n - t], codes[t:], out=h[: n - t])
+        np.multiply(h, np.uint64(0x100000001B3), out=h)
     h ^= h >> np.uint64(29)
     keep = np.ones(n, dtype=bool)  # a gram starting in the last k-1 characters of its text runs past it
     ends = starts + lengths
@@ -172,7 +178,7 @@ _BIN_BITS = 26  # a 32-bit shingle hash: top 6 bits pick one of 64 bins, the res
 _EMPTY = np.uint32(0xFFFFFFFF)
 
 
-def minhash_signatures(texts: Sequence[str], *, batch_chars: int = 4_000_000) -> np.ndarray:
+def minhash_signatures(texts: Sequence[str], *, batch_chars: int = 1_000_000) -> np.ndarray:
     """(n, N_HASHES) uint32 MinHash signatures of the texts' shingle sets.
 
     One-permutation MinHash (Li, Owen & Zhang 2012) with rotation densification
@@ -181,7 +187,8 @@ def minhash_signatures(texts: Sequence[str], *, batch_chars: int = 4_000_000) ->
     (datasketch's ``MinHash``) cost 64 (measured: 92 s for 25,000 IMDB reviews,
     against a few seconds). Two texts agree on a bin with probability about their
     Jaccard similarity, as with k permutations. Computed over batches of about
-    ``batch_chars`` characters: memory is the signatures plus a few arrays of a batch.
+    ``batch_chars`` characters: memory is the signatures plus a few arrays of a batch
+    (about 80 bytes a character; 1M characters ran faster than 4M, in cache).
     """
     out = np.empty((len(texts), N_HASHES), dtype=np.uint32)
     lo = 0
@@ -235,56 +242,94 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> tuple[list[t
     """Pairs ``(i, j, jaccard)`` (i < j) of distinct texts with shingle Jaccard >= ``threshold``,
     and the number of oversized LSH buckets skipped.
 
+    The texts' MinHash signatures (``minhash_signatures``) through ``near_pairs_from_signatures``;
+    the pairs come sorted by ``(i, j)``.
+    """
+    if len(texts) < 2:
+        return [], 0
+    first, second, score, skipped = near_pairs_from_signatures(minhash_signatures(texts), threshold,
+                                                               lambda i: texts[i])
+    return [(i, j, round(s, 4)) for i, j, s in zip(first.tolist(), second.tolist(), score.tolist())], skipped
+
+
+def _band_candidates(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Candidate pairs ``(i, j)``, i < j, of one LSH band's keys (n,), and the buckets skipped.
+
+    Sorting the keys puts each bucket's members side by side, in ascending row order (the
+    sort is stable): a bucket of up to ``ALL_PAIRS_BUCKET`` proposes all its pairs, a
+    bigger one (up to ``MAX_BUCKET``) links its members to its first, a bigger one still
+    is skipped. Vectorized per bucket size: no Python step per row."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    edges = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
+    starts, sizes = edges[:-1], np.diff(edges)
+    firsts, seconds = [], []
+    for size in range(2, min(ALL_PAIRS_BUCKET, MAX_BUCKET) + 1):
+        lo = starts[sizes == size]
+        if len(lo):
+            a, b = np.triu_indices(size, 1)
+            firsts.append(order[lo[:, None] + a].ravel())
+            seconds.append(order[lo[:, None] + b].ravel())
+    big = (sizes > ALL_PAIRS_BUCKET) & (sizes <= MAX_BUCKET)
+    if big.any():
+        lo, n = starts[big], sizes[big] - 1
+        at = np.repeat(lo, n) + np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + 1
+        firsts.append(order[np.repeat(lo, n)])
+        seconds.append(order[at])
+    if not firsts:
+        return np.empty(0, np.int64), np.empty(0, np.int64), int((sizes > MAX_BUCKET).sum())
+    return np.concatenate(firsts), np.concatenate(seconds), int((sizes > MAX_BUCKET).sum())
+
+
+def near_pairs_from_signatures(signatures: np.ndarray, threshold: float,
+                               text_of) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Near-duplicate pairs of distinct texts from their MinHash signatures (n, ``N_HASHES``):
+    ``(i (m,) int64, j (m,) int64, jaccard (m,) float64, oversized LSH buckets skipped)``,
+    i < j, sorted by ``(i, j)``, jaccard >= ``threshold``. ``text_of(i)`` gives text ``i``
+    (normalized), read only for the pairs whose estimate is not decisive.
+
     MinHash LSH (band shape from ``lsh_shape``) proposes candidates: each band's keys
-    are sorted, so memory is a signature per text plus one array per band, never a
-    bucket dict of every row. A bucket of up to ``ALL_PAIRS_BUCKET`` texts proposes
-    every pair in it; a bigger one (many copies of one text) links each member to the
-    bucket's first only, so candidates grow linearly with rows, not with the square of
-    a cluster's size (the rest of the cluster is near through that first member).
+    are sorted, so memory is a signature per text plus the candidate pairs as int64
+    keys, never a bucket dict of every row. A bucket of up to ``ALL_PAIRS_BUCKET`` texts
+    proposes every pair in it; a bigger one (many copies of one text) links each member
+    to the bucket's first only, so candidates grow linearly with rows, not with the
+    square of a cluster's size (the rest of the cluster is near through that first member).
     Candidates whose signatures agree on a share of bins ``SURE_MARGIN`` or more above
     or below the threshold (about 3 standard errors of the estimate at 64 bins near
     0.8) are decided by that estimate, which is then the pair's reported score; the rest
     by the exact Jaccard of their shingle sets, computed for those pairs only and not
     kept (a cache of every candidate's shingle set took 10 GB at 200k IMDB rows).
     """
-    if len(texts) < 2:
-        return [], 0
-    signatures = minhash_signatures(texts)
+    n = len(signatures)
+    none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+    if n < 2:
+        return (*none, 0)
     bands, rows = lsh_shape(threshold)
-    candidates: set[tuple[int, int]] = set()
+    candidates = np.empty(0, np.int64)  # i * n + j: sorted, as the (i, j) pairs
     skipped = 0
     for band in range(bands):
         keys = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows]).view(f"V{4 * rows}").ravel()
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        edges = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            if hi - lo < 2:
-                continue
-            if hi - lo > MAX_BUCKET:
-                skipped += 1
-                continue
-            members = sorted(order[lo:hi].tolist())
-            if len(members) <= ALL_PAIRS_BUCKET:
-                candidates.update((x, y) for n, x in enumerate(members) for y in members[n + 1 :])
-            else:
-                candidates.update((members[0], y) for y in members[1:])
-    if not candidates:
-        return [], skipped
-    pairs_array = np.array(sorted(candidates), dtype=np.int64)
-    estimate = np.empty(len(pairs_array))
-    for lo in range(0, len(pairs_array), 100_000):  # bounded: one block of signature pairs at a time
-        block = pairs_array[lo : lo + 100_000]
-        estimate[lo : lo + len(block)] = (signatures[block[:, 0]] == signatures[block[:, 1]]).mean(axis=1)
-    out = []
-    for (i, j), est in zip(pairs_array.tolist(), estimate.tolist()):
-        if est >= threshold + SURE_MARGIN:
-            out.append((i, j, round(est, 4)))
-        elif est > threshold - SURE_MARGIN:
-            score = jaccard(shingles(texts[i]), shingles(texts[j]))
-            if score >= threshold:
-                out.append((i, j, round(score, 4)))
-    return out, skipped
+        first, second, band_skipped = _band_candidates(keys)
+        skipped += band_skipped
+        if len(first):  # merged band by band: memory is the distinct candidates, not every band's
+            candidates = np.union1d(candidates, first * n + second)
+    if not len(candidates):
+        return (*none, skipped)
+    first, second = candidates // n, candidates % n
+    del candidates
+    estimate = np.empty(len(first))
+    for lo in range(0, len(first), 100_000):  # bounded: one block of signature pairs at a time
+        i, j = first[lo : lo + 100_000], second[lo : lo + 100_000]
+        estimate[lo : lo + len(i)] = (signatures[i] == signatures[j]).mean(axis=1)
+    score = np.where(estimate >= threshold + SURE_MARGIN, estimate, np.nan)
+    unsure = np.flatnonzero((estimate > threshold - SURE_MARGIN) & (estimate < threshold + SURE_MARGIN))
+    shingled = functools.lru_cache(maxsize=4096)(lambda i: shingles(text_of(i)))
+    for at in unsure.tolist():
+        exact = jaccard(shingled(int(first[at])), shingled(int(second[at])))
+        if exact >= threshold:
+            score[at] = exact
+    keep = ~np.isnan(score)
+    return first[keep], second[keep], score[keep], skipped
 
 
 def _finding(code: str, severity: str, message: str, *, split: str = "", count: int = 0, examples=()) -> Finding:
@@ -306,7 +351,9 @@ def _schema_findings(name: str, frame: pd.DataFrame, k: int) -> list[Finding]:
     if null.any():
         out.append(_finding("null_texts", "error", f"{int(null.sum())} null text(s)", split=name,
                             count=int(null.sum()), examples=ids[null]))
-    not_text = ~null & ~texts.map(lambda t: isinstance(t, str))
+    # a string dtype holds only str (or missing): no Python call per row
+    not_text = (pd.Series(False, index=texts.index) if isinstance(texts.dtype, pd.StringDtype)
+                else ~null & ~texts.map(lambda t: isinstance(t, str)))
     if not_text.any():
         out.append(_finding("text_type", "error", f"{int(not_text.sum())} text(s) are not strings", split=name,
                             count=int(not_text.sum()), examples=ids[not_text]))
@@ -320,82 +367,183 @@ def _schema_findings(name: str, frame: pd.DataFrame, k: int) -> list[Finding]:
     return out
 
 
-def _duplicate_findings(name: str, frame: pd.DataFrame, norm: pd.Series, config: VerifyConfig,
+#: rows normalized at a time by ``verify_splits``: only this many normalized texts are ever held
+VERIFY_CHUNK_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class TextKeys:
+    """What verification keeps of the texts, a fixed size per row: each row's distinct
+    normalized text, and each distinct text's MinHash signature and first row.
+
+    ``text_id``: split -> (rows,) int64, the index of the row's normalized text among the
+    distinct non-empty ones in order of first occurrence (train, then dev, then test), -1
+    for an empty text. Texts are told apart by a 128-bit BLAKE2b digest of the normalized
+    text (a false match between two texts has probability ~n^2 / 2^129).
+    ``signatures``: (distinct, ``N_HASHES``) uint32, or None when not computed.
+    ``first_split``, ``first_row``: (distinct,) where each distinct text first occurs."""
+
+    text_id: dict
+    signatures: np.ndarray | None
+    first_split: np.ndarray
+    first_row: np.ndarray
+
+    @property
+    def n_distinct(self) -> int:
+        return len(self.first_row)
+
+
+def text_keys(splits: Splits, *, max_signed: int = 0, chunk_rows: int = 0) -> TextKeys:
+    """One pass over every split's texts, ``chunk_rows`` (default ``VERIFY_CHUNK_ROWS``)
+    at a time: normalize (``normalize_text``), key and, for each text not seen before,
+    sign. Memory: the keys of the distinct texts, the signatures (256 bytes a distinct
+    text) and one chunk's normalized texts. Signatures are dropped (None) once the distinct
+    texts exceed ``max_signed`` (0: no limit)."""
+    chunk_rows = chunk_rows or VERIFY_CHUNK_ROWS
+    seen: dict[bytes, int] = {}
+    text_id: dict[str, np.ndarray] = {}
+    signed: list[np.ndarray] | None = []
+    first_split: list[int] = []
+    first_row: list[int] = []
+    for s, name in enumerate(SPLIT_NAMES):
+        texts = getattr(splits, name)["text"]
+        ids = np.empty(len(texts), dtype=np.int64)
+        for lo in range(0, len(texts), chunk_rows):
+            fresh = []
+            for pos, text in enumerate(texts.iloc[lo : lo + chunk_rows].tolist(), start=lo):
+                norm = normalize_text(text)
+                if not norm:
+                    ids[pos] = -1
+                    continue
+                key = hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                got = seen.setdefault(key, len(seen))
+                ids[pos] = got
+                if got == len(first_row):
+                    first_split.append(s)
+                    first_row.append(pos)
+                    fresh.append(norm)
+            if signed is not None and max_signed and len(seen) > max_signed:
+                signed = None  # the search will be skipped: stop paying for it
+            if signed is not None and fresh:
+                signed.append(minhash_signatures(fresh))
+        text_id[name] = ids
+    signatures = None
+    if signed is not None:
+        signatures = np.concatenate(signed) if signed else np.empty((0, N_HASHES), dtype=np.uint32)
+    return TextKeys(text_id, signatures, np.array(first_split, dtype=np.int8), np.array(first_row, dtype=np.int64))
+
+
+def _duplicate_findings(name: str, frame: pd.DataFrame, text_id: np.ndarray, config: VerifyConfig,
                         classes: Sequence[str], stats: dict) -> list[Finding]:
     out = []
     ids = frame["id"].astype(str)
-    empty = norm == ""
+    keys = pd.Series(text_id, index=frame.index)
+    empty = keys < 0
     stats[f"{name}_empty"] = int(empty.sum())
     if empty.any():
         share = float(empty.mean())
         severity = "error" if share > config.max_empty_share else "warning"
         out.append(_finding("empty_texts", severity, f"{int(empty.sum())} empty or whitespace-only text(s) ({share:.1%})",
                             split=name, count=int(empty.sum()), examples=ids[empty]))
-    dup = norm.duplicated() & ~empty
+    dup = keys.duplicated() & ~empty
     stats[f"{name}_exact_duplicates"] = int(dup.sum())
     if dup.any():
         out.append(_finding("exact_duplicates", "warning",
                             f"{int(dup.sum())} row(s) repeat an earlier text (after normalization)",
                             split=name, count=int(dup.sum()), examples=ids[dup]))
     gold = frame["label"].to_numpy() >= 0
-    labelled = pd.DataFrame({"norm": norm[gold], "label": frame["label"][gold]})
-    n_labels = labelled.groupby("norm")["label"].nunique()
+    labelled = pd.DataFrame({"key": keys[gold], "label": frame["label"][gold]})  # -1: the empty text
+    n_labels = labelled.groupby("key")["label"].nunique()
     conflicting = n_labels[n_labels > 1].index
     if len(conflicting):
-        rows = ids[gold][labelled["norm"].isin(conflicting).to_numpy()]
+        rows = ids[gold][labelled["key"].isin(conflicting).to_numpy()]
         out.append(_finding("conflicting_labels", "warning",
                             f"{len(conflicting)} text(s) carry different gold labels ({', '.join(classes)})",
                             split=name, count=len(conflicting), examples=rows))
     return out
 
 
-def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyConfig, stats: dict,
+def _near_findings(splits: Splits, keys: TextKeys, config: VerifyConfig, stats: dict,
                    leaked_ids: set | None = None) -> list[Finding]:
     """Near duplicates within each split, and test rows near a train or dev row (leakage),
     whose ids are added to ``leaked_ids``."""
-    owners: dict[str, list[tuple[str, str]]] = {}  # distinct text -> [(split, id)]
-    for name in SPLIT_NAMES:
-        for text, row_id in zip(norms[name], getattr(splits, name)["id"].astype(str)):
-            if text:
-                owners.setdefault(text, []).append((name, row_id))
-    # train and dev texts first: a big LSH bucket links its members to its first, which is then a
-    # train/dev text wherever the bucket holds one, so a test text near it is still found (leakage)
-    distinct = list(owners)
+    row_ids = {name: getattr(splits, name)["id"].astype(str).to_numpy(dtype=object) for name in SPLIT_NAMES}
+    # the rows of each distinct text, split by split in row order: distinct text d's rows
+    # are (owner_split, owner_row)[owner_start[d] : owner_start[d + 1]]
+    all_ids = np.concatenate([keys.text_id[name] for name in SPLIT_NAMES])
+    split_of = np.repeat(np.arange(len(SPLIT_NAMES), dtype=np.int8), [len(keys.text_id[n]) for n in SPLIT_NAMES])
+    row_of = np.concatenate([np.arange(len(keys.text_id[n]), dtype=np.int64) for n in SPLIT_NAMES])
+    present = np.flatnonzero(all_ids >= 0)
+    order = present[np.argsort(all_ids[present], kind="stable")]
+    owner_split, owner_row = split_of[order], row_of[order]
+    owner_start = np.searchsorted(all_ids[order], np.arange(keys.n_distinct + 1))
+    del all_ids, split_of, row_of, present, order
+
+    def owners(d: int) -> list[tuple[str, str]]:
+        at = slice(owner_start[d], owner_start[d + 1])
+        return [(SPLIT_NAMES[s], row_ids[SPLIT_NAMES[s]][r]) for s, r in zip(owner_split[at].tolist(), owner_row[at].tolist())]
+
     out: list[Finding] = []
-    if config.max_near_duplicate_rows and len(distinct) > config.max_near_duplicate_rows:
+    first = second = score = np.empty(0)
+    if keys.signatures is None:
         stats["near_duplicates_skipped"] = True
         out.append(_finding("near_duplicates_skipped", "warning",
-                            f"{len(distinct)} distinct texts exceed verify.max_near_duplicate_rows "
+                            f"{keys.n_distinct} distinct texts exceed verify.max_near_duplicate_rows "
                             f"({config.max_near_duplicate_rows}); near duplicates were not searched"))
-        pairs = []
     else:
-        pairs, skipped = near_duplicate_pairs(distinct, config.near_duplicate_jaccard)
+        def text_of(d: int) -> str:
+            return normalize_text(getattr(splits, SPLIT_NAMES[keys.first_split[d]])["text"].iloc[int(keys.first_row[d])])
+
+        first, second, score, skipped = near_pairs_from_signatures(keys.signatures, config.near_duplicate_jaccard, text_of)
         stats["lsh_buckets_skipped"] = skipped
-    within: dict[str, list[str]] = defaultdict(list)
+    within: dict[str, int] = dict.fromkeys(SPLIT_NAMES, 0)
+    within_examples: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
     near_leak: dict[str, dict[str, str]] = {"train": {}, "dev": {}}
-    for i, j, score in pairs:
-        for s1, id1 in owners[distinct[i]]:
-            for s2, id2 in owners[distinct[j]]:
+    single = np.diff(owner_start) == 1
+    test_split = SPLIT_NAMES.index("test")
+    for i, j, pair_score in zip(first.tolist(), second.tolist(), score.tolist()):
+        if single[i] and single[j]:  # the common case, without building owner lists
+            s1, s2 = int(owner_split[owner_start[i]]), int(owner_split[owner_start[j]])
+            if s1 == s2:
+                name = SPLIT_NAMES[s1]
+                within[name] += 1
+                if len(within_examples[name]) < MAX_EXAMPLES:
+                    within_examples[name].append(f"{row_ids[name][owner_row[owner_start[i]]]} ~ "
+                                                 f"{row_ids[name][owner_row[owner_start[j]]]} ({round(pair_score, 4):.2f})")
+                continue
+            if test_split not in (s1, s2):
+                continue
+        for s1, id1 in owners(i):
+            for s2, id2 in owners(j):
                 if s1 == s2:
-                    within[s1].append(f"{id1} ~ {id2} ({score:.2f})")
+                    within[s1] += 1
+                    if len(within_examples[s1]) < MAX_EXAMPLES:
+                        within_examples[s1].append(f"{id1} ~ {id2} ({round(pair_score, 4):.2f})")
                 elif "test" in (s1, s2) and {s1, s2} != {"test"}:
                     other, test_id, other_id = (s2, id1, id2) if s1 == "test" else (s1, id2, id1)
                     near_leak[other].setdefault(test_id, other_id)
     for name in SPLIT_NAMES:
-        stats[f"{name}_near_duplicate_pairs"] = len(within[name])
+        stats[f"{name}_near_duplicate_pairs"] = within[name]
         if within[name]:
             out.append(_finding("near_duplicates", "warning",
-                                f"{len(within[name])} row pair(s) with different texts of character 5-gram Jaccard >= "
-                                f"{config.near_duplicate_jaccard}", split=name, count=len(within[name]),
-                                examples=within[name]))
-    test_ids = set(splits.test["id"].astype(str))
+                                f"{within[name]} row pair(s) with different texts of character 5-gram Jaccard >= "
+                                f"{config.near_duplicate_jaccard}", split=name, count=within[name],
+                                examples=within_examples[name]))
+    n_test = len(set(row_ids["test"]))
+    test_keys = keys.text_id["test"]
     for other in ("train", "dev"):
+        # each distinct text's first row in ``other``; test rows in the order of their text's first
+        # occurrence, then their own: the first test row of each id takes its text's first other row
+        first_other = np.full(keys.n_distinct + 1, -1, dtype=np.int64)
+        other_keys = keys.text_id[other]
+        present = np.flatnonzero(other_keys >= 0)
+        distinct, first_at = np.unique(other_keys[present], return_index=True)
+        first_other[distinct] = present[first_at]
+        matched = np.flatnonzero(first_other[test_keys] >= 0)  # an empty text (-1) reads the padding, -1
+        matched = matched[np.argsort(test_keys[matched], kind="stable")]
         exact: dict[str, str] = {}
-        for text_owners in owners.values():
-            other_ids = [i for s, i in text_owners if s == other]
-            for s, i in text_owners:
-                if s == "test" and other_ids:
-                    exact.setdefault(i, other_ids[0])
+        for t, o in zip(row_ids["test"][matched].tolist(), row_ids[other][first_other[test_keys[matched]]].tolist()):
+            exact.setdefault(t, o)
         near = {t: o for t, o in near_leak[other].items() if t not in exact}
         leaked = len(exact) + len(near)
         if leaked_ids is not None:
@@ -403,8 +551,9 @@ def _near_findings(splits: Splits, norms: dict[str, pd.Series], config: VerifyCo
         stats[f"{other}_test_leakage_exact"] = len(exact)
         stats[f"{other}_test_leakage_near"] = len(near)
         if leaked:
-            share = leaked / max(len(test_ids), 1)
-            pairs_text = [f"{t} = {o}" for t, o in exact.items()] + [f"{t} ~ {o}" for t, o in near.items()]
+            share = leaked / max(n_test, 1)
+            pairs_text = [f"{t} = {o}" for t, o in list(exact.items())[:MAX_EXAMPLES]]
+            pairs_text += [f"{t} ~ {o}" for t, o in list(near.items())[: MAX_EXAMPLES - len(pairs_text)]]
             out.append(_finding(f"{other}_test_leakage", "warning",
                                 f"{leaked} test row(s) ({share:.1%}) have a duplicate in {other}: "
                                 f"{len(exact)} exact, {len(near)} near (Jaccard >= {config.near_duplicate_jaccard})",
@@ -432,8 +581,12 @@ def _class_findings(splits: Splits, config: VerifyConfig) -> tuple[dict, list[Fi
     return counts, out
 
 
-def verify_splits(splits: Splits, config: VerifyConfig | None = None) -> VerificationReport:
-    """Check canonical splits; pure (reads nothing, writes nothing)."""
+def verify_splits(splits: Splits, config: VerifyConfig | None = None, *, chunk_rows: int = 0) -> VerificationReport:
+    """Check canonical splits; pure (reads nothing, writes nothing).
+
+    The texts are normalized ``chunk_rows`` (default ``VERIFY_CHUNK_ROWS``) at a time
+    (``text_keys``): memory is a few numbers per row and a signature per distinct text,
+    not a copy of the texts. The report does not depend on ``chunk_rows``."""
     config = config or VerifyConfig()
     k = len(splits.classes)
     findings: list[Finding] = []
@@ -444,11 +597,11 @@ def verify_splits(splits: Splits, config: VerifyConfig | None = None) -> Verific
         # Text checks need text; report what is known.
         return VerificationReport(splits.source, "", rows, {}, tuple(findings))
     stats: dict = {}
-    norms = {name: getattr(splits, name)["text"].map(normalize_text) for name in SPLIT_NAMES}
+    keys = text_keys(splits, max_signed=config.max_near_duplicate_rows, chunk_rows=chunk_rows)
     for name in SPLIT_NAMES:
-        findings += _duplicate_findings(name, getattr(splits, name), norms[name], config, splits.classes, stats)
+        findings += _duplicate_findings(name, getattr(splits, name), keys.text_id[name], config, splits.classes, stats)
     leaked: set[str] = set()
-    findings += _near_findings(splits, norms, config, stats, leaked)
+    findings += _near_findings(splits, keys, config, stats, leaked)
     class_counts, class_findings = _class_findings(splits, config)
     findings += class_findings
     fatal = set(config.fail_on)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labeling import (
     ChecksumError,
@@ -315,3 +317,65 @@ def test_unreadable_csv_is_named(tmp_path):
     path.write_bytes(b"id,text\n1,ok\n2,two,fields too many\n")
     with pytest.raises(DatasetError, match="bad.csv: cannot read as csv"):
         read_table(path)
+
+
+# --------------------------------------------------------------------------- bounded-memory load (issue 15)
+
+
+def _row_by_row_hash(frame: pd.DataFrame) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for row_id, text, label in zip(frame["id"], frame["text"], frame["label"]):
+        digest.update(f"{row_id}\x1f{text}\x1f{int(label)}\x1e".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=40), st.integers(-1, 3)), max_size=30),
+       st.sampled_from([1, 4, 65_536]))
+def test_frame_hash_in_arrow_chunks_is_the_row_by_row_digest(rows, chunk_rows):
+    import labeling.data.datasets as datasets
+
+    # Arrow holds valid UTF-8 only: lone surrogates stay on the row-by-row path
+    encodable = [(i, t, y) for i, t, y in rows if not any(0xD800 <= ord(c) <= 0xDFFF for c in i + t)]
+    as_object = pd.DataFrame({"id": pd.Series([r[0] for r in encodable], dtype=object),
+                              "text": pd.Series([r[1] for r in encodable], dtype=object),
+                              "label": np.array([r[2] for r in encodable], dtype=np.int64)})
+    arrow = as_object.astype({"id": "str", "text": "str"})
+    assert isinstance(arrow["text"].dtype, pd.StringDtype) and arrow["text"].dtype.storage == "pyarrow"
+    previous = datasets.HASH_CHUNK_ROWS
+    datasets.HASH_CHUNK_ROWS = chunk_rows
+    try:
+        assert frame_hash(arrow) == frame_hash(as_object) == _row_by_row_hash(as_object)
+    finally:
+        datasets.HASH_CHUNK_ROWS = previous
+
+
+def test_frame_hash_reads_many_chunked_arrow_columns(data_dir, tmp_path, monkeypatch):
+    import labeling.data.datasets as datasets
+
+    source = pd.read_csv(data_dir / "imdb" / "test.csv", dtype=str, nrows=2000)
+    path = tmp_path / "reviews.parquet"
+    source.to_parquet(path)
+    monkeypatch.setattr(datasets, "READ_BATCH_ROWS", 300)
+    frame = canonicalize(read_table(path), text_field="text", label_field="label", id_field="id",
+                         classes=("0", "1"), source="s")
+    assert frame["text"].array._pa_array.num_chunks > 5
+    monkeypatch.setattr(datasets, "HASH_CHUNK_ROWS", 700)  # slices across the reader's batches
+    assert frame_hash(frame) == _row_by_row_hash(frame)
+
+
+def test_a_split_in_one_run_of_rows_shares_the_files_buffers_and_others_are_copied():
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(9)], "text": [f"text {i}" for i in range(9)],
+                          "label": [0, 1, 0, 1, 0, 1, 0, 1, 0],
+                          "split": ["train"] * 5 + ["test", "dev", "test", "dev"]}).astype({"text": "str"})
+    s = split_by_column(frame, "split", classes=CLASSES, source="x")
+    for name in ("train", "dev", "test"):
+        expected = frame[frame["split"] == name].reset_index(drop=True)
+        pd.testing.assert_frame_equal(getattr(s, name), expected)
+    buffer = frame["text"].array._pa_array.chunks[0].buffers()[2].address
+    assert s.train["text"].array._pa_array.chunks[0].buffers()[2].address == buffer  # a slice: no copy
+    assert np.shares_memory(s.train["label"].to_numpy(), frame["label"].to_numpy())
+    s.train.loc[0, "label"] = 1  # copy-on-write: the file's frame is not changed through the split
+    assert frame.loc[0, "label"] == 0

@@ -220,3 +220,113 @@ def test_a_cluster_of_many_copies_is_linked_through_its_first_member_not_every_p
     train = [(t, 0) for t in copies[:39]]
     report = verify_splits(_splits(train, DEV, [(copies[39], 0)] + TEST))
     assert report.leaked_test_ids == {"te0"}
+
+
+# --------------------------------------------------------------------------- chunked verification (issue 15)
+
+# few words: texts repeat exactly, nearly (one word apart), after normalization (case, spaces) and as empty
+_WORDS = ["great film", "awful plot", "GREAT  film", "the actors shine", "", " ", "a slow dull ending", "loved it"]
+_text = st.lists(st.sampled_from(_WORDS), min_size=1, max_size=4).map(" ".join)
+
+
+def _rows(label_values):
+    return st.lists(st.tuples(_text, st.sampled_from(label_values)), min_size=1, max_size=14)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(_rows([-1, 0, 1]), _rows([0, 1]), _rows([0, 1]), st.sampled_from([1, 2, 3, 5]), st.sampled_from([0, 4]))
+def test_chunked_verification_equals_the_one_chunk_result(train, dev, test, chunk_rows, cap):
+    splits = _splits(train, dev, test)
+    config = VerifyConfig(max_near_duplicate_rows=cap, max_empty_share=1.0)
+    whole = verify_splits(splits, config, chunk_rows=10_000)
+    chunked = verify_splits(splits, config, chunk_rows=chunk_rows)
+    assert chunked == whole and chunked.leaked_test_ids == whole.leaked_test_ids
+
+
+def _whole_column_exact_findings(splits: Splits) -> dict:
+    """The exact-duplicate, conflict and exact-leakage answers off a Series of normalized
+    texts per split (the whole-column computation verification used to do)."""
+    norms = {n: getattr(splits, n)["text"].map(normalize_text) for n in ("train", "dev", "test")}
+    out = {}
+    for name, norm in norms.items():
+        frame = getattr(splits, name)
+        dup = norm.duplicated() & (norm != "")
+        out[name] = (int(dup.sum()), tuple(frame["id"][dup][:5]))
+        gold = frame["label"] >= 0
+        n_labels = pd.DataFrame({"n": norm[gold], "y": frame["label"][gold]}).groupby("n")["y"].nunique()
+        out[f"{name}_conflicts"] = int((n_labels > 1).sum())
+    for other in ("train", "dev"):
+        first = {}
+        for t, i in zip(norms[other], getattr(splits, other)["id"]):
+            first.setdefault(t, i)
+        order = sorted(range(len(norms["test"])), key=lambda r: list(dict.fromkeys(
+            [t for n in ("train", "dev", "test") for t in norms[n] if t])).index(norms["test"][r])
+            if norms["test"][r] else -1)
+        exact = {}
+        for r in order:
+            t = norms["test"][r]
+            if t and t in first:
+                exact.setdefault(splits.test["id"][r], first[t])
+        out[f"{other}_leak"] = exact
+    return out
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(_rows([-1, 0, 1]), _rows([0, 1]), _rows([0, 1]))
+def test_keyed_exact_checks_equal_the_normalized_text_column(train, dev, test):
+    splits = _splits(train, dev, test)
+    report = verify_splits(splits, VerifyConfig(max_empty_share=1.0), chunk_rows=2)
+    expected = _whole_column_exact_findings(splits)
+    found = _codes(report)
+    for name in ("train", "dev", "test"):
+        count, examples = expected[name]
+        assert report.stats[f"{name}_exact_duplicates"] == count
+        if count:
+            assert found[("exact_duplicates", name)].examples == examples
+        conflicts = found.get(("conflicting_labels", name))
+        assert (conflicts.count if conflicts else 0) == expected[f"{name}_conflicts"]
+    for other in ("train", "dev"):
+        exact = expected[f"{other}_leak"]
+        assert report.stats[f"{other}_test_leakage_exact"] == len(exact)
+        if exact:
+            examples = found[(f"{other}_test_leakage", "test")].examples
+            assert examples[: len(exact)] == tuple(f"{t} = {o}" for t, o in list(exact.items())[:5])
+
+
+def _bucket_loop_candidates(signatures: np.ndarray, threshold: float) -> tuple[set, int]:
+    """LSH candidate pairs enumerated bucket by bucket in Python (the reference)."""
+    from labeling.data.verify import ALL_PAIRS_BUCKET, MAX_BUCKET, lsh_shape
+
+    bands, rows = lsh_shape(threshold)
+    candidates, skipped = set(), 0
+    for band in range(bands):
+        buckets: dict = {}
+        for i, key in enumerate(map(bytes, signatures[:, band * rows : (band + 1) * rows])):
+            buckets.setdefault(key, []).append(i)
+        for members in buckets.values():
+            if len(members) > MAX_BUCKET:
+                skipped += 1
+            elif len(members) > ALL_PAIRS_BUCKET:
+                candidates.update((members[0], y) for y in members[1:])
+            else:
+                candidates.update((x, y) for n, x in enumerate(members) for y in members[n + 1 :])
+    return candidates, skipped
+
+
+@pytest.mark.parametrize("cluster", [2, 5, 8, 9, 40, 201])
+def test_vectorized_lsh_buckets_propose_the_bucket_loops_pairs(cluster):
+    from labeling.data.verify import N_HASHES, SURE_MARGIN, near_pairs_from_signatures
+
+    rng = np.random.default_rng(cluster)
+    signatures = rng.integers(0, 2**32, (300, N_HASHES), dtype=np.uint32)
+    rows = rng.choice(300, cluster, replace=False) if cluster < 300 else np.arange(300)
+    signatures[rows[1:]] = signatures[rows[0]]  # a cluster of identical signatures
+    signatures[rows[1], : N_HASHES // 4] ^= 1  # and one member that differs on a quarter of the bins
+    expected, skipped = _bucket_loop_candidates(signatures, 0.8)
+    # every text reads as "" (Jaccard 1 with any other): a candidate is kept iff its estimate
+    # is not surely below the threshold, so the pairs kept are the candidates, so filtered
+    first, second, score, got_skipped = near_pairs_from_signatures(signatures, 0.8, lambda i: "")
+    pairs = list(zip(first.tolist(), second.tolist()))
+    assert got_skipped == skipped
+    assert pairs == sorted(p for p in expected if (signatures[p[0]] == signatures[p[1]]).mean() > 0.8 - SURE_MARGIN)
+    assert pairs and all(s >= 0.8 for s in score)

@@ -12,6 +12,7 @@ from labeling.models.end_model_selection import (
     DEFAULT_FAMILIES,
     FAMILIES,
     bootstrap_se,
+    family_model,
     metric_score,
     paired_se,
     select_end_model,
@@ -196,7 +197,10 @@ def test_word_and_char_families_are_selectable(weak_youtube):
     family = chosen.to_dict()["stages"][0]
     assert [c["name"] for c in family["candidates"]] == ["word", "word_char"]
     if family["chosen"] == "word_char":
-        assert chosen.model.analyzer == "word+char_wb" and chosen.model.C == 10.0
+        assert chosen.model.analyzer == "word+char_wb"
+    # the families are compared at their own C (10); the C stage then picks the model's
+    assert family_model(family["chosen"], 2, 0, "").C == 10.0
+    assert chosen.model.C == chosen.settings["C"] == float(chosen.to_dict()["stages"][1]["chosen"])
 
 
 def test_selection_on_a_subsample_is_recorded_reproducible_and_refitted_on_all_rows(weak_youtube):

@@ -11,8 +11,10 @@ previous stage's pick and listing its simplest option first:
 2. ``C``: for the logistic-regression families, the inverse regularisation strength
    ``C`` in ``C_GRID``, the strongest regularisation first (the simplest model, as the
    one-standard-error rule is usually read). Weak labels are the LFs' own words: a
-   loosely regularised model fits them (and their errors) closely, and on IMDB C=1
-   beat the families' C=10 by ~1.7 points on held-out gold train rows.
+   loosely regularised model fits them (and their errors) closely: on IMDB, word 1-2
+   grams on soft labels scored 86.4% with C=1 against 84.7% with C=10 on 4,500 gold
+   train rows held out of the fit (its test gain in the benchmark, where the C=10 pick
+   already cut the least confident labels, was smaller: 85.2% -> 85.5%).
 3. ``labels``: soft labels (probability weights), hard (argmax) labels, or soft labels
    with the least confident 30% of rows cut.
 4. ``class_weight``: none, or "balanced" weights from the weak labels' class mass.

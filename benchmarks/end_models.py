@@ -1,7 +1,7 @@
 """End models next to the label model, the plain Snorkel pipeline and a gold-trained oracle.
 
     python benchmarks/end_models.py [--data-dir DIR] [--datasets youtube_example,youtube,sms,trec,semeval,imdb]
-                                    [--families word,word_char,word_char_emb,embedding] [--cache DIR]
+                                    [--families word_hashed,word_char,word_char_emb,embedding] [--cache DIR]
 
 Per dataset, one run, every choice made on the dev split only (test labels are read
 only to print the scores below):
@@ -10,7 +10,8 @@ only to print the scores below):
   its own rule, ``fit_label_model``, incumbent included), test predictions with the
   "random" tie-break.
 - ``end model``: ``select_end_model`` on dev with ``project.metric`` (F1 of spam on sms,
-  accuracy elsewhere, as WRENCH reports them), trained on the label model's soft labels
+  accuracy elsewhere, as WRENCH reports them), over ``--families`` (default: a project's
+  own ``end_model.candidates``, as retrain runs it; ``DEFAULT_FAMILIES`` elsewhere), trained on the label model's soft labels
   of the covered train rows, self-training on the uncovered ones.
 - ``snorkel``: the plain Snorkel pipeline a new user writes: ``snorkel`` LabelModel
   (500 epochs), its argmax on the covered train rows, word 1-2 TF-IDF +
@@ -136,6 +137,15 @@ def plain_snorkel(task: dict, seed: int = 0) -> np.ndarray:
     return classifier.predict(vectorizer.transform(task["test_texts"]))
 
 
+def _project_end_model_limits(task: dict) -> dict:
+    """A project's own end_model row limits and embedder, as retrain passes them; none elsewhere."""
+    if "config" not in task:
+        return {}
+    em = task["config"].end_model
+    return {"embedder": em.auto_embedder, "max_rows": em.selection_max_rows, "refit_max_rows": em.max_rows,
+            "costly_max_chars": em.costly_max_chars}
+
+
 def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingCache, seed: int = 0) -> dict:
     classes, metric = task["classes"], task["metric"]
     k = len(classes)
@@ -164,7 +174,7 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
                               [t for t, keep in zip(task["dev_texts"], labelled) if keep], task["dev_y"][labelled],
                               classes=classes, metric=metric, families=families,
                               unlabelled_texts=[t for t, c in zip(train_texts, covered) if not c],
-                              embedding_cache=cache, random_state=seed)
+                              embedding_cache=cache, random_state=seed, **_project_end_model_limits(task))
     times["end_model"] = time.perf_counter() - start
 
     y_test = task["test_y"]
@@ -205,11 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--datasets", default="youtube_example,youtube,sms,trec,semeval")
-    parser.add_argument("--families", default=",".join(DEFAULT_FAMILIES))
+    parser.add_argument("--families", default=None,
+                        help=f"candidate families (default: a project's end_model.candidates, else {','.join(DEFAULT_FAMILIES)})")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: a temporary one)")
     args = parser.parse_args(argv)
     os.environ.setdefault("LABELING_DATA_DIR", str(args.data_dir))
-    families = tuple(args.families.split(","))
+    given = tuple(args.families.split(",")) if args.families else None
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = EmbeddingCache(args.cache or tmp)
@@ -221,12 +232,14 @@ def main(argv: list[str] | None = None) -> int:
                 task = project_task(imdb_project(args.data_dir, Path(tmp)))
             else:
                 task = wrench_task(args.data_dir, name)
+            families = given or (tuple(task["config"].end_model.candidates) if "config" in task else DEFAULT_FAMILIES)
             result = run_task(name, task, families, cache)
             results.append(result)
             print(result, flush=True)
     table = pd.DataFrame(results).drop(columns=["seconds"])
     print()
-    print(f"families tried: {', '.join(families)}; all numbers on test except 'end dev'")
+    print(f"families tried: {', '.join(given) if given else 'each project its own end_model.candidates, else ' + ', '.join(DEFAULT_FAMILIES)}; "
+          "all numbers on test except 'end dev'")
     print(table.to_string(index=False, float_format=lambda v: f"{100 * v:.1f}"))
     for r in results:
         losses = [other for other in ("label model", "snorkel") if r["end model"] <= r[other]]

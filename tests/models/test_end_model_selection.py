@@ -8,9 +8,11 @@ import pytest
 
 from labeling import ConfigError, load_config, run_retrain
 from labeling.models.end_model_selection import (
+    C_GRID,
     DEFAULT_FAMILIES,
     FAMILIES,
     bootstrap_se,
+    family_model,
     metric_score,
     paired_se,
     select_end_model,
@@ -61,8 +63,9 @@ def test_every_stage_and_option_is_scored_and_rerun_is_identical(weak_youtube):
     runs = [select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("char_wb", "word"),
                              unlabelled_texts=unlabelled, random_state=3) for _ in range(2)]
     info = runs[0].to_dict()
-    assert [s["stage"] for s in info["stages"]] == ["family", "labels", "class_weight", "self_training", "decision"]
-    assert [len(s["candidates"]) for s in info["stages"]] == [2, 3, 2, 3, 2]
+    assert [s["stage"] for s in info["stages"]] == ["family", "C", "labels", "class_weight", "self_training",
+                                                    "decision"]
+    assert [len(s["candidates"]) for s in info["stages"]] == [2, 3, 3, 2, 3, 2]
     for stage in info["stages"]:
         scores = {c["name"]: c["dev_score"] for c in stage["candidates"]}
         se = {c["name"]: c["tolerance"] for c in stage["candidates"]}
@@ -77,6 +80,23 @@ def test_every_stage_and_option_is_scored_and_rerun_is_identical(weak_youtube):
     assert info == runs[1].to_dict()
     np.testing.assert_array_equal(runs[0].model.predict_proba(dev_texts), runs[1].model.predict_proba(dev_texts))
     assert info["dev_score"] == metric_score(y_dev, runs[0].model.predict(dev_texts), "accuracy", CLASSES)
+
+
+def test_the_c_stage_tries_the_grid_strongest_regularisation_first_and_keeps_its_pick(weak_youtube):
+    texts, soft, dev_texts, y_dev, _ = weak_youtube
+    chosen = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("word",), random_state=1)
+    info = chosen.to_dict()
+    family, c_stage = info["stages"][:2]
+    assert c_stage["stage"] == "C" and [o["name"] for o in c_stage["candidates"]] == [f"{c:g}" for c in C_GRID]
+    assert list(C_GRID) == sorted(C_GRID)  # the simplest (most regularised) option first
+    # the family's own C (10) is its family-stage model, scored again, not refitted
+    assert c_stage["candidates"][C_GRID.index(10.0)]["dev_score"] == family["candidates"][0]["dev_score"]
+    assert chosen.model.C == float(c_stage["chosen"]) == info["settings"]["C"]
+    # the options differ: a looser fit of the same weak labels predicts otherwise on dev
+    assert len({o["dev_score"] for o in c_stage["candidates"]}) > 1
+    # torch families have no C: no C stage
+    torch_pick = select_end_model(texts[:200], soft[:200], dev_texts, y_dev, classes=CLASSES, families=("embedding",))
+    assert "C" not in [s.stage for s in torch_pick.stages] and torch_pick.settings["C"] is None
 
 
 def test_class_offsets_are_a_decision_threshold(weak_youtube):
@@ -177,7 +197,10 @@ def test_word_and_char_families_are_selectable(weak_youtube):
     family = chosen.to_dict()["stages"][0]
     assert [c["name"] for c in family["candidates"]] == ["word", "word_char"]
     if family["chosen"] == "word_char":
-        assert chosen.model.analyzer == "word+char_wb" and chosen.model.C == 10.0
+        assert chosen.model.analyzer == "word+char_wb"
+    # the families are compared at their own C (10); the C stage then picks the model's
+    assert family_model(family["chosen"], 2, 0, "").C == 10.0
+    assert chosen.model.C == chosen.settings["C"] == float(chosen.to_dict()["stages"][1]["chosen"])
 
 
 def test_selection_on_a_subsample_is_recorded_reproducible_and_refitted_on_all_rows(weak_youtube):

@@ -173,6 +173,13 @@ def test_selection_does_not_change_when_every_test_label_changes(youtube_splits,
     assert a.end_model["selection"]["rows"]["selection"] == a.end_model["selection"]["rows"]["final"]
     assert "rows: the stages ran on every row; the pick is their model (end_model.selection_max_rows = 20000)" in (
         format_summary(a))
+    # against the label model on the project's metric (F1 of spam), not accuracy
+    from labeling.pipeline.evaluate import table_score
+
+    table = a.evaluation.set_index("name")
+    end, lm = table_score(table.loc["end model"], "f1:spam"), table_score(table[table["kind"] == "label_model"].iloc[-1], "f1:spam")
+    verdict = "beats" if end > lm else "ties" if end == lm else "LOSES TO"
+    assert f"end model {verdict} the label model on test f1 of spam ({end:.1%} vs {lm:.1%})" in format_summary(a)
 
 
 def test_paired_se_is_the_error_of_the_gap_not_of_one_score():

@@ -85,8 +85,12 @@ def require_data_dir(explicit: str | Path | None = None, *, what: str = "the dat
 
 
 def _package_name(name: str) -> str:
-    """``en-core-web-sm`` (pip) and ``en_core_web_sm`` (import) name the same pipeline."""
-    return name.strip().replace("-", "_").replace(".", "_") if not name.startswith("blank:") else name.strip()
+    """``en-core-web-sm`` (pip) and ``en_core_web_sm`` (import) name the same pipeline;
+    ``blank:<lang>`` and a folder (a pipeline saved with ``nlp.to_disk``) are kept as given."""
+    name = name.strip()
+    if name.startswith("blank:") or "/" in name or os.sep in name or Path(name).is_dir():
+        return name
+    return name.replace("-", "_").replace(".", "_")
 
 
 def installed_spacy_pipelines() -> tuple[str, ...]:

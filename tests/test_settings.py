@@ -57,6 +57,17 @@ def test_pip_style_names_are_normalised(monkeypatch):
     assert spacy_model("whatever") == name
 
 
+def test_a_pipeline_folder_is_taken_as_given_whatever_its_name(tmp_path, monkeypatch):
+    # a saved pipeline's path is not a package name: "-" and "." in it stay
+    folder = tmp_path / "my-pipeline.v2"
+    folder.mkdir()
+    monkeypatch.setenv(settings.SPACY_MODEL_ENV, str(folder))
+    assert spacy_model("en_core_web_sm") == str(folder)
+    monkeypatch.setenv(settings.SPACY_MODEL_ENV, str(tmp_path / "missing-folder"))
+    with pytest.raises(ConfigError, match="missing-folder"):
+        spacy_model("en_core_web_sm")
+
+
 def test_a_missing_pipeline_error_names_what_is_installed_and_what_to_set(monkeypatch):
     monkeypatch.setenv("LABELING_SPACY_MODEL", "xx-no-such-pipeline")
     with pytest.raises(ConfigError) as err:

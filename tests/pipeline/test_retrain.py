@@ -542,24 +542,32 @@ def test_kill_9_during_retrain_leaves_nothing_or_a_whole_run(tmp_path):
 
 def test_retrain_on_a_dask_cluster_whose_workers_lack_the_client_environment(recorded_youtube_run, tmp_path,
                                                                              monkeypatch):
-    """Workers started without LABELING_SPACY_MODEL: the resolved pipeline travels with
-    each task, and the run's matrices and metrics equal the local run's."""
+    """The client names its spaCy pipeline in LABELING_SPACY_MODEL; the workers start
+    without it and would pick the installed stand-in on their own. The resolved name
+    travels with each task, so the cluster's matrices and metrics equal a local run's
+    with the same setting (and differ from the stand-in's: a name left behind shows)."""
     distributed = pytest.importorskip("distributed")
-    from labeling.lf.core import SPACY_MODEL_ENV
+    import spacy
 
-    config, local = recorded_youtube_run
-    client_model = os.environ.get(SPACY_MODEL_ENV)
-    if not client_model:
-        pytest.skip(f"{SPACY_MODEL_ENV} is not set: the client and workers would resolve the same pipeline")
-    monkeypatch.delenv(SPACY_MODEL_ENV)  # the worker processes start from this environment
+    from labeling.lf.core import SPACY_MODEL_ENV, resolve_spacy_model
+
+    config, stand_in = recorded_youtube_run
+    monkeypatch.delenv(SPACY_MODEL_ENV, raising=False)  # the worker processes start from this environment
+    # a pipeline no worker would resolve by itself: the stand-in without its entity recogniser, saved to a folder
+    own = tmp_path / "pipeline_without_ner"
+    spacy.load(resolve_spacy_model(config.lfs.spacy_model), exclude=["ner"]).to_disk(own)
+    overrides = ['lfs.cache="none"']
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, env={"PYTHONPATH": str(REPO)}) as cluster, \
             distributed.Client(cluster) as client:
-        monkeypatch.setenv(SPACY_MODEL_ENV, client_model)
+        monkeypatch.setenv(SPACY_MODEL_ENV, str(own))
         assert client.run(lambda: os.environ.get(SPACY_MODEL_ENV)) == {w: None for w in client.scheduler_info()["workers"]}
-        remote_config = load_config(config.base_dir + "/project.toml", [
-            f'project.store="{tmp_path / "store.db"}"', f'project.artifacts="{tmp_path / "artifacts"}"',
-            f'lfs.scheduler="{cluster.scheduler_address}"', 'lfs.cache="none"'])
-        remote = run_retrain(remote_config)
+        runs = {}
+        for name, extra in (("local", []), ("remote", [f'lfs.scheduler="{cluster.scheduler_address}"'])):
+            runs[name] = run_retrain(load_config(config.base_dir + "/project.toml", [
+                f'project.store="{tmp_path / name / "store.db"}"', f'project.artifacts="{tmp_path / name / "artifacts"}"',
+                *overrides, *extra]))
+    local, remote = runs["local"], runs["remote"]
+    assert local.matrix_hashes != stand_in.matrix_hashes  # the workers' own pipeline would give other votes
     assert remote.matrix_hashes == local.matrix_hashes
     assert remote.metric("end model") == pytest.approx(local.metric("end model"))

@@ -617,8 +617,9 @@ def _end_model_lines(result: RunResult) -> list[str]:
     table = result.evaluation
     end = table[table["name"] == "end model"]
     lm = table[table["kind"] == "label_model"].tail(1)
-    # the project's metric, as the selections used it (runs on fixed settings: accuracy)
-    metric = (selection or result.label_model.get("selection") or {}).get("metric", "accuracy")
+    # the project's metric, as the end-model selection used it (fixed settings: accuracy,
+    # said in the line; the label-model selection always scores accuracy, so it says nothing here)
+    metric = (selection or {}).get("metric", "accuracy")
     if len(end) and len(lm):
         e, m = table_score(end.iloc[0], metric), table_score(lm.iloc[0], metric)
         verdict = "beats" if e > m else "ties" if e == m else "LOSES TO"

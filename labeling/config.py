@@ -43,6 +43,10 @@ class DatasetConfig:
     # index, -1 = abstain; used as LF columns beside the Python LFs. source = "wrench"
     # (path = a WRENCH dataset folder) adds the folder's stored LFs.
     weak_label_fields: tuple[str, ...] = ()
+    # source = "wrench", relation datasets (rows with entity spans): the text the end model
+    # reads, one of labeling.data.wrench.RELATION_TEXTS ("sentence", "entity_markers",
+    # "between"); serve texts rendered the same way (labeling.data.wrench.render_relation)
+    relation_text: str = "entity_markers"
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ _SECTIONS = {
 _CHOICES = {
     ("dataset", "split"): SPLITS,
     ("dataset", "format"): ("",) + FORMATS,
+    ("dataset", "relation_text"): ("sentence", "entity_markers", "between"),  # wrench.RELATION_TEXTS (a test keeps them equal)
     ("label_model", "type"): LABEL_MODEL_TYPES,
     ("label_model", "prefer"): ("", "snorkel", "majority_vote"),
     ("end_model", "type"): END_MODEL_TYPES,

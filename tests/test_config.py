@@ -136,8 +136,10 @@ def test_an_override_into_a_value_that_is_not_a_section(tmp_path):
 
 def test_config_choices_match_the_library():
     from labeling.config import _CHOICES
+    from labeling.data.wrench import RELATION_TEXTS
     from labeling.models.label_models import TIE_BREAKS
     from labeling.review.label_studio import STRATEGIES
 
     assert _CHOICES[("label_model", "tie_break")] == TIE_BREAKS
     assert _CHOICES[("review", "strategy")] == STRATEGIES
+    assert _CHOICES[("dataset", "relation_text")] == RELATION_TEXTS

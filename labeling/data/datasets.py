@@ -483,7 +483,7 @@ def load_dataset(config) -> Splits:
     elif ds.source == "wrench":
         from .wrench import wrench_frames
 
-        frames = wrench_frames(config.resolve(ds.path), tuple(config.classes))
+        frames = wrench_frames(config.resolve(ds.path), tuple(config.classes), ds.relation_text)
         return Splits(frames["train"], frames["dev"], frames["test"], tuple(config.classes), str(config.resolve(ds.path)))
     elif ds.source == "file":
         if not ds.path:

@@ -122,3 +122,40 @@ def test_precomputed_vote_out_of_range_names_column_and_row():
     with pytest.raises(DatasetError, match=r"'crowd', row 'b'.*0\.\.1 or -1"):
         precomputed_votes(frame, ["crowd"], 2)
     np.testing.assert_array_equal(precomputed_votes(frame.iloc[:1], ["crowd"], 2), [[1]])
+
+
+SENTENCE = "The chapter of canons met in the basilica ."  # chapter: 4..11, canons: 15..21
+
+
+@pytest.mark.parametrize("relation_text, expected", [
+    ("sentence", SENTENCE),
+    ("entity_markers", "The [E2] chapter [/E2] of [E1] canons [/E1] met in the basilica ."),
+    ("between", "E2FIRST canons ENT1 chapter ENT2 BETWEEN of"),
+])
+def test_a_relation_row_is_rendered_as_named(relation_text, expected):
+    from labeling.data.wrench import render_relation
+
+    assert render_relation(SENTENCE, [15, 21], [4, 11], relation_text) == expected
+
+
+def test_bad_relation_settings_and_spans_are_named(tmp_path):
+    from labeling.data.wrench import render_relation
+    from labeling.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'mintz'.*between"):
+        render_relation(SENTENCE, [15, 21], [4, 11], "mintz")
+    with pytest.raises(ConfigError, match="relation_text"):
+        load_wrench(_write(tmp_path / "ok"), relation_text="mintz")
+    row = {"label": 1, "weak_labels": [1, -1, 0], "data": {"text": SENTENCE, "span1": [15, 99], "span2": [4, 11]}}
+    with pytest.raises(DatasetError, match=r"train\.json, id 'r1': entity span \[15, 99\]"):
+        load_wrench(_write(tmp_path / "bad", splits={"train": {"r1": row}}))
+
+
+def test_relation_rows_load_as_rendered_texts_other_rows_as_they_are(tmp_path):
+    row = {"label": 1, "weak_labels": [1, -1, 0], "data": {"text": SENTENCE, "span1": [15, 21], "span2": [4, 11]}}
+    folder = _write(tmp_path / "rel", splits={"train": {"r1": row}})
+    assert load_wrench(folder).train.texts == ("The [E2] chapter [/E2] of [E1] canons [/E1] met in the basilica .",)
+    assert load_wrench(folder, relation_text="between").train.texts == ("E2FIRST canons ENT1 chapter ENT2 BETWEEN of",)
+    assert load_wrench(folder, relation_text="sentence").train.texts == (SENTENCE,)
+    assert load_wrench(folder).valid.texts == ("hi", "yo")  # no spans: the text as it is
+

@@ -24,7 +24,8 @@ only to print the scores below):
 Datasets: the YouTube example project (its LFs applied; tutorial split), the WRENCH
 folders youtube, sms, trec, semeval (their stored weak labels as the label matrix), and
 IMDB (``imdb/train.csv`` + ``imdb/test.csv``: 25k train used unlabelled, 500 dev rows
-drawn from it with seed 0, the 25k test; LFs ``labeling_functions.imdb_sentiment``).
+drawn from it with seed 0, the 25k test; LFs ``labeling_functions.imdb_sentiment``; its label
+model chosen on dev, ``label_model.type = "auto"``, as for the WRENCH folders).
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ label_field = "label"
 id_field = "id"
 split = "column"
 split_field = "part"
+[label_model]
+type = "auto"
 [lfs]
 modules = ["labeling_functions.imdb_sentiment"]
 root = "{REPO}"
@@ -233,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 task = wrench_task(args.data_dir, name)
             families = given or (tuple(task["config"].end_model.candidates) if "config" in task else DEFAULT_FAMILIES)
-            result = run_task(name, task, families, cache)
+            # a project runs with its own seed, as retrain runs it; the WRENCH folders with 0
+            result = run_task(name, task, families, cache, seed=task["config"].seed if "config" in task else 0)
             results.append(result)
             print(result, flush=True)
     table = pd.DataFrame(results).drop(columns=["seconds"])

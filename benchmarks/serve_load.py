@@ -75,16 +75,12 @@ def start_server(args, folder: Path) -> tuple[subprocess.Popen, str]:
     cmd += ["--lf-votes", args.lf_votes]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            sys.exit("server exited before it was ready")
-        time.sleep(0.2)
+    from labeling.serve.run import wait_until_ready
+
+    if wait_until_ready(url, args.workers, timeout=120, alive=lambda: proc.poll() is None):
+        return proc, url
+    if proc.poll() is not None:
+        sys.exit("server exited before it was ready")
     os.killpg(proc.pid, signal.SIGTERM)
     sys.exit("server not ready in 120 s")
 

@@ -687,6 +687,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         status: str
         model_version: str
         detail: str = ""
+        worker: str = Field("", description="the worker process that answered: a random id drawn when it starts. "
+                                            "Readiness is per worker; with several, a check sees every id ready")
+
+    worker = uuid.uuid4().hex[:12]  # not the pid: an unauthenticated endpoint need not tell process ids
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -836,7 +840,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.get("/livez", response_model=Health)
     def livez():
-        return Health(status="ok", model_version=server.version)
+        return Health(status="ok", model_version=server.version, worker=worker)
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready"}})
     def readyz():
@@ -847,11 +851,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
             problem = server.lf_votes_problem()
             if problem:
                 detail = "; ".join(filter(None, [f"LF votes unavailable: {problem}", server.last_error]))
-                return Health(status="degraded", model_version=server.version, detail=detail)
+                return Health(status="degraded", model_version=server.version, detail=detail, worker=worker)
             # detail: why the alias's run is not the one served, when it is not
-            return Health(status="ready", model_version=server.version, detail=server.last_error)
-        return JSONResponse(Health(status="not ready", model_version=server.version,
-                                   detail=server.last_error).model_dump(), status_code=503)
+            return Health(status="ready", model_version=server.version, detail=server.last_error, worker=worker)
+        return JSONResponse(Health(status="not ready", model_version=server.version, detail=server.last_error,
+                                   worker=worker).model_dump(), status_code=503)
 
     return app
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .app import SETTINGS_ENV, ServeSettings
 
-__all__ = ["TOKEN_ENV", "read_token", "reexec_without_token", "serve"]
+__all__ = ["TOKEN_ENV", "read_token", "reexec_without_token", "serve", "wait_until_ready"]
 
 TOKEN_ENV = "LABELING_SERVE_TOKEN"
 
@@ -60,3 +60,44 @@ def serve(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
                 # A worker answers the supervisor's health check only once Python started it; on a busy
                 # machine that takes longer than uvicorn's 5 s, and the supervisor kills and restarts it forever.
                 timeout_worker_healthcheck=60)
+
+
+def wait_until_ready(url: str, workers: int = 1, *, path: str = "/readyz", timeout: float = 120.0,
+                     alive: Callable[[], bool] | None = None) -> bool:
+    """Poll ``url + path`` (``/readyz``; ``/livez`` for "accepting connections") until each of
+    the server's ``workers`` processes has answered and the latest answer of each was 200.
+
+    Readiness is per worker, and which worker accepts a connection is up to the kernel: a run
+    of 200s from one worker says nothing of another still loading its model. Each answer
+    names its worker (``Health.worker``, a random id per process start). Returns True when
+    ready; False after ``timeout`` seconds, or as soon as ``alive()`` (e.g. "the server
+    process has not exited") is False. Proxies from the environment are not used.
+    """
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    last: dict[str, bool] = {}  # worker id -> whether its latest answer was 200
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            return False
+        try:
+            with opener.open(url + path, timeout=2) as response:
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as exc:  # 503 "not ready" and the like: an answer too
+            status, body = exc.code, exc.read()
+        except OSError:  # not accepting connections yet
+            status, body = None, b""
+        if status is not None:
+            try:
+                worker = str(json.loads(body).get("worker", ""))
+            except (ValueError, AttributeError):
+                worker = ""
+            last[worker] = status == 200
+            if len(last) >= workers and all(last.values()):
+                return True
+        time.sleep(0.1)
+    return False

@@ -80,6 +80,7 @@ class Server:
     def __init__(self, project: dict, *, workers: int = 2, extra: tuple[str, ...] = (), ready_path: str = "/readyz",
                  token_via: str = "file", env: dict | None = None):
         self.ready_path = ready_path
+        self.workers = workers
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "pipelines.serve", "--config", str(CONFIG), "--port", str(self.port),
@@ -127,19 +128,13 @@ class Server:
         return [pid for pid in spawned if pid not in spawned.values()]
 
     def wait_ready(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        ready = 0
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {Path(self.stderr.name).read_text()[-3000:]}")
-            try:
-                # Several answers in a row: with 2 workers, both must be ready.
-                ready = ready + 1 if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200 else 0
-                if ready >= 6:
-                    return
-            except httpx.TransportError:
-                ready = 0
-            time.sleep(0.1)
+        from labeling.serve.run import wait_until_ready
+
+        if wait_until_ready(self.url, self.workers, path=self.ready_path, timeout=timeout,
+                            alive=lambda: self.proc.poll() is None):
+            return
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server exited: {Path(self.stderr.name).read_text()[-3000:]}")
         self.kill()
         raise RuntimeError("server not ready in time")
 
@@ -489,7 +484,8 @@ def test_the_model_loader_survives_a_bad_alias_and_readyz_names_what_is_served(t
             assert c.post("/predict", json={"text": "love this song"}).json()["model_version"] == runs["good"]
         log.set_alias(runs["copy"])  # the follower is alive: the next good alias is served
         ready = _wait(c, lambda r: r.json()["model_version"] == runs["copy"])
-        assert ready.json() == {"status": "ready", "model_version": runs["copy"], "detail": ""}
+        assert ready.json() == {"status": "ready", "model_version": runs["copy"], "detail": "",
+                                "worker": c.get("/livez").json()["worker"]}
 
 
 def test_a_server_started_on_a_bad_alias_is_not_ready_until_a_good_run_is_promoted(tiny_runs):
@@ -504,7 +500,7 @@ def test_a_server_started_on_a_bad_alias_is_not_ready_until_a_good_run_is_promot
         promoted = c.post("/admin/promote", json={"run_id": runs["good"]}, headers=AUTH)
         assert promoted.status_code == 200 and promoted.json()["model_version"] == runs["good"]
         assert _wait(c, lambda r: r.status_code == 200).json() == {"status": "ready", "model_version": runs["good"],
-                                                                   "detail": ""}
+                                                                   "detail": "", "worker": ready.json()["worker"]}
         assert c.post("/predict", json={"text": "hi"}).json()["model_version"] == runs["good"]
 
 

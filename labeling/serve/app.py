@@ -60,6 +60,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import load_config
 from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
+from .lifeline import die_with_parent
 from .votes import Explainer, lf_votes
 from .feedback import (
     DEFAULT_ALIAS,
@@ -865,4 +866,7 @@ def app_from_env() -> FastAPI:
     text = os.environ.get(SETTINGS_ENV)
     if not text:
         raise LabelingError(f"${SETTINGS_ENV} is not set; start the server with python -m pipelines.serve")
+    # A worker (started by uvicorn's supervisor from its main thread) ends with the supervisor, kill -9
+    # included: else it keeps the port and answers for good. Nothing happens with one worker (no parent).
+    die_with_parent(death_signal=True)
     return create_app(ServeSettings.from_json(text))

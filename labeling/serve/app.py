@@ -244,28 +244,70 @@ def _request_read_timeout_s() -> float:
 
 
 class ReadDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a read deadline: a request whose headers and
-    body have not all arrived within ``request_read_timeout_s`` of its first byte (or
-    of the connection, for the first request) gets its connection closed.
+    """uvicorn's httptools protocol with a read deadline and a cap on request headers.
 
-    uvicorn times out only idle keep-alive connections; a client that sends half a
+    A request whose headers and body have not all arrived within ``request_read_timeout_s``
+    of its first byte (or of the connection, for the first request) gets its connection
+    closed: uvicorn times out only idle keep-alive connections; a client that sends half a
     request and waits would otherwise hold a connection (and a request task) forever.
+
+    Request line and headers over ``MAX_HEADER_BYTES`` in all are answered 431 and the
+    connection closed: httptools (llhttp) buffers headers without limit (a 100 MB header
+    was answered 200 after 10 s, the worker 320 MiB larger), with no token needed.
+
     Workers read the deadline from ``$LABELING_SERVE_SETTINGS``: uvicorn builds this
     class itself, with no room for our settings.
     """
 
+    MAX_HEADER_BYTES = 64 * 1024
+    # After a 431, read and drop at most this much more before closing: a client still sending
+    # its headers when the connection closes with unread data sees a reset, not the answer.
+    HEADER_DRAIN_BYTES = 16 << 20
+
     _read_deadline: asyncio.TimerHandle | None = None
+    _header_bytes = 0  # bytes of the current request's head (request line and headers) received so far
+    _tail = b""  # the last bytes of the head received: its end (CRLF CRLF) may straddle two reads
+    _in_body = False  # the current request's head is complete
+    _draining = -1  # bytes still to drop after a 431; -1: not refused
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_read_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if self._draining >= 0:
+            self._draining -= len(data)
+            if self._draining < 0:
+                self.transport.close()
+            return
+        if not self._in_body:  # counted before the parser buffers it: it keeps no limit of its own
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else end + 4 - len(self._tail)
+            self._tail = seen[-3:]
+            if self._header_bytes > self.MAX_HEADER_BYTES:
+                self._refuse_large_headers()
+                return
+        super().data_received(data)
+
+    def _refuse_large_headers(self) -> None:
+        body = json.dumps({"detail": f"request headers over {self.MAX_HEADER_BYTES} bytes"}).encode()
+        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+        self._draining = self.HEADER_DRAIN_BYTES
+        self.loop.call_later(2.0, self.transport.close)  # drain for a moment only, whatever the client does
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._read_deadline is None:
             self._arm_read_deadline()
 
+    def on_headers_complete(self) -> None:
+        self._in_body, self._header_bytes, self._tail = True, 0, b""
+        super().on_headers_complete()
+
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._disarm_read_deadline()
         super().on_message_complete()
 

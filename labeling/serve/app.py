@@ -607,7 +607,55 @@ class VersionHeader:
         await self.app(scope, receive, send_with_version)
 
 
+MAX_ECHOED_CHARS = 200  # of an input, in a 422
+MAX_REPORTED_ERRORS = 20  # in a 422: a 1,000-text batch can have an error per text
+
+
+def clip_input(value: Any) -> tuple[Any, bool]:
+    """``value`` as a 422 may echo it: itself when its JSON is at most ``MAX_ECHOED_CHARS``
+    characters, else the first ``MAX_ECHOED_CHARS`` characters (of the string, or of its JSON
+    text); and whether it was clipped. A 422 once echoed a whole 720 KB batch back."""
+    if isinstance(value, str):
+        return (value[:MAX_ECHOED_CHARS], True) if len(value) > MAX_ECHOED_CHARS else (value, False)
+    text = json.dumps(jsonable_encoder(value, custom_encoder={Exception: str}), ensure_ascii=False, default=str)
+    return (text[:MAX_ECHOED_CHARS], True) if len(text) > MAX_ECHOED_CHARS else (value, False)
+
+
+def _json_error(doc: Any, pos: int, reason: str) -> str:
+    """``json.JSONDecodeError``'s position as people read it: line and column, from 1."""
+    doc = doc if isinstance(doc, str) else bytes(doc).decode("utf-8", "replace")
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - doc.rfind("\n", 0, pos)
+    return f"invalid JSON at line {line} column {column}: {reason}"
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict]:
+    """The errors of a 422, small whatever the request: at most ``MAX_REPORTED_ERRORS`` (then one
+    saying how many more), each input clipped (``clip_input``); a JSON syntax error names its line
+    and column."""
+    raw = list(exc.errors())
+    errors = []
+    for err in raw[:MAX_REPORTED_ERRORS]:
+        err = dict(err)
+        if err.get("type") == "json_invalid":
+            loc = err.get("loc", ())
+            pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+            reason = str((err.get("ctx") or {}).get("error", "JSON decode error"))
+            err["msg"], err["input"] = _json_error(exc.body or "", pos, reason), None
+        if "input" in err:
+            err["input"], clipped = clip_input(err["input"])
+            if clipped:
+                err["input_clipped_to_chars"] = MAX_ECHOED_CHARS
+        errors.append(err)
+    if len(raw) > len(errors):
+        errors.append({"type": "too_many_errors", "loc": ["body"], "msg": f"and {len(raw) - len(errors)} more errors",
+                       "input": None})
+    return jsonable_encoder(errors, custom_encoder={Exception: str})
+
+
 def _validation_message(errors) -> str:
+    if errors and errors[0].get("type") == "json_invalid":  # the body did not parse: its one error
+        return errors[0]["msg"]
     parts = []
     for err in errors:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
@@ -753,7 +801,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        errors = validation_errors(exc)
         # ensure_ascii: the echoed input may hold lone surrogates, which UTF-8 cannot encode.
         body = json.dumps({"detail": errors, "message": _validation_message(errors)}, ensure_ascii=True)
         return Response(body, status_code=422, media_type="application/json")

@@ -22,7 +22,6 @@ only the workers and LF-votes processes hold.
 from __future__ import annotations
 
 import ctypes
-import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -31,8 +30,6 @@ import sys
 import threading
 
 __all__ = ["die_with_parent"]
-
-logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -53,10 +50,12 @@ def _watch(sentinel: int, parent_pid: int) -> None:
         multiprocessing.connection.wait([sentinel])
     except OSError:
         pass  # the sentinel itself is gone: treat it as the parent gone
-    # os._exit, not sys.exit: the main thread may be blocked for good (a half-written
-    # queue message), and no cleanup may wait on the parent that is gone.
-    logger.error("parent process %d is gone: exiting", parent_pid)
-    os._exit(1)
+    # os.write, not logging: the main thread, blocked for good, may hold a handler's lock.
+    # os._exit, not sys.exit: no cleanup may wait on that thread or on the parent that is gone.
+    try:
+        os.write(2, f"process {os.getpid()}: parent process {parent_pid} is gone: exiting\n".encode())
+    finally:
+        os._exit(1)
 
 
 def die_with_parent(*, death_signal: bool = False) -> bool:

@@ -106,9 +106,10 @@ class Registry:
         self.path = Path(store_path)
         self.log = FeedbackLog(self.path)  # creates model_aliases with the server's schema
         with self.log._lock:
+            # Autocommit: each statement is its own writer transaction, which waits for the busy timeout.
             self.log.conn.executescript(_SCHEMA)
-        have = {row["name"] for row in self.log.read("PRAGMA table_info(promotions)")}
-        with self.log.transaction() as conn:
+        with self.log.transaction() as conn:  # BEGIN IMMEDIATE: read the columns and add the missing ones as one writer
+            have = {row[1] for row in conn.execute("PRAGMA table_info(promotions)")}
             for name, spec in _PROMOTION_COLUMNS.items():
                 if name not in have:
                     conn.execute(f"ALTER TABLE promotions ADD COLUMN {name} {spec}")

@@ -99,13 +99,44 @@ def write_private_text(path: Path, text: str) -> None:
         out.write(text)
 
 
+class WriterDatabase(sqlite_utils.Database):
+    """sqlite-utils' ``Database`` whose transactions begin as writers (``BEGIN IMMEDIATE``).
+
+    sqlite-utils begins them deferred (``BEGIN``): such a transaction takes a read snapshot at its
+    first read (``create(if_not_exists=True)`` reads the schema, an insert reads the table's
+    columns) and tries to become a writer only at its first write. If another connection (a
+    serving worker) committed in between, SQLite refuses the upgrade with ``database is locked``
+    at once, without waiting for the busy timeout: retrains failed under serving traffic.
+    ``BEGIN IMMEDIATE`` takes the write lock up front, so a writer waits its turn instead.
+    Every sqlite-utils write (``insert_all``, ``upsert``, ``create``...) goes through ``atomic``.
+    Needs a connection with ``isolation_level=None`` (``open_db``), so that Python's sqlite3
+    opens no deferred transaction of its own.
+    """
+
+    @contextmanager
+    def atomic(self) -> Iterator[WriterDatabase]:
+        if self.conn.in_transaction:
+            with super().atomic():  # nested: a savepoint in the writer transaction already open
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+
 def open_db(path: Path) -> sqlite_utils.Database:
     """The project's SQLite store at ``path`` (created owner-only), in WAL mode with a 30 s busy
-    timeout and foreign keys on: how every part of the project opens it. Raises ``StoreError``."""
+    timeout and foreign keys on, its transactions begun as writers (``WriterDatabase``): how
+    every part of the project opens it. Raises ``StoreError``."""
     create_private_file(path)
     try:
-        conn = sqlite3.connect(str(path), timeout=30.0)
-        db = sqlite_utils.Database(conn)
+        # isolation_level=None: no implicit deferred BEGIN; transactions are WriterDatabase.atomic's.
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        db = WriterDatabase(conn)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=30000")
         db.execute("PRAGMA foreign_keys=ON")

@@ -60,6 +60,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import load_config
 from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
+from .lifeline import die_with_parent
 from .votes import Explainer, lf_votes
 from .feedback import (
     DEFAULT_ALIAS,
@@ -243,28 +244,70 @@ def _request_read_timeout_s() -> float:
 
 
 class ReadDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a read deadline: a request whose headers and
-    body have not all arrived within ``request_read_timeout_s`` of its first byte (or
-    of the connection, for the first request) gets its connection closed.
+    """uvicorn's httptools protocol with a read deadline and a cap on request headers.
 
-    uvicorn times out only idle keep-alive connections; a client that sends half a
+    A request whose headers and body have not all arrived within ``request_read_timeout_s``
+    of its first byte (or of the connection, for the first request) gets its connection
+    closed: uvicorn times out only idle keep-alive connections; a client that sends half a
     request and waits would otherwise hold a connection (and a request task) forever.
+
+    Request line and headers over ``MAX_HEADER_BYTES`` in all are answered 431 and the
+    connection closed: httptools (llhttp) buffers headers without limit (a 100 MB header
+    was answered 200 after 10 s, the worker 320 MiB larger), with no token needed.
+
     Workers read the deadline from ``$LABELING_SERVE_SETTINGS``: uvicorn builds this
     class itself, with no room for our settings.
     """
 
+    MAX_HEADER_BYTES = 64 * 1024
+    # After a 431, read and drop at most this much more before closing: a client still sending
+    # its headers when the connection closes with unread data sees a reset, not the answer.
+    HEADER_DRAIN_BYTES = 16 << 20
+
     _read_deadline: asyncio.TimerHandle | None = None
+    _header_bytes = 0  # bytes of the current request's head (request line and headers) received so far
+    _tail = b""  # the last bytes of the head received: its end (CRLF CRLF) may straddle two reads
+    _in_body = False  # the current request's head is complete
+    _draining = -1  # bytes still to drop after a 431; -1: not refused
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_read_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if self._draining >= 0:
+            self._draining -= len(data)
+            if self._draining < 0:
+                self.transport.close()
+            return
+        if not self._in_body:  # counted before the parser buffers it: it keeps no limit of its own
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else end + 4 - len(self._tail)
+            self._tail = seen[-3:]
+            if self._header_bytes > self.MAX_HEADER_BYTES:
+                self._refuse_large_headers()
+                return
+        super().data_received(data)
+
+    def _refuse_large_headers(self) -> None:
+        body = json.dumps({"detail": f"request headers over {self.MAX_HEADER_BYTES} bytes"}).encode()
+        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+        self._draining = self.HEADER_DRAIN_BYTES
+        self.loop.call_later(2.0, self.transport.close)  # drain for a moment only, whatever the client does
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._read_deadline is None:
             self._arm_read_deadline()
 
+    def on_headers_complete(self) -> None:
+        self._in_body, self._header_bytes, self._tail = True, 0, b""
+        super().on_headers_complete()
+
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._disarm_read_deadline()
         super().on_message_complete()
 
@@ -564,7 +607,55 @@ class VersionHeader:
         await self.app(scope, receive, send_with_version)
 
 
+MAX_ECHOED_CHARS = 200  # of an input, in a 422
+MAX_REPORTED_ERRORS = 20  # in a 422: a 1,000-text batch can have an error per text
+
+
+def clip_input(value: Any) -> tuple[Any, bool]:
+    """``value`` as a 422 may echo it: itself when its JSON is at most ``MAX_ECHOED_CHARS``
+    characters, else the first ``MAX_ECHOED_CHARS`` characters (of the string, or of its JSON
+    text); and whether it was clipped. A 422 once echoed a whole 720 KB batch back."""
+    if isinstance(value, str):
+        return (value[:MAX_ECHOED_CHARS], True) if len(value) > MAX_ECHOED_CHARS else (value, False)
+    text = json.dumps(jsonable_encoder(value, custom_encoder={Exception: str}), ensure_ascii=False, default=str)
+    return (text[:MAX_ECHOED_CHARS], True) if len(text) > MAX_ECHOED_CHARS else (value, False)
+
+
+def _json_error(doc: Any, pos: int, reason: str) -> str:
+    """``json.JSONDecodeError``'s position as people read it: line and column, from 1."""
+    doc = doc if isinstance(doc, str) else bytes(doc).decode("utf-8", "replace")
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - doc.rfind("\n", 0, pos)
+    return f"invalid JSON at line {line} column {column}: {reason}"
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict]:
+    """The errors of a 422, small whatever the request: at most ``MAX_REPORTED_ERRORS`` (then one
+    saying how many more), each input clipped (``clip_input``); a JSON syntax error names its line
+    and column."""
+    raw = list(exc.errors())
+    errors = []
+    for err in raw[:MAX_REPORTED_ERRORS]:
+        err = dict(err)
+        if err.get("type") == "json_invalid":
+            loc = err.get("loc", ())
+            pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+            reason = str((err.get("ctx") or {}).get("error", "JSON decode error"))
+            err["msg"], err["input"] = _json_error(exc.body or "", pos, reason), None
+        if "input" in err:
+            err["input"], clipped = clip_input(err["input"])
+            if clipped:
+                err["input_clipped_to_chars"] = MAX_ECHOED_CHARS
+        errors.append(err)
+    if len(raw) > len(errors):
+        errors.append({"type": "too_many_errors", "loc": ["body"], "msg": f"and {len(raw) - len(errors)} more errors",
+                       "input": None})
+    return jsonable_encoder(errors, custom_encoder={Exception: str})
+
+
 def _validation_message(errors) -> str:
+    if errors and errors[0].get("type") == "json_invalid":  # the body did not parse: its one error
+        return errors[0]["msg"]
     parts = []
     for err in errors:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
@@ -710,7 +801,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        errors = validation_errors(exc)
         # ensure_ascii: the echoed input may hold lone surrogates, which UTF-8 cannot encode.
         body = json.dumps({"detail": errors, "message": _validation_message(errors)}, ensure_ascii=True)
         return Response(body, status_code=422, media_type="application/json")
@@ -865,4 +956,7 @@ def app_from_env() -> FastAPI:
     text = os.environ.get(SETTINGS_ENV)
     if not text:
         raise LabelingError(f"${SETTINGS_ENV} is not set; start the server with python -m pipelines.serve")
+    # A worker (started by uvicorn's supervisor from its main thread) ends with the supervisor, kill -9
+    # included: else it keeps the port and answers for good. Nothing happens with one worker (no parent).
+    die_with_parent(death_signal=True)
     return create_app(ServeSettings.from_json(text))

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .app import SETTINGS_ENV, ServeSettings
+from .app import SETTINGS_ENV, ReadDeadlineProtocol, ServeSettings
 
 __all__ = ["TOKEN_ENV", "read_token", "reexec_without_token", "serve", "wait_until_ready"]
 
@@ -57,6 +57,8 @@ def serve(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
 
     uvicorn.run("labeling.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", timeout_graceful_shutdown=10, http="labeling.serve.app:ReadDeadlineProtocol",
+                # Only for h11, should it replace our httptools protocol (which caps headers itself, 431).
+                h11_max_incomplete_event_size=ReadDeadlineProtocol.MAX_HEADER_BYTES,
                 # A worker answers the supervisor's health check only once Python started it; on a busy
                 # machine that takes longer than uvicorn's 5 s, and the supervisor kills and restarts it forever.
                 timeout_worker_healthcheck=60)

@@ -86,7 +86,11 @@ def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queu
     from ..config import load_config
     from .feedback import FeedbackLog
     from ..lf.core import discover_lfs
+    from .lifeline import die_with_parent
 
+    # Before anything slow: a worker killed while this process loads spaCy, or is blocked on a
+    # half-written queue message (it holds that pipe's write end too: no EOF), must not leave it behind.
+    die_with_parent()
     if nice:
         os.nice(nice)
     unavailable = ""

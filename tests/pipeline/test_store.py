@@ -73,3 +73,47 @@ def test_what_runs_in_the_run_transaction_commits_or_rolls_back_with_it(tmp_path
         store.record_run(_record("r1"), then=lambda conn: conn.execute("INSERT INTO marks VALUES ('r1')"))
         assert store.count_runs() == 1 and store.intents() == []  # recorded: the note goes with the same commit
         assert store.db.execute("SELECT count(*) FROM marks").fetchone()[0] == 1
+
+
+def _open_run_store(path):
+    RunStore(path).close()  # its schema setup reads, then writes (PRAGMA user_version)
+
+
+def _record_a_run(path):
+    with RunStore(path) as store:
+        store.record_run(_record("r-busy"))
+
+
+def _push_review_tasks(path):
+    from labeling.review.gold import GoldStore, ReviewTask
+
+    with GoldStore(path) as store:
+        store.record_pushed("p", [ReviewTask("k1", "dataset", "1", "some text", "random")], {"k1": 7})
+
+
+@pytest.mark.parametrize("write", [_open_run_store, _record_a_run, _push_review_tasks])
+def test_a_write_waits_for_another_writer_instead_of_failing(tmp_path, write):
+    """A transaction that reads before it writes, begun deferred, cannot become a writer while
+    another connection writes: SQLite answers 'database is locked' at once, without waiting for
+    the busy timeout (a retrain failed so while the server logged predictions). Begun as a
+    writer (BEGIN IMMEDIATE), it waits its turn."""
+    import threading
+    import time
+
+    from labeling.review.gold import GoldStore
+
+    path = tmp_path / "s.db"
+    RunStore(path).close()
+    GoldStore(path).close()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO run_intents VALUES ('x', 'folder', 't')")
+    release = threading.Timer(0.5, other.execute, ["COMMIT"])
+    release.start()
+    started = time.monotonic()
+    try:
+        write(path)
+    finally:
+        release.join()
+        other.close()
+    assert time.monotonic() - started >= 0.4

@@ -32,17 +32,20 @@ def _retrain(args) -> int:
 
 
 def _lfs(args) -> int:
-    from .lf.core import discover_lfs, lf_set_version, lf_version, uses_spacy
+    from .lf.core import discover_lfs, lf_set_version, lf_uncacheable, lf_version, uses_spacy
 
     config = load_config(args.config, args.set)
     lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
-    rows = [{"name": lf.name, "version": lf_version(lf), "spacy": uses_spacy(lf)} for lf in lfs]
+    rows = [{"name": lf.name, "version": lf_version(lf), "spacy": uses_spacy(lf), "uncacheable": lf_uncacheable(lf)}
+            for lf in lfs]
     if args.json:
         print(json.dumps({"lf_set_version": lf_set_version(lfs), "lfs": rows}, indent=2))
     else:
         print(f"LF set {lf_set_version(lfs)}")
         for row in rows:
             print(f"  {row['name']:<32} {row['version']}{'  (spaCy)' if row['spacy'] else ''}")
+            if row["uncacheable"]:
+                print(f"    uncacheable (votes always computed): {row['uncacheable']}")
     return 0
 
 

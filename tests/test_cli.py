@@ -43,3 +43,27 @@ def test_lfs_command_lists_versions(youtube_config_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert len(payload["lfs"]) >= 10 and all(len(lf["version"]) == 16 for lf in payload["lfs"])
     assert any(lf["spacy"] for lf in payload["lfs"])
+
+
+def test_lfs_command_says_which_lfs_are_uncacheable_and_why(tmp_path, capsys):
+    import sys
+    import textwrap
+
+    from .conftest import TINY_PROJECT, write_project
+
+    (tmp_path / "built_path_lfs.py").write_text(textwrap.dedent("""
+        import os
+        from snorkel.labeling import labeling_function
+
+        @labeling_function()
+        def built_path(x):
+            with open(os.path.join(os.path.dirname(__file__), "words" + ".txt")) as fh:
+                return 1 if fh.read() in x.text else -1
+    """))
+    config = write_project(tmp_path, TINY_PROJECT.format(root=tmp_path).replace("lf_modules.youtube_weak", "built_path_lfs"))
+    assert main(["lfs", "--config", str(config), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["lfs"]
+    assert "built at run time" in row["uncacheable"]
+    assert main(["lfs", "--config", str(config)]) == 0
+    assert "uncacheable (votes always computed): LF 'built_path'" in capsys.readouterr().out
+    sys.modules.pop("built_path_lfs", None)

@@ -76,7 +76,8 @@ def lf_summary(
     With ``lfs`` (the LFs of ``L``'s columns), ``compiled``: whether the applier
     runs the LF as a scan (declarative, or a plain LF compiled from its source by
     ``labeling/lf/compile.py``), and ``how``: "declarative", "compiled", or why
-    it is called row by row.
+    it is called row by row; and, unless ``uncacheable`` is given, the
+    ``uncacheable`` column from the LFs' versions (``lf_uncacheable``).
 
     With ``seconds`` (``ApplyResult.seconds_per_lf``), the time each LF took, and
     ``rows_per_s``: rows computed (``rows_computed``, default all of ``L``'s rows)
@@ -105,13 +106,17 @@ def lf_summary(
         rows = np.array([float(rows_computed.get(n, 0)) if rows_computed is not None else float(L.shape[0]) for n in names])
         with np.errstate(divide="ignore", invalid="ignore"):
             table["rows_per_s"] = np.where((rows > 0) & (table["seconds"] > 0), rows / table["seconds"], np.nan)
+    if lfs is not None and len(lfs) != L.shape[1]:
+        raise LabelMatrixError(f"{len(lfs)} LFs for a matrix with {L.shape[1]} columns")
+    if uncacheable is None and lfs is not None:
+        from .fingerprint import fingerprint  # walks what each LF reaches: only when asked
+
+        uncacheable = {lf.name: reason for lf in lfs if (reason := fingerprint(lf).uncacheable)}
     if uncacheable is not None:
         table["uncacheable"] = [uncacheable.get(n, "") for n in names]
     if lfs is not None:
         from .compile import compile_lf  # reads LF sources: only when asked
 
-        if len(lfs) != L.shape[1]:
-            raise LabelMatrixError(f"{len(lfs)} LFs for a matrix with {L.shape[1]} columns")
         outcomes = [compile_lf(lf) for lf in lfs]
         table["compiled"] = [o.compiled for o in outcomes]
         table["how"] = [o.reason for o in outcomes]

@@ -18,14 +18,17 @@ declarative LFs) and a decision list over them. Anything else is left to be
 called as today, with the reason recorded (``lf_summary(..., lfs=...)`` shows it).
 
 Shapes recognised (``VIEW`` is ``x.f`` / ``x["f"]``, or a local name bound to it,
-optionally ``.lower()``):
+optionally ``.lower()``; ``x.f`` only where it reads a column on the row Snorkel
+passes: ``x.name``, ``x.index``, ``x.size``... are the Series' own attributes):
 
 - ``re.search|match|fullmatch|findall(CONST, x.f[, FLAGS])``, ``PATTERN.search(x.f)``
   with a compiled module-level pattern, ``... is None`` / ``is not None``;
 - ``CONST in VIEW`` / ``not in``, a substring test: with ``.lower()`` it becomes a
   case-sensitive regex whose classes hold exactly the characters that lower-case
   to each character of the word, so it agrees with ``str.lower`` on every text
-  (Kelvin sign and dotted capital I included);
+  (Kelvin sign and dotted capital I included); a word with a sigma is not
+  compiled (``str.lower`` makes Σ final "ς" or "σ" by its neighbours), nor are
+  ``.upper()`` and ``.casefold()`` (one character can become several: ß -> SS);
 - ``len(x.f)`` / ``len(x.f.split())`` compared with a number (chains too);
 - ``and`` / ``or`` / ``not``, ``bool(...)``, ``any(...)`` / ``all(...)`` over a
   generator on a constant collection;
@@ -57,6 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .declarative import LengthSpec, PatternSpec, lf_spec
+from .rows import reads_column
 
 __all__ = ["CompiledLF", "RuleSpec", "compile_lf", "fast_spec"]
 
@@ -249,6 +253,9 @@ class _Compiler:
             v = self.locals[node.id]
             return v if lower_ok or not v.lower else None
         if isinstance(node, ast.Attribute) and self._is_param(node.value):
+            if not reads_column(node.attr):  # x.name is the row's index label, x.size its length...
+                _fail(node, f"{ast.unparse(node)} is the row's own attribute (as on a pandas Series), "
+                            f"not the column {node.attr!r}")
             return self._field(node.attr)
         if (isinstance(node, ast.Subscript) and self._is_param(node.value) and isinstance(node.slice, ast.Constant)
                 and isinstance(node.slice.value, str)):
@@ -291,7 +298,10 @@ class _Compiler:
             return self.pattern(re.compile(re.escape(word)))
         source = _lowered_substring(word)
         if source is None:
-            _fail(node, f"{word!r} in .lower(): a combining dot above (U+0307)")
+            _fail(node, f"{word!r} in .lower(): a combining dot above (U+0307), which U+0130 lowers to after 'i'")
+        if source is _CONTEXTUAL:
+            _fail(node, f"{word!r} in .lower(): capital sigma lowers to 'ς' or 'σ' by the letters around it "
+                        "(Unicode's Final_Sigma), which a regex over the original text cannot see")
         return ("const", False) if source is False else self.pattern(re.compile(source))
 
     # ------------------------------------------------------------ conditions
@@ -565,14 +575,26 @@ def _sources(ch: str) -> str:
     return _lowers_to().get(ch, ch if ch.lower() == ch else "")
 
 
-def _lowered_substring(word: str) -> str | bool | None:
+# Lower-case letters that str.lower() makes from a character by its context: U+03A3 is the
+# only character CPython lowers by context (SpecialCasing's Final_Sigma; the language-bound
+# conditions, Lithuanian and Turkish, are not applied by str.lower()).
+_SIGMAS = frozenset("\u03c3\u03c2")
+_CONTEXTUAL = object()
+
+
+def _lowered_substring(word: str):
     """A regex ``r`` with ``bool(re.search(r, t)) == (word in t.lower())`` for every str ``t``.
 
-    False: never true; None: not expressible here. Only U+0130 lowers to two
-    characters ("i" + U+0307), so it stands for a final "i" of the word.
+    False: never true; None: not expressible here; ``_CONTEXTUAL``: the word has
+    a sigma, which Σ becomes as final "ς" or other "σ" by its context. Only
+    U+0130 lowers to two characters ("i" + U+0307), so it stands for a final "i"
+    of the word. (``_lowers_to`` lowers all of Unicode in one string, where Σ is
+    followed by a letter: it lists Σ under "σ" only.)
     """
     if "\u0307" in word:
         return None
+    if _SIGMAS.intersection(word):
+        return _CONTEXTUAL
     if not word:
         return "(?:)"
     parts = []

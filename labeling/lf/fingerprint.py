@@ -11,8 +11,16 @@ state). ``fingerprint`` walks all of it:
 - code is hashed as the interpreter runs it (bytecode, constants, names), not
   as the file reads now: editing a helper's file between sessions gives a new
   version in the session that runs the new code, and only there;
-- data is hashed by content (numpy arrays and pandas objects by their bytes,
-  files named by a ``Path`` by theirs), never by a ``repr`` that may truncate;
+- data is hashed by content (numpy arrays and pandas objects by their bytes),
+  never by a ``repr`` that may truncate; a builtin method bound to an object
+  (``re.compile(...).search``, ``{...}.get``) by that object;
+- a file named by a ``Path``, or by a str that names an existing regular file
+  (``open(WORDS_FILE)``, resolved as ``open`` resolves it), is hashed by its
+  content; an LF whose code calls a file reader (``open``, ``read_text``,
+  ``read_csv``...) while nothing it reaches names a file (its module's own
+  ``__file__`` aside) is uncacheable: the path is built at run time, so no
+  version can follow the file. (An LF that names one file and reads another
+  whose path it builds is versioned by the named one only.)
 - library code (the standard library, site-packages) is named with its
   package version instead of walked;
 - a value that cannot be hashed faithfully (an object of a library type with
@@ -33,8 +41,11 @@ import fractions
 import functools
 import hashlib
 import json
+import os
 import re
+import stat
 import sys
+import time
 import types
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -56,6 +67,61 @@ _CLASS_SKIP = frozenset({"__dict__", "__weakref__", "__module__", "__doc__", "__
                          "__slots__", "__firstlineno__", "__static_attributes__", "__parameters__", "__orig_bases__"})
 _REPR_EXACT = (decimal.Decimal, fractions.Fraction, complex, datetime.date, datetime.time, datetime.timedelta,
                enum.Enum, range, type(Ellipsis), type(NotImplemented))
+
+
+# Names of calls that read files (or their presence) by path: code naming one makes the LF's
+# votes depend on files, which only a path the walk can see (a str or Path value) versions.
+_FILE_READERS = frozenset({
+    "open", "read_text", "read_bytes", "read_csv", "read_json", "read_parquet", "read_table", "read_excel",
+    "read_feather", "read_pickle", "load", "loadtxt", "genfromtxt", "fromfile", "listdir", "scandir", "iterdir",
+    "glob", "rglob", "walk", "exists", "isfile", "isdir", "getsize", "getmtime", "stat",
+})
+# A str is looked up as a file only when it could be a path: one line, with a separator or a suffix.
+_PATHLIKE = re.compile(r"[/\\]|\.[A-Za-z0-9]{1,10}\Z")
+_FILE_DIGESTS: dict[tuple, str] = {}
+_SETTLED_NS = 2_000_000_000
+
+
+def _file_digest(path: str | PurePath) -> str | None:
+    """sha256 of the regular file ``path`` names (relative to the working directory, as
+    ``open`` resolves it), or None when it names none.
+
+    Kept per (inode, size, mtime, ctime) once the file is older than the clock's
+    coarseness (git's "racy" rule): a write within the same timestamp tick as the
+    one hashed could leave all four unchanged, a later write cannot (no tool sets
+    ctime back)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        try:
+            with open(path, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError:
+            return None
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+            if len(_FILE_DIGESTS) > 10_000:
+                _FILE_DIGESTS.clear()
+            _FILE_DIGESTS[key] = digest
+    return digest
+
+
+def _may_name_file(text: str) -> bool:
+    return 0 < len(text) <= 4096 and "\n" not in text and "\0" not in text and _PATHLIKE.search(text) is not None
+
+
+def _bound_to(v: Any) -> Any:
+    """The object a builtin method or method-wrapper is bound to (``PATTERN.search``,
+    ``WORDS.get``), or None for unbound ones and module functions (``len``, ``math.sqrt``)."""
+    if not isinstance(v, (types.BuiltinMethodType, types.MethodWrapperType)):
+        return None
+    owner = getattr(v, "__self__", None)
+    return None if owner is None or isinstance(owner, types.ModuleType) else owner
 
 
 _DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType, types.WrapperDescriptorType,
@@ -139,6 +205,8 @@ class _Walker:
         self.active: set[int] = set()
         self.done: dict[int, Any] = {}
         self.keep: list = []  # objects whose ids are in `done` stay alive during the walk
+        self.files = 0  # files named by a str or Path the walk met (hashed by content)
+        self.readers: list[str] = []  # project functions that call a file reader: where, and which
 
     def reason(self, text: str) -> None:
         if text not in self.reasons:
@@ -149,6 +217,11 @@ class _Walker:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _TooLarge(where)
+        if isinstance(v, str) and _may_name_file(v):
+            digest = _file_digest(v)
+            if digest is not None:
+                self.files += 1
+                return ["str", v, "file", digest]
         if v is None or isinstance(v, (bool, int, str)):
             return [type(v).__name__, v]
         if isinstance(v, float):
@@ -173,8 +246,9 @@ class _Walker:
         if isinstance(v, bytes):
             return ["bytes", hashlib.sha256(v).hexdigest()]
         if isinstance(v, PurePath):
-            path = Path(v)
-            return ["path", str(v), hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None]
+            digest = _file_digest(v)
+            self.files += digest is not None
+            return ["path", str(v), digest]
         if isinstance(v, re.Pattern):
             return ["regex", v.pattern if isinstance(v.pattern, str) else v.pattern.hex(), int(v.flags)]
         if isinstance(v, np.ndarray):
@@ -200,6 +274,9 @@ class _Walker:
             return ["module", v.__name__]  # its attributes are walked by the code that reads them
         if isinstance(v, types.CodeType):
             return self.code(v, where)
+        owner = _bound_to(v)
+        if owner is not None:  # PATTERN.search, WORDS.get: what it answers is its object's
+            return ["bound", getattr(v, "__qualname__", getattr(v, "__name__", "")), self.value(owner, where)]
         if isinstance(v, (types.FunctionType, types.MethodType, functools.partial, staticmethod, classmethod,
                           property, types.BuiltinFunctionType, functools.cached_property)):
             return self.callable(v, where)
@@ -246,6 +323,9 @@ class _Walker:
         if not isinstance(f, types.FunctionType) or _is_library(getattr(f, "__module__", None)):
             return _library_name(f)
         where = f"{where} -> {f.__qualname__}"
+        reads = sorted(_code_names(f.__code__) & _FILE_READERS)
+        if reads:
+            self.readers.append(f"{where} calls {', '.join(reads)}")
         out = ["function", f.__qualname__, self.code(f.__code__, where),
                self.value(f.__defaults__, where), self.value(f.__kwdefaults__, where),
                self.value(f.__closure__ or (), where), self.globals_of(f, where)]
@@ -264,6 +344,8 @@ class _Walker:
             value = f.__globals__[name]
             if isinstance(value, types.ModuleType):
                 found.append([name, self.module_attrs(value, names, where)])
+            elif name == "__file__":  # the module's own file: its code is versioned as it runs, not as it reads
+                found.append([name, ["str", value]])
             else:
                 found.append([name, self.value(value, where)])
         return found
@@ -336,5 +418,8 @@ def fingerprint(lf) -> Fingerprint:
     except Exception as exc:  # noqa: BLE001 - a value whose walk fails cannot be versioned
         payload = [lf.name, "failed"]
         walker.reason(f"LF {lf.name!r}: cannot be versioned ({type(exc).__name__}: {exc})")
+    if walker.readers and not walker.files:
+        walker.reason(f"{walker.readers[0]} but reaches no str or Path naming a file: a path built at run time "
+                      "cannot be versioned (name the file in a module-level constant or a resource)")
     blob = json.dumps(payload, sort_keys=True, default=repr).encode()
     return Fingerprint(hashlib.sha256(blob).hexdigest()[:16], "; ".join(walker.reasons) or None)

@@ -12,7 +12,9 @@ each point against Snorkel):
   row's index label and ``x.count`` a method even with columns of those names
   (``x["name"]`` reads the column); any other Series attribute or method
   (``isna()``, ``values``, ``index``, ``to_dict()``...) works on a Series built
-  on demand;
+  on demand; the ``dict`` methods a Series lacks (``clear``, ``setdefault``...)
+  give way to columns of their names, as a Series' columns would
+  (``reads_column`` says which ``x.<name>`` read a column);
 - iteration yields values; ``copy``, ``copy.deepcopy`` and pickling give a Row
   (elements shared, as a Series' deep copy shares Python objects);
 - ``x.f = v`` and ``x["f"] = v`` both write a field that both ``x.f`` and
@@ -30,11 +32,29 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Row", "frame_rows"]
+__all__ = ["Row", "frame_rows", "reads_column"]
 
 # Attribute names that a Series answers itself, before looking at its labels.
 _SERIES_ATTRS = frozenset(dir(pd.Series))
 _SLOTS = ("_name", "_dtype")
+
+
+class _ColumnFirst:
+    """A method of Row (or of dict) that a Series does not have: on a Series
+    ``x.<name>`` reads the column ``<name>``, so the column wins here too."""
+
+    def __init__(self, method) -> None:
+        self.method = method
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, row, owner=None):
+        if row is None:
+            return self
+        if dict.__contains__(row, self.name):
+            return dict.__getitem__(row, self.name)
+        return self.method.__get__(row, owner)
 
 
 class Row(dict):
@@ -59,7 +79,7 @@ class Row(dict):
         if key in _SLOTS or key.startswith("__"):
             raise AttributeError(key)
         if key in _SERIES_ATTRS:
-            return getattr(self.to_series(), key)
+            return getattr(_series(self), key)
         try:
             return self[key]
         except KeyError:
@@ -85,7 +105,7 @@ class Row(dict):
         except (KeyError, TypeError):
             if isinstance(key, str) or key is None:
                 raise KeyError(key) from None
-            return self.to_series()[key]  # lists, slices, masks: as a Series answers
+            return _series(self)[key]  # lists, slices, masks: as a Series answers
 
     def __setitem__(self, key, value) -> None:
         dict.__setitem__(self, key, value)
@@ -96,14 +116,20 @@ class Row(dict):
 
     @property
     def values(self) -> np.ndarray:
-        return self.to_series().values
+        return _series(self).values
 
     def keys(self):
         return dict.keys(self)
 
-    def to_series(self) -> pd.Series:
+    def _to_series(self) -> pd.Series:
         """This row as the Series Snorkel's applier would pass."""
-        return pd.Series(list(dict.values(self)), index=list(dict.keys(self)), dtype=self._dtype, name=self._name)
+        return _series(self)
+
+    to_series = _ColumnFirst(_to_series)
+    clear = _ColumnFirst(dict.clear)
+    fromkeys = _ColumnFirst(dict.fromkeys)
+    popitem = _ColumnFirst(dict.popitem)
+    setdefault = _ColumnFirst(dict.setdefault)
 
     # -- copies ----------------------------------------------------------------------------
     def copy(self, deep: bool = True) -> Row:
@@ -120,6 +146,19 @@ class Row(dict):
 
     def __repr__(self) -> str:
         return f"Row({dict.__repr__(self)}, name={self._name!r})"
+
+
+def _series(row: Row) -> pd.Series:
+    return pd.Series(list(dict.values(row)), index=list(dict.keys(row)), dtype=row._dtype, name=row._name)
+
+
+def reads_column(name: str) -> bool:
+    """Whether ``x.<name>`` on a row reads the column ``<name>`` (and not a Series
+    attribute such as ``x.name``, the row's index label), here as in Snorkel."""
+    if name.startswith("__") or name in _SERIES_ATTRS or name in _SLOTS:
+        return False
+    own = getattr(Row, name, None)
+    return own is None or isinstance(own, _ColumnFirst)
 
 
 def _column_values(column: pd.Series, dtype) -> Sequence:

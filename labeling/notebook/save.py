@@ -6,6 +6,9 @@
 - Any other LF is written by its source (``inspect.getsource``: a notebook cell's source
   is available too), with what it uses from its module: imports, literal constants,
   compiled regexes, and helper functions and classes (by their source, recursively).
+  Snorkel ``@preprocessor``s it uses are imported from their module, or, when defined
+  in the session or in the LF's own module, written by their source like LFs
+  (decorator included, after what the decorator names).
   Something that cannot be written as code (a closure, a live object) raises
   ``WorkbenchError`` naming the LF and the name it uses.
 
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from snorkel.labeling import LabelingFunction
+from snorkel.map import LambdaMapper
 
 from ..config import ProjectConfig
 from ..errors import WorkbenchError
@@ -171,9 +175,48 @@ def _add_value(out: _Module, owner: str, name: str, value, home: str, depth: int
                                  "write it under its own name")
         out.bind(owner, name, value, source, out.helpers)
         _add_globals(out, owner, value, node, home, depth + 1)
+    elif isinstance(value, LambdaMapper):
+        _add_preprocessor(out, owner, name, value, home, depth)
     else:
         raise WorkbenchError(f"LF {owner!r} uses {name!r} ({type(value).__name__}), which cannot be written as code; "
                              "make it a literal constant, an import or a function in the LF's module")
+
+
+def _add_preprocessor(out: _Module, owner: str, name: str, mapper: LambdaMapper, home: str, depth: int) -> None:
+    """A ``@preprocessor`` (a ``LambdaMapper`` around a def): imported from its module, or
+    written by its source, decorator included, so the module makes the same preprocessor."""
+    if name in out.helpers and out.helpers[name][0] is mapper:
+        return
+    f = mapper._f
+    module = getattr(f, "__module__", None)
+    if module not in (home, "__main__", None) and _defines(module, getattr(f, "__name__", ""), mapper):
+        line = f"from {module} import {f.__name__}" + ("" if f.__name__ == name else f" as {name}")
+        out.bind(owner, name, mapper, line, out.imports)
+        return
+    if not inspect.isfunction(f) or f.__closure__:
+        raise WorkbenchError(f"LF {owner!r} uses the preprocessor {name!r}, whose function is not a plain module-level "
+                             "def; write it with @preprocessor() on a def")
+    if depth > 10:
+        raise WorkbenchError(f"LF {owner!r}: helpers nest too deep at {name!r}")
+    source, node = _source_of(owner, f)
+    if not isinstance(node, ast.FunctionDef) or not node.decorator_list:
+        raise WorkbenchError(f"LF {owner!r} uses the preprocessor {name!r}, not made by a decorator on its def; "
+                             "write it with @preprocessor() on a def")
+    if node.name != name:
+        raise WorkbenchError(f"LF {owner!r} uses {name!r}, defined as {node.name!r}: write it under its own name")
+    # the decorator runs where the def is: what it names (pre=[...], memoize_key=...) comes first
+    for dep in sorted(_decorator_names(node)):
+        if dep in f.__globals__ and f.__globals__[dep] is not mapper:
+            _add_value(out, owner, dep, f.__globals__[dep], home, depth + 1)
+    out.bind(owner, name, mapper, source, out.helpers)
+    _add_globals(out, owner, f, node, home, depth + 1)
+
+
+def _defines(module: str, name: str, value) -> bool:
+    try:
+        return getattr(importlib.import_module(module), name, None) is value
+    except ImportError:
+        return False
 
 
 def _importable(value) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
@@ -202,3 +203,64 @@ def test_spacy_lfs_are_saved_by_source(project):
     assert lf_version(loaded[0]) == lf_version(spacy_has_number)
     assert np.array_equal(apply_lfs(loaded, splits.train, cardinality=2).L[:, 0], wb.L_train[:, 0])
     assert (wb.L_train[:, 0] == NEG).sum() == 3  # "1/10", "9/10", "10/10"
+
+
+# Preprocessors: one imported from another module, one defined here (in a session: a cell)
+# whose decorator names the imported one.
+from snorkel.map import LambdaMapper  # noqa: E402
+from snorkel.preprocess import preprocessor  # noqa: E402
+
+from ..fixtures.lf_modules.text_preprocessors import lowered  # noqa: E402
+
+WH_WORDS = ("what", "how", "why")
+
+
+@preprocessor(pre=[lowered])
+def wh_word(x):
+    x.wh = next((w for w in WH_WORDS if x.lowered.startswith(w)), None)
+    return x
+
+
+@labeling_function(pre=[wh_word])
+def lf_question(x):
+    return POS if x.wh is not None else ABSTAIN
+
+
+@labeling_function(pre=[lowered])
+def lf_lowered_fun(x):
+    return NEG if "fun" in x.lowered else ABSTAIN
+
+
+def test_lfs_with_preprocessors_are_saved_and_vote_identically(project):
+    config, splits = project
+    splits = dataclasses.replace(splits, train=splits.train.assign(text=[f"How {t}" if i % 3 else t
+                                                                          for i, t in enumerate(splits.train["text"])]))
+    wb = Workbench(config, splits=splits, lfs=[], cache=None).add(lf_question).add(lf_lowered_fun)
+    saved = wb.save("mylfs.with_pre")
+    source = saved.path.read_text()
+    assert "from tests.fixtures.lf_modules.text_preprocessors import lowered" in source
+    assert "@preprocessor(pre=[lowered])\ndef wh_word(x):" in source and "WH_WORDS = ('what', 'how', 'why')" in source
+    assert source.index("def wh_word") < source.index("def lf_question")
+    loaded = discover_lfs(["mylfs.with_pre"], root=config.resolve("."))
+    L = apply_lfs(loaded, splits.train, cardinality=2).L
+    np.testing.assert_array_equal(L, wb.L_train)
+    assert (L[:, 0] == POS).sum() == 5 and (L[:, 1] == NEG).sum() == 2  # both LFs really vote
+    assert lf_version(loaded[1]) == lf_version(lf_lowered_fun)  # the same source and the same imported preprocessor
+
+
+def _strip(x):
+    x.text = x.text.strip()
+    return x
+
+
+STRIPPED = LambdaMapper("stripped", f=_strip)
+
+
+@labeling_function(pre=[STRIPPED])
+def lf_uses_stripped(x):
+    return POS if x.text else ABSTAIN
+
+
+def test_a_preprocessor_that_is_not_a_decorated_def_is_refused_naming_it():
+    with pytest.raises(WorkbenchError, match="'lf_uses_stripped' uses the preprocessor 'STRIPPED', not made by a decorator"):
+        lf_module_source([lf_uses_stripped])

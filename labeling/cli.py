@@ -263,12 +263,11 @@ def _serve(args) -> int:
         raise WeakTokenError(f"cannot read the token file: {exc}") from exc
     if os.environ.get(TOKEN_ENV) and args.reexec:
         reexec_without_token(["labeling", *args.argv], token)  # does not return
+    limits = {name: getattr(args, name) for name in _SERVE_LIMITS if getattr(args, name) is not None}
     settings = ServeSettings(
         config_path=os.path.abspath(args.config), overrides=tuple(args.set), run_id=args.run_id,
         token_sha256=args.token_sha256 or (hash_token(token) if token else ""), store_text=args.store_text,
-        lf_votes=args.lf_votes, max_body_bytes=args.max_body_bytes, alias_poll_s=args.alias_poll_s,
-        max_explain_batch=args.max_explain_batch, request_read_timeout_s=args.request_read_timeout_s,
-        lf_votes_max_texts=args.lf_votes_max_texts, started_at=utc_now(),
+        lf_votes=args.lf_votes, started_at=utc_now(), **limits,
     )
     if not settings.token_sha256:
         print("warning: no token given (--token-file); write endpoints and explain will refuse every request",
@@ -337,9 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve_options(sub: argparse.ArgumentParser) -> None:
-    from .serve.app import ServeSettings
+#: serve options whose default is ServeSettings' (None on the command line: not given).
+_SERVE_LIMITS = ("max_body_bytes", "max_explain_batch", "request_read_timeout_s", "lf_votes_max_texts", "alias_poll_s")
 
+
+def _serve_options(sub: argparse.ArgumentParser) -> None:
+    # Defaults left as None are ServeSettings' own (filled in by _serve): reading them here
+    # would import the serving app (fastapi, pandas) to print any command's --help.
     sub.add_argument("--run-id", default="", help="serve this run (moves the alias); default: the alias, else the latest run")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=8000)
@@ -351,14 +354,14 @@ def _serve_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--lf-votes", choices=("background", "inline", "off"), default="background",
                      help="LF votes logged with each prediction: computed after answering (default), before, or not")
     sub.add_argument("--no-lf-votes", dest="lf_votes", action="store_const", const="off", help="same as --lf-votes off")
-    sub.add_argument("--max-body-bytes", type=int, default=ServeSettings.max_body_bytes)
-    sub.add_argument("--max-explain-batch", type=int, default=ServeSettings.max_explain_batch,
+    sub.add_argument("--max-body-bytes", type=int, default=None)
+    sub.add_argument("--max-explain-batch", type=int, default=None,
                      help="most texts one explain request may hold")
-    sub.add_argument("--request-read-timeout-s", type=float, default=ServeSettings.request_read_timeout_s,
+    sub.add_argument("--request-read-timeout-s", type=float, default=None,
                      help="close a connection whose request has not fully arrived within this many seconds")
-    sub.add_argument("--lf-votes-max-texts", type=int, default=ServeSettings.lf_votes_max_texts,
+    sub.add_argument("--lf-votes-max-texts", type=int, default=None,
                      help="replace the LF-votes process after this many texts (bounds its memory)")
-    sub.add_argument("--alias-poll-s", type=float, default=ServeSettings.alias_poll_s)
+    sub.add_argument("--alias-poll-s", type=float, default=None)
 
 
 def main(argv: list[str] | None = None, *, reexec: bool = False) -> int:

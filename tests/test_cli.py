@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +27,29 @@ def test_every_command_is_documented_in_the_readme(command):
     from .conftest import REPO
 
     assert f"python -m labeling {command}" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+#: Model, data and serving libraries: printing help needs none of them.
+HEAVY = {"fastapi", "uvicorn", "starlette", "pydantic", "pandas", "numpy", "pyarrow", "scipy", "sklearn", "torch",
+         "snorkel", "spacy", "dask", "onnx", "onnxruntime", "lightgbm", "transformers"}
+
+
+def test_help_imports_no_model_data_or_serving_library():
+    from .conftest import REPO
+
+    # The real entry point, as a user runs it: -X importtime lists every module imported.
+    top = subprocess.run([sys.executable, "-X", "importtime", "-m", "labeling", "--help"], capture_output=True,
+                         text=True, cwd=REPO, check=True)
+    imported = {line.split("|")[-1].strip().partition(".")[0] for line in top.stderr.splitlines() if "|" in line}
+    assert "labeling" in imported and not HEAVY & imported
+    # Every command's --help, in one fresh process: none of them may import one either.
+    probe = ("import json, sys\nfrom labeling.cli import main\n"
+             f"for command in {_commands()!r}:\n"
+             "    try:\n        main([command, '--help'])\n    except SystemExit:\n        pass\n"
+             "print(json.dumps(sorted({m.partition('.')[0] for m in sys.modules})), file=sys.stderr)")
+    every = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    imported = set(json.loads(every.stderr.strip().splitlines()[-1]))
+    assert not HEAVY & imported, sorted(HEAVY & imported)
 
 
 @pytest.mark.parametrize("script, command", [("retrain", "retrain"), ("serve", "serve"), ("review", "review")])

@@ -24,6 +24,11 @@ previous stage's pick and listing its simplest option first:
    threshold on the positive class; more: a prior correction toward dev's class mix),
    scored by 5-fold cross-fitting on dev since they are fitted to dev labels.
 
+When the dev labels cannot choose (fewer than ``DECISION_FOLDS`` labelled rows, or all
+of one class: ``labeling.models.label_models.dev_selection_problem``) no stage runs: the
+first family tried is fitted with its own settings (soft labels, no class weights, no
+self-training, no offsets) and ``EndModelSelection.fallback`` says why.
+
 Within a stage the pick is the earliest option whose dev score is within one standard
 error of the best, the standard error of the *difference* between the two options'
 scores over 200 paired bootstrap resamples of the dev rows (seeded): a dev set cannot
@@ -57,14 +62,16 @@ import scipy.sparse as sp
 
 from ..errors import ConfigError, LabelingError
 from .end_models import WORD_AND_CHAR, SklearnTextClassifier, TorchTextClassifier, soft_targets
+from .label_models import dev_selection_problem
 
-__all__ = ["COSTLY", "C_GRID", "DEFAULT_FAMILIES", "FAMILIES", "EndModelSelection", "StageResult", "bootstrap_se",
+__all__ = ["COSTLY", "C_GRID", "DECISION_FOLDS", "DEFAULT_FAMILIES", "FAMILIES", "EndModelSelection", "StageResult", "bootstrap_se",
            "family_model", "metric_score", "paired_se", "select_end_model"]
 
 CONFIDENCE_CUT = 0.3  # "confident" labels drop this share of the least confident rows
 SELF_TRAINING_CONFIDENCE = 0.9
 C_GRID = (1.0, 3.0, 10.0)  # the C stage's options, the strongest regularisation (the simplest) first
 N_BOOTSTRAP = 200
+DECISION_FOLDS = 5  # the decision stage's cross-fitting folds: dev needs at least this many labelled rows
 
 
 def metric_score(y_true, y_pred, metric: str, classes: Sequence[str]) -> float:
@@ -157,22 +164,29 @@ class StageResult:
 @dataclass(frozen=True, eq=False)
 class EndModelSelection:
     """The fitted pick and how it was reached. ``settings``: the option chosen per stage;
-    ``rows``: how many train rows the stages and the final fit used, and why (``scale``)."""
+    ``rows``: how many train rows the stages and the final fit used, and why (``scale``);
+    ``fallback``: why dev could not choose (no stage ran, ``stages`` is empty; "" when it
+    chose); ``dev_score`` is None when dev has no labelled rows."""
 
     model: object
     metric: str
     stages: tuple[StageResult, ...]
     settings: dict
-    dev_score: float
+    dev_score: float | None
     rows: dict = field(default_factory=dict)
     dropped: dict = field(default_factory=dict)  # candidate family -> why it was not tried
+    fallback: str = ""
 
     def to_dict(self) -> dict:
+        rule = ("per stage, the simplest option whose dev score is within one standard error of the best's "
+                "(paired bootstrap of the score difference)")
+        if self.fallback:
+            rule = (f"{self.settings['family']}, the first candidate, kept with its own settings (soft labels, no "
+                    f"class weights, no self-training, no decision offsets): {self.fallback}. Label more dev rows "
+                    "(of every class), or set end_model.type = \"sklearn\" or \"torch\" to choose the model yourself")
         return {
-            "metric": self.metric, "dev_score": self.dev_score, "settings": dict(self.settings),
-            "rule": "per stage, the simplest option whose dev score is within one standard error of the best's "
-                    "(paired bootstrap of the score difference)",
-            "rows": dict(self.rows), "dropped_candidates": dict(self.dropped),
+            "metric": self.metric, "dev_score": self.dev_score, "settings": dict(self.settings), "rule": rule,
+            "fallback": self.fallback, "rows": dict(self.rows), "dropped_candidates": dict(self.dropped),
             "stages": [{"stage": s.stage, "chosen": s.chosen,
                         "candidates": [{"name": n, "dev_score": v, "tolerance": t}
                                        for (n, v), t in zip(s.options, s.tolerances)]} for s in self.stages],
@@ -249,9 +263,9 @@ def select_end_model(
     no LF covers, for self-training. ``max_rows``: the stages run on a seeded subsample
     of this many rows (0 = all); ``refit_max_rows``: the pick's final fit uses at most
     this many (0 = all); ``costly_max_chars``: the ``COSTLY`` families are tried only
-    when the selection rows hold at most this many characters (0 = always). Raises
-    ``LabelingError`` on empty dev or bad labels, ``ConfigError`` on an unknown family
-    or metric.
+    when the selection rows hold at most this many characters (0 = always). With too few
+    or one-class dev labels the first family is kept without a choice (``fallback``).
+    Raises ``ConfigError`` on an unknown family or metric.
     """
     k = len(classes)
     texts, dev_texts = list(texts), list(dev_texts)
@@ -261,7 +275,8 @@ def select_end_model(
     y_dev = np.asarray(y_dev)
     labelled = y_dev >= 0
     dev_texts, y_dev = [t for t, keep in zip(dev_texts, labelled) if keep], y_dev[labelled]
-    metric_score(y_dev, y_dev, metric, classes)  # validates the metric and that dev is not empty
+    metric_score([0], [0], metric, classes)  # validates the metric
+    fallback = dev_selection_problem(y_dev, DECISION_FOLDS, classes)
     if not families:
         raise ConfigError("no end-model candidates to select from")
     for name in families:
@@ -275,8 +290,7 @@ def select_end_model(
     picked_unlabelled = _subsample(len(unlabelled), max_rows, rng)
     refit_rows = _subsample(len(texts), refit_max_rows, rng)
     refit_unlabelled = _subsample(len(unlabelled), refit_max_rows, rng)
-    sample = _Data(_take(texts, picked), targets if picked is None else targets[picked],
-                   weights if picked is None else weights[picked], _take(unlabelled, picked_unlabelled))
+    sample = _Data.of(texts, targets, weights, unlabelled, picked, picked_unlabelled)
     chars = sum(map(len, sample.texts))
     dropped = {}
     if costly_max_chars and chars > costly_max_chars:
@@ -345,6 +359,26 @@ def select_end_model(
             chain.append(fit(replace(recipe, self_training=1), data, base=chain[-1]))
         return chain
 
+    if fallback:
+        # Dev scores here would pick by chance (or by one class's recall): the first family
+        # with its own settings is the choice that needs no evidence. No self-training either.
+        recipe = _Recipe(tried[0])
+        if recipe.family in COSTLY and costly_max_chars:
+            refit_rows = _within_chars(texts, refit_rows, costly_max_chars, rng)
+        full = _Data.of(texts, targets, weights, [], refit_rows, None)
+        model = fit(recipe, full)
+        full.release()
+        sample.release()
+        rows = {"train": len(texts), "selection": 0, "selection_max_rows": max_rows, "unlabelled": len(unlabelled),
+                "selection_unlabelled": 0, "selection_dev_score": None, "final": len(full.texts), "final_unlabelled": 0,
+                "note": f"no selection stage ran; {recipe.family} was fitted on "
+                        + (f"all {len(texts):,} rows" if refit_rows is None
+                           else f"a seeded subsample of {len(full.texts):,} of {len(texts):,} rows")}
+        settings = {"family": recipe.family, "C": getattr(model, "C", None), "labels": recipe.labels,
+                    "class_weight": recipe.class_weight, "self_training": 0, "decision": "none"}
+        dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes) if len(y_dev) else None
+        return EndModelSelection(model, metric, (), settings, dev_score, rows, dropped, fallback)
+
     recipe, model = run_stage("family", [_Recipe(f) for f in tried], tried)
     if isinstance(model, SklearnTextClassifier):
         # the family's own C is already fitted: reused, not refitted
@@ -376,8 +410,7 @@ def select_end_model(
         if recipe.family in COSTLY and costly_max_chars:
             # its final fit keeps within the same character budget
             refit_rows = _within_chars(texts, refit_rows, costly_max_chars, rng)
-        full = _Data(_take(texts, refit_rows), targets if refit_rows is None else targets[refit_rows],
-                     weights if refit_rows is None else weights[refit_rows], _take(unlabelled, refit_unlabelled))
+        full = _Data.of(texts, targets, weights, unlabelled, refit_rows, refit_unlabelled)
         if progress:
             progress(f"end model: refit {recipe.family} on {len(full.texts):,} rows")
         model = self_trained(recipe, full, recipe.self_training)[-1]
@@ -413,6 +446,13 @@ class _Data:
     def __init__(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, unlabelled: list[str]):
         self.texts, self.targets, self.weights, self.unlabelled = texts, targets, weights, unlabelled
         self._features: dict = {}
+
+    @classmethod
+    def of(cls, texts: list[str], targets: np.ndarray, weights: np.ndarray, unlabelled: list[str],
+           rows: np.ndarray | None, unlabelled_rows: np.ndarray | None) -> "_Data":
+        """The given ``rows`` of the training rows and ``unlabelled_rows`` of the uncovered ones (None: all)."""
+        return cls(_take(texts, rows), targets if rows is None else targets[rows],
+                   weights if rows is None else weights[rows], _take(unlabelled, unlabelled_rows))
 
     def features(self, family: str, model: SklearnTextClassifier):
         """(the family's vectorizer fitted on the rows' texts, their (n, d) features)."""
@@ -458,7 +498,8 @@ def _apply_offsets(proba: np.ndarray, offsets: tuple) -> np.ndarray:
         return (np.log(proba) + np.asarray(offsets)).argmax(axis=1)
 
 
-def _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages, n_folds: int = 5) -> tuple | None:
+def _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages,
+                      n_folds: int = DECISION_FOLDS) -> tuple | None:
     """Pick class offsets on dev (the ``decision`` stage); None keeps the model as it is.
 
     Offsets are fitted to dev labels, so their dev score is cross-fitted: each fold's

@@ -725,6 +725,10 @@ class Selection:
 
     ``tolerance`` is the margin below the best dev score within which a candidate
     listed earlier (simpler) was preferred: one bootstrap standard error.
+
+    ``fallback``: why the dev labels could not choose (``dev_selection_problem``); the
+    preferred candidate, else the first (simplest), was then kept without scoring any, and
+    ``scores`` is empty. "" when dev chose.
     """
 
     model: BaseLabelModel
@@ -732,7 +736,8 @@ class Selection:
     scores: tuple[CandidateScore, ...]
     metric: str
     tolerance: float = 0.0
-    index: int = 0  # the chosen candidate's position in ``scores``
+    index: int = 0  # the chosen candidate's position among the candidates (and in ``scores`` when scored)
+    fallback: str = ""
 
 
 # snorkel's loss is dense in (m*k)^2 and runs ~1 s per 100 epochs at m*k = 400 on CPU;
@@ -785,6 +790,28 @@ def _bootstrap_se(y: np.ndarray, pred: np.ndarray, k: int, metric: str, rng: np.
     return float(np.std(scores))
 
 
+def dev_selection_problem(y_dev, min_rows: int, classes: Sequence[str] | None = None) -> str:
+    """Why the gold labels ``y_dev`` ((m,) class indices, -1 = unlabelled) cannot choose
+    between candidate models, or "" when they can.
+
+    Too few labelled rows (fewer than ``min_rows``, the folds a cross-fitted score needs):
+    the scores are noise, or cannot be computed. One class only: a model that predicts it
+    everywhere scores best, so the scores rank nothing but that class's recall (every
+    candidate often scores 1.000). ``classes`` names the classes in the message."""
+    y = np.asarray(y_dev)
+    labelled = y[y >= 0]
+    if len(labelled) < min_rows:
+        count = (f"{len(labelled)} labelled dev row{'' if len(labelled) == 1 else 's'}" if len(labelled)
+                 else "no labelled dev rows")
+        return f"there {'is' if len(labelled) == 1 else 'are'} {count}; scoring candidates needs at least {min_rows}"
+    present = np.unique(labelled)
+    if len(present) < 2:
+        name = classes[int(present[0])] if classes is not None else int(present[0])
+        return (f"all {len(labelled)} labelled dev rows are of class {name!r}; on one class the dev score ranks only "
+                "that class's recall, so it cannot tell candidates apart")
+    return ""
+
+
 def select_label_model(
     L_train,
     L_dev,
@@ -797,6 +824,7 @@ def select_label_model(
     n_folds: int = 5,
     tie_se: float = 1.0,
     prefer: int | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Selection:
     """Fit each candidate, score it on the dev split only, and pick one.
 
@@ -815,6 +843,12 @@ def select_label_model(
     ``prefer``: the index of an incumbent candidate (the model a project ran with
     so far). It is kept while it is within that margin of the best: replacing a
     model needs evidence that the replacement is better, not a tie on 100 rows.
+
+    When the dev labels cannot choose (``dev_selection_problem``: fewer than ``n_folds``
+    labelled rows, or one class only) and there is more than one candidate, the
+    ``prefer`` candidate, else the first (simplest), is fitted and kept unscored, and
+    ``Selection.fallback`` says why. ``classes``: class names for that message. Raises
+    ``LabelError`` when a single candidate cannot be scored (fewer than ``n_folds`` rows).
     """
     _check_metric(metric, cardinality)
     L_train = check_label_matrix(L_train, cardinality, name="L_train")
@@ -823,8 +857,6 @@ def select_label_model(
         raise LabelMatrixError(f"L_train has {L_train.shape[1]} LFs but L_dev has {L_dev.shape[1]}")
     y_dev = _check_labels(y_dev, len(L_dev), cardinality, name="y_dev")
     labelled = np.flatnonzero(y_dev >= 0)
-    if len(labelled) < n_folds:
-        raise LabelError(f"y_dev has {len(labelled)} labelled rows; need at least n_folds={n_folds}")
     if not (isinstance(n_folds, int) and n_folds >= 2) or tie_se < 0:
         raise ConfigError(f"need n_folds >= 2 and tie_se >= 0, got {n_folds!r}, {tie_se!r}")
     models = list(candidates) if candidates is not None else default_candidates(
@@ -834,12 +866,22 @@ def select_label_model(
         raise ConfigError("no candidate label models to select from")
     if prefer is not None and not (isinstance(prefer, int) and 0 <= prefer < len(models)):
         raise ConfigError(f"prefer must index one of the {len(models)} candidates, got {prefer!r}")
-
-    rng = np.random.default_rng(random_state)
-    folds = rng.permutation(len(labelled)) % n_folds
     L_fit = np.vstack([L_train, L_dev])
     n_train = len(L_train)
     y_fit = np.concatenate([np.full(n_train, ABSTAIN), y_dev])
+    problem = dev_selection_problem(y_dev, n_folds, classes) if len(models) > 1 else ""
+    if problem:
+        # Scores on these labels would pick a winner by chance (or by one class's recall):
+        # the simplest candidate (or the incumbent) is the choice that needs no evidence.
+        chosen = 0 if prefer is None else prefer
+        model = _clone(models[chosen]).fit(L_fit, y_fit)
+        return Selection(model, _candidate_name(models[chosen]), (), metric, 0.0, chosen, fallback=problem)
+    if len(labelled) < n_folds:
+        raise LabelError(f"y_dev has {len(labelled)} labelled rows; scoring a candidate needs at least "
+                         f"n_folds={n_folds}")
+
+    rng = np.random.default_rng(random_state)
+    folds = rng.permutation(len(labelled)) % n_folds
     y_true = y_dev[labelled]
 
     fitted, scores, all_preds = [], [], []
@@ -883,6 +925,7 @@ __all__ = [
     "SnorkelLabelModel",
     "WeightedMajorityVote",
     "default_candidates",
+    "dev_selection_problem",
     "label_model_from_dict",
     "probs_to_preds",
     "score_predictions",
@@ -907,13 +950,18 @@ def fit_label_model(config: ProjectConfig, L_train, L_dev, y_dev, class_balance=
     if lm.prefer:
         candidates.insert(0, configured(lm.prefer))
     selection = select_label_model(L_train, L_dev, y_dev, k, candidates=candidates, random_state=seed,
-                                   prefer=0 if lm.prefer else None)
-    incumbent_kept = bool(lm.prefer) and selection.index == 0
-    rule = (f"incumbent {lm.prefer} kept: no candidate beats it on dev by more than one standard error"
-            if incumbent_kept else
-            f"{selection.name}: the simplest candidate within one standard error of the best dev score"
-            + (f" (the incumbent {lm.prefer} was beaten)" if lm.prefer else ""))
+                                   prefer=0 if lm.prefer else None, classes=config.classes)
+    if selection.fallback:
+        kept = f"the incumbent {lm.prefer}" if lm.prefer else f"{selection.name}, the simplest candidate,"
+        rule = (f"{kept} kept: {selection.fallback}. Label more dev rows (of every class), "
+                'or set label_model.type = "majority_vote" or "snorkel" to choose the model yourself')
+    elif lm.prefer and selection.index == 0:
+        rule = f"incumbent {lm.prefer} kept: no candidate beats it on dev by more than one standard error"
+    else:
+        rule = (f"{selection.name}: the simplest candidate within one standard error of the best dev score"
+                + (f" (the incumbent {lm.prefer} was beaten)" if lm.prefer else ""))
     return selection.model, {
         "metric": selection.metric, "tolerance": selection.tolerance, "chosen": selection.name, "rule": rule,
+        "fallback": selection.fallback,
         "candidates": [{"name": s.name, "params": s.params, "dev_score": s.dev_score} for s in selection.scores],
     }

@@ -212,7 +212,9 @@ def _end_model_section(end_model: dict) -> str:
     test metrics; empty for runs recorded without them."""
     parts = []
     selection = end_model.get("selection")
-    if selection:
+    if selection and selection.get("fallback"):  # dev labels too few or of one class: no stage ran
+        parts.append(f"<p>End model not chosen on dev: {_e(selection['rule'])}.</p>")
+    elif selection:
         parts.append(f"<p>End model chosen on dev ({_e(selection['metric'])}, dev score "
                      f"{_num(selection['dev_score'])}): {_e(selection['rule'])}.</p>")
         parts.append(_table(("stage", "option", "dev score", "one SE of the gap to the best", "chosen"),

@@ -545,6 +545,8 @@ def _run_record(config, result: dict, splits: Splits, lf_table: pd.DataFrame, ev
 def _selection_lines(selection: dict | None) -> list[str]:
     if not selection:
         return []
+    if selection.get("fallback"):  # dev labels too few or of one class: nothing was scored
+        return [f"label model not chosen on dev: {selection['rule']}"]
     lines = [f"label model chosen on dev ({selection['metric']}, one standard error = {selection['tolerance']:.3f}):"
              f" {selection['rule']}"]
     lines += [f"  {c['dev_score']:.3f}  {c['name']}" for c in selection["candidates"]]
@@ -600,7 +602,9 @@ def _end_model_lines(result: RunResult) -> list[str]:
     the label model on test, and the leakage-free test rows."""
     info, lines = result.end_model, []
     selection = info.get("selection")
-    if selection:
+    if selection and selection.get("fallback"):  # dev labels too few or of one class: no stage ran
+        lines.append(f"end model not chosen on dev: {selection['rule']}")
+    elif selection:
         lines.append(f"end model chosen on dev ({selection['metric']}, dev score {selection['dev_score']:.3f}): "
                      f"{selection['rule']}")
         for stage in selection["stages"]:

@@ -247,3 +247,30 @@ def test_a_refit_cap_subsamples_the_final_fit_and_says_so(weak_youtube):
                             refit_max_rows=300).to_dict()["rows"]
     assert rows["selection"] == 150 and rows["final"] == 300 and "end_model.max_rows" in rows["note"]
 
+
+
+@pytest.mark.parametrize("dev_rows, why", [
+    ([], "there are no labelled dev rows; scoring candidates needs at least 5"),
+    ([1], "there is 1 labelled dev row; scoring candidates needs at least 5"),
+    ([0, 1, 0, 1], "there are 4 labelled dev rows; scoring candidates needs at least 5"),
+    ([0] * 12, "all 12 labelled dev rows are of class 'ham'; on one class the dev score ranks only that class's "
+               "recall, so it cannot tell candidates apart"),
+], ids=["0 rows", "1 row", "4 rows", "one class"])
+def test_too_few_or_one_class_dev_labels_keep_the_first_family_as_it_is_and_say_why(weak_youtube, dev_rows, why):
+    texts, soft, dev_texts, y_dev, unlabelled = weak_youtube
+    # dev rows of the asked classes, in order (1 row used to stop: "no labelled dev rows to score end models on")
+    pools = {c: iter(np.flatnonzero(y_dev == c)) for c in (0, 1)}
+    rows = [next(pools[c]) for c in dev_rows]
+    chosen = select_end_model(texts, soft, [dev_texts[i] for i in rows], y_dev[rows], classes=CLASSES,
+                              families=("word", "char_wb"), unlabelled_texts=unlabelled, max_rows=200)
+    info = chosen.to_dict()
+    assert chosen.fallback == info["fallback"] == why and info["stages"] == []
+    assert info["settings"] == {"family": "word", "C": 10.0, "labels": "soft", "class_weight": "none",
+                                "self_training": 0, "decision": "none"}
+    assert info["rule"].startswith(f"word, the first candidate, kept with its own settings (soft labels, no class "
+                                   f"weights, no self-training, no decision offsets): {why}. ")
+    assert 'set end_model.type = "sklearn" or "torch"' in info["rule"]
+    # no stage ran on the 200-row subsample: the kept model is fitted on every row
+    assert info["rows"]["selection"] == 0 and info["rows"]["final"] == len(texts)
+    assert info["dev_score"] is None if not rows else 0 <= info["dev_score"] <= 1
+    assert chosen.model.predict_proba(dev_texts[:3]).shape == (3, 2)

@@ -343,6 +343,56 @@ def test_select_ties_go_to_simpler_model():
         select_label_model(L, L, y, 2, metric="auc")
 
 
+TOO_FEW_OR_ONE_CLASS = {  # dev labels (6 dev rows, -1 = unlabelled) -> why dev cannot choose
+    "0 labelled": ([-1] * 6, "there are no labelled dev rows; scoring candidates needs at least 5"),
+    "1 labelled": ([1] + [-1] * 5, "there is 1 labelled dev row; scoring candidates needs at least 5"),
+    "4 labelled": ([0, 1, 0, 1, -1, -1], "there are 4 labelled dev rows; scoring candidates needs at least 5"),
+    "one class": ([1] * 6, "all 6 labelled dev rows are of class 'spam'; on one class the dev score ranks only "
+                           "that class's recall, so it cannot tell candidates apart"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOO_FEW_OR_ONE_CLASS))
+@pytest.mark.parametrize("prefer", [None, 2])
+def test_too_few_or_one_class_dev_labels_keep_the_simplest_or_preferred_candidate_and_say_why(case, prefer):
+    y_dev, why = TOO_FEW_OR_ONE_CLASS[case]
+    rng = np.random.default_rng(0)
+    L_train, _ = _synthetic(rng, 100, [0.9, 0.7, 0.6])
+    L_dev, _ = _synthetic(rng, 6, [0.9, 0.7, 0.6])
+    candidates = [MajorityVote(2), WeightedMajorityVote(2), DawidSkene(2, max_iter=20)]
+    selection = select_label_model(L_train, L_dev, np.array(y_dev), 2, candidates=candidates, prefer=prefer,
+                                   classes=("ham", "spam"))
+    chosen = 0 if prefer is None else prefer
+    assert selection.fallback == why and selection.scores == () and selection.index == chosen
+    assert type(selection.model) is type(candidates[chosen]) and selection.model.predict_proba(L_dev).shape == (6, 2)
+    # one candidate is no choice: it is scored (one class) or its score cannot be computed (a clear error)
+    if case == "one class":
+        alone = select_label_model(L_train, L_dev, np.array(y_dev), 2, candidates=[MajorityVote(2)])
+        assert not alone.fallback and len(alone.scores) == 1
+    else:
+        with pytest.raises(LabelError, match="labelled rows; scoring a candidate needs at least n_folds=5"):
+            select_label_model(L_train, L_dev, np.array(y_dev), 2, candidates=[MajorityVote(2)])
+
+
+@pytest.mark.parametrize("prefer, kept", [("", "MajorityVote(), the simplest candidate,"),
+                                          ("snorkel", "the incumbent snorkel")])
+def test_auto_label_model_with_four_dev_labels_falls_back_and_names_the_setting(prefer, kept):
+    from labeling.config import project_config_from_dict
+    from labeling.models.label_models import fit_label_model
+
+    config = project_config_from_dict({"project": {"name": "p", "classes": ["ham", "spam"]},
+                                       "label_model": {"type": "auto", "prefer": prefer, "n_epochs": 20}})
+    rng = np.random.default_rng(0)
+    L_train, _ = _synthetic(rng, 100, [0.9, 0.7, 0.6])
+    L_dev, y_dev = _synthetic(rng, 4, [0.9, 0.7, 0.6])
+    model, info = fit_label_model(config, L_train, L_dev, y_dev)  # used to stop: "need at least n_folds=5"
+    assert type(model) is (SnorkelLabelModel if prefer else MajorityVote)
+    assert info["fallback"] == "there are 4 labelled dev rows; scoring candidates needs at least 5"
+    assert info["rule"].startswith(f"{kept} kept: there are 4 labelled dev rows") and info["candidates"] == []
+    assert 'set label_model.type = "majority_vote" or "snorkel"' in info["rule"]
+    json.dumps(info)  # recorded with the run
+
+
 # ------------------------------------------------------------------ real WRENCH data
 
 WRENCH = {  # folder: (metric, published MV, best published label model), WRENCH paper, %

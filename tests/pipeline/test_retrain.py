@@ -376,6 +376,68 @@ def test_an_end_model_with_one_class_to_learn_names_itself_and_records_nothing(t
     assert not config.resolve(config.store).exists() and not config.resolve(config.artifacts).exists()
 
 
+# --- "auto" with too few or one-class dev labels: the simplest models, and why ------------------
+
+AUTO = ['label_model.type="auto"', 'end_model.type="auto"', 'end_model.candidates=["word_hashed", "word"]']
+
+
+def _tiny_dev_project(tmp_path, dev: list[str]) -> Path:
+    """MISSING_CLASS with 100 train rows, 30 test rows of both classes, and a dev split of
+    exactly ``dev`` (class names)."""
+    def row(i, part, label):
+        spam = label == "spam" if part == "dev" else i % 2 == 1
+        return {"id": f"{part}-{i}", "text": f"check out my channel {i}!" if spam else f"love this song {i}",
+                "label": label or ("spam" if spam else "ham"), "part": part}
+    rows = ([row(i, "train", "") for i in range(100)] + [row(i, "dev", c) for i, c in enumerate(dev)]
+            + [row(i, "test", "") for i in range(30)])
+    pd.DataFrame(rows).to_csv(tmp_path / "comments.csv", index=False)
+    return write_project(tmp_path, MISSING_CLASS.format(root=FIXTURES))
+
+
+@pytest.mark.parametrize("dev, why", [
+    (["spam"], "there is 1 labelled dev row; scoring candidates needs at least 5"),
+    (["ham", "spam", "ham", "spam"], "there are 4 labelled dev rows; scoring candidates needs at least 5"),
+    (["ham"] * 10, "all 10 labelled dev rows are of class 'ham'; on one class the dev score ranks only that "
+                   "class's recall, so it cannot tell candidates apart"),
+], ids=["1 row", "4 rows", "one class"])
+def test_auto_with_too_few_or_one_class_dev_labels_keeps_the_simplest_models_and_records_why(tmp_path, dev, why):
+    # used to stop: "error: y_dev has 4 labelled rows; need at least n_folds=5" (one class: every candidate 1.000)
+    result = run_retrain(load_config(_tiny_dev_project(tmp_path, dev), AUTO))
+    summary = format_summary(result)
+    assert (f"label model not chosen on dev: MajorityVote(), the simplest candidate, kept: {why}. Label more dev rows "
+            '(of every class), or set label_model.type = "majority_vote" or "snorkel"') in summary
+    assert (f"end model not chosen on dev: word_hashed, the first candidate, kept with its own settings (soft labels, "
+            f"no class weights, no self-training, no decision offsets): {why}.") in summary
+    assert 'set end_model.type = "sklearn" or "torch"' in summary
+    with RunStore(result.store_path) as store:
+        run = store.get_run(result.run_id)
+    lm, em = run["label_model"], run["end_model"]
+    assert lm["type"] == "MajorityVote" and lm["selection"]["fallback"] == why and lm["selection"]["candidates"] == []
+    assert em["selection"]["fallback"] == why and em["selection"]["stages"] == []
+    assert em["selection"]["settings"]["family"] == "word_hashed"
+
+
+def test_cli_retrain_with_four_dev_rows_records_and_an_empty_dev_split_is_named(tmp_path, capsys):
+    from labeling.cli import main
+
+    def retrain(dev):
+        folder = tmp_path / str(len(dev))
+        folder.mkdir()
+        config = _tiny_dev_project(folder, dev)
+        code = main(["retrain", "--config", str(config), "--json", "--quiet", *[a for o in AUTO for a in ("--set", o)]])
+        return code, capsys.readouterr()
+
+    code, out = retrain(["ham", "spam", "ham", "spam"])
+    assert code == 0, out.err
+    payload = json.loads(out.out)
+    assert payload["label_model"]["selection"]["fallback"].startswith("there are 4 labelled dev rows")
+    assert payload["end_model"]["selection"]["fallback"].startswith("there are 4 labelled dev rows")
+    # no dev rows at all: the dataset's error (the same for every label model), not an internal one
+    code, out = retrain([])
+    assert code == 2 and out.err.startswith("error: ") and "the dev split is empty" in out.err
+    assert "y_dev" not in out.err and "n_folds" not in out.err
+
+
 # --- recording: artifacts verified before the run, a crash leaves nothing or a whole run --------
 
 def _assert_whole(config, n_runs: int) -> None:

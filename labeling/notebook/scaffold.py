@@ -359,6 +359,34 @@ def _notebook(project: str, module: str, classes: Sequence[str]) -> dict:
             "nbformat": 4, "nbformat_minor": 5}
 
 
+def _multi_label_columns(frame: pd.DataFrame, skip: Sequence[str | None] = ()) -> list[str]:
+    """Columns of comma-separated class indices ("3", "2,14"), some rows holding several."""
+    out = []
+    for column in frame.columns:
+        if column in skip or not _is_texty(frame[column]):
+            continue
+        values = frame[column].dropna().astype(str).head(2000)
+        if len(values) and values.str.fullmatch(r"\d+(,\d+)*").all() and values.str.contains(",").any():
+            out.append(str(column))
+    return out
+
+
+def _folder_kind(folder: Path) -> str:
+    """Why a folder that is no WRENCH dataset cannot start a project (what it looks like)."""
+    names = {p.name for p in folder.iterdir()}
+    sample = next((folder / n for n in ("train.json", "valid.json", "test.json") if n in names), None)
+    if sample is not None and sample.stat().st_size:
+        with sample.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.read(65536)
+        if '"weak_labels"' in head or re.search(r'"label"\s*:\s*\[\s*\[', head):
+            return ("span annotations (token spans with types per document, as in NER weak supervision): a "
+                    "project trains a text classifier, one class per row; this format is not supported")
+    if "labels.txt" in names and any(n.endswith(".tsv") for n in names):
+        return ("a folder of TSV files with labels.txt (GoEmotions-style, often multi-label): run init on one "
+                "file with one class per row (--data FOLDER/train.tsv)")
+    return "a folder is read as a WRENCH dataset, which needs label.json, train.json, valid.json and test.json"
+
+
 def _balanced(suggestions: list, n: int) -> list:
     """Up to ``n`` suggestions taken in turn from each class, best first: ranked alone,
     a majority class's keywords would fill the list and the label model see one class."""
@@ -427,8 +455,7 @@ def init_project(path: str | Path, data: str | Path, *, text_field: str | None =
     is_wrench = data.is_dir()
     if is_wrench:
         if not (data / "label.json").is_file():
-            raise DatasetError(f"{data}: a folder is read as a WRENCH dataset, which needs label.json, train.json, "
-                               "valid.json and test.json")
+            raise DatasetError(f"{data}: {_folder_kind(data)}")
         found = load_wrench(data).class_names
         class_names = tuple(classes) if classes else found
         values["dataset"] = {"source": "wrench", "path": _relative(data, target_abs)}
@@ -438,6 +465,10 @@ def init_project(path: str | Path, data: str | Path, *, text_field: str | None =
         layout = _sniff(data)
         placeholder = _names(data, layout)
         frame = _read(data, layout, placeholder)
+        for column in _multi_label_columns(frame, skip=(text_field, label_field, id_field, split_field)):
+            raise DatasetError(f"{data}: column {column!r} holds several class indices in some rows ('2,14'): "
+                               "multi-label data; a project trains a single-label classifier: keep one class per "
+                               "row in a column of its own and pass --label-field, or --label-field '' for none")
         columns = propose_columns(frame, text_field=text_field, label_field=label_field, id_field=id_field,
                                   split_field=split_field)
         class_names = tuple(classes) if classes else (

@@ -114,6 +114,16 @@ def test_list_valued_labels_are_named_as_multi_label():
         propose_classes(pd.Series([["a", "b"], ["a"]]))
 
 
+@pytest.mark.parametrize("data, message", [("goemotions/dev.tsv", "multi-label"), ("bc5cdr", "span annotations"),
+                                           ("goemotions", "labels.txt")])
+def test_multi_label_and_span_data_are_recognised_and_refused(data_dir, tmp_path, data, message):
+    from labeling import DatasetError
+
+    with pytest.raises(DatasetError, match=message):
+        init_project(tmp_path / "p", data_dir / data)
+    assert not (tmp_path / "p").exists()
+
+
 def test_columns_named_for_their_role_settle_it():
     frame = pd.DataFrame({"id": ["r1", "r2", "r3", "r4"], "text": ["x y z w"] * 4, "label": ["a", "b", "a", "b"]})
     assert propose_columns(frame) == {"text": "text", "label": "label", "id": "id", "split": ""}

@@ -156,3 +156,16 @@ def test_workbench_save_lists_the_module_in_project_toml(tmp_path):
         from labeling.lf.core import discover_lfs
 
         discover_lfs(["wb_init_lfs"], root=result.project_file.parent)
+
+
+@pytest.mark.slow
+def test_the_projects_notebook_runs_top_to_bottom(data_dir, tmp_path):
+    from ..test_notebooks import executed
+
+    result = init_project(tmp_path / "nb_init", data_dir / "sms_spam" / "SMSSpamCollection")
+    notebook = executed(result.notebook)
+    errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, errors
+    # the workbench's save listed its module in the project's file
+    assert load_config(result.project_file).lfs.modules == ("nb_init_lfs", "nb_init_lfs_workbench")

@@ -1,5 +1,6 @@
 """Command line: thin commands, each calling one library function.
 
+    python -m labeling init PATH --data FILE   a new project from a data file or WRENCH folder
     python -m labeling retrain --config projects/youtube_spam/project.toml [--json]
     python -m labeling lfs --config ...        list LFs with their versions
     python -m labeling runs --config ...       list recorded runs
@@ -240,6 +241,19 @@ def _clear_cache(args) -> int:
     return 0
 
 
+def _init(args) -> int:
+    from .notebook.scaffold import init_project
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    result = init_project(args.path, args.data, text_field=args.text_field, label_field=args.label_field,
+                          id_field=args.id_field, split_field=args.split_field, classes=classes, name=args.name,
+                          starter_lfs=args.starter_lfs, seed=args.seed)
+    _print(args, {"project_file": str(result.project_file), "lf_module": result.lf_module,
+                  "notebook": str(result.notebook), "columns": result.columns, "classes": list(result.classes),
+                  "starter_lfs": list(result.starter_lfs), "source": result.source}, result.format())
+    return 0
+
+
 def _serve(args) -> int:
     import os
 
@@ -288,6 +302,27 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
+    init = commands.add_parser("init", help="Start a project from a data file or WRENCH folder: project.toml, "
+                               "an LF module (starter LFs from dev gold labels), the LF notebook.",
+                               description="Start a project from a data file (CSV/TSV with or without a header, "
+                               "Parquet, JSONL) or a WRENCH folder: proposes the text, label, id and split columns "
+                               "and the classes, writes project.toml, an LF module listed in lfs.modules (starter "
+                               "keyword LFs from the dev split's gold labels) and write_lfs.ipynb. Overwrites "
+                               "nothing; an ambiguous column stops it with the choices and the flag to pass.")
+    init.add_argument("path", help="the new project folder (must not exist or be empty)")
+    init.add_argument("--data", required=True, help="a .csv/.tsv/.parquet/.jsonl file (or a headerless TSV such as "
+                      "SMSSpamCollection), or a WRENCH dataset folder")
+    for role in ("text", "label", "id", "split"):
+        init.add_argument(f"--{role}-field", default=None, metavar="COLUMN",
+                          help=f"the {role} column (default: proposed from the data; '' = none)")
+    init.add_argument("--classes", default=None, metavar="A,B,...", help="class names in index order "
+                      "(default: from the label column, or the WRENCH folder's label.json)")
+    init.add_argument("--name", default=None, help="project name (default: the folder's name)")
+    init.add_argument("--seed", type=int, default=0, help="project.seed (the random split, the models)")
+    init.add_argument("--starter-lfs", type=int, default=10, metavar="N",
+                      help="at most N starter keyword LFs from dev gold labels (0: none)")
+    init.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    init.set_defaults(func=_init)
     retrain = command("retrain", _retrain, "Apply LFs, fit the label and end models, evaluate, record the run.")
     retrain.add_argument("--quiet", action="store_true", help="no progress bars")
     retrain.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")

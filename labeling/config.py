@@ -31,6 +31,9 @@ class DatasetConfig:
     source: str = "file"  # "youtube_spam" (built in), "file", or "wrench" (path = a WRENCH folder)
     path: str = ""  # file source: a CSV/Parquet/JSONL file
     format: str = ""  # inferred from the suffix when empty
+    delimiter: str = ""  # CSV: the field separator; "" = a tab for .tsv, else a comma
+    columns: tuple[str, ...] = ()  # CSV without a header row: its column names, in order
+    quoted: bool = True  # CSV: values may be "quoted"; false: a quote is an ordinary character
     text_field: str = "text"
     label_field: str = ""  # optional gold labels (class names or indices)
     id_field: str = ""  # row ids; row positions when empty

@@ -266,11 +266,15 @@ READ_BUFFER_BYTES = 8 << 20
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
-def read_batches(path: str | Path, *, format: str = "") -> Iterator[pa.RecordBatch]:
+def read_batches(path: str | Path, *, format: str = "", delimiter: str = "",
+                 columns: tuple[str, ...] | list[str] = (), quoted: bool = True) -> Iterator[pa.RecordBatch]:
     """A CSV or Parquet file as a stream of Arrow record batches (CSV: every column str).
 
     Only one batch (``READ_BATCH_ROWS`` rows, or ``READ_BLOCK_BYTES`` of CSV) is
     being decoded at a time, and no value becomes a Python object.
+    CSV: ``delimiter`` ("" = a tab for ``.tsv``, else a comma); ``columns`` names the
+    columns of a file without a header row (its first row is then data); ``quoted=False``:
+    a double quote is an ordinary character (files such as SMSSpamCollection, one row a line).
     Raises ``DatasetError`` naming the file when it cannot be read.
     """
     path = Path(path)
@@ -288,15 +292,16 @@ def read_batches(path: str | Path, *, format: str = "") -> Iterator[pa.RecordBat
             reader = pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
             yield from reader.iter_batches(batch_size=READ_BATCH_ROWS)
             return
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
         with open(path, newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh, delimiter=delimiter), None)
+            header = list(columns) or next(csv.reader(fh, delimiter=delimiter), None)
         if not header:
             raise DatasetError(f"{path}: the file is empty (no header row)")
         yield from pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=READ_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            read_options=pacsv.ReadOptions(block_size=READ_BLOCK_BYTES, column_names=list(columns) or None),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                             quote_char='"' if quoted else False),
             # as pandas' read_csv(dtype=str, keep_default_na=False, na_values=[""]) did
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), null_values=[""],
                                                  strings_can_be_null=True, quoted_strings_can_be_null=True),
@@ -305,8 +310,10 @@ def read_batches(path: str | Path, *, format: str = "") -> Iterator[pa.RecordBat
         raise DatasetError(f"{path}: cannot read as {fmt}: {exc}") from exc
 
 
-def read_table(path: str | Path, *, format: str = "") -> pd.DataFrame:
-    """A CSV, Parquet or JSONL file as a frame (CSV: every column str).
+def read_table(path: str | Path, *, format: str = "", delimiter: str = "",
+               columns: tuple[str, ...] | list[str] = (), quoted: bool = True) -> pd.DataFrame:
+    """A CSV, Parquet or JSONL file as a frame (CSV: every column str; ``delimiter``,
+    ``columns`` and ``quoted`` as in ``read_batches``).
 
     CSV and Parquet are read in Arrow batches (``read_batches``) straight into
     Arrow-backed string columns: a 1M-row file costs about its text size, not a
@@ -317,7 +324,7 @@ def read_table(path: str | Path, *, format: str = "") -> pd.DataFrame:
         raise DatasetError(f"dataset file not found: {path}")
     fmt = _infer_format(path, format)
     if fmt in ("csv", "parquet"):
-        batches = list(read_batches(path, format=fmt))
+        batches = list(read_batches(path, format=fmt, delimiter=delimiter, columns=columns, quoted=quoted))
         if not batches:
             schema = pq.read_schema(path) if fmt == "parquet" else None
             return pd.DataFrame(columns=list(schema.names) if schema is not None else [])
@@ -490,7 +497,7 @@ def load_dataset(config) -> Splits:
             raise DatasetError("dataset.path is empty; name the CSV/Parquet/JSONL file to read")
         path = config.resolve(ds.path)
         frame = canonicalize(
-            read_table(path, format=ds.format),
+            read_table(path, format=ds.format, delimiter=ds.delimiter, columns=ds.columns, quoted=ds.quoted),
             text_field=ds.text_field,
             label_field=ds.label_field,
             id_field=ds.id_field,

@@ -652,7 +652,7 @@ def verify_dataset(config) -> VerificationReport:
     ds = config.dataset
     if ds.source == "file" and ds.label_field and ds.path:
         path = config.resolve(ds.path)
-        raw = read_table(path, format=ds.format)
+        raw = read_table(path, format=ds.format, delimiter=ds.delimiter, columns=ds.columns, quoted=ds.quoted)
         if ds.label_field in raw.columns:
             unknown = unknown_label_names(raw[ds.label_field], config.classes)
             if unknown:

@@ -169,11 +169,14 @@ def _on_path(root: Path | None):
             sys.path.remove(entry)
 
 
-def discover_lfs(modules: Iterable[str], *, root: str | Path | None = None) -> tuple[LabelingFunction, ...]:
+def discover_lfs(modules: Iterable[str], *, root: str | Path | None = None,
+                 allow_empty: bool = False) -> tuple[LabelingFunction, ...]:
     """Import ``modules`` (dotted names, importable from ``root``) and return their LFs.
 
     LFs come in module order, then definition order, so the label matrix's
-    columns are stable. Names must be unique across modules.
+    columns are stable. Names must be unique across modules. A module defining no
+    LF raises ``LFDiscoveryError`` saying what to write, unless ``allow_empty`` (the
+    project has LF columns of its own: WRENCH, ``dataset.weak_label_fields``).
     """
     found: list[LabelingFunction] = []
     origin: dict[str, str] = {}
@@ -187,8 +190,12 @@ def discover_lfs(modules: Iterable[str], *, root: str | Path | None = None) -> t
             except ImportError as exc:
                 raise LFDiscoveryError(f"cannot import LF module {module_name!r}: {exc}") from exc
             lfs_here = [v for v in vars(module).values() if isinstance(v, LabelingFunction)]
-            if not lfs_here:
-                raise LFDiscoveryError(f"LF module {module_name!r} defines no labeling functions")
+            if not lfs_here and not allow_empty:
+                where = getattr(module, "__file__", None) or module_name
+                raise LFDiscoveryError(
+                    f"LF module {module_name!r} ({where}) defines no labeling functions yet: write at least one "
+                    "there (a function decorated with snorkel's @labeling_function(), or keyword_lf/regex_lf from "
+                    "labeling), e.g. in the project's write_lfs.ipynb with the workbench, then retrain")
             for lf in lfs_here:
                 if lf.name in origin:
                     raise LFDiscoveryError(

@@ -55,13 +55,17 @@ class SavedModule:
     project ``config`` with the module added to ``lfs.modules`` (ready for ``run_retrain``).
 
     ``replaces``: saved LFs that stand in for a project LF of the same name; delete those
-    from their old module before retraining (``discover_lfs`` refuses duplicate names)."""
+    from their old module before retraining (``discover_lfs`` refuses duplicate names).
+    ``project_file``: the project TOML whose ``lfs.modules`` lists the module (None when
+    there was none to update); ``listed``: whether this save added it there."""
 
     module: str
     path: Path
     names: tuple[str, ...]
     config: ProjectConfig
     replaces: tuple[str, ...] = ()
+    project_file: Path | None = None
+    listed: bool = False
 
 
 def _flags_code(flags: int) -> str:

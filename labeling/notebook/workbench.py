@@ -19,6 +19,7 @@ import dataclasses
 import re
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,7 @@ from ..review.refinement import wilson_interval
 from .kinds import prepare_similarity, similarity_settings
 from .report import LFReport
 from .save import SavedModule, write_lf_module
+from .scaffold import add_lf_module
 
 __all__ = ["Workbench", "lf_kind"]
 
@@ -92,7 +94,9 @@ class Workbench:
         self.examples = examples
         self._rng_seed = config.seed
         if lfs is None:
-            lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)) if config.lfs.modules else ()
+            # an empty module (a new project's) is where a session starts, not an error
+            lfs = (discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root), allow_empty=True)
+                   if config.lfs.modules else ())
         lfs = list(lfs)
         self._check_unique([lf.name for lf in lfs])
         self._project = {lf.name: lf for lf in lfs}
@@ -379,7 +383,8 @@ class Workbench:
 
     # ------------------------------------------------------------------ saving
 
-    def save(self, module: str, *, overwrite: bool = False) -> SavedModule:
+    def save(self, module: str, *, overwrite: bool = False, project_file: str | Path | None = None,
+             list_in_project: bool = True) -> SavedModule:
         """Write the session's new LFs (``new_lfs``) into the LF module ``module``.
 
         ``module``: a dotted name under the project's LF root (``lfs.root``), e.g.
@@ -390,6 +395,10 @@ class Workbench:
         ``WorkbenchError`` says which LF differs. ``SavedModule.config`` is the project's
         config with the module added to ``lfs.modules``; ``SavedModule.replaces`` names the
         project LFs a saved one replaces (remove them from their module before retraining).
+        The module is also added to ``lfs.modules`` in ``project_file`` (default: the
+        ``project.toml`` in the config's folder, when there is one; comments kept), so the
+        next ``retrain --config`` runs it; ``SavedModule.listed`` says whether it was added
+        (``list_in_project=False``: the file is left as it is).
         """
         lfs = self.new_lfs
         if not lfs:
@@ -397,7 +406,10 @@ class Workbench:
         columns = [self.names.index(lf.name) for lf in lfs]
         saved = write_lf_module(lfs, module, self.config, check_frame=self.dev, check_L=self.L_dev[:, columns],
                                 overwrite=overwrite)
-        return dataclasses.replace(saved, replaces=tuple(lf.name for lf in lfs if lf.name in self._project))
+        project_file = Path(self.config.base_dir) / "project.toml" if project_file is None else Path(project_file)
+        listed = list_in_project and project_file.is_file() and add_lf_module(project_file, module)
+        return dataclasses.replace(saved, replaces=tuple(lf.name for lf in lfs if lf.name in self._project),
+                                   project_file=project_file if project_file.is_file() else None, listed=listed)
 
     def __repr__(self) -> str:
         return (f"Workbench({self.config.name!r}: {len(self.train)} train / {len(self.dev)} dev rows, "

@@ -275,7 +275,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     precomputed = precomputed_lf_columns(config, everything)
     with _timed(timings, "discover_lfs", stages):
         # with precomputed weak-label columns (WRENCH), Python LFs are optional
-        lfs = (discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+        lfs = (discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root), allow_empty=bool(precomputed))
                if config.lfs.modules or not precomputed else [])
     with _timed(timings, "apply", stages, rows=len(everything)):
         # One pass over all splits, so each distinct text is parsed by spaCy once.

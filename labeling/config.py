@@ -125,6 +125,8 @@ class VerifyConfig:
     min_class_share: float = 0.1  # warn when a gold class has less than this share of the labelled rows
     max_empty_share: float = 0.5  # more empty texts than this share stops the run
     fail_on: tuple[str, ...] = ()  # warning codes to treat as fatal, e.g. ["train_test_leakage"]
+    drift_alpha: float = 0.01  # family-wise level (Holm) of the split-drift tests between train, dev and test
+    drift_min_effect: float = 0.1  # smallest split difference reported (total variation, or a token's row share)
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float, bool, bool]] = {
     ("verify", "max_near_duplicate_rows"): (0, _INF, True, False),
     ("verify", "min_class_share"): (0, 1, True, True),
     ("verify", "max_empty_share"): (0, 1, True, True),
+    ("verify", "drift_alpha"): (0, 1, False, False),
+    ("verify", "drift_min_effect"): (0, 1, True, True),
     ("monitor", "window"): (1, _INF, True, False),
     ("monitor", "min_predictions"): (1, _INF, True, False),
     ("monitor", "lf_coverage_drift"): (0, 1, True, True),

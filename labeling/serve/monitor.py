@@ -168,7 +168,8 @@ class MonitorReport:
                    f"no verdict: not enough traffic ({self.n_predictions} of {self.min_predictions} predictions needed)")
         lines = [f"run {self.run_id}: {self.n_predictions} served prediction(s): {verdict}"]
         if self.checks:
-            lines[0] += f" (Holm-corrected level {self.alpha:g} over {sum(c.p_value is not None for c in self.checks)} tests)"
+            tested = sum(c.p_value is not None for c in self.checks)
+            lines[0] += f" (Holm-corrected level {self.alpha:g} over {tested} tests)"
         lines += [f"  because {r}" for r in self.reasons]
         for c in self.checks:
             value = "n/a" if c.value is None else f"{c.value:.3f}"
@@ -214,26 +215,27 @@ def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: s
     ref_dist, served_dist = reference["class_distribution"], served["class_distribution"]
     js = float(jensenshannon(ref_dist, served_dist, base=2))
     shares = ", ".join(f"{c} {a:.2f}->{b:.2f}" for c, a, b in zip(reference["classes"], ref_dist, served_dist))
-    tests.append(("predicted classes", js, "Jensen-Shannon", _counts(ref_dist, n_ref), _counts(served_dist, served["n"]),
-                  max(ref_dist, key=lambda p: p * (1 - p)), served["n"], shares))
+    tests.append(("predicted classes", js, "Jensen-Shannon", _counts(ref_dist, n_ref),
+                  _counts(served_dist, served["n"]), max(ref_dist, key=lambda p: p * (1 - p)), served["n"], shares))
     ref_conf, served_conf = reference["confidence"], served["confidence"]
+    modal = max(ref_conf["histogram"]) / max(sum(ref_conf["histogram"]), 1)
     tests.append(("confidence", ref_conf["mean"] - served_conf["mean"], "mean drop", ref_conf["histogram"],
-                  served_conf["histogram"], max(ref_conf["histogram"]) / max(sum(ref_conf["histogram"]), 1), served["n"],
+                  served_conf["histogram"], modal, served["n"],
                   f"held-out mean {ref_conf['mean']:.3f} -> served {served_conf['mean']:.3f}"))
     oov_check = None
+    oov_detail = (f"held-out {reference['oov_share']:.3f} -> served {served['oov_share']:.3f}"
+                  if served["oov_share"] is not None else "no texts")
     if served["oov_share"] is None:
         notes.append("served texts were kept only as hashes (serve with --store-text); OOV share not measured")
-        oov_check = DriftCheck("out-of-vocabulary tokens", None, "share rise", None, None, False, "no texts")
+        oov_check = DriftCheck("out-of-vocabulary tokens", None, "share rise", None, None, False, oov_detail)
     elif reference.get("oov_histogram") is None:
         notes.append("the run's reference predates the OOV histogram; OOV share reported, not tested")
         oov_check = DriftCheck("out-of-vocabulary tokens", served["oov_share"] - reference["oov_share"], "share rise",
-                               None, None, False,
-                               f"held-out {reference['oov_share']:.3f} -> served {served['oov_share']:.3f}")
+                               None, None, False, oov_detail)
     else:
         hist = reference["oov_histogram"]
         tests.append(("out-of-vocabulary tokens", served["oov_share"] - reference["oov_share"], "share rise", hist,
-                      served["oov_histogram"], max(hist) / max(sum(hist), 1), sum(served["oov_histogram"]),
-                      f"held-out {reference['oov_share']:.3f} -> served {served['oov_share']:.3f}"))
+                      served["oov_histogram"], max(hist) / max(sum(hist), 1), sum(served["oov_histogram"]), oov_detail))
     results = [contingency_test(ref, now, seed=name) for name, _, _, ref, now, _, _, _ in tests]
     adjusted = holm([r.p_value for r in results])
     level = settings.alpha / max(len(tests), 1)  # Holm's first step: the detectable shifts are conservative

@@ -92,7 +92,7 @@ def test_missing_config_file(tmp_path):
         ("review.strategy=best", r"review\.strategy = 'best': expected one of"),
         ("verify.min_class_share=1.1", r"verify\.min_class_share = 1\.1 is out of range: .*\[0, 1\]"),
         ("monitor.window=0", r"monitor\.window = 0 is out of range"),
-        ("monitor.class_js=-0.1", r"monitor\.class_js = -0\.1 is out of range"),
+        ("monitor.alpha=0", r"monitor\.alpha = 0\.0 is out of range"),
         ("promotion.margin=2", r"promotion\.margin = 2\.0 is out of range: .*\[-1, 1\]"),
         ("project.colour=red", r"unknown setting in \[project\]: colour"),
         ("label_model.epochs=3", r"unknown setting\(s\) in \[label_model\]: epochs"),

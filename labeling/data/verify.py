@@ -10,7 +10,21 @@ anything is written. Findings:
   ``verify.fail_on``.
 - warnings: empty texts, exact and near duplicates within a split, texts with
   conflicting gold labels, test rows duplicated in train or dev (leakage),
-  class imbalance and classes missing from a split.
+  class imbalance and classes missing from a split, and split drift: train, dev
+  and test texts that differ in casing, length, first token, vocabulary or share of
+  non-ASCII texts (``split_drift``, below).
+
+Split drift (``labeling.data.drift``): every pair of splits is compared on each of
+those features by a chi-square test of the category counts (rare categories pooled,
+so that expected counts are >= 5; for the vocabulary, one 2 x 2 test per token on the
+share of rows containing it, Bonferroni over the tokens), Holm-corrected over every
+feature and pair at ``verify.drift_alpha``; a difference is reported when it is
+significant and at least ``verify.drift_min_effect`` large (total variation distance,
+or a token's row share), so that huge splits do not flag trivia. One warning per
+pair of splits names the strongest difference with example rows, e.g. WRENCH trec:
+``test texts start with a token from {desc, dist, city, ...} in 100% of rows, train
+0%``. What it keeps: per split, counts per category (at most ``MAX_CATEGORIES``
+distinct first tokens) and the token counts of a sample of ``VOCABULARY_ROWS`` rows.
 
 The texts are read once, a chunk of rows at a time (``text_keys``): each row keeps
 only the index of its normalized text among the distinct ones (told apart by a
@@ -42,6 +56,7 @@ import pandas as pd
 
 from ..config import VerifyConfig
 from .datasets import SPLIT_NAMES, Splits
+from .drift import format_p, matches, profile_texts, split_differences
 from ..errors import VerificationError
 
 SHINGLE = 5
@@ -581,6 +596,40 @@ def _class_findings(splits: Splits, config: VerifyConfig) -> tuple[dict, list[Fi
     return counts, out
 
 
+def _drift_findings(splits: Splits, config: VerifyConfig, stats: dict, chunk_rows: int) -> list[Finding]:
+    """Split drift: one warning per pair of splits with a significant, large enough difference."""
+    profiles = {name: profile_texts(getattr(splits, name)["text"], chunk_rows=chunk_rows or VERIFY_CHUNK_ROWS)
+                for name in SPLIT_NAMES}
+    differences = split_differences(profiles, min_effect=config.drift_min_effect)
+    found = [d for d in differences if d.p_adjusted < config.drift_alpha and d.effect >= config.drift_min_effect]
+    stats["split_drift"] = [{"splits": f"{d.split_a}/{d.split_b}", "feature": d.feature, "effect": round(d.effect, 4),
+                             "p_adjusted": d.p_adjusted} for d in found]
+    out = []
+    for a, b in dict.fromkeys((d.split_a, d.split_b) for d in found):
+        pair = [d for d in found if (d.split_a, d.split_b) == (a, b)]
+        best = pair[0]  # the largest effect (split_differences sorts them)
+        frame = getattr(splits, best.split)
+        shows = matches(best)
+        rows = []
+        for lo in range(0, len(frame), 1000):  # stops at the first examples
+            part = frame.iloc[lo : lo + 1000]
+            rows += [i for i, t in zip(part["id"].astype(str), part["text"].tolist()) if shows(t)][:MAX_EXAMPLES]
+            if len(rows) >= MAX_EXAMPLES:
+                break
+        example = ""
+        if rows:
+            text = str(frame["text"].iloc[int(np.flatnonzero(frame["id"].astype(str).to_numpy() == rows[0])[0])])
+            example = f" (e.g. {text[:80] + ('...' if len(text) > 80 else '')!r})"
+        detail = [f"{best.description}{example} ({best.feature}: effect {best.effect:.2f}, "
+                  f"{format_p(best.p_adjusted)} Holm-adjusted)"]
+        detail += [f"{d.description} ({d.feature}: effect {d.effect:.2f}, {format_p(d.p_adjusted)})"
+                   for d in pair[1:3]]
+        others = ", ".join(f"{d.feature} {d.effect:.2f}" for d in pair[3:])
+        message = f"{b} vs {a}: " + "; ".join(detail) + (f"; also {others}" if others else "")
+        out.append(_finding("split_drift", "warning", message, split=b, count=len(pair), examples=rows))
+    return out
+
+
 def verify_splits(splits: Splits, config: VerifyConfig | None = None, *, chunk_rows: int = 0) -> VerificationReport:
     """Check canonical splits; pure (reads nothing, writes nothing).
 
@@ -604,6 +653,7 @@ def verify_splits(splits: Splits, config: VerifyConfig | None = None, *, chunk_r
     findings += _near_findings(splits, keys, config, stats, leaked)
     class_counts, class_findings = _class_findings(splits, config)
     findings += class_findings
+    findings += _drift_findings(splits, config, stats, chunk_rows)
     fatal = set(config.fail_on)
     findings = [Finding(**{**asdict(f), "severity": "error"}) if f.code in fatal else f for f in findings]
     try:

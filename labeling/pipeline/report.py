@@ -253,9 +253,11 @@ def _drift_section(monitor: dict | None) -> str:
              f"<strong>{_e(verdict)}</strong></p>"]
     if monitor["reasons"]:
         parts.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in monitor["reasons"]) + "</ul>")
-    checks = [(c["name"], _num(c["value"]), c["threshold"], "drift" if c["drifted"] else "ok", c["detail"])
-              for c in monitor["checks"]]
-    parts.append(_table(("check", "value", "threshold", "verdict", "detail"), checks))
+    checks = [(c["name"], _num(c["value"]), c.get("effect", ""), _num(c.get("p_value"), "{:.2g}"),
+               _num(c.get("p_adjusted"), "{:.2g}"), _num(c.get("detectable")), "drift" if c["drifted"] else "ok",
+               c["detail"]) for c in monitor["checks"]]
+    parts.append(_table(("check", "effect", "effect measure", "p", "p (Holm)", "detectable shift", "verdict", "detail"),
+                        checks))
     parts += [f"<p>{_e(n)}</p>" for n in monitor.get("notes", ())]
     return "".join(parts)
 

@@ -4,18 +4,31 @@ Each run records a reference profile (``reference_profile``) on the held-out
 test split, the project's sample of unseen data from the training
 distribution: per-LF coverage and conflict rate, the end model's
 predicted-class distribution and confidence, and the out-of-vocabulary (OOV)
-token share against the train vocabulary (kept in the profile). Train-split LF
-rates are kept too, for display. The held-out split, not train, is the
-reference because served texts are unseen too: in the YouTube example the test
-video alone has twice the train share of short comments (LF ``short_comment``
-coverage 0.34 vs 0.16), a difference between videos, not drift of traffic. ``served_profile`` computes the same
-from rows of the ``predictions`` table the server writes, and ``compare``
-(pure) turns the two into drift checks with the thresholds of ``[monitor]``:
+token share against the train vocabulary (kept in the profile), with its
+histogram per text. Train-split LF rates are kept too, for display. The
+held-out split, not train, is the reference because served texts are unseen
+too: in the YouTube example the test video alone has twice the train share of
+short comments (LF ``short_comment`` coverage 0.34 vs 0.16), a difference
+between videos, not drift of traffic. ``served_profile`` computes the same from
+rows of the ``predictions`` table the server writes, and ``compare`` (pure)
+turns the two into drift tests, each a two-sample test of the reference's
+counts against the served ones (``labeling.data.drift.contingency_test``:
+chi-square, or a seeded permutation test where expected counts are below 5):
 
-- LF coverage / conflict drift per LF: ``|served - reference|``;
-- predicted-class drift: Jensen-Shannon distance (base 2, in [0, 1]);
-- OOV share: served share minus the held-out share (needs ``--store-text``);
-- confidence drift: mean max-probability drop.
+- LF coverage and conflict, per LF: rows voted (in conflict) or not;
+- predicted classes: counts per class (Jensen-Shannon distance, base 2, is
+  reported as the effect size);
+- confidence: the histogram of the max probability (effect: the mean's drop);
+- OOV: the histogram of each text's OOV token share (needs ``--store-text``;
+  effect: the rise of the pooled share). A text, not a token, is the unit: the
+  tokens of one text are not independent draws.
+
+The p-values are Holm-corrected over all the tests of one verdict, so that
+in-distribution traffic of any size gives RETRAIN with probability at most
+``monitor.alpha``; each test also states the smallest shift of a share it would
+find at this traffic and reference size (power 0.8 at the corrected level).
+Before, a fixed Jensen-Shannon threshold of 0.1 ignored sample size: 200 texts
+drawn from the test split itself read RETRAIN.
 
 ``check_drift`` is the shell: it reads the store and says whether to retrain and why.
 """
@@ -35,6 +48,7 @@ from scipy.spatial.distance import jensenshannon
 from ..lf.analysis import conflicts, coverage
 from ..config import MonitorConfig
 from ..errors import MonitorError
+from ..data.drift import contingency_test, detectable_shift, format_p, holm
 from ..data.verify import normalize_text
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -51,6 +65,17 @@ def oov_share(texts: Sequence[str], vocabulary: set[str]) -> float:
     counts = Counter(t for text in texts for t in tokens(text))
     total = sum(counts.values())
     return sum(n for t, n in counts.items() if t not in vocabulary) / total if total else float("nan")
+
+
+def _oov_histogram(texts: Sequence[str], vocabulary: set[str]) -> list[int]:
+    """Texts (with at least one token) per tenth of their OOV token share."""
+    shares = []
+    for text in texts:
+        found = tokens(text)
+        if found:
+            shares.append(sum(t not in vocabulary for t in found) / len(found))
+    hist, _ = np.histogram(shares, bins=CONFIDENCE_BINS, range=(0.0, 1.0))
+    return hist.tolist()
 
 
 def _class_distribution(labels: np.ndarray, k: int) -> list[float]:
@@ -80,6 +105,7 @@ def reference_profile(L_train, L_test, lf_names: Sequence[str], train_texts: Seq
         "class_distribution": _class_distribution(test_probs.argmax(axis=1), len(classes)),
         "confidence": _confidence(test_probs),
         "oov_share": oov_share(test_texts, set(vocabulary)),
+        "oov_histogram": _oov_histogram(test_texts, set(vocabulary)),
         "n_reference": int(len(test_probs)),
         "vocabulary": vocabulary,
     }
@@ -102,16 +128,21 @@ def served_profile(rows: Sequence[dict], reference: dict) -> dict:
         "class_distribution": _class_distribution(np.array([r["label"] for r in rows]), k),
         "confidence": _confidence(probs),
         "oov_share": oov_share(texts, set(reference["vocabulary"])) if texts else None,
+        "oov_histogram": _oov_histogram(texts, set(reference["vocabulary"])) if texts else None,
     }
 
 
 @dataclass(frozen=True)
 class DriftCheck:
     name: str
-    value: float | None  # None: not measurable from the served rows
-    threshold: float
-    drifted: bool
+    value: float | None  # the effect size (see ``effect``); None: not measurable from the served rows
+    effect: str  # what ``value`` measures
+    p_value: float | None  # the two-sample test's; None: no test
+    p_adjusted: float | None  # Holm-corrected over the verdict's tests
+    drifted: bool  # p_adjusted < alpha
     detail: str
+    detectable: float | None = None  # smallest shift of a share the test finds at this n (power 0.8)
+    method: str = ""  # "chi-square" or "permutation"
 
 
 @dataclass(frozen=True)
@@ -127,6 +158,7 @@ class MonitorReport:
     oov: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     min_predictions: int = 0  # the traffic a verdict needs
+    alpha: float = 0.05  # the family-wise level of the verdict
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,58 +167,93 @@ class MonitorReport:
         verdict = ("RETRAIN" if self.retrain else "no retrain needed" if self.checks else
                    f"no verdict: not enough traffic ({self.n_predictions} of {self.min_predictions} predictions needed)")
         lines = [f"run {self.run_id}: {self.n_predictions} served prediction(s): {verdict}"]
+        if self.checks:
+            tested = sum(c.p_value is not None for c in self.checks)
+            lines[0] += f" (Holm-corrected level {self.alpha:g} over {tested} tests)"
         lines += [f"  because {r}" for r in self.reasons]
         for c in self.checks:
             value = "n/a" if c.value is None else f"{c.value:.3f}"
-            lines.append(f"  {'DRIFT' if c.drifted else 'ok   '} {c.name:<34} {value:>7} (threshold {c.threshold:g}) {c.detail}")
+            p = "" if c.p_adjusted is None else f"{format_p(c.p_value)}, adjusted {c.p_adjusted:.2g}"
+            detectable = "" if c.detectable is None else f", detects shifts >= {c.detectable:.2f}"
+            lines.append(f"  {'DRIFT' if c.drifted else 'ok   '} {c.name:<34} {value:>7} ({c.effect}; {p}{detectable}) "
+                         f"{c.detail}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
+def _counts(shares: Sequence[float], n: int) -> np.ndarray:
+    return np.rint(np.asarray(shares, dtype=float) * n)
+
+
 def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: str = "") -> MonitorReport:
-    """Drift checks and the retrain verdict (pure)."""
-    checks, notes, lf_rows = [], [], []
+    """Drift tests and the retrain verdict (pure, deterministic: permutation tests are seeded by the test's name).
+
+    Each test compares the reference's counts (``n_reference`` held-out rows) with the
+    served ones; RETRAIN when a Holm-adjusted p-value is below ``settings.alpha``."""
+    notes, lf_rows = [], []
     if served["n"] < settings.min_predictions:
         return MonitorReport(run_id, served["n"], False,
                              (f"only {served['n']} served prediction(s); at least {settings.min_predictions} needed "
                               "for a verdict",), (), notes=("too little traffic",),
-                             min_predictions=settings.min_predictions)
+                             min_predictions=settings.min_predictions, alpha=settings.alpha)
+    n_ref = int(reference["n_reference"])
+    tests = []  # (name, effect value, effect name, reference counts, served counts, reference share, served n, detail)
     if served["lf_coverage"] is None:
         notes.append("no LF votes were logged with the predictions; LF drift not measured")
     else:
+        n_votes = served["n_with_votes"]
         for j, name in enumerate(reference["lfs"]):
             row = {"lf": name, "reference_coverage": reference["lf_coverage"][j],
                    "served_coverage": served["lf_coverage"][j], "reference_conflict": reference["lf_conflict"][j],
                    "served_conflict": served["lf_conflict"][j]}
             lf_rows.append(row)
-            for kind, limit in (("coverage", settings.lf_coverage_drift), ("conflict", settings.lf_conflict_drift)):
-                delta = row[f"served_{kind}"] - row[f"reference_{kind}"]
-                checks.append(DriftCheck(f"LF {kind}: {name}", abs(delta), limit, abs(delta) > limit,
-                                         f"held-out {row[f'reference_{kind}']:.3f} -> served {row[f'served_{kind}']:.3f}"))
+            for kind in ("coverage", "conflict"):
+                ref, now = row[f"reference_{kind}"], row[f"served_{kind}"]
+                tests.append((f"LF {kind}: {name}", abs(now - ref), f"|{kind} change|",
+                              _counts([ref, 1 - ref], n_ref), _counts([now, 1 - now], n_votes), ref, n_votes,
+                              f"held-out {ref:.3f} -> served {now:.3f}"))
     ref_dist, served_dist = reference["class_distribution"], served["class_distribution"]
     js = float(jensenshannon(ref_dist, served_dist, base=2))
     shares = ", ".join(f"{c} {a:.2f}->{b:.2f}" for c, a, b in zip(reference["classes"], ref_dist, served_dist))
-    checks.append(DriftCheck("predicted-class Jensen-Shannon", js, settings.class_js, js > settings.class_js, shares))
-    drop = reference["confidence"]["mean"] - served["confidence"]["mean"]
-    checks.append(DriftCheck("mean confidence drop", drop, settings.confidence_drop, drop > settings.confidence_drop,
-                             f"held-out {reference['confidence']['mean']:.3f} -> served {served['confidence']['mean']:.3f}"))
+    tests.append(("predicted classes", js, "Jensen-Shannon", _counts(ref_dist, n_ref),
+                  _counts(served_dist, served["n"]), max(ref_dist, key=lambda p: p * (1 - p)), served["n"], shares))
+    ref_conf, served_conf = reference["confidence"], served["confidence"]
+    modal = max(ref_conf["histogram"]) / max(sum(ref_conf["histogram"]), 1)
+    tests.append(("confidence", ref_conf["mean"] - served_conf["mean"], "mean drop", ref_conf["histogram"],
+                  served_conf["histogram"], modal, served["n"],
+                  f"held-out mean {ref_conf['mean']:.3f} -> served {served_conf['mean']:.3f}"))
+    oov_check = None
+    oov_detail = (f"held-out {reference['oov_share']:.3f} -> served {served['oov_share']:.3f}"
+                  if served["oov_share"] is not None else "no texts")
     if served["oov_share"] is None:
         notes.append("served texts were kept only as hashes (serve with --store-text); OOV share not measured")
-        oov_check = DriftCheck("out-of-vocabulary token share increase", None, settings.oov_increase, False, "no texts")
+        oov_check = DriftCheck("out-of-vocabulary tokens", None, "share rise", None, None, False, oov_detail)
+    elif reference.get("oov_histogram") is None:
+        notes.append("the run's reference predates the OOV histogram; OOV share reported, not tested")
+        oov_check = DriftCheck("out-of-vocabulary tokens", served["oov_share"] - reference["oov_share"], "share rise",
+                               None, None, False, oov_detail)
     else:
-        rise = served["oov_share"] - reference["oov_share"]
-        oov_check = DriftCheck("out-of-vocabulary token share increase", rise, settings.oov_increase,
-                               rise > settings.oov_increase,
-                               f"held-out {reference['oov_share']:.3f} -> served {served['oov_share']:.3f}")
-    checks.append(oov_check)
-    drifted = [c for c in checks if c.drifted]
-    reasons = tuple(f"{c.name} is {c.value:.3f} > {c.threshold:g} ({c.detail})" for c in drifted)
+        hist = reference["oov_histogram"]
+        tests.append(("out-of-vocabulary tokens", served["oov_share"] - reference["oov_share"], "share rise", hist,
+                      served["oov_histogram"], max(hist) / max(sum(hist), 1), sum(served["oov_histogram"]), oov_detail))
+    results = [contingency_test(ref, now, seed=name) for name, _, _, ref, now, _, _, _ in tests]
+    adjusted = holm([r.p_value for r in results])
+    level = settings.alpha / max(len(tests), 1)  # Holm's first step: the detectable shifts are conservative
+    checks = [DriftCheck(name, value, effect, r.p_value, float(q), bool(q < settings.alpha), detail,
+                         detectable_shift(share, n_ref if name.startswith(("LF", "pred")) else int(sum(ref)), n, level),
+                         r.method)
+              for (name, value, effect, ref, _, share, n, detail), r, q in zip(tests, results, adjusted)]
+    if oov_check is not None:
+        checks.append(oov_check)
+    drifted = sorted((c for c in checks if c.drifted), key=lambda c: c.p_value)
+    reasons = tuple(f"{c.name} differs from the held-out reference ({format_p(c.p_value)}, Holm-adjusted "
+                    f"{c.p_adjusted:.2g} < {settings.alpha:g}; {c.effect} {c.value:.3f}: {c.detail})" for c in drifted)
     return MonitorReport(
         run_id, served["n"], bool(drifted), reasons, tuple(checks), tuple(lf_rows),
         {"classes": reference["classes"], "reference": ref_dist, "served": served_dist},
         {"reference": reference["confidence"], "served": served["confidence"]},
         {"reference": reference["oov_share"], "served": served["oov_share"]}, tuple(notes),
-        settings.min_predictions,
+        settings.min_predictions, settings.alpha,
     )
 
 

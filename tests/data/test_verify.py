@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -330,3 +332,85 @@ def test_vectorized_lsh_buckets_propose_the_bucket_loops_pairs(cluster):
     assert got_skipped == skipped
     assert pairs == sorted(p for p in expected if (signatures[p[0]] == signatures[p[1]]).mean() > 0.8 - SURE_MARGIN)
     assert pairs and all(s >= 0.8 for s in score)
+
+
+# -- split drift ---------------------------------------------------------------------------------
+
+WRENCH_TREC = """
+[project]
+name = "trec"
+classes = ["desc", "enty", "hum", "abbr", "loc", "num"]
+[dataset]
+source = "wrench"
+path = "{path}"
+"""
+
+
+def _drift(report):
+    return [f for f in report.findings if f.code == "split_drift"]
+
+
+def test_wrench_trec_test_prefix_is_found_as_split_drift(data_dir, tmp_path):
+    """WRENCH trec's released test split keeps TREC's casing and starts each text with its
+    fine gold label; train and dev are lowercased without it. Found with no rule about TREC."""
+    path = write_project(tmp_path, WRENCH_TREC.format(path=data_dir / "wrench" / "trec"))
+    report = verify_dataset(load_config(path))
+    assert report.ok
+    by_pair = {f.message.split(":")[0]: f for f in _drift(report)}
+    assert set(by_pair) == {"test vs train", "test vs dev"}  # train and dev agree
+    found = by_pair["test vs train"]
+    assert found.split == "test" and found.severity == "warning"
+    # measured: casing 100% vs 0% (effect 1.00), first token 99% vs 0% (0.98), vocabulary, length
+    assert "test texts are mixed case, first letter lowercase in 100% of rows, train 0%" in found.message
+    first = re.search(r"test texts start with a token from \{([^}]*)\} in (\d+)% of rows, train 0%", found.message)
+    assert first and int(first.group(2)) >= 95 and {"def", "ind", "city"} <= set(first.group(1).split(", "))
+    assert "'dist How far is it from Denver to Aspen ?'" in found.message
+    assert found.examples[:2] == ("test-0", "test-1")
+    assert {d["feature"] for d in report.stats["split_drift"]} >= {"casing", "first token"}
+
+
+def _sentences(n, seed):
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(300)] + ["the", "a", "song", "video", "great", "check", "my", "channel"]
+    return [" ".join(rng.choice(words, rng.integers(4, 16))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("shift, feature", [
+    (str.upper, "casing"),
+    (lambda t: f"{t} {t} {t}", "length"),
+    (lambda t: f"{t} café", "non-ASCII"),
+    (lambda t: f"urgent {t}", "first token"),
+])
+def test_synthetic_drift_in_test_is_found(shift, feature):
+    texts = _sentences(1000, 0)
+    test = [(shift(t), 0) for t in texts[800:]]
+    report = verify_splits(_splits([(t, 0) for t in texts[:700]], [(t, 0) for t in texts[700:800]], test))
+    found = [f for f in _drift(report) if f.message.startswith("test vs train")]
+    assert found and f"({feature}: effect " in found[0].message, report.format()
+    assert not any(f.message.startswith("dev vs train") for f in _drift(report))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_splits_of_the_same_data_show_no_drift(data_dir, seed):
+    """Random train/dev/test of one data set (WRENCH trec's train, 5,033 questions; and
+    synthetic sentences): no split_drift finding (no false alarm)."""
+    from labeling.data.wrench import load_wrench
+
+    for texts in (list(load_wrench(data_dir / "wrench" / "trec").train.texts), _sentences(3000, seed)):
+        order = np.random.default_rng(seed).permutation(len(texts))
+        rows = [(texts[i], 0) for i in order]
+        half, dev = len(rows) // 2, len(rows) // 10
+        report = verify_splits(_splits(rows[:half], rows[half : half + dev], rows[half + dev :]))
+        assert not _drift(report), report.format()
+        assert report.stats["split_drift"] == []
+
+
+def test_split_drift_needs_both_significance_and_size():
+    """Large splits with a small real difference (2% more texts in capitals): significant,
+    yet under verify.drift_min_effect, so not reported; with the floor lowered it is."""
+    texts = _sentences(20_200, 3)
+    test = [(t.upper() if i % 50 == 0 else t, 0) for i, t in enumerate(texts[10_200:])]
+    splits = _splits([(t, 0) for t in texts[:10_000]], [(t, 0) for t in texts[10_000:10_200]], test)
+    assert not _drift(verify_splits(splits))
+    low = verify_splits(splits, VerifyConfig(drift_min_effect=0.01))
+    assert any("(casing: effect 0.02" in f.message for f in _drift(low))

@@ -1,6 +1,6 @@
-"""Gold labels in the project's SQLite store: reviewed tasks and their annotations.
+"""Gold labels in the project's store: reviewed tasks and their annotations.
 
-Tables, beside the run and feedback tables:
+Tables (``labeling.store.gold`` holds them and their SQL):
 
 - ``review_tasks``: one row per pushed task key: where the row came from
   (``dataset`` row id or ``served`` prediction id), the original text (the
@@ -19,132 +19,18 @@ whose annotators differ. ``all_gold`` adds the serving feedback
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlite_utils
 
-from ..errors import LabelError, StoreError
-from ..serve.feedback import gold_labels as feedback_gold_labels
-from ..serve.feedback import text_sha256, utc_now
-from .label_studio import Annotation
-from ..pipeline.store import open_db
+from ..errors import LabelError
+from ..store.connection import table_names
+from ..store.gold import GoldStore, PullResult, ReviewTask
+from ..store.serving import gold_labels as feedback_gold_labels
 
 GOLD_COLUMNS = ["task_key", "source", "row_id", "text", "label", "n_annotators", "agreement"]
-
-
-@dataclass(frozen=True)
-class ReviewTask:
-    task_key: str
-    source: str  # "dataset" | "served"
-    row_id: str | None  # dataset row id or served prediction id
-    text: str  # the original text (never sent when redaction is on)
-    strategy: str
-
-
-@dataclass(frozen=True)
-class PullResult:
-    stored: int  # annotations now held for the project
-    inserted: int
-    updated: int
-    deleted: int
-    unknown_tasks: int  # annotations on tasks this store never pushed (ignored)
-
-
-class GoldStore:
-    """The review side of the project's store (one SQLite file shared with the runs)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.db = open_db(self.path)
-        with self.db.atomic():
-            self.db["review_tasks"].create(
-                {"task_key": str, "project": str, "source": str, "row_id": str, "text": str, "text_sha256": str,
-                 "ls_task_id": int, "strategy": str, "pushed_at": str},
-                pk="task_key", if_not_exists=True,
-            )
-            self.db["gold_labels"].create(
-                {"task_key": str, "annotator": str, "annotation_id": int, "label": int, "source": str,
-                 "updated_at": str, "pulled_at": str},
-                pk=("task_key", "annotator"), foreign_keys=[("task_key", "review_tasks", "task_key")],
-                if_not_exists=True,
-            )
-
-    def close(self) -> None:
-        self.db.conn.close()
-
-    def __enter__(self) -> GoldStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def record_pushed(self, project: str, tasks: Sequence[ReviewTask], task_ids: dict[str, int]) -> None:
-        rows = [
-            {"task_key": t.task_key, "project": project, "source": t.source, "row_id": t.row_id, "text": t.text,
-             "text_sha256": text_sha256(t.text), "ls_task_id": int(task_ids[t.task_key]), "strategy": t.strategy,
-             "pushed_at": utc_now()}
-            for t in tasks
-        ]
-        try:
-            with self.db.atomic():
-                # a re-push keeps the first strategy and time: only the LS task id may move
-                self.db["review_tasks"].insert_all(rows, ignore=True)
-                for row in rows:
-                    self.db["review_tasks"].update(row["task_key"], {"ls_task_id": row["ls_task_id"]})
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot record pushed tasks in {self.path}: {exc}") from exc
-
-    def pushed_keys(self, project: str | None = None) -> set[str]:
-        where, args = ("project = ?", [project]) if project else (None, None)
-        return {r["task_key"] for r in self.db["review_tasks"].rows_where(where, args, select="task_key")}
-
-    def record_annotations(self, project: str, annotations: Sequence[Annotation]) -> PullResult:
-        """Replace the project's stored answers with ``annotations`` (all of them, as read now)."""
-        known = self.pushed_keys(project)
-        latest: dict[tuple[str, str], Annotation] = {}
-        for ann in sorted(annotations, key=lambda a: (a.updated_at, a.annotation_id)):
-            if ann.task_key in known:
-                latest[(ann.task_key, ann.annotator)] = ann  # an annotator's latest answer wins
-        unknown = sum(1 for a in annotations if a.task_key not in known)
-        now = utc_now()
-        before = {
-            (r["task_key"], r["annotator"]): r
-            for r in self.db.query(
-                "SELECT g.* FROM gold_labels g JOIN review_tasks t USING (task_key) WHERE t.project = ?", [project])
-        }
-        inserted = updated = 0
-        try:
-            with self.db.atomic():
-                for key in set(before) - set(latest):
-                    self.db["gold_labels"].delete(key)
-                for key, ann in latest.items():
-                    old = before.get(key)
-                    if old is None:
-                        inserted += 1
-                    elif (old["label"], old["annotation_id"], old["updated_at"]) != (ann.label, ann.annotation_id, ann.updated_at):
-                        updated += 1
-                    else:
-                        continue
-                    self.db["gold_labels"].upsert(
-                        {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
-                         "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at, "pulled_at": now},
-                        pk=("task_key", "annotator"),
-                    )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot store annotations in {self.path}: {exc}") from exc
-        return PullResult(len(latest), inserted, updated, len(set(before) - set(latest)), unknown)
-
-    def answers(self) -> pd.DataFrame:
-        """Every stored answer with its task: task_key, source, row_id, text, annotator, label."""
-        rows = self.db.query(
-            "SELECT g.task_key, t.source, t.row_id, t.text, g.annotator, g.label FROM gold_labels g"
-            " JOIN review_tasks t USING (task_key) ORDER BY g.task_key, g.annotator")
-        return pd.DataFrame(list(rows), columns=["task_key", "source", "row_id", "text", "annotator", "label"])
 
 
 def _resolve(answers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -190,12 +76,8 @@ def read_only_gold(store_path: str | Path | None) -> pd.DataFrame:
     """``all_gold`` for a store that may not exist yet (or None): an empty table, no new file."""
     if store_path is None or not Path(store_path).is_file():
         return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
-    db = sqlite_utils.Database(str(store_path))
-    try:
-        if "review_tasks" not in db.table_names() and "feedback" not in db.table_names():
-            return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
-    finally:
-        db.conn.close()
+    if not {"review_tasks", "feedback"} & table_names(store_path):
+        return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
     return all_gold(store_path)
 
 

@@ -26,7 +26,7 @@ from ..data.datasets import load_dataset
 from ..models.end_model_selection import family_model
 from ..models.end_models import make_end_model
 from ..errors import ConfigError
-from ..serve.feedback import FeedbackLog
+from ..store.serving import FeedbackLog
 from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, review_gold
 from ..lf.core import discover_lfs, lf_set_version
 from .redact import RedactionSettings, redact_texts
@@ -108,10 +108,7 @@ def dataset_candidates(config: ProjectConfig, *, show_progress: bool = False) ->
 def served_candidates(config: ProjectConfig) -> tuple[Candidates, str]:
     """Served predictions whose text was kept, with their probabilities, LF votes and feedback."""
     with FeedbackLog(config.resolve(config.store)) as log:
-        rows = log.read(
-            "SELECT p.id, p.text, p.probabilities, p.lf_votes, p.label, p.model_version,"
-            " (SELECT f.label FROM feedback f WHERE f.prediction_id = p.id ORDER BY f.created_at DESC, f.rowid DESC"
-            "  LIMIT 1) AS feedback_label FROM predictions p WHERE p.text IS NOT NULL ORDER BY p.created_at, p.id")
+        rows = log.predictions_with_feedback()
     votes = [None if r["lf_votes"] is None else tuple(json.loads(r["lf_votes"])) for r in rows]
     have_all = bool(rows) and all(v is not None and len(v) == len(votes[0]) for v in votes)
     versions = sorted({r["model_version"] for r in rows})

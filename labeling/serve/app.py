@@ -60,6 +60,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import load_config
 from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
+from ..pipeline.store import load_recorded_end_model
 from .lifeline import die_with_parent
 from .votes import Explainer, lf_votes
 from .feedback import (
@@ -166,7 +167,7 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
     """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction."""
     try:
         lineage = log.run_lineage(run_id)
-        model = log.load_end_model(run_id)
+        model = load_recorded_end_model(log, run_id)
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
     try:

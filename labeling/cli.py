@@ -337,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve_options(sub: argparse.ArgumentParser) -> None:
     from .serve.app import ServeSettings
 
-    sub.add_argument("--run-id", default="", help="serve this run (moves the alias); default: the alias, else the latest run")
+    sub.add_argument("--run-id", default="", help="serve this run only: it follows and moves no alias (promote "
+                     "runs with `promote`, through the gate); default: the alias, else the latest run")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=8000)
     sub.add_argument("--workers", type=int, default=1)

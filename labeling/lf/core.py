@@ -43,6 +43,7 @@ __all__ = [
     "lf_set_version",
     "lf_uncacheable",
     "lf_version",
+    "lfs_in_modules",
     "load_spacy",
     "resolve_spacy_model",
     "spacy_labeling_function",
@@ -175,25 +176,34 @@ def discover_lfs(modules: Iterable[str], *, root: str | Path | None = None) -> t
     LFs come in module order, then definition order, so the label matrix's
     columns are stable. Names must be unique across modules.
     """
-    found: list[LabelingFunction] = []
-    origin: dict[str, str] = {}
     modules = list(modules)
     if not modules:
         raise LFDiscoveryError("no labeling-function modules configured (lfs.modules is empty)")
+    imported = []
     with _on_path(Path(root).resolve() if root is not None else None):
         for module_name in modules:
             try:
-                module = importlib.import_module(module_name)
+                imported.append((module_name, importlib.import_module(module_name)))
             except ImportError as exc:
                 raise LFDiscoveryError(f"cannot import LF module {module_name!r}: {exc}") from exc
-            lfs_here = [v for v in vars(module).values() if isinstance(v, LabelingFunction)]
-            if not lfs_here:
-                raise LFDiscoveryError(f"LF module {module_name!r} defines no labeling functions")
-            for lf in lfs_here:
-                if lf.name in origin:
-                    raise LFDiscoveryError(
-                        f"duplicate LF name {lf.name!r} in {module_name!r} and {origin[lf.name]!r}"
-                    )
-                origin[lf.name] = module_name
-                found.append(lf)
+    return lfs_in_modules(imported)
+
+
+def lfs_in_modules(modules: Iterable[tuple[str, Any]]) -> tuple[LabelingFunction, ...]:
+    """The module-level LFs of ``(name, module)`` pairs, in module then definition order.
+
+    Raises ``LFDiscoveryError`` for a module without LFs or an LF name used twice."""
+    found: list[LabelingFunction] = []
+    origin: dict[str, str] = {}
+    for module_name, module in modules:
+        lfs_here = [v for v in vars(module).values() if isinstance(v, LabelingFunction)]
+        if not lfs_here:
+            raise LFDiscoveryError(f"LF module {module_name!r} defines no labeling functions")
+        for lf in lfs_here:
+            if lf.name in origin:
+                raise LFDiscoveryError(
+                    f"duplicate LF name {lf.name!r} in {module_name!r} and {origin[lf.name]!r}"
+                )
+            origin[lf.name] = module_name
+            found.append(lf)
     return tuple(found)

@@ -11,12 +11,16 @@ files in the working tree, which a user edits between runs.
   the modules under ``lfs.root`` that are not this library or an installed package;
 - the files the LFs and those modules name by path (a ``Path`` or an absolute path
   string, in an LF's resources or a module-level value, one container deep; a
-  folder counts as its files): those under ``lfs.root`` are kept beside the sources,
-  where a path built from ``__file__`` finds them; any other is recorded by sha256.
+  folder counts as its files): those under the folder the modules are imported
+  from are kept beside the sources, where a path built from ``__file__`` finds
+  them; any other is recorded by sha256.
 
-``save_lf_snapshot`` writes them, laid out as under ``lfs.root``, into the run's
-``lfs`` folder with a manifest (kind ``lf_modules``); the retrain records every
-file's sha256 with the run, like the models'.
+``save_lf_snapshot`` writes them into the run's ``lfs`` folder, laid out by module
+name (``pkg/mod.py``, ``pkg/__init__.py``, ``pkg/resources/words.txt``), with a
+manifest (kind ``lf_modules``); the retrain records every file's sha256 with the
+run, like the models'. A module imported only by a string (``importlib``) or a file
+named relative to the working directory is not found: its LFs then fail to load, or
+read the working directory's file, as they would anywhere else.
 
 ``load_run_lfs`` checks those files against the checksums recorded with the run,
 then runs the saved sources (read once, compiled from memory: never a ``.pyc``,

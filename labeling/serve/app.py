@@ -487,7 +487,8 @@ class _Server:
         except Exception as exc:
             self._failed_run = run_id
             serving = f"; still serving {self.version}" if self.version else ""
-            self.last_error = f"alias {self.settings.alias!r} -> {run_id}: {exc}{serving}"
+            source = "--run-id" if pinned else f"alias {self.settings.alias!r}"
+            self.last_error = f"{source} -> {run_id}: {exc}{serving}"
 
     def swap(self, run_id: str) -> ServedModel:
         with self._swap_lock:

@@ -300,6 +300,17 @@ def read_run(db: sqlite_utils.Database, run_id: str, *, where: object = "the sto
     row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])} for m in db["run_metrics"].rows_where(clause, args)]
     row["artifacts"] = list(db["run_artifacts"].rows_where(clause, args, order_by="name"))
     return row
+def recorded_files(db: sqlite_utils.Database, run_id: str, part: str) -> tuple[Path | None, dict[str, str]]:
+    """The folder ``part`` of a run's artifacts as recorded: ``(folder, {file name: sha256})``, names
+    relative to the folder; ``(None, {})`` when the run recorded no such folder (no manifest).
+    Raises ``StoreError`` when the run is unknown."""
+    prefix = f"{part}/"
+    files = {a["name"].removeprefix(prefix): a for a in read_run(db, run_id)["artifacts"] if a["name"].startswith(prefix)}
+    if "manifest.json" not in files:
+        return None, {}
+    return Path(files["manifest.json"]["path"]).parent, {name: a["sha256"] for name, a in files.items()}
+
+
 def recorded_end_model(db: sqlite_utils.Database, run_id: str) -> tuple[Path, dict[str, str]]:
     """A run's saved end model as recorded: ``(folder, {file name: sha256})``.
 
@@ -307,11 +318,10 @@ def recorded_end_model(db: sqlite_utils.Database, run_id: str) -> tuple[Path, di
     not only against the manifest beside them, which whoever rewrites a model can rewrite too.
     Raises ``StoreError`` when the run is unknown or recorded no end model.
     """
-    prefix = "end_model/"
-    files = {a["name"].removeprefix(prefix): a for a in read_run(db, run_id)["artifacts"] if a["name"].startswith(prefix)}
-    if "manifest.json" not in files:
+    folder, expected = recorded_files(db, run_id, "end_model")
+    if folder is None:
         raise StoreError(f"run {run_id!r} has no saved end model")
-    return Path(files["manifest.json"]["path"]).parent, {name: a["sha256"] for name, a in files.items()}
+    return folder, expected
 
 
 def end_model_path(db: sqlite_utils.Database, run_id: str) -> Path:

@@ -32,7 +32,7 @@ import pandas as pd
 import sqlite_utils
 
 from ..errors import StoreError
-from ..pipeline.store import create_private_file, read_run, recorded_end_model
+from ..pipeline.store import create_private_file, read_run, recorded_end_model, recorded_files
 
 DEFAULT_ALIAS = "production"
 
@@ -200,7 +200,7 @@ class FeedbackLog:
 
     def claim_pending_votes(self, started_at: str) -> list[dict] | None:
         """The predictions left ``pending`` by servers that stopped before ``started_at``
-        (rows ``{id, text}``, oldest first), or None when another worker of the same start
+        (rows ``{id, text, model_version}``, oldest first), or None when another worker of the same start
         already claimed them: one worker per start re-queues, the others would only repeat it."""
         try:
             with self.transaction() as conn:
@@ -208,9 +208,9 @@ class FeedbackLog:
                                        [started_at, utc_now()]).rowcount
                 if not claimed:
                     return None
-                cur = conn.execute("SELECT id, text FROM predictions WHERE lf_votes_status = 'pending'"
+                cur = conn.execute("SELECT id, text, model_version FROM predictions WHERE lf_votes_status = 'pending'"
                                    " AND created_at < ? ORDER BY created_at", [started_at])
-                return [{"id": pid, "text": text} for pid, text in cur.fetchall()]
+                return [{"id": pid, "text": text, "model_version": version} for pid, text, version in cur.fetchall()]
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read pending LF votes in {self.path}: {exc}") from exc
 
@@ -281,6 +281,18 @@ class FeedbackLog:
         # (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out).
         with self._lock:
             return recorded_end_model(sqlite_utils.Database(self.conn), run_id)
+
+    def load_lfs(self, run_id: str) -> tuple:
+        """The run's own LFs, loaded from its saved copy (``pipeline.run_lfs.load_run_lfs``), the files
+        checked against the checksums recorded with the run. Raises ``StoreError`` (unknown run) or
+        ``LFLoadError`` (none saved, a file fails its checksum, they do not import)."""
+        from ..pipeline.run_lfs import FOLDER, load_run_lfs
+
+        with self._lock:
+            db = sqlite_utils.Database(self.conn)
+            folder, expected = recorded_files(db, run_id, FOLDER)
+            names = [lf["name"] for lf in read_run(db, run_id)["lfs"] if lf["version"] != "precomputed"]
+        return load_run_lfs(run_id, folder, expected, names) if names else ()
 
     def recorded_run(self, run_id: str) -> dict:
         """The run as recorded (``store.read_run``), read on this connection under its lock,

@@ -392,7 +392,8 @@ _SERVE_LIMITS = ("max_body_bytes", "max_explain_batch", "request_read_timeout_s"
 def _serve_options(sub: argparse.ArgumentParser) -> None:
     # Defaults left as None are ServeSettings' own (filled in by _serve): reading them here
     # would import the serving app (fastapi, pandas) to print any command's --help.
-    sub.add_argument("--run-id", default="", help="serve this run (moves the alias); default: the alias, else the latest run")
+    sub.add_argument("--run-id", default="", help="serve this run only: it follows and moves no alias (promote "
+                     "runs with `promote`, through the gate); default: the alias, else the latest run")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=8000)
     sub.add_argument("--workers", type=int, default=1)

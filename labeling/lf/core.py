@@ -43,6 +43,7 @@ __all__ = [
     "lf_set_version",
     "lf_uncacheable",
     "lf_version",
+    "lfs_in_modules",
     "load_spacy",
     "resolve_spacy_model",
     "spacy_labeling_function",
@@ -178,29 +179,39 @@ def discover_lfs(modules: Iterable[str], *, root: str | Path | None = None,
     LF raises ``LFDiscoveryError`` saying what to write, unless ``allow_empty`` (the
     project has LF columns of its own: WRENCH, ``dataset.weak_label_fields``).
     """
-    found: list[LabelingFunction] = []
-    origin: dict[str, str] = {}
     modules = list(modules)
     if not modules:
         raise LFDiscoveryError("no labeling-function modules configured (lfs.modules is empty)")
+    imported = []
     with _on_path(Path(root).resolve() if root is not None else None):
         for module_name in modules:
             try:
-                module = importlib.import_module(module_name)
+                imported.append((module_name, importlib.import_module(module_name)))
             except ImportError as exc:
                 raise LFDiscoveryError(f"cannot import LF module {module_name!r}: {exc}") from exc
-            lfs_here = [v for v in vars(module).values() if isinstance(v, LabelingFunction)]
-            if not lfs_here and not allow_empty:
-                where = getattr(module, "__file__", None) or module_name
+    return lfs_in_modules(imported, allow_empty=allow_empty)
+
+
+def lfs_in_modules(modules: Iterable[tuple[str, Any]], *, allow_empty: bool = False) -> tuple[LabelingFunction, ...]:
+    """The module-level LFs of ``(name, module)`` pairs, in module then definition order.
+
+    Raises ``LFDiscoveryError`` for a module without LFs (unless ``allow_empty``) or an
+    LF name used twice."""
+    found: list[LabelingFunction] = []
+    origin: dict[str, str] = {}
+    for module_name, module in modules:
+        lfs_here = [v for v in vars(module).values() if isinstance(v, LabelingFunction)]
+        if not lfs_here and not allow_empty:
+            where = getattr(module, "__file__", None) or module_name
+            raise LFDiscoveryError(
+                f"LF module {module_name!r} ({where}) defines no labeling functions yet: write at least one "
+                "there (a function decorated with snorkel's @labeling_function(), or keyword_lf/regex_lf from "
+                "labeling), e.g. in the project's write_lfs.ipynb with the workbench, then retrain")
+        for lf in lfs_here:
+            if lf.name in origin:
                 raise LFDiscoveryError(
-                    f"LF module {module_name!r} ({where}) defines no labeling functions yet: write at least one "
-                    "there (a function decorated with snorkel's @labeling_function(), or keyword_lf/regex_lf from "
-                    "labeling), e.g. in the project's write_lfs.ipynb with the workbench, then retrain")
-            for lf in lfs_here:
-                if lf.name in origin:
-                    raise LFDiscoveryError(
-                        f"duplicate LF name {lf.name!r} in {module_name!r} and {origin[lf.name]!r}"
-                    )
-                origin[lf.name] = module_name
-                found.append(lf)
+                    f"duplicate LF name {lf.name!r} in {module_name!r} and {origin[lf.name]!r}"
+                )
+            origin[lf.name] = module_name
+            found.append(lf)
     return tuple(found)

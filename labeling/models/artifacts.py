@@ -21,7 +21,7 @@ import json
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -49,8 +49,11 @@ def read_json(path: Path):
 
 def write_manifest(folder: Path, kind: str, meta: dict) -> dict[str, str]:
     """Write ``folder/manifest.json`` (format, ``kind``, ``meta``, sha256 of every other file in
-    the folder) and return ``{file name: sha256}``, the manifest's own included."""
-    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST}
+    the folder, and in its subfolders for the kinds in ``NESTED_KINDS``, named by their POSIX
+    path in the folder) and return ``{file name: sha256}``, the manifest's own included."""
+    paths = folder.rglob("*") if kind in NESTED_KINDS else folder.iterdir()
+    files = {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(paths)
+             if p.is_file() and p != folder / MANIFEST}
     write_json(folder / MANIFEST, {"format": FORMAT_VERSION, "kind": kind, "meta": meta, "files": files})
     return {**files, MANIFEST: sha256_file(folder / MANIFEST)}
 
@@ -62,6 +65,20 @@ REQUIRED_FILES = {
     "label_model": ("label_model.json",),
     "onnx": ("classifier.onnx", "tfidf.json"),
 }
+# Kinds whose files keep the folder layout they had (a run's LF modules, with the
+# resource files beside them): their manifest names files by relative POSIX path.
+NESTED_KINDS = frozenset({"lf_modules"})
+
+
+def _plain_name(name: str) -> bool:
+    return name == Path(name).name and name not in ("", ".", "..", MANIFEST)
+
+
+def _relative_name(name: str) -> bool:
+    """A path inside the folder: relative, POSIX, no ``..``, ``.`` or empty part."""
+    path = PurePosixPath(name)
+    return (name == path.as_posix() and not path.is_absolute() and "\\" not in name and name != MANIFEST
+            and all(part not in ("", ".", "..") for part in name.split("/")))
 
 
 @contextmanager
@@ -101,11 +118,13 @@ def _check_shape(path: Path, manifest) -> None:
         raise ArtifactError(f"{path}: unsupported artifact format {found!r}")
     if not isinstance(manifest.get("kind"), str) or not isinstance(manifest.get("meta"), dict):
         raise ArtifactError(f"{path}: 'kind' (text) and 'meta' (a table) are required")
+    nested = manifest["kind"] in NESTED_KINDS
     if not isinstance(files, dict) or not all(
-        isinstance(n, str) and isinstance(h, str) and n == Path(n).name and n not in ("", ".", "..", MANIFEST)
+        isinstance(n, str) and isinstance(h, str) and (_relative_name(n) if nested else _plain_name(n))
         for n, h in files.items()
     ):
-        raise ArtifactError(f"{path}: 'files' must map plain file names of the folder to sha256 digests")
+        what = "relative paths in" if nested else "plain file names of"
+        raise ArtifactError(f"{path}: 'files' must map {what} the folder to sha256 digests")
     required = REQUIRED_FILES.get(manifest["kind"], ())
     params = manifest["meta"].get("params")
     if manifest["kind"] == "torch" and (not isinstance(params, dict) or params.get("ngrams", True)):

@@ -4,8 +4,11 @@ A run's record holds everything that decided its results: the dataset snapshot
 id (content hash of the splits), the LF-set version and each LF's version, the
 label-matrix hashes, the full config (seed included) and the metrics.
 ``reproduce`` rebuilds the config from the record, re-runs the pipeline without
-recording, and compares every one of those; a mismatch names what changed (an
-edited LF, different data, another library version changing the metrics).
+recording with the run's own LFs (loaded from the copy saved with the run, its files
+checked against the run's checksums; the working tree's only for a run recorded before
+runs kept their LFs, and said), and compares every one of those; a mismatch names
+what changed (different data, another library version changing the matrices or the
+metrics, or for an older run an edited LF).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ProjectConfig, config_from_record
-from .store import RunStore
+from .store import RunStore, load_recorded_lfs
 
 # Settings that say where things are, not what a run computes.
 _LOCATION_KEYS = ("base_dir", "store", "artifacts")
@@ -82,13 +85,14 @@ class Reproduction:
     matches: bool
     checked: dict  # what -> {"recorded": ..., "reproduced": ...}
     mismatches: tuple[str, ...]
+    lfs_source: str = "saved with the run"  # where the LFs that ran came from
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def format(self) -> str:
         head = f"run {self.run_id}: " + ("reproduced exactly" if self.matches else "DOES NOT reproduce")
-        lines = [head]
+        lines = [head, f"  LFs: {self.lfs_source}"]
         for name, pair in self.checked.items():
             same = "==" if pair["recorded"] == pair["reproduced"] else "!="
             lines.append(f"  {name}: recorded {pair['recorded']} {same} reproduced {pair['reproduced']}")
@@ -107,20 +111,27 @@ def recorded_config(store_path: str | Path, run_id: str, *, base_dir: str | Path
 
 def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | None = None) -> Reproduction:
     """Re-run ``run_id`` from its recorded config (nothing is recorded) and compare."""
+    from ..store.serving import FeedbackLog
     from .retrain import run_retrain
 
     with RunStore(store_path) as store:
         run = store.get_run(run_id)
     config = recorded_config(store_path, run_id, base_dir=base_dir)
-    again = run_retrain(config, record=False)
-    checked = {
-        "dataset_version": {"recorded": run["dataset_version"], "reproduced": again.dataset_version},
-        "lf_set_version": {"recorded": run["lf_set_version"], "reproduced": again.lf_set_version},
-    }
-    recorded_lfs = {lf["name"]: lf["version"] for lf in run["lfs"]}
-    for name, version in again.lfs:
-        if recorded_lfs.get(name) != version:
-            checked[f"LF {name}"] = {"recorded": recorded_lfs.get(name), "reproduced": version}
+    if any(a["name"] == "lfs/manifest.json" for a in run["artifacts"]) or not run["lfs"]:
+        with FeedbackLog(store_path) as log:  # LFLoadError when they fail their checks: nothing stands in
+            lfs, source = load_recorded_lfs(log, run_id), "saved with the run"
+    else:
+        lfs, source = None, "the working tree's: the run was recorded before runs kept their LFs"
+    again = run_retrain(config, record=False, lfs=lfs)
+    checked = {"dataset_version": {"recorded": run["dataset_version"], "reproduced": again.dataset_version}}
+    if lfs is None:
+        # LF versions name what the LFs are in memory (paths included): compared only when the
+        # working tree's LFs ran; the saved ones passed their checksums, and their matrices are compared
+        checked["lf_set_version"] = {"recorded": run["lf_set_version"], "reproduced": again.lf_set_version}
+        recorded_lfs = {lf["name"]: lf["version"] for lf in run["lfs"]}
+        for name, version in again.lfs:
+            if recorded_lfs.get(name) != version:
+                checked[f"LF {name}"] = {"recorded": recorded_lfs.get(name), "reproduced": version}
     for split, digest in run["matrix_hashes"].items():
         checked[f"label matrix {split}"] = {"recorded": digest, "reproduced": again.matrix_hashes.get(split)}
     reproduced = {row["name"]: row for row in again.to_json()["metrics"]}
@@ -129,4 +140,4 @@ def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | Non
             other = reproduced.get(metric["name"], {}).get(key)
             checked[f"{metric['name']} {key}"] = {"recorded": metric[key], "reproduced": other}
     mismatches = tuple(name for name, pair in checked.items() if pair["recorded"] != pair["reproduced"])
-    return Reproduction(run_id, not mismatches, checked, mismatches)
+    return Reproduction(run_id, not mismatches, checked, mismatches, source)

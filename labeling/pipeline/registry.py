@@ -3,8 +3,8 @@
 Aliases live in the store's ``model_aliases`` table (``labeling.store``), the one
 the model server follows: ``champion`` is the served alias (``production``, the
 server's default), ``candidate`` is the latest retrained run. Every alias move,
-whoever makes it (this module, ``POST /admin/promote`` or ``--run-id`` at server
-start), is appended to ``model_alias_history`` by SQLite triggers, so rollback
+whoever makes it (this module or ``POST /admin/promote``; ``serve --run-id`` serves
+one run without moving any alias), is appended to ``model_alias_history`` by SQLite triggers, so rollback
 knows the previous version without the server's help. A running server picks a
 rollback up like any promotion: it polls the alias and swaps models.
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import secrets
+from collections.abc import Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,7 @@ from ..matrix import ABSTAIN, label_matrix_hash
 from .monitor import reference_profile
 from ..errors import ArtifactError, StoreError
 from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_test_predictions
+from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapshot_lfs
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore, writer_lock
@@ -250,17 +252,24 @@ def _with_unleaked(row: EvalRow, predicted, y_test, unleaked, classes) -> EvalRo
     return dataclasses.replace(row, extra={**row.extra, **extra})
 
 
-def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: bool = True) -> RunResult:
-    """Run the whole pipeline for ``config`` and (by default) record it in the store."""
+def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: bool = True,
+                lfs: Sequence | None = None) -> RunResult:
+    """Run the whole pipeline for ``config`` and (by default) record it in the store.
+
+    ``lfs``: the LFs to apply instead of those ``config.lfs.modules`` names (``reproduce``
+    passes a run's own, loaded from its saved copy); only without recording."""
+    if lfs is not None and record:
+        raise LabelingError("a run records the LFs of its config's modules; given LFs are for record=False")
     timings: dict[str, float] = {}
     stages = Stages(_STAGES, show=show_progress)
     try:
-        return _run(config, show_progress, record, timings, stages)
+        return _run(config, show_progress, record, timings, stages, lfs)
     finally:
         stages.close()
 
 
-def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict, stages: Stages) -> RunResult:
+def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict, stages: Stages,
+         given_lfs: Sequence | None = None) -> RunResult:
     k, seed, classes = config.cardinality, config.seed, config.classes
     swept = sweep_orphans(config).to_dict() if record else {}
     with _timed(timings, "load", stages) as stage:
@@ -275,8 +284,11 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     precomputed = precomputed_lf_columns(config, everything)
     with _timed(timings, "discover_lfs", stages):
         # with precomputed weak-label columns (WRENCH), Python LFs are optional
-        lfs = (discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root), allow_empty=bool(precomputed))
+        lfs = (list(given_lfs) if given_lfs is not None else
+               discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root), allow_empty=bool(precomputed))
                if config.lfs.modules or not precomputed else [])
+        # their sources and files as this run imported them: saved with the run, which is served with them
+        lf_snapshot = snapshot_lfs(lfs, config.lfs.modules, config.resolve(config.lfs.root)) if lfs and record else None
     with _timed(timings, "apply", stages, rows=len(everything)):
         # One pass over all splits, so each distinct text is parsed by spaCy once.
         applied = (apply_lfs(lfs, everything, cardinality=k, spacy_model=config.lfs.spacy_model,
@@ -397,7 +409,8 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     with _timed(timings, "record", stages), writer_lock(store_path), RunStore(store_path) as store:
         store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
         try:
-            saved = _save_artifacts(root, run_id, label_model, end_model, splits.test["text"].tolist(), test_predictions)
+            saved = _save_artifacts(root, run_id, label_model, end_model, splits.test["text"].tolist(), test_predictions,
+                                    lf_snapshot)
             store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved),
                              then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
@@ -441,9 +454,11 @@ def _reference_texts(texts: pd.Series, seed: int) -> list[str]:
 
 
 def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str],
-                    test_predictions: TestPredictions) -> tuple[tuple[str, str, str], ...]:
-    """Write both models and the test predictions into ``root/.RUN.partial``, check that
-    the models load back and predict as trained, then rename the folder to ``root/RUN``.
+                    test_predictions: TestPredictions, lf_snapshot: LFSnapshot | None = None,
+                    ) -> tuple[tuple[str, str, str], ...]:
+    """Write both models, the run's LFs (``run_lfs.save_lf_snapshot``) and the test predictions
+    into ``root/.RUN.partial``, check that the models load back and predict as trained, then
+    rename the folder to ``root/RUN``.
     Raises ``ArtifactError`` (and leaves no folder) when the saved files do not load."""
     partial = root / f".{run_id}.partial"
     try:
@@ -451,6 +466,8 @@ def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts
             "label_model": artifacts.save_label_model(label_model, partial / "label_model"),
             "end_model": artifacts.save_end_model(end_model, partial / "end_model"),
         }
+        if lf_snapshot is not None:
+            files[LFS_FOLDER] = save_lf_snapshot(lf_snapshot, partial / LFS_FOLDER)
         artifacts.load_label_model(partial / "label_model", files["label_model"])
         reloaded = artifacts.load_end_model(partial / "end_model", files["end_model"])
         probe = probe_texts[:256]

@@ -25,6 +25,18 @@ def load_recorded_end_model(store, run_id: str):
     return load_end_model(folder, expected)
 
 
+def load_recorded_lfs(log, run_id: str) -> tuple:
+    """The run's own LFs, loaded from its saved copy (``pipeline.run_lfs.load_run_lfs``), the files
+    checked against the checksums recorded with the run. ``log``: a ``FeedbackLog`` (read under its
+    lock). Raises ``StoreError`` (unknown run) or ``LFLoadError`` (none saved, a file fails its
+    checksum, they do not import)."""
+    from .run_lfs import FOLDER, load_run_lfs
+
+    folder, expected = log.recorded_files(run_id, FOLDER)
+    names = [lf["name"] for lf in log.recorded_run(run_id)["lfs"] if lf["version"] != "precomputed"]
+    return load_run_lfs(run_id, folder, expected, names) if names else ()
+
+
 __all__ = [
     "SCHEMA_VERSION",
     "RunRecord",
@@ -32,6 +44,7 @@ __all__ = [
     "create_private_file",
     "end_model_path",
     "load_recorded_end_model",
+    "load_recorded_lfs",
     "read_run",
     "recorded_end_model",
     "recorded_files",

@@ -25,7 +25,7 @@ from ..config import ProjectConfig
 from ..data.datasets import load_dataset
 from ..models.end_model_selection import family_model
 from ..models.end_models import make_end_model
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..store.serving import FeedbackLog
 from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, review_gold
 from ..lf.core import discover_lfs, lf_set_version
@@ -105,11 +105,28 @@ def dataset_candidates(config: ProjectConfig, *, show_progress: bool = False) ->
     return candidates, [lf.name for lf in lfs], version
 
 
-def served_candidates(config: ProjectConfig) -> tuple[Candidates, str]:
-    """Served predictions whose text was kept, with their probabilities, LF votes and feedback."""
+def served_lf_names(log: FeedbackLog, versions) -> dict[str, list[str] | None]:
+    """Per served run id, the names of its LFs as recorded with the run (the LFs its votes came
+    from, never the working tree's); None for a run the store does not hold."""
+    names: dict[str, list[str] | None] = {}
+    for version in versions:
+        try:
+            names[version] = [lf["name"] for lf in log.recorded_run(version)["lfs"] if lf["version"] != "precomputed"]
+        except StoreError:
+            names[version] = None
+    return names
+
+
+def served_candidates(config: ProjectConfig) -> tuple[Candidates, str, list[str]]:
+    """Served predictions whose text was kept, with their probabilities, LF votes and feedback,
+    and the names of the LFs that voted: those of the latest run served. Votes of a run whose
+    LFs were others are left out (None), never shown under names they do not belong to."""
     with FeedbackLog(config.resolve(config.store)) as log:
         rows = log.predictions_with_feedback()
-    votes = [None if r["lf_votes"] is None else tuple(json.loads(r["lf_votes"])) for r in rows]
+        run_names = served_lf_names(log, dict.fromkeys(r["model_version"] for r in rows))
+    lf_names = (run_names[rows[-1]["model_version"]] or []) if rows else []
+    votes = [None if r["lf_votes"] is None or run_names[r["model_version"]] != lf_names
+             else tuple(json.loads(r["lf_votes"])) for r in rows]
     have_all = bool(rows) and all(v is not None and len(v) == len(votes[0]) for v in votes)
     versions = sorted({r["model_version"] for r in rows})
     k = config.cardinality
@@ -119,7 +136,7 @@ def served_candidates(config: ProjectConfig) -> tuple[Candidates, str]:
         np.array(votes, dtype=np.int64) if have_all else None,
         np.array([r["label"] for r in rows], dtype=np.int64),
         np.array([-1 if r["feedback_label"] is None else r["feedback_label"] for r in rows], dtype=np.int64))
-    return candidates, "served:" + ",".join(versions)
+    return candidates, "served:" + ",".join(versions), lf_names
 
 
 @dataclass(frozen=True)
@@ -150,9 +167,7 @@ def push_review(
     if source == "dataset":
         cand, lf_names, version = dataset_candidates(config)
     else:
-        cand, version = served_candidates(config)
-        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)) if config.lfs.modules else ()
-        lf_names = [lf.name for lf in lfs]
+        cand, version, lf_names = served_candidates(config)
     title = review_title(config)
     with GoldStore(config.resolve(config.store)) as store:
         done = store.pushed_keys(title)
@@ -240,4 +255,5 @@ __all__ = [
     "refine_from_gold",
     "review_title",
     "served_candidates",
+    "served_lf_names",
 ]

@@ -4,7 +4,18 @@
 uvicorn worker builds its own app (``app_from_env``), so each has its own model
 copy and its own SQLite connection.
 
-Which model is served: the store's ``production`` alias (``model_aliases``).
+Which model is served: the store's ``production`` alias (``model_aliases``), else
+the latest run until an alias is set; ``run_id`` (``serve --run-id``) pins one run
+instead, follows no alias and moves none (a pinned server refuses
+``/admin/promote``: promote with ``labeling promote``, which goes through the gate).
+
+LF votes are computed by the served run's own LFs, loaded from the copy saved with
+the run (``pipeline/run_lfs.py``, checked against the run's checksums), never from
+the working tree: a swap swaps them with the model, and each prediction's votes are
+those of the run that made it. When a run's LFs cannot be loaded (a run recorded
+before runs kept them, a file that fails its checksum, a missing dependency),
+``/readyz`` says ``lf_votes: unavailable`` with the reason and every prediction says
+it in ``lf_votes_error``: votes are never computed with other code.
 ``POST /admin/promote`` loads and warms up the new run (its files checked
 against the checksums recorded with the run), puts it through the promotion
 gate (``registry.promote_run``; ``force_reason`` forces it past a refusal, and
@@ -60,7 +71,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import load_config
 from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
-from ..pipeline.store import load_recorded_end_model
+from ..pipeline.run_lfs import LFLoadError
+from ..pipeline.store import load_recorded_end_model, load_recorded_lfs
 from .lifeline import die_with_parent
 from .votes import Explainer, lf_votes
 from .feedback import (
@@ -79,6 +91,8 @@ from .feedback import (
 SETTINGS_ENV = "LABELING_SERVE_SETTINGS"
 VERSION_HEADER = "X-Model-Version"
 TOKEN_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+NO_ALIAS = "latest run (no alias)"
+PINNED = "pinned by --run-id (no alias)"
 MIN_TOKEN_CHARS = 32
 MIN_TOKEN_DISTINCT = 10
 # Substrings of the tokens people copy from examples and forget to replace.
@@ -92,7 +106,7 @@ logger = logging.getLogger(__name__)
 class ServeSettings:
     config_path: str
     overrides: tuple[str, ...] = ()
-    run_id: str = ""  # pin this run (moves the alias at start); "" = follow the alias, else the latest run
+    run_id: str = ""  # pin this run (no alias followed or moved); "" = follow the alias, else the latest run
     alias: str = DEFAULT_ALIAS
     token_sha256: str = ""  # sha256 hex of the bearer token for write endpoints; "" refuses every write
     store_text: bool = False  # privacy: False keeps only the sha256 of each predicted text
@@ -146,6 +160,8 @@ class ServedModel:
     run_id: str
     model: Any  # predict_proba(texts) -> (n, k)
     lineage: dict
+    lfs: tuple = ()  # the run's own LFs, loaded from its saved copy
+    lfs_error: str = ""  # why the run's LFs cannot be loaded ("" when they are)
 
 
 class ModelLoadError(LabelingError):
@@ -164,7 +180,9 @@ def check_probabilities(probs: np.ndarray, n: int, k: int) -> np.ndarray:
 
 
 def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> ServedModel:
-    """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction."""
+    """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction, and the
+    run's own LFs (``pipeline.store.load_recorded_lfs``); LFs that cannot be loaded do not stop the model
+    from being served: ``lfs_error`` says why, and no LF votes are computed for it."""
     try:
         lineage = log.run_lineage(run_id)
         model = load_recorded_end_model(log, run_id)
@@ -176,7 +194,12 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
         raise ModelLoadError(f"cannot serve run {run_id!r}: its warm-up prediction failed: "
                              f"{type(exc).__name__}: {exc}") from exc
     check_probabilities(probs, 1, cardinality)
-    return ServedModel(run_id=run_id, model=model, lineage=lineage)
+    try:
+        lfs, lfs_error = load_recorded_lfs(log, run_id), ""
+    except (LFLoadError, StoreError) as exc:
+        lfs, lfs_error = (), str(exc)
+        logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)
+    return ServedModel(run_id=run_id, model=model, lineage=lineage, lfs=lfs, lfs_error=lfs_error)
 
 
 def request_sha256(body: dict) -> str:
@@ -346,7 +369,6 @@ class _Server:
         self.log: FeedbackLog | None = None
         self.writer: GroupCommitWriter | None = None
         self.explainer: Explainer | None = None
-        self.lfs: tuple = ()
         self.current: ServedModel | None = None
         self.ready = False
         self.last_error = ""
@@ -359,6 +381,8 @@ class _Server:
         self._test_split = None  # the gold test split the promotion gate scores on, read once
         self.started_at = settings.started_at or utc_now()
         self.lf_votes_error = ""  # why this worker's own (inline) LF votes cannot be computed
+        self.served_via = ""  # how the served run was chosen: "alias", "latest" (no alias yet) or "pinned"
+        self._lf_names: dict[str, list[str]] = {}  # run id -> its LFs' names, for logged predictions
 
     @property
     def version(self) -> str:
@@ -386,16 +410,6 @@ class _Server:
             store = self.config.resolve(self.config.store)
             self.log = FeedbackLog(store, synchronous=s.synchronous)
             self.writer = GroupCommitWriter(self.log)
-            if self.config.lfs.modules:
-                from ..lf.core import discover_lfs
-
-                self.lfs = discover_lfs(self.config.lfs.modules, root=self.config.resolve(self.config.lfs.root))
-            if s.lf_votes == "background" and self.lfs:
-                self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations,
-                                           max_texts=s.lf_votes_max_texts)
-            self._requeue_pending()
-            if s.run_id:
-                self.log.set_alias(s.run_id, s.alias)
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
             return
@@ -403,9 +417,20 @@ class _Server:
             self._follow(first=True)
             if self.current is None:
                 self._stop.wait(s.alias_poll_s)
+        if self.current is None:
+            return
+        try:
+            if s.lf_votes == "background" and self.config.lfs.modules:
+                # started on the served run: its LFs are warmed up (spaCy loads) before readiness
+                self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations,
+                                           max_texts=s.lf_votes_max_texts, run_id=self.current.run_id)
+            self._requeue_pending()
+        except (LabelingError, OSError) as exc:
+            self.last_error = str(exc)
+            return
         try:
             if s.lf_votes == "inline":  # warm the LFs (spaCy loads here) before declaring readiness
-                self.votes(["warm-up"])
+                self.votes(self.current, ["warm-up"])
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
             return
@@ -444,20 +469,38 @@ class _Server:
             reason = ("the server stopped before computing these LF votes, and kept only the text's sha256 "
                       "(serve with --store-text to recompute them after a restart)")
             self.writer.submit_votes([(r["id"], None, "abandoned", reason) for r in hashed])
-        queued = [(r["id"], r["text"]) for r in rows if r["text"] is not None]
+        queued = [(r["model_version"], r["id"], r["text"]) for r in rows if r["text"] is not None]
         for start in range(0, len(queued), 64):
             chunk = queued[start:start + 64]
-            if not self.explainer.submit(chunk):
+            # each prediction's votes are those of the run that made it: requests go per run
+            if not all(self.explainer.submit([(pid, text) for v, pid, text in chunk if v == version], run_id=version)
+                       for version in dict.fromkeys(v for v, _, _ in chunk)):
                 self.writer.submit_votes([(pid, None, "skipped", "the LF-votes queue was full at the restart")
-                                          for pid, _ in chunk])
+                                          for _, pid, _ in chunk])
         logger.warning("re-queued the LF votes of %d prediction(s) left pending by a stopped server "
                        "(%d abandoned: text kept only as a hash)", len(queued), len(hashed))
 
     def lf_votes_problem(self) -> str:
         """Why LF votes are not being computed now ("" when they are, or are off)."""
+        served = self.current
+        if served is not None and served.lfs_error and self.settings.lf_votes != "off":
+            return served.lfs_error
         if self.explainer is not None:
             return self.explainer.error
         return self.lf_votes_error
+
+    def lf_names(self, run_id: str) -> list[str]:
+        """The names of run ``run_id``'s LFs, in vote order ([] for an unknown run)."""
+        served = self.current
+        if served is not None and served.run_id == run_id and served.lfs:
+            return [lf.name for lf in served.lfs]
+        if run_id not in self._lf_names:
+            try:
+                run = self.log.recorded_run(run_id)
+            except StoreError:
+                return []
+            self._lf_names[run_id] = [lf["name"] for lf in run["lfs"] if lf["version"] != "precomputed"]
+        return self._lf_names[run_id]
 
     def _follow(self, first: bool = False) -> None:
         """One look at the alias (at start, the latest run when no alias is set); swap when it moved.
@@ -466,25 +509,30 @@ class _Server:
         next poll tries again, so no bad artifact or store hiccup ends the follower.
         """
         try:
-            run_id = self.log.get_alias(self.settings.alias) or (self.log.latest_run_id() if first else None)
+            pinned = self.settings.run_id
+            aliased = None if pinned else self.log.get_alias(self.settings.alias)
+            run_id = pinned or aliased or (self.log.latest_run_id() if first else None)
         except Exception as exc:  # a transient store error must not kill the follower
             self.last_error = f"cannot read alias {self.settings.alias!r}: {exc}"
             return
+        via = "pinned" if pinned else "alias" if aliased else "latest"
         if not run_id:
             if self.current is None:
                 self.last_error = f"no run to serve yet: alias {self.settings.alias!r} is not set and no run is recorded"
             return
         if run_id == self.version:
-            self.last_error = ""
+            self.last_error, self.served_via = "", via
             return
         if run_id == self._failed_run:
             return  # already failed and the alias has not moved; the error stays in last_error
         try:
             self.swap(run_id)
+            self.served_via = via
         except Exception as exc:
             self._failed_run = run_id
             serving = f"; still serving {self.version}" if self.version else ""
-            self.last_error = f"alias {self.settings.alias!r} -> {run_id}: {exc}{serving}"
+            source = "--run-id" if pinned else f"alias {self.settings.alias!r}"
+            self.last_error = f"{source} -> {run_id}: {exc}{serving}"
 
     def swap(self, run_id: str) -> ServedModel:
         with self._swap_lock:
@@ -516,13 +564,16 @@ class _Server:
                                    force=force_reason is not None, alias=self.settings.alias, actor=actor,
                                    note=force_reason or "", candidate_model=served.model, test=self._test_split)
             self.install(served)
+            self.served_via = "alias"
         return served, decision
 
-    def votes(self, texts: list[str]) -> tuple[list[tuple[int, ...] | None], list[str | None]]:
-        """This worker's own LF votes on ``texts`` (and per text the error, if any)."""
+    def votes(self, served: ServedModel, texts: list[str]) -> tuple[list[tuple[int, ...] | None], list[str | None]]:
+        """This worker's own LF votes on ``texts`` by the LFs of run ``served`` (and per text the error, if any)."""
+        if served.lfs_error:
+            return [None] * len(texts), [served.lfs_error] * len(texts)
         with self._explain_lock:
             try:
-                votes = lf_votes(self.lfs, texts, self.config.cardinality, self.config.lfs.spacy_model)
+                votes = lf_votes(served.lfs, texts, self.config.cardinality, self.config.lfs.spacy_model)
             except LFVotesUnavailable as exc:
                 if str(exc) != self.lf_votes_error:  # once per cause, not once per request
                     logger.error("%s", exc)
@@ -533,7 +584,7 @@ class _Server:
 
     def _score(self, served: ServedModel, texts: list[str], explain: bool):
         probs = check_probabilities(served.model.predict_proba(texts), len(texts), self.config.cardinality)
-        return probs, (self.votes(texts) if explain else (None, None))
+        return probs, (self.votes(served, texts) if explain else (None, None))
 
     async def predict(self, texts: list[str], explain: bool) -> tuple[ServedModel, list[PredictionRecord]]:
         served = self.current
@@ -548,7 +599,8 @@ class _Server:
             statuses = ["done" if v is not None else "error" for v in votes]
         else:
             votes = [None] * len(texts)
-            problem = self.explainer.error if self.explainer is not None else ""
+            problem = ((served.lfs_error if self.settings.lf_votes != "off" else "")
+                       or (self.explainer.error if self.explainer is not None else ""))
             statuses = ["error" if problem else "pending" if self.explainer is not None else "off"] * len(texts)
             errors = [problem or None] * len(texts)
         now = utc_now()
@@ -562,7 +614,8 @@ class _Server:
             for text, row, vote, status, error in zip(texts, probs, votes, statuses, errors)
         ]
         await self._log(records)
-        if statuses[0] == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)]):
+        if statuses[0] == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)],
+                                                                  run_id=served.run_id):
             self.writer.submit_votes([(r.id, None, "skipped", "the LF-votes queue was full") for r in records])
         return served, records
 
@@ -767,7 +820,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     class ModelsResponse(BaseModel):
         model_version: str
-        alias: str
+        alias: str = Field(description="the alias whose run is served; 'latest run (no alias)' while the alias is "
+                                       "not set, 'pinned by --run-id (no alias)' for a server started on one run")
         lineage: dict[str, Any]
         lf_votes: str = Field(description="how LF votes are computed: background, inline or off")
         explanations_skipped: int = Field(description="predictions of this worker whose background votes were "
@@ -781,6 +835,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         detail: str = ""
         worker: str = Field("", description="the worker process that answered: a random id drawn when it starts. "
                                             "Readiness is per worker; with several, a check sees every id ready")
+        lf_votes: Literal["unavailable"] | None = Field(None, description="'unavailable' when the served run's LF "
+                                                        "votes cannot be computed (detail says why); absent otherwise")
 
     worker = uuid.uuid4().hex[:12]  # not the pid: an unauthenticated endpoint need not tell process ids
 
@@ -857,7 +913,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if row is None:
             raise HTTPException(404, f"no prediction {prediction_id!r}")
         votes = None if row["lf_votes"] is None else json.loads(row["lf_votes"])
-        names = [lf.name for lf in server.lfs]
+        names = server.lf_names(row["model_version"])
         explanation = {} if votes is None or len(votes) != len(names) else {
             name: classes[v] for name, v in zip(names, votes) if v >= 0}
         return LoggedPrediction(id=row["id"], label=classes[row["label"]], model_version=row["model_version"],
@@ -903,7 +959,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         served = server.current
         if served is None:
             raise HTTPException(503, "no model loaded")
-        return ModelsResponse(model_version=served.run_id, alias=settings.alias, lineage=served.lineage,
+        alias = {"alias": settings.alias, "pinned": PINNED}.get(server.served_via, NO_ALIAS)
+        return ModelsResponse(model_version=served.run_id, alias=alias, lineage=served.lineage,
                               lf_votes=settings.lf_votes,
                               explanations_skipped=server.explainer.skipped if server.explainer else 0,
                               lf_votes_restarts=server.explainer.restarts if server.explainer else 0)
@@ -916,6 +973,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         the alias so every worker follows, and serve it here."""
         if server.log is None:
             raise HTTPException(503, "store not open yet")
+        if settings.run_id:
+            raise HTTPException(409, f"this server serves run {settings.run_id} pinned by --run-id and follows no "
+                                     f"alias; promote with `labeling promote RUN_ID` (the gate; --force --reason to "
+                                     f"override it) and serve without --run-id to follow {settings.alias!r}")
         previous = server.version
         client = request.client.host if request.client else "unknown"
         try:
@@ -930,11 +991,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return PromoteResponse(model_version=served.run_id, previous=previous, promoted=decision.promoted,
                                forced=decision.forced, reason=decision.reason)
 
-    @app.get("/livez", response_model=Health)
+    @app.get("/livez", response_model=Health, response_model_exclude_none=True)
     def livez():
         return Health(status="ok", model_version=server.version, worker=worker)
 
-    @app.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready"}})
+    @app.get("/readyz", response_model=Health, response_model_exclude_none=True,
+             responses={503: {"model": Health, "description": "not ready"}})
     def readyz():
         """Ready only once a model is loaded and its warm-up prediction passed; ``model_version`` is
         the model actually served. "degraded" (still 200: predictions are served) when the LF votes
@@ -943,11 +1005,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
             problem = server.lf_votes_problem()
             if problem:
                 detail = "; ".join(filter(None, [f"LF votes unavailable: {problem}", server.last_error]))
-                return Health(status="degraded", model_version=server.version, detail=detail, worker=worker)
+                return Health(status="degraded", model_version=server.version, detail=detail, worker=worker,
+                              lf_votes="unavailable")
             # detail: why the alias's run is not the one served, when it is not
             return Health(status="ready", model_version=server.version, detail=server.last_error, worker=worker)
         return JSONResponse(Health(status="not ready", model_version=server.version, detail=server.last_error,
-                                   worker=worker).model_dump(), status_code=503)
+                                   worker=worker).model_dump(exclude_none=True), status_code=503)
 
     return app
 

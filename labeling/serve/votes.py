@@ -14,6 +14,10 @@ The process is bounded too: spaCy keeps every new word it meets in its
 vocabulary (~15 KB a new word, never freed), so after ``max_texts`` texts the
 process exits and a fresh one takes over the same queue.
 
+Votes are computed by the LFs of the run that made the prediction, loaded from the
+copy saved with that run (``FeedbackLog.load_lfs``), never from the working tree: a
+request names its run, and the process keeps the last few runs' LFs loaded.
+
 When the LFs cannot run at all (the spaCy pipeline is not installed, say), the
 process says so once (``Explainer.error``, logged with the cause) and marks what
 it is given ``error`` with that cause; the server reports itself degraded.
@@ -31,7 +35,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..errors import ConfigError, LabelingError, LFVotesUnavailable
+from ..errors import ConfigError, LabelingError, LFVotesUnavailable, StoreError
+from ..pipeline.run_lfs import LFLoadError
+from ..pipeline.store import load_recorded_lfs
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +82,45 @@ def lf_votes(lfs, texts: Sequence[str], cardinality: int,
     return votes, errors
 
 
+class _RunLFs:
+    """The LFs of the last few runs seen, loaded from their saved copies; for a run whose LFs
+    cannot be loaded, why (a string): its predictions get that error, never other LFs' votes."""
+
+    KEEP = 4
+
+    def __init__(self, log):
+        self.log, self.loaded = log, {}
+
+    def get(self, run_id: str):
+        if run_id not in self.loaded:
+            try:
+                self.loaded[run_id] = load_recorded_lfs(self.log, run_id)
+            except (LFLoadError, StoreError) as exc:
+                logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)
+                self.loaded[run_id] = str(exc)
+            while len(self.loaded) > self.KEEP:
+                del self.loaded[next(iter(self.loaded))]
+        return self.loaded[run_id]
+
+
+def _by_run(batch) -> list[tuple[str, list]]:
+    """The requests of a batch, merged per run (in order of arrival)."""
+    runs: dict[str, list] = {}
+    for request in batch:
+        if request is not None and request[1]:
+            runs.setdefault(request[0], []).extend(request[1])
+    return list(runs.items())
+
+
 def _vote_updates(items, votes, errors) -> list[tuple]:
     return [(pid, v, "done" if v is not None else "error", e) for (pid, _), v, e in zip(items, votes, errors)]
 
 
-def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queue, events: mp.Queue, parent: int,
-         nice: int, max_texts: int) -> None:
-    """The explainer process: read (prediction id, text) batches, write their votes."""
+def _run(config_path: str, overrides: tuple[str, ...], store: str, run_id: str, jobs: mp.Queue, events: mp.Queue,
+         parent: int, nice: int, max_texts: int) -> None:
+    """The explainer process: read (run id, [(prediction id, text)]) requests, write their votes."""
     from ..config import load_config
     from .feedback import FeedbackLog
-    from ..lf.core import discover_lfs
     from .lifeline import die_with_parent
 
     # Before anything slow: a worker killed while this process loads spaCy, or is blocked on a
@@ -94,16 +129,18 @@ def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queu
     if nice:
         os.nice(nice)
     unavailable = ""
-    try:
-        config = load_config(config_path, list(overrides))
-        lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)) if config.lfs.modules else ()
-        lf_votes(lfs, ["warm-up"], config.cardinality, config.lfs.spacy_model)
-    except LabelingError as exc:
-        unavailable = str(exc) if isinstance(exc, LFVotesUnavailable) else f"LF votes cannot be computed: {exc}"
-        logger.error("%s", unavailable)
-    events.put(("unavailable", unavailable) if unavailable else ("ready", ""))
-    done = 0
     with FeedbackLog(store) as log:
+        run_lfs = _RunLFs(log)
+        try:
+            config = load_config(config_path, list(overrides))
+            lfs = run_lfs.get(run_id)
+            if not isinstance(lfs, str):
+                lf_votes(lfs, ["warm-up"], config.cardinality, config.lfs.spacy_model)
+        except LabelingError as exc:
+            unavailable = str(exc) if isinstance(exc, LFVotesUnavailable) else f"LF votes cannot be computed: {exc}"
+            logger.error("%s", unavailable)
+        events.put(("unavailable", unavailable) if unavailable else ("ready", ""))
+        done = 0
         while True:
             try:
                 batch = [jobs.get(timeout=0.5)]
@@ -117,20 +154,20 @@ def _run(config_path: str, overrides: tuple[str, ...], store: str, jobs: mp.Queu
                 except queue.Empty:
                     break
             stop = None in batch
-            items = [item for request in batch if request is not None for item in request]
-            if items and not unavailable:
-                try:
-                    votes, errors = lf_votes(lfs, [text for _, text in items], config.cardinality,
-                                             config.lfs.spacy_model)
-                except LFVotesUnavailable as exc:
-                    unavailable = str(exc)
-                    logger.error("%s", unavailable)
-                    events.put(("unavailable", unavailable))
-            if items and unavailable:
-                votes, errors = [None] * len(items), [unavailable] * len(items)
-            if items:
+            for version, items in _by_run(batch):
+                lfs = run_lfs.get(version)  # the LFs of the run that made these predictions, or why not
+                if not unavailable and not isinstance(lfs, str):
+                    try:
+                        votes, errors = lf_votes(lfs, [text for _, text in items], config.cardinality,
+                                                 config.lfs.spacy_model)
+                    except LFVotesUnavailable as exc:
+                        unavailable = str(exc)
+                        logger.error("%s", unavailable)
+                        events.put(("unavailable", unavailable))
+                if unavailable or isinstance(lfs, str):
+                    votes, errors = [None] * len(items), [unavailable or lfs] * len(items)
                 log.set_lf_votes(_vote_updates(items, votes, errors))
-            done += len(items)
+                done += len(items)
             if stop:
                 return
             if max_texts and done >= max_texts and not unavailable:
@@ -147,11 +184,12 @@ class Explainer:
     """
 
     def __init__(self, config_path: str, overrides: tuple[str, ...], store: str, *, max_queued: int = 10_000,
-                 nice: int = 10, max_texts: int = 5_000):
+                 nice: int = 10, max_texts: int = 5_000, run_id: str = ""):
         self._ctx = mp.get_context("spawn")  # a fork of a threaded server process is not safe
         self._jobs = self._ctx.Queue(max_queued)
         self._events = self._ctx.Queue()
-        self._args = (config_path, overrides, store, self._jobs, self._events, os.getpid(), nice, max_texts)
+        # run_id: the run whose LFs the process loads and warms up as it starts (the one served)
+        self._args = (config_path, overrides, store, run_id, self._jobs, self._events, os.getpid(), nice, max_texts)
         self.skipped = 0
         self.restarts = 0
         self.error = ""
@@ -195,11 +233,12 @@ class Explainer:
         self.restarts += 1
         self._start()
 
-    def submit(self, items: Sequence[tuple[str, str]]) -> bool:
-        """Queue ``(prediction id, text)`` pairs; False when the queue is full (the caller marks them skipped)."""
+    def submit(self, items: Sequence[tuple[str, str]], *, run_id: str) -> bool:
+        """Queue ``(prediction id, text)`` pairs of predictions made by run ``run_id`` (whose LFs
+        vote on them); False when the queue is full (the caller marks them skipped)."""
         self.poll()
         try:
-            self._jobs.put_nowait(list(items))
+            self._jobs.put_nowait((run_id, list(items)))
             return True
         except queue.Full:
             self.skipped += len(items)

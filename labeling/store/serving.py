@@ -126,16 +126,16 @@ class FeedbackLog:
 
     def claim_pending_votes(self, started_at: str) -> list[dict] | None:
         """The predictions left ``pending`` by servers that stopped before ``started_at``
-        (rows ``{id, text}``, oldest first), or None when another worker of the same start
-        already claimed them: one worker per start re-queues, the others would only repeat it."""
+        (rows ``{id, text, model_version}``, oldest first), or None when another worker of the same
+        start already claimed them: one worker per start re-queues, the others would only repeat it."""
         with self.store.writing("read pending LF votes") as conn:
             claimed = conn.execute("INSERT OR IGNORE INTO lf_vote_requeues VALUES (?, ?)",
                                    [started_at, utc_now()]).rowcount
             if not claimed:
                 return None
-            cur = conn.execute("SELECT id, text FROM predictions WHERE lf_votes_status = 'pending'"
+            cur = conn.execute("SELECT id, text, model_version FROM predictions WHERE lf_votes_status = 'pending'"
                                " AND created_at < ? ORDER BY created_at", [started_at])
-            return [{"id": pid, "text": text} for pid, text in cur.fetchall()]
+            return [{"id": pid, "text": text, "model_version": version} for pid, text, version in cur.fetchall()]
 
     def latest_predictions(self, run_id: str, window: int) -> list[dict]:
         """The latest ``window`` predictions made with ``run_id`` (probabilities, label, lf_votes, text).

@@ -32,3 +32,27 @@ def test_with_fixed_settings_the_label_error_check_uses_them():
 def test_an_unknown_first_candidate_is_a_config_error():
     with pytest.raises(ConfigError, match="nope"):
         label_error_model(_config(type="auto", candidates=("nope",)))
+
+
+def test_served_candidates_name_the_votes_with_the_serving_runs_lfs(tmp_path):
+    """Issue 23 row 1: served votes are shown under the LF names of the run that computed them,
+    never the working tree's; votes of a run with other LFs are left out."""
+    from labeling import load_config, run_retrain
+    from labeling.review.jobs import served_candidates
+    from labeling.serve.feedback import FeedbackLog, PredictionRecord, text_sha256
+
+    from ..conftest import tiny_project
+
+    config = load_config(tiny_project(tmp_path))
+    run = run_retrain(config).run_id
+
+    def logged(pid, at, version, votes):
+        return PredictionRecord(id=pid, created_at=at, model_version=version, probabilities=(0.5, 0.5), label=0,
+                                lf_votes=votes, text=pid, text_sha256=text_sha256(pid), lf_votes_status="done")
+
+    with FeedbackLog(config.resolve(config.store)) as log:
+        log.log_predictions([logged("older", "2000-01-01", "a-run-with-3-lfs", (0, -1, 1)),
+                             logged("newer", "2001-01-01", run, (0, -1))])
+    candidates, version, names = served_candidates(config)
+    assert names == ["weak_song", "weak_exclamation"] and version == f"served:{run},a-run-with-3-lfs"
+    assert candidates.votes == [None, (0, -1)]

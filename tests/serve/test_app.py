@@ -84,7 +84,7 @@ class Server:
         self.workers = workers
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "pipelines.serve", "--config", str(CONFIG), "--port", str(self.port),
+        cmd = [sys.executable, "-m", "pipelines.serve", "--config", str(project.get("config", CONFIG)), "--port", str(self.port),
                "--workers", str(workers), "--max-body-bytes", str(MAX_BODY), "--alias-poll-s", "0.2", *extra]
         for o in project["overrides"]:
             cmd += ["--set", o]
@@ -414,8 +414,9 @@ def _tiny_app(config_path: Path, **settings):
 
     from labeling.serve.app import ServeSettings, create_app, hash_token
 
+    settings = {"lf_votes": "off", **settings}
     return TestClient(create_app(ServeSettings(config_path=str(config_path), token_sha256=hash_token(TOKEN),
-                                               lf_votes="off", alias_poll_s=0.05, **settings)))
+                                               alias_poll_s=0.05, **settings)))
 
 
 def _wait(client, check, timeout: float = 30.0):
@@ -848,3 +849,189 @@ def test_retrain_while_serving_under_load_records_every_run(server, served_proje
     with RunStore(served_project["store"]) as store:
         assert [store.get_run(r)["id"] for r in runs] == runs
     assert problems == [] and statuses[200] > 10 and statuses[201] > 10, (statuses, problems[:3])
+
+
+# -- the served run's own LFs; --run-id pins without moving an alias; /models names only a real alias (issue 23) --
+
+
+OWN_LFS = '''
+from snorkel.labeling import labeling_function
+
+ABSTAIN, HAM, SPAM = -1, 0, 1
+
+
+@labeling_function()
+def weak_song(x):
+    return HAM if "song" in x.text.lower() else ABSTAIN
+
+
+@labeling_function()
+def weak_exclamation(x):
+    return SPAM if "!" in x.text else ABSTAIN
+'''
+ADDED_LF = '''
+
+@labeling_function()
+def weak_channel(x):
+    return SPAM if "channel" in x.text.lower() else ABSTAIN
+'''
+
+
+@pytest.fixture(scope="module")
+def own_lf_project(tmp_path_factory):
+    """The tiny project with its LF module copied into a folder of its own (a package name no other
+    test imports), so that the test can edit it; one recorded run."""
+    from ..conftest import FIXTURES, tiny_project
+
+    folder = tmp_path_factory.mktemp("own_lfs")
+    package = f"own_lfs_{uuid.uuid4().hex[:8]}"
+    (folder / "lfroot" / package).mkdir(parents=True)
+    (folder / "lfroot" / package / "__init__.py").write_text("")
+    module = folder / "lfroot" / package / "spam_lfs.py"
+    module.write_text(OWN_LFS)
+    config_path = tiny_project(folder)
+    config_path.write_text(config_path.read_text().replace(str(FIXTURES), str(folder / "lfroot"))
+                           .replace("lf_modules.youtube_weak", f"{package}.spam_lfs"))
+    first = run_retrain(load_config(config_path)).run_id
+    return {"root": folder, "overrides": [], "config": config_path, "module": module, "package": package,
+            "first": first}
+
+
+def _explained(c: httpx.Client, text: str) -> dict:
+    r = c.post("/predict", json={"text": text, "explain": True}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    return r.json()["predictions"][0]
+
+
+def _logged_votes(c: httpx.Client, text: str) -> dict:
+    """A background prediction of ``text`` once its LF votes are in the log."""
+    pid = c.post("/predict", json={"text": text}).json()["predictions"][0]["id"]
+    deadline = time.monotonic() + 60
+    while (logged := c.get(f"/predictions/{pid}").json())["lf_votes_status"] == "pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return logged
+
+
+def test_the_served_run_votes_with_its_own_lfs_through_edits_and_a_live_swap(own_lf_project):
+    """Row 1 of issue 23, end to end: an LF edited on disk after the run changes no served vote;
+    a run with another LF set, promoted while serving, brings its LFs with it."""
+    project, module = own_lf_project, own_lf_project["module"]
+    config = load_config(project["config"])
+    module.write_text(OWN_LFS.replace('"song" in', '"channel" in'))  # edited after the run, never retrained
+    srv = Server(project, workers=1, extra=("--store-text",))
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            assert c.get("/readyz").json()["status"] == "ready"
+            before = _explained(c, "what a song")
+            assert before["lf_votes"] == [0, -1] and before["lf_votes_status"] == "done", before
+            assert _explained(c, "my channel!")["lf_votes"] == [-1, 1]  # the edited LF would vote 0 here
+            logged = _logged_votes(c, "what a song")
+            assert (logged["lf_votes"], logged["explanation"]) == ([0, -1], {"weak_song": "ham"})
+            assert logged["model_version"] == project["first"]
+            # the working tree gains an LF (and keeps the edit); the new run is promoted while serving
+            module.write_text(OWN_LFS.replace('"song" in', '"channel" in') + ADDED_LF)
+            for name in [n for n in sys.modules if n.startswith(project["package"])]:
+                del sys.modules[name]  # this process imported the module for the first run
+            second = run_retrain(config).run_id
+            promoted = c.post("/admin/promote", json={"run_id": second, "force_reason": "issue 23 test"}, headers=AUTH)
+            assert promoted.status_code == 200 and promoted.json()["model_version"] == second, promoted.text
+            after = _explained(c, "what a song")
+            assert after["lf_votes"] == [-1, -1, -1] and after["lf_votes_status"] == "done", after
+            assert _explained(c, "my channel!")["lf_votes"] == [0, 1, 1]
+            logged = _logged_votes(c, "my channel!")
+            assert logged["model_version"] == second and logged["lf_votes"] == [0, 1, 1]
+            assert logged["explanation"] == {"weak_song": "ham", "weak_exclamation": "spam", "weak_channel": "spam"}
+            assert [lf["name"] for lf in c.get("/models").json()["lineage"]["lfs"]] == [
+                "weak_song", "weak_exclamation", "weak_channel"]
+            old = c.get(f"/predictions/{before['id']}").json()  # the first run's votes, under its names
+            assert old["model_version"] == project["first"] and old["explanation"] == {"weak_song": "ham"}
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def unaliased_tiny_run(tmp_path):
+    """A fresh tiny project with one run (gated, not promoted: no production alias) and a worse one."""
+    import numpy as np
+
+    from labeling import SklearnTextClassifier, load_dataset
+
+    from ..conftest import record_model_as_run, tiny_project
+
+    config_path = tiny_project(tmp_path)
+    config = load_config(config_path)
+    good = run_retrain(config).run_id
+    train = load_dataset(config).train
+    worse = record_model_as_run(config, good, SklearnTextClassifier(2).fit(train["text"].tolist(),
+                                                                          1 - np.asarray(train["label"])), good + "-w")
+    return config_path, config, good, worse
+
+
+def test_models_names_the_alias_only_when_it_exists(unaliased_tiny_run):
+    """Row 7 of issue 23: a server that fell back to the latest run says so, not "production"."""
+    config_path, config, good, worse = unaliased_tiny_run
+    with FeedbackLog(config.resolve(config.store)) as log:
+        assert log.get_alias() is None
+        latest = log.latest_run_id()
+    with _tiny_app(config_path) as c, FeedbackLog(config.resolve(config.store)) as log:
+        _wait(c, lambda r: r.status_code == 200)
+        models = c.get("/models").json()
+        assert (models["model_version"], models["alias"]) == (latest, "latest run (no alias)")
+        log.set_alias(good)
+        _wait(c, lambda r: r.json()["model_version"] == good)
+        deadline = time.monotonic() + 10
+        while (models := c.get("/models").json())["alias"] != "production":
+            assert time.monotonic() < deadline, models["alias"]
+            time.sleep(0.05)
+        assert models["model_version"] == good
+
+
+def test_serve_run_id_serves_that_run_and_moves_no_alias(unaliased_tiny_run, capsys):
+    """Row 6 of issue 23: --run-id pins the run it names; no alias moves, so the gate cannot be skipped."""
+    from labeling.cli import main
+    from labeling.pipeline.registry import CHAMPION, Registry
+
+    config_path, config, good, worse = unaliased_tiny_run
+    with Registry(config.resolve(config.store)) as registry:
+        registry.set(CHAMPION, good)
+        history = registry.history()
+    with _tiny_app(config_path, run_id=worse) as c:
+        ready = _wait(c, lambda r: r.status_code == 200)
+        assert ready.json()["model_version"] == worse
+        assert c.post("/predict", json={"text": "love this song"}).json()["model_version"] == worse
+        models = c.get("/models").json()
+        assert (models["model_version"], models["alias"]) == (worse, "pinned by --run-id (no alias)")
+        refused = c.post("/admin/promote", json={"run_id": good}, headers=AUTH)
+        assert refused.status_code == 409 and "pinned by --run-id" in refused.json()["detail"]
+        time.sleep(0.2)  # a few alias polls: a pinned server follows no alias
+        assert c.get("/livez").json()["model_version"] == worse
+    with Registry(config.resolve(config.store)) as registry:
+        assert registry.get(CHAMPION) == good and registry.history() == history
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "follows and moves no alias" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_run_whose_lfs_cannot_be_loaded_says_so_and_computes_no_votes(tiny_runs):
+    """Row 1 of issue 23: a run recorded without its LFs is served, but no other LFs vote for it."""
+    config_path, config, runs, _ = tiny_runs
+    with FeedbackLog(config.resolve(config.store)) as log:
+        log.set_alias(runs["copy"])  # recorded (by conftest.record_model_as_run) without its LFs
+    try:
+        with _tiny_app(config_path, lf_votes="inline") as c, FeedbackLog(config.resolve(config.store)) as log:
+            ready = _wait(c, lambda r: r.status_code == 200).json()
+            assert (ready["status"], ready["lf_votes"], ready["model_version"]) == ("degraded", "unavailable", runs["copy"])
+            assert f"run {runs['copy']} was recorded without its LFs" in ready["detail"]
+            p = c.post("/predict", json={"text": "love this song"}).json()["predictions"][0]
+            assert p["lf_votes"] is None and p["lf_votes_status"] == "error"
+            assert "recorded without its LFs" in p["lf_votes_error"]
+            log.set_alias(runs["good"])  # its LFs were saved with it: the swap brings them
+            ready = _wait(c, lambda r: r.json()["model_version"] == runs["good"]).json()
+            assert ready["status"] == "ready" and "lf_votes" not in ready
+            p = c.post("/predict", json={"text": "love this song"}).json()["predictions"][0]
+            assert (p["lf_votes"], p["lf_votes_status"]) == ([0, -1], "done")
+    finally:
+        with FeedbackLog(config.resolve(config.store)) as log:
+            log.set_alias(runs["good"])

@@ -98,7 +98,8 @@ def test_pending_votes_are_claimed_once_per_start(tmp_path):
         log.log_predictions([_prediction(1), _prediction(2)])
         log.set_lf_votes([("p2", (1, -1), "done")])
         start = "2026-06-01T00:00:00+00:00"
-        assert log.claim_pending_votes(start) == [{"id": "p1", "text": None}]
+        # with the run that made each prediction: its LFs, and only its, vote on it when re-queued
+        assert log.claim_pending_votes(start) == [{"id": "p1", "text": None, "model_version": "v1"}]
         assert other_worker.claim_pending_votes(start) is None  # the same start: already claimed
         log.set_lf_votes([("p1", None, "abandoned", "why")])
         assert log.get_prediction("p1")["lf_votes_error"] == "why"

@@ -29,6 +29,15 @@ def _text(row) -> str:
     return row.text
 
 
+def _row_id(row):
+    """What names a row in an error: its id or index label, else the text's start."""
+    if isinstance(row, str):
+        return row[:40]
+    if isinstance(row, Mapping):
+        return row.get("id", _text(row)[:40])
+    return getattr(row, "name", _text(row)[:40])
+
+
 class SpanLF:
     """A named span LF. ``fn(row)`` returns spans (tuples or spaCy Spans);
     ``labels``: the entity types it may return (checked when given).
@@ -54,13 +63,14 @@ class SpanLF:
             try:
                 start, end, label = span
             except (TypeError, ValueError):
-                raise LFApplicationError(f"span LF {self.name!r} returned {span!r}, not (start, end, label)") from None
+                raise LFApplicationError(self.name, _row_id(row), f"returned {span!r}, not (start, end, label)") \
+                    from None
             if not (isinstance(start, (int, np.integer)) and isinstance(end, (int, np.integer))
                     and 0 <= start < end <= len(text)):
-                raise LFApplicationError(f"span LF {self.name!r} returned {span!r}: offsets must be integers with "
+                raise LFApplicationError(self.name, _row_id(row), f"returned {span!r}: offsets must be integers with "
                                          f"0 <= start < end <= {len(text)} (the text's length)")
             if self.labels is not None and label not in self.labels:
-                raise LFApplicationError(f"span LF {self.name!r} returned label {label!r}, not one of {self.labels}")
+                raise LFApplicationError(self.name, _row_id(row), f"returned label {label!r}, not one of {self.labels}")
             out.append((int(start), int(end), label))
         return sorted(out)
 

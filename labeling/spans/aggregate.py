@@ -329,6 +329,7 @@ class SpanSelection:
     scores: tuple[tuple[str, float], ...]
     tolerance: float
     index: int
+    fitted: tuple = ()  # every candidate as fitted (unsupervised: train + dev; label readers: all of dev)
 
 
 def default_span_candidates(n_types: int, random_state: int = 0) -> list[_TokenAggregator]:
@@ -407,4 +408,4 @@ def select_span_aggregator(V_train, lengths_train, V_dev, lengths_dev, gold_dev:
         draws = rng.integers(0, len(lengths_dev), size=(200, len(lengths_dev)))
         tolerance = tie_se * float(np.std([micro_f1(all_counts[best][idx]) for idx in draws]))
     chosen = next(i for i, (_, s) in enumerate(scores) if s >= scores[best][1] - tolerance - 1e-12)
-    return SpanSelection(fitted[chosen], scores[chosen][0], tuple(scores), tolerance, chosen)
+    return SpanSelection(fitted[chosen], scores[chosen][0], tuple(scores), tolerance, chosen, tuple(fitted))

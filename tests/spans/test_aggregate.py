@@ -89,7 +89,8 @@ def test_selection_scores_every_candidate_on_dev_and_takes_the_simplest_within_o
     V, lengths, gold = _synthetic(40)
     half = int(lengths[:20].sum())
     sel = select_span_aggregator(V[:half], lengths[:20], V[half:], lengths[20:], gold[20:], 2, random_state=0)
-    assert len(sel.scores) == 6 and sel.name == sel.scores[sel.index][0]
+    assert len(sel.scores) == len(sel.fitted) == 6 and sel.name == sel.scores[sel.index][0]
+    assert sel.model is sel.fitted[sel.index]
     best = max(s for _, s in sel.scores)
     assert sel.scores[sel.index][1] >= best - sel.tolerance - 1e-12
     assert all(s < best - sel.tolerance for _, s in sel.scores[:sel.index])

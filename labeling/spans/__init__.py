@@ -15,6 +15,7 @@ EXPORTS = {
     "tags": ["spans_to_tags", "tags_to_spans", "vote_tensor"],
     "data": ["SpanDataset", "load_bc5cdr", "load_spans_json"],
     "metrics": ["entity_counts", "entity_scores"],
+    "doclevel": ["abbreviation_spans", "add_abbreviations"],
     "aggregate": ["SpanHMM", "SpanSelection", "TokenMajorityVote", "TokenWeightedVote", "select_span_aggregator"],
     "lfs": ["Gazetteer", "SpanLF", "char_spans_to_tokens", "regex_span_lf", "span_labeling_function",
             "token_offsets"],

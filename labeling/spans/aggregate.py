@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import ConfigError, LabelMatrixError, NotFittedError
 from ..matrix import ABSTAIN
+from .doclevel import add_abbreviations
 from .metrics import entity_counts, micro_f1
 from .tags import split_docs, tags_to_spans
 
@@ -330,6 +331,7 @@ class SpanSelection:
     tolerance: float
     index: int
     fitted: tuple = ()  # every candidate as fitted (unsupervised: train + dev; label readers: all of dev)
+    abbreviations: bool = False  # the chosen pipeline adds short forms after aggregating (doclevel)
 
 
 def default_span_candidates(n_types: int, random_state: int = 0) -> list[_TokenAggregator]:
@@ -357,7 +359,8 @@ def _clone(model):
 
 def select_span_aggregator(V_train, lengths_train, V_dev, lengths_dev, gold_dev: Sequence[Sequence[tuple]],
                            n_types: int, *, candidates: Sequence[_TokenAggregator] | None = None,
-                           n_folds: int = 5, tie_se: float = 1.0, random_state: int = 0) -> SpanSelection:
+                           n_folds: int = 5, tie_se: float = 1.0, random_state: int = 0,
+                           dev_tokens: Sequence[Sequence[str]] | None = None) -> SpanSelection:
     """Fit each candidate, score its entity-level micro F1 on dev only, and pick one.
 
     Unsupervised candidates are fitted on the train and dev votes together; those that
@@ -366,6 +369,11 @@ def select_span_aggregator(V_train, lengths_train, V_dev, lengths_dev, gold_dev:
     candidate within ``tie_se`` bootstrap standard errors (200 resamples of dev
     documents) of the best dev F1: the one-SE rule of ``select_label_model``.
     ``gold_dev[d]``: dev document d's spans ``(start, end, type index)``.
+
+    ``dev_tokens`` (the dev documents' tokens): each candidate is also scored followed
+    by ``doclevel.add_abbreviations`` (named ``"<candidate> + abbreviations"``, listed
+    after every plain candidate, so a plain one wins ties); ``abbreviations`` says
+    whether the choice includes it, and ``fitted`` lists each fitted model once per row.
     """
     V_train, lengths_train = _check_votes(V_train, lengths_train, n_types)
     V_dev, lengths_dev = _check_votes(V_dev, lengths_dev, n_types, V_train.shape[1])
@@ -384,7 +392,9 @@ def select_span_aggregator(V_train, lengths_train, V_dev, lengths_dev, gold_dev:
     rng = np.random.default_rng(random_state)
     folds = rng.permutation(len(lengths_dev)) % n_folds
     doc_of_token = np.repeat(np.arange(len(lengths_dev)), lengths_dev)
-    fitted, scores, all_counts = [], [], []
+    if dev_tokens is not None and len(dev_tokens) != len(lengths_dev):
+        raise LabelMatrixError(f"dev_tokens has {len(dev_tokens)} documents but lengths_dev {len(lengths_dev)}")
+    fitted, scores, all_counts, extended = [], [], [], []
     for candidate in models:
         if candidate.fits_to_labels:
             pred = [None] * len(lengths_dev)
@@ -402,10 +412,18 @@ def select_span_aggregator(V_train, lengths_train, V_dev, lengths_dev, gold_dev:
         fitted.append(model)
         all_counts.append(counts)
         scores.append((candidate_name(candidate), micro_f1(counts)))
+        if dev_tokens is not None:
+            extended.append([add_abbreviations(t, p) for t, p in zip(dev_tokens, pred)])
+    n_plain = len(scores)
+    for i, pred in enumerate(extended):
+        all_counts.append(entity_counts(gold_dev, pred))
+        fitted.append(fitted[i])
+        scores.append((f"{scores[i][0]} + abbreviations", micro_f1(all_counts[-1])))
     best = int(np.argmax([s for _, s in scores]))
     tolerance = 0.0
     if tie_se and len(lengths_dev):
         draws = rng.integers(0, len(lengths_dev), size=(200, len(lengths_dev)))
         tolerance = tie_se * float(np.std([micro_f1(all_counts[best][idx]) for idx in draws]))
     chosen = next(i for i, (_, s) in enumerate(scores) if s >= scores[best][1] - tolerance - 1e-12)
-    return SpanSelection(fitted[chosen], scores[chosen][0], tuple(scores), tolerance, chosen, tuple(fitted))
+    return SpanSelection(fitted[chosen], scores[chosen][0], tuple(scores), tolerance, chosen, tuple(fitted),
+                         abbreviations=chosen >= n_plain)

@@ -96,3 +96,13 @@ def test_selection_scores_every_candidate_on_dev_and_takes_the_simplest_within_o
     assert all(s < best - sel.tolerance for _, s in sel.scores[:sel.index])
     plain = select_span_aggregator(V[:half], lengths[:20], V[half:], lengths[20:], gold[20:], 2, tie_se=0)
     assert plain.scores[plain.index][1] == best
+
+
+def test_selection_with_dev_tokens_also_scores_each_candidate_with_abbreviations():
+    V, lengths, gold = _synthetic(20)
+    half = int(lengths[:10].sum())
+    tokens = [["w"] * int(n) for n in lengths[10:]]
+    sel = select_span_aggregator(V[:half], lengths[:10], V[half:], lengths[10:], gold[10:], 2,
+                                 candidates=[TokenMajorityVote(2)], dev_tokens=tokens)
+    assert [name for name, _ in sel.scores] == ["TokenMajorityVote()", "TokenMajorityVote() + abbreviations"]
+    assert sel.scores[0][1] == sel.scores[1][1] and sel.index == 0 and not sel.abbreviations  # no "( X )": a tie

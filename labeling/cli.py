@@ -78,6 +78,8 @@ def _review(args) -> int:
         out = {**result.__dict__, "disagreements": disagreements.to_dict(orient="records")}
         text = (f"{result.stored} answers stored ({result.inserted} new, {result.updated} updated, {result.deleted} "
                 f"removed because deleted in Label Studio); {len(disagreements)} tasks where annotators disagree")
+        if result.report:
+            text += f"\n{result.report}"
         for row in disagreements.itertuples():
             text += f"\n  {row.task_key}: {row.answers} -> {row.resolved if row.resolved is not None else 'unresolved'}"
     print(json.dumps(out, indent=2, default=str) if args.json else text)
@@ -266,12 +268,24 @@ def _serve(args) -> int:
         lf_votes=args.lf_votes, max_body_bytes=args.max_body_bytes, alias_poll_s=args.alias_poll_s,
         max_explain_batch=args.max_explain_batch, request_read_timeout_s=args.request_read_timeout_s,
         lf_votes_max_texts=args.lf_votes_max_texts, started_at=utc_now(),
+        ls_basic_auth_sha256=_ls_basic_auth(args.ls_basic_auth_file),
     )
     if not settings.token_sha256:
         print("warning: no token given (--token-file); write endpoints and explain will refuse every request",
               file=sys.stderr)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
+
+
+def _ls_basic_auth(path: str) -> str:
+    from .serve.ls_backend import read_basic_auth_file
+
+    if not path:
+        return ""
+    try:
+        return read_basic_auth_file(path)
+    except OSError as exc:
+        raise LabelingError(f"cannot read the Label Studio Basic auth file: {exc}") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,6 +370,9 @@ def _serve_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--lf-votes-max-texts", type=int, default=ServeSettings.lf_votes_max_texts,
                      help="replace the LF-votes process after this many texts (bounds its memory)")
     sub.add_argument("--alias-poll-s", type=float, default=ServeSettings.alias_poll_s)
+    sub.add_argument("--ls-basic-auth-file", default="", metavar="PATH",
+                     help="a file with one line 'user:password' that the /ls Label Studio backend routes then need "
+                          "(enter the same in Label Studio's Connect Model form); default: open")
 
 
 def main(argv: list[str] | None = None, *, reexec: bool = False) -> int:

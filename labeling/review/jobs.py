@@ -181,11 +181,12 @@ def pull_review(config: ProjectConfig, review: LabelStudioReview, *,
 
     ``renames``: old class name -> declared class name, for answers given before a class
     was renamed in the config. An answer with any other undeclared class stops the pull
-    (``LabelError``) before the store is touched."""
-    annotations = review.annotations(renames=renames)
+    (``LabelError``) before the store is touched. An answer that gives two classes or none
+    keeps the gold stored before (``PullResult.kept`` and ``report`` say which)."""
+    annotations, unclear = review.answers(renames=renames)
     path = config.resolve(config.store)
     with GoldStore(path) as store:
-        result = store.record_annotations(review_title(config), annotations)
+        result = store.record_annotations(review_title(config), annotations, unclear)
     _, disagreements = review_gold(path)
     return result, disagreements
 

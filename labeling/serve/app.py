@@ -109,6 +109,7 @@ class ServeSettings:
     request_read_timeout_s: float = 30.0  # a request (headers and body) must arrive within this
     lf_votes_max_texts: int = 5_000  # the LF-votes process hands over to a fresh one after this many texts
     started_at: str = ""  # when the server (all workers) started: pending votes older than this are re-queued
+    ls_basic_auth_sha256: str = ""  # sha256 of "user:password" the /ls (Label Studio ML backend) routes need; "" = open
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -857,6 +858,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse(Health(status="not ready", model_version=server.version, detail=server.last_error,
                                    worker=worker).model_dump(), status_code=503)
 
+    from .ls_backend import ls_router  # Label Studio's ML-backend protocol under /ls
+
+    app.include_router(ls_router(server, settings))
     return app
 
 

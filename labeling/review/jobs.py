@@ -191,6 +191,59 @@ def pull_review(config: ProjectConfig, review: LabelStudioReview, *,
     return result, disagreements
 
 
+DEFAULT_BACKEND_URL = "http://127.0.0.1:8000/ls/"
+
+
+def connect_backend(review: LabelStudioReview, url: str = DEFAULT_BACKEND_URL, *,
+                    basic_auth: tuple[str, str] | None = None) -> dict:
+    """Register our server's ``/ls/`` as the review project's ML backend (idempotent)."""
+    return review.connect_backend(url, title="labeling", basic_auth=basic_auth)
+
+
+@dataclass(frozen=True)
+class PredictAllSummary:
+    model_version: str
+    tasks: int  # tasks that had no prediction of this version when the run started
+    stored: int  # predictions imported by this run
+    batches: int
+
+
+def predict_all(review: LabelStudioReview, url: str = DEFAULT_BACKEND_URL, *, batch: int = 500,
+                basic_auth: tuple[str, str] | None = None, show_progress: bool = False,
+                httpx_client=None) -> PredictAllSummary:
+    """Store a prediction of the served model for every task of the project that has none of
+    its version: tasks in batches of ``batch`` through our server's ``/ls/predict``, then
+    Label Studio's bulk import. Resumable: a task already holding a prediction of this
+    version is skipped, so a stopped run goes on where it stopped."""
+    import httpx
+
+    from ..progress import progress
+
+    config = review.label_config()
+    client = httpx_client or httpx.Client(timeout=300, auth=basic_auth, trust_env=False)
+    base = url.rstrip("/")
+    try:
+        setup = client.post(f"{base}/setup", json={"schema": config})
+        if setup.status_code != 200:
+            raise ConfigError(f"{base}/setup answered {setup.status_code}: {setup.text[:500]}")
+        version = setup.json()["model_version"]
+        todo = review.tasks_without_prediction(version)
+        ids = sorted(todo)
+        chunks = [ids[i:i + batch] for i in range(0, len(ids), batch)]
+        stored = 0
+        for chunk in progress(chunks, total=len(chunks), desc="predict-all batches", enabled=show_progress):
+            answer = client.post(f"{base}/predict", json={"tasks": [{"id": t, "data": todo[t]} for t in chunk],
+                                                           "label_config": config})
+            if answer.status_code != 200:
+                raise ConfigError(f"{base}/predict answered {answer.status_code}: {answer.text[:500]}")
+            results = answer.json()["results"]
+            stored += review.import_predictions([{"task": t, **r} for t, r in zip(chunk, results)])
+    finally:
+        if httpx_client is None:
+            client.close()
+    return PredictAllSummary(version, len(ids), stored, len(chunks))
+
+
 def gold_for_refinement(config: ProjectConfig, splits=None) -> pd.DataFrame:
     """Gold rows (reviews + feedback) minus those on test rows or test texts: columns id
     (the dataset row id, or the task key of a text in no split), text, label."""
@@ -233,7 +286,11 @@ def refine_from_gold(config: ProjectConfig, *, top: int = 10) -> RefineReport:
 
 
 __all__ = [
+    "DEFAULT_BACKEND_URL",
     "Candidates",
+    "PredictAllSummary",
+    "connect_backend",
+    "predict_all",
     "PushSummary",
     "dataset_candidates",
     "gold_for_refinement",

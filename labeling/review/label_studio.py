@@ -494,6 +494,50 @@ class LabelStudioReview:
         """``read_answers`` over every task of the project: answers with one class, and the unclear ones."""
         return read_answers(self.existing_tasks(update_config=False), self.classes, renames=renames, title=self.title)
 
+    def connect_backend(self, url: str, *, title: str = "labeling", basic_auth: tuple[str, str] | None = None) -> dict:
+        """Register ``url`` (our server's ``/ls/``) as the project's ML backend, or reuse the
+        connection that already has that URL; returns ``{"id", "url", "state", "reused",
+        "error"}`` as Label Studio reports them (state ``CO``: connected, ``ER``: error).
+        Label Studio checks ``/ls/health`` and ``/ls/setup`` when the backend is saved."""
+        pid = self.ensure_project(update_config=False)
+        wanted = url.rstrip("/") + "/"
+        found = [b for b in _sdk_call("list ML backends", self.client.ml.list, project=pid)
+                 if str(b.url).rstrip("/") + "/" == wanted]
+        auth = {"auth_method": "BASIC", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]} \
+            if basic_auth else {"auth_method": "NONE"}
+        if found:
+            backend = found[0]
+            if basic_auth:  # the password is never read back: set it again, in case it changed
+                _sdk_call("update the ML backend", self.client.ml.update, backend.id, url=wanted, project=pid, **auth)
+        else:
+            backend = _sdk_call("connect the ML backend", self.client.ml.create, project=pid, url=wanted, title=title,
+                                is_interactive=False, **auth)
+        backend = _sdk_call("read the ML backend", self.client.ml.get, backend.id)
+        state = getattr(backend.state, "value", backend.state)
+        return {"id": int(backend.id), "url": wanted, "state": str(state), "reused": bool(found),
+                "error": getattr(backend, "error_message", None) or ""}
+
+    def tasks_without_prediction(self, model_version: str) -> dict[int, dict]:
+        """Label Studio task id -> task data, for every task with no prediction of ``model_version``."""
+        pid = self.ensure_project(update_config=False)
+        out = {}
+        for task in _sdk_call("list tasks", self.client.tasks.list, project=pid, page_size=1000, fields="all"):
+            raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+            versions = {str(p.get("model_version")) for p in raw.get("predictions") or () if isinstance(p, Mapping)}
+            if model_version not in versions:
+                out[int(raw["id"])] = raw.get("data") or {}
+        return out
+
+    def label_config(self) -> str:
+        pid = self.ensure_project(update_config=False)
+        return str(_sdk_call("read the project", self.client.projects.get, pid).label_config or "")
+
+    def import_predictions(self, predictions: Sequence[dict]) -> int:
+        """Store ``predictions`` (each with ``task``, ``result``, ``score``, ``model_version``) in one call."""
+        pid = self.ensure_project(update_config=False)
+        _sdk_call("import predictions", self.client.projects.import_predictions, pid, request=list(predictions))
+        return len(predictions)
+
     def annotate(self, task_id: int, label: int, *, program: str | None = None) -> int | None:
         """Submit an annotation; returns its id.
 

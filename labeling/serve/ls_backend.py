@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -469,6 +469,11 @@ def ls_router(server, settings) -> APIRouter:
         """Label Studio's older Start Training call: the same as ``START_TRAINING`` on the webhook."""
         job, joined = backend.start_training()
         return WebhookAck(status="coalesced" if joined else "accepted", job=job.id)
+
+    @router.get("/jobs", responses=errors)
+    async def recent_jobs(limit: int = Query(20, ge=1, le=MAX_JOBS_KEPT)):
+        """This worker's latest jobs, newest first."""
+        return {"jobs": [job.view() for job in list(backend.jobs.values())[::-1][:limit]]}
 
     @router.get("/jobs/{job_id}", responses={**errors, 404: {"description": "unknown job"}})
     async def job_status(job_id: str):

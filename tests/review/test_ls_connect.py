@@ -3,12 +3,8 @@ task, answers arriving as gold through webhooks, Start Training, predict-all."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,9 +13,9 @@ from labeling import load_config, run_retrain
 from labeling.review.gold import GoldStore
 from labeling.review.jobs import connect_backend, predict_all
 from labeling.review.label_studio import LabelStudioReview, choice_result
-from labeling.serve.run import wait_until_ready
 
-from ..conftest import REPO, _free_port, tiny_project
+from ..conftest import tiny_project
+from ..serve.test_ls_backend import serve_project
 
 N_TASKS = 200
 N_ANSWERS = 20
@@ -42,19 +38,8 @@ def backend_server(tmp_path_factory):
     path = tiny_project(tmp_path_factory.mktemp("ls_connect"))
     config = load_config(path)
     run_retrain(config)
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "labeling", "serve", "--config", str(path), "--port", str(port),
-                             "--lf-votes", "off", "--alias-poll-s", "0.2"], env=env, cwd=str(REPO),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        if not wait_until_ready(url, alive=lambda: proc.poll() is None, timeout=120):
-            pytest.fail(f"server did not start: {proc.stderr.read()[-3000:] if proc.poll() is not None else ''}")
+    with serve_project(path) as url:
         yield url, config
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _gold(config) -> dict[str, tuple[int, int]]:

@@ -6,7 +6,12 @@ The same routes against a real Label Studio 1.23.2 are in tests/review/test_ls_c
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +20,7 @@ from labeling.review.gold import GoldStore
 from labeling.review.label_studio import Annotation, UnclearAnswer
 from labeling.serve.ls_backend import LabelConfigError, hash_basic_auth, parse_label_config
 
-from ..conftest import tiny_project
+from ..conftest import REPO, _free_port, tiny_project
 
 CONFIG = """<View>
   <Text name="comment" value="$body"/>
@@ -55,6 +60,39 @@ def tiny(tmp_path_factory):
     path = tiny_project(tmp_path_factory.mktemp("ls_tiny"))
     config = load_config(path)
     return path, config, run_retrain(config).run_id
+
+
+@contextmanager
+def serve_project(path: Path, *args: str):
+    """``labeling serve`` of ``path`` in a real uvicorn on 127.0.0.1; yields its URL once ready."""
+    from labeling.serve.run import wait_until_ready
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "labeling", "serve", "--config", str(path), "--port", str(port),
+                             "--lf-votes", "off", "--alias-poll-s", "0.2", *args],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_until_ready(url, alive=lambda: proc.poll() is None, timeout=120):
+            pytest.fail(f"server did not start: {proc.stderr.read()[-3000:] if proc.poll() is not None else ''}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_schemathesis_finds_no_server_error_on_the_ls_routes(tiny, tmp_path):
+    pytest.importorskip("schemathesis")
+    path, _, _ = tiny
+    with serve_project(path) as url:
+        run = subprocess.run(
+            [str(Path(sys.executable).parent / "st"), "run", url + "/openapi.json", "--include-path-regex", "^/ls",
+             "--exclude-path", "/ls/train", "--checks", "not_a_server_error", "--max-examples", "10",
+             "--phases", "examples,coverage,fuzzing", "--seed", "1"],
+            capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    failures = run.stdout[run.stdout.find("FAILURES"):] if "FAILURES" in run.stdout else run.stdout[-3000:]
+    assert run.returncode == 0, failures[:6000] + run.stderr[-2000:]
 
 
 def _event(action, ann_id, task_id, choices, *, text="check out my channel now!", project_id=7, annotator=1):

@@ -13,6 +13,7 @@ Like ``retrain.py`` this module only wires library calls in order:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from .label_studio import (
     display_text,
     sample_scores,
     select_for_review,
+    top_classes_tie,
 )
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
@@ -125,6 +127,25 @@ def served_candidates(config: ProjectConfig) -> tuple[Candidates, str]:
     return candidates, "served:" + ",".join(versions)
 
 
+def served_model_where_tied(config: ProjectConfig, items: list[ReviewItem], texts: list[str]) -> list[ReviewItem]:
+    """``items`` where the label model's top classes tie get the served end model's
+    probabilities instead (the store's champion run, else its latest), marked with
+    ``end-model:<run id>`` as their model version; unchanged when no run is recorded."""
+    tied = [i for i, item in enumerate(items) if item.probs is not None and top_classes_tie(item.probs)]
+    if not tied:
+        return items
+    with FeedbackLog(config.resolve(config.store)) as log:
+        run_id = log.get_alias() or log.latest_run_id()
+        if not run_id:
+            return items
+        model = log.load_end_model(run_id)
+    probs = model.predict_proba([texts[i] for i in tied])
+    out = list(items)
+    for i, row in zip(tied, probs):
+        out[i] = dataclasses.replace(items[i], probs=tuple(float(p) for p in row), model_version=f"end-model:{run_id}")
+    return out
+
+
 @dataclass(frozen=True)
 class PushSummary:
     result: PushResult
@@ -168,6 +189,7 @@ def push_review(
     shown = redact_texts(texts, settings) if settings is not None else texts
     items = [ReviewItem(cand.keys[i], shown[j], tuple(float(p) for p in cand.probs[i]), cand.votes[i], strategy)
              for j, i in enumerate(picked)]
+    items = served_model_where_tied(config, items, [cand.texts[i] for i in picked])
     result = review.push(build_tasks(items, classes=config.classes, lf_names=lf_names, model_version=version))
     with GoldStore(config.resolve(config.store)) as store:
         store.record_pushed(title, [ReviewTask(cand.keys[i], source, cand.row_ids[i], cand.texts[i], strategy)

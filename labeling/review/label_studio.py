@@ -196,6 +196,7 @@ class ReviewItem:
     probs: tuple[float, ...] | None
     votes: tuple[int, ...] | None
     strategy: str
+    model_version: str | None = None  # the model that gave ``probs``, when not the push's model_version
 
 
 def build_tasks(
@@ -216,7 +217,8 @@ def build_tasks(
                 "strategy": item.strategy,
             }
         }
-        prediction = None if item.probs is None else prediction_payload(item.probs, classes, model_version)
+        prediction = None if item.probs is None else prediction_payload(item.probs, classes,
+                                                                        item.model_version or model_version)
         if prediction is not None:
             task["predictions"] = [prediction]
         tasks.append(task)
@@ -231,13 +233,18 @@ def choice_result(class_name: str) -> list[dict]:
 TIE_TOLERANCE = 1e-9
 
 
+def top_classes_tie(probs: Sequence[float]) -> bool:
+    """Whether the most probable classes tie (within ``TIE_TOLERANCE``)."""
+    p = np.asarray(probs, dtype=np.float64)
+    return bool(np.sum(p >= p.max() - TIE_TOLERANCE) > 1)
+
+
 def prediction_payload(probs: Sequence[float], classes: Sequence[str], model_version: str) -> dict | None:
     """A pre-annotation: the most probable class, scored by its probability; None when
     the top classes tie (within ``TIE_TOLERANCE``): no class is preferred, so none is shown."""
-    p = np.asarray(probs, dtype=np.float64)
-    best = int(np.argmax(p))
-    if np.sum(p >= p[best] - TIE_TOLERANCE) > 1:
+    if top_classes_tie(probs):
         return None
+    best = int(np.argmax(np.asarray(probs, dtype=np.float64)))
     return {"model_version": model_version, "score": float(probs[best]), "result": choice_result(classes[best])}
 
 
@@ -598,6 +605,7 @@ __all__ = [
     "labeling_config",
     "margin",
     "prediction_payload",
+    "top_classes_tie",
     "sample_scores",
     "select_for_review",
 ]

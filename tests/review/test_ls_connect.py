@@ -36,6 +36,8 @@ def _until(check, what: str, timeout: float = 60.0):
 def backend_server(tmp_path_factory):
     """A tiny project with one run, served by a real uvicorn on 127.0.0.1: ``(url, config)``."""
     path = tiny_project(tmp_path_factory.mktemp("ls_connect"))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("[promotion]\nauto = true\n")  # Start Training's run is promoted when the gate passes
     config = load_config(path)
     run_retrain(config)
     with serve_project(path) as url:
@@ -107,6 +109,7 @@ def test_label_studio_connects_predicts_sends_answers_and_trains(label_studio, b
                               if j["kind"] == "training" and j["status"] in ("done", "failed")], "training", 300)[0]
         assert job["status"] == "done", job
         assert job["outcome"]["run_id"] in http.get("/ls/versions").json()["versions"]
+        assert job["outcome"]["promoted"], job["outcome"]["reason"]
         if job["outcome"]["promoted"]:
             new = _until(lambda: (v := http.post("/ls/setup", json={}).json()["model_version"]) != version and v,
                          "the promoted version")

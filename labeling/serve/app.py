@@ -316,6 +316,7 @@ class _Server:
         self._test_split = None  # the gold test split the promotion gate scores on, read once
         self.started_at = settings.started_at or utc_now()
         self.lf_votes_error = ""  # why this worker's own (inline) LF votes cannot be computed
+        self.ls_backend = None  # the /ls routes' background jobs (ls_backend.ls_router sets it)
 
     @property
     def version(self) -> str:
@@ -327,6 +328,8 @@ class _Server:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.ls_backend is not None:
+            self.ls_backend.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.explainer is not None:

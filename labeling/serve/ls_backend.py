@@ -160,9 +160,19 @@ class LabelStudioBackend:
         self._lock = threading.Lock()
         self._events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-events")
         self._training: Job | None = None
+        self._proc: subprocess.Popen | None = None
 
     def close(self) -> None:
+        """Finish the queued events; stop a running retrain (its job says so): a retrain
+        outliving its server would record a run nobody asked to watch."""
         self._events.shutdown(wait=True, cancel_futures=False)
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
     def _new_job(self, kind: str, action: str) -> Job:
         job = Job(id=uuid.uuid4().hex[:16], kind=kind, action=action)
@@ -264,7 +274,7 @@ class LabelStudioBackend:
         job.status, job.progress = "running", "retrain started"
         logger.warning("Label Studio START_TRAINING (job %s): retrain started", job.id)
         try:
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             out_lines: list[str] = []
             reader = threading.Thread(target=lambda: out_lines.append(proc.stdout.read()), daemon=True)
             reader.start()
@@ -395,7 +405,9 @@ def ls_router(server, settings) -> APIRouter:
             raise HTTPException(401, "missing or invalid Basic auth for the Label Studio backend",
                                 headers={"WWW-Authenticate": "Basic"})
 
-    router = APIRouter(prefix="/ls", tags=["Label Studio ML backend"], dependencies=[Depends(require_basic)])
+    # Declared only when set: the schema then says exactly which calls need it.
+    router = APIRouter(prefix="/ls", tags=["Label Studio ML backend"],
+                       dependencies=[Depends(require_basic)] if settings.ls_basic_auth_sha256 else [])
     errors = {401: {"description": "Basic auth required"}, 422: {"description": "the request names the problem"},
               503: {"description": "no model is ready"}}
 
@@ -463,12 +475,6 @@ def ls_router(server, settings) -> APIRouter:
             return WebhookAck(status="coalesced" if joined else "accepted", job=job.id, detail=detail)
         job = backend.submit_event(body.action, body.model_dump(exclude_none=True))
         return WebhookAck(status="accepted", job=job.id)
-
-    @router.post("/train", response_model=WebhookAck, responses=errors)
-    async def train():
-        """Label Studio's older Start Training call: the same as ``START_TRAINING`` on the webhook."""
-        job, joined = backend.start_training()
-        return WebhookAck(status="coalesced" if joined else "accepted", job=job.id)
 
     @router.get("/jobs", responses=errors)
     async def recent_jobs(limit: int = Query(20, ge=1, le=MAX_JOBS_KEPT)):

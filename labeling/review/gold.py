@@ -31,7 +31,7 @@ import sqlite_utils
 from ..errors import LabelError, StoreError
 from ..serve.feedback import gold_labels as feedback_gold_labels
 from ..serve.feedback import text_sha256, utc_now
-from .label_studio import Annotation
+from .label_studio import Annotation, UnclearAnswer, describe_unclear
 from ..pipeline.store import open_db
 
 GOLD_COLUMNS = ["task_key", "source", "row_id", "text", "label", "n_annotators", "agreement"]
@@ -53,6 +53,8 @@ class PullResult:
     updated: int
     deleted: int
     unknown_tasks: int  # annotations on tasks this store never pushed (ignored)
+    kept: int = 0  # answers that give two classes or none: their stored gold was kept as it was
+    report: str = ""  # which ones and why (``describe_unclear``)
 
 
 class GoldStore:
@@ -103,8 +105,13 @@ class GoldStore:
         where, args = ("project = ?", [project]) if project else (None, None)
         return {r["task_key"] for r in self.db["review_tasks"].rows_where(where, args, select="task_key")}
 
-    def record_annotations(self, project: str, annotations: Sequence[Annotation]) -> PullResult:
-        """Replace the project's stored answers with ``annotations`` (all of them, as read now)."""
+    def record_annotations(self, project: str, annotations: Sequence[Annotation],
+                           unclear: Sequence[UnclearAnswer] = ()) -> PullResult:
+        """Replace the project's stored answers with ``annotations`` (all of them, as read now).
+
+        ``unclear``: answers that still exist but give two classes or none; the gold their
+        annotator gave on that task before is kept as it was (and counted in ``kept``), never
+        deleted: only an answer deleted in Label Studio removes gold."""
         known = self.pushed_keys(project)
         latest: dict[tuple[str, str], Annotation] = {}
         for ann in sorted(annotations, key=lambda a: (a.updated_at, a.annotation_id)):
@@ -120,7 +127,9 @@ class GoldStore:
         inserted = updated = 0
         try:
             with self.db.atomic():
-                for key in set(before) - set(latest):
+                keep = {(u.task_key, u.annotator) for u in unclear}
+                gone = set(before) - set(latest) - keep
+                for key in gone:
                     self.db["gold_labels"].delete(key)
                 for key, ann in latest.items():
                     old = before.get(key)
@@ -137,7 +146,51 @@ class GoldStore:
                     )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot store annotations in {self.path}: {exc}") from exc
-        return PullResult(len(latest), inserted, updated, len(set(before) - set(latest)), unknown)
+        kept = [u for u in unclear if u.task_key in known]
+        return PullResult(len(latest), inserted, updated, len(gone), unknown, len(kept), describe_unclear(kept))
+
+    def task_key_for(self, project: str, ls_task_id: int) -> str | None:
+        """The key of the pushed task Label Studio knows as ``ls_task_id`` in ``project``, or None."""
+        rows = list(self.db.query("SELECT task_key FROM review_tasks WHERE project = ? AND ls_task_id = ?",
+                                  [project, int(ls_task_id)]))
+        return rows[0]["task_key"] if rows else None
+
+    def record_answer(self, project: str, task: ReviewTask, ls_task_id: int, ann: Annotation) -> str:
+        """Store one answer as its annotator's gold on ``task`` (registered first when it was
+        never pushed from here, e.g. a task imported in Label Studio): ``"inserted"``,
+        ``"updated"`` or ``"unchanged"`` (the same or an older edit of the stored answer)."""
+        try:
+            with self.db.atomic():
+                self.db["review_tasks"].insert(
+                    {"task_key": task.task_key, "project": project, "source": task.source, "row_id": task.row_id,
+                     "text": task.text, "text_sha256": text_sha256(task.text), "ls_task_id": int(ls_task_id),
+                     "strategy": task.strategy, "pushed_at": utc_now()}, ignore=True)
+                old = list(self.db.query("SELECT * FROM gold_labels WHERE task_key = ? AND annotator = ?",
+                                         [ann.task_key, ann.annotator]))
+                if old and (old[0]["label"], old[0]["annotation_id"]) == (ann.label, ann.annotation_id):
+                    return "unchanged"
+                if old and old[0]["annotation_id"] == ann.annotation_id and str(old[0]["updated_at"]) > ann.updated_at:
+                    return "unchanged"  # a late, older event of the same annotation
+                self.db["gold_labels"].upsert(
+                    {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
+                     "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at,
+                     "pulled_at": utc_now()}, pk=("task_key", "annotator"))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot store an answer in {self.path}: {exc}") from exc
+        return "updated" if old else "inserted"
+
+    def remove_answers(self, annotation_ids: Sequence[int]) -> int:
+        """Delete the gold of the given (deleted in Label Studio) annotations; returns how many rows went."""
+        ids = [int(i) for i in annotation_ids]
+        if not ids:
+            return 0
+        try:
+            with self.db.atomic():
+                marks = ",".join("?" * len(ids))
+                cursor = self.db.execute(f"DELETE FROM gold_labels WHERE annotation_id IN ({marks})", ids)
+                return cursor.rowcount
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot remove answers in {self.path}: {exc}") from exc
 
     def answers(self) -> pd.DataFrame:
         """Every stored answer with its task: task_key, source, row_id, text, annotator, label."""

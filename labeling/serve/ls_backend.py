@@ -448,13 +448,19 @@ def ls_router(server, settings) -> APIRouter:
                                          f"{settings.max_text_chars} characters")
             texts.append(value)
         served_version()
-        names = [lf.name for lf in server.lfs]
         results = []
         chunk = max(1, settings.max_explain_batch)
         for start in range(0, len(texts), chunk):
-            served, records = await server.predict(texts[start:start + chunk], bool(names))
+            # the served run's own LFs explain its answers; a live swap between chunks brings its LFs
+            current = server.current
+            explain = current is not None and bool(current.lfs) and not current.lfs_error
+            served, records = await server.predict(texts[start:start + chunk], explain)
+            names = [lf.name for lf in served.lfs]
             for r in records:
-                explanation = "LF votes: " + format_votes(r.lf_votes, names, classes) if names else "no LFs"
+                if r.lf_votes is not None and names:
+                    explanation = "LF votes: " + format_votes(r.lf_votes, names, classes)
+                else:
+                    explanation = f"no LF votes: {r.lf_votes_error or served.lfs_error or 'the run has no LFs'}"
                 results.append(LSPrediction(
                     result=prediction_result(control, classes[r.label], f"{explanation}; model {served.run_id}"),
                     score=float(r.probabilities[r.label]), model_version=served.run_id))

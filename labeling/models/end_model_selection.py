@@ -618,6 +618,18 @@ def select_baseline(
     ``LabelingError`` when the rows hold fewer than two classes, ``ConfigError`` on an
     unknown family or metric.
     """
+    from threadpoolctl import threadpool_limits
+
+    # many small fits: BLAS and OpenMP threads (scikit-learn's lbfgs) cost more than they save,
+    # and far more on a busy machine (TREC, 500 dev rows, 6 classes, 2 cores under load: 8 s
+    # per fit with 2 threads, 0.09 s with 1)
+    with threadpool_limits(limits=1):
+        return _select_baseline(texts, y, classes, metric, families, what, embedder, embedding_cache, random_state,
+                                n_folds, cv_max_rows, max_rows, dropped)
+
+
+def _select_baseline(texts, y, classes, metric, families, what, embedder, embedding_cache, random_state, n_folds,
+                     cv_max_rows, max_rows, dropped) -> BaselineSelection:
     k, seed = len(classes), random_state
     texts, y = list(texts), np.asarray(y)
     if len(texts) != len(y):

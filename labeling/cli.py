@@ -5,6 +5,7 @@
     python -m labeling lfs --config ...        list LFs with their versions
     python -m labeling runs --config ...       list recorded runs
     python -m labeling review push|pull ...    send rows to Label Studio / read answers back as gold
+    python -m labeling review connect|predict-all ...  connect the server as Label Studio's ML backend
     python -m labeling refine --config ...     LF accuracy on gold, suggested LFs, likely label errors
     python -m labeling history | reproduce RUN_ID | promote [RUN_ID] | rollback
     python -m labeling verify | monitor | report [RUN_ID] | export-onnx RUN_ID OUT
@@ -65,12 +66,24 @@ def _runs(args) -> int:
 
 
 def _review(args) -> int:
-    from .review.jobs import label_studio_from_env, pull_review, push_review
+    from .review.jobs import connect_backend, label_studio_from_env, predict_all, pull_review, push_review
 
     config = load_config(args.config, args.set)
     renames = dict(_rename(r) for r in args.rename)
     review = label_studio_from_env(config)
-    if args.action == "push":
+    auth = _basic_auth_pair(args.ls_basic_auth_file)
+    if args.action == "connect":
+        out = connect_backend(review, args.url, basic_auth=auth)
+        text = (f"ML backend {out['url']} {'already connected' if out['reused'] else 'connected'} to Label Studio "
+                f"project {review.title!r} (backend id {out['id']}): state {out['state']}"
+                + (f"; error: {out['error']}" if out["error"] else ""))
+    elif args.action == "predict-all":
+        summary = predict_all(review, args.url, batch=args.batch, basic_auth=auth,
+                              show_progress=sys.stderr.isatty() or args.progress)
+        out = summary.__dict__
+        text = (f"{summary.stored} predictions of model version {summary.model_version} stored "
+                f"({summary.tasks} tasks had none, {summary.batches} batches)")
+    elif args.action == "push":
         summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
         out = {"project_id": summary.result.project_id, "strategy": summary.strategy, "source": summary.source,
                "selected": summary.selected, "created": summary.result.created, "skipped": summary.result.skipped,
@@ -82,6 +95,8 @@ def _review(args) -> int:
         out = {**result.__dict__, "disagreements": disagreements.to_dict(orient="records")}
         text = (f"{result.stored} answers stored ({result.inserted} new, {result.updated} updated, {result.deleted} "
                 f"removed because deleted in Label Studio); {len(disagreements)} tasks where annotators disagree")
+        if result.report:
+            text += f"\n{result.report}"
         for row in disagreements.itertuples():
             text += f"\n  {row.task_key}: {row.answers} -> {row.resolved if row.resolved is not None else 'unresolved'}"
     print(json.dumps(out, indent=2, default=str) if args.json else text)
@@ -292,12 +307,35 @@ def _serve(args) -> int:
         config_path=os.path.abspath(args.config), overrides=tuple(args.set), run_id=args.run_id,
         token_sha256=args.token_sha256 or (hash_token(token) if token else ""), store_text=args.store_text,
         lf_votes=args.lf_votes, started_at=utc_now(), **limits,
+        ls_basic_auth_sha256=_ls_basic_auth(args.ls_basic_auth_file),
     )
     if not settings.token_sha256:
         print("warning: no token given (--token-file); write endpoints and explain will refuse every request",
               file=sys.stderr)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
+
+
+def _basic_auth_pair(path: str) -> tuple[str, str] | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            user, _, password = handle.readline().strip().partition(":")
+    except OSError as exc:
+        raise LabelingError(f"cannot read the Label Studio Basic auth file: {exc}") from exc
+    return user, password
+
+
+def _ls_basic_auth(path: str) -> str:
+    from .serve.ls_backend import read_basic_auth_file
+
+    if not path:
+        return ""
+    try:
+        return read_basic_auth_file(path)
+    except OSError as exc:
+        raise LabelingError(f"cannot read the Label Studio Basic auth file: {exc}") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,7 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
     command("lfs", _lfs, "List the project's labeling functions and their versions.")
     command("runs", _runs, "List the runs recorded in the project's store.")
     review = command("review", _review, "Push rows to Label Studio for review, or pull the answers in as gold labels.")
-    review.add_argument("action", choices=("push", "pull"))
+    review.add_argument("action", choices=("push", "pull", "connect", "predict-all"),
+                        help="connect: register the server's /ls/ as the project's ML backend; predict-all: store "
+                             "the served model's prediction on every task that has none of its version")
+    review.add_argument("--url", default="http://127.0.0.1:8000/ls/",
+                        help="connect, predict-all: the server's Label Studio backend URL (default %(default)s)")
+    review.add_argument("--ls-basic-auth-file", default="", metavar="PATH",
+                        help="connect, predict-all: 'user:password' the server was started with")
+    review.add_argument("--batch", type=int, default=500, help="predict-all: tasks per request (default 500)")
+    review.add_argument("--progress", action="store_true", help="predict-all: a progress bar even off a terminal")
     review.add_argument("--strategy", default=None, help="push: entropy, margin, conflict, uncovered, low_confidence, "
                         "disagreed or random (default: review.strategy)")
     review.add_argument("--n", type=int, default=None, help="push: how many rows (default: review.n)")
@@ -412,6 +458,9 @@ def _serve_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--lf-votes-max-texts", type=int, default=None,
                      help="replace the LF-votes process after this many texts (bounds its memory)")
     sub.add_argument("--alias-poll-s", type=float, default=None)
+    sub.add_argument("--ls-basic-auth-file", default="", metavar="PATH",
+                     help="a file with one line 'user:password' that the /ls Label Studio backend routes then need "
+                          "(enter the same in Label Studio's Connect Model form); default: open")
 
 
 def main(argv: list[str] | None = None, *, reexec: bool = False) -> int:

@@ -7,6 +7,13 @@
 #   scripts/label_studio.sh start       start it; prints "export" lines for the client
 #   scripts/label_studio.sh stop        stop the server started by `start` (by its PID)
 #
+# Our model server is an ML backend on loopback (http://127.0.0.1:8000/ls/). SSRF protection
+# stays on, with loopback allowed and nothing else: ML_BLOCK_LOCAL_IP=false lets the ML-backend
+# calls (health, setup, predict, train) reach 127.0.0.1, and the banned subnets are Label
+# Studio's defaults minus 127.0.0.0/8 and ::1, so the backend's webhook (ANNOTATION_CREATED, ...
+# sent to .../ls/webhook) is accepted too. LABEL_STUDIO_ALLOW_LOOPBACK_BACKEND=false keeps
+# Label Studio's defaults (then no loopback backend can connect).
+#
 # Settings (environment): LABEL_STUDIO_PORT (default 8089), LABEL_STUDIO_BASE_DATA_DIR
 # (default .label-studio/data, git-ignored), LABEL_STUDIO_USERNAME/PASSWORD/USER_TOKEN
 # (generated at random when unset; the token is written to the data dir, mode 600,
@@ -34,6 +41,18 @@ install() {
     echo "label_studio: $VENV ready (label-studio $LS_VERSION)" >&2
 }
 
+# Label Studio 1.23.2's default banned subnets (core/utils/io.py validate_ip) without loopback.
+NOT_LOOPBACK=0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.0.0.0/24,192.0.2.0/24,\
+192.88.99.0/24,192.168.0.0/16,198.18.0.0/15,198.51.100.0/24,203.0.113.0/24,224.0.0.0/4,233.252.0.0/24,240.0.0.0/4,\
+255.255.255.255/32,::/128,::ffff:0:0/96,::ffff:0:0:0/96,64:ff9b::/96,64:ff9b:1::/48,100::/64,2001:0000::/32,\
+2001:20::/28,2001:db8::/32,2002::/16,fc00::/7,fe80::/10,ff00::/8
+
+loopback_backend() {
+    if [ "${LABEL_STUDIO_ALLOW_LOOPBACK_BACKEND:-true}" = true ]; then
+        printf '%s\n' ML_BLOCK_LOCAL_IP=false USE_DEFAULT_BANNED_SUBNETS=false "USER_ADDITIONAL_BANNED_SUBNETS=$NOT_LOOPBACK"
+    fi
+}
+
 start() {
     [ -x "$VENV/bin/label-studio" ] || { echo "label_studio: run '$0 install' first" >&2; exit 1; }
     mkdir -p "$STATE" "$DATA"
@@ -56,7 +75,7 @@ start() {
         SSRF_PROTECTION_ENABLED=true \
         SENTRY_DSN= FRONTEND_SENTRY_DSN= LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false \
         DJANGO_DB=sqlite \
-            nohup "$VENV/bin/label-studio" start --internal-host 127.0.0.1 --port "$PORT" --no-browser \
+            env $(loopback_backend) nohup "$VENV/bin/label-studio" start --internal-host 127.0.0.1 --port "$PORT" --no-browser \
             > "$LOG" 2>&1 < /dev/null &
         echo $! > "$PIDFILE"
     fi

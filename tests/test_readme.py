@@ -72,7 +72,8 @@ CLAIMS = {
     r"^\./quickstart\.sh$": "test_pipeline_and_registry_commands (its command, pipelines.retrain; setup is CI's)",
     r"^\.venv/bin/python -m pytest$": "the suite this test is part of (.ci/run)",
     r"token_urlsafe|labeling serve |^curl ": "test_serve_and_curl_commands",
-    r"labeling (review|refine) ": "test_review_commands",
+    r"labeling review (connect|predict-all) ": "tests/review/test_ls_connect.py (a real server and Label Studio)",
+    r"labeling (review (?!connect|predict-all)|refine )": "test_review_commands",
     r"scripts/label_studio\.sh (install|start|stop)": ".ci/run and the label_studio fixture (tests/conftest.py)",
     r"pipelines\.close_loop": "tests/test_close_loop.py (run_loop, the same main)",
     r"-m mkdocs build --strict": "tests/test_docs_site.py",
@@ -242,7 +243,7 @@ def test_review_commands(fresh, label_studio):
     url, key = label_studio
     ls_env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key}
     root, _ = fresh
-    for command in matching(r"labeling (review|refine) "):
+    for command in matching(r"labeling (review (?!connect|predict-all)|refine )"):
         config = command.split("--config ")[1].split()[0]
         if not (root / config).exists():
             run_ok(fresh, next(c for c in matching(r"labeling init ") if c.split()[4] in config))

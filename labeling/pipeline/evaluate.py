@@ -135,3 +135,51 @@ def evaluation_table(rows: Sequence[EvalRow], classes: Sequence[str]) -> pd.Data
         record["notes"] = row.notes
         records.append(record)
     return pd.DataFrame.from_records(records)
+
+
+def class_recall(y_true, predictions: dict[str, np.ndarray], classes: Sequence[str], *,
+                 counted: dict[str, np.ndarray] | None = None) -> dict:
+    """Per class, each model's recall and how many rows it predicts the class on.
+
+    ``y_true`` (n,) gold class indices (-1 = none: left out of the recall, not of the
+    counts); ``predictions``: model name -> (n,) predicted class indices; ``counted``:
+    model name -> (n,) bool, the rows whose predictions are counted (e.g. the rows some
+    LF votes on, where a label model's prediction is its own and not a tie-break);
+    default every row. Returns ``{"rows": n, "per_class": {class: {"support": int,
+    "recall": {model: float | None}, "predicted": {model: int}}}}`` (recall None for a
+    class without gold rows)."""
+    y_true = np.asarray(y_true)
+    labelled = y_true >= 0
+    per_class = {}
+    for j, cls in enumerate(classes):
+        gold = labelled & (y_true == j)
+        support = int(gold.sum())
+        per_class[cls] = {
+            "support": support,
+            "recall": {name: float((np.asarray(pred)[gold] == j).mean()) if support else None
+                       for name, pred in predictions.items()},
+            "predicted": {name: int(((np.asarray(pred) == j) & (counted or {}).get(name, True)).sum())
+                          for name, pred in predictions.items()},
+        }
+    return {"rows": int(labelled.sum()), "per_class": per_class}
+
+
+def vanished_classes(recall: dict, served: str, reference: str) -> list[str]:
+    """The classes ``reference`` predicts on some row of ``recall`` (``class_recall``'s
+    result) and ``served`` never does."""
+    return [cls for cls, row in recall["per_class"].items()
+            if row["predicted"][reference] > 0 and row["predicted"][served] == 0]
+
+
+def vanished_warnings(recall: dict, served: str, reference: str, metric: str, split: str = "dev") -> list[str]:
+    """One warning per class ``vanished_classes`` finds, with the metric that would weigh it."""
+    lines = []
+    for cls in vanished_classes(recall, served, reference):
+        row = recall["per_class"][cls]
+        ref_recall = row["recall"][reference]
+        found = "" if ref_recall is None else f" (recall {ref_recall:.1%} of its {row['support']})"
+        line = (f"class {cls!r} vanishes: the {reference} predicts it on {row['predicted'][reference]} {split} rows"
+                f"{found}, the {served} on none")
+        lines.append(line + ("; project.metric = 'macro_f1' would weigh it" if metric != "macro_f1" else
+                             "; it scores 0 in the macro_f1 the end model was chosen on"))
+    return lines

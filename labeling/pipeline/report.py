@@ -222,6 +222,13 @@ def _end_model_section(end_model: dict) -> str:
                               _num(c.get("tolerance", st.get("tolerance"))),
                               "yes" if c["name"] == st["chosen"] else "")
                              for st in selection["stages"] for c in st["candidates"]], left=2))
+    for key, chosen in (end_model.get("baselines") or {}).items():
+        parts.append(f"<p>The {_e(key)} baseline: {_e(chosen['note'])}.</p>")
+        parts.append(_table(("option", f"cross-validated {chosen['metric']}", "one SE of the gap to the best", "chosen"),
+                            [(c["name"], _num(c["cv_score"]), _num(c["tolerance"]),
+                              "yes" if c["name"] == chosen["chosen"] else "") for c in chosen["candidates"]],
+                            cls=f"baseline-{key}"))
+    parts.append(_class_recall_section(end_model.get("class_recall")))
     leakage = end_model.get("leakage")
     if leakage and leakage.get("metrics"):
         parts.append(f"<p>Test rows with no train/dev duplicate: {leakage['unleaked_rows']} of "
@@ -229,6 +236,23 @@ def _end_model_section(end_model: dict) -> str:
         parts.append(_table(("method", "accuracy (those rows)", "macro-F1 (those rows)"),
                             [(name, _num(m["accuracy"]), _num(m["macro_f1"])) for name, m in leakage["metrics"].items()],
                             left=1))
+    return "".join(parts)
+
+
+def _class_recall_section(recall: dict | None) -> str:
+    """Per-class recall on dev of the served model and the label model, with a warning for
+    each class the label model predicts and the served model never does; empty for runs
+    recorded without it."""
+    if not recall:
+        return ""
+    models = (recall["served"], recall["reference"])
+    parts = [f'<p class="warn">Warning: {_e(w)}.</p>' for w in recall["warnings"]]
+    parts.append(f"<p>Per-class recall on the {recall['rows']} labelled dev rows (predicted: rows predicted as the "
+                 f"class; the {_e(recall['reference'])} counts rows some LF votes on).</p>")
+    parts.append(_table(("class", "dev rows", *(f"recall: {m}" for m in models), *(f"predicted: {m}" for m in models)),
+                        [(cls, row["support"], *(_num(row["recall"][m]) for m in models),
+                          *(row["predicted"][m] for m in models)) for cls, row in recall["per_class"].items()],
+                        cls="class-recall"))
     return "".join(parts)
 
 

@@ -43,13 +43,14 @@ from ..config import ProjectConfig
 from ..data.datasets import SPLIT_NAMES, Splits, load_dataset, release_freed_memory
 from ..data.wrench import precomputed_lf_columns, precomputed_votes
 from ..models.embeddings import EmbeddingCache
-from ..models.end_model_selection import select_end_model
+from ..models.end_model_selection import affordable_families, select_baseline, select_end_model
 from ..models.end_models import make_end_model
 from ..errors import LabelingError
 from .leakage import unleaked_from_verification
 from .evaluate import (
     NOT_COMPUTED,
     EvalRow,
+    class_recall,
     classification_metrics,
     evaluation_table,
     lf_alone_predictions,
@@ -58,6 +59,8 @@ from .evaluate import (
     random_predictions,
     single_class_reason,
     table_score,
+    vanished_classes,
+    vanished_warnings,
 )
 from ..review.gold import (
     dev_with_gold,
@@ -149,6 +152,10 @@ _STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model
 REFERENCE_MAX_TEXTS = 50_000
 
 
+HUMAN_BASELINE = "human (dev labels; chosen by CV on dev)"
+ORACLE_BASELINE = "oracle (gold train labels; chosen by CV on train)"
+
+
 def _new_run_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
@@ -156,12 +163,15 @@ def _new_run_id() -> str:
 
 def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str,
                     sample_weight=None, unlabelled_texts=(), unleaked=None,
-                    show_progress: bool = False) -> tuple[list[EvalRow], object, dict, np.ndarray]:
+                    show_progress: bool = False) -> tuple[list[EvalRow], object, dict, np.ndarray, dict]:
     """Train (or, with ``end_model.type = "auto"``, choose on dev) the end model on the
-    label model's soft labels, and the human/oracle twins; returns ``(rows, model, selection,
-    (n_test, k) end-model test probabilities)``.
+    label model's soft labels, and the human and oracle baselines; returns ``(rows, model,
+    selection, (n_test, k) end-model test probabilities, {"human"/"oracle": how each
+    baseline was chosen})``.
 
-    The twins use the end model's settings without its dev-fitted class offsets, trained
+    Each baseline is the best model its gold labels alone can train: family and C chosen
+    by cross-validation on those rows only (``select_baseline``: dev for the human, gold
+    train for the oracle, never test), over the end model's candidate families, trained
     on at most ``end_model.baseline_max_rows`` rows (a seeded subsample beyond that, said
     in the row's notes), so they cannot dominate the run's time."""
     k, seed, classes = config.cardinality, config.seed, config.classes
@@ -200,16 +210,6 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
             trained_rows, notes = em.max_rows, f"{notes}; fitted on a seeded subsample of {em.max_rows} (end_model.max_rows)"
         end_model.fit(texts_train, soft_labels, sample_weight=sample_weight)
 
-    def twin(texts, y):
-        """The end model's settings, trained on gold labels (at most baseline_max_rows)."""
-        cap, note = config.end_model.baseline_max_rows, ""
-        if cap and len(texts) > cap:
-            keep = np.sort(np.random.default_rng(seed).choice(len(texts), cap, replace=False))
-            texts, y, note = [texts[i] for i in keep], y[keep], f"subsampled to {cap} of {len(texts)} rows"
-        model = type(end_model)(**{**end_model.get_params(), "class_offsets": ()})
-        model.embedding_cache = embedding_cache
-        return model.fit(texts, y), len(texts), note
-
     def row(name, kind, model, train_rows, coverage, row_notes="", predicted=None):
         predicted = model.predict(test_texts) if predicted is None else predicted
         return _with_unleaked(EvalRow(name, kind, classification_metrics(y_test, predicted, classes),
@@ -221,25 +221,57 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
                 predicted=test_proba.argmax(axis=1))]
     # The baselines train on labelled splits that may lack a class (a small dev set): such a
     # baseline is recorded as not computed, with the reason, and the run goes on.
-    human_name = "human (end model on dev labels)"
-    reason = single_class_reason(y_dev, classes, "the dev split")
-    if reason:
-        rows.append(not_computed(human_name, "baseline", classes, reason, train_rows=len(y_dev),
-                                 coverage=len(y_dev) / n_train))
-    else:
-        human, used, note = twin(splits.dev["text"].tolist(), y_dev)
-        rows.append(row(human_name, "baseline", human, used, used / n_train, note))
+    families, dropped = _baseline_families(em, selection, texts_train)
+    baselines = {}
     gold = splits.train["label"].to_numpy()
     has_gold = gold >= 0
-    oracle_name = "oracle (end model on gold train labels)"
-    reason = single_class_reason(gold, classes, "the train split")
-    if reason:
-        rows.append(not_computed(oracle_name, "baseline", classes, reason, train_rows=int(has_gold.sum()),
-                                 coverage=float(has_gold.mean())))
-    else:
-        oracle, used, note = twin(splits.train["text"][has_gold].tolist(), gold[has_gold])
-        rows.append(row(oracle_name, "baseline", oracle, used, used / n_train, note))
-    return rows, end_model, selection, test_proba
+    for key, name, what, texts, y in (
+            ("human", HUMAN_BASELINE, "dev", splits.dev["text"].tolist(), y_dev),
+            ("oracle", ORACLE_BASELINE, "gold train", splits.train["text"][has_gold].tolist(), gold[has_gold])):
+        reason = single_class_reason(y, classes, "the dev split" if key == "human" else "the train split")
+        labelled = int((y >= 0).sum())
+        if reason:
+            rows.append(not_computed(name, "baseline", classes, reason, train_rows=labelled,
+                                     coverage=labelled / n_train))
+            continue
+        if show_progress:
+            print(f"{key} baseline: cross-validating {', '.join(families)} on {labelled:,} {what} rows")
+        chosen = select_baseline(texts, y, classes=classes, metric=config.metric, families=families, what=what,
+                                 embedder=em.auto_embedder, embedding_cache=embedding_cache, random_state=seed,
+                                 max_rows=em.baseline_max_rows, dropped=dropped)
+        baselines[key] = chosen.to_dict()
+        used = chosen.rows["final"]
+        rows.append(row(name, "baseline", chosen.model, used, used / n_train, chosen.note()))
+    return rows, end_model, selection, test_proba, baselines
+
+
+def _dev_class_recall(config, dev_texts: list[str], y_dev, L_dev, label_model, served) -> dict:
+    """Per-class recall on dev of the served model (the end model) and the label model,
+    and the classes the label model predicts on dev (where some LF votes: elsewhere its
+    prediction is the tie-break's) that the served model never predicts, each with a
+    warning. What a metric like accuracy can hide: a class dropped entirely."""
+    names = {"served": "end model", "reference": "label model"}
+    predictions = {names["served"]: served.predict(dev_texts) if dev_texts else np.zeros(0, dtype=np.int64),
+                   names["reference"]: probs_to_preds(label_model.predict_proba(L_dev),
+                                                      tie_break=config.label_model.tie_break)}
+    recall = class_recall(y_dev, predictions, config.classes,
+                          counted={names["reference"]: (L_dev != ABSTAIN).any(axis=1)})
+    return {**names, **recall, "vanished": vanished_classes(recall, names["served"], names["reference"]),
+            "warnings": vanished_warnings(recall, names["served"], names["reference"], config.metric)}
+
+
+def _baseline_families(em, selection: dict, texts_train) -> tuple[list[str], dict]:
+    """The end-model families the baselines cross-validate, and those left out and why:
+    ``end_model.candidates`` less those the end model's selection left out for their cost
+    (they cost per character of every text the baselines score too); fixed settings
+    (``sklearn``/``torch``) apply the same character budget to the train texts."""
+    if "dropped_candidates" in selection:
+        dropped = selection["dropped_candidates"]
+        return [f for f in em.candidates if f not in dropped], dict(dropped)
+    n = len(texts_train)
+    rows = min(n, em.selection_max_rows or n)
+    chars = int(sum(map(len, texts_train)) * rows / n) if n else 0
+    return affordable_families(em.candidates, rows, chars, em.costly_max_chars)
 
 
 def _with_unleaked(row: EvalRow, predicted, y_test, unleaked, classes) -> EvalRow:
@@ -367,7 +399,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         texts_train, targets, weights = training_rows_with_gold(
             gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
         gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
-        end_rows, end_model, em_selection, end_test_proba = _end_model_rows(
+        end_rows, end_model, em_selection, end_test_proba, baselines = _end_model_rows(
             config, splits, texts_train, targets, y_test,
             notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on{gold_note}",
             sample_weight=weights, unlabelled_texts=splits.train["text"][~covered].astype(str).tolist(),
@@ -375,6 +407,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         )
     eval_rows += end_rows
     evaluation = evaluation_table(eval_rows, classes)
+    recall = _dev_class_recall(config, splits.dev["text"].tolist(), y_dev, L_dev, label_model, end_model)
     with _timed(timings, "documents", stages, rows=len(splits.test)):
         test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model,
                                                       end_test_proba)
@@ -385,6 +418,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": selection}
     em_info = {"type": config.end_model.type, "class": type(end_model).__name__, "params": end_model.get_params(),
                "device": getattr(end_model, "device_", "cpu"), "gold": gold.summary(), "selection": em_selection,
+               "baselines": baselines, "class_recall": recall,
                "leakage": {"test_rows": len(y_test), "unleaked_rows": int(unleaked[0].sum()), "excluded": unleaked[1],
                            "metrics": {r.name: {m: r.extra["unleaked"][m] for m in ("accuracy", "macro_f1", "per_class")}
                                        for r in eval_rows if "unleaked" in r.extra}}}
@@ -594,8 +628,8 @@ def summary_notes(result: RunResult) -> list[str]:
         if end > top:
             n_test = int(result.split_sizes.get("test", 0)) or 1
             se = float(np.sqrt(max(top * (1 - top), 1e-12) / n_test))
-            notes.append(f"the end model ({end:.1%}) scores above the oracle ({top:.1%}): the oracle is the same "
-                         f"model trained on the train split's gold labels, not an upper bound; on {n_test} test rows "
+            notes.append(f"the end model ({end:.1%}) scores above the oracle ({top:.1%}): the oracle is the model "
+                         f"cross-validation on the train split's gold labels chose, not an upper bound; on {n_test} test rows "
                          f"one standard error is {se:.1%}, so a gap of {end - top:.1%} is "
                          f"{'within noise' if end - top <= 2 * se else 'more than noise (check for leakage)'}")
     dev = result.lf_table.loc["dev"] if "dev" in result.lf_table.index.get_level_values(0) else None
@@ -645,6 +679,9 @@ def _end_model_lines(result: RunResult) -> list[str]:
         verdict = "beats" if e > m else "ties" if e == m else "LOSES TO"
         named = "accuracy" if metric == "accuracy" else metric.replace(":", " of ")
         lines.append(f"end model {verdict} the label model on test {named} ({e:.1%} vs {m:.1%})")
+    lines += [f"WARNING: {w}" for w in (info.get("class_recall") or {}).get("warnings", ())]
+    for key, chosen in (info.get("baselines") or {}).items():
+        lines.append(f"{key} baseline: {chosen['note']}")
     leakage = info.get("leakage")
     if leakage and len(end) and pd.notna(end["accuracy_unleaked"].iloc[0]):
         lines.append(f"test rows with no train/dev duplicate: {leakage['unleaked_rows']} of {leakage['test_rows']} "

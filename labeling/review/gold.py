@@ -19,6 +19,7 @@ whose annotators differ. ``all_gold`` adds the serving feedback
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,22 @@ import pandas as pd
 
 from ..errors import LabelError
 from ..store.connection import table_names
-from ..store.gold import GoldStore, PullResult, ReviewTask
+from ..store.gold import GoldStore as _StoredGold
+from ..store.gold import PullResult, ReviewTask
 from ..store.serving import gold_labels as feedback_gold_labels
+from .label_studio import describe_unclear
 
 GOLD_COLUMNS = ["task_key", "source", "row_id", "text", "label", "n_annotators", "agreement"]
+
+
+class GoldStore(_StoredGold):
+    """The review side of the project's store (``labeling.store.gold``), whose pull results
+    describe the unclear answers they kept (``describe_unclear``)."""
+
+    def record_annotations(self, project: str, annotations, unclear=()) -> PullResult:
+        result = super().record_annotations(project, annotations, unclear)
+        known = self.pushed_keys(project) if unclear else set()
+        return dataclasses.replace(result, report=describe_unclear([u for u in unclear if u.task_key in known]))
 
 
 def _resolve(answers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -13,6 +13,7 @@ Like ``retrain.py`` this module only wires library calls in order:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from .label_studio import (
     display_text,
     sample_scores,
     select_for_review,
+    top_classes_tie,
 )
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
@@ -139,6 +141,25 @@ def served_candidates(config: ProjectConfig) -> tuple[Candidates, str, list[str]
     return candidates, "served:" + ",".join(versions), lf_names
 
 
+def served_model_where_tied(config: ProjectConfig, items: list[ReviewItem], texts: list[str]) -> list[ReviewItem]:
+    """``items`` where the label model's top classes tie get the served end model's
+    probabilities instead (the store's champion run, else its latest), marked with
+    ``end-model:<run id>`` as their model version; unchanged when no run is recorded."""
+    tied = [i for i, item in enumerate(items) if item.probs is not None and top_classes_tie(item.probs)]
+    if not tied:
+        return items
+    with FeedbackLog(config.resolve(config.store)) as log:
+        run_id = log.get_alias() or log.latest_run_id()
+        if not run_id:
+            return items
+        model = log.load_end_model(run_id)
+    probs = model.predict_proba([texts[i] for i in tied])
+    out = list(items)
+    for i, row in zip(tied, probs):
+        out[i] = dataclasses.replace(items[i], probs=tuple(float(p) for p in row), model_version=f"end-model:{run_id}")
+    return out
+
+
 @dataclass(frozen=True)
 class PushSummary:
     result: PushResult
@@ -180,6 +201,7 @@ def push_review(
     shown = redact_texts(texts, settings) if settings is not None else texts
     items = [ReviewItem(cand.keys[i], shown[j], tuple(float(p) for p in cand.probs[i]), cand.votes[i], strategy)
              for j, i in enumerate(picked)]
+    items = served_model_where_tied(config, items, [cand.texts[i] for i in picked])
     result = review.push(build_tasks(items, classes=config.classes, lf_names=lf_names, model_version=version))
     with GoldStore(config.resolve(config.store)) as store:
         store.record_pushed(title, [ReviewTask(cand.keys[i], source, cand.row_ids[i], cand.texts[i], strategy)
@@ -193,13 +215,67 @@ def pull_review(config: ProjectConfig, review: LabelStudioReview, *,
 
     ``renames``: old class name -> declared class name, for answers given before a class
     was renamed in the config. An answer with any other undeclared class stops the pull
-    (``LabelError``) before the store is touched."""
-    annotations = review.annotations(renames=renames)
+    (``LabelError``) before the store is touched. An answer that gives two classes or none
+    keeps the gold stored before (``PullResult.kept`` and ``report`` say which)."""
+    annotations, unclear = review.answers(renames=renames)
     path = config.resolve(config.store)
     with GoldStore(path) as store:
-        result = store.record_annotations(review_title(config), annotations)
+        result = store.record_annotations(review_title(config), annotations, unclear)
     _, disagreements = review_gold(path)
     return result, disagreements
+
+
+DEFAULT_BACKEND_URL = "http://127.0.0.1:8000/ls/"
+
+
+def connect_backend(review: LabelStudioReview, url: str = DEFAULT_BACKEND_URL, *,
+                    basic_auth: tuple[str, str] | None = None) -> dict:
+    """Register our server's ``/ls/`` as the review project's ML backend (idempotent)."""
+    return review.connect_backend(url, title="labeling", basic_auth=basic_auth)
+
+
+@dataclass(frozen=True)
+class PredictAllSummary:
+    model_version: str
+    tasks: int  # tasks that had no prediction of this version when the run started
+    stored: int  # predictions imported by this run
+    batches: int
+
+
+def predict_all(review: LabelStudioReview, url: str = DEFAULT_BACKEND_URL, *, batch: int = 500,
+                basic_auth: tuple[str, str] | None = None, show_progress: bool = False,
+                httpx_client=None) -> PredictAllSummary:
+    """Store a prediction of the served model for every task of the project that has none of
+    its version: tasks in batches of ``batch`` through our server's ``/ls/predict``, then
+    Label Studio's bulk import. Resumable: a task already holding a prediction of this
+    version is skipped, so a stopped run goes on where it stopped."""
+    import httpx
+
+    from ..progress import progress
+
+    config = review.label_config()
+    client = httpx_client or httpx.Client(timeout=300, auth=basic_auth, trust_env=False)
+    base = url.rstrip("/")
+    try:
+        setup = client.post(f"{base}/setup", json={"schema": config})
+        if setup.status_code != 200:
+            raise ConfigError(f"{base}/setup answered {setup.status_code}: {setup.text[:500]}")
+        version = setup.json()["model_version"]
+        todo = review.tasks_without_prediction(version)
+        ids = sorted(todo)
+        chunks = [ids[i:i + batch] for i in range(0, len(ids), batch)]
+        stored = 0
+        for chunk in progress(chunks, total=len(chunks), desc="predict-all batches", enabled=show_progress):
+            answer = client.post(f"{base}/predict", json={"tasks": [{"id": t, "data": todo[t]} for t in chunk],
+                                                           "label_config": config})
+            if answer.status_code != 200:
+                raise ConfigError(f"{base}/predict answered {answer.status_code}: {answer.text[:500]}")
+            results = answer.json()["results"]
+            stored += review.import_predictions([{"task": t, **r} for t, r in zip(chunk, results)])
+    finally:
+        if httpx_client is None:
+            client.close()
+    return PredictAllSummary(version, len(ids), stored, len(chunks))
 
 
 def gold_for_refinement(config: ProjectConfig, splits=None) -> pd.DataFrame:
@@ -244,7 +320,11 @@ def refine_from_gold(config: ProjectConfig, *, top: int = 10) -> RefineReport:
 
 
 __all__ = [
+    "DEFAULT_BACKEND_URL",
     "Candidates",
+    "PredictAllSummary",
+    "connect_backend",
+    "predict_all",
     "PushSummary",
     "dataset_candidates",
     "gold_for_refinement",

@@ -125,6 +125,7 @@ class ServeSettings:
     request_read_timeout_s: float = 30.0  # a request (headers and body) must arrive within this
     lf_votes_max_texts: int = 5_000  # the LF-votes process hands over to a fresh one after this many texts
     started_at: str = ""  # when the server (all workers) started: pending votes older than this are re-queued
+    ls_basic_auth_sha256: str = ""  # sha256 of "user:password" the /ls (Label Studio ML backend) routes need; "" = open
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -383,6 +384,7 @@ class _Server:
         self.lf_votes_error = ""  # why this worker's own (inline) LF votes cannot be computed
         self.served_via = ""  # how the served run was chosen: "alias", "latest" (no alias yet) or "pinned"
         self._lf_names: dict[str, list[str]] = {}  # run id -> its LFs' names, for logged predictions
+        self.ls_backend = None  # the /ls routes' background jobs (ls_backend.ls_router sets it)
 
     @property
     def version(self) -> str:
@@ -394,6 +396,8 @@ class _Server:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.ls_backend is not None:
+            self.ls_backend.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.explainer is not None:
@@ -1012,6 +1016,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse(Health(status="not ready", model_version=server.version, detail=server.last_error,
                                    worker=worker).model_dump(exclude_none=True), status_code=503)
 
+    from .ls_backend import ls_router  # Label Studio's ML-backend protocol under /ls
+
+    app.include_router(ls_router(server, settings))
     return app
 
 

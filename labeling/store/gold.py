@@ -36,6 +36,8 @@ class PullResult:
     updated: int
     deleted: int
     unknown_tasks: int  # annotations on tasks this store never pushed (ignored)
+    kept: int = 0  # answers that give two classes or none: their stored gold was kept as it was
+    report: str = ""  # which ones and why (``review.label_studio.describe_unclear``)
 
 
 ANSWER_COLUMNS = ["task_key", "source", "row_id", "text", "annotator", "label"]
@@ -75,8 +77,12 @@ class GoldStore:
         where, args = ("WHERE project = ?", [project]) if project else ("", [])
         return {r["task_key"] for r in self.conn.read(f"SELECT task_key FROM review_tasks {where}", args)}
 
-    def record_annotations(self, project: str, annotations: Sequence) -> PullResult:
-        """Replace the project's stored answers with ``annotations`` (all of them, as read now)."""
+    def record_annotations(self, project: str, annotations: Sequence, unclear: Sequence = ()) -> PullResult:
+        """Replace the project's stored answers with ``annotations`` (all of them, as read now).
+
+        ``unclear``: answers (with ``task_key``, ``annotator``) that still exist but give two classes
+        or none; the gold their annotator gave on that task before is kept as it was (and counted in
+        ``kept``), never deleted: only an answer deleted in Label Studio removes gold."""
         known = self.pushed_keys(project)
         latest: dict[tuple[str, str], object] = {}
         for ann in sorted(annotations, key=lambda a: (a.updated_at, a.annotation_id)):
@@ -90,7 +96,7 @@ class GoldStore:
                 "SELECT g.* FROM gold_labels g JOIN review_tasks t USING (task_key) WHERE t.project = ?", [project])
         }
         inserted = updated = 0
-        gone = set(before) - set(latest)
+        gone = set(before) - set(latest) - {(u.task_key, u.annotator) for u in unclear}
         with self.conn.writing("store annotations") as conn:
             conn.executemany("DELETE FROM gold_labels WHERE task_key = ? AND annotator = ?", sorted(gone))
             for key, ann in latest.items():
@@ -105,7 +111,45 @@ class GoldStore:
                     {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
                      "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at, "pulled_at": now}],
                     verb="INSERT OR REPLACE")
-        return PullResult(len(latest), inserted, updated, len(gone), unknown)
+        return PullResult(len(latest), inserted, updated, len(gone), unknown,
+                          sum(1 for u in unclear if u.task_key in known))
+
+    def task_key_for(self, project: str, ls_task_id: int) -> str | None:
+        """The key of the pushed task Label Studio knows as ``ls_task_id`` in ``project``, or None."""
+        row = self.conn.read_one("SELECT task_key FROM review_tasks WHERE project = ? AND ls_task_id = ?",
+                                 [project, int(ls_task_id)])
+        return row["task_key"] if row else None
+
+    def record_answer(self, project: str, task: ReviewTask, ls_task_id: int, ann) -> str:
+        """Store one answer as its annotator's gold on ``task`` (registered first when it was
+        never pushed from here, e.g. a task imported in Label Studio): ``"inserted"``,
+        ``"updated"`` or ``"unchanged"`` (the same or an older edit of the stored answer)."""
+        with self.conn.writing("store an answer") as conn:
+            insert_rows(conn, "review_tasks", [
+                {"task_key": task.task_key, "project": project, "source": task.source, "row_id": task.row_id,
+                 "text": task.text, "text_sha256": text_sha256(task.text), "ls_task_id": int(ls_task_id),
+                 "strategy": task.strategy, "pushed_at": utc_now()}], verb="INSERT OR IGNORE")
+            cur = conn.execute("SELECT label, annotation_id, updated_at FROM gold_labels"
+                               " WHERE task_key = ? AND annotator = ?", [ann.task_key, ann.annotator])
+            old = cur.fetchone()
+            if old and (old[0], old[1]) == (ann.label, ann.annotation_id):
+                return "unchanged"
+            if old and old[1] == ann.annotation_id and str(old[2]) > ann.updated_at:
+                return "unchanged"  # a late, older event of the same annotation
+            insert_rows(conn, "gold_labels", [
+                {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
+                 "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at,
+                 "pulled_at": utc_now()}], verb="INSERT OR REPLACE")
+        return "updated" if old else "inserted"
+
+    def remove_answers(self, annotation_ids: Sequence[int]) -> int:
+        """Delete the gold of the given (deleted in Label Studio) annotations; returns how many rows went."""
+        ids = [int(i) for i in annotation_ids]
+        if not ids:
+            return 0
+        with self.conn.writing("remove answers") as conn:
+            marks = ",".join("?" * len(ids))
+            return conn.execute(f"DELETE FROM gold_labels WHERE annotation_id IN ({marks})", ids).rowcount
 
     def answers(self):
         """Every stored answer with its task: a pandas frame of ``ANSWER_COLUMNS``, by task and annotator."""

@@ -211,6 +211,10 @@ class FeedbackLog:
     def run_exists(self, run_id: str) -> bool:
         return run_exists(self.store, run_id)
 
+    def run_ids(self) -> list[str]:
+        """Every recorded run id, oldest first."""
+        return [r["id"] for r in self.store.read("SELECT id FROM runs ORDER BY created_at, id")]
+
     def latest_run_id(self) -> str | None:
         return latest_run_id(self.store)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labeling import ConfigError, load_config, run_retrain
+from labeling import ConfigError, LabelingError, load_config, run_retrain
 from labeling.models.end_model_selection import (
     C_GRID,
     DEFAULT_FAMILIES,
@@ -15,6 +15,7 @@ from labeling.models.end_model_selection import (
     family_model,
     metric_score,
     paired_se,
+    select_baseline,
     select_end_model,
 )
 
@@ -274,3 +275,57 @@ def test_too_few_or_one_class_dev_labels_keep_the_first_family_as_it_is_and_say_
     assert info["rows"]["selection"] == 0 and info["rows"]["final"] == len(texts)
     assert info["dev_score"] is None if not rows else 0 <= info["dev_score"] <= 1
     assert chosen.model.predict_proba(dev_texts[:3]).shape == (3, 2)
+
+
+def test_a_baseline_is_chosen_by_cross_validation_on_its_own_rows_over_families_and_c(youtube_splits):
+    dev = youtube_splits.dev
+    texts, y = dev["text"].tolist(), dev["label"].to_numpy()
+    chosen = select_baseline(texts, y, classes=CLASSES, families=("word_hashed", "word_char"), what="dev",
+                             random_state=0)
+    names = [name for name, _ in chosen.options]
+    # every family with every C, simplest first; "word_hashed" is tried with its vocabulary (few rows)
+    assert names == [f"{family} C={c:g}" for family in ("word", "word_char") for c in C_GRID]
+    assert chosen.rows == {"what": "dev", "labelled": len(y), "cv": len(y), "folds": 5, "final": len(y)}
+    # the one-SE rule: no earlier option is within its tolerance of the best, the pick is
+    best, i = max(v for _, v in chosen.options), names.index(chosen.chosen)
+    assert chosen.options[i][1] >= best - chosen.tolerances[i] - 1e-12
+    assert all(v < best - t - 1e-12 for (_, v), t in zip(chosen.options[:i], chosen.tolerances[:i]))
+    assert chosen.note().startswith(f"{chosen.chosen}, chosen by 5-fold cross-validation on {len(y)} dev rows (accuracy ")
+    record = chosen.to_dict()
+    assert record["chosen"] == chosen.chosen and len(record["candidates"]) == 6 and "one standard error" in record["rule"]
+    assert chosen.model.predict(texts).shape == (len(texts),)
+    again = select_baseline(texts, y, classes=CLASSES, families=("word_hashed", "word_char"), what="dev",
+                            random_state=0)
+    assert again.options == chosen.options and again.chosen == chosen.chosen
+
+
+def test_a_baseline_reads_bounded_rows_and_says_so(youtube_splits):
+    train = youtube_splits.train
+    chosen = select_baseline(train["text"].tolist(), train["label"].to_numpy(), classes=CLASSES, families=("word",),
+                             what="gold train", cv_max_rows=300, max_rows=800, random_state=0)
+    assert (chosen.rows["cv"], chosen.rows["final"], chosen.rows["labelled"]) == (300, 800, len(train))
+    assert f"the cross-validation read a seeded subsample of 300 of {len(train):,} rows" in chosen.note()
+    assert f"fitted on a seeded subsample of 800 of {len(train):,} rows" in chosen.note()
+    with pytest.raises(LabelingError, match="at least two classes"):
+        select_baseline(train["text"].tolist()[:20], np.zeros(20, dtype=int), classes=CLASSES, families=("word",))
+
+
+@pytest.mark.parametrize("family", ["word", "word_char", "word_char_emb"])
+def test_held_out_rows_are_scored_as_new_texts_not_diluted_by_their_own_ngrams(youtube_splits, family):
+    """Cross-validation vectorises once: a held-out row keeps only the n-grams its training
+    folds hold, each block rescaled, as a vectorizer fitted on those folds would give it."""
+    from labeling.models.end_model_selection import _as_unseen, _ngram_blocks
+
+    texts = youtube_splits.dev["text"].tolist()
+    model = family_model(family, 2, 0, "wordllama")  # word_char_emb: embedding columns are never dropped
+    vectorizer = model.vectorizer()
+    X = vectorizer.fit_transform(texts)
+    held = np.arange(len(texts)) % 4 == 0
+    rows = _as_unseen(X, ~held, held, _ngram_blocks(vectorizer))
+    own = model.vectorizer()
+    own.fit_transform(texts_fit := [t for t, h in zip(texts, held) if not h])
+    expected = own.transform([t for t, h in zip(texts, held) if h])
+    assert texts_fit and rows.shape == (held.sum(), X.shape[1])
+    # same number of n-grams per row as the fold's own vectorizer, and the same row norms
+    np.testing.assert_array_equal(rows.getnnz(axis=1), expected.getnnz(axis=1))
+    np.testing.assert_allclose(np.sqrt(rows.multiply(rows).sum(axis=1)), np.sqrt(expected.multiply(expected).sum(axis=1)))

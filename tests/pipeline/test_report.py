@@ -177,3 +177,35 @@ def test_end_model_selection_shows_each_option_and_its_se_old_records_too(record
             del option["tolerance"]
     first = family["candidates"][0]
     assert f'<td class="l">{first["name"]}</td><td>{first["dev_score"]:.3f}</td><td>0.025</td>' in render_report(old, documents)
+
+
+def test_baselines_per_class_recall_and_a_vanished_class_are_in_the_report(recorded_youtube_run):
+    import copy
+
+    from labeling import RunStore
+
+    _, result = recorded_youtube_run
+    with RunStore(result.store_path) as store:
+        run = store.get_run(result.run_id)
+        documents = store.get_documents(result.run_id)
+    page = render_report(run, documents)
+    # how each baseline was chosen, every option with its cross-validated score
+    for key, chosen in run["end_model"]["baselines"].items():
+        assert f"The {key} baseline: {chosen['note']}" in page and f'class="baseline-{key}"' in page
+        first = chosen["candidates"][0]
+        assert f'<td class="l">{first["name"]}</td><td>{first["cv_score"]:.3f}</td>' in page
+    recall = run["end_model"]["class_recall"]
+    ham = recall["per_class"]["ham"]
+    assert 'class="class-recall"' in page and "vanishes" not in page
+    assert (f'<td class="l">ham</td><td>{ham["support"]}</td><td>{ham["recall"]["end model"]:.3f}</td>'
+            f'<td>{ham["recall"]["label model"]:.3f}</td>') in page
+    # a class the label model predicts on dev and the end model never does: a warning
+    dropped = copy.deepcopy(run)
+    warning = ("class 'spam' vanishes: the label model predicts it on 51 dev rows (recall 96.3% of its 54), "
+               "the end model on none; project.metric = 'macro_f1' would weigh it")
+    dropped["end_model"]["class_recall"].update(vanished=["spam"], warnings=[warning])
+    assert '<p class="warn">Warning: class &#x27;spam&#x27; vanishes' in render_report(dropped, documents)
+    # runs recorded before either existed still render
+    old = copy.deepcopy(run)
+    del old["end_model"]["baselines"], old["end_model"]["class_recall"]
+    assert "class-recall" not in render_report(old, documents)

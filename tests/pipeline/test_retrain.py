@@ -27,6 +27,7 @@ from labeling import (
 )
 from labeling.data.datasets import sha256_file
 from labeling.errors import LabelingError
+from labeling.models.end_model_selection import C_GRID
 
 from ..conftest import FIXTURES, REPO, tiny_project, write_project
 
@@ -145,6 +146,61 @@ def test_summary_explains_its_numbers(youtube_run):
     assert f"dev accuracy is blank (NaN) where an LF votes on no dev row: {first_lf}" in text
 
 
+HUMAN, ORACLE = "human (dev labels; chosen by CV on dev)", "oracle (gold train labels; chosen by CV on train)"
+
+
+def test_baselines_are_chosen_by_cross_validation_on_their_own_rows_and_the_table_says_how(youtube_run):
+    config, result = youtube_run
+    table = result.evaluation.set_index("name")
+    baselines = result.end_model["baselines"]
+    assert baselines["human"]["rows"] == {"what": "dev", "labelled": 100, "cv": 100, "folds": 5, "final": 100}
+    assert baselines["oracle"]["rows"]["what"] == "gold train" and baselines["oracle"]["rows"]["final"] == 1586
+    # the end model's candidate families, each logistic-regression family with every C
+    names = [c["name"] for c in baselines["human"]["candidates"]]
+    assert names == [f"{f} C={c:g}" for f in ("word", "word_char", "word_char_emb") for c in C_GRID] + ["embedding"]
+    for key, name in (("human", HUMAN), ("oracle", ORACLE)):
+        assert table.loc[name, "notes"] == baselines[key]["note"]
+        assert baselines[key]["note"].startswith(f"{baselines[key]['chosen']}, chosen by 5-fold cross-validation on ")
+        assert f"{key} baseline: {baselines[key]['note']}" in format_summary(result)
+    with RunStore(result.store_path) as store:
+        assert store.get_run(result.run_id)["end_model"]["baselines"] == baselines
+
+
+def test_per_class_dev_recall_is_recorded_and_no_class_vanishes_on_the_example(youtube_run):
+    _, result = youtube_run
+    recall = result.end_model["class_recall"]
+    assert (recall["served"], recall["reference"], recall["rows"]) == ("end model", "label model", 100)
+    assert set(recall["per_class"]) == {"ham", "spam"} and recall["vanished"] == recall["warnings"] == []
+    assert all(0.9 <= row["recall"]["end model"] <= 1 for row in recall["per_class"].values())
+    assert "vanishes" not in format_summary(result)
+    with RunStore(result.store_path) as store:
+        assert store.get_run(result.run_id)["end_model"]["class_recall"] == recall
+
+
+def test_a_class_the_end_model_drops_is_a_warning_naming_the_metric_that_would_weigh_it(youtube_run):
+    import dataclasses
+
+    from labeling.models.label_models import MajorityVote
+    from labeling.pipeline.retrain import _dev_class_recall
+
+    config, result = youtube_run
+
+    class OnlyHam:  # an end model that never predicts spam
+        def predict(self, texts):
+            return np.zeros(len(texts), dtype=np.int64)
+
+    y = np.array([0, 0, 1, 1, 1])
+    L = np.array([[0], [0], [1], [1], [-1]])  # the last row: no LF votes, the label model's tie-break
+    recall = _dev_class_recall(config, ["a comment"] * 5, y, L, MajorityVote(cardinality=2).fit(L), OnlyHam())
+    assert recall["vanished"] == ["spam"] and recall["per_class"]["spam"]["predicted"] == {"end model": 0,
+                                                                                           "label model": 2}
+    (warning,) = recall["warnings"]
+    assert warning.startswith("class 'spam' vanishes: the label model predicts it on 2 dev rows (recall ")
+    assert warning.endswith("the end model on none; project.metric = 'macro_f1' would weigh it")
+    text = format_summary(dataclasses.replace(result, end_model={**result.end_model, "class_recall": recall}))
+    assert f"WARNING: {warning}" in text
+
+
 def test_rerun_from_the_cli_reproduces_hashes_and_metrics(youtube_run, youtube_config_path, tmp_path):
     _, first = youtube_run
     proc = subprocess.run(
@@ -174,7 +230,7 @@ def test_torch_end_model_by_config(youtube_config_path, tmp_path):
     end = result.metric("end model")
     assert end >= 0.93  # measured 94.1% with the default torch settings (CPU)
     assert end > table[table["kind"] == "lf"]["accuracy"].max()
-    assert end > table.loc["human (end model on dev labels)", "accuracy"]
+    assert end > table.loc["human (dev labels; chosen by CV on dev)", "accuracy"]
 
 
 # --- multi-class: TREC questions from WRENCH, read as a user's JSONL file ---------------
@@ -334,20 +390,20 @@ def test_a_dev_split_missing_a_class_skips_the_human_baseline_and_says_why(tmp_p
     config = _missing_class_project(tmp_path, youtube_splits, train_gold=True)
     result = run_retrain(config)  # used to stop: "the training labels hold a single class"
     table = result.evaluation.set_index("name")
-    human = table.loc["human (end model on dev labels)"]
+    human = table.loc["human (dev labels; chosen by CV on dev)"]
     assert np.isnan(human["accuracy"]) and np.isnan(human["macro_f1"])
     assert human["notes"] == ("not computed: the dev split has gold labels of class 'ham' only (15 rows); "
                               "an end model needs at least two classes")
     # everything that can be computed still is
     assert 0.5 < table.loc["end model", "accuracy"] <= 1
-    assert 0.5 < table.loc["oracle (end model on gold train labels)", "accuracy"] <= 1
-    assert "human (end model on dev labels): not computed: the dev split has gold labels of class 'ham' only" in format_summary(result)
-    record = {m["name"]: m for m in result.to_json()["metrics"]}["human (end model on dev labels)"]
+    assert 0.5 < table.loc["oracle (gold train labels; chosen by CV on train)", "accuracy"] <= 1
+    assert "human (dev labels; chosen by CV on dev): not computed: the dev split has gold labels of class 'ham' only" in format_summary(result)
+    record = {m["name"]: m for m in result.to_json()["metrics"]}["human (dev labels; chosen by CV on dev)"]
     assert record["accuracy"] is None and record["notes"].startswith("not computed: ")
     with RunStore(result.store_path) as store:
         stored = {m["name"]: m for m in store.get_run(result.run_id)["metrics"]}
-    assert stored["human (end model on dev labels)"]["accuracy"] is None
-    assert stored["human (end model on dev labels)"]["notes"] == human["notes"]
+    assert stored["human (dev labels; chosen by CV on dev)"]["accuracy"] is None
+    assert stored["human (dev labels; chosen by CV on dev)"]["notes"] == human["notes"]
     from labeling.pipeline.report import write_report
 
     page = write_report(result.store_path, result.run_id).read_text(encoding="utf-8")
@@ -356,7 +412,7 @@ def test_a_dev_split_missing_a_class_skips_the_human_baseline_and_says_why(tmp_p
 
 def test_train_without_gold_records_why_there_is_no_oracle(tmp_path, youtube_splits):
     result = run_retrain(_missing_class_project(tmp_path, youtube_splits, train_gold=False), record=False)
-    oracle = result.evaluation.set_index("name").loc["oracle (end model on gold train labels)"]
+    oracle = result.evaluation.set_index("name").loc["oracle (gold train labels; chosen by CV on train)"]
     assert np.isnan(oracle["accuracy"]) and oracle["train_rows"] == 0
     assert oracle["notes"] == "not computed: the train split has no gold labels"
 

@@ -56,3 +56,22 @@ def test_served_candidates_name_the_votes_with_the_serving_runs_lfs(tmp_path):
     candidates, version, names = served_candidates(config)
     assert names == ["weak_song", "weak_exclamation"] and version == f"served:{run},a-run-with-3-lfs"
     assert candidates.votes == [None, (0, -1)]
+
+
+def test_rows_where_the_label_model_ties_get_the_served_models_pre_annotation(tmp_path):
+    from labeling import load_config, run_retrain
+    from labeling.review.jobs import served_model_where_tied
+    from labeling.review.label_studio import ReviewItem, build_tasks
+
+    from ..conftest import tiny_project
+
+    config = load_config(tiny_project(tmp_path / "p"))
+    items = [ReviewItem("row:1", "check out my channel 1!", (0.5, 0.5), (-1, -1), "entropy"),
+             ReviewItem("row:2", "love this song 2", (0.9, 0.1), (0, -1), "entropy")]
+    assert served_model_where_tied(config, items, ["a", "b"]) == items  # no run recorded yet: unchanged
+    run_id = run_retrain(config).run_id
+    items = served_model_where_tied(config, items, ["check out my channel 1!", "love this song 2"])
+    tasks = build_tasks(items, classes=config.classes, lf_names=["a", "b"], model_version="label-model:x")
+    tied, clear = (t["predictions"][0] for t in tasks)
+    assert tied["model_version"] == f"end-model:{run_id}" and tied["result"][0]["value"]["choices"] == ["spam"]
+    assert clear["model_version"] == "label-model:x" and clear["score"] == 0.9

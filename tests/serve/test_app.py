@@ -281,7 +281,10 @@ def test_schemathesis_finds_no_failure(server, project_paths):
         '[checks.negative_data_rejection]\nexpected-statuses = ["400", "401", "404", "409", "413", "422"]\n')
     # Bounded: a few examples per operation. /admin/promote only ever sees unknown run ids (409).
     run = subprocess.run(
+        # /ls (Label Studio's protocol) checks more than its schema can say, and a valid START_TRAINING
+        # would retrain this project: tests/serve/test_ls_backend.py fuzzes it on a tiny project.
         [str(st), "run", server.url + "/openapi.json", "--checks", "all", "--max-examples", "10",
+         "--exclude-path-regex", "^/ls",
          "--phases", "examples,coverage,fuzzing", "--header", f"Authorization: Bearer {TOKEN}", "--seed", "1"],
         capture_output=True, text=True, timeout=120, cwd=project_paths["root"],  # its report folder lands there
     )

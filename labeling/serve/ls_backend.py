@@ -1,0 +1,519 @@
+"""Label Studio's ML-backend protocol, served under ``/ls/`` beside ``/predict``.
+
+A Label Studio user connects ``http://host:port/ls/`` (Settings > Model > Connect model,
+or ``labeling review connect``); Label Studio joins each path onto that URL
+(``ml/api_connector.py`` of Label Studio 1.23.2):
+
+- ``GET /ls/health``, ``GET /ls/``: 200 at once, loading nothing (Label Studio waits 1 s).
+- ``POST /ls/setup`` -> ``{"model_version"}``: the served run id. Label Studio skips a
+  task that already holds a prediction of the version it gets here, so the version is
+  the run actually served, and changes exactly when that run changes (a promotion, a
+  rollback, an alias moved by a retrain: the live swap ``/predict`` follows too).
+- ``POST /ls/predict`` -> ``{"results": [...]}``, one per task in order: the served end
+  model's class (for the label config's ``Choices`` control, its names read from the
+  config Label Studio sends) scored by its probability, with the row's LF votes as a
+  readable explanation in the region's ``meta.text``. Texts go through the server's own
+  prediction path (logged like any ``/predict``), in chunks of ``max_explain_batch``.
+- ``POST /ls/webhook``: acknowledged at once (Label Studio waits 1 s and never retries);
+  the work happens in the background, one event after the other, its outcome at
+  ``GET /ls/jobs/<id>`` and in the server log. ``ANNOTATION_CREATED``/``UPDATED`` store
+  the answer as gold, ``ANNOTATIONS_DELETED`` removes it; an answer that gives no single
+  declared class keeps the gold stored before and is reported. ``START_TRAINING`` runs a
+  retrain (``labeling retrain`` in a child process, so the server keeps answering) with
+  the project's gold; one at a time, a second press joins the running job. The promotion
+  gate decides as for any run (``promotion.auto``).
+- ``GET /ls/versions`` -> ``{"versions": [run ids]}``.
+
+Basic auth (``ServeSettings.ls_basic_auth_sha256``): when set, every ``/ls`` call needs it,
+as Label Studio sends it on every call. Jobs live in the worker that took the webhook:
+serve with one worker to read every job's outcome from ``/ls/jobs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import LabelingError
+from ..review.gold import GoldStore, ReviewTask
+from ..review.label_studio import (
+    KEY_FIELD,
+    Annotation,
+    UnclearAnswer,
+    annotation_choices,
+    annotator_of,
+    describe_unclear,
+    format_votes,
+    unclear_reason,
+)
+
+logger = logging.getLogger(__name__)
+
+GOLD_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+DELETE_ACTIONS = ("ANNOTATIONS_DELETED",)
+TRAIN_ACTIONS = ("START_TRAINING",)
+# Label Studio sends every project event to the backend's webhook: these are acknowledged and left alone.
+IGNORED_ACTIONS = ("PROJECT_CREATED", "PROJECT_UPDATED", "PROJECT_DELETED", "TASKS_CREATED", "TASKS_DELETED",
+                   "LABEL_LINK_CREATED", "LABEL_LINK_UPDATED", "LABEL_LINK_DELETED")
+ACTIONS = GOLD_ACTIONS + DELETE_ACTIONS + TRAIN_ACTIONS + IGNORED_ACTIONS
+MAX_JOBS_KEPT = 1000
+
+
+class LabelConfigError(LabelingError):
+    """A Label Studio label config this project's model cannot answer for."""
+
+
+@dataclass(frozen=True)
+class ChoicesControl:
+    """The ``Choices`` control a prediction answers: its name, the object it labels, the
+    task-data field that object shows, and its class names."""
+
+    from_name: str
+    to_name: str
+    data_key: str
+    values: tuple[str, ...]
+
+
+def parse_label_config(label_config: str, classes: tuple[str, ...]) -> ChoicesControl:
+    """The ``Choices`` control of ``label_config`` whose choices are the project's ``classes``.
+
+    Raises ``LabelConfigError`` naming the problem: not XML, no ``Choices`` control, no
+    control whose choice values are exactly ``classes``, or an object without a ``$field``.
+    """
+    try:
+        root = ET.fromstring(label_config)
+    except ET.ParseError as exc:
+        raise LabelConfigError(f"the label config is not XML: {exc}") from None
+    controls = [el for el in root.iter() if el.tag == "Choices"]
+    if not controls:
+        raise LabelConfigError("the label config has no <Choices> control: this model predicts one of the classes "
+                               f"{list(classes)} for a text, and needs a <Choices> control to answer in")
+    seen = []
+    for control in controls:
+        values = tuple(str(c.get("value", "")) for c in control.iter("Choice"))
+        seen.append(f"{control.get('name')!r}: {list(values)}")
+        if set(values) != set(classes):
+            continue
+        name, to_name = control.get("name"), control.get("toName")
+        if not name or not to_name:
+            raise LabelConfigError(f"the <Choices> control {name!r} needs both name and toName")
+        target = next((el for el in root.iter() if el.get("name") == to_name and el is not control), None)
+        value = target.get("value", "") if target is not None else ""
+        if not value.startswith("$") or len(value) < 2:
+            raise LabelConfigError(f"the <Choices> control {name!r} labels {to_name!r}, which is not an object tag "
+                                   "showing a task field (value=\"$field\")")
+        return ChoicesControl(name, to_name.split(",")[0], value[1:], values)
+    raise LabelConfigError(f"no <Choices> control of the label config has the project's classes {list(classes)} "
+                           f"as its choices (found {'; '.join(seen)}): rename the choices to the project's classes")
+
+
+def prediction_result(control: ChoicesControl, class_name: str, explanation: str) -> list[dict]:
+    """A prediction's ``result``: ``class_name`` ticked in ``control``, the explanation in ``meta``."""
+    return [{"from_name": control.from_name, "to_name": control.to_name, "type": "choices",
+             "value": {"choices": [class_name]}, "meta": {"text": [explanation]}}]
+
+
+@dataclass
+class Job:
+    """A webhook event's work, or a training run: what happened, for ``GET /ls/jobs/<id>``."""
+
+    id: str
+    kind: str  # "event" | "training"
+    action: str
+    status: str = "queued"  # queued, running, done, failed
+    created_at: float = field(default_factory=time.time)
+    progress: str = ""
+    outcome: dict = field(default_factory=dict)
+    error: str = ""
+    presses: int = 1  # training: START_TRAINING presses this job answered (the later ones joined it)
+
+    def view(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "action": self.action, "status": self.status,
+                "progress": self.progress, "outcome": self.outcome, "error": self.error, "presses": self.presses,
+                "age_s": round(time.time() - self.created_at, 3)}
+
+
+class LabelStudioBackend:
+    """The background side of ``/ls/webhook``: one thread applies events to the gold store in
+    arrival order; a training job runs ``labeling retrain`` as a child process, one at a time."""
+
+    def __init__(self, server):
+        self.server = server
+        self.config = server.config
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-events")
+        self._training: Job | None = None
+        self._proc: subprocess.Popen | None = None
+
+    def close(self) -> None:
+        """Finish the queued events; stop a running retrain (its job says so): a retrain
+        outliving its server would record a run nobody asked to watch."""
+        self._events.shutdown(wait=True, cancel_futures=False)
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def _new_job(self, kind: str, action: str) -> Job:
+        job = Job(id=uuid.uuid4().hex[:16], kind=kind, action=action)
+        with self._lock:
+            self.jobs[job.id] = job
+            while len(self.jobs) > MAX_JOBS_KEPT:
+                self.jobs.popitem(last=False)
+        return job
+
+    def submit_event(self, action: str, payload: dict) -> Job:
+        job = self._new_job("event", action)
+        self._events.submit(self._run_event, job, payload)
+        return job
+
+    def _run_event(self, job: Job, payload: dict) -> None:
+        job.status = "running"
+        try:
+            job.outcome = (self._store_answers(payload) if job.action in GOLD_ACTIONS
+                           else self._remove_answers(payload))
+            job.status = "done"
+            level = logging.WARNING if job.outcome.get("kept") else logging.INFO
+            logger.log(level, "Label Studio %s (job %s): %s", job.action, job.id, job.outcome.get("summary"))
+        except Exception as exc:  # an event's failure is reported on its job, never raised into the executor
+            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.error("Label Studio %s (job %s) failed: %s", job.action, job.id, job.error)
+
+    def _store(self) -> GoldStore:
+        return GoldStore(self.config.resolve(self.config.store))
+
+    def _store_answers(self, payload: dict) -> dict:
+        project = payload["project"]
+        title = str(project.get("title") or self.config.review.title or self.config.name)
+        annotations = payload.get("annotations") if "annotation" not in payload else [payload["annotation"]]
+        control = None
+        if project.get("label_config"):
+            try:
+                control = parse_label_config(project["label_config"], tuple(self.config.classes))
+            except LabelConfigError:
+                control = None
+        from_name = control.from_name if control else "label"
+        data_key = control.data_key if control else "text"
+        counts = {"inserted": 0, "updated": 0, "unchanged": 0, "skipped": 0}
+        unclear: list[UnclearAnswer] = []
+        with self._store() as store:
+            for ann in annotations:
+                task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
+                task_id = int(task.get("id") or ann.get("task"))
+                data = task.get("data") or {}
+                key = (str(data[KEY_FIELD]) if data.get(KEY_FIELD) is not None
+                       else store.task_key_for(title, task_id) or f"ls:{project.get('id')}:{task_id}")
+                if ann.get("was_cancelled"):
+                    counts["skipped"] += 1
+                    continue
+                chosen = annotation_choices(ann.get("result"), from_name)
+                who = annotator_of(ann)
+                if chosen is None or len(chosen) != 1 or chosen[0] not in self.config.classes:
+                    reason = (unclear_reason(ann.get("result"), from_name) if not chosen or len(chosen) != 1
+                              else f"the undeclared class {chosen[0]!r}")
+                    unclear.append(UnclearAnswer(int(ann["id"]), key, who, reason))
+                    continue
+                text = data.get(data_key)
+                if text is None and store.task_key_for(title, task_id) is None and not data.get(KEY_FIELD):
+                    counts["skipped"] += 1  # no text to learn from: nothing to store
+                    continue
+                review_task = ReviewTask(key, "label_studio", None, str(text or ""), "label_studio")
+                answer = Annotation(int(ann["id"]), key, who, list(self.config.classes).index(chosen[0]),
+                                    str(ann.get("updated_at") or ann.get("created_at") or ""))
+                counts[store.record_answer(title, review_task, task_id, answer)] += 1
+        report = describe_unclear(unclear)
+        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "nothing stored"
+        return {**counts, "kept": len(unclear), "report": report,
+                "kept_tasks": sorted({u.task_key for u in unclear}),
+                "summary": summary + (f"; {report}" if report else "")}
+
+    def _remove_answers(self, payload: dict) -> dict:
+        ids = [int(a["id"]) for a in payload["annotations"]]
+        with self._store() as store:
+            removed = store.remove_answers(ids)
+        return {"removed": removed, "annotations": ids,
+                "summary": f"{removed} gold answer(s) removed for {len(ids)} annotation(s) deleted in Label Studio"}
+
+    def start_training(self) -> tuple[Job, bool]:
+        """The running training job (joined: ``True``) or a new one."""
+        with self._lock:
+            if self._training is not None and self._training.status in ("queued", "running"):
+                self._training.presses += 1
+                return self._training, True
+            job = Job(id=uuid.uuid4().hex[:16], kind="training", action="START_TRAINING")
+            self.jobs[job.id] = job
+            self._training = job
+        threading.Thread(target=self._train, args=(job,), name="ls-training", daemon=True).start()
+        return job, False
+
+    def _train(self, job: Job) -> None:
+        s = self.server.settings
+        command = [sys.executable, "-m", "labeling", "retrain", "--config", s.config_path, "--json", "--progress"]
+        for override in s.overrides:
+            command += ["--set", override]
+        job.status, job.progress = "running", "retrain started"
+        logger.warning("Label Studio START_TRAINING (job %s): retrain started", job.id)
+        try:
+            proc = self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out_lines: list[str] = []
+            reader = threading.Thread(target=lambda: out_lines.append(proc.stdout.read()), daemon=True)
+            reader.start()
+            tail = []
+            for chunk in iter(lambda: proc.stderr.readline(), ""):
+                for line in chunk.replace("\r", "\n").splitlines():
+                    if line.strip():
+                        job.progress = line.strip()[-200:]
+                        tail = (tail + [job.progress])[-20:]
+            code = proc.wait()
+            reader.join(timeout=10)
+            if code != 0:
+                raise LabelingError(f"retrain exited with {code}: {' | '.join(tail[-5:])}")
+            out = "".join(out_lines)
+            # the JSON record is the last thing printed; stage notes may come before it
+            start = 0 if out.startswith("{") else out.find("\n{") + 1
+            result = json.loads(out[start:])
+            promotion = result.get("promotion") or {}
+            job.outcome = {"run_id": result.get("run_id"), "promoted": bool(promotion.get("promoted")),
+                           "reason": promotion.get("reason", "")}
+            job.status, job.progress = "done", "finished"
+            logger.warning("Label Studio START_TRAINING (job %s): run %s, %s: %s", job.id, job.outcome["run_id"],
+                           "promoted" if job.outcome["promoted"] else "not promoted", job.outcome["reason"])
+        except Exception as exc:
+            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.error("Label Studio START_TRAINING (job %s) failed: %s", job.id, job.error)
+
+
+# -- HTTP edge -----------------------------------------------------------------
+
+
+class SetupRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    project: str | int | None = None
+    schema_: str | None = Field(None, alias="schema", description="the project's label config")
+    hostname: str | None = None
+    access_token: str | None = None
+    extra_params: dict | None = None
+
+
+class SetupResponse(BaseModel):
+    model_version: str
+
+
+class LSTask(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: int | None = None
+    data: dict[str, Any]
+
+
+class LSPredictRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    tasks: list[LSTask] = Field(max_length=100_000)
+    label_config: str = Field(min_length=1, max_length=1_000_000)
+    project: str | int | None = None
+    params: dict | None = None
+
+
+class LSPrediction(BaseModel):
+    result: list[dict]
+    score: float
+    model_version: str
+
+
+class LSPredictResponse(BaseModel):
+    results: list[LSPrediction]
+
+
+class WebhookRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    action: str = Field(min_length=1, max_length=100)
+    project: dict | None = None
+    annotation: dict | None = None
+    annotations: list[dict] | None = None
+    task: dict | None = None
+
+
+class WebhookAck(BaseModel):
+    status: str
+    job: str | None = Field(None, description="GET /ls/jobs/<job> for the outcome")
+    detail: str = ""
+
+
+class VersionsResponse(BaseModel):
+    versions: list[str]
+
+
+def hash_basic_auth(user: str, password: str) -> str:
+    return hashlib.sha256(f"{user}:{password}".encode("utf-8")).hexdigest()
+
+
+def _webhook_problem(body: WebhookRequest) -> str:
+    if body.action not in ACTIONS:
+        return f"unknown action {body.action!r}; expected one of {', '.join(ACTIONS)}"
+    if body.action in IGNORED_ACTIONS:
+        return ""
+    if body.project is None:
+        return f"{body.action} needs 'project' (the Label Studio project)"
+    if body.action in GOLD_ACTIONS:
+        answers = [body.annotation] if body.annotation is not None else body.annotations
+        if not answers:
+            return f"{body.action} needs 'annotation' (the answer)"
+        for ann in answers:
+            if not isinstance(ann.get("id"), int) or ann.get("result") is not None and not isinstance(ann["result"], list):
+                return f"{body.action}: an annotation needs an integer 'id' and a list 'result'"
+            task = body.task or {}
+            if not isinstance(task.get("id") or ann.get("task"), int):
+                return f"{body.action}: the annotation's task id is missing ('task' with an integer 'id')"
+    if body.action in DELETE_ACTIONS:
+        if not body.annotations or not all(isinstance(a.get("id"), int) for a in body.annotations):
+            return f"{body.action} needs 'annotations': a list of objects with an integer 'id'"
+    return ""
+
+
+def ls_router(server, settings) -> APIRouter:
+    """The ``/ls`` routes over ``server`` (``app._Server``): its served model, store and LFs."""
+    classes = tuple(server.config.classes)
+    backend = LabelStudioBackend(server)
+    server.ls_backend = backend
+    basic = HTTPBasic(auto_error=False, description="Label Studio's ML backend Basic auth (when the server sets it)")
+
+    def require_basic(credentials: HTTPBasicCredentials | None = Depends(basic)) -> None:
+        expected = settings.ls_basic_auth_sha256
+        if not expected:
+            return
+        presented = hash_basic_auth(credentials.username, credentials.password) if credentials else ""
+        if not (hmac.compare_digest(presented.encode(), expected.encode()) and credentials):
+            raise HTTPException(401, "missing or invalid Basic auth for the Label Studio backend",
+                                headers={"WWW-Authenticate": "Basic"})
+
+    # Declared only when set: the schema then says exactly which calls need it.
+    router = APIRouter(prefix="/ls", tags=["Label Studio ML backend"],
+                       dependencies=[Depends(require_basic)] if settings.ls_basic_auth_sha256 else [])
+    errors = {401: {"description": "Basic auth required"}, 422: {"description": "the request names the problem"},
+              503: {"description": "no model is ready"}}
+
+    def served_version() -> str:
+        if server.current is None or not server.ready:
+            raise HTTPException(503, "no model is ready yet")
+        return server.version
+
+    @router.get("/health")
+    @router.get("/")
+    async def health():
+        """Up: answers at once, loads nothing."""
+        return {"status": "UP", "model_class": "labeling", "model_version": server.version}
+
+    @router.post("/setup", response_model=SetupResponse, responses=errors)
+    async def setup(body: SetupRequest):
+        """The served run id: Label Studio re-predicts a task only when this changes."""
+        if body.schema_:
+            try:
+                parse_label_config(body.schema_, classes)
+            except LabelConfigError as exc:
+                raise HTTPException(422, str(exc)) from None
+        return SetupResponse(model_version=served_version())
+
+    @router.post("/predict", response_model=LSPredictResponse, responses=errors)
+    async def predict(body: LSPredictRequest):
+        """One pre-annotation per task, in order: the served model's class and probability, the LF votes."""
+        try:
+            control = parse_label_config(body.label_config, classes)
+        except LabelConfigError as exc:
+            raise HTTPException(422, str(exc)) from None
+        texts = []
+        for i, task in enumerate(body.tasks):
+            value = task.data.get(control.data_key)
+            if not isinstance(value, str) or not value or len(value) > settings.max_text_chars:
+                raise HTTPException(422, f"task {task.id if task.id is not None else f'#{i}'}: data.{control.data_key} "
+                                         f"(shown by {control.to_name!r}) must be a text of 1 to "
+                                         f"{settings.max_text_chars} characters")
+            texts.append(value)
+        served_version()
+        results = []
+        chunk = max(1, settings.max_explain_batch)
+        for start in range(0, len(texts), chunk):
+            # the served run's own LFs explain its answers; a live swap between chunks brings its LFs
+            current = server.current
+            explain = current is not None and bool(current.lfs) and not current.lfs_error
+            served, records = await server.predict(texts[start:start + chunk], explain)
+            names = [lf.name for lf in served.lfs]
+            for r in records:
+                if r.lf_votes is not None and names:
+                    explanation = "LF votes: " + format_votes(r.lf_votes, names, classes)
+                else:
+                    explanation = f"no LF votes: {r.lf_votes_error or served.lfs_error or 'the run has no LFs'}"
+                results.append(LSPrediction(
+                    result=prediction_result(control, classes[r.label], f"{explanation}; model {served.run_id}"),
+                    score=float(r.probabilities[r.label]), model_version=served.run_id))
+        return LSPredictResponse(results=results)
+
+    @router.post("/webhook", response_model=WebhookAck, responses=errors)
+    async def webhook(body: WebhookRequest):
+        """Acknowledged at once; the work runs in the background (``GET /ls/jobs/<id>``)."""
+        problem = _webhook_problem(body)
+        if problem:
+            raise HTTPException(422, problem)
+        if body.action in IGNORED_ACTIONS:
+            return WebhookAck(status="ignored", detail=f"{body.action} needs nothing from this backend")
+        if body.action in TRAIN_ACTIONS:
+            job, joined = backend.start_training()
+            detail = ("a training job is already running: this press joined it (coalesced)" if joined
+                      else "training started")
+            return WebhookAck(status="coalesced" if joined else "accepted", job=job.id, detail=detail)
+        job = backend.submit_event(body.action, body.model_dump(exclude_none=True))
+        return WebhookAck(status="accepted", job=job.id)
+
+    @router.get("/jobs", responses=errors)
+    async def recent_jobs(limit: int = Query(20, ge=1, le=MAX_JOBS_KEPT)):
+        """This worker's latest jobs, newest first."""
+        return {"jobs": [job.view() for job in list(backend.jobs.values())[::-1][:limit]]}
+
+    @router.get("/jobs/{job_id}", responses={**errors, 404: {"description": "unknown job"}})
+    async def job_status(job_id: str):
+        """A webhook event's or training job's status, progress and outcome."""
+        job = backend.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r} in this worker")
+        return job.view()
+
+    @router.get("/versions", response_model=VersionsResponse, responses=errors)
+    def versions():
+        """Every recorded run id, oldest first."""
+        if server.log is None:
+            raise HTTPException(503, "store not open yet")
+        return VersionsResponse(versions=server.log.run_ids())
+
+    return router
+
+
+def read_basic_auth_file(path: str) -> str:
+    """``user:password`` from the first line of ``path`` -> the sha256 the server keeps."""
+    with open(path, encoding="utf-8") as handle:
+        line = handle.readline().strip()
+    user, sep, password = line.partition(":")
+    if not sep or not user or not password:
+        raise LabelingError(f"{path}: the Basic auth file needs one line 'user:password'")
+    return hash_basic_auth(user, password)
+
+
+__all__ = ["ChoicesControl", "LabelConfigError", "LabelStudioBackend", "hash_basic_auth", "ls_router",
+           "parse_label_config", "prediction_result", "read_basic_auth_file"]

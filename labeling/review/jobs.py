@@ -28,6 +28,7 @@ from ..models.end_model_selection import family_model
 from ..models.end_models import make_end_model
 from ..errors import ConfigError, StoreError
 from ..store.serving import FeedbackLog
+from ..pipeline.store import load_recorded_end_model
 from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, review_gold
 from ..lf.core import discover_lfs, lf_set_version
 from .redact import RedactionSettings, redact_texts
@@ -152,7 +153,7 @@ def served_model_where_tied(config: ProjectConfig, items: list[ReviewItem], text
         run_id = log.get_alias() or log.latest_run_id()
         if not run_id:
             return items
-        model = log.load_end_model(run_id)
+        model = load_recorded_end_model(log, run_id)
     probs = model.predict_proba([texts[i] for i in tied])
     out = list(items)
     for i, row in zip(tied, probs):

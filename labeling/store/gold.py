@@ -73,6 +73,11 @@ class GoldStore:
             conn.executemany("UPDATE review_tasks SET ls_task_id = ? WHERE task_key = ?",
                              [(row["ls_task_id"], row["task_key"]) for row in rows])
 
+    def tasks(self, project: str | None = None) -> list[dict]:
+        """The pushed tasks' rows (``review_tasks``), by task key (``project``: only its tasks)."""
+        where, args = ("WHERE project = ?", [project]) if project else ("", [])
+        return self.conn.read(f"SELECT * FROM review_tasks {where} ORDER BY task_key", args)
+
     def pushed_keys(self, project: str | None = None) -> set[str]:
         where, args = ("WHERE project = ?", [project]) if project else ("", [])
         return {r["task_key"] for r in self.conn.read(f"SELECT task_key FROM review_tasks {where}", args)}

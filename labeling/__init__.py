@@ -3,6 +3,7 @@
 The package tree is the data flow; each stage is a subpackage whose ``__init__`` says
 what enters and leaves it:
 
+    store/     the project's SQLite file: every table, schema version, migrations, connections
     data/      files, built-in and WRENCH datasets -> validated splits; verification
     lf/        LFs + rows -> the label matrix L (apply, vote cache, spaCy parses, Dask)
     models/    L -> label model -> probabilistic labels -> end model; artifacts, ONNX
@@ -28,11 +29,11 @@ import lazy_loader
 
 #: The stages, in the order data flows through them; each ``labeling.<stage>.EXPORTS``
 #: maps its modules to their public names, which are all public here too.
-STAGES = ("data", "lf", "models", "spans", "pipeline", "serve", "review", "notebook")
+STAGES = ("store", "data", "lf", "models", "spans", "pipeline", "serve", "review", "notebook")
 _BASICS = {
     "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError",
                "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError",
-               "PromotionRefused", "StoreError", "VerificationError", "WorkbenchError"],
+               "PromotionRefused", "StoreError", "StoreVersionError", "VerificationError", "WorkbenchError"],
     "config": ["config_from_record", "load_config", "project_config_from_dict", "ProjectConfig"],
     "matrix": ["ABSTAIN", "check_label_matrix", "label_matrix_hash"],
 }
@@ -70,7 +71,6 @@ MOVED_MODULES = {
     "export": "labeling.models.export",
     "retrain": "labeling.pipeline.retrain",
     "evaluate": "labeling.pipeline.evaluate",
-    "store": "labeling.pipeline.store",
     "registry": "labeling.pipeline.registry",
     "lineage": "labeling.pipeline.lineage",
     "slices": "labeling.pipeline.slices",

@@ -133,6 +133,16 @@ def _store(config):
     return config.resolve(config.store)
 
 
+def _store_upgrade(args) -> int:
+    from .store.connection import upgrade_store
+
+    steps = upgrade_store(_store(load_config(args.config, args.set)), dry_run=args.dry_run)
+    verb = "would apply" if args.dry_run else "applied"
+    _print(args, {"dry_run": args.dry_run, "steps": steps},
+           "\n".join(f"{verb} {step}" for step in steps) if steps else "store is up to date")
+    return 0
+
+
 def _print(args, payload, text: str) -> None:
     print(json.dumps(payload, indent=2, default=str) if args.json else text)
 
@@ -223,11 +233,11 @@ def _report(args) -> int:
 def _export_onnx(args) -> int:
     from .models.artifacts import load_end_model
     from .models.export import export_onnx
-    from .pipeline.store import RunStore, recorded_end_model
+    from .pipeline.store import RunStore
 
     config = load_config(args.config, args.set)
     with RunStore(_store(config)) as store:
-        folder, expected = recorded_end_model(store.db, args.run_id)
+        folder, expected = store.recorded_end_model(args.run_id)
     files = export_onnx(load_end_model(folder, expected), args.out, config.classes)
     _print(args, {"folder": args.out, "files": files}, f"exported {args.run_id} to {args.out}")
     return 0
@@ -412,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = command("serve", _serve, "Serve the champion (or --run-id) end model over HTTP with uvicorn; "
                         "token from --token-file PATH ('-': stdin) or $LABELING_SERVE_TOKEN.")
     _serve_options(serve_cmd)
+    store_cmd = command("store", _store_upgrade, "Upgrade the project's store to this version's schema "
+                        "(one transaction; --dry-run: print the steps only).")
+    store_cmd.add_argument("action", choices=("upgrade",))
+    store_cmd.add_argument("--dry-run", action="store_true", help="print the migration steps, change nothing")
     command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses (its LFs' and its "
             "pipeline's only; other projects sharing the folder keep theirs).")
     return parser

@@ -58,6 +58,10 @@ class StoreError(LabelingError):
     """The run store cannot be opened or a record is missing."""
 
 
+class StoreVersionError(StoreError):
+    """The store was written by a newer version of the code (its schema version is higher)."""
+
+
 class VerificationError(DatasetError):
     """Ingestion checks found a fatal problem; ``report`` holds every finding."""
 

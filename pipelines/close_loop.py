@@ -68,7 +68,7 @@ def simulated_reviewer(config, review: LabelStudioReview, task_ids: dict[str, in
     splits = load_dataset(config)
     gold = dict(zip(splits.train["id"].astype(str), splits.train["label"].astype(int)))
     with GoldStore(config.resolve(config.store)) as store:
-        rows = {r["task_key"]: r["row_id"] for r in store.db["review_tasks"].rows}
+        rows = {r["task_key"]: r["row_id"] for r in store.tasks()}
     answered = skipped = 0
     for key, task_id in sorted(task_ids.items()):
         label = gold.get(str(rows.get(key)), -1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import graphlib
 import importlib
 import subprocess
@@ -126,3 +127,51 @@ def test_old_review_module_names_come_from_the_review_stage():
     from labeling.review.label_studio import Annotation as moved
 
     assert Annotation is moved and callable(sample_scores) and callable(select_for_review) and LabelStudioReview
+
+
+STORE = LIBRARY / "store"
+# SQL as this project writes it (upper-case keywords), not English that starts with "Delete"
+_SQL = re.compile(r"^\s*(SELECT\b.*\bFROM\b|INSERT (OR \w+ )?INTO\b|UPDATE \w+ SET\b|DELETE FROM\b|CREATE \w+|"
+                  r"ALTER TABLE\b|DROP \w+|PRAGMA \w+|BEGIN\b|COMMIT\b|ROLLBACK\b|SAVEPOINT\b)", re.DOTALL)
+_SCHEMA_DDL = re.compile(r"CREATE\s+(UNIQUE\s+)?(TABLE|INDEX|TRIGGER|VIEW)\b", re.IGNORECASE)
+
+
+def _outside_store():
+    for name, path in MODULES.items():
+        if STORE not in path.parents:
+            yield name, path
+
+
+def test_every_table_index_and_trigger_is_defined_in_the_store():
+    offenders = [f"{path.relative_to(REPO)}:{node.lineno}" for _, path in _outside_store()
+                 for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and _SCHEMA_DDL.search(node.value)]
+    assert not offenders, offenders
+    assert _SCHEMA_DDL.search((STORE / "schema.py").read_text(encoding="utf-8"))
+
+
+def test_no_stage_module_writes_sql_or_opens_a_connection():
+    offenders = []
+    for name, path in _outside_store():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _SQL.match(node.value):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} SQL {node.value[:40]!r}")
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant) \
+                    and _SQL.match(str(node.values[0].value)):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} SQL f-string")
+            elif isinstance(node, ast.Attribute) and node.attr in {"execute", "executemany", "executescript"}:
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} .{node.attr}(")
+        for line, base, _ in _imports(name, path):
+            if base.split(".")[0] in {"sqlite3", "sqlite_utils", "psycopg"}:
+                offenders.append(f"{path.relative_to(REPO)}:{line} imports {base}")
+    assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("lower", ["store", "data", "lf", "models", "pipeline", "review"])
+def test_no_import_runs_from_a_lower_stage_up_to_serve(lower):
+    above = {"serve", "notebook"} | ({"data", "lf", "models", "pipeline", "review"} if lower == "store" else set())
+    offenders = [f"{path.relative_to(REPO)}:{line} imports {base}"
+                 for name, path in MODULES.items() if name.startswith(f"labeling.{lower}")
+                 for line, base, _ in _imports(name, path)
+                 if base.startswith("labeling.") and base.split(".")[1] in above]
+    assert not offenders, "\n".join(offenders)

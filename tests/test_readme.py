@@ -68,7 +68,7 @@ CLAIMS = {
     r"labeling init ": "test_init_and_cheap_doc_commands",
     r"labeling (verify|lfs|runs) ": "test_init_and_cheap_doc_commands",
     r"^\.venv/bin/python benchmarks/": "test_benchmark_commands_parse (arguments and --help only: each runs minutes)",
-    r"labeling (retrain|promote|history|reproduce|rollback|report|monitor) |^C=": "test_pipeline_and_registry_commands",
+    r"labeling (retrain|promote|history|reproduce|rollback|report|monitor|store) |^C=": "test_pipeline_and_registry_commands",
     r"^\./quickstart\.sh$": "test_pipeline_and_registry_commands (its command, pipelines.retrain; setup is CI's)",
     r"^\.venv/bin/python -m pytest$": "the suite this test is part of (.ci/run)",
     r"token_urlsafe|labeling serve |^curl ": "test_serve_and_curl_commands",
@@ -86,7 +86,7 @@ def test_every_doc_command_is_run_by_a_test():
     # every command naming a project says which (--config): none silently runs the example
     for command in doc_commands():
         if re.search(r"labeling (retrain|lfs|runs|verify|review|refine|promote|serve|monitor|report|history|"
-                     r"reproduce|rollback) ", command):
+                     r"reproduce|rollback|store) ", command):
             assert "--config" in command or "$C" in command, command
 
 
@@ -188,7 +188,7 @@ def test_pipeline_and_registry_commands(fresh):
     for command in matching(r"labeling init "):  # the projects the retrain examples name
         if not (fresh[0] / command.split()[4]).exists():
             run_ok(fresh, command)
-    for command in matching(r"labeling (retrain|promote|history|reproduce|rollback|report|monitor) "):
+    for command in matching(r"labeling (retrain|promote|history|reproduce|rollback|report|monitor|store) "):
         command = command.replace("$C", CONFIG).replace("[RUN_ID]", run_id).replace("RUN_ID", run_id)
         out = run(fresh, command)
         # rollback with no earlier champion, and a promotion the gate refuses, are clear refusals, not crashes

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ProjectConfig, config_from_record
-from .store import RunStore
+from .store import RunStore, load_recorded_lfs
 
 # Settings that say where things are, not what a run computes.
 _LOCATION_KEYS = ("base_dir", "store", "artifacts")
@@ -111,7 +111,7 @@ def recorded_config(store_path: str | Path, run_id: str, *, base_dir: str | Path
 
 def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | None = None) -> Reproduction:
     """Re-run ``run_id`` from its recorded config (nothing is recorded) and compare."""
-    from ..serve.feedback import FeedbackLog
+    from ..store.serving import FeedbackLog
     from .retrain import run_retrain
 
     with RunStore(store_path) as store:
@@ -119,7 +119,7 @@ def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | Non
     config = recorded_config(store_path, run_id, base_dir=base_dir)
     if any(a["name"] == "lfs/manifest.json" for a in run["artifacts"]) or not run["lfs"]:
         with FeedbackLog(store_path) as log:  # LFLoadError when they fail their checks: nothing stands in
-            lfs, source = log.load_lfs(run_id), "saved with the run"
+            lfs, source = load_recorded_lfs(log, run_id), "saved with the run"
     else:
         lfs, source = None, "the working tree's: the run was recorded before runs kept their LFs"
     again = run_retrain(config, record=False, lfs=lfs)

@@ -1,6 +1,6 @@
 """Model registry: aliases over recorded runs, their history, a promotion gate, rollback.
 
-Aliases live in the store's ``model_aliases`` table (``feedback.py``), the one
+Aliases live in the store's ``model_aliases`` table (``labeling.store``), the one
 the model server follows: ``champion`` is the served alias (``production``, the
 server's default), ``candidate`` is the latest retrained run. Every alias move,
 whoever makes it (this module or ``POST /admin/promote``; ``serve --run-id`` serves
@@ -25,8 +25,6 @@ the decision's reason says so.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -37,35 +35,13 @@ from ..config import ProjectConfig
 from ..errors import ArtifactError, PromotionRefused, StoreError
 from .evaluate import classification_metrics
 from .predictions import load_test_predictions
-from ..serve.feedback import DEFAULT_ALIAS, FeedbackLog, upsert_alias, utc_now
+from .store import load_recorded_end_model
+from ..store import registry as store_registry
+from ..store.connection import Transaction
+from ..store.serving import DEFAULT_ALIAS, FeedbackLog
 
 CHAMPION = DEFAULT_ALIAS  # the alias servers follow
 CANDIDATE = "candidate"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS model_alias_history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, alias TEXT NOT NULL, run_id TEXT NOT NULL,
-    previous_run_id TEXT, changed_at TEXT NOT NULL, action TEXT NOT NULL DEFAULT 'set'
-);
-CREATE TRIGGER IF NOT EXISTS model_aliases_history_insert AFTER INSERT ON model_aliases BEGIN
-    INSERT INTO model_alias_history (alias, run_id, previous_run_id, changed_at)
-    VALUES (NEW.alias, NEW.run_id, NULL, NEW.updated_at);
-END;
-CREATE TRIGGER IF NOT EXISTS model_aliases_history_update AFTER UPDATE ON model_aliases
-WHEN NEW.run_id IS NOT OLD.run_id BEGIN
-    INSERT INTO model_alias_history (alias, run_id, previous_run_id, changed_at)
-    VALUES (NEW.alias, NEW.run_id, OLD.run_id, NEW.updated_at);
-END;
-CREATE TABLE IF NOT EXISTS promotions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, candidate_run_id TEXT NOT NULL,
-    champion_run_id TEXT, metric TEXT NOT NULL, candidate_score REAL, champion_score REAL,
-    margin REAL NOT NULL, passed INTEGER NOT NULL, promoted INTEGER NOT NULL, reason TEXT NOT NULL
-);
-"""
-# Columns added after the table first shipped; stores written before get them on open.
-_PROMOTION_COLUMNS = {"forced": "INTEGER NOT NULL DEFAULT 0", "actor": "TEXT NOT NULL DEFAULT ''",
-                      "note": "TEXT NOT NULL DEFAULT ''"}
-
 
 @dataclass(frozen=True)
 class GateDecision:
@@ -104,15 +80,7 @@ class Registry:
 
     def __init__(self, store_path: str | Path):
         self.path = Path(store_path)
-        self.log = FeedbackLog(self.path)  # creates model_aliases with the server's schema
-        with self.log._lock:
-            # Autocommit: each statement is its own writer transaction, which waits for the busy timeout.
-            self.log.conn.executescript(_SCHEMA)
-        with self.log.transaction() as conn:  # BEGIN IMMEDIATE: read the columns and add the missing ones as one writer
-            have = {row[1] for row in conn.execute("PRAGMA table_info(promotions)")}
-            for name, spec in _PROMOTION_COLUMNS.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE promotions ADD COLUMN {name} {spec}")
+        self.log = FeedbackLog(self.path)
 
     def close(self) -> None:
         self.log.close()
@@ -124,7 +92,7 @@ class Registry:
         self.close()
 
     def aliases(self) -> dict[str, str]:
-        return {r["alias"]: r["run_id"] for r in self.log.read("SELECT alias, run_id FROM model_aliases ORDER BY alias")}
+        return store_registry.aliases(self.log.store)
 
     def get(self, alias: str) -> str | None:
         return self.log.get_alias(alias)
@@ -135,8 +103,7 @@ class Registry:
         self.log.set_alias(run_id, alias)
 
     def history(self, alias: str | None = None) -> list[dict]:
-        where, args = ("WHERE alias = ?", [alias]) if alias else ("", [])
-        return self.log.read(f"SELECT * FROM model_alias_history {where} ORDER BY seq", args)
+        return store_registry.alias_history(self.log.store, alias)
 
     def versions(self, alias: str = CHAMPION) -> list[str]:
         """The alias's version stack, oldest first: a rollback pops, any other move pushes."""
@@ -168,9 +135,7 @@ class Registry:
             raise StoreError(f"cannot roll {alias!r} back to {target!r}: {exc}") from exc
         self.log.set_alias(target, alias)  # the server's own alias write; the trigger logs the move
         with self.log.transaction() as conn:
-            conn.execute("UPDATE model_alias_history SET action = 'rollback' WHERE seq = (SELECT max(seq) FROM"
-                         " model_alias_history WHERE alias = ? AND run_id = ? AND previous_run_id = ?)",
-                         [alias, target, current])
+            store_registry.mark_last_move(conn, alias, target, "rollback", previous_run_id=current)
         return current, target
 
     def record_decision(self, decision: GateDecision, *, alias: str = CHAMPION) -> None:
@@ -179,33 +144,15 @@ class Registry:
             write_decision(conn, decision, alias=alias)
 
     def decisions(self, run_id: str | None = None) -> list[dict]:
-        where, args = ("WHERE candidate_run_id = ?", [run_id]) if run_id else ("", [])
-        return self.log.read(f"SELECT * FROM promotions {where} ORDER BY seq", args)
+        return store_registry.promotions(self.log.store, run_id)
 
 
-def write_decision(conn: sqlite3.Connection, decision: GateDecision, *, alias: str = CHAMPION,
+def write_decision(conn: Transaction, decision: GateDecision, *, alias: str = CHAMPION,
                    candidate: bool = False) -> None:
     """Write a gate decision inside the caller's transaction: its ``promotions`` row, the run's
     ``promotion`` document, ``alias`` moved when it promoted, and the ``candidate`` alias when
     ``candidate`` (a new run). One transaction, so none of these is ever found without the others."""
-    d = decision
-    if candidate:
-        upsert_alias(conn, CANDIDATE, d.candidate_run_id)
-    if d.promoted:
-        upsert_alias(conn, alias, d.candidate_run_id)
-        if d.forced:
-            conn.execute("UPDATE model_alias_history SET action = 'forced' WHERE seq = (SELECT max(seq) FROM"
-                         " model_alias_history WHERE alias = ? AND run_id = ?)", [alias, d.candidate_run_id])
-    conn.execute(
-        "INSERT INTO promotions (created_at, candidate_run_id, champion_run_id, metric, candidate_score,"
-        " champion_score, margin, passed, promoted, reason, forced, actor, note)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [utc_now(), d.candidate_run_id, d.champion_run_id, d.metric, d.candidate_score, d.champion_score,
-         d.margin, int(d.passed), int(d.promoted), d.reason, int(d.forced), d.actor, d.note],
-    )
-    conn.execute("INSERT INTO run_documents (run_id, name, body) VALUES (?, 'promotion', ?)"
-                 " ON CONFLICT(run_id, name) DO UPDATE SET body = excluded.body",
-                 [d.candidate_run_id, json.dumps(d.to_dict(), sort_keys=True, default=str)])
+    store_registry.write_decision(conn, decision.to_dict(), alias=alias, candidate_alias=CANDIDATE if candidate else None)
 
 
 def settle(decision: GateDecision, *, promote: bool, force: bool = False, actor: str = "",
@@ -258,7 +205,7 @@ def evaluate_candidate(
         if candidate_model is None:
             # loaded (checksums checked) even when its recorded predictions give the score:
             # a run whose model cannot be served is never promoted
-            candidate_model = registry.log.load_end_model(candidate_run_id)
+            candidate_model = load_recorded_end_model(registry.log, candidate_run_id)
         candidate_score = _recorded_score(registry, candidate_run_id, test_ids, y_test, classes, metric)
         if candidate_score is None:
             candidate_score = score_on_test(candidate_model, test_texts, y_test, classes, metric)
@@ -272,7 +219,7 @@ def evaluate_candidate(
         try:
             champion_score = _recorded_score(registry, champion, test_ids, y_test, classes, metric)
             if champion_score is None:
-                champion_model = registry.log.load_end_model(champion)
+                champion_model = load_recorded_end_model(registry.log, champion)
                 champion_score = score_on_test(champion_model, test_texts, y_test, classes, metric)
                 notes.append("champion re-scored (no recorded predictions for these test rows)")
         except (ArtifactError, StoreError) as exc:

@@ -365,7 +365,7 @@ def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_s
     """Render ``run_id`` (default the latest run) to ``reports/<run_id>.html`` beside the store."""
     from ..errors import MonitorError, StoreError
     from .lineage import history
-    from ..serve.monitor import check_drift
+    from .monitor import check_drift
     from .store import RunStore, write_private_text
 
     with RunStore(store_path) as store:
@@ -375,7 +375,7 @@ def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_s
                 raise StoreError(f"no runs in {store_path}")
             run_id = runs[-1]["id"]
         run = store.get_run(run_id)
-        run["lf_stats"] = list(store.db["run_lf_stats"].rows_where("run_id = ?", [run_id]))
+        run["lf_stats"] = store.lf_stats(run_id)
         documents = store.get_documents(run_id)
     history_row = next((r for r in history(store_path) if r["run_id"] == run_id), None)
     monitor = None

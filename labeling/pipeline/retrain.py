@@ -72,7 +72,7 @@ from ..review.gold import (
 from ..models.label_models import MajorityVote, fit_label_model, probs_to_preds
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import ABSTAIN, label_matrix_hash
-from ..serve.monitor import reference_profile
+from .monitor import reference_profile
 from ..errors import ArtifactError, StoreError
 from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_test_predictions
 from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapshot_lfs
@@ -555,8 +555,7 @@ def sweep_orphans(config: ProjectConfig) -> Sweep:
                         artifacts.discard(folder)
                         found.append(folder.name)
             store.end_intent(run_id)
-        undecided = sorted(row["id"] for row in store.db.query(
-            "SELECT id FROM runs WHERE id NOT IN (SELECT run_id FROM run_documents WHERE name = 'promotion')"))
+        undecided = store.undecided_runs()
         if undecided:
             with Registry(store_path) as registry:
                 champion = registry.get(CHAMPION)

@@ -1,6 +1,6 @@
-"""Gold labels in the project's SQLite store: reviewed tasks and their annotations.
+"""Gold labels in the project's store: reviewed tasks and their annotations.
 
-Tables, beside the run and feedback tables:
+Tables (``labeling.store.gold`` holds them and their SQL):
 
 - ``review_tasks``: one row per pushed task key: where the row came from
   (``dataset`` row id or ``served`` prediction id), the original text (the
@@ -19,185 +19,31 @@ whose annotators differ. ``all_gold`` adds the serving feedback
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlite_utils
 
-from ..errors import LabelError, StoreError
-from ..serve.feedback import gold_labels as feedback_gold_labels
-from ..serve.feedback import text_sha256, utc_now
-from .label_studio import Annotation, UnclearAnswer, describe_unclear
-from ..pipeline.store import open_db
+from ..errors import LabelError
+from ..store.connection import table_names
+from ..store.gold import GoldStore as _StoredGold
+from ..store.gold import PullResult, ReviewTask
+from ..store.serving import gold_labels as feedback_gold_labels
+from .label_studio import describe_unclear
 
 GOLD_COLUMNS = ["task_key", "source", "row_id", "text", "label", "n_annotators", "agreement"]
 
 
-@dataclass(frozen=True)
-class ReviewTask:
-    task_key: str
-    source: str  # "dataset" | "served"
-    row_id: str | None  # dataset row id or served prediction id
-    text: str  # the original text (never sent when redaction is on)
-    strategy: str
+class GoldStore(_StoredGold):
+    """The review side of the project's store (``labeling.store.gold``), whose pull results
+    describe the unclear answers they kept (``describe_unclear``)."""
 
-
-@dataclass(frozen=True)
-class PullResult:
-    stored: int  # annotations now held for the project
-    inserted: int
-    updated: int
-    deleted: int
-    unknown_tasks: int  # annotations on tasks this store never pushed (ignored)
-    kept: int = 0  # answers that give two classes or none: their stored gold was kept as it was
-    report: str = ""  # which ones and why (``describe_unclear``)
-
-
-class GoldStore:
-    """The review side of the project's store (one SQLite file shared with the runs)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.db = open_db(self.path)
-        with self.db.atomic():
-            self.db["review_tasks"].create(
-                {"task_key": str, "project": str, "source": str, "row_id": str, "text": str, "text_sha256": str,
-                 "ls_task_id": int, "strategy": str, "pushed_at": str},
-                pk="task_key", if_not_exists=True,
-            )
-            self.db["gold_labels"].create(
-                {"task_key": str, "annotator": str, "annotation_id": int, "label": int, "source": str,
-                 "updated_at": str, "pulled_at": str},
-                pk=("task_key", "annotator"), foreign_keys=[("task_key", "review_tasks", "task_key")],
-                if_not_exists=True,
-            )
-
-    def close(self) -> None:
-        self.db.conn.close()
-
-    def __enter__(self) -> GoldStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def record_pushed(self, project: str, tasks: Sequence[ReviewTask], task_ids: dict[str, int]) -> None:
-        rows = [
-            {"task_key": t.task_key, "project": project, "source": t.source, "row_id": t.row_id, "text": t.text,
-             "text_sha256": text_sha256(t.text), "ls_task_id": int(task_ids[t.task_key]), "strategy": t.strategy,
-             "pushed_at": utc_now()}
-            for t in tasks
-        ]
-        try:
-            with self.db.atomic():
-                # a re-push keeps the first strategy and time: only the LS task id may move
-                self.db["review_tasks"].insert_all(rows, ignore=True)
-                for row in rows:
-                    self.db["review_tasks"].update(row["task_key"], {"ls_task_id": row["ls_task_id"]})
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot record pushed tasks in {self.path}: {exc}") from exc
-
-    def pushed_keys(self, project: str | None = None) -> set[str]:
-        where, args = ("project = ?", [project]) if project else (None, None)
-        return {r["task_key"] for r in self.db["review_tasks"].rows_where(where, args, select="task_key")}
-
-    def record_annotations(self, project: str, annotations: Sequence[Annotation],
-                           unclear: Sequence[UnclearAnswer] = ()) -> PullResult:
-        """Replace the project's stored answers with ``annotations`` (all of them, as read now).
-
-        ``unclear``: answers that still exist but give two classes or none; the gold their
-        annotator gave on that task before is kept as it was (and counted in ``kept``), never
-        deleted: only an answer deleted in Label Studio removes gold."""
-        known = self.pushed_keys(project)
-        latest: dict[tuple[str, str], Annotation] = {}
-        for ann in sorted(annotations, key=lambda a: (a.updated_at, a.annotation_id)):
-            if ann.task_key in known:
-                latest[(ann.task_key, ann.annotator)] = ann  # an annotator's latest answer wins
-        unknown = sum(1 for a in annotations if a.task_key not in known)
-        now = utc_now()
-        before = {
-            (r["task_key"], r["annotator"]): r
-            for r in self.db.query(
-                "SELECT g.* FROM gold_labels g JOIN review_tasks t USING (task_key) WHERE t.project = ?", [project])
-        }
-        inserted = updated = 0
-        try:
-            with self.db.atomic():
-                keep = {(u.task_key, u.annotator) for u in unclear}
-                gone = set(before) - set(latest) - keep
-                for key in gone:
-                    self.db["gold_labels"].delete(key)
-                for key, ann in latest.items():
-                    old = before.get(key)
-                    if old is None:
-                        inserted += 1
-                    elif (old["label"], old["annotation_id"], old["updated_at"]) != (ann.label, ann.annotation_id, ann.updated_at):
-                        updated += 1
-                    else:
-                        continue
-                    self.db["gold_labels"].upsert(
-                        {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
-                         "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at, "pulled_at": now},
-                        pk=("task_key", "annotator"),
-                    )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot store annotations in {self.path}: {exc}") from exc
-        kept = [u for u in unclear if u.task_key in known]
-        return PullResult(len(latest), inserted, updated, len(gone), unknown, len(kept), describe_unclear(kept))
-
-    def task_key_for(self, project: str, ls_task_id: int) -> str | None:
-        """The key of the pushed task Label Studio knows as ``ls_task_id`` in ``project``, or None."""
-        rows = list(self.db.query("SELECT task_key FROM review_tasks WHERE project = ? AND ls_task_id = ?",
-                                  [project, int(ls_task_id)]))
-        return rows[0]["task_key"] if rows else None
-
-    def record_answer(self, project: str, task: ReviewTask, ls_task_id: int, ann: Annotation) -> str:
-        """Store one answer as its annotator's gold on ``task`` (registered first when it was
-        never pushed from here, e.g. a task imported in Label Studio): ``"inserted"``,
-        ``"updated"`` or ``"unchanged"`` (the same or an older edit of the stored answer)."""
-        try:
-            with self.db.atomic():
-                self.db["review_tasks"].insert(
-                    {"task_key": task.task_key, "project": project, "source": task.source, "row_id": task.row_id,
-                     "text": task.text, "text_sha256": text_sha256(task.text), "ls_task_id": int(ls_task_id),
-                     "strategy": task.strategy, "pushed_at": utc_now()}, ignore=True)
-                old = list(self.db.query("SELECT * FROM gold_labels WHERE task_key = ? AND annotator = ?",
-                                         [ann.task_key, ann.annotator]))
-                if old and (old[0]["label"], old[0]["annotation_id"]) == (ann.label, ann.annotation_id):
-                    return "unchanged"
-                if old and old[0]["annotation_id"] == ann.annotation_id and str(old[0]["updated_at"]) > ann.updated_at:
-                    return "unchanged"  # a late, older event of the same annotation
-                self.db["gold_labels"].upsert(
-                    {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
-                     "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at,
-                     "pulled_at": utc_now()}, pk=("task_key", "annotator"))
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot store an answer in {self.path}: {exc}") from exc
-        return "updated" if old else "inserted"
-
-    def remove_answers(self, annotation_ids: Sequence[int]) -> int:
-        """Delete the gold of the given (deleted in Label Studio) annotations; returns how many rows went."""
-        ids = [int(i) for i in annotation_ids]
-        if not ids:
-            return 0
-        try:
-            with self.db.atomic():
-                marks = ",".join("?" * len(ids))
-                cursor = self.db.execute(f"DELETE FROM gold_labels WHERE annotation_id IN ({marks})", ids)
-                return cursor.rowcount
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot remove answers in {self.path}: {exc}") from exc
-
-    def answers(self) -> pd.DataFrame:
-        """Every stored answer with its task: task_key, source, row_id, text, annotator, label."""
-        rows = self.db.query(
-            "SELECT g.task_key, t.source, t.row_id, t.text, g.annotator, g.label FROM gold_labels g"
-            " JOIN review_tasks t USING (task_key) ORDER BY g.task_key, g.annotator")
-        return pd.DataFrame(list(rows), columns=["task_key", "source", "row_id", "text", "annotator", "label"])
+    def record_annotations(self, project: str, annotations, unclear=()) -> PullResult:
+        result = super().record_annotations(project, annotations, unclear)
+        known = self.pushed_keys(project) if unclear else set()
+        return dataclasses.replace(result, report=describe_unclear([u for u in unclear if u.task_key in known]))
 
 
 def _resolve(answers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -243,12 +89,8 @@ def read_only_gold(store_path: str | Path | None) -> pd.DataFrame:
     """``all_gold`` for a store that may not exist yet (or None): an empty table, no new file."""
     if store_path is None or not Path(store_path).is_file():
         return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
-    db = sqlite_utils.Database(str(store_path))
-    try:
-        if "review_tasks" not in db.table_names() and "feedback" not in db.table_names():
-            return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
-    finally:
-        db.conn.close()
+    if not {"review_tasks", "feedback"} & table_names(store_path):
+        return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
     return all_gold(store_path)
 
 

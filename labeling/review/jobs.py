@@ -27,7 +27,8 @@ from ..data.datasets import load_dataset
 from ..models.end_model_selection import family_model
 from ..models.end_models import make_end_model
 from ..errors import ConfigError, StoreError
-from ..serve.feedback import FeedbackLog
+from ..store.serving import FeedbackLog
+from ..pipeline.store import load_recorded_end_model
 from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, review_gold
 from ..lf.core import discover_lfs, lf_set_version
 from .redact import RedactionSettings, redact_texts
@@ -124,10 +125,7 @@ def served_candidates(config: ProjectConfig) -> tuple[Candidates, str, list[str]
     and the names of the LFs that voted: those of the latest run served. Votes of a run whose
     LFs were others are left out (None), never shown under names they do not belong to."""
     with FeedbackLog(config.resolve(config.store)) as log:
-        rows = log.read(
-            "SELECT p.id, p.text, p.probabilities, p.lf_votes, p.label, p.model_version,"
-            " (SELECT f.label FROM feedback f WHERE f.prediction_id = p.id ORDER BY f.created_at DESC, f.rowid DESC"
-            "  LIMIT 1) AS feedback_label FROM predictions p WHERE p.text IS NOT NULL ORDER BY p.created_at, p.id")
+        rows = log.predictions_with_feedback()
         run_names = served_lf_names(log, dict.fromkeys(r["model_version"] for r in rows))
     lf_names = (run_names[rows[-1]["model_version"]] or []) if rows else []
     votes = [None if r["lf_votes"] is None or run_names[r["model_version"]] != lf_names
@@ -155,7 +153,7 @@ def served_model_where_tied(config: ProjectConfig, items: list[ReviewItem], text
         run_id = log.get_alias() or log.latest_run_id()
         if not run_id:
             return items
-        model = log.load_end_model(run_id)
+        model = load_recorded_end_model(log, run_id)
     probs = model.predict_proba([texts[i] for i in tied])
     out = list(items)
     for i, row in zip(tied, probs):

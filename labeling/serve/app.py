@@ -72,6 +72,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ..config import load_config
 from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
 from ..pipeline.run_lfs import LFLoadError
+from ..pipeline.store import load_recorded_end_model, load_recorded_lfs
 from .lifeline import die_with_parent
 from .votes import Explainer, lf_votes
 from .feedback import (
@@ -181,11 +182,11 @@ def check_probabilities(probs: np.ndarray, n: int, k: int) -> np.ndarray:
 
 def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> ServedModel:
     """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction, and the
-    run's own LFs (``FeedbackLog.load_lfs``); LFs that cannot be loaded do not stop the model
+    run's own LFs (``pipeline.store.load_recorded_lfs``); LFs that cannot be loaded do not stop the model
     from being served: ``lfs_error`` says why, and no LF votes are computed for it."""
     try:
         lineage = log.run_lineage(run_id)
-        model = log.load_end_model(run_id)
+        model = load_recorded_end_model(log, run_id)
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
     try:
@@ -195,7 +196,7 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
                              f"{type(exc).__name__}: {exc}") from exc
     check_probabilities(probs, 1, cardinality)
     try:
-        lfs, lfs_error = log.load_lfs(run_id), ""
+        lfs, lfs_error = load_recorded_lfs(log, run_id), ""
     except (LFLoadError, StoreError) as exc:
         lfs, lfs_error = (), str(exc)
         logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)

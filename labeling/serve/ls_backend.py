@@ -500,8 +500,7 @@ def ls_router(server, settings) -> APIRouter:
         """Every recorded run id, oldest first."""
         if server.log is None:
             raise HTTPException(503, "store not open yet")
-        return VersionsResponse(versions=[r["id"] for r in server.log.read(
-            "SELECT id FROM runs ORDER BY created_at, id")])
+        return VersionsResponse(versions=server.log.run_ids())
 
     return router
 

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..errors import ConfigError, LabelingError, LFVotesUnavailable, StoreError
 from ..pipeline.run_lfs import LFLoadError
+from ..pipeline.store import load_recorded_lfs
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class _RunLFs:
     def get(self, run_id: str):
         if run_id not in self.loaded:
             try:
-                self.loaded[run_id] = self.log.load_lfs(run_id)
+                self.loaded[run_id] = load_recorded_lfs(self.log, run_id)
             except (LFLoadError, StoreError) as exc:
                 logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)
                 self.loaded[run_id] = str(exc)

@@ -509,7 +509,7 @@ def _assert_whole(config, n_runs: int) -> None:
         runs = [row["id"] for row in store.list_runs()]
         assert len(runs) == n_runs
         for run_id in runs:
-            folder, expected = recorded_end_model(store.db, run_id)
+            folder, expected = recorded_end_model(store.conn, run_id)
             load_end_model(folder, expected)
             labels = {a["name"].removeprefix("label_model/"): a["sha256"] for a in store.get_run(run_id)["artifacts"]
                       if a["name"].startswith("label_model/")}
@@ -557,8 +557,7 @@ def test_sweep_removes_what_a_dead_retrain_left_and_gives_undecided_runs_a_decis
     with RunStore(config.resolve(config.store)) as store:  # two retrains that died after noting their run
         for run_id in (partial, unrecorded):
             store.begin_run(run_id, root, "2000-01-01T00:00:00+00:00")
-        store.db.execute("DELETE FROM run_documents WHERE name = 'promotion'")  # a run as older versions left it
-        store.db.conn.commit()
+        store.conn.raw.execute("DELETE FROM run_documents WHERE name = 'promotion'")  # as older versions left it
     (root / f".{partial}.partial" / "end_model").mkdir(parents=True)
     shutil.copytree(root / first.run_id, root / unrecorded)  # complete, but its run was never committed
     # Folders the store never noted (another project sharing the artifact folder): never touched.

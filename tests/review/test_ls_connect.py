@@ -46,7 +46,7 @@ def backend_server(tmp_path_factory):
 
 def _gold(config) -> dict[str, tuple[int, int]]:
     with GoldStore(config.resolve(config.store)) as store:
-        return {r["task_key"]: (r["annotation_id"], r["label"]) for r in store.db.query(
+        return {r["task_key"]: (r["annotation_id"], r["label"]) for r in store.conn.read(
             "SELECT task_key, annotation_id, label FROM gold_labels")}
 
 

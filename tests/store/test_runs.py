@@ -47,7 +47,7 @@ def test_failed_insert_leaves_nothing(tmp_path):
         with pytest.raises(StoreError, match="r2"):
             store.record_run(bad)
         assert [r["id"] for r in store.list_runs()] == ["r1"]
-        assert store.db["run_lfs"].count == 2
+        assert store.conn.read("SELECT count(*) AS n FROM run_lfs")[0]["n"] == 2
 
 
 def test_unknown_run(tmp_path):
@@ -59,8 +59,7 @@ def test_unknown_run(tmp_path):
 def test_what_runs_in_the_run_transaction_commits_or_rolls_back_with_it(tmp_path):
     with RunStore(tmp_path / "s.db") as store:
         store.begin_run("r1", tmp_path / "artifacts", "2026-01-01T00:00:00+00:00")
-        store.db.execute("CREATE TABLE marks (run_id TEXT)")
-        store.db.conn.commit()
+        store.conn.raw.execute("CREATE TABLE marks (run_id TEXT)")  # autocommit: no transaction is open
 
         def fail(conn):
             conn.execute("INSERT INTO marks VALUES ('r1')")
@@ -69,10 +68,10 @@ def test_what_runs_in_the_run_transaction_commits_or_rolls_back_with_it(tmp_path
         with pytest.raises(StoreError, match="r1"):
             store.record_run(_record("r1"), then=fail)
         assert store.count_runs() == 0 and [i["run_id"] for i in store.intents()] == ["r1"]  # the sweep's clue
-        assert store.db.execute("SELECT count(*) FROM marks").fetchone()[0] == 0
+        assert store.conn.raw.execute("SELECT count(*) FROM marks").fetchone()[0] == 0
         store.record_run(_record("r1"), then=lambda conn: conn.execute("INSERT INTO marks VALUES ('r1')"))
         assert store.count_runs() == 1 and store.intents() == []  # recorded: the note goes with the same commit
-        assert store.db.execute("SELECT count(*) FROM marks").fetchone()[0] == 1
+        assert store.conn.raw.execute("SELECT count(*) FROM marks").fetchone()[0] == 1
 
 
 def _open_run_store(path):

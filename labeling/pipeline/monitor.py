@@ -1,0 +1,289 @@
+"""Monitoring: is served traffic still like the data the model was trained on?
+
+Each run records a reference profile (``reference_profile``) on the held-out
+test split, the project's sample of unseen data from the training
+distribution: per-LF coverage and conflict rate, the end model's
+predicted-class distribution and confidence, and the out-of-vocabulary (OOV)
+token share against the train vocabulary (kept in the profile), with its
+histogram per text. Train-split LF rates are kept too, for display. The
+held-out split, not train, is the reference because served texts are unseen
+too: in the YouTube example the test video alone has twice the train share of
+short comments (LF ``short_comment`` coverage 0.34 vs 0.16), a difference
+between videos, not drift of traffic. ``served_profile`` computes the same from
+rows of the ``predictions`` table the server writes, and ``compare`` (pure)
+turns the two into drift tests, each a two-sample test of the reference's
+counts against the served ones (``labeling.data.drift.contingency_test``:
+chi-square, or a seeded permutation test where expected counts are below 5):
+
+- LF coverage and conflict, per LF: rows voted (in conflict) or not;
+- predicted classes: counts per class (Jensen-Shannon distance, base 2, is
+  reported as the effect size);
+- confidence: the histogram of the max probability (effect: the mean's drop);
+- OOV: the histogram of each text's OOV token share (needs ``--store-text``;
+  effect: the rise of the pooled share). A text, not a token, is the unit: the
+  tokens of one text are not independent draws.
+
+The p-values are Holm-corrected over all the tests of one verdict, so that
+in-distribution traffic of any size gives RETRAIN with probability at most
+``monitor.alpha``; each test also states the smallest shift of a share it would
+find at this traffic and reference size (power 0.8 at the corrected level).
+Before, a fixed Jensen-Shannon threshold of 0.1 ignored sample size: 200 texts
+drawn from the test split itself read RETRAIN.
+
+``check_drift`` is the shell: it reads the store and says whether to retrain and why.
+
+It lives in the pipeline, below the server: a retrain records the reference profile and the
+report shows the verdict; ``labeling.serve.monitor`` gives the server's users the same names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon
+
+from ..lf.analysis import conflicts, coverage
+from ..config import MonitorConfig
+from ..errors import MonitorError
+from ..data.drift import contingency_test, detectable_shift, format_p, holm
+from ..data.verify import normalize_text
+
+_TOKEN = re.compile(r"[^\W_]+")
+MAX_VOCABULARY = 100_000
+CONFIDENCE_BINS = 10
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(normalize_text(text))
+
+
+def oov_share(texts: Sequence[str], vocabulary: set[str]) -> float:
+    """Share of all tokens in ``texts`` that are not in ``vocabulary`` (NaN without tokens)."""
+    counts = Counter(t for text in texts for t in tokens(text))
+    total = sum(counts.values())
+    return sum(n for t, n in counts.items() if t not in vocabulary) / total if total else float("nan")
+
+
+def _oov_histogram(texts: Sequence[str], vocabulary: set[str]) -> list[int]:
+    """Texts (with at least one token) per tenth of their OOV token share."""
+    shares = []
+    for text in texts:
+        found = tokens(text)
+        if found:
+            shares.append(sum(t not in vocabulary for t in found) / len(found))
+    hist, _ = np.histogram(shares, bins=CONFIDENCE_BINS, range=(0.0, 1.0))
+    return hist.tolist()
+
+
+def _class_distribution(labels: np.ndarray, k: int) -> list[float]:
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=k)[:k].astype(float)
+    return (counts / counts.sum()).tolist() if counts.sum() else [0.0] * k
+
+
+def _confidence(probs: np.ndarray) -> dict:
+    top = np.asarray(probs).max(axis=1) if len(probs) else np.zeros(0)
+    hist, _ = np.histogram(top, bins=CONFIDENCE_BINS, range=(0.0, 1.0))
+    return {"mean": float(top.mean()) if len(top) else float("nan"), "histogram": hist.tolist()}
+
+
+def reference_profile(L_train, L_test, lf_names: Sequence[str], train_texts: Sequence[str],
+                      test_texts: Sequence[str], test_probs, classes: Sequence[str]) -> dict:
+    """What a run's monitoring compares served traffic with (JSON-able)."""
+    test_probs = np.asarray(test_probs)
+    counts = Counter(t for text in train_texts for t in tokens(text))
+    vocabulary = sorted(t for t, _ in counts.most_common(MAX_VOCABULARY))
+    return {
+        "classes": list(classes),
+        "lfs": list(lf_names),
+        "lf_coverage": coverage(L_test).tolist(),
+        "lf_conflict": conflicts(L_test).tolist(),
+        "train_lf_coverage": coverage(L_train).tolist(),
+        "train_lf_conflict": conflicts(L_train).tolist(),
+        "class_distribution": _class_distribution(test_probs.argmax(axis=1), len(classes)),
+        "confidence": _confidence(test_probs),
+        "oov_share": oov_share(test_texts, set(vocabulary)),
+        "oov_histogram": _oov_histogram(test_texts, set(vocabulary)),
+        "n_reference": int(len(test_probs)),
+        "vocabulary": vocabulary,
+    }
+
+
+def served_profile(rows: Sequence[dict], reference: dict) -> dict:
+    """The same quantities over rows of the ``predictions`` table."""
+    k, m = len(reference["classes"]), len(reference["lfs"])
+    probs = np.array([json.loads(r["probabilities"]) for r in rows], dtype=float).reshape(-1, k)
+    votes = [json.loads(r["lf_votes"]) for r in rows if r.get("lf_votes")]
+    votes = [v for v in votes if len(v) == m]
+    texts = [r["text"] for r in rows if r.get("text") is not None]
+    L = np.array(votes, dtype=np.int64).reshape(-1, m)
+    return {
+        "n": len(rows),
+        "n_with_votes": len(votes),
+        "n_with_text": len(texts),
+        "lf_coverage": coverage(L).tolist() if len(L) else None,
+        "lf_conflict": conflicts(L).tolist() if len(L) else None,
+        "class_distribution": _class_distribution(np.array([r["label"] for r in rows]), k),
+        "confidence": _confidence(probs),
+        "oov_share": oov_share(texts, set(reference["vocabulary"])) if texts else None,
+        "oov_histogram": _oov_histogram(texts, set(reference["vocabulary"])) if texts else None,
+    }
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    name: str
+    value: float | None  # the effect size (see ``effect``); None: not measurable from the served rows
+    effect: str  # what ``value`` measures
+    p_value: float | None  # the two-sample test's; None: no test
+    p_adjusted: float | None  # Holm-corrected over the verdict's tests
+    drifted: bool  # p_adjusted < alpha
+    detail: str
+    detectable: float | None = None  # smallest shift of a share the test finds at this n (power 0.8)
+    method: str = ""  # "chi-square" or "permutation"
+
+
+@dataclass(frozen=True)
+class MonitorReport:
+    run_id: str
+    n_predictions: int
+    retrain: bool
+    reasons: tuple[str, ...]
+    checks: tuple[DriftCheck, ...]
+    lf_drift: tuple[dict, ...] = ()  # per LF: reference and served coverage and conflict
+    class_distribution: dict = field(default_factory=dict)  # reference / served
+    confidence: dict = field(default_factory=dict)
+    oov: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    min_predictions: int = 0  # the traffic a verdict needs
+    alpha: float = 0.05  # the family-wise level of the verdict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def format(self) -> str:
+        verdict = ("RETRAIN" if self.retrain else "no retrain needed" if self.checks else
+                   f"no verdict: not enough traffic ({self.n_predictions} of {self.min_predictions} predictions needed)")
+        lines = [f"run {self.run_id}: {self.n_predictions} served prediction(s): {verdict}"]
+        if self.checks:
+            tested = sum(c.p_value is not None for c in self.checks)
+            lines[0] += f" (Holm-corrected level {self.alpha:g} over {tested} tests)"
+        lines += [f"  because {r}" for r in self.reasons]
+        for c in self.checks:
+            value = "n/a" if c.value is None else f"{c.value:.3f}"
+            p = "" if c.p_adjusted is None else f"{format_p(c.p_value)}, adjusted {c.p_adjusted:.2g}"
+            detectable = "" if c.detectable is None else f", detects shifts >= {c.detectable:.2f}"
+            lines.append(f"  {'DRIFT' if c.drifted else 'ok   '} {c.name:<34} {value:>7} ({c.effect}; {p}{detectable}) "
+                         f"{c.detail}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _counts(shares: Sequence[float], n: int) -> np.ndarray:
+    return np.rint(np.asarray(shares, dtype=float) * n)
+
+
+def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: str = "") -> MonitorReport:
+    """Drift tests and the retrain verdict (pure, deterministic: permutation tests are seeded by the test's name).
+
+    Each test compares the reference's counts (``n_reference`` held-out rows) with the
+    served ones; RETRAIN when a Holm-adjusted p-value is below ``settings.alpha``."""
+    notes, lf_rows = [], []
+    if served["n"] < settings.min_predictions:
+        return MonitorReport(run_id, served["n"], False,
+                             (f"only {served['n']} served prediction(s); at least {settings.min_predictions} needed "
+                              "for a verdict",), (), notes=("too little traffic",),
+                             min_predictions=settings.min_predictions, alpha=settings.alpha)
+    n_ref = int(reference["n_reference"])
+    tests = []  # (name, effect value, effect name, reference counts, served counts, reference share, served n, detail)
+    if served["lf_coverage"] is None:
+        notes.append("no LF votes were logged with the predictions; LF drift not measured")
+    else:
+        n_votes = served["n_with_votes"]
+        for j, name in enumerate(reference["lfs"]):
+            row = {"lf": name, "reference_coverage": reference["lf_coverage"][j],
+                   "served_coverage": served["lf_coverage"][j], "reference_conflict": reference["lf_conflict"][j],
+                   "served_conflict": served["lf_conflict"][j]}
+            lf_rows.append(row)
+            for kind in ("coverage", "conflict"):
+                ref, now = row[f"reference_{kind}"], row[f"served_{kind}"]
+                tests.append((f"LF {kind}: {name}", abs(now - ref), f"|{kind} change|",
+                              _counts([ref, 1 - ref], n_ref), _counts([now, 1 - now], n_votes), ref, n_votes,
+                              f"held-out {ref:.3f} -> served {now:.3f}"))
+    ref_dist, served_dist = reference["class_distribution"], served["class_distribution"]
+    js = float(jensenshannon(ref_dist, served_dist, base=2))
+    shares = ", ".join(f"{c} {a:.2f}->{b:.2f}" for c, a, b in zip(reference["classes"], ref_dist, served_dist))
+    tests.append(("predicted classes", js, "Jensen-Shannon", _counts(ref_dist, n_ref),
+                  _counts(served_dist, served["n"]), max(ref_dist, key=lambda p: p * (1 - p)), served["n"], shares))
+    ref_conf, served_conf = reference["confidence"], served["confidence"]
+    modal = max(ref_conf["histogram"]) / max(sum(ref_conf["histogram"]), 1)
+    tests.append(("confidence", ref_conf["mean"] - served_conf["mean"], "mean drop", ref_conf["histogram"],
+                  served_conf["histogram"], modal, served["n"],
+                  f"held-out mean {ref_conf['mean']:.3f} -> served {served_conf['mean']:.3f}"))
+    oov_check = None
+    oov_detail = (f"held-out {reference['oov_share']:.3f} -> served {served['oov_share']:.3f}"
+                  if served["oov_share"] is not None else "no texts")
+    if served["oov_share"] is None:
+        notes.append("served texts were kept only as hashes (serve with --store-text); OOV share not measured")
+        oov_check = DriftCheck("out-of-vocabulary tokens", None, "share rise", None, None, False, oov_detail)
+    elif reference.get("oov_histogram") is None:
+        notes.append("the run's reference predates the OOV histogram; OOV share reported, not tested")
+        oov_check = DriftCheck("out-of-vocabulary tokens", served["oov_share"] - reference["oov_share"], "share rise",
+                               None, None, False, oov_detail)
+    else:
+        hist = reference["oov_histogram"]
+        tests.append(("out-of-vocabulary tokens", served["oov_share"] - reference["oov_share"], "share rise", hist,
+                      served["oov_histogram"], max(hist) / max(sum(hist), 1), sum(served["oov_histogram"]), oov_detail))
+    results = [contingency_test(ref, now, seed=name) for name, _, _, ref, now, _, _, _ in tests]
+    adjusted = holm([r.p_value for r in results])
+    level = settings.alpha / max(len(tests), 1)  # Holm's first step: the detectable shifts are conservative
+    checks = [DriftCheck(name, value, effect, r.p_value, float(q), bool(q < settings.alpha), detail,
+                         detectable_shift(share, n_ref if name.startswith(("LF", "pred")) else int(sum(ref)), n, level),
+                         r.method)
+              for (name, value, effect, ref, _, share, n, detail), r, q in zip(tests, results, adjusted)]
+    if oov_check is not None:
+        checks.append(oov_check)
+    drifted = sorted((c for c in checks if c.drifted), key=lambda c: c.p_value)
+    reasons = tuple(f"{c.name} differs from the held-out reference ({format_p(c.p_value)}, Holm-adjusted "
+                    f"{c.p_adjusted:.2g} < {settings.alpha:g}; {c.effect} {c.value:.3f}: {c.detail})" for c in drifted)
+    return MonitorReport(
+        run_id, served["n"], bool(drifted), reasons, tuple(checks), tuple(lf_rows),
+        {"classes": reference["classes"], "reference": ref_dist, "served": served_dist},
+        {"reference": reference["confidence"], "served": served["confidence"]},
+        {"reference": reference["oov_share"], "served": served["oov_share"]}, tuple(notes),
+        settings.min_predictions, settings.alpha,
+    )
+
+
+def served_rows(log, run_id: str, window: int) -> list[dict]:
+    """The latest ``window`` predictions the server made with ``run_id``.
+
+    Latest by rowid (the order the server committed them), not by ``created_at``:
+    the index on ``model_version`` holds rowids in order, so SQLite reads only the
+    window instead of sorting every prediction of the run.
+    """
+    return log.latest_predictions(run_id, window)
+
+
+def check_drift(store_path: str | Path, settings: MonitorConfig, run_id: str | None = None) -> MonitorReport:
+    """Compare the served traffic of ``run_id`` (default: the champion, else the latest run)
+    with its recorded reference profile."""
+    from ..store.runs import RunStore
+    from ..store.serving import FeedbackLog
+    from .registry import CHAMPION
+
+    with FeedbackLog(store_path) as log:
+        run_id = run_id or log.get_alias(CHAMPION) or log.latest_run_id()
+        if not run_id:
+            raise MonitorError(f"no runs in {store_path}")
+        rows = served_rows(log, run_id, settings.window)
+    with RunStore(store_path) as store:
+        reference = store.get_documents(run_id).get("monitor_reference")
+    if reference is None:
+        raise MonitorError(f"run {run_id} has no monitoring reference profile (recorded before monitoring existed)")
+    return compare(reference, served_profile(rows, reference), settings, run_id=run_id)

@@ -1,0 +1,279 @@
+"""How every part of the project opens the store: one ``sqlite3`` connection discipline.
+
+A ``Connection`` is one process's (one server worker's) connection: WAL, a 30 s busy
+timeout, foreign keys on, ``synchronous=FULL`` unless told otherwise. Every write is one
+``transaction()``, begun ``BEGIN IMMEDIATE``: a deferred transaction takes a read snapshot at
+its first read and tries to become a writer only at its first write; if another connection (a
+serving worker) committed in between, SQLite refuses the upgrade with ``database is locked`` at
+once, without waiting for the busy timeout. ``BEGIN IMMEDIATE`` takes the write lock up front,
+so a writer waits its turn instead. Threads of one process share the connection under its lock.
+
+Opening checks the schema version (``PRAGMA user_version``): an older store is upgraded in one
+writer transaction (``upgrade``: a process killed half-way leaves the old version, and the next
+open finishes it); a newer one is refused with ``StoreVersionError``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StoreError, StoreVersionError
+from .schema import BUSY_TIMEOUT_MS, MIGRATIONS, PRAGMAS, SCHEMA_VERSION, Migration
+
+#: What a write function gets inside the caller's transaction (``Connection.transaction``).
+Transaction = sqlite3.Connection
+
+#: Seconds to sleep after each migration step, inside the upgrade's transaction: lets a test
+#: kill an upgrade half-way (a test hook; unset, no pause).
+SLOW_UPGRADE_ENV = "LABELING_STORE_UPGRADE_STEP_SLEEP"
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat()
+
+
+@contextmanager
+def writer_lock(store_path: str | Path) -> Iterator[None]:
+    """Hold the store's run-writer lock (``<store>.lock``): one retrain records, or one sweep
+    looks for orphans, at a time, so a sweep never takes a concurrent retrain's half-written
+    folders for orphans. The OS releases it when its holder dies, kill -9 included."""
+    path = Path(store_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` (and its missing parent folders) readable by its owner only.
+
+    The store holds served texts and feedback: other local users must not read it.
+    SQLite gives its -wal and -shm files the database file's mode, so creating the
+    file 0o600 before SQLite opens it covers them too. A store created before this
+    loses its group and other permissions (with its -wal and -shm files).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                mode = existing.stat().st_mode
+                if mode & 0o077:
+                    existing.chmod(mode & 0o700)
+            except (FileNotFoundError, PermissionError):
+                pass  # not there, or not ours: SQLite says what it cannot open
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, readable by its owner only, in a folder made 0o700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def plain(value):
+    """A value SQLite can bind: numpy scalars as Python numbers, containers as JSON."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def insert_rows(conn: sqlite3.Connection, table: str, rows: Iterable[dict], *, verb: str = "INSERT") -> int:
+    """Insert dict rows (keys = column names, from our code) inside the caller's transaction."""
+    groups: dict[tuple[str, ...], list[tuple]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(tuple(plain(v) for v in row.values()))
+    for columns, values in groups.items():
+        names = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        conn.executemany(f'{verb} INTO "{table}" ({names}) VALUES ({marks})', values)
+    return sum(len(v) for v in groups.values())
+
+
+class Connection:
+    """One connection to the store at ``path`` (created owner-only), schema at ``SCHEMA_VERSION``.
+
+    Raises ``StoreError`` when the file cannot be opened, ``StoreVersionError`` when newer code wrote it.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, synchronous: str = "FULL"):
+        self.path = Path(path)
+        create_private_file(self.path)
+        # Several threads of one worker (FastAPI's thread pool) share this
+        # connection; the lock serialises them, SQLite serialises the processes.
+        self.lock = threading.RLock()
+        try:
+            # isolation_level=None: no implicit deferred BEGIN; transactions are ours.
+            self.raw = sqlite3.connect(str(self.path), timeout=busy_timeout_ms / 1000, isolation_level=None,
+                                       check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        try:
+            self.raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            for pragma in PRAGMAS:
+                self.raw.execute(pragma)
+            self.raw.execute(f"PRAGMA synchronous={synchronous}")
+            if self.version() != SCHEMA_VERSION:
+                self.upgrade()
+        except sqlite3.DatabaseError as exc:
+            self.raw.close()
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        except BaseException:
+            self.raw.close()
+            raise
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- transactions and reads --------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: the write lock is taken at BEGIN, not at the first write.
+        Nested in an open one, it is a savepoint of it."""
+        with self.lock:
+            if self.raw.in_transaction:
+                self.raw.execute("SAVEPOINT nested")
+                try:
+                    yield self.raw
+                except BaseException:
+                    self.raw.execute("ROLLBACK TO nested")
+                    self.raw.execute("RELEASE nested")
+                    raise
+                self.raw.execute("RELEASE nested")
+                return
+            self.raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.raw
+            except BaseException:
+                if self.raw.in_transaction:
+                    self.raw.execute("ROLLBACK")
+                raise
+            self.raw.execute("COMMIT")
+
+    @contextmanager
+    def writing(self, what: str) -> Iterator[sqlite3.Connection]:
+        """``transaction()`` whose SQLite errors become ``StoreError("cannot <what> in <path>")``."""
+        try:
+            with self.transaction() as conn:
+                yield conn
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot {what} in {self.path}: {exc}") from exc
+
+    def read(self, sql: str, args: Sequence = ()) -> list[dict]:
+        """Rows of a query as dicts, under the connection's lock."""
+        with self.lock:
+            try:
+                cur = self.raw.execute(sql, tuple(args))
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot read {self.path}: {exc}") from exc
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def read_one(self, sql: str, args: Sequence = ()) -> dict | None:
+        rows = self.read(sql, args)
+        return rows[0] if rows else None
+
+    # -- schema version ----------------------------------------------------
+
+    def version(self) -> int:
+        with self.lock:
+            return int(self.raw.execute("PRAGMA user_version").fetchone()[0])
+
+    def pending(self) -> list[Migration]:
+        """The migrations this store lacks (raises ``StoreVersionError`` when it is newer than the code)."""
+        version = self.version()
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"store {self.path} has schema version {version}, newer than this code's {SCHEMA_VERSION}: "
+                "upgrade labeling to open it (or open a backup made before the newer version wrote it)")
+        return [m for m in MIGRATIONS if m.version > version]
+
+    def upgrade(self) -> list[Migration]:
+        """Apply the missing migrations in one writer transaction; returns those applied.
+
+        The version is read again under the write lock: of several processes opening an old
+        store at once, the first upgrades it and the others find it done.
+        """
+        pause = float(os.environ.get(SLOW_UPGRADE_ENV) or 0)
+        with self.transaction() as conn:
+            steps = self.pending()
+            for step in steps:
+                step.apply(conn)
+                if pause:
+                    time.sleep(pause)
+            if steps:
+                if steps[-1].version >= 2:  # schema_migrations exists from version 2 on
+                    insert_rows(conn, "schema_migrations",
+                                ({"version": m.version, "description": m.description, "applied_at": utc_now()}
+                                 for m in steps), verb="INSERT OR REPLACE")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return steps
+
+
+def table_names(path: str | Path) -> set[str]:
+    """The tables of the store at ``path``, read without creating or upgrading it (empty when absent)."""
+    if not Path(path).is_file():
+        return set()
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read store {path}: {exc}") from exc
+
+
+def store_version(path: str | Path) -> int:
+    """The schema version of the store at ``path``, read without upgrading it (0 when absent)."""
+    if not Path(path).is_file():
+        return 0
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def upgrade_store(path: str | Path, *, dry_run: bool = False) -> list[str]:
+    """Upgrade the store at ``path`` to ``SCHEMA_VERSION``; ``dry_run``: only say how.
+
+    Returns one line per migration step (``"<version>: <description>"``), those applied
+    (or, with ``dry_run``, those that would be). Raises ``StoreVersionError`` for a store
+    newer than the code, ``StoreError`` when it cannot be opened.
+    """
+    path = Path(path)
+    if dry_run:
+        version = store_version(path)
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(f"store {path} has schema version {version}, newer than this code's"
+                                    f" {SCHEMA_VERSION}: upgrade labeling to open it")
+        steps = [m for m in MIGRATIONS if m.version > version]
+    else:
+        # Opening upgrades; the connection then finds nothing left to do.
+        before = store_version(path)
+        with Connection(path):
+            pass
+        steps = [m for m in MIGRATIONS if m.version > before]
+    return [f"{m.version}: {m.description}" for m in steps]

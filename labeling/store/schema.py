@@ -1,0 +1,156 @@
+"""The store's schema: every table, index, trigger and pragma, its version and its migrations.
+
+Version 1 is the schema the stages created piecemeal before this package (runs via
+sqlite-utils in ``pipeline/store.py``, the serving log in ``serve/feedback.py``, alias history
+and promotions in ``pipeline/registry.py``, review tasks and gold in ``review/gold.py``); a
+store written by those versions has ``PRAGMA user_version`` 1 (or 0 when only a server opened
+it). Each later version is one numbered ``Migration``; ``connection.upgrade`` applies the
+missing ones in one writer transaction.
+
+Every statement is idempotent (``IF NOT EXISTS``, columns added only when missing): a store
+an older process touched again after an upgrade (it rewrites ``user_version`` to 1) is
+upgraded again without harm.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: Set on every connection. WAL: readers never block the one writer; FULL: an acknowledged
+#: write survives power loss, not only a killed process (``synchronous`` can be lowered per
+#: connection by the server's settings).
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON")
+BUSY_TIMEOUT_MS = 30000
+
+# The version-1 tables, column for column as the stages created them (sqlite-utils typed
+# Python ``float`` columns REAL, ``int`` INTEGER, ``str`` TEXT).
+V1_TABLES = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, created_at TEXT, project TEXT, seed INTEGER, config TEXT, dataset_version TEXT,
+    dataset_source TEXT, split_sizes TEXT, lf_set_version TEXT, matrix_hashes TEXT, label_model TEXT, end_model TEXT
+);
+CREATE TABLE IF NOT EXISTS run_lfs (
+    run_id TEXT REFERENCES runs(id), position INTEGER, name TEXT, version TEXT, PRIMARY KEY (run_id, position)
+);
+CREATE TABLE IF NOT EXISTS run_metrics (
+    run_id TEXT REFERENCES runs(id), name TEXT, kind TEXT, accuracy REAL, macro_f1 REAL, train_rows INTEGER,
+    coverage REAL, per_class TEXT, notes TEXT, PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS run_lf_stats (
+    run_id TEXT REFERENCES runs(id), split TEXT, lf TEXT, coverage REAL, overlaps REAL, conflicts REAL,
+    accuracy REAL, seconds REAL, PRIMARY KEY (run_id, split, lf)
+);
+CREATE TABLE IF NOT EXISTS run_artifacts (
+    run_id TEXT REFERENCES runs(id), name TEXT, path TEXT, sha256 TEXT, PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS run_documents (
+    run_id TEXT REFERENCES runs(id), name TEXT, body TEXT, PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS run_intents (run_id TEXT PRIMARY KEY, folder TEXT, started_at TEXT);
+CREATE TABLE IF NOT EXISTS predictions (
+    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, model_version TEXT NOT NULL,
+    probabilities TEXT NOT NULL, label INTEGER NOT NULL, lf_votes TEXT,
+    text TEXT, text_sha256 TEXT NOT NULL, lf_votes_status TEXT NOT NULL DEFAULT 'done', lf_votes_error TEXT
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
+    request_sha256 TEXT NOT NULL, label INTEGER NOT NULL,
+    prediction_id TEXT REFERENCES predictions(id), text TEXT, text_sha256 TEXT, model_version TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_prediction ON feedback(prediction_id);
+CREATE INDEX IF NOT EXISTS predictions_model_version ON predictions(model_version);
+CREATE TABLE IF NOT EXISTS lf_vote_requeues (started_at TEXT PRIMARY KEY, claimed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS model_aliases (alias TEXT PRIMARY KEY, run_id TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS model_alias_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, alias TEXT NOT NULL, run_id TEXT NOT NULL,
+    previous_run_id TEXT, changed_at TEXT NOT NULL, action TEXT NOT NULL DEFAULT 'set'
+);
+CREATE TRIGGER IF NOT EXISTS model_aliases_history_insert AFTER INSERT ON model_aliases BEGIN
+    INSERT INTO model_alias_history (alias, run_id, previous_run_id, changed_at)
+    VALUES (NEW.alias, NEW.run_id, NULL, NEW.updated_at);
+END;
+CREATE TRIGGER IF NOT EXISTS model_aliases_history_update AFTER UPDATE ON model_aliases
+WHEN NEW.run_id IS NOT OLD.run_id BEGIN
+    INSERT INTO model_alias_history (alias, run_id, previous_run_id, changed_at)
+    VALUES (NEW.alias, NEW.run_id, OLD.run_id, NEW.updated_at);
+END;
+CREATE TABLE IF NOT EXISTS promotions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, candidate_run_id TEXT NOT NULL,
+    champion_run_id TEXT, metric TEXT NOT NULL, candidate_score REAL, champion_score REAL,
+    margin REAL NOT NULL, passed INTEGER NOT NULL, promoted INTEGER NOT NULL, reason TEXT NOT NULL,
+    forced INTEGER NOT NULL DEFAULT 0, actor TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS review_tasks (
+    task_key TEXT PRIMARY KEY, project TEXT, source TEXT, row_id TEXT, text TEXT, text_sha256 TEXT,
+    ls_task_id INTEGER, strategy TEXT, pushed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS gold_labels (
+    task_key TEXT REFERENCES review_tasks(task_key), annotator TEXT, annotation_id INTEGER, label INTEGER,
+    source TEXT, updated_at TEXT, pulled_at TEXT, PRIMARY KEY (task_key, annotator)
+);
+"""
+
+# Columns added to version-1 tables after they first shipped: a store written before them
+# lacks them (SQLite cannot add a column "if not exists", so each is checked).
+V1_LATE_COLUMNS = {
+    "predictions": {"lf_votes_status": "TEXT NOT NULL DEFAULT 'done'", "lf_votes_error": "TEXT"},
+    "promotions": {"forced": "INTEGER NOT NULL DEFAULT 0", "actor": "TEXT NOT NULL DEFAULT ''",
+                   "note": "TEXT NOT NULL DEFAULT ''"},
+}
+
+V2_STATEMENTS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL
+);
+-- Partial: only the (few) pending rows are indexed, so a restart finds them without a scan.
+CREATE INDEX IF NOT EXISTS predictions_pending ON predictions(created_at) WHERE lf_votes_status = 'pending';
+CREATE INDEX IF NOT EXISTS model_alias_history_alias ON model_alias_history(alias, seq);
+CREATE INDEX IF NOT EXISTS review_tasks_project ON review_tasks(project);
+CREATE INDEX IF NOT EXISTS promotions_candidate ON promotions(candidate_run_id);
+"""
+
+
+def statements(script: str) -> list[str]:
+    """``script`` split into complete statements (a trigger body's ``;`` does not end it)."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    return out
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    for statement in statements(V1_TABLES):
+        conn.execute(statement)
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    _v1(conn)  # a version-1 store may lack the tables of stages that never opened it
+    for table, columns in V1_LATE_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, spec in columns.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
+    for statement in statements(V2_STATEMENTS):
+        conn.execute(statement)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS = (
+    Migration(1, "create the run, serving, registry and review tables (the schema before versions)", _v1),
+    Migration(2, "add late columns to old predictions/promotions tables; record migrations in"
+                 " schema_migrations; index alias history, review tasks by project, promotions by run", _v2),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -166,6 +166,9 @@ class ProjectConfig:
     # What "better" means on dev wherever something is chosen (end model selection):
     # "accuracy", "macro_f1", or "f1:<class>" (F1 of that class, e.g. "f1:spam").
     metric: str = "accuracy"
+    # The shape of a row's label: one class ("single_label"), a set of classes ("multi_label"),
+    # or typed character spans ("spans"). One pipeline; the shape is dispatched at few seams.
+    task: str = "single_label"
     store: str = "runs/labeling.db"
     artifacts: str = "runs/artifacts"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -215,6 +218,7 @@ _CHOICES = {
     ("label_model", "tie_break"): ("random", "abstain", "first"),  # label_models.TIE_BREAKS (a test keeps them equal)
     ("review", "strategy"): ("entropy", "margin", "conflict", "uncovered", "low_confidence", "disagreed", "random"),
 }
+TASKS = ("single_label", "multi_label", "spans")
 SEED_MAX = 2**32 - 1  # scikit-learn and numpy's legacy RNG take seeds in [0, 2**32 - 1]
 _INF = math.inf
 # (section, key) -> (low, high, low inclusive, high inclusive). Values outside would only
@@ -363,13 +367,15 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
         raise ConfigError(f"project.classes must list at least two class names, got {classes!r}")
     if len(set(classes)) != len(classes):
         raise ConfigError(f"project.classes has duplicates: {classes!r}")
-    known = {"name": str, "seed": int, "store": str, "artifacts": str, "metric": str}
+    known = {"name": str, "seed": int, "store": str, "artifacts": str, "metric": str, "task": str}
     for key, value in project.items():
         if key not in known:
             raise ConfigError(f"unknown setting in [project]: {key}")
         if not isinstance(value, known[key]) or isinstance(value, bool):
             raise ConfigError(f"project.{key} must be {known[key].__name__}, got {value!r}")
         _check_range(f"project.{key}", value, ("project", key))
+    if project.get("task", "single_label") not in TASKS:
+        raise ConfigError(f"project.task = {project['task']!r}: expected one of {', '.join(map(repr, TASKS))}")
     check_metric(project.get("metric", "accuracy"), tuple(classes))
     unknown = sorted(set(sections["end_model"].candidates) - set(END_MODEL_CANDIDATES))
     if unknown or not sections["end_model"].candidates:

@@ -55,6 +55,7 @@ def test_overrides_are_type_checked(tmp_path):
         ("[project]\nname='x'\nclasses=['a','b']\nseed='1'\n", "project.seed must be int"),
         ("[project]\nname='x'\nclasses=['a','b']\n[extra]\n", "unknown section"),
         ("[project\n", "invalid TOML"),
+        ("[project]\nname='x'\nclasses=['a','b']\ntask='ranking'\n", "project.task = 'ranking'"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(tmp_path, body, message):
@@ -143,3 +144,14 @@ def test_config_choices_match_the_library():
     assert _CHOICES[("label_model", "tie_break")] == TIE_BREAKS
     assert _CHOICES[("review", "strategy")] == STRATEGIES
     assert _CHOICES[("dataset", "relation_text")] == RELATION_TEXTS
+
+
+def test_task_defaults_to_single_label_and_does_not_move_old_config_hashes(tmp_path):
+    from labeling.pipeline.lineage import config_hash
+
+    config = load_config(write_project(tmp_path, MINIMAL))
+    assert config.task == "single_label"
+    recorded = config.to_dict()
+    before = {k: v for k, v in recorded.items() if k != "task"}  # a run recorded before the key existed
+    assert config_hash(recorded) == config_hash(before)
+    assert config_hash({**recorded, "task": "multi_label"}) != config_hash(before)

@@ -24,11 +24,15 @@ from .store import RunStore, load_recorded_lfs
 
 # Settings that say where things are, not what a run computes.
 _LOCATION_KEYS = ("base_dir", "store", "artifacts")
+# Settings added after runs were recorded: at these defaults they hash as if absent, so a run
+# whose computation did not change keeps its config hash (and its lineage shows no config change).
+_ADDED_DEFAULTS = {"task": "single_label"}
 
 
 def config_hash(config: dict) -> str:
-    """Hash of a recorded config without its machine-specific paths."""
-    payload = {k: v for k, v in config.items() if k not in _LOCATION_KEYS}
+    """Hash of a recorded config without its machine-specific paths (16 hex digits of sha256)."""
+    payload = {k: v for k, v in config.items()
+               if k not in _LOCATION_KEYS and not (k in _ADDED_DEFAULTS and v == _ADDED_DEFAULTS[k])}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -1,15 +1,7 @@
 """Gold labels in the project's store: reviewed tasks and their annotations.
 
-Tables (``labeling.store.gold`` holds them and their SQL):
-
-- ``review_tasks``: one row per pushed task key: where the row came from
-  (``dataset`` row id or ``served`` prediction id), the original text (the
-  store is ours; only a redacted copy left for annotators), the Label Studio
-  task id, the strategy that picked it.
-- ``gold_labels``: one row per (task, annotator): the latest answer of that
-  annotator. Pulling is idempotent: the same annotation read twice is stored
-  once, an edited annotation replaces the old one, and an annotation deleted
-  in Label Studio disappears here too.
+The tables (``review_tasks``, ``gold_labels``), their SQL and what each row means live in
+``labeling.store.gold``; this module is the review stage's view of them.
 
 ``review_gold`` resolves annotators into one label per task (majority; a tie
 is a disagreement left unresolved) and ``disagreements`` lists every task

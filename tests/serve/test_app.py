@@ -857,21 +857,8 @@ def test_retrain_while_serving_under_load_records_every_run(server, served_proje
 # -- the served run's own LFs; --run-id pins without moving an alias; /models names only a real alias (issue 23) --
 
 
-OWN_LFS = '''
-from snorkel.labeling import labeling_function
-
-ABSTAIN, HAM, SPAM = -1, 0, 1
-
-
-@labeling_function()
-def weak_song(x):
-    return HAM if "song" in x.text.lower() else ABSTAIN
-
-
-@labeling_function()
-def weak_exclamation(x):
-    return SPAM if "!" in x.text else ABSTAIN
-'''
+# the tiny project's two weak LFs, copied so that the test can edit them
+OWN_LFS = (Path(__file__).parents[1] / "fixtures" / "lf_modules" / "youtube_weak.py").read_text()
 ADDED_LF = '''
 
 @labeling_function()

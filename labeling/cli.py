@@ -225,7 +225,8 @@ def _report(args) -> int:
     from .pipeline.report import write_report
 
     config = load_config(args.config, args.set)
-    path = write_report(_store(config), args.run_id, monitor_settings=config.monitor)
+    path = write_report(_store(config), args.run_id, monitor_settings=config.monitor,
+                        folder=config.store_folder())
     _print(args, {"report": str(path)}, str(path))
     return 0
 

@@ -48,7 +48,8 @@ start() {
 }
 
 stop() {
-    local bin state=${POSTGRES_STATE_DIR:?POSTGRES_STATE_DIR is unset: nothing to stop}
+    local bin state=${POSTGRES_STATE_DIR:-}
+    [ -n "$state" ] || { echo "postgres: POSTGRES_STATE_DIR is unset: nothing to stop" >&2; return 0; }
     bin=$(bindir)
     if [ -f "$state/data/postmaster.pid" ]; then
         as_owner "'$bin/pg_ctl' -D '$state/data' -m fast -w stop >/dev/null" || true

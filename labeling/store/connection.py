@@ -218,6 +218,28 @@ class Connection:
         rows = self.read(sql, args)
         return rows[0] if rows else None
 
+    # -- the catalogue (``transfer.copy_store``) ----------------------------
+
+    #: every table has SQLite's implicit rowid, the order rows were inserted in
+    has_rowid = True
+
+    def tables(self) -> list[str]:
+        return [r["name"] for r in self.read("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                             " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+    def columns(self, table: str) -> list[str]:
+        return [r["name"] for r in self.read(f'PRAGMA table_info("{table}")')]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One consistent view of the whole store to read from (writers wait until it ends)."""
+        with self.transaction() as conn:
+            yield conn
+
+    def after_copy(self, conn, table: str) -> None:
+        """Set ``table``'s counters past the rows just copied in (SQLite's AUTOINCREMENT follows
+        explicit ids by itself)."""
+
     # -- schema version ----------------------------------------------------
 
     def version(self) -> int:
@@ -373,6 +395,31 @@ class PostgresConnection(Connection):
 
     def execute(self, sql: str, args: Sequence = ()):
         return self.tx.execute(sql, args)
+
+    has_rowid = False  # only ROWID_TABLES have one, as a column
+
+    def tables(self) -> list[str]:
+        rows = self.raw.execute("SELECT table_name FROM information_schema.tables WHERE table_schema ="
+                                " current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name").fetchall()
+        return [r[0] for r in rows if r[0] != dialect.POSTGRES_VERSION_TABLE]
+
+    def columns(self, table: str) -> list[str]:
+        return [r[1] for r in self.raw.execute(dialect.TABLE_INFO_SQL, [table]).fetchall()]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[PostgresTransaction]:
+        with self.lock:
+            self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield self.tx
+            finally:
+                self.raw.execute("ROLLBACK")
+
+    def after_copy(self, conn, table: str) -> None:
+        """Identity columns continue after the largest id copied in (explicit ids do not move them)."""
+        for (column,) in self.raw.execute(dialect.IDENTITY_COLUMNS_SQL, [table]).fetchall():
+            self.raw.execute(f'SELECT setval(pg_get_serial_sequence(%s, %s), COALESCE(max("{column}"), 0) + 1,'
+                             f' false) FROM "{table}"', [table, column])
 
     def version(self) -> int:
         with self.lock:

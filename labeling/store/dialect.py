@@ -101,6 +101,9 @@ TABLE_INFO_SQL = (
     " FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s"
     " ORDER BY ordinal_position")
 
+IDENTITY_COLUMNS_SQL = ("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                        " AND table_name = %s AND is_identity = 'YES'")
+
 PRIMARY_KEY_SQL = (
     "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
     " WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)")

@@ -9,7 +9,9 @@
 #   scripts/postgres.sh stop      stop the cluster started by `start` and remove its folder
 #
 # Settings (environment): POSTGRES_STATE_DIR (the cluster's folder; default a new mktemp -d,
-# printed as an export line so `stop` finds it), POSTGRES_PORT (default: a free port).
+# printed as an export line so `stop` finds it), POSTGRES_PORT (default: a free port),
+# POSTGRES_FSYNC (default off: the tests make and drop a database each, and a cluster that
+# lives minutes needs no power-loss safety; "on" for benchmarks).
 # initdb refuses to run as root: as root, the cluster runs as the `postgres` user that
 # Debian's package creates.
 set -euo pipefail
@@ -42,7 +44,7 @@ start() {
     [ "$(id -u)" = 0 ] && chown postgres: "$state"
     chmod 700 "$state"
     as_owner "'$bin/initdb' -D '$state/data' -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >'$state/initdb.log'"
-    as_owner "'$bin/pg_ctl' -D '$state/data' -l '$state/server.log' -w -o \"-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$state' -c max_connections=200 -c fsync=on\" start >/dev/null"
+    as_owner "'$bin/pg_ctl' -D '$state/data' -l '$state/server.log' -w -o \"-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$state' -c max_connections=200 -c fsync=${POSTGRES_FSYNC:-off}\" start >/dev/null"
     echo "export POSTGRES_STATE_DIR='$state'"
     echo "export LABELING_TEST_POSTGRES_URL='postgresql://postgres@127.0.0.1:$port/postgres'"
 }

@@ -127,7 +127,9 @@ def placeholders(sql: str) -> str:
             return "%%"
         if token.startswith(":"):
             return f"%({token[1:]})s"
-        return token  # a quoted literal or name: kept as written
+        if token.startswith("'"):
+            return token.replace("%", "%%")  # psycopg reads % in literals too
+        return token  # a quoted name: kept as written
     return _TOKENS.sub(swap, sql)
 
 
@@ -167,8 +169,7 @@ class PostgresSQL:
         insert = _INSERT_OR.match(sql)
         if insert:
             mode, table, columns = insert.group(1).upper(), insert.group(2), insert.group(3)
-            sql = sql[:insert.start()] + f'INSERT INTO "{table}"' + (f" ({columns})" if columns else "") \
-                + sql[insert.end():]
+            sql = f'INSERT INTO "{table}"' + (f" ({columns})" if columns else "") + " " + sql[insert.end():].lstrip()
             if mode == "IGNORE":
                 sql += " ON CONFLICT DO NOTHING"
             else:

@@ -131,7 +131,7 @@ class RunStore:
 
     def lf_stats(self, run_id: str) -> list[dict]:
         """The run's LF analysis rows (``run_lf_stats``), per split and LF."""
-        return self.conn.read("SELECT * FROM run_lf_stats WHERE run_id = ?", [run_id])
+        return self.conn.read("SELECT * FROM run_lf_stats WHERE run_id = ? ORDER BY split, lf", [run_id])
 
     def list_runs(self) -> list[dict]:
         return self.conn.read("SELECT * FROM runs ORDER BY created_at")
@@ -164,7 +164,7 @@ def read_run(conn: Connection, run_id: str, *, where: object = "the store") -> d
         row[key] = json.loads(row[key])
     row["lfs"] = conn.read("SELECT * FROM run_lfs WHERE run_id = ? ORDER BY position", [run_id])
     row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])}
-                      for m in conn.read("SELECT * FROM run_metrics WHERE run_id = ?", [run_id])]
+                      for m in conn.read("SELECT * FROM run_metrics WHERE run_id = ? ORDER BY name", [run_id])]
     row["artifacts"] = conn.read("SELECT * FROM run_artifacts WHERE run_id = ? ORDER BY name", [run_id])
     return row
 

@@ -1,4 +1,9 @@
-"""How every part of the project opens the store: one ``sqlite3`` connection discipline.
+"""How every part of the project opens the store: one connection discipline, two backends.
+
+``connect(target)`` opens a SQLite file (``Connection``, plain ``sqlite3``) or a PostgreSQL
+database named by a ``postgresql://`` URL (``PostgresConnection``, psycopg 3, same interface:
+the table families run SQLite's SQL, translated by ``dialect``). What follows is SQLite's side;
+``PostgresConnection`` says what stands for each part on PostgreSQL.
 
 A ``Connection`` is one process's (one server worker's) connection: WAL, a 30 s busy
 timeout, foreign keys on, ``synchronous=FULL`` unless told otherwise. Every write is one

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import Connection, connect, insert_rows, utc_now
+from .connection import connect, insert_rows, utc_now
 from .dialect import store_target
 from .serving import text_sha256
 

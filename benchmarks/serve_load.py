@@ -2,11 +2,15 @@
 
     python benchmarks/serve_load.py --url http://127.0.0.1:8000 [--rate 50] [--seconds 10]
     python benchmarks/serve_load.py --config projects/youtube_spam/project.toml [--workers 2] [--set k=v ...]
+    python benchmarks/serve_load.py --store sqlite --store postgresql://user@host/postgres --rate 200
 
 Without ``--url`` it starts ``python -m pipelines.serve`` itself on a free port,
 on a copy of the project's store in a temporary folder (deleted afterwards): its
 thousands of synthetic predictions never reach the project's real store, whose
-``monitor`` would judge them as traffic. With ``--url`` the server's own store
+``monitor`` would judge them as traffic. ``--store`` (repeatable, default sqlite)
+picks the backend of that copy: ``sqlite``, or a PostgreSQL server's URL, where
+the copy is a new database (``serve_load_<random>``, dropped afterwards); with
+several, each is measured in turn and the results printed side by side. With ``--url`` the server's own store
 receives them, so point it at a server that is not the production one.
 Open loop: each request has a scheduled send time, and its latency counts from
 that time, so a slow server cannot hide its queueing (no coordinated omission).
@@ -25,6 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -65,12 +72,38 @@ def isolated_store(config_path: str, overrides: list[str], folder: Path) -> list
     return [*overrides, f"project.store={json.dumps(str(target))}"]
 
 
-def start_server(args, folder: Path) -> tuple[subprocess.Popen, str]:
-    """``pipelines.serve`` on a free port, on a copy of the store in ``folder``."""
+@contextmanager
+def postgres_copy(server_url: str, config_path: str, overrides: list[str], folder: Path):
+    """``isolated_store``'s copy moved into a new database on the PostgreSQL server at
+    ``server_url`` (``labeling store copy``); the database is dropped afterwards."""
+    import psycopg
+
+    from labeling.store.transfer import copy_store
+
+    isolated_store(config_path, overrides, folder)
+    name = f"serve_load_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(server_url)._replace(path=f"/{name}"))
+    try:
+        copy_store(folder / "store.db", url)
+        yield [*overrides, f"project.store={json.dumps(url)}"]
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_server(args, folder: Path, store: str, stack: ExitStack) -> tuple[subprocess.Popen, str]:
+    """``pipelines.serve`` on a free port, on a copy of the store in ``folder`` (``store``: "sqlite"
+    or a PostgreSQL server's URL, where the copy goes into a new database)."""
     port = _free_port()
     cmd = [sys.executable, "-m", "pipelines.serve", "--config", args.config, "--port", str(port),
            "--workers", str(args.workers)]
-    for o in isolated_store(args.config, args.overrides, folder):
+    if store == "sqlite":
+        overrides = isolated_store(args.config, args.overrides, folder)
+    else:
+        overrides = stack.enter_context(postgres_copy(store, args.config, args.overrides, folder))
+    for o in overrides:
         cmd += ["--set", o]
     cmd += ["--lf-votes", args.lf_votes]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL)
@@ -193,29 +226,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--batch-repeats", type=int, default=5)
+    parser.add_argument("--store", dest="stores", action="append", default=[],
+                        help="started server's store: 'sqlite' (default) or a PostgreSQL server URL; repeat to"
+                             " compare backends side by side")
     args = parser.parse_args(argv)
     texts = comments()
-    scratch = tempfile.TemporaryDirectory(prefix="serve_load-")
-    proc, url = (None, args.url) if args.url else start_server(args, Path(scratch.name))
-    try:
-        version = httpx.get(url + "/models", timeout=10).json()["model_version"]
-        c = httpx.Client(base_url=url, timeout=120)
-        for _ in range(10):  # warm both workers' code paths
-            c.post("/predict", json={"text": TEXTS[0]})
-        result = {"url": url, "model_version": version, "cpus": os.cpu_count(),
-                  "texts": len(texts),
-                  # batches first: the first one meets a worker that has seen no word yet
-                  "batch_predict": batches(url, args.batch_size, args.batch_repeats, texts),
-                  "single_predict": fixed_rate(url, args.rate, args.seconds, texts),
-                  "background_lf_votes_caught_up_s": votes_backlog_s(c)}
-        print(json.dumps(result, indent=2))
-    finally:
-        if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        scratch.cleanup()
+    if args.url:
+        print(json.dumps(measure(args.url, args, texts), indent=2))
+        return 0
+    results = {}
+    for store in args.stores or ["sqlite"]:
+        backend = "sqlite" if store == "sqlite" else "postgresql"
+        with tempfile.TemporaryDirectory(prefix="serve_load-") as scratch, ExitStack() as stack:
+            proc, url = start_server(args, Path(scratch), store, stack)
+            try:
+                results[backend] = measure(url, args, texts)
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=20)
+    print(json.dumps(results if len(results) > 1 else next(iter(results.values())), indent=2))
     return 0
 
+
+def measure(url: str, args, texts: list[str]) -> dict:
+    version = httpx.get(url + "/models", timeout=10).json()["model_version"]
+    c = httpx.Client(base_url=url, timeout=120)
+    for _ in range(10):  # warm both workers' code paths
+        c.post("/predict", json={"text": TEXTS[0]})
+    return {"url": url, "model_version": version, "cpus": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 1),
+            "texts": len(texts),
+            # batches first: the first one meets a worker that has seen no word yet
+            "batch_predict": batches(url, args.batch_size, args.batch_repeats, texts),
+            "single_predict": fixed_rate(url, args.rate, args.seconds, texts),
+            "background_lf_votes_caught_up_s": votes_backlog_s(c)}
 
 if __name__ == "__main__":
     sys.exit(main())

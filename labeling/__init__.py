@@ -3,7 +3,7 @@
 The package tree is the data flow; each stage is a subpackage whose ``__init__`` says
 what enters and leaves it:
 
-    store/     the project's SQLite file: every table, schema version, migrations, connections
+    store/     the project's store (SQLite file or PostgreSQL): every table, schema version, migrations
     data/      files, built-in and WRENCH datasets -> validated splits; verification
     lf/        LFs + rows -> the label matrix L (apply, vote cache, spaCy parses, Dask)
     models/    L -> label model -> probabilistic labels -> end model; artifacts, ONNX

@@ -133,6 +133,32 @@ def _store(config):
     return config.resolve(config.store)
 
 
+def _store_command(args) -> int:
+    from .errors import ConfigError
+
+    if args.action == "copy":
+        return _store_copy(args)
+    if args.to is not None:
+        raise ConfigError("--to is for 'store copy'")
+    return _store_upgrade(args)
+
+
+def _store_copy(args) -> int:
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .store.dialect import is_postgres
+    from .store.transfer import copy_store
+
+    if args.to is None:
+        raise ConfigError("store copy needs --to (a SQLite file path or a postgresql:// URL)")
+    target = args.to if is_postgres(args.to) else Path(args.to).expanduser().resolve()
+    copied = copy_store(_store(load_config(args.config, args.set)), target)
+    _print(args, {"copied": copied},
+           "\n".join(f"{table}: {rows} row(s)" for table, rows in copied.items()) + f"\ncopied into {args.to}")
+    return 0
+
+
 def _store_upgrade(args) -> int:
     from .store.connection import upgrade_store
 
@@ -225,7 +251,8 @@ def _report(args) -> int:
     from .pipeline.report import write_report
 
     config = load_config(args.config, args.set)
-    path = write_report(_store(config), args.run_id, monitor_settings=config.monitor)
+    path = write_report(_store(config), args.run_id, monitor_settings=config.monitor,
+                        folder=config.store_folder())
     _print(args, {"report": str(path)}, str(path))
     return 0
 
@@ -422,9 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = command("serve", _serve, "Serve the champion (or --run-id) end model over HTTP with uvicorn; "
                         "token from --token-file PATH ('-': stdin) or $LABELING_SERVE_TOKEN.")
     _serve_options(serve_cmd)
-    store_cmd = command("store", _store_upgrade, "Upgrade the project's store to this version's schema "
-                        "(one transaction; --dry-run: print the steps only).")
-    store_cmd.add_argument("action", choices=("upgrade",))
+    store_cmd = command("store", _store_command, "upgrade: upgrade the project's store to this version's schema "
+                        "(one transaction; --dry-run: print the steps only); copy --to TARGET: copy every table "
+                        "into a new, empty store (a SQLite path or a postgresql:// URL) in one transaction.")
+    store_cmd.add_argument("action", choices=("upgrade", "copy"))
+    store_cmd.add_argument("--to", default=None, help="copy: the target store (SQLite file path or postgresql:// URL)")
     store_cmd.add_argument("--dry-run", action="store_true", help="print the migration steps, change nothing")
     command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses (its LFs' and its "
             "pipeline's only; other projects sharing the folder keep theirs).")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .store.dialect import is_postgres
 
 SPLITS = ("youtube_tutorial", "random", "column")
 FORMATS = ("csv", "parquet", "jsonl")
@@ -169,7 +170,7 @@ class ProjectConfig:
     # The shape of a row's label: one class ("single_label"), a set of classes ("multi_label"),
     # or typed character spans ("spans"). One pipeline; the shape is dispatched at few seams.
     task: str = "single_label"
-    store: str = "runs/labeling.db"
+    store: str = "runs/labeling.db"  # a SQLite file, or a PostgreSQL URL (postgresql://user@host/db)
     artifacts: str = "runs/artifacts"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     lfs: LFConfig = field(default_factory=LFConfig)
@@ -183,8 +184,17 @@ class ProjectConfig:
     base_dir: str = "."  # the config file's folder; relative paths resolve against it
 
     def resolve(self, path: str) -> Path:
+        """``path`` against the config's folder; a PostgreSQL URL (``project.store``) is kept as given."""
+        if is_postgres(path):
+            return path  # type: ignore[return-value]  # the store layer takes a path or a URL
         p = Path(path).expanduser()
         return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+    def store_folder(self) -> Path:
+        """The local folder for what lives beside the store (LF cache, run reports): the store
+        file's folder, or, with a PostgreSQL store, the artifacts folder's parent."""
+        store = self.resolve(self.store)
+        return self.resolve(self.artifacts).parent if is_postgres(store) else store.parent
 
     @property
     def cardinality(self) -> int:
@@ -374,6 +384,10 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
         if not isinstance(value, known[key]) or isinstance(value, bool):
             raise ConfigError(f"project.{key} must be {known[key].__name__}, got {value!r}")
         _check_range(f"project.{key}", value, ("project", key))
+    store = project.get("store", "")
+    if "://" in store and not is_postgres(store):
+        raise ConfigError(f"project.store = {store.split('://')[0]}://...: expected a SQLite file path or a"
+                          " postgresql:// URL")
     if project.get("task", "single_label") not in TASKS:
         raise ConfigError(f"project.task = {project['task']!r}: expected one of {', '.join(map(repr, TASKS))}")
     check_metric(project.get("metric", "accuracy"), tuple(classes))

@@ -103,6 +103,70 @@ def label_studio(tmp_path_factory):
         subprocess.run(["bash", str(LABEL_STUDIO_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
 
 
+POSTGRES_SCRIPT = REPO / "scripts" / "postgres.sh"
+POSTGRES_URL_ENV = "LABELING_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a real PostgreSQL server's maintenance database (``postgres``).
+
+    CI starts a throwaway cluster (``.ci/run``, ``scripts/postgres.sh``) and exports
+    LABELING_TEST_POSTGRES_URL; locally this starts one with ``scripts/postgres.sh`` when
+    Debian's server binaries are installed. Without either it skips, except in CI
+    (``$CI`` set), where a missing server is a failure.
+    """
+    import glob
+    import subprocess
+
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        yield url
+        return
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        reason = f"PostgreSQL is not installed (scripts/postgres.sh install) and {POSTGRES_URL_ENV} is not set"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    started = subprocess.run(["bash", str(POSTGRES_SCRIPT), "start"], capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start:\n{started.stderr[-3000:]}")
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines()
+                   if line.startswith("export "))
+    exports = {k: v.strip("'") for k, v in exports.items()}
+    try:
+        yield exports[POSTGRES_URL_ENV]
+    finally:
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop"], env={**os.environ, **exports}, capture_output=True,
+                       timeout=60)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A ``postgresql://`` URL of a fresh, empty database for this test alone (dropped after it)."""
+    import urllib.parse
+    import uuid
+
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urllib.parse.urlunsplit(urllib.parse.urlsplit(postgres_server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """A new, empty store on each backend: a SQLite file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "store.db"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture(scope="session")
 def recorded_youtube_run(youtube_config_path, tmp_path_factory):
     """One recorded run of the example project (store and artifacts in a tmp folder),

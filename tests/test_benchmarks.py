@@ -47,6 +47,26 @@ def test_serve_load_points_the_server_at_a_copy_of_the_store(recorded_youtube_ru
     assert _predictions(copy) == 1 and _predictions(store) == 0
 
 
+def test_serve_load_copies_the_store_into_a_new_postgresql_database_and_drops_it(recorded_youtube_run, tmp_path,
+                                                                                 postgres_server):
+    import json
+
+    import psycopg
+
+    from labeling.serve.feedback import FeedbackLog
+
+    config_path, overrides, store = _project(recorded_youtube_run, tmp_path)
+    (tmp_path / "scratch").mkdir()
+    with _serve_load().postgres_copy(postgres_server, config_path, overrides, tmp_path / "scratch") as served:
+        url = json.loads(served[-1].split("=", 1)[1])
+        with FeedbackLog(url) as log:
+            assert log.run_ids() == [recorded_youtube_run[1].run_id]
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [database]).fetchone()[0] == 0
+    assert _predictions(store) == 0
+
+
 @pytest.mark.slow
 def test_serve_load_run_leaves_the_project_store_untouched(recorded_youtube_run, tmp_path, capsys):
     config_path, overrides, store = _project(recorded_youtube_run, tmp_path)

@@ -32,6 +32,17 @@ def test_paths_resolve_against_the_config_file(tmp_path):
     assert config.dataset.text_field == "text" and config.end_model.type == "auto"  # new projects: chosen on dev
 
 
+def test_the_store_is_a_sqlite_path_or_a_postgresql_url(tmp_path):
+    path = write_project(tmp_path, MINIMAL)
+    url = "postgresql://labeling@db.internal:5432/labeling"
+    config = load_config(path, [f'project.store="{url}"', 'project.artifacts="a"'])
+    assert config.resolve(config.store) == url  # kept as given, not a path under the project
+    assert config.store_folder() == tmp_path  # the LF cache and reports go beside the artifacts
+    assert load_config(path).store_folder() == tmp_path / "runs"
+    with pytest.raises(ConfigError, match=r"project.store = mysql://\.\.\.: expected a SQLite file path or a"):
+        load_config(path, ['project.store="mysql://u@h/db"'])
+
+
 def test_overrides_are_type_checked(tmp_path):
     path = write_project(tmp_path, MINIMAL)
     config = load_config(path, ["end_model.type=torch", "end_model.epochs=3", "label_model.lr=1"])

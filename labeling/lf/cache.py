@@ -569,7 +569,7 @@ def project_cache_dir(config) -> Path | None:
     setting = config.lfs.cache
     if setting.lower() == "none":
         return None
-    return config.resolve(setting) if setting else config.resolve(config.store).parent / "lf_cache"
+    return config.resolve(setting) if setting else config.store_folder() / "lf_cache"
 
 
 def forget_loaded() -> None:

@@ -79,8 +79,8 @@ class Registry:
     """Aliases, their history and promotion decisions in the project's store."""
 
     def __init__(self, store_path: str | Path):
-        self.path = Path(store_path)
-        self.log = FeedbackLog(self.path)
+        self.log = FeedbackLog(store_path)
+        self.path = self.log.path
 
     def close(self) -> None:
         self.log.close()

@@ -357,12 +357,15 @@ def render_report(run: dict, documents: dict, *, monitor: dict | None = None, hi
             f"<body><h1>Run {_e(run['id'])} — {_e(run['project'])}</h1><nav>{nav}</nav>{sections}</body></html>")
 
 
-def report_path(store_path: str | Path, run_id: str) -> Path:
-    return Path(store_path).parent / "reports" / f"{run_id}.html"
+def report_path(store_path: str | Path, run_id: str, folder: str | Path | None = None) -> Path:
+    """``reports/<run_id>.html`` in ``folder``, by default the store file's folder."""
+    return Path(folder if folder is not None else Path(store_path).parent) / "reports" / f"{run_id}.html"
 
 
-def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_settings=None) -> Path:
-    """Render ``run_id`` (default the latest run) to ``reports/<run_id>.html`` beside the store."""
+def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_settings=None,
+                 folder: str | Path | None = None) -> Path:
+    """Render ``run_id`` (default the latest run) to ``reports/<run_id>.html`` beside the store
+    (in ``folder``: there; a PostgreSQL store needs one, ``ProjectConfig.store_folder()``)."""
     from ..errors import MonitorError, StoreError
     from .lineage import history
     from .monitor import check_drift
@@ -385,7 +388,7 @@ def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_s
             monitor = report.to_dict() if report.n_predictions else None
         except MonitorError:
             monitor = None
-    path = report_path(store_path, run_id)
+    path = report_path(store_path, run_id, folder)
     partial = path.with_suffix(".html.partial")
     # Owner-only: a report shows served traffic and the project's data.
     write_private_text(partial, render_report(run, documents, monitor=monitor, history_row=history_row))

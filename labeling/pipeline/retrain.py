@@ -78,7 +78,7 @@ from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_test_predic
 from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapshot_lfs
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
-from .store import RunRecord, RunStore, writer_lock
+from .store import RunRecord, RunStore, store_exists, writer_lock
 from ..data.verify import raise_on_errors, verify_splits
 
 
@@ -545,7 +545,7 @@ def sweep_orphans(config: ProjectConfig) -> Sweep:
     Does nothing (and creates nothing) for a project without a store yet.
     """
     store_path = config.resolve(config.store)
-    if not store_path.exists():
+    if not store_exists(store_path):
         return Sweep()
     partial, unrecorded = [], []
     with writer_lock(store_path), RunStore(store_path) as store:

@@ -6,7 +6,7 @@ module keeps the names the pipeline and its users import from here.
 
 from __future__ import annotations
 
-from ..store.connection import create_private_file, write_private_text, writer_lock
+from ..store.connection import create_private_file, store_exists, write_private_text, writer_lock
 from ..store.runs import RunRecord, RunStore, end_model_path, read_run, recorded_end_model, recorded_files
 from ..store.schema import SCHEMA_VERSION
 
@@ -48,6 +48,7 @@ __all__ = [
     "read_run",
     "recorded_end_model",
     "recorded_files",
+    "store_exists",
     "write_private_text",
     "writer_lock",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LabelError
-from ..store.connection import table_names
+from ..store.connection import store_exists, table_names
 from ..store.gold import GoldStore as _StoredGold
 from ..store.gold import PullResult, ReviewTask
 from ..store.serving import gold_labels as feedback_gold_labels
@@ -79,7 +79,7 @@ def all_gold(store_path: str | Path) -> pd.DataFrame:
 
 def read_only_gold(store_path: str | Path | None) -> pd.DataFrame:
     """``all_gold`` for a store that may not exist yet (or None): an empty table, no new file."""
-    if store_path is None or not Path(store_path).is_file():
+    if store_path is None or not store_exists(store_path):
         return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])
     if not {"review_tasks", "feedback"} & table_names(store_path):
         return pd.DataFrame(columns=["task_key", "source", "row_id", "text", "label"])

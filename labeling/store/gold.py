@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import Connection, insert_rows, utc_now
+from .connection import connect, insert_rows, utc_now
+from .dialect import store_target
 from .serving import text_sha256
 
 
@@ -48,8 +49,8 @@ class GoldStore:
     ``annotator``, ``annotation_id``, ``label`` and ``updated_at`` (``label_studio.Annotation``)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.conn = Connection(self.path)
+        self.path = store_target(path)
+        self.conn = connect(self.path)
 
     def close(self) -> None:
         self.conn.close()

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StoreError
-from .connection import Connection, insert_rows
+from .connection import Connection, connect, insert_rows
+from .dialect import store_target
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class RunStore:
     """Runs and lineage in the project's store (``conn``: its ``Connection``)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.conn = Connection(self.path)
+        self.path = store_target(path)
+        self.conn = connect(self.path)
 
     def close(self) -> None:
         self.conn.close()
@@ -114,23 +115,23 @@ class RunStore:
 
     def get_run(self, run_id: str) -> dict:
         """A run with its LFs, metrics and artifacts, JSON fields decoded."""
-        return read_run(self.conn, run_id, where=self.path)
+        return read_run(self.conn, run_id, where=self.conn.where)
 
     def get_documents(self, run_id: str) -> dict:
         """The run's JSON documents by name (empty for runs recorded before documents existed)."""
-        read_run(self.conn, run_id, where=self.path)  # an unknown run is an error, not an empty dict
+        read_run(self.conn, run_id, where=self.conn.where)  # an unknown run is an error, not an empty dict
         rows = self.conn.read("SELECT name, body FROM run_documents WHERE run_id = ?", [run_id])
         return {row["name"]: json.loads(row["body"]) for row in rows}
 
     def put_document(self, run_id: str, name: str, body) -> None:
         """Add or replace one document of a recorded run (e.g. a later promotion decision)."""
-        read_run(self.conn, run_id, where=self.path)
+        read_run(self.conn, run_id, where=self.conn.where)
         with self.conn.writing(f"store document {name!r} of run {run_id}") as conn:
             put_document(conn, run_id, name, body)
 
     def lf_stats(self, run_id: str) -> list[dict]:
         """The run's LF analysis rows (``run_lf_stats``), per split and LF."""
-        return self.conn.read("SELECT * FROM run_lf_stats WHERE run_id = ?", [run_id])
+        return self.conn.read("SELECT * FROM run_lf_stats WHERE run_id = ? ORDER BY split, lf", [run_id])
 
     def list_runs(self) -> list[dict]:
         return self.conn.read("SELECT * FROM runs ORDER BY created_at")
@@ -163,7 +164,7 @@ def read_run(conn: Connection, run_id: str, *, where: object = "the store") -> d
         row[key] = json.loads(row[key])
     row["lfs"] = conn.read("SELECT * FROM run_lfs WHERE run_id = ? ORDER BY position", [run_id])
     row["metrics"] = [{**m, "per_class": json.loads(m["per_class"])}
-                      for m in conn.read("SELECT * FROM run_metrics WHERE run_id = ?", [run_id])]
+                      for m in conn.read("SELECT * FROM run_metrics WHERE run_id = ? ORDER BY name", [run_id])]
     row["artifacts"] = conn.read("SELECT * FROM run_artifacts WHERE run_id = ? ORDER BY name", [run_id])
     return row
 

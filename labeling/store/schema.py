@@ -141,7 +141,14 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction."""
+    """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction.
+
+    The same step runs on both backends: ``connection`` is a ``sqlite3.Connection`` or, on
+    PostgreSQL, a ``connection.PostgresTransaction`` that translates SQLite's SQL
+    (``dialect``). So write SQLite's SQL with upper-case ``TEXT``/``INTEGER``/``REAL`` types,
+    ``CREATE TABLE/INDEX IF NOT EXISTS`` and ``ALTER TABLE ... ADD COLUMN``; a new trigger also
+    needs its PL/pgSQL spelling in ``dialect.POSTGRES_TRIGGERS``.
+    """
 
     version: int
     description: str

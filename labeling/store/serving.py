@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StoreError
-from .connection import Connection, utc_now
+from .connection import connect, utc_now
+from .dialect import store_target
 from .runs import latest_run_id, read_run, recorded_end_model, recorded_files, run_exists
 
 DEFAULT_ALIAS = "production"
@@ -80,8 +81,8 @@ class FeedbackLog:
     """One connection to the store, for one process. Not shared across processes."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000, synchronous: str = "FULL"):
-        self.path = Path(path)
-        self.store = Connection(self.path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        self.path = store_target(path)
+        self.store = connect(self.path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
 
     def close(self) -> None:
         self.store.close()
@@ -108,7 +109,8 @@ class FeedbackLog:
              r.lf_votes_error)
             for r in records
         ]
-        with self.store.writing("log predictions") as conn:
+        # not serial: plain inserts of new ids exclude no other writer (PostgreSQL takes no write lock)
+        with self.store.writing("log predictions", serial=False) as conn:
             conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
                              " text, text_sha256, lf_votes_status, lf_votes_error)"
                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -117,7 +119,7 @@ class FeedbackLog:
         """Fill in deferred votes: ``(prediction id, votes or None, status[, error])`` per prediction."""
         rows = [(None if u[1] is None else json.dumps(list(u[1])), u[2], u[3] if len(u) > 3 else None, u[0])
                 for u in updates]
-        with self.store.writing("record LF votes") as conn:
+        with self.store.writing("record LF votes", serial=False) as conn:
             conn.executemany("UPDATE predictions SET lf_votes = ?, lf_votes_status = ?, lf_votes_error = ?"
                              " WHERE id = ?", rows)
 
@@ -133,8 +135,9 @@ class FeedbackLog:
                                    [started_at, utc_now()]).rowcount
             if not claimed:
                 return None
+            # rows another host's worker is claiming right now are skipped, not waited for (PostgreSQL)
             cur = conn.execute("SELECT id, text, model_version FROM predictions WHERE lf_votes_status = 'pending'"
-                               " AND created_at < ? ORDER BY created_at", [started_at])
+                               " AND created_at < ? ORDER BY created_at" + self.store.claim_rows, [started_at])
             return [{"id": pid, "text": text, "model_version": version} for pid, text, version in cur.fetchall()]
 
     def latest_predictions(self, run_id: str, window: int) -> list[dict]:
@@ -235,7 +238,7 @@ class FeedbackLog:
     def recorded_run(self, run_id: str) -> dict:
         """The run as recorded (``runs.read_run``), read on this connection under its lock."""
         with self.store.lock:
-            return read_run(self.store, run_id, where=self.path)
+            return read_run(self.store, run_id, where=self.store.where)
 
     def end_model_path(self, run_id: str) -> Path:
         return self.recorded_end_model(run_id)[0]

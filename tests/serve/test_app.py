@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -24,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from labeling import RunRecord, RunStore, load_config, run_retrain
+from labeling import RunStore, load_config, run_retrain
 from labeling.serve.feedback import FeedbackLog, gold_labels, text_sha256
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,40 +31,6 @@ CONFIG = REPO / "projects" / "youtube_spam" / "project.toml"
 TOKEN = "test-token-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_BODY = 20_000
-
-
-def _copy_run(store_path: Path, artifacts: Path, run_id: str, new_id: str) -> None:
-    """Record ``run_id``'s models again under ``new_id``: a second servable version."""
-    shutil.copytree(artifacts / run_id, artifacts / new_id)
-    with RunStore(store_path) as store:
-        run = store.get_run(run_id)
-        store.record_run(RunRecord(
-            # Older than the original, so "the latest run" is the original whichever a worker sees first.
-            id=new_id, created_at="2000-01-01T00:00:00+00:00", project=run["project"], seed=run["seed"], config=run["config"],
-            dataset_version=run["dataset_version"], dataset_source=run["dataset_source"],
-            split_sizes=run["split_sizes"], lf_set_version=run["lf_set_version"],
-            lfs=tuple((lf["name"], lf["version"]) for lf in run["lfs"]), matrix_hashes=run["matrix_hashes"],
-            label_model=run["label_model"], end_model=run["end_model"],
-            metrics=tuple({k: v for k, v in m.items() if k != "run_id"} for m in run["metrics"]), lf_stats=(),
-            artifacts=tuple((a["name"], a["path"].replace(f"/{run_id}/", f"/{new_id}/"), a["sha256"])
-                            for a in run["artifacts"]),
-        ))
-
-
-@pytest.fixture(scope="session")
-def project_paths(tmp_path_factory, data_dir):
-    root = tmp_path_factory.mktemp("serving")
-    overrides = [f'project.store="{root / "s.db"}"', f'project.artifacts="{root / "a"}"']
-    return {"root": root, "overrides": overrides, "store": root / "s.db"}
-
-
-@pytest.fixture(scope="session")
-def served_project(project_paths):
-    root, overrides = project_paths["root"], project_paths["overrides"]
-    result = run_retrain(load_config(CONFIG, overrides))
-    second = result.run_id + "-b"
-    _copy_run(root / "s.db", root / "a", result.run_id, second)
-    return {"root": root, "overrides": overrides, "store": root / "s.db", "runs": (result.run_id, second)}
 
 
 def _free_port() -> int:
@@ -306,13 +271,70 @@ def _hammer(url: str, keys: list[str], acked: list[str], failures: list[str], la
                 failures.append(f"{r.status_code}: {r.text}")
 
 
-def _stored_keys(store: Path, prefix: str) -> set[str]:
-    conn = sqlite3.connect(store)
-    try:
-        return {k for (k,) in conn.execute("SELECT idempotency_key FROM feedback WHERE idempotency_key LIKE ?",
-                                           [prefix + "%"])}
-    finally:
-        conn.close()
+def _stored_keys(store, prefix: str) -> list[str]:
+    """The idempotency keys stored under ``prefix`` (a list: a duplicate would show), on either backend."""
+    with FeedbackLog(store) as log:
+        return [r["idempotency_key"] for r in log.read("SELECT idempotency_key FROM feedback"
+                                                        " WHERE idempotency_key LIKE ?", [prefix + "%"])]
+
+
+def _stored_predictions(store, ids: list[str]) -> set[str]:
+    with FeedbackLog(store) as log:
+        return {r["id"] for r in log.read("SELECT id FROM predictions")} & set(ids)
+
+
+def _predict_load(url: str, acked: list[str], failures: list[str]) -> None:
+    with httpx.Client(base_url=url, timeout=60) as c:
+        while True:
+            try:
+                r = c.post("/predict", json={"texts": ["check out my channel", "nice video"]})
+            except httpx.TransportError:
+                return  # the server is gone (the crash test)
+            if r.status_code == 200:
+                acked.extend(p["id"] for p in r.json()["predictions"])
+            else:
+                failures.append(f"{r.status_code}: {r.text}")
+
+
+def kill_9_rounds(project: dict, store, rounds: int = 2) -> None:
+    """``rounds`` times: start a 2-worker server on ``store`` (a SQLite path or a PostgreSQL URL),
+    send feedback (4 threads) and predictions (2 threads), kill -9 every process mid-write; then
+    every acknowledged feedback key and prediction id is stored, each key once."""
+    for round_ in range(rounds):
+        started = time.monotonic()
+        srv = Server(project, workers=2, extra=("--no-lf-votes",))
+        srv.wait_ready()
+        print(f"crash round {round_}: server up in {time.monotonic() - started:.1f}s")
+        prefix = f"crash{round_}-" + uuid.uuid4().hex[:8] + "-"
+        acked: list[str] = []
+        predicted: list[str] = []
+        failures: list[str] = []
+        keys = [f"{prefix}{i:05d}" for i in range(100_000)]
+        threads = [threading.Thread(target=_hammer, args=(srv.url, keys[t::4], acked, failures), daemon=True)
+                   for t in range(4)]
+        threads += [threading.Thread(target=_predict_load, args=(srv.url, predicted, failures), daemon=True)
+                    for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while (len(acked) < 100 * (round_ + 1) or not predicted) and time.monotonic() < deadline and not failures:
+            time.sleep(0.02)
+        srv.kill()  # SIGKILL to the supervisor and both workers, mid-write
+        for t in threads:
+            t.join(timeout=30)
+        print(f"crash round {round_}: {len(acked)} feedback and {len(predicted)} predictions acknowledged"
+              " before kill -9")
+        assert len(acked) > 20 and predicted, failures[:3]
+        if not isinstance(store, str):
+            conn = sqlite3.connect(store)
+            try:
+                assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            finally:
+                conn.close()
+        stored = _stored_keys(store, prefix)
+        assert set(acked) <= set(stored) and len(stored) == len(set(stored))
+        assert _stored_predictions(store, predicted) == set(predicted)
+        assert not [f for f in failures if "locked" in f]
 
 
 def test_concurrent_feedback_all_stored(server, served_project):
@@ -326,40 +348,11 @@ def test_concurrent_feedback_all_stored(server, served_project):
     for t in threads:
         t.join()
     assert failures == [] and len(acked) == 1000
-    assert _stored_keys(served_project["store"], prefix) == set(acked)
+    assert set(_stored_keys(served_project["store"], prefix)) == set(acked)
 
 
 def test_kill_9_loses_no_acknowledged_write(served_project):
-    store = served_project["store"]
-    for round_ in range(2):
-        # Feedback needs the store, not a model: accepting connections is enough.
-        started = time.monotonic()
-        srv = Server(served_project, workers=2, extra=("--no-lf-votes",), ready_path="/livez")
-        srv.wait_ready()
-        print(f"crash round {round_}: server up in {time.monotonic() - started:.1f}s")
-        prefix = f"crash{round_}-" + uuid.uuid4().hex[:8] + "-"
-        acked: list[str] = []
-        failures: list[str] = []
-        keys = [f"{prefix}{i:05d}" for i in range(100_000)]
-        threads = [threading.Thread(target=_hammer, args=(srv.url, keys[t::6], acked, failures), daemon=True)
-                   for t in range(6)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 20
-        while len(acked) < 100 * (round_ + 1) and time.monotonic() < deadline and not failures:
-            time.sleep(0.02)
-        srv.kill()  # SIGKILL to the supervisor and both workers, mid-write
-        for t in threads:
-            t.join(timeout=30)
-        print(f"crash round {round_}: {len(acked)} acknowledged before kill -9")
-        assert len(acked) > 20, failures[:3]
-        conn = sqlite3.connect(store)
-        try:
-            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        finally:
-            conn.close()
-        assert set(acked) <= _stored_keys(store, prefix)
-        assert not [f for f in failures if "locked" in f]
+    kill_9_rounds(served_project, served_project["store"])
 
 
 def test_promote_under_load_fails_no_request(server, served_project):

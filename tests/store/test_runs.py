@@ -21,8 +21,8 @@ def _record(run_id: str) -> RunRecord:
     )
 
 
-def test_record_and_read_back(tmp_path):
-    with RunStore(tmp_path / "s.db") as store:
+def test_record_and_read_back(store_target):
+    with RunStore(store_target) as store:
         store.record_run(_record("r1"))
         run = store.get_run("r1")
         assert store.count_runs() == 1
@@ -38,8 +38,8 @@ def test_wal_mode(tmp_path):
     assert mode == "wal"
 
 
-def test_failed_insert_leaves_nothing(tmp_path):
-    with RunStore(tmp_path / "s.db") as store:
+def test_failed_insert_leaves_nothing(store_target):
+    with RunStore(store_target) as store:
         store.record_run(_record("r1"))
         bad = _record("r2")
         # A duplicate LF position violates the primary key half way through the run's rows.
@@ -50,8 +50,8 @@ def test_failed_insert_leaves_nothing(tmp_path):
         assert store.conn.read("SELECT count(*) AS n FROM run_lfs")[0]["n"] == 2
 
 
-def test_unknown_run(tmp_path):
-    with RunStore(tmp_path / "s.db") as store, pytest.raises(StoreError, match="no run 'zz'"):
+def test_unknown_run(store_target):
+    with RunStore(store_target) as store, pytest.raises(StoreError, match="no run 'zz'"):
         store.get_run("zz")
 
 

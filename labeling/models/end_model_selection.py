@@ -49,7 +49,16 @@ At scale (what keeps the cost linear in rows and memory bounded):
   train, dev and test text) are left out of the candidates when the selection rows hold
   more than ``costly_max_chars`` characters (the record says so and why);
 - each family's texts are vectorised once and the features reused by every stage
-  (labels, class weights and self-training change targets and weights, not features).
+  (labels, class weights and self-training change targets and weights, not features);
+- a fit solves for the columns its rows use only (hashed n-grams: ~31k of 2**20 on
+  semeval), on one BLAS thread (``threadpoolctl``; threads cost far more than they saved
+  on a busy machine), and multi-class (lbfgs) fits start from a neighbour's weights: the C
+  path walks away from the family's own C, label treatments, class weights and
+  self-training rounds start from the stage's pick, ``word_char_emb`` from ``word_char``;
+- the count of models trained is bounded (families + 2 C + 2 label treatments + 1 class
+  weighting + 2 self-training rounds + the final refit, whatever the classes) and
+  recorded (``rows["fits"]``); ``time_budget_s`` leaves out the options not yet fitted
+  once spent, named in ``rows["cut"]``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ only to print the scores below):
   (less those it left out for their cost) and C, chosen by 5-fold cross-validation on those
   rows only (at most 2,000 of them, a seeded subsample beyond), refitted on at most 20,000
   rows (a seeded subsample beyond); how each was chosen is in the table.
+- ``end s`` / ``end peak MiB`` / ``end fits``: the end-model stage's (``select_end_model``)
+  wall seconds, the process's peak resident memory while it ran (sampled every 50 ms),
+  and how many models it trained (its final refit included).
 - ``unleaked``: the end model on the test rows with no exact or near duplicate in
   train/dev (``labeling.pipeline.leakage``).
 
@@ -243,7 +246,7 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
         "human": baselines["human"][0], "oracle": baselines["oracle"][0], "end dev": chosen.dev_score,
         "end unleaked": score(end_pred, mask), "lm unleaked": score(lm_pred, mask),
         "unleaked rows": f"{int(mask.sum())}/{len(mask)}",
-        "end s": round(times["end_model"], 1), "end peak MiB": round(peak.mib), "end fits": chosen.rows["fits"],
+        "end s": f"{times['end_model']:.1f}",  # a string: the table prints other floats as percentages "end peak MiB": round(peak.mib), "end fits": chosen.rows["fits"],
         "label model chosen": lm_name,
         "end model chosen": " / ".join(f"{key}={value}" for key, value in chosen.settings.items()),
         **{f"{key} chosen": f"{b.chosen} (CV {b.cv_score:.3f} on {b.rows['cv']:,} of {b.rows['labelled']:,} rows, "

@@ -21,6 +21,9 @@ only to print the scores below):
   (less those it left out for their cost) and C, chosen by 5-fold cross-validation on those
   rows only (at most 2,000 of them, a seeded subsample beyond), refitted on at most 20,000
   rows (a seeded subsample beyond); how each was chosen is in the table.
+- ``end s`` / ``end peak MiB`` / ``end fits``: the end-model stage's (``select_end_model``)
+  wall seconds, the process's peak resident memory while it ran (sampled every 50 ms),
+  and how many models it trained (its final refit included).
 - ``unleaked``: the end model on the test rows with no exact or near duplicate in
   train/dev (``labeling.pipeline.leakage``).
 
@@ -37,6 +40,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -157,6 +161,32 @@ def _project_end_model_limits(task: dict) -> dict:
             "costly_max_chars": em.costly_max_chars}
 
 
+class PeakRss:
+    """The process's peak resident memory (MiB) while the block runs, sampled every 50 ms
+    (``ru_maxrss`` is the whole process's peak so far, earlier stages included)."""
+
+    def __enter__(self):
+        import psutil
+
+        self._process, self._done, self.mib = psutil.Process(), threading.Event(), 0.0
+        self._sample()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        self.mib = max(self.mib, self._process.memory_info().rss / 2**20)
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.05):
+            self._sample()
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+
+
 def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingCache, seed: int = 0) -> dict:
     classes, metric = task["classes"], task["metric"]
     k = len(classes)
@@ -181,11 +211,12 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
 
     start = time.perf_counter()
     train_texts = task["train_texts"]
-    chosen = select_end_model([t for t, c in zip(train_texts, covered) if c], probs[covered],
-                              [t for t, keep in zip(task["dev_texts"], labelled) if keep], task["dev_y"][labelled],
-                              classes=classes, metric=metric, families=families,
-                              unlabelled_texts=[t for t, c in zip(train_texts, covered) if not c],
-                              embedding_cache=cache, random_state=seed, **_project_end_model_limits(task))
+    with PeakRss() as peak:
+        chosen = select_end_model([t for t, c in zip(train_texts, covered) if c], probs[covered],
+                                  [t for t, keep in zip(task["dev_texts"], labelled) if keep], task["dev_y"][labelled],
+                                  classes=classes, metric=metric, families=families,
+                                  unlabelled_texts=[t for t, c in zip(train_texts, covered) if not c],
+                                  embedding_cache=cache, random_state=seed, **_project_end_model_limits(task))
     times["end_model"] = time.perf_counter() - start
 
     y_test = task["test_y"]
@@ -215,6 +246,7 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
         "human": baselines["human"][0], "oracle": baselines["oracle"][0], "end dev": chosen.dev_score,
         "end unleaked": score(end_pred, mask), "lm unleaked": score(lm_pred, mask),
         "unleaked rows": f"{int(mask.sum())}/{len(mask)}",
+        "end s": f"{times['end_model']:.1f}",  # a string: the table prints other floats as percentages "end peak MiB": round(peak.mib), "end fits": chosen.rows["fits"],
         "label model chosen": lm_name,
         "end model chosen": " / ".join(f"{key}={value}" for key, value in chosen.settings.items()),
         **{f"{key} chosen": f"{b.chosen} (CV {b.cv_score:.3f} on {b.rows['cv']:,} of {b.rows['labelled']:,} rows, "

@@ -49,11 +49,22 @@ At scale (what keeps the cost linear in rows and memory bounded):
   train, dev and test text) are left out of the candidates when the selection rows hold
   more than ``costly_max_chars`` characters (the record says so and why);
 - each family's texts are vectorised once and the features reused by every stage
-  (labels, class weights and self-training change targets and weights, not features).
+  (labels, class weights and self-training change targets and weights, not features);
+- a fit solves for the columns its rows use only (hashed n-grams: ~31k of 2**20 on
+  semeval), on one BLAS thread (``threadpoolctl``; threads cost far more than they saved
+  on a busy machine), and multi-class (lbfgs) fits start from a neighbour's weights: the C
+  path walks away from the family's own C, label treatments, class weights and
+  self-training rounds start from the stage's pick, ``word_char_emb`` from ``word_char``;
+- the count of models trained is bounded (families + 2 C + 2 label treatments + 1 class
+  weighting + 2 self-training rounds + the final refit, whatever the classes) and
+  recorded (``rows["fits"]``); ``time_budget_s`` leaves out the options not yet fitted
+  once spent, named in ``rows["cut"]``.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -146,6 +157,8 @@ def family_model(name: str, k: int, seed: int, embedder: str):
     raise ConfigError(f"unknown end-model candidate {name!r}; expected one of {FAMILIES}")
 
 
+# a family whose features are another's n-grams with embeddings appended: its fit starts from that one's weights
+_EXTENDS = {"word_char_emb": "word_char"}
 FAMILIES = ("char_wb", "char_wb_C10", "word", "word_hashed", "word_char", "word_char_emb", "embedding", "mlp")
 # simplest first; "word_hashed" is "word" without a vocabulary that grows with the corpus
 DEFAULT_FAMILIES = ("word_hashed", "word_char", "word_char_emb", "embedding")
@@ -217,6 +230,21 @@ def _one_se_pick(options: list[tuple[str, np.ndarray]], y_dev, metric, classes,
     return chosen, tolerances, scores
 
 
+def _one_thread(select):
+    """``select`` run with BLAS and OpenMP pools (scikit-learn's lbfgs, numpy) held to one thread.
+
+    Selection is many small fits: threads cost more than they save, and far more on a busy
+    machine (TREC, 500 dev rows, 6 classes, 2 cores under load: 8 s per fit with 2 threads,
+    0.09 s with 1; multinomial lbfgs was 60-90x slower with 2 threads than 1)."""
+    @functools.wraps(select)
+    def limited(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return select(*args, **kwargs)
+    return limited
+
+
 SELECTION_MAX_ROWS = 20_000
 COSTLY_MAX_CHARS = 4_000_000
 # families whose time (and for n-grams, vocabulary) grows with every character of every text
@@ -251,6 +279,7 @@ def _take(items: list, rows: np.ndarray | None) -> list:
     return items if rows is None else [items[i] for i in rows]
 
 
+@_one_thread
 def select_end_model(
     texts: Sequence[str],
     soft_labels,
@@ -269,6 +298,7 @@ def select_end_model(
     max_rows: int = SELECTION_MAX_ROWS,
     refit_max_rows: int = 0,
     costly_max_chars: int = COSTLY_MAX_CHARS,
+    time_budget_s: float = 0.0,
 ) -> EndModelSelection:
     """Fit and choose an end model on dev only (see the module docstring).
 
@@ -278,7 +308,11 @@ def select_end_model(
     no LF covers, for self-training. ``max_rows``: the stages run on a seeded subsample
     of this many rows (0 = all); ``refit_max_rows``: the pick's final fit uses at most
     this many (0 = all); ``costly_max_chars``: the ``COSTLY`` families are tried only
-    when the selection rows hold at most this many characters (0 = always). With too few
+    when the selection rows hold at most this many characters (0 = always);
+    ``time_budget_s``: once the selection has run this many seconds (0 = no limit), the
+    options not yet fitted are left out (each stage keeps its first option), and
+    ``rows["cut"]`` names them per stage: a cut run depends on the machine's speed, so it
+    says so, and the choice is reproducible only without a cut. With too few
     or one-class dev labels the first family is kept without a choice (``fallback``).
     Raises ``ConfigError`` on an unknown family or metric.
     """
@@ -308,8 +342,23 @@ def select_end_model(
     sample = _Data.of(texts, targets, weights, unlabelled, picked, picked_unlabelled)
     tried, dropped = affordable_families(families, len(sample.texts), sum(map(len, sample.texts)), costly_max_chars)
 
-    def fit(recipe: _Recipe, data: _Data, base=None):
-        """Train ``recipe`` on ``data``; self-training rounds continue from ``base`` (the previous round)."""
+    fits = [0]  # how many models were trained, recorded
+    clock, cut = time.perf_counter(), {}  # the time budget, and the options it left out per stage
+
+    def out_of_time(stage: str, option: str) -> bool:
+        """True (and ``option`` recorded as cut) once the selection has spent ``time_budget_s``."""
+        if not time_budget_s or time.perf_counter() - clock <= time_budget_s:
+            return False
+        cut.setdefault(stage, []).append(option)
+        if progress:
+            progress(f"end model {stage}: {option} left out, the {time_budget_s:g} s time budget is spent")
+        return True
+
+    def fit(recipe: _Recipe, data: _Data, base=None, start=None):
+        """Train ``recipe`` on ``data``; self-training rounds continue from ``base`` (the previous
+        round). ``start``: a model of the same family on ``data``'s features to warm-start from
+        (``base`` where None)."""
+        fits[0] += 1
         model = family_model(recipe.family, k, seed, embedder)
         if recipe.C is not None:
             model.C = recipe.C
@@ -339,19 +388,24 @@ def select_end_model(
             X = X if keep is None else X[keep]
             if extra:
                 X = sp.vstack([X, data.transformed(recipe.family, "unlabelled", data.unlabelled)[sure]], format="csr")
-            return model.fit_features(vectorizer, X, t, sample_weight=w)
+            start = start if start is not None else base
+            return model.fit_features(vectorizer, X, t, sample_weight=w,
+                                      warm_start_from=start if isinstance(start, SklearnTextClassifier) else None)
         return model.fit(x + extra, t, sample_weight=w)
 
     stages: list[StageResult] = []
 
-    def run_stage(name: str, recipes: list[_Recipe], labels: list[str], models: list | None = None):
-        """Fit the options (an option's model given in ``models`` is reused; None: fit it), score, pick."""
+    def run_stage(name: str, recipes: list[_Recipe], labels: list[str], models: list | None = None, start=None):
+        """Fit the options (an option's model given in ``models`` is reused; None: fit it, warm-started
+        from ``start``), score, pick."""
         fitted = list(models or []) + [None] * (len(recipes) - len(models or []))
         for i, recipe in enumerate(recipes):
-            if fitted[i] is None:
+            if fitted[i] is None and not (i and out_of_time(name, labels[i])):
                 if progress:
                     progress(f"end model {name}: {labels[i]}")
-                fitted[i] = fit(recipe, sample)
+                fitted[i] = fit(recipe, sample, start=start)
+        kept = [i for i, m in enumerate(fitted) if m is not None]
+        recipes, labels, fitted = [recipes[i] for i in kept], [labels[i] for i in kept], [fitted[i] for i in kept]
         preds = [sample.proba(m, r.family, "dev", dev_texts).argmax(axis=1) for m, r in zip(fitted, recipes)]
         chosen, tolerances, scores = _one_se_pick(list(zip(labels, preds)), y_dev, metric, classes, seed)
         stages.append(StageResult(name, tuple(zip(labels, map(float, scores))), tuple(map(float, tolerances)),
@@ -378,6 +432,7 @@ def select_end_model(
         full.release()
         sample.release()
         rows = {"train": len(texts), "selection": 0, "selection_max_rows": max_rows, "unlabelled": len(unlabelled),
+                "fits": fits[0], "time_budget_s": time_budget_s, "cut": {},
                 "selection_unlabelled": 0, "selection_dev_score": None, "final": len(full.texts), "final_unlabelled": 0,
                 "note": f"no selection stage ran; {recipe.family} was fitted on "
                         + (f"all {len(texts):,} rows" if refit_rows is None
@@ -387,23 +442,40 @@ def select_end_model(
         dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes) if len(y_dev) else None
         return EndModelSelection(model, metric, (), settings, dev_score, rows, dropped, fallback)
 
-    recipe, model = run_stage("family", [_Recipe(f) for f in tried], tried)
+    # each family's model, a family that extends another's n-grams (with embeddings) warm-started from it
+    by_family: dict = {}
+    for i, family in enumerate(tried):
+        if not (i and out_of_time("family", family)):
+            if progress:
+                progress(f"end model family: {family}")
+            by_family[family] = fit(_Recipe(family), sample, start=by_family.get(_EXTENDS.get(family)))
+    recipe, model = run_stage("family", [_Recipe(f) for f in by_family], list(by_family), list(by_family.values()))
     if isinstance(model, SklearnTextClassifier):
-        # the family's own C is already fitted: reused, not refitted
-        recipe, model = run_stage("C", [replace(recipe, C=c) for c in C_GRID], [f"{c:g}" for c in C_GRID],
-                                  [model if c == model.C else None for c in C_GRID])
+        # the family's own C is already fitted: reused, not refitted; the others walk the C path
+        # away from it, each warm-started from its neighbour's weights
+        path = {model.C: model}
+        for c in sorted(C_GRID, key=lambda c: abs(np.log(c / model.C))):
+            if c not in path and not out_of_time("C", f"{c:g}"):
+                neighbour = min(path, key=lambda fitted_c: abs(np.log(c / fitted_c)))
+                if progress:
+                    progress(f"end model C: {c:g}")
+                path[c] = fit(replace(recipe, C=c), sample, start=path[neighbour])
+        recipe, model = run_stage("C", [replace(recipe, C=c) for c in C_GRID if c in path],
+                                  [f"{c:g}" for c in C_GRID if c in path], [path[c] for c in C_GRID if c in path])
     recipe, model = run_stage("labels", [recipe, replace(recipe, labels="hard"), replace(recipe, labels="confident")],
-                              ["soft", "hard", f"confident (least {CONFIDENCE_CUT:.0%} cut)"], [model])
+                              ["soft", "hard", f"confident (least {CONFIDENCE_CUT:.0%} cut)"], [model], start=model)
     recipe, model = run_stage("class_weight", [recipe, replace(recipe, class_weight="balanced")],
-                              ["none", "balanced"], [model])
+                              ["none", "balanced"], [model], start=model)
     if sample.unlabelled:
         chain = [model]
         for rounds in (1, 2):
+            if out_of_time("self_training", str(rounds)):
+                break
             if progress:
                 progress(f"end model self_training: {rounds} round(s)")
             chain.append(fit(replace(recipe, self_training=1), sample, base=chain[-1]))
-        recipe, model = run_stage("self_training", [recipe, replace(recipe, self_training=1),
-                                                    replace(recipe, self_training=2)], ["0", "1", "2"], chain)
+        recipe, model = run_stage("self_training", [replace(recipe, self_training=r) for r in range(len(chain))],
+                                  [str(r) for r in range(len(chain))], chain)
     offsets = _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages)
     selection_score = metric_score(y_dev, model.predict(dev_texts) if offsets is None
                                    else _apply_offsets(model.predict_proba(dev_texts), offsets), metric, classes)
@@ -431,6 +503,8 @@ def select_end_model(
                           + ("" if refit_rows is None else " (a seeded subsample: end_model.max_rows)")))
     if offsets is not None:
         model.class_offsets = offsets
+    rows["fits"] = fits[0]  # models trained, the final refit included: the selection's cost in fits
+    rows.update(time_budget_s=time_budget_s, cut=cut)
     settings = {"family": recipe.family, "C": getattr(model, "C", None), "labels": recipe.labels, "class_weight": recipe.class_weight,
                 "self_training": recipe.self_training, "decision": stages[-1].chosen}
     dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes)
@@ -629,6 +703,7 @@ def _as_unseen(X, fit: np.ndarray, held: np.ndarray, blocks: list[tuple[int, int
     return coo.tocsr()
 
 
+@_one_thread
 def select_baseline(
     texts: Sequence[str],
     y,
@@ -659,18 +734,6 @@ def select_baseline(
     ``LabelingError`` when the rows hold fewer than two classes, ``ConfigError`` on an
     unknown family or metric.
     """
-    from threadpoolctl import threadpool_limits
-
-    # many small fits: BLAS and OpenMP threads (scikit-learn's lbfgs) cost more than they save,
-    # and far more on a busy machine (TREC, 500 dev rows, 6 classes, 2 cores under load: 8 s
-    # per fit with 2 threads, 0.09 s with 1)
-    with threadpool_limits(limits=1):
-        return _select_baseline(texts, y, classes, metric, families, what, embedder, embedding_cache, random_state,
-                                n_folds, cv_max_rows, max_rows, dropped)
-
-
-def _select_baseline(texts, y, classes, metric, families, what, embedder, embedding_cache, random_state, n_folds,
-                     cv_max_rows, max_rows, dropped) -> BaselineSelection:
     k, seed = len(classes), random_state
     texts, y = list(texts), np.asarray(y)
     if len(texts) != len(y):

@@ -79,8 +79,23 @@ def test_every_stage_and_option_is_scored_and_rerun_is_identical(weak_youtube):
         assert scores[stage["chosen"]] >= best - se[stage["chosen"]] - 1e-12
         assert all(scores[n] < best - se[n] - 1e-12 for n in names[: names.index(stage["chosen"])])
     assert info == runs[1].to_dict()
+    # the cost in fits is bounded whatever the classes: families + 2 more C + 2 label treatments
+    # + 1 class weighting + 2 self-training rounds (no refit: the stages ran on every row)
+    assert info["rows"]["fits"] == 2 + 2 + 2 + 1 + 2 and info["rows"]["cut"] == {}
     np.testing.assert_array_equal(runs[0].model.predict_proba(dev_texts), runs[1].model.predict_proba(dev_texts))
     assert info["dev_score"] == metric_score(y_dev, runs[0].model.predict(dev_texts), "accuracy", CLASSES)
+
+
+def test_a_spent_time_budget_keeps_each_stages_first_option_and_says_so(weak_youtube):
+    texts, soft, dev_texts, y_dev, unlabelled = weak_youtube
+    chosen = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("word", "char_wb"),
+                              unlabelled_texts=unlabelled, time_budget_s=1e-9)
+    rows = chosen.to_dict()["rows"]
+    assert rows["fits"] == 1 and rows["time_budget_s"] == 1e-9
+    assert rows["cut"] == {"family": ["char_wb"], "C": ["3", "1"], "labels": ["hard", "confident (least 30% cut)"],
+                           "class_weight": ["balanced"], "self_training": ["1"]}
+    assert chosen.settings | {"decision": "none"} == {"family": "word", "C": 10.0, "labels": "soft",
+                                                      "class_weight": "none", "self_training": 0, "decision": "none"}
 
 
 def test_the_c_stage_tries_the_grid_strongest_regularisation_first_and_keeps_its_pick(weak_youtube):

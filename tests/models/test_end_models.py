@@ -178,3 +178,44 @@ def test_the_sklearn_config_carries_its_embedder():
 
     model = make_end_model(EndModelConfig(type="sklearn", analyzer="word", embedder="wordllama"), 2, 0)
     assert isinstance(model, SklearnTextClassifier) and model.embedder == "wordllama" and model.analyzer == "word"
+
+
+@pytest.mark.parametrize("k,hash_bits", [(2, 0), (3, 0), (3, 14)], ids=["binary", "3-class", "3-class-hashed"])
+def test_fit_on_used_columns_and_warm_start_reach_the_full_fit(youtube_frame, k, hash_bits):
+    """Columns no training row uses are left out of the solve and warm starts begin from a
+    neighbour's weights: the fitted model is scikit-learn's own full, cold fit (to solver
+    tolerance), over all the vectorizer's columns."""
+    from sklearn.linear_model import LogisticRegression
+
+    texts = youtube_frame["text"].tolist()[:300]
+    y = np.arange(len(texts)) % k
+    model = SklearnTextClassifier(k, analyzer="word", ngram_max=2, C=3.0, hash_bits=hash_bits)
+    vectorizer = model.vectorizer()
+    X = vectorizer.fit_transform(texts)
+    fit_rows = np.arange(len(texts)) < 200  # the other rows' n-grams are columns no fit row uses
+    neighbour = SklearnTextClassifier(k, analyzer="word", ngram_max=2, C=10.0, hash_bits=hash_bits).fit_features(
+        vectorizer, X[fit_rows], y[fit_rows])
+    warm = model.fit_features(vectorizer, X[fit_rows], y[fit_rows], warm_start_from=neighbour)
+    logreg = warm.pipeline_.named_steps["logreg"]
+    full = LogisticRegression(**logreg.get_params()).fit(X[fit_rows], y[fit_rows])
+    assert logreg.coef_.shape == full.coef_.shape == (1 if k == 2 else k, X.shape[1])
+    assert not logreg.warm_start and not (X[fit_rows].getnnz(axis=0) == 0).all()
+    np.testing.assert_allclose(warm.predict_proba_features(X[~fit_rows]), full.predict_proba(X[~fit_rows]), atol=5e-3)
+    np.testing.assert_allclose(warm.predict_proba(texts[200:]), warm.pipeline_.predict_proba(texts[200:]), atol=1e-12)
+
+
+def test_a_fit_with_embeddings_starts_from_the_same_ngrams_without_them(youtube_frame):
+    """word+char n-grams -> the same with embeddings appended: the warm start rescales the
+    n-gram weights to the new block weights; the fit reaches the cold fit's optimum."""
+    from labeling.models.end_models import WORD_AND_CHAR
+
+    texts = youtube_frame["text"].tolist()[:150]
+    y = np.arange(len(texts)) % 3
+    settings = dict(analyzer=WORD_AND_CHAR, ngram_min=2, ngram_max=4, C=3.0)
+    source = SklearnTextClassifier(3, **settings).fit(texts, y)
+    target = SklearnTextClassifier(3, embedder="wordllama:64", **settings)
+    vectorizer = target.vectorizer()
+    X = vectorizer.fit_transform(texts)
+    warm = target.fit_features(vectorizer, X, y, warm_start_from=source).predict_proba_features(X)
+    cold = SklearnTextClassifier(3, embedder="wordllama:64", **settings).fit_features(vectorizer, X, y)
+    np.testing.assert_allclose(warm, cold.predict_proba_features(X), atol=5e-3)

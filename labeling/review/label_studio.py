@@ -510,7 +510,7 @@ class LabelStudioReview:
         wanted = url.rstrip("/") + "/"
         found = [b for b in _sdk_call("list ML backends", self.client.ml.list, project=pid)
                  if str(b.url).rstrip("/") + "/" == wanted]
-        auth = {"auth_method": "BASIC", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]} \
+        auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]} \
             if basic_auth else {"auth_method": "NONE"}
         if found:
             backend = found[0]

@@ -51,7 +51,6 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LabelingError
-from ..store.jobs import MAX_JOBS_KEPT, JobStore
 from ..review.gold import GoldStore, ReviewTask
 from ..review.label_studio import (
     KEY_FIELD,
@@ -63,6 +62,7 @@ from ..review.label_studio import (
     format_votes,
     unclear_reason,
 )
+from ..store.jobs import MAX_JOBS_KEPT, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -187,12 +187,15 @@ class LabelStudioBackend:
             level = logging.WARNING if outcome.get("kept") else logging.INFO
             logger.log(level, "Label Studio %s (job %s): %s", action, job_id, outcome.get("summary"))
         except Exception as exc:  # an event's failure is reported on its job, never raised into the executor
-            error = f"{type(exc).__name__}: {exc}"
-            logger.error("Label Studio %s (job %s) failed: %s", action, job_id, error)
-            try:
-                self.jobs.update(job_id, status="failed", error=error)
-            except Exception as again:  # the store itself failed: the log says so
-                logger.error("Label Studio job %s: cannot record its failure: %s", job_id, again)
+            self._failed(job_id, action, exc)
+
+    def _failed(self, job_id: str, action: str, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        logger.error("Label Studio %s (job %s) failed: %s", action, job_id, error)
+        try:
+            self.jobs.update(job_id, status="failed", error=error)
+        except Exception as again:  # the store itself failed: the log says so
+            logger.error("Label Studio job %s: cannot record its failure: %s", job_id, again)
 
     def _store(self) -> GoldStore:
         return GoldStore(self.config.resolve(self.config.store))
@@ -293,12 +296,7 @@ class LabelStudioBackend:
             logger.warning("Label Studio START_TRAINING (job %s): run %s, %s: %s", job_id, outcome["run_id"],
                            "promoted" if outcome["promoted"] else "not promoted", outcome["reason"])
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            logger.error("Label Studio START_TRAINING (job %s) failed: %s", job_id, error)
-            try:
-                self.jobs.update(job_id, status="failed", error=error)
-            except Exception as again:
-                logger.error("Label Studio job %s: cannot record its failure: %s", job_id, again)
+            self._failed(job_id, "START_TRAINING", exc)
 
 
 # -- HTTP edge -----------------------------------------------------------------

@@ -26,6 +26,7 @@ reads annotations back for ``labeling.gold`` to store.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -510,7 +511,7 @@ class LabelStudioReview:
         wanted = url.rstrip("/") + "/"
         found = [b for b in _sdk_call("list ML backends", self.client.ml.list, project=pid)
                  if str(b.url).rstrip("/") + "/" == wanted]
-        auth = {"auth_method": "BASIC", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]} \
+        auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]} \
             if basic_auth else {"auth_method": "NONE"}
         if found:
             backend = found[0]
@@ -527,16 +528,19 @@ class LabelStudioReview:
     def tasks_without_prediction(self, model_version: str) -> dict[int, dict]:
         """Label Studio task id -> task data, for every task with no prediction of ``model_version``.
 
-        The tasks are read without their predictions, and the project's predictions in one
-        call: three times faster than the task list with predictions (10,000 tasks: 59 s
-        against 180 s on a shared 2-core machine)."""
+        Label Studio selects them (its Data Manager filter ``predictions_model_versions``
+        ``not_contains``), and the tasks come without their predictions: a rerun after a
+        finished run lists nothing (0.6 s for 10,000 tasks, where reading the project's
+        predictions took 200 s). The filter matches substrings: a version that is part of
+        another (our run ids never are) would count as done where that other is stored."""
         pid = self.ensure_project(update_config=False)
-        done = {int(p.task) for p in _sdk_call("list predictions", self.client.predictions.list, project=pid)
-                if str(p.model_version) == model_version and p.task is not None}
+        query = json.dumps({"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:predictions_model_versions", "operator": "not_contains", "type": "List",
+             "value": [model_version]}]}})
         out = {}
-        for task in _sdk_call("list tasks", self.client.tasks.list, project=pid, page_size=1000, fields="task_only"):
-            if int(task.id) not in done:
-                out[int(task.id)] = dict(task.data or {})
+        for task in _sdk_call("list tasks", self.client.tasks.list, project=pid, page_size=1000, fields="task_only",
+                              query=query):
+            out[int(task.id)] = dict(task.data or {})
         return out
 
     def label_config(self) -> str:

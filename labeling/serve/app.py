@@ -126,6 +126,7 @@ class ServeSettings:
     lf_votes_max_texts: int = 5_000  # the LF-votes process hands over to a fresh one after this many texts
     started_at: str = ""  # when the server (all workers) started: pending votes older than this are re-queued
     ls_basic_auth_sha256: str = ""  # sha256 of "user:password" the /ls (Label Studio ML backend) routes need; "" = open
+    ls_max_body_bytes: int = 64_000_000  # /ls/predict: Label Studio sends all selected tasks at once
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -211,17 +212,22 @@ def request_sha256(body: dict) -> str:
 
 
 class BodySizeLimit:
-    """413 for a body over the limit, declared (Content-Length) or streamed (chunked)."""
+    """413 for a body over the limit, declared (Content-Length) or streamed (chunked).
+    ``per_path``: other limits for some exact paths."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, per_path: dict[str, int] | None = None):
+        self.app, self.default_bytes, self.per_path = app, max_bytes, dict(per_path or {})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.per_path.get(scope.get("path", ""), self.default_bytes)
+        return await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope, receive, send, max_bytes: int):
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(receive, send, more=True)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            return await self._refuse(receive, send, more=True, max_bytes=max_bytes)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -232,8 +238,8 @@ class BodySizeLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             more = message.get("more_body", False)
-            if size > self.max_bytes:
-                return await self._refuse(receive, send, more=more)
+            if size > max_bytes:
+                return await self._refuse(receive, send, more=more, max_bytes=max_bytes)
         body, sent = b"".join(chunks), False
 
         async def replay():
@@ -245,17 +251,17 @@ class BodySizeLimit:
 
         return await self.app(scope, replay, send)
 
-    async def _refuse(self, receive, send, more: bool):
+    async def _refuse(self, receive, send, more: bool, max_bytes: int):
         # Read (and drop) a moderately large rest of the body first: a client still
         # sending when the server answers and closes sees a reset, not the 413.
         drained = 0
-        while more and drained <= max(16 * self.max_bytes, 16 << 20):
+        while more and drained <= max(16 * max_bytes, 16 << 20):
             message = await receive()
             if message["type"] != "http.request":
                 break
             drained += len(message.get("body", b""))
             more = message.get("more_body", False)
-        payload = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
+        payload = json.dumps({"detail": f"request body over {max_bytes} bytes"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": 413,
                     "headers": headers + ([(b"connection", b"close")] if more else [])})
@@ -858,7 +864,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.server = server
 
     app.add_middleware(VersionHeader, server=server)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Label Studio's "Retrieve predictions" sends every selected task in one /ls/predict call
+    # (it does not batch): that route takes a larger body, and answers it in chunks.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       per_path={"/ls/predict": settings.ls_max_body_bytes})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

@@ -25,8 +25,9 @@ or ``labeling review connect``); Label Studio joins each path onto that URL
 - ``GET /ls/versions`` -> ``{"versions": [run ids]}``.
 
 Basic auth (``ServeSettings.ls_basic_auth_sha256``): when set, every ``/ls`` call needs it,
-as Label Studio sends it on every call. Jobs live in the worker that took the webhook:
-serve with one worker to read every job's outcome from ``/ls/jobs``.
+as Label Studio sends it on every call. Jobs are rows of the store (``labeling.store.jobs``):
+any worker answers ``/ls/jobs/<id>``, and a START_TRAINING press on any worker joins the
+training job that runs on another.
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -62,6 +62,7 @@ from ..review.label_studio import (
     format_votes,
     unclear_reason,
 )
+from ..store.jobs import MAX_JOBS_KEPT, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ TRAIN_ACTIONS = ("START_TRAINING",)
 IGNORED_ACTIONS = ("PROJECT_CREATED", "PROJECT_UPDATED", "PROJECT_DELETED", "TASKS_CREATED", "TASKS_DELETED",
                    "LABEL_LINK_CREATED", "LABEL_LINK_UPDATED", "LABEL_LINK_DELETED")
 ACTIONS = GOLD_ACTIONS + DELETE_ACTIONS + TRAIN_ACTIONS + IGNORED_ACTIONS
-MAX_JOBS_KEPT = 1000
+PROGRESS_EVERY_S = 0.5  # a training job's progress is written to the store at most this often
 
 
 class LabelConfigError(LabelingError):
@@ -129,24 +130,11 @@ def prediction_result(control: ChoicesControl, class_name: str, explanation: str
              "value": {"choices": [class_name]}, "meta": {"text": [explanation]}}]
 
 
-@dataclass
-class Job:
-    """A webhook event's work, or a training run: what happened, for ``GET /ls/jobs/<id>``."""
-
-    id: str
-    kind: str  # "event" | "training"
-    action: str
-    status: str = "queued"  # queued, running, done, failed
-    created_at: float = field(default_factory=time.time)
-    progress: str = ""
-    outcome: dict = field(default_factory=dict)
-    error: str = ""
-    presses: int = 1  # training: START_TRAINING presses this job answered (the later ones joined it)
-
-    def view(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "action": self.action, "status": self.status,
-                "progress": self.progress, "outcome": self.outcome, "error": self.error, "presses": self.presses,
-                "age_s": round(time.time() - self.created_at, 3)}
+def job_view(row: dict) -> dict:
+    """A job row of the store as ``GET /ls/jobs/<id>`` shows it."""
+    return {"id": row["id"], "kind": row["kind"], "action": row["action"], "status": row["status"],
+            "progress": row["progress"], "outcome": row["outcome"], "error": row["error"], "presses": row["presses"],
+            "age_s": round(time.time() - row["created_at"], 3)}
 
 
 class LabelStudioBackend:
@@ -156,11 +144,18 @@ class LabelStudioBackend:
     def __init__(self, server):
         self.server = server
         self.config = server.config
-        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._jobs: JobStore | None = None
         self._lock = threading.Lock()
         self._events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-events")
-        self._training: Job | None = None
         self._proc: subprocess.Popen | None = None
+
+    @property
+    def jobs(self) -> JobStore:
+        """The store's ``ls_jobs`` (opened at first use: the server opens the store after start-up)."""
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = JobStore(self.config.resolve(self.config.store), synchronous=self.server.settings.synchronous)
+            return self._jobs
 
     def close(self) -> None:
         """Finish the queued events; stop a running retrain (its job says so): a retrain
@@ -173,31 +168,34 @@ class LabelStudioBackend:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-    def _new_job(self, kind: str, action: str) -> Job:
-        job = Job(id=uuid.uuid4().hex[:16], kind=kind, action=action)
         with self._lock:
-            self.jobs[job.id] = job
-            while len(self.jobs) > MAX_JOBS_KEPT:
-                self.jobs.popitem(last=False)
-        return job
+            if self._jobs is not None:
+                self._jobs.close()
+                self._jobs = None
 
-    def submit_event(self, action: str, payload: dict) -> Job:
-        job = self._new_job("event", action)
-        self._events.submit(self._run_event, job, payload)
-        return job
+    def submit_event(self, action: str, payload: dict) -> str:
+        job_id = uuid.uuid4().hex[:16]
+        self.jobs.add(job_id, "event", action)
+        self._events.submit(self._run_event, job_id, action, payload)
+        return job_id
 
-    def _run_event(self, job: Job, payload: dict) -> None:
-        job.status = "running"
+    def _run_event(self, job_id: str, action: str, payload: dict) -> None:
         try:
-            job.outcome = (self._store_answers(payload) if job.action in GOLD_ACTIONS
-                           else self._remove_answers(payload))
-            job.status = "done"
-            level = logging.WARNING if job.outcome.get("kept") else logging.INFO
-            logger.log(level, "Label Studio %s (job %s): %s", job.action, job.id, job.outcome.get("summary"))
+            self.jobs.update(job_id, status="running")
+            outcome = self._store_answers(payload) if action in GOLD_ACTIONS else self._remove_answers(payload)
+            self.jobs.update(job_id, status="done", outcome=outcome)
+            level = logging.WARNING if outcome.get("kept") else logging.INFO
+            logger.log(level, "Label Studio %s (job %s): %s", action, job_id, outcome.get("summary"))
         except Exception as exc:  # an event's failure is reported on its job, never raised into the executor
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-            logger.error("Label Studio %s (job %s) failed: %s", job.action, job.id, job.error)
+            self._failed(job_id, action, exc)
+
+    def _failed(self, job_id: str, action: str, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        logger.error("Label Studio %s (job %s) failed: %s", action, job_id, error)
+        try:
+            self.jobs.update(job_id, status="failed", error=error)
+        except Exception as again:  # the store itself failed: the log says so
+            logger.error("Label Studio job %s: cannot record its failure: %s", job_id, again)
 
     def _store(self) -> GoldStore:
         return GoldStore(self.config.resolve(self.config.store))
@@ -254,36 +252,35 @@ class LabelStudioBackend:
         return {"removed": removed, "annotations": ids,
                 "summary": f"{removed} gold answer(s) removed for {len(ids)} annotation(s) deleted in Label Studio"}
 
-    def start_training(self) -> tuple[Job, bool]:
-        """The running training job (joined: ``True``) or a new one."""
-        with self._lock:
-            if self._training is not None and self._training.status in ("queued", "running"):
-                self._training.presses += 1
-                return self._training, True
-            job = Job(id=uuid.uuid4().hex[:16], kind="training", action="START_TRAINING")
-            self.jobs[job.id] = job
-            self._training = job
-        threading.Thread(target=self._train, args=(job,), name="ls-training", daemon=True).start()
-        return job, False
+    def start_training(self) -> tuple[str, bool]:
+        """The running training job's id (joined: ``True``), whichever worker runs it, or a new
+        one's, started here. The claim is one store transaction (``JobStore.claim_training``)."""
+        job, joined = self.jobs.claim_training(uuid.uuid4().hex[:16])
+        if not joined:
+            threading.Thread(target=self._train, args=(job["id"],), name="ls-training", daemon=True).start()
+        return job["id"], joined
 
-    def _train(self, job: Job) -> None:
+    def _train(self, job_id: str) -> None:
         s = self.server.settings
         command = [sys.executable, "-m", "labeling", "retrain", "--config", s.config_path, "--json", "--progress"]
         for override in s.overrides:
             command += ["--set", override]
-        job.status, job.progress = "running", "retrain started"
-        logger.warning("Label Studio START_TRAINING (job %s): retrain started", job.id)
+        logger.warning("Label Studio START_TRAINING (job %s): retrain started", job_id)
         try:
+            self.jobs.update(job_id, status="running", progress="retrain started")
             proc = self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             out_lines: list[str] = []
             reader = threading.Thread(target=lambda: out_lines.append(proc.stdout.read()), daemon=True)
             reader.start()
-            tail = []
+            tail: list[str] = []
+            saved = 0.0
             for chunk in iter(lambda: proc.stderr.readline(), ""):
                 for line in chunk.replace("\r", "\n").splitlines():
                     if line.strip():
-                        job.progress = line.strip()[-200:]
-                        tail = (tail + [job.progress])[-20:]
+                        tail = (tail + [line.strip()[-200:]])[-20:]
+                if tail and time.monotonic() - saved > PROGRESS_EVERY_S:  # a progress bar writes many lines
+                    self.jobs.update(job_id, progress=tail[-1])
+                    saved = time.monotonic()
             code = proc.wait()
             reader.join(timeout=10)
             if code != 0:
@@ -293,14 +290,13 @@ class LabelStudioBackend:
             start = 0 if out.startswith("{") else out.find("\n{") + 1
             result = json.loads(out[start:])
             promotion = result.get("promotion") or {}
-            job.outcome = {"run_id": result.get("run_id"), "promoted": bool(promotion.get("promoted")),
-                           "reason": promotion.get("reason", "")}
-            job.status, job.progress = "done", "finished"
-            logger.warning("Label Studio START_TRAINING (job %s): run %s, %s: %s", job.id, job.outcome["run_id"],
-                           "promoted" if job.outcome["promoted"] else "not promoted", job.outcome["reason"])
+            outcome = {"run_id": result.get("run_id"), "promoted": bool(promotion.get("promoted")),
+                       "reason": promotion.get("reason", "")}
+            self.jobs.update(job_id, status="done", progress="finished", outcome=outcome)
+            logger.warning("Label Studio START_TRAINING (job %s): run %s, %s: %s", job_id, outcome["run_id"],
+                           "promoted" if outcome["promoted"] else "not promoted", outcome["reason"])
         except Exception as exc:
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-            logger.error("Label Studio START_TRAINING (job %s) failed: %s", job.id, job.error)
+            self._failed(job_id, "START_TRAINING", exc)
 
 
 # -- HTTP edge -----------------------------------------------------------------
@@ -478,22 +474,22 @@ def ls_router(server, settings) -> APIRouter:
             job, joined = backend.start_training()
             detail = ("a training job is already running: this press joined it (coalesced)" if joined
                       else "training started")
-            return WebhookAck(status="coalesced" if joined else "accepted", job=job.id, detail=detail)
+            return WebhookAck(status="coalesced" if joined else "accepted", job=job, detail=detail)
         job = backend.submit_event(body.action, body.model_dump(exclude_none=True))
-        return WebhookAck(status="accepted", job=job.id)
+        return WebhookAck(status="accepted", job=job)
 
     @router.get("/jobs", responses=errors)
-    async def recent_jobs(limit: int = Query(20, ge=1, le=MAX_JOBS_KEPT)):
-        """This worker's latest jobs, newest first."""
-        return {"jobs": [job.view() for job in list(backend.jobs.values())[::-1][:limit]]}
+    def recent_jobs(limit: int = Query(20, ge=1, le=MAX_JOBS_KEPT)):
+        """The latest jobs of every worker, newest first."""
+        return {"jobs": [job_view(row) for row in backend.jobs.recent(limit)]}
 
     @router.get("/jobs/{job_id}", responses={**errors, 404: {"description": "unknown job"}})
-    async def job_status(job_id: str):
-        """A webhook event's or training job's status, progress and outcome."""
-        job = backend.jobs.get(job_id)
-        if job is None:
-            raise HTTPException(404, f"no job {job_id!r} in this worker")
-        return job.view()
+    def job_status(job_id: str):
+        """A webhook event's or training job's status, progress and outcome (any worker's)."""
+        row = backend.jobs.get(job_id)
+        if row is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return job_view(row)
 
     @router.get("/versions", response_model=VersionsResponse, responses=errors)
     def versions():
@@ -515,5 +511,5 @@ def read_basic_auth_file(path: str) -> str:
     return hash_basic_auth(user, password)
 
 
-__all__ = ["ChoicesControl", "LabelConfigError", "LabelStudioBackend", "hash_basic_auth", "ls_router",
+__all__ = ["ChoicesControl", "LabelConfigError", "LabelStudioBackend", "hash_basic_auth", "job_view", "ls_router",
            "parse_label_config", "prediction_result", "read_basic_auth_file"]

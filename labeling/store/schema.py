@@ -112,6 +112,21 @@ CREATE INDEX IF NOT EXISTS promotions_candidate ON promotions(candidate_run_id);
 """
 
 
+# Version 3: the Label Studio backend's jobs (webhook events, START_TRAINING), so that every
+# server worker answers ``GET /ls/jobs/<id>`` and one training job runs across workers.
+# ``owner_pid``: the process running the job (a training job whose process is gone is over).
+V3_STATEMENTS = """
+CREATE TABLE IF NOT EXISTS ls_jobs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, progress TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT '{}', error TEXT NOT NULL DEFAULT '', presses INTEGER NOT NULL DEFAULT 1,
+    owner_pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS ls_jobs_created ON ls_jobs(created_at);
+CREATE INDEX IF NOT EXISTS ls_jobs_kind_status ON ls_jobs(kind, status);
+"""
+
+
 def statements(script: str) -> list[str]:
     """``script`` split into complete statements (a trigger body's ``;`` does not end it)."""
     out, buffer = [], ""
@@ -139,6 +154,11 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    for statement in statements(V3_STATEMENTS):
+        conn.execute(statement)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction.
@@ -159,5 +179,6 @@ MIGRATIONS = (
     Migration(1, "create the run, serving, registry and review tables (the schema before versions)", _v1),
     Migration(2, "add late columns to old predictions/promotions tables; record migrations in"
                  " schema_migrations; index alias history, review tasks by project, promotions by run", _v2),
+    Migration(3, "add ls_jobs: the Label Studio backend's jobs, shared by every server worker", _v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

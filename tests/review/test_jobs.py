@@ -75,3 +75,14 @@ def test_rows_where_the_label_model_ties_get_the_served_models_pre_annotation(tm
     tied, clear = (t["predictions"][0] for t in tasks)
     assert tied["model_version"] == f"end-model:{run_id}" and tied["result"][0]["value"]["choices"] == ["spam"]
     assert clear["model_version"] == "label-model:x" and clear["score"] == 0.9
+
+
+@pytest.mark.parametrize("sizes, runs", [
+    ([300_000, 300_000, 300_000, 900_000, 1, 1], [[0, 1], [2], [3], [4, 5]]),
+    ([10] * 5, [[0, 1, 2, 3, 4]]),
+    ([], []),
+])
+def test_predict_all_requests_stay_under_the_body_budget(sizes, runs):
+    from labeling.review.jobs import request_chunks
+
+    assert request_chunks(list(range(len(sizes))), sizes, max_bytes=800_000) == runs

@@ -147,6 +147,19 @@ def test_health_setup_predict_and_versions(tiny):
         assert missing.status_code == 422 and "task 9: data.body" in missing.json()["detail"]
 
 
+def test_ls_predict_takes_a_batch_over_the_app_body_limit_and_answers_it_in_chunks(tiny):
+    path, _, _ = tiny
+    # Label Studio sends every selected task in one call: 1.2 MB here, over /predict's 1 MB
+    tasks = [{"id": i, "data": {"body": f"love this song {i} " + "la " * 1500}} for i in range(260)]
+    with _app(path, max_explain_batch=130) as c:
+        _ready(c)
+        out = c.post("/ls/predict", json={"tasks": tasks, "label_config": CONFIG})
+        assert out.status_code == 200, out.text[:300]
+        assert len(out.json()["results"]) == len(tasks)
+        too_big = c.post("/predict", json={"texts": [t["data"]["body"] for t in tasks]})
+        assert too_big.status_code == 413 and "over 1000000 bytes" in too_big.text
+
+
 def test_webhook_events_keep_gold_in_step_and_keep_unclear_answers(tiny):
     path, config, _ = tiny
     with _app(path) as c:
@@ -184,17 +197,19 @@ def test_webhook_events_keep_gold_in_step_and_keep_unclear_answers(tiny):
         assert gold() == {"ls:7:102": 0}
 
 
-def test_start_training_runs_one_retrain_and_a_second_press_joins_it(tiny):
+def test_start_training_runs_one_retrain_and_a_press_on_another_worker_joins_it(tiny):
     path, config, run_id = tiny
-    with _app(path) as c:
+    # two apps on one store stand for two server workers: jobs live in the store
+    with _app(path) as c, _app(path) as other:
         _ready(c)
         first = c.post("/ls/webhook", json={"action": "START_TRAINING", "project": {"id": 7}}).json()
-        second = c.post("/ls/webhook", json={"action": "START_TRAINING", "project": {"id": 7}}).json()
+        second = other.post("/ls/webhook", json={"action": "START_TRAINING", "project": {"id": 7}}).json()
         assert first["status"] == "accepted"
         assert (second["status"], second["job"]) == ("coalesced", first["job"]) and "joined" in second["detail"]
-        job = _job(c, first["job"], timeout=300)
+        job = _job(other, first["job"], timeout=300)
         assert job["status"] == "done", job
         assert job["presses"] == 2 and job["outcome"]["run_id"] != run_id
+        assert c.get(f"/ls/jobs/{first['job']}").json() | {"age_s": 0} == job | {"age_s": 0}
         assert job["outcome"]["run_id"] in c.get("/ls/versions").json()["versions"]
         if job["outcome"]["promoted"]:  # a promoted run is served, and Label Studio sees a new version
             deadline = time.monotonic() + 30

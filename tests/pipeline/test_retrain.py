@@ -185,13 +185,10 @@ def test_a_class_the_end_model_drops_is_a_warning_naming_the_metric_that_would_w
 
     config, result = youtube_run
 
-    class OnlyHam:  # an end model that never predicts spam
-        def predict(self, texts):
-            return np.zeros(len(texts), dtype=np.int64)
-
+    only_ham = np.zeros(5, dtype=np.int64)  # an end model that never predicts spam
     y = np.array([0, 0, 1, 1, 1])
     L = np.array([[0], [0], [1], [1], [-1]])  # the last row: no LF votes, the label model's tie-break
-    recall = _dev_class_recall(config, ["a comment"] * 5, y, L, MajorityVote(cardinality=2).fit(L), OnlyHam())
+    recall = _dev_class_recall(config, y, L, MajorityVote(cardinality=2).fit(L), "end_model", only_ham)
     assert recall["vanished"] == ["spam"] and recall["per_class"]["spam"]["predicted"] == {"end model": 0,
                                                                                            "label model": 2}
     (warning,) = recall["warnings"]
@@ -688,3 +685,20 @@ def test_retrain_on_a_dask_cluster_whose_workers_lack_the_client_environment(rec
     assert local.matrix_hashes != stand_in.matrix_hashes  # the workers' own pipeline would give other votes
     assert remote.matrix_hashes == local.matrix_hashes
     assert remote.metric("end model") == pytest.approx(local.metric("end model"))
+
+
+def test_serving_predictor_pins_what_is_served_and_the_table_scores_it(tmp_path):
+    """``serving.predictor`` pins the served predictor; the dev scores of every candidate are still
+    recorded, the `served` row scores what is served, and the gate scores it too."""
+    config = load_config(tiny_project(tmp_path), ['serving.predictor="end_model"'])
+    result = run_retrain(config)
+    served = result.end_model["served"]
+    assert served["predictor"] == "end_model" and served["pinned"] and not served["needs_lfs"]
+    assert served["rule"].startswith("pinned by serving.predictor = 'end_model'")
+    assert [c["name"] for c in served["candidates"]][:2] == ["end_model", "label_model_backoff"]
+    assert result.metric("served") == result.metric("end model")
+    assert result.promotion["candidate_score"] == pytest.approx(result.metric("served"))
+    text = format_summary(result)
+    assert "served predictor: end_model: pinned by serving.predictor" in text
+    with RunStore(result.store_path) as store:
+        assert store.get_run(result.run_id)["end_model"]["served"] == served

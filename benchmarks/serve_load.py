@@ -8,6 +8,9 @@ on a copy of the project's store in a temporary folder (deleted afterwards): its
 thousands of synthetic predictions never reach the project's real store, whose
 ``monitor`` would judge them as traffic. With ``--url`` the server's own store
 receives them, so point it at a server that is not the production one.
+The run's served predictor (``predictor`` in the output) decides the work per request:
+one that reads LF votes (``label_model_backoff``, ``blend``) runs the run's LFs on each
+text before answering; compare with a run whose ``serving.predictor = "end_model"``.
 Open loop: each request has a scheduled send time, and its latency counts from
 that time, so a slow server cannot hide its queueing (no coordinated omission).
 """
@@ -201,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         version = httpx.get(url + "/models", timeout=10).json()["model_version"]
         c = httpx.Client(base_url=url, timeout=120)
         for _ in range(10):  # warm both workers' code paths
-            c.post("/predict", json={"text": TEXTS[0]})
-        result = {"url": url, "model_version": version, "cpus": os.cpu_count(),
+            answer = c.post("/predict", json={"text": TEXTS[0]}).json()
+        # the run's served predictor: one that reads LF votes computes them before answering
+        result = {"url": url, "model_version": version, "predictor": answer.get("predictor", "end_model"),
+                  "cpus": os.cpu_count(),
                   "texts": len(texts),
                   # batches first: the first one meets a worker that has seen no word yet
                   "batch_predict": batches(url, args.batch_size, args.batch_repeats, texts),

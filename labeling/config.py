@@ -227,7 +227,7 @@ _CHOICES = {
     ("end_model", "analyzer"): ("char_wb", "word"),
     ("review", "redact"): REDACT_MODES,
     ("promotion", "metric"): ("accuracy", "macro_f1"),
-    ("serving", "predictor"): ("auto", "end_model", "label_model_backoff", "blend"),  # predictors.PREDICTORS (a test keeps them equal)
+    ("serving", "predictor"): ("auto", "label_model_backoff", "end_model", "blend"),  # predictors.PREDICTORS (a test keeps them equal)
     ("label_model", "tie_break"): ("random", "abstain", "first"),  # label_models.TIE_BREAKS (a test keeps them equal)
     ("review", "strategy"): ("entropy", "margin", "conflict", "uncovered", "low_confidence", "disagreed", "random"),
 }

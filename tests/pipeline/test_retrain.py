@@ -695,7 +695,7 @@ def test_serving_predictor_pins_what_is_served_and_the_table_scores_it(tmp_path)
     served = result.end_model["served"]
     assert served["predictor"] == "end_model" and served["pinned"] and not served["needs_lfs"]
     assert served["rule"].startswith("pinned by serving.predictor = 'end_model'")
-    assert [c["name"] for c in served["candidates"]][:2] == ["end_model", "label_model_backoff"]
+    assert [c["name"] for c in served["candidates"]][:2] == ["label_model_backoff", "end_model"]
     assert result.metric("served") == result.metric("end model")
     assert result.promotion["candidate_score"] == pytest.approx(result.metric("served"))
     text = format_summary(result)

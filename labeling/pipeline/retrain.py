@@ -743,8 +743,19 @@ def _served_lines(served: dict | None, table: pd.DataFrame, metric: str, named: 
     if served.get("warning"):
         lines.append(f"WARNING: {served['warning']}")
     row = table[table["name"] == "served"]
-    if len(row):
-        lines.append(f"served predictor on test {named}: {table_score(row.iloc[0], metric):.1%}")
+    if not len(row):
+        return lines
+    score = table_score(row.iloc[0], metric)
+    lines.append(f"served predictor on test {named}: {score:.1%}")
+    simpler = table[(table["name"] == "end model") | (table["kind"] == "label_model")]
+    above = [f"{r['name']} {table_score(r, metric):.1%}" for _, r in simpler.iterrows() if table_score(r, metric) > score]
+    if above:
+        # why: the choice reads dev alone, and majority vote is no candidate unless the label model chosen on dev is it
+        dev = ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in served["candidates"])
+        lines.append(f"served predictor scores below {', '.join(above)} on test: it was chosen on dev ({dev}), which "
+                     f"{'cannot tell the candidates apart' if len({round(c['dev_score'], 6) for c in served['candidates']}) == 1 else 'ranked them otherwise'}"
+                     "; the label model and majority vote serve through label_model_backoff, with the label model "
+                     "chosen on dev")
     return lines
 
 

@@ -752,10 +752,10 @@ def _served_lines(served: dict | None, table: pd.DataFrame, metric: str, named: 
     if above:
         # why: the choice reads dev alone, and majority vote is no candidate unless the label model chosen on dev is it
         dev = ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in served["candidates"])
+        tied = len({round(c["dev_score"], 6) for c in served["candidates"]}) == 1
         lines.append(f"served predictor scores below {', '.join(above)} on test: it was chosen on dev ({dev}), which "
-                     f"{'cannot tell the candidates apart' if len({round(c['dev_score'], 6) for c in served['candidates']}) == 1 else 'ranked them otherwise'}"
-                     "; the label model and majority vote serve through label_model_backoff, with the label model "
-                     "chosen on dev")
+                     f"{'cannot tell the candidates apart' if tied else 'ranked them otherwise'}; the label model and "
+                     "majority vote serve through label_model_backoff, with the label model chosen on dev")
     return lines
 
 

@@ -720,3 +720,20 @@ def test_serving_predictor_pins_what_is_served_and_the_table_scores_it(tmp_path)
     assert "served predictor: end_model: pinned by serving.predictor" in text
     with RunStore(result.store_path) as store:
         assert store.get_run(result.run_id)["end_model"]["served"] == served
+
+
+def test_a_served_predictor_below_a_simpler_model_on_test_is_said_with_why():
+    from labeling.pipeline.retrain import _served_lines
+
+    table = pd.DataFrame({"name": ["majority vote", "label model (MajorityVote)", "end model", "served"],
+                          "kind": ["label_model", "label_model", "end_model", "served"],
+                          "accuracy": [0.96, 0.95, 0.94, 0.94]})
+    served = {"predictor": "end_model", "needs_lfs": False, "rule": "r", "params": {},
+              "candidates": [{"name": n, "dev_score": 0.94, "tolerance": 0.0}
+                             for n in ("label_model_backoff", "end_model", "blend")]}
+    lines = _served_lines(served, table, "accuracy", "accuracy")
+    assert lines[-1].startswith("served predictor scores below majority vote 96.0%, label model (MajorityVote) 95.0% "
+                                "on test: it was chosen on dev (label_model_backoff 0.940, end_model 0.940, blend 0.940)"
+                                ", which cannot tell the candidates apart")
+    table.loc[3, "accuracy"] = 0.97
+    assert not any("scores below" in line for line in _served_lines(served, table, "accuracy", "accuracy"))

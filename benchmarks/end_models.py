@@ -26,6 +26,12 @@ only to print the scores below):
   and how many models it trained (its final refit included).
 - ``unleaked``: the end model on the test rows with no exact or near duplicate in
   train/dev (``labeling.pipeline.leakage``).
+- ``majority vote``: the LFs' majority vote (the "random" tie-break), the simplest baseline.
+- ``served``: the predictor retrain serves (``labeling.models.predictors.select_predictor``:
+  end model, label model with the end model where no LF votes, or their blend, chosen by
+  5-fold cross-fitting on dev with the one-SE rule, in the project's metric); ``served
+  chosen`` names it with each candidate's dev score, and ``<candidate> test`` gives every
+  candidate's test score beside it (read only to print: the choice saw dev alone).
 
 Datasets: the YouTube example project (its LFs applied; tutorial split), the WRENCH
 folders youtube, sms, trec, semeval (their stored weak labels as the label matrix), and
@@ -57,7 +63,8 @@ from labeling.models.end_model_selection import (  # noqa: E402
     select_baseline,
     select_end_model,
 )
-from labeling.models.label_models import probs_to_preds, select_label_model  # noqa: E402
+from labeling.models.label_models import MajorityVote, probs_to_preds, select_label_model  # noqa: E402
+from labeling.models.predictors import PREDICTORS, fit_predictor, predict, select_predictor  # noqa: E402
 from labeling.pipeline.leakage import unleaked_test_mask  # noqa: E402
 
 ORACLE_MAX_ROWS = 20_000
@@ -240,19 +247,48 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
         times[key] = time.perf_counter() - start
 
     mask, _ = unleaked_test_mask(train_texts, task["dev_texts"], task["test_texts"])
+    served, candidate_scores = served_predictor(task, chosen.model, lm, metric, seed)
+    mv_pred = probs_to_preds(MajorityVote(cardinality=k).fit(task["train_L"]).predict_proba(task["test_L"]),
+                             tie_break="random")
     return {
         "dataset": name, "metric": metric, "dev rows": int(labelled.sum()),
-        "label model": score(lm_pred), "end model": score(end_pred), "snorkel": score(snorkel_pred),
+        "majority vote": score(mv_pred), "label model": score(lm_pred), "end model": score(end_pred),
+        "served": candidate_scores[served.name], "snorkel": score(snorkel_pred),
         "human": baselines["human"][0], "oracle": baselines["oracle"][0], "end dev": chosen.dev_score,
         "end unleaked": score(end_pred, mask), "lm unleaked": score(lm_pred, mask),
         "unleaked rows": f"{int(mask.sum())}/{len(mask)}",
-        "end s": f"{times['end_model']:.1f}",  # a string: the table prints other floats as percentages "end peak MiB": round(peak.mib), "end fits": chosen.rows["fits"],
+        # "end s" is a string: the table prints other floats as percentages
+        "end s": f"{times['end_model']:.1f}", "end peak MiB": round(peak.mib), "end fits": chosen.rows["fits"],
+        **{f"{name} test": value for name, value in candidate_scores.items()},
+        "served chosen": f"{served.name} (" + ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in served.candidates)
+                         + " on dev)",
         "label model chosen": lm_name,
         "end model chosen": " / ".join(f"{key}={value}" for key, value in chosen.settings.items()),
         **{f"{key} chosen": f"{b.chosen} (CV {b.cv_score:.3f} on {b.rows['cv']:,} of {b.rows['labelled']:,} rows, "
                             f"fitted on {b.rows['final']:,})" for key, (_, b) in baselines.items()},
         "seconds": {key: round(v, 1) for key, v in times.items()},
     }
+
+
+def served_predictor(task: dict, end_model, label_model, metric: str, seed: int):
+    """The served predictor as retrain chooses it on dev (a project's ``serving.predictor``
+    pin included), and every candidate's test score, by name."""
+    dev_labelled = task["dev_y"] >= 0
+    dev_texts = [t for t, keep in zip(task["dev_texts"], dev_labelled) if keep]
+    dev_L = task["dev_L"][dev_labelled]
+    pinned = task["config"].serving.predictor if "config" in task else "auto"
+    served = select_predictor(end_model.predict_proba(dev_texts), label_model.predict_proba(dev_L), dev_L,
+                              task["dev_y"][dev_labelled], classes=task["classes"], metric=metric, pinned=pinned,
+                              random_state=seed)
+    end_test, lm_test = end_model.predict_proba(task["test_texts"]), label_model.predict_proba(task["test_L"])
+    scores = {}
+    for name in PREDICTORS:
+        params = served.params if name == served.name else fit_predictor(
+            name, end_model.predict_proba(dev_texts), label_model.predict_proba(dev_L), dev_L,
+            task["dev_y"][dev_labelled], metric=metric, classes=task["classes"])
+        scores[name] = metric_score(task["test_y"], predict(name, end_test, lm_test, task["test_L"], params), metric,
+                                    task["classes"])
+    return served, scores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         losses = [other for other in ("label model", "snorkel") if r["end model"] <= r[other]]
         if losses:
             print(f"{r['dataset']}: the end model does not beat {' and '.join(losses)} on test")
+        below = [other for other in ("majority vote", "label model", "end model") if r["served"] < r[other]]
+        if below:
+            print(f"{r['dataset']}: the served predictor ({r['served chosen']}) scores below {' and '.join(below)} "
+                  "on test")
     return 0
 
 

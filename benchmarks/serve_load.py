@@ -12,6 +12,9 @@ picks the backend of that copy: ``sqlite``, or a PostgreSQL server's URL, where
 the copy is a new database (``serve_load_<random>``, dropped afterwards); with
 several, each is measured in turn and the results printed side by side. With ``--url`` the server's own store
 receives them, so point it at a server that is not the production one.
+The run's served predictor (``predictor`` in the output) decides the work per request:
+one that reads LF votes (``label_model_backoff``, ``blend``) runs the run's LFs on each
+text before answering; compare with a run whose ``serving.predictor = "end_model"``.
 Open loop: each request has a scheduled send time, and its latency counts from
 that time, so a slow server cannot hide its queueing (no coordinated omission).
 """
@@ -252,14 +255,17 @@ def measure(url: str, args, texts: list[str]) -> dict:
     version = httpx.get(url + "/models", timeout=10).json()["model_version"]
     c = httpx.Client(base_url=url, timeout=120)
     for _ in range(10):  # warm both workers' code paths
-        c.post("/predict", json={"text": TEXTS[0]})
-    return {"url": url, "model_version": version, "cpus": os.cpu_count(),
+        answer = c.post("/predict", json={"text": TEXTS[0]}).json()
+    # the run's served predictor: one that reads LF votes computes them before answering
+    return {"url": url, "model_version": version, "predictor": answer.get("predictor", "end_model"),
+            "cpus": os.cpu_count(),
             "load_average_1m": round(os.getloadavg()[0], 1),
             "texts": len(texts),
             # batches first: the first one meets a worker that has seen no word yet
             "batch_predict": batches(url, args.batch_size, args.batch_repeats, texts),
             "single_predict": fixed_rate(url, args.rate, args.seconds, texts),
             "background_lf_votes_caught_up_s": votes_backlog_s(c)}
+
 
 if __name__ == "__main__":
     sys.exit(main())

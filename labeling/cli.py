@@ -259,14 +259,17 @@ def _report(args) -> int:
 
 def _export_onnx(args) -> int:
     from .models.artifacts import load_end_model
-    from .models.export import export_onnx
+    from .models.export import export_onnx, lfs_not_carried
     from .pipeline.store import RunStore
 
     config = load_config(args.config, args.set)
     with RunStore(_store(config)) as store:
         folder, expected = store.recorded_end_model(args.run_id)
-    files = export_onnx(load_end_model(folder, expected), args.out, config.classes)
-    _print(args, {"folder": args.out, "files": files}, f"exported {args.run_id} to {args.out}")
+        served = store.get_run(args.run_id)["end_model"].get("served")
+    files = export_onnx(load_end_model(folder, expected), args.out, config.classes, served=served)
+    note = lfs_not_carried(served)
+    _print(args, {"folder": args.out, "files": files, "lfs_not_carried": note or None},
+           f"exported {args.run_id} to {args.out}" + (f"\nWARNING: {note}" if note else ""))
     return 0
 
 

@@ -152,6 +152,16 @@ class PromotionConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """What answers a served text (labeling/models/predictors.py)."""
+
+    # "auto": chosen on dev (cross-fitted, one-SE rule toward the simplest); or one of
+    # models.predictors.PREDICTORS pinned, e.g. "end_model" where computing LF votes per
+    # request costs too much latency
+    predictor: str = "auto"
+
+
+@dataclass(frozen=True)
 class SlicesConfig:
     """Modules defining Snorkel slicing functions (labeling/pipeline/slices.py)."""
 
@@ -181,6 +191,7 @@ class ProjectConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     slices: SlicesConfig = field(default_factory=SlicesConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     base_dir: str = "."  # the config file's folder; relative paths resolve against it
 
     def resolve(self, path: str) -> Path:
@@ -214,6 +225,7 @@ _SECTIONS = {
     "monitor": MonitorConfig,
     "promotion": PromotionConfig,
     "slices": SlicesConfig,
+    "serving": ServingConfig,
 }
 _CHOICES = {
     ("dataset", "split"): SPLITS,
@@ -225,6 +237,7 @@ _CHOICES = {
     ("end_model", "analyzer"): ("char_wb", "word"),
     ("review", "redact"): REDACT_MODES,
     ("promotion", "metric"): ("accuracy", "macro_f1"),
+    ("serving", "predictor"): ("auto", "label_model_backoff", "end_model", "blend"),  # predictors.PREDICTORS (a test keeps them equal)
     ("label_model", "tie_break"): ("random", "abstain", "first"),  # label_models.TIE_BREAKS (a test keeps them equal)
     ("review", "strategy"): ("entropy", "margin", "conflict", "uncovered", "low_confidence", "disagreed", "random"),
 }

@@ -209,6 +209,10 @@ root = "{root}"
 type = "majority_vote"
 [slices]
 modules = []
+[serving]
+# its dev rows cannot tell the predictors apart, so "auto" would serve label_model_backoff (LF
+# votes before each answer); the tests on it are about the end model's serving paths
+predictor = "end_model"
 """
 
 

@@ -31,12 +31,28 @@ from ..errors import ArtifactError
 BATCH = 64  # rows per ONNX call: features are dense there, so bound the memory
 
 
+def lfs_not_carried(served: dict | None) -> str:
+    """Why an ONNX export does not answer as the run's server does, or "" when it does.
+
+    ``served``: the run's served-predictor record (``end_model["served"]``, from
+    ``models.predictors.select_predictor``; None for runs recorded before it). The export
+    carries the end model only; a served predictor that reads LF votes needs the run's LFs
+    (Python, often spaCy), which no ONNX graph holds."""
+    if not served or not served.get("needs_lfs"):
+        return ""
+    return (f"the run serves {served['predictor']!r}, which reads the run's LF votes; this export carries the end "
+            "model only (LFs are Python code an ONNX runtime cannot run), so it answers as the end model: "
+            "pin serving.predictor = \"end_model\" to serve what the export computes")
+
+
 def export_onnx(model: SklearnTextClassifier, folder: str | Path,
-                class_names: Sequence[str] | None = None) -> dict[str, str]:
+                class_names: Sequence[str] | None = None, served: dict | None = None) -> dict[str, str]:
     """Write ``model`` as ONNX classifier + JSON featurizer into a new folder; ``{file: sha256}``.
 
     ``class_names`` (one per class index, the project's ``classes``) go into the
-    manifest so a consumer of the folder can name the ONNX outputs."""
+    manifest so a consumer of the folder can name the ONNX outputs. ``served``: the
+    run's served-predictor record; when it reads LF votes the manifest's ``lfs_not_carried``
+    says so (``lfs_not_carried``)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
@@ -68,7 +84,8 @@ def export_onnx(model: SklearnTextClassifier, folder: str | Path,
         "idf": vectorizer.idf_.tolist(),
     })
     meta = {"params": model.get_params(), "classes": [int(c) for c in classifier.classes_],
-            "class_names": None if class_names is None else [str(c) for c in class_names]}
+            "class_names": None if class_names is None else [str(c) for c in class_names],
+            "lfs_not_carried": lfs_not_carried(served)}
     return write_manifest(folder, "onnx", meta)
 
 

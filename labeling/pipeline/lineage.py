@@ -26,7 +26,7 @@ from .store import RunStore, load_recorded_lfs
 _LOCATION_KEYS = ("base_dir", "store", "artifacts")
 # Settings added after runs were recorded: at these defaults they hash as if absent, so a run
 # whose computation did not change keeps its config hash (and its lineage shows no config change).
-_ADDED_DEFAULTS = {"task": "single_label"}
+_ADDED_DEFAULTS = {"task": "single_label", "serving": {"predictor": "auto"}}
 
 
 def config_hash(config: dict) -> str:

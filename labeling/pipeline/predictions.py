@@ -1,7 +1,7 @@
 """A run's test-split predictions as a checksummed artifact (not a JSON blob in SQLite).
 
 ``predictions/test_predictions.npz`` in the run's artifact folder holds the test
-rows' ids, gold labels and both models' class probabilities; its sha256 is in the
+rows' ids, gold labels, both models' class probabilities and the served predictor's; its sha256 is in the
 run's artifact records like every other file, and is checked on every read. The
 promotion gate scores runs from these (no model is loaded or run again), and the
 report draws its confusion matrix and calibration from them.
@@ -25,12 +25,20 @@ PREDICTIONS_ARTIFACT = "predictions/test_predictions.npz"
 
 @dataclass(frozen=True, eq=False)
 class TestPredictions:
-    """``ids`` (n,) str, ``y`` (n,) int gold, ``end_model`` / ``label_model`` (n, k) float32 probabilities."""
+    """``ids`` (n,) str, ``y`` (n,) int gold, ``end_model`` / ``label_model`` / ``served`` (n, k)
+    float32 probabilities (``served``: the run's served predictor, ``models.predictors``; None in
+    runs recorded before it, which served the end model)."""
 
     ids: np.ndarray
     y: np.ndarray
     end_model: np.ndarray
     label_model: np.ndarray
+    served: np.ndarray | None = None
+
+    @property
+    def served_proba(self) -> np.ndarray:
+        """(n, k): what the run serves (the end model's for runs recorded before the served predictor)."""
+        return self.end_model if self.served is None else self.served
 
     def matches(self, ids, y) -> bool:
         """Whether these are predictions for exactly these test rows (ids and gold, in order)."""
@@ -45,7 +53,9 @@ def save_test_predictions(folder: str | Path, predictions: TestPredictions) -> d
     with open(path, "wb") as fh:
         np.savez_compressed(fh, ids=np.asarray(predictions.ids).astype(str), y=np.asarray(predictions.y, dtype=np.int64),
                             end_model=np.asarray(predictions.end_model, dtype=np.float32),
-                            label_model=np.asarray(predictions.label_model, dtype=np.float32))
+                            label_model=np.asarray(predictions.label_model, dtype=np.float32),
+                            **({} if predictions.served is None else
+                               {"served": np.asarray(predictions.served, dtype=np.float32)}))
     return {PREDICTIONS_ARTIFACT: sha256_file(path)}
 
 
@@ -63,6 +73,7 @@ def load_test_predictions(run: dict) -> TestPredictions | None:
         raise ArtifactError(f"{path}: sha256 does not match the run record; refusing to read")
     try:
         with np.load(path, allow_pickle=False) as data:
-            return TestPredictions(data["ids"], data["y"], data["end_model"], data["label_model"])
+            return TestPredictions(data["ids"], data["y"], data["end_model"], data["label_model"],
+                                   data["served"] if "served" in data.files else None)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{path}: cannot read test predictions: {exc}") from exc

@@ -176,7 +176,8 @@ def _recorded_score(registry: Registry, run_id: str, test_ids, y_test, classes, 
     recorded = load_test_predictions(registry.log.recorded_run(run_id))
     if recorded is None or not recorded.matches(test_ids, y_test):
         return None
-    return float(classification_metrics(y_test, recorded.end_model.argmax(axis=1), classes)[metric])
+    # the served predictor's (the end model's in runs recorded before it): the gate promotes what is served
+    return float(classification_metrics(y_test, recorded.served_proba.argmax(axis=1), classes)[metric])
 
 
 def evaluate_candidate(

@@ -45,6 +45,7 @@ from ..data.wrench import precomputed_lf_columns, precomputed_votes
 from ..models.embeddings import EmbeddingCache
 from ..models.end_model_selection import affordable_families, select_baseline, select_end_model
 from ..models.end_models import make_end_model
+from ..models import predictors
 from ..errors import LabelingError
 from .leakage import unleaked_from_verification
 from .evaluate import (
@@ -245,13 +246,30 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
     return rows, end_model, selection, test_proba, baselines
 
 
-def _dev_class_recall(config, dev_texts: list[str], y_dev, L_dev, label_model, served) -> dict:
-    """Per-class recall on dev of the served model (the end model) and the label model,
-    and the classes the label model predicts on dev (where some LF votes: elsewhere its
-    prediction is the tie-break's) that the served model never predicts, each with a
-    warning. What a metric like accuracy can hide: a class dropped entirely."""
-    names = {"served": "end model", "reference": "label model"}
-    predictions = {names["served"]: served.predict(dev_texts) if dev_texts else np.zeros(0, dtype=np.int64),
+def _served_predictor(config, dev_end_proba, dev_lm_proba, L_dev, y_dev, names, precomputed) -> dict:
+    """Which predictor the run serves and why (``predictors.select_predictor`` on dev, or
+    ``serving.predictor`` pinned), as recorded with the run's end model; with ``lf_columns``:
+    which of the label matrix's columns the server computes on a served text (precomputed
+    ones, e.g. WRENCH's stored weak labels, abstain there)."""
+    chosen = predictors.select_predictor(dev_end_proba, dev_lm_proba, L_dev, y_dev, classes=config.classes,
+                                         metric=config.metric, pinned=config.serving.predictor,
+                                         random_state=config.seed).to_dict()
+    chosen["lf_columns"] = {"computed": [n for n in names if n not in precomputed], "precomputed": list(precomputed)}
+    if chosen["needs_lfs"] and precomputed:
+        chosen["warning"] = (f"{chosen['predictor']} reads LF votes, but {len(precomputed)} of the {len(names)} LF "
+                             "columns are precomputed (stored with the data): on a served text they abstain, so it "
+                             "answers as scored here only for texts whose other LFs vote")
+    return chosen
+
+
+def _dev_class_recall(config, y_dev, L_dev, label_model, served_name: str, served_dev_pred) -> dict:
+    """Per-class recall on dev of the served predictor (``served_dev_pred`` (n,) classes) and
+    the label model, and the classes the label model predicts on dev (where some LF votes:
+    elsewhere its prediction is the tie-break's) that the served predictor never predicts,
+    each with a warning. What a metric like accuracy can hide: a class dropped entirely."""
+    names = {"served": "end model" if served_name == "end_model" else f"served predictor ({served_name})",
+             "reference": "label model"}
+    predictions = {names["served"]: np.asarray(served_dev_pred, dtype=np.int64),
                    names["reference"]: probs_to_preds(label_model.predict_proba(L_dev),
                                                       tie_break=config.label_model.tie_break)}
     recall = class_recall(y_dev, predictions, config.classes,
@@ -389,7 +407,8 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         for j, name in enumerate(names)
     ]
     uncovered_note = f"uncovered test rows: ties broken by the '{tie}' policy"
-    lm_test_pred = probs_to_preds(label_model.predict_proba(L_test), tie_break=tie)
+    lm_test_proba = label_model.predict_proba(L_test)
+    lm_test_pred = probs_to_preds(lm_test_proba, tie_break=tie)
     eval_rows += [
         EvalRow("majority vote", "label_model", classification_metrics(y_test, probs_to_preds(majority.predict_proba(L_test), tie_break=tie), classes),
                 int(covered.sum()), float(covered.mean()), uncovered_note),
@@ -409,11 +428,22 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
             unleaked=unleaked, show_progress=show_progress,
         )
     eval_rows += end_rows
+    dev_end_proba = end_model.predict_proba(splits.dev["text"].tolist()) if len(splits.dev) else np.zeros((0, k))
+    served = _served_predictor(config, dev_end_proba, label_model.predict_proba(L_dev), L_dev, y_dev, names,
+                               precomputed)
+    served_test_proba = predictors.predict_proba(served["predictor"], end_test_proba, lm_test_proba, L_test,
+                                                 served["params"])
+    served_pred = served_test_proba.argmax(axis=1)
+    eval_rows.append(_with_unleaked(EvalRow("served", "served", classification_metrics(y_test, served_pred, classes),
+                                            notes=f"{served['predictor']}: {served['rule']}"),
+                                    served_pred, y_test, unleaked, classes))
     evaluation = evaluation_table(eval_rows, classes)
-    recall = _dev_class_recall(config, splits.dev["text"].tolist(), y_dev, L_dev, label_model, end_model)
+    recall = _dev_class_recall(config, y_dev, L_dev, label_model, served["predictor"],
+                               predictors.predict(served["predictor"], dev_end_proba, label_model.predict_proba(L_dev),
+                                                  L_dev, served["params"]))
     with _timed(timings, "documents", stages, rows=len(splits.test)):
         test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model,
-                                                      end_test_proba)
+                                                      end_test_proba, served_test_proba)
     documents = {"verification": verification.to_dict(), **extra_documents}
 
     run_id = _new_run_id()
@@ -421,7 +451,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     lm_info = {"type": type(label_model).__name__, "params": label_model.to_dict().get("params", {}), "selection": selection}
     em_info = {"type": config.end_model.type, "class": type(end_model).__name__, "params": end_model.get_params(),
                "device": getattr(end_model, "device_", "cpu"), "gold": gold.summary(), "selection": em_selection,
-               "baselines": baselines, "class_recall": recall,
+               "baselines": baselines, "class_recall": recall, "served": served,
                "leakage": {"test_rows": len(y_test), "unleaked_rows": int(unleaked[0].sum()), "excluded": unleaked[1],
                            "metrics": {r.name: {m: r.extra["unleaked"][m] for m in ("accuracy", "macro_f1", "per_class")}
                                        for r in eval_rows if "unleaked" in r.extra}}}
@@ -441,7 +471,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         with Registry(store_path) as registry:
             decision = settle(evaluate_candidate(registry, config, run_id, splits.test["text"].tolist(), y_test,
                                                  candidate_model=end_model, test_ids=test_predictions.ids,
-                                                 candidate_predictions=test_predictions.end_model.argmax(axis=1)),
+                                                 candidate_predictions=served_pred),
                               promote=config.promotion.auto)
     with _timed(timings, "record", stages), writer_lock(store_path), RunStore(store_path) as store:
         store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
@@ -461,24 +491,25 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
 
 
 def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, label_model,
-               end_probs: np.ndarray) -> tuple[TestPredictions, dict]:
+               end_probs: np.ndarray, served_probs: np.ndarray) -> tuple[TestPredictions, dict]:
     """What the report, the gate and the monitor need beyond the metrics: test-split
     predictions (saved as an artifact), per-slice metrics and the reference profile
-    of the training data (documents). ``end_probs`` (n_test, k): the end model's test
-    probabilities, computed once by ``_end_model_rows``."""
+    of the training data (documents). ``end_probs`` / ``served_probs`` (n_test, k): the end
+    model's and the served predictor's test probabilities, computed once."""
     test = splits.test
     y_test = test["label"].to_numpy()
     lm_probs = label_model.predict_proba(L_test)
     tie = config.label_model.tie_break
-    predictions = {"end model": end_probs.argmax(axis=1), "label model": probs_to_preds(lm_probs, tie_break=tie)}
+    predictions = {"end model": end_probs.argmax(axis=1), "label model": probs_to_preds(lm_probs, tie_break=tie),
+                   "served": served_probs.argmax(axis=1)}
     sfs = discover_slices(config.slices.modules, root=config.resolve(config.slices.root))
     slices = slice_metrics(slice_masks(sfs, test), y_test, predictions, config.classes)
-    recorded = TestPredictions(test["id"].astype(str).to_numpy(), y_test, end_probs, lm_probs)
+    recorded = TestPredictions(test["id"].astype(str).to_numpy(), y_test, end_probs, lm_probs, served_probs)
     return recorded, {
         "test_predictions": {"artifact": PREDICTIONS_ARTIFACT, "rows": len(test)},
         "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
         "monitor_reference": reference_profile(L_train, L_test, names, _reference_texts(splits.train["text"], config.seed),
-                                               test["text"].tolist(), end_probs, config.classes),
+                                               test["text"].tolist(), served_probs, config.classes),
     }
 
 
@@ -677,11 +708,19 @@ def _end_model_lines(result: RunResult) -> list[str]:
     # the project's metric, as the end-model selection used it (fixed settings: accuracy,
     # said in the line; the label-model selection always scores accuracy, so it says nothing here)
     metric = (selection or {}).get("metric", "accuracy")
+    served = info.get("served")
+    named = "accuracy" if metric == "accuracy" else metric.replace(":", " of ")
     if len(end) and len(lm):
         e, m = table_score(end.iloc[0], metric), table_score(lm.iloc[0], metric)
         verdict = "beats" if e > m else "ties" if e == m else "LOSES TO"
-        named = "accuracy" if metric == "accuracy" else metric.replace(":", " of ")
-        lines.append(f"end model {verdict} the label model on test {named} ({e:.1%} vs {m:.1%})")
+        line = f"end model {verdict} the label model on test {named} ({e:.1%} vs {m:.1%})"
+        # never a verdict against the served model without naming what is served
+        if served and served["predictor"] != "end_model":
+            line += f"; served instead: {served['predictor']}"
+        elif served and verdict == "LOSES TO":
+            line += f"; served anyway, as chosen on dev: {served['rule']}"
+        lines.append(line)
+    lines += _served_lines(served, table, metric, named)
     lines += [f"WARNING: {w}" for w in (info.get("class_recall") or {}).get("warnings", ())]
     for key, chosen in (info.get("baselines") or {}).items():
         lines.append(f"{key} baseline: {chosen['note']}")
@@ -689,6 +728,34 @@ def _end_model_lines(result: RunResult) -> list[str]:
     if leakage and len(end) and pd.notna(end["accuracy_unleaked"].iloc[0]):
         lines.append(f"test rows with no train/dev duplicate: {leakage['unleaked_rows']} of {leakage['test_rows']} "
                      f"({leakage['excluded']}); end model accuracy there {float(end['accuracy_unleaked'].iloc[0]):.1%}")
+    return lines
+
+
+def _served_lines(served: dict | None, table: pd.DataFrame, metric: str, named: str) -> list[str]:
+    """Which predictor the run serves, why (each candidate's cross-fitted dev score), and its test score."""
+    if not served:
+        return []
+    lines = [f"served predictor: {served['predictor']}{' (reads LF votes)' if served['needs_lfs'] else ''}: "
+             f"{served['rule']}"]
+    lines += [f"  {c['dev_score']:.3f} (SE {c['tolerance']:.3f})  {c['name']}" for c in served["candidates"]]
+    if served.get("params"):
+        lines.append(f"  parameters (fitted on dev): {served['params']}")
+    if served.get("warning"):
+        lines.append(f"WARNING: {served['warning']}")
+    row = table[table["name"] == "served"]
+    if not len(row):
+        return lines
+    score = table_score(row.iloc[0], metric)
+    lines.append(f"served predictor on test {named}: {score:.1%}")
+    simpler = table[(table["name"] == "end model") | (table["kind"] == "label_model")]
+    above = [f"{r['name']} {table_score(r, metric):.1%}" for _, r in simpler.iterrows() if table_score(r, metric) > score]
+    if above:
+        # why: the choice reads dev alone, and majority vote is no candidate unless the label model chosen on dev is it
+        dev = ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in served["candidates"])
+        tied = len({round(c["dev_score"], 6) for c in served["candidates"]}) == 1
+        lines.append(f"served predictor scores below {', '.join(above)} on test: it was chosen on dev ({dev}), which "
+                     f"{'cannot tell the candidates apart' if tied else 'ranked them otherwise'}; the label model and "
+                     "majority vote serve through label_model_backoff, with the label model chosen on dev")
     return lines
 
 

@@ -25,6 +25,19 @@ def load_recorded_end_model(store, run_id: str):
     return load_end_model(folder, expected)
 
 
+def load_recorded_label_model(log, run_id: str):
+    """The label model of ``run_id``, its files checked against the checksums recorded with the run.
+    ``log``: anything with ``recorded_files(run_id, part)`` (a ``FeedbackLog``). Raises
+    ``StoreError`` (unknown run, or none saved) or ``ArtifactError`` (any load failure, file named)."""
+    from ..errors import StoreError
+    from ..models.artifacts import load_label_model
+
+    folder, expected = log.recorded_files(run_id, "label_model")
+    if folder is None:
+        raise StoreError(f"run {run_id!r} has no saved label model")
+    return load_label_model(folder, expected)
+
+
 def load_recorded_lfs(log, run_id: str) -> tuple:
     """The run's own LFs, loaded from its saved copy (``pipeline.run_lfs.load_run_lfs``), the files
     checked against the checksums recorded with the run. ``log``: a ``FeedbackLog`` (read under its
@@ -44,6 +57,7 @@ __all__ = [
     "create_private_file",
     "end_model_path",
     "load_recorded_end_model",
+    "load_recorded_label_model",
     "load_recorded_lfs",
     "read_run",
     "recorded_end_model",

@@ -72,7 +72,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ..config import load_config
 from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
 from ..pipeline.run_lfs import LFLoadError
-from ..pipeline.store import load_recorded_end_model, load_recorded_lfs
+from ..matrix import ABSTAIN
+from ..models import predictors
+from ..models.predictors import NEEDS_LFS
+from ..pipeline.store import load_recorded_end_model, load_recorded_label_model, load_recorded_lfs
 from .lifeline import die_with_parent
 from .votes import Explainer, lf_votes
 from .feedback import (
@@ -164,6 +167,15 @@ class ServedModel:
     lineage: dict
     lfs: tuple = ()  # the run's own LFs, loaded from its saved copy
     lfs_error: str = ""  # why the run's LFs cannot be loaded ("" when they are)
+    # the run's served predictor (models.predictors; "end_model" for runs recorded before it)
+    predictor: str = "end_model"
+    params: dict = dataclasses.field(default_factory=dict)
+    label_model: Any = None  # predict_proba(L) -> (n, k); loaded when the predictor reads LF votes
+    precomputed: int = 0  # LF columns stored with the data: they abstain on a served text
+
+    @property
+    def needs_lfs(self) -> bool:
+        return NEEDS_LFS[self.predictor]
 
 
 class ModelLoadError(LabelingError):
@@ -201,7 +213,42 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
     except (LFLoadError, StoreError) as exc:
         lfs, lfs_error = (), str(exc)
         logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)
-    return ServedModel(run_id=run_id, model=model, lineage=lineage, lfs=lfs, lfs_error=lfs_error)
+    served = ServedModel(run_id=run_id, model=model, lineage=lineage, lfs=lfs, lfs_error=lfs_error)
+    try:
+        chosen = (log.recorded_run(run_id).get("end_model") or {}).get("served")
+    except StoreError as exc:
+        raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
+    if not chosen or not NEEDS_LFS.get(chosen["predictor"], False):
+        return served
+    if lfs_error:  # what the run chose on dev cannot answer here: never serve something else silently
+        raise ModelLoadError(f"cannot serve run {run_id!r}: its served predictor {chosen['predictor']!r} reads LF "
+                             f"votes, and its LFs cannot be loaded: {lfs_error}")
+    try:
+        label_model = load_recorded_label_model(log, run_id)
+    except (StoreError, ArtifactError) as exc:
+        raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
+    return dataclasses.replace(served, predictor=chosen["predictor"], params=dict(chosen.get("params") or {}),
+                               label_model=label_model,
+                               precomputed=len((chosen.get("lf_columns") or {}).get("precomputed", ())))
+
+
+def served_probabilities(served: ServedModel, texts: list[str], votes: list[tuple[int, ...] | None] | None,
+                         cardinality: int) -> tuple[np.ndarray, list[str]]:
+    """(n, k) probabilities of ``served``'s predictor on ``texts`` (``models.predictors``, the
+    same function retrain evaluated it with), and per text which predictor answered: a text
+    whose LF votes failed (``None``) is answered by the end model. ``votes``: each text's votes
+    by the run's own LFs (its precomputed columns abstain); None when the predictor reads none."""
+    end = check_probabilities(served.model.predict_proba(texts), len(texts), cardinality)
+    if not served.needs_lfs or votes is None:
+        return end, [served.predictor if not served.needs_lfs else "end_model"] * len(texts)
+    width = len(served.lfs) + served.precomputed
+    L = np.full((len(texts), width), ABSTAIN, dtype=np.int64)
+    for i, row in enumerate(votes):
+        if row is not None:
+            L[i, :len(row)] = row
+    probs = predictors.predict_proba(served.predictor, end, served.label_model.predict_proba(L), L, served.params)
+    return check_probabilities(probs, len(texts), cardinality), [
+        served.predictor if row is not None else "end_model" for row in votes]
 
 
 def request_sha256(body: dict) -> str:
@@ -439,7 +486,8 @@ class _Server:
             self.last_error = str(exc)
             return
         try:
-            if s.lf_votes == "inline":  # warm the LFs (spaCy loads here) before declaring readiness
+            # warm the LFs (spaCy loads here) before declaring readiness, when answers need them
+            if s.lf_votes == "inline" or self.current.needs_lfs:
                 self.votes(self.current, ["warm-up"])
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
@@ -593,18 +641,23 @@ class _Server:
             return votes
 
     def _score(self, served: ServedModel, texts: list[str], explain: bool):
-        probs = check_probabilities(served.model.predict_proba(texts), len(texts), self.config.cardinality)
-        return probs, (self.votes(served, texts) if explain else (None, None))
+        votes, errors = self.votes(served, texts) if explain or served.needs_lfs else (None, None)
+        probs, answered = served_probabilities(served, texts, votes, self.config.cardinality)
+        return probs, answered, (votes, errors)
 
-    async def predict(self, texts: list[str], explain: bool) -> tuple[ServedModel, list[PredictionRecord]]:
+    async def predict(self, texts: list[str], explain: bool
+                      ) -> tuple[ServedModel, list[PredictionRecord], list[str]]:
+        """Score ``texts`` with the served run's predictor (its LF votes computed here, before
+        answering, when it reads them) and log them; returns the run, the logged records and
+        per text the predictor that answered."""
         served = self.current
         if served is None or not self.ready:
             raise HTTPException(503, "no model is ready")
         explain = explain or self.settings.lf_votes == "inline"
-        if len(texts) <= self.INLINE_TEXTS and not explain:
-            probs, (votes, errors) = self._score(served, texts, False)
+        if len(texts) <= self.INLINE_TEXTS and not explain and not served.needs_lfs:
+            probs, answered, (votes, errors) = self._score(served, texts, False)
         else:
-            probs, (votes, errors) = await run_in_threadpool(self._score, served, texts, explain)
+            probs, answered, (votes, errors) = await run_in_threadpool(self._score, served, texts, explain)
         if votes is not None:  # never "done" without votes: a text whose LFs failed says why
             statuses = ["done" if v is not None else "error" for v in votes]
         else:
@@ -627,7 +680,7 @@ class _Server:
         if statuses[0] == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)],
                                                                   run_id=served.run_id):
             self.writer.submit_votes([(r.id, None, "skipped", "the LF-votes queue was full") for r in records])
-        return served, records
+        return served, records, answered
 
     async def _log(self, records: list[PredictionRecord]) -> None:
         loop = asyncio.get_running_loop()
@@ -789,6 +842,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         lf_votes_error: str | None = Field(None, description="why the LF votes are missing (status error, "
                                                              "skipped or abandoned)")
 
+    class AnsweredPrediction(Prediction):
+        predictor: str = Field(description="the predictor that answered (models.predictors): the run's served one, "
+                                           "or end_model where it reads LF votes and they failed on this text")
+
     class LoggedPrediction(Prediction):
         """A prediction as the log holds it now: background LF votes filled in, and named."""
 
@@ -798,7 +855,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     class PredictResponse(BaseModel):
         model_version: str
-        predictions: list[Prediction]
+        predictor: str = Field(description="the served run's predictor, chosen on dev or pinned by serving.predictor")
+        predictions: list[AnsweredPrediction]
 
     class FeedbackRequest(_ExactlyOneOf):
         """The true label for a served prediction (``prediction_id``) or for a ``text``."""
@@ -907,13 +965,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
             # here, not declared as a dependency: the schema would then say every prediction needs it.
             check_token(await bearer(request))
         texts = [body.text] if body.text is not None else list(body.texts)
-        served, records = await server.predict(texts, body.explain)
+        served, records, answered = await server.predict(texts, body.explain)
         request.state.model_version = served.run_id
-        return PredictResponse(model_version=served.run_id, predictions=[
-            Prediction(id=r.id, label=classes[r.label], probabilities=dict(zip(classes, r.probabilities)),
-                       lf_votes=None if r.lf_votes is None else list(r.lf_votes), lf_votes_status=r.lf_votes_status,
-                       lf_votes_error=r.lf_votes_error)
-            for r in records
+        return PredictResponse(model_version=served.run_id, predictor=served.predictor, predictions=[
+            AnsweredPrediction(id=r.id, label=classes[r.label], probabilities=dict(zip(classes, r.probabilities)),
+                               lf_votes=None if r.lf_votes is None else list(r.lf_votes),
+                               lf_votes_status=r.lf_votes_status, lf_votes_error=r.lf_votes_error, predictor=by)
+            for r, by in zip(records, answered)
         ])
 
     @app.get("/predictions/{prediction_id}", response_model=LoggedPrediction, dependencies=predict_deps,

@@ -450,7 +450,7 @@ def ls_router(server, settings) -> APIRouter:
             # the served run's own LFs explain its answers; a live swap between chunks brings its LFs
             current = server.current
             explain = current is not None and bool(current.lfs) and not current.lfs_error
-            served, records = await server.predict(texts[start:start + chunk], explain)
+            served, records, _ = await server.predict(texts[start:start + chunk], explain)
             names = [lf.name for lf in served.lfs]
             for r in records:
                 if r.lf_votes is not None and names:

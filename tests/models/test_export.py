@@ -42,6 +42,17 @@ def test_the_manifest_names_the_classes(exported):
 
     assert read_manifest(folder)["meta"]["class_names"] == ["ham", "spam"]
     assert OnnxTextClassifier(folder).class_names == ["ham", "spam"]
+    # the example serves label_model_backoff (chosen on dev): the export says it carries the end model only
+    assert read_manifest(folder)["meta"]["lfs_not_carried"].startswith("the run serves 'label_model_backoff'")
+
+
+def test_the_export_says_when_the_served_predictor_reads_lf_votes():
+    from labeling.models.export import lfs_not_carried
+
+    assert lfs_not_carried(None) == lfs_not_carried({"predictor": "end_model", "needs_lfs": False}) == ""
+    note = lfs_not_carried({"predictor": "label_model_backoff", "needs_lfs": True})
+    assert "serves 'label_model_backoff'" in note and "carries the end model only" in note
+    assert 'serving.predictor = "end_model"' in note
 
 
 def test_a_tampered_export_is_refused(exported, tmp_path):

@@ -85,6 +85,10 @@ def test_the_run_records_its_config_and_rebuilds_it(recorded_youtube_run):
     moved = {**recorded, "base_dir": "/somewhere/else", "store": "x.db"}
     assert config_hash(moved) == config_hash(recorded)
     assert config_hash({**recorded, "seed": 1}) != config_hash(recorded)
+    # [serving] came after runs were recorded: at its default a run hashes as before it existed
+    assert recorded["serving"] == {"predictor": "auto"}
+    assert config_hash({k: v for k, v in recorded.items() if k != "serving"}) == config_hash(recorded)
+    assert config_hash({**recorded, "serving": {"predictor": "end_model"}}) != config_hash(recorded)
 
 
 def test_reproducing_a_recorded_run_matches(recorded_youtube_run):

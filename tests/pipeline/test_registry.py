@@ -47,8 +47,8 @@ def test_a_worse_candidate_is_refused_and_the_run_says_why(two_runs):
     config, good, weak, store, _ = two_runs
     decision = weak.promotion
     assert decision["champion_run_id"] == good.run_id and not decision["passed"] and not decision["promoted"]
-    assert decision["candidate_score"] == pytest.approx(weak.metric("end model"))
-    assert decision["champion_score"] == pytest.approx(good.metric("end model"))
+    assert decision["candidate_score"] == pytest.approx(weak.metric("served"))
+    assert decision["champion_score"] == pytest.approx(good.metric("served"))
     assert decision["candidate_score"] < decision["champion_score"]
     assert decision["reason"].startswith("refused: candidate accuracy")
     with Registry(store) as registry:
@@ -63,7 +63,7 @@ def test_a_worse_candidate_is_refused_and_the_run_says_why(two_runs):
 @pytest.mark.slow  # the margin rule itself is covered by test_gate_rule; this is the command path
 def test_the_margin_lets_a_slightly_worse_candidate_through(two_runs):
     config, good, weak, store, overrides = two_runs
-    gap = good.metric("end model") - weak.metric("end model")
+    gap = good.metric("served") - weak.metric("served")
     loose = load_config(config.base_dir + "/project.toml", [*overrides, f"promotion.margin={gap + 0.01}"])
     with Registry(store) as registry:
         champion = registry.get(CHAMPION)
@@ -212,8 +212,8 @@ def test_the_gate_reuses_recorded_predictions_and_never_rescores(two_runs, tmp_p
             assert "re-scored" not in str(refused.value) and "cannot be loaded" not in str(refused.value)
             with Registry(copy) as registry:
                 decision = registry.decisions(weak.run_id)[-1]
-            assert decision["candidate_score"] == pytest.approx(weak.metric("end model"))
-            assert decision["champion_score"] == pytest.approx(good.metric("end model"))
+            assert decision["candidate_score"] == pytest.approx(weak.metric("served"))
+            assert decision["champion_score"] == pytest.approx(good.metric("served"))
         else:  # the candidate's files gone: refused before any score
             assert "end_model" in str(refused.value)
     assert len(predictions[weak.run_id].ids) == weak.split_sizes["test"]

@@ -86,6 +86,23 @@ def test_end_model_beats_every_baseline_and_lf_and_says_where_it_loses(youtube_r
     assert set(table.columns) >= {"macro_f1", "precision_spam", "recall_ham", "coverage"}
 
 
+def test_the_served_predictor_is_chosen_on_dev_and_scores_at_least_every_simpler_model_on_the_example(youtube_run):
+    """Issue 25: the example's end model (93.8%) loses to the label model (95.1%) and majority vote
+    (95.9%); the three candidates agree on every dev row, so the simplest, the label model with the
+    end model where no LF votes, is served: 96.5% on test."""
+    _, result = youtube_run
+    served = result.end_model["served"]
+    assert served["predictor"] == "label_model_backoff" and served["needs_lfs"] and not served["pinned"]
+    assert [c["name"] for c in served["candidates"]] == ["label_model_backoff", "end_model", "blend"]
+    table = result.evaluation.set_index("name")
+    simpler = table[(table["kind"] == "label_model") | (table.index == "end model")]["accuracy"]
+    assert len(simpler) == 3 and (table.loc["served", "accuracy"] >= simpler).all(), simpler
+    text = format_summary(result)
+    assert "; served instead: label_model_backoff" in text and "served predictor: label_model_backoff" in text
+    assert "served predictor scores below" not in text
+    assert result.promotion["candidate_score"] == pytest.approx(result.metric("served"))
+
+
 def test_run_is_recorded_with_lineage_and_verified_artifacts(youtube_run):
     config, result = youtube_run
     with RunStore(result.store_path) as store:
@@ -169,9 +186,10 @@ def test_baselines_are_chosen_by_cross_validation_on_their_own_rows_and_the_tabl
 def test_per_class_dev_recall_is_recorded_and_no_class_vanishes_on_the_example(youtube_run):
     _, result = youtube_run
     recall = result.end_model["class_recall"]
-    assert (recall["served"], recall["reference"], recall["rows"]) == ("end model", "label model", 100)
+    served = "served predictor (label_model_backoff)"
+    assert (recall["served"], recall["reference"], recall["rows"]) == (served, "label model", 100)
     assert set(recall["per_class"]) == {"ham", "spam"} and recall["vanished"] == recall["warnings"] == []
-    assert all(0.9 <= row["recall"]["end model"] <= 1 for row in recall["per_class"].values())
+    assert all(0.9 <= row["recall"][served] <= 1 for row in recall["per_class"].values())
     assert "vanishes" not in format_summary(result)
     with RunStore(result.store_path) as store:
         assert store.get_run(result.run_id)["end_model"]["class_recall"] == recall
@@ -185,13 +203,10 @@ def test_a_class_the_end_model_drops_is_a_warning_naming_the_metric_that_would_w
 
     config, result = youtube_run
 
-    class OnlyHam:  # an end model that never predicts spam
-        def predict(self, texts):
-            return np.zeros(len(texts), dtype=np.int64)
-
+    only_ham = np.zeros(5, dtype=np.int64)  # an end model that never predicts spam
     y = np.array([0, 0, 1, 1, 1])
     L = np.array([[0], [0], [1], [1], [-1]])  # the last row: no LF votes, the label model's tie-break
-    recall = _dev_class_recall(config, ["a comment"] * 5, y, L, MajorityVote(cardinality=2).fit(L), OnlyHam())
+    recall = _dev_class_recall(config, y, L, MajorityVote(cardinality=2).fit(L), "end_model", only_ham)
     assert recall["vanished"] == ["spam"] and recall["per_class"]["spam"]["predicted"] == {"end model": 0,
                                                                                            "label model": 2}
     (warning,) = recall["warnings"]
@@ -688,3 +703,37 @@ def test_retrain_on_a_dask_cluster_whose_workers_lack_the_client_environment(rec
     assert local.matrix_hashes != stand_in.matrix_hashes  # the workers' own pipeline would give other votes
     assert remote.matrix_hashes == local.matrix_hashes
     assert remote.metric("end model") == pytest.approx(local.metric("end model"))
+
+
+def test_serving_predictor_pins_what_is_served_and_the_table_scores_it(tmp_path):
+    """``serving.predictor`` pins the served predictor; the dev scores of every candidate are still
+    recorded, the `served` row scores what is served, and the gate scores it too."""
+    config = load_config(tiny_project(tmp_path), ['serving.predictor="end_model"'])
+    result = run_retrain(config)
+    served = result.end_model["served"]
+    assert served["predictor"] == "end_model" and served["pinned"] and not served["needs_lfs"]
+    assert served["rule"].startswith("pinned by serving.predictor = 'end_model'")
+    assert [c["name"] for c in served["candidates"]][:2] == ["label_model_backoff", "end_model"]
+    assert result.metric("served") == result.metric("end model")
+    assert result.promotion["candidate_score"] == pytest.approx(result.metric("served"))
+    text = format_summary(result)
+    assert "served predictor: end_model: pinned by serving.predictor" in text
+    with RunStore(result.store_path) as store:
+        assert store.get_run(result.run_id)["end_model"]["served"] == served
+
+
+def test_a_served_predictor_below_a_simpler_model_on_test_is_said_with_why():
+    from labeling.pipeline.retrain import _served_lines
+
+    table = pd.DataFrame({"name": ["majority vote", "label model (MajorityVote)", "end model", "served"],
+                          "kind": ["label_model", "label_model", "end_model", "served"],
+                          "accuracy": [0.96, 0.95, 0.94, 0.94]})
+    served = {"predictor": "end_model", "needs_lfs": False, "rule": "r", "params": {},
+              "candidates": [{"name": n, "dev_score": 0.94, "tolerance": 0.0}
+                             for n in ("label_model_backoff", "end_model", "blend")]}
+    lines = _served_lines(served, table, "accuracy", "accuracy")
+    assert lines[-1].startswith("served predictor scores below majority vote 96.0%, label model (MajorityVote) 95.0% "
+                                "on test: it was chosen on dev (label_model_backoff 0.940, end_model 0.940, blend 0.940)"
+                                ", which cannot tell the candidates apart")
+    table.loc[3, "accuracy"] = 0.97
+    assert not any("scores below" in line for line in _served_lines(served, table, "accuracy", "accuracy"))

@@ -1018,3 +1018,41 @@ def test_a_run_whose_lfs_cannot_be_loaded_says_so_and_computes_no_votes(tiny_run
     finally:
         with FeedbackLog(config.resolve(config.store)) as log:
             log.set_alias(runs["good"])
+
+
+# --- the served predictor (issue 25): what retrain evaluated is what /predict answers ---------
+
+def test_a_run_serving_the_label_model_backoff_answers_over_http_as_its_evaluation(tmp_path):
+    import numpy as np
+
+    from labeling import load_dataset
+    from labeling.pipeline.predictions import load_test_predictions
+
+    from ..conftest import tiny_project
+
+    config_path = tiny_project(tmp_path)
+    overrides = ['serving.predictor="label_model_backoff"']
+    config = load_config(config_path, overrides)
+    result = run_retrain(config)
+    served = result.end_model["served"]
+    assert (served["predictor"], served["pinned"], served["needs_lfs"]) == ("label_model_backoff", True, True)
+    test = load_dataset(config).test
+    with RunStore(config.resolve(config.store)) as store:
+        recorded = load_test_predictions(store.get_run(result.run_id))
+    srv = Server({"root": tmp_path, "overrides": overrides, "config": config_path}, workers=1)
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            body = c.post("/predict", json={"texts": test["text"].tolist()}).json()
+            single = c.post("/predict", json={"text": test["text"].iloc[0]}).json()
+    finally:
+        srv.stop()
+    assert body["predictor"] == single["predictor"] == "label_model_backoff"
+    assert {p["predictor"] for p in body["predictions"]} == {"label_model_backoff"}
+    # the LF votes were computed to answer, so they are logged with the answer
+    assert {p["lf_votes_status"] for p in body["predictions"]} == {"done"}
+    probs = np.array([[p["probabilities"][c] for c in config.classes] for p in body["predictions"]])
+    np.testing.assert_allclose(probs, recorded.served, atol=1e-5)
+    np.testing.assert_allclose(list(single["predictions"][0]["probabilities"].values()), recorded.served[0], atol=1e-5)
+    labels = np.array([config.classes.index(p["label"]) for p in body["predictions"]])
+    assert float((labels == test["label"].to_numpy()).mean()) == pytest.approx(result.metric("served"))

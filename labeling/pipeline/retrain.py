@@ -292,6 +292,10 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     passes a run's own, loaded from its saved copy); only without recording."""
     if lfs is not None and record:
         raise LabelingError("a run records the LFs of its config's modules; given LFs are for record=False")
+    if config.task == "spans":
+        from .spans_retrain import run_spans_retrain
+
+        return run_spans_retrain(config, record=record, lfs=lfs)
     if config.task != "single_label":
         # Each task shape plugs its own runner in here (labeling.multilabel, labeling.spans).
         raise LabelingError(f"project.task = {config.task!r}: retrain does not run this task shape yet")

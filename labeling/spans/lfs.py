@@ -11,8 +11,14 @@ common ones declaratively.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
+import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +56,9 @@ class SpanLF:
         if not name or not callable(fn):
             raise ConfigError(f"a span LF needs a name and a callable, got {name!r}, {fn!r}")
         self.name, self.fn, self.labels = name, fn, tuple(labels) if labels is not None else None
+        # what labeling.lf.fingerprint walks for a version (as for a Snorkel LF): the function,
+        # no resources, no preprocessors
+        self._f, self._resources, self._pre = fn, {}, ()
 
     def __repr__(self) -> str:
         return f"SpanLF({self.name!r})"
@@ -197,3 +206,146 @@ def regex_span_lf(name: str, pattern: str, label: str, *, flags: int = 0, group:
                 if m.end(group) > m.start(group)]
 
     return SpanLF(name, match, [label])
+
+
+def _span_lf_from_docs(name: str, nlp_name: str, labels: Sequence[str], find, state=None) -> SpanLF:
+    """A span LF that parses the row with the spaCy pipeline ``nlp_name`` (loaded once per
+    process, ``labeling.lf.core.load_spacy``) and returns ``find(doc)``'s spans. ``state``
+    (the terms or patterns) is held by the function so that the LF's version follows it."""
+    from ..lf.core import load_spacy
+
+    def match(row):
+        state  # noqa: B018 - in the closure, hence in the LF's version
+        return find(load_spacy(nlp_name)(_text(row)))
+
+    return SpanLF(name, match, labels)
+
+
+def phrase_matcher_lf(name: str, terms: Mapping[str, Iterable[str]], *, attr: str = "LOWER",
+                      nlp: str = "blank:en") -> SpanLF:
+    """spaCy's ``PhraseMatcher`` as a span LF: ``terms`` label -> phrases, matched on the
+    token attribute ``attr`` ("LOWER": case-insensitive, "ORTH": exact), overlapping matches
+    reduced to the longest (``spacy.util.filter_spans``). ``nlp``: the pipeline whose
+    tokenizer splits rows and terms ("blank:en" by default: no model needed)."""
+    from spacy.matcher import PhraseMatcher
+
+    from ..lf.core import load_spacy
+
+    vocab = load_spacy(nlp).vocab
+    matcher = PhraseMatcher(vocab, attr=attr)
+    for label, phrases in terms.items():
+        matcher.add(label, [load_spacy(nlp).make_doc(p) for p in phrases])
+
+    lf = _span_lf_from_docs(name, nlp, list(terms), lambda doc: [(sp.start_char, sp.end_char, vocab.strings[m])
+                                                                  for m, sp in _labelled(matcher(doc), doc)],
+                            state=({k: sorted(v) for k, v in terms.items()}, attr))
+    return lf
+
+
+def _labelled(matches, doc):
+    """spaCy matches ``(match id, start, end)`` -> ``(match id, Span)``, longest first wins."""
+    from spacy.util import filter_spans
+
+    spans = filter_spans([doc[s:e] for _, s, e in matches])
+    ids = {(s, e): m for m, s, e in matches}
+    return [(ids[(sp.start, sp.end)], sp) for sp in spans]
+
+
+def matcher_lf(name: str, patterns: Mapping[str, Sequence[list[dict]]], *, nlp: str = "blank:en") -> SpanLF:
+    """spaCy's rule-based ``Matcher`` as a span LF: ``patterns`` label -> token patterns
+    (spaCy's pattern syntax, e.g. ``[{"LIKE_NUM": True}, {"LOWER": "dollars"}]``), overlapping
+    matches reduced to the longest. Attributes set by a trained component (POS, ENT_TYPE)
+    need ``nlp`` to be a pipeline that sets them."""
+    from spacy.matcher import Matcher
+
+    from ..lf.core import load_spacy
+
+    vocab = load_spacy(nlp).vocab
+    matcher = Matcher(vocab)
+    for label, pats in patterns.items():
+        matcher.add(label, list(pats))
+    lf = _span_lf_from_docs(name, nlp, list(patterns), lambda doc: [(sp.start_char, sp.end_char, vocab.strings[m])
+                                                                     for m, sp in _labelled(matcher(doc), doc)],
+                            state={k: list(v) for k, v in patterns.items()})
+    return lf
+
+
+def spacy_ner_lf(name: str, type_map: Mapping[str, str], *, nlp: str = "en_core_web_sm") -> SpanLF:
+    """An installed spaCy NER pipeline as a span LF: its entities whose label ``type_map``
+    names, given our type ``type_map[label]`` (e.g. ``{"DATE": "DATE", "MONEY": "MONEY"}``);
+    other entities are dropped. ``nlp``: the pipeline (``labeling.settings.spacy_model``
+    resolves a missing ``en_core_web_sm`` to an installed stand-in)."""
+    from ..settings import spacy_model
+
+    resolved, mapping = spacy_model(nlp), dict(type_map)
+
+    def find(doc):
+        return [(e.start_char, e.end_char, mapping[e.label_]) for e in doc.ents if e.label_ in mapping]
+
+    return _span_lf_from_docs(name, resolved, sorted(set(mapping.values())), find, state=(resolved, mapping))
+
+
+def apply_span_lfs(lfs: Sequence[SpanLF], texts: Sequence[str], *, cache: str | Path | None = None) -> SpanVotes:
+    """Apply span LFs to texts: ``spans[d][j]`` is LF ``j``'s character spans in text ``d``.
+
+    ``cache``: a folder; an LF's spans are kept there per LF version
+    (``labeling.lf.fingerprint``) and text (sha256), so a rerun computes only new texts or
+    changed LFs. An LF that cannot be versioned is always computed (``uncacheable``).
+    """
+    from ..lf.fingerprint import fingerprint
+
+    names = [lf.name for lf in lfs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"span LF names must be unique, got {names}")
+    keys = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in texts]
+    columns, versions, seconds, computed, uncacheable = [], [], [], [], {}
+    for lf in lfs:
+        fp = fingerprint(lf)
+        versions.append(fp.version)
+        path = Path(cache) / "spans" / f"{lf.name}-{fp.version}.json" if cache and not fp.uncacheable else None
+        stored = _read_cache(path) if path else {}
+        start, fresh = time.perf_counter(), 0
+        column = []
+        for key, text in zip(keys, texts):
+            if key not in stored:
+                stored[key] = [list(s) for s in lf(text)]
+                fresh += 1
+            column.append([tuple(s) for s in stored[key]])
+        if path and fresh:
+            _write_cache(path, stored)
+        if fp.uncacheable:
+            uncacheable[lf.name] = fp.uncacheable
+        columns.append(column)
+        seconds.append(time.perf_counter() - start)
+        computed.append(fresh)
+    spans = [[columns[j][d] for j in range(len(lfs))] for d in range(len(texts))]
+    return SpanVotes(spans, tuple(names), tuple(versions), tuple(seconds), tuple(computed), uncacheable)
+
+
+@dataclass(frozen=True)
+class SpanVotes:
+    """What ``apply_span_lfs`` returns: ``spans[d][j]`` (character spans), the LF names and
+    versions, seconds per LF, texts computed (not from the cache) per LF, and why an LF
+    was not cached (name -> reason)."""
+
+    spans: list
+    names: tuple[str, ...]
+    versions: tuple[str, ...]
+    seconds: tuple[float, ...]
+    computed: tuple[int, ...]
+    uncacheable: dict
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # absent or damaged: computed again and rewritten
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)  # readers see the old file or the new one, never a half-written one

@@ -52,13 +52,14 @@ class SpanLF:
     malformed span raises ``LFApplicationError`` naming the LF and the span.
     """
 
-    def __init__(self, name: str, fn: Callable, labels: Sequence[str] | None = None):
+    def __init__(self, name: str, fn: Callable, labels: Sequence[str] | None = None, *, state=None):
         if not name or not callable(fn):
             raise ConfigError(f"a span LF needs a name and a callable, got {name!r}, {fn!r}")
         self.name, self.fn, self.labels = name, fn, tuple(labels) if labels is not None else None
-        # what labeling.lf.fingerprint walks for a version (as for a Snorkel LF): the function,
-        # no resources, no preprocessors
-        self._f, self._resources, self._pre = fn, {}, ()
+        # what labeling.lf.fingerprint walks for a version, as for a Snorkel LF: the function, its
+        # resources and no preprocessors. Library code is versioned by the package's version, not
+        # walked, so the helpers below pass what their matching depends on as ``state`` (hashed by content).
+        self._f, self._resources, self._pre = fn, ({"state": state} if state is not None else {}), ()
 
     def __repr__(self) -> str:
         return f"SpanLF({self.name!r})"
@@ -165,7 +166,8 @@ class Gazetteer(SpanLF):
                 for tok in toks:
                     node = node.setdefault(tok.casefold() if folded else tok, {})
                 node.setdefault(None, label)
-        super().__init__(name, self._match, labels=list(terms))
+        super().__init__(name, self._match, labels=list(terms),
+                         state=({k: sorted(v) for k, v in terms.items()}, case, longest))
 
     def _match(self, row):
         text = _text(row)
@@ -205,20 +207,19 @@ def regex_span_lf(name: str, pattern: str, label: str, *, flags: int = 0, group:
         return [(m.start(group), m.end(group), label) for m in compiled.finditer(_text(row))
                 if m.end(group) > m.start(group)]
 
-    return SpanLF(name, match, [label])
+    return SpanLF(name, match, [label], state=(pattern, flags, label, group))
 
 
 def _span_lf_from_docs(name: str, nlp_name: str, labels: Sequence[str], find, state=None) -> SpanLF:
     """A span LF that parses the row with the spaCy pipeline ``nlp_name`` (loaded once per
     process, ``labeling.lf.core.load_spacy``) and returns ``find(doc)``'s spans. ``state``
-    (the terms or patterns) is held by the function so that the LF's version follows it."""
+    (the terms or patterns) is the LF's state, so that its version follows them."""
     from ..lf.core import load_spacy
 
     def match(row):
-        state  # noqa: B018 - in the closure, hence in the LF's version
         return find(load_spacy(nlp_name)(_text(row)))
 
-    return SpanLF(name, match, labels)
+    return SpanLF(name, match, labels, state=(nlp_name, state))
 
 
 def phrase_matcher_lf(name: str, terms: Mapping[str, Iterable[str]], *, attr: str = "LOWER",

@@ -62,7 +62,7 @@ split_field = "split"
 [lfs]
 modules = ["span_lfs"]
 [end_model]
-ner_max_steps = 40
+ner_max_steps = 10
 ''')
     return load_config(tmp_path / "project.toml")
 
@@ -89,13 +89,6 @@ def test_spans_project_retrains_records_and_reloads_its_end_model(span_project):
     assert all({"start", "end", "label", "score"} == set(s) and 0 <= s["score"] <= 1 for s in spans)
 
 
-def test_span_lf_votes_are_cached_per_lf_version(span_project):
-    first = run_retrain(span_project, record=False)
-    again = run_retrain(span_project, record=False)
-    assert first.lfs == again.lfs and first.matrix_hashes == again.matrix_hashes
-    assert list(first.evaluation["entity_f1"][:4]) == list(again.evaluation["entity_f1"][:4])
-
-
 def _spans_json(folder, n_docs=40):
     """A spans_json folder: tokens 'drug X causes disease Y', two LFs, one right, one noisy."""
     meta = {"lf": ["dict", "noisy"], "entity_types": ["Chemical", "Disease"], "lf_rec": ["dict"]}
@@ -115,7 +108,7 @@ def test_spans_json_source_keeps_weak_label_names_and_scores_entities(tmp_path):
     config = project_config_from_dict({
         "project": {"name": "chem", "task": "spans", "classes": ["Chemical", "Disease"]},
         "dataset": {"source": "spans_json", "path": ".", "weak_label_names": "lf_rec"},
-        "end_model": {"ner_max_steps": 20}}, base_dir=tmp_path)
+        "end_model": {"ner_max_steps": 5}}, base_dir=tmp_path)
     assert config.dataset.weak_label_names == ("lf_rec",)
     splits = load_span_splits(config)
     assert splits["train"].data.lf_names == ("dict",)

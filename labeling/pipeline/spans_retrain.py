@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import json
 import sys
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ from ..spans.lfs import SpanLF, apply_span_lfs, char_spans_to_tokens, token_offs
 from ..spans.metrics import entity_scores
 from ..spans.tags import vote_tensor
 from ..store.runs import RunRecord, RunStore
+from .results import RunResult, new_run_id
+from .store import writer_lock
 
 SPLITS = ("train", "dev", "test")
 _JSON_FILES = {"train": "train.json", "dev": "valid.json", "test": "test.json"}
@@ -164,9 +167,6 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     """Run the spans pipeline for ``config``; returns a ``RunResult`` whose ``evaluation``
     has one row per method with ``entity_precision``, ``entity_recall``, ``entity_f1``."""
     from ..lf.core import lf_set_version
-    from .retrain import RunResult, _new_run_id
-    from .store import writer_lock
-    import time
 
     timings = {}
     t0 = time.perf_counter()
@@ -229,7 +229,7 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     digest = hashlib.sha256(json.dumps([list(d.ids) for d in data.values()] + [list(d.tokens) for d in data.values()]
                                        + [list(d.gold) for d in data.values()]).encode()).hexdigest()[:16]
     matrix_hashes = {s: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16] for s, v in V.items()}
-    run_id = _new_run_id()
+    run_id = new_run_id()
     result = dict(
         run_id=run_id, project=config.name, seed=config.seed, dataset_version=digest,
         split_sizes={s: len(d.ids) for s, d in data.items()}, lf_set_version=lf_set_version(lfs) if lfs else digest,

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import random
 
+from pathlib import Path
+
+import httpx
 import pytest
 
 from labeling.config import load_config, project_config_from_dict
@@ -14,6 +17,7 @@ from labeling.pipeline.retrain import run_retrain
 from labeling.pipeline.spans_retrain import load_span_splits
 from labeling.spans.end_model import SpacyNER
 from labeling.store.runs import RunStore
+from tests.serve.test_app import Server
 
 PRODUCTS = ["Galaxy S9", "iPhone 12", "Kindle", "PlayStation 5", "ThinkPad"]
 DATES = ["March 3", "June 21", "Monday", "last Friday", "2019"]
@@ -85,8 +89,19 @@ def test_spans_project_retrains_records_and_reloads_its_end_model(span_project):
         path, expected = store.recorded_end_model(result.run_id)
     assert run["end_model"]["type"] == "spacy_ner"
     model = SpacyNER.load(path, expected)
-    spans = model.predict_text(["I bought the Kindle for $40 on Monday."])[0]
-    assert all({"start", "end", "label", "score"} == set(s) and 0 <= s["score"] <= 1 for s in spans)
+    text = "I bought the Kindle for $40 on Monday."
+    expected_spans = model.predict_text([text])[0]
+    assert all({"start", "end", "label", "score"} == set(s) and 0 <= s["score"] <= 1 for s in expected_spans)
+    # served over HTTP by a real uvicorn server: /predict answers spans with types and scores
+    srv = Server({"config": span_project.base_dir + "/project.toml", "overrides": [],
+                  "root": Path(span_project.base_dir)}, workers=1)
+    try:
+        srv.wait_ready(timeout=180)
+        answer = httpx.post(f"{srv.url}/predict", json={"texts": [text, "nothing"]}, timeout=60).json()
+    finally:
+        srv.stop()
+    assert answer["model_version"] == result.run_id
+    assert answer["predictions"][0]["spans"] == expected_spans and len(answer["predictions"]) == 2
 
 
 def _spans_json(folder, n_docs=40):

@@ -171,12 +171,15 @@ class Gazetteer(SpanLF):
 
     def _match(self, row):
         text = _text(row)
-        found = [m for m in TOKEN_PATTERN.finditer(text)]
-        exact, folded = [m.group() for m in found], [m.group().casefold() for m in found]
+        found = list(TOKEN_PATTERN.finditer(text))
+        exact = [m.group() for m in found]
+        # only the tries that hold terms are walked (one of them for "sensitive" and "insensitive")
+        walks = [(trie, toks) for trie, toks in zip(self._tries, (exact, [t.casefold() for t in exact]) if
+                                                    self._tries[1] else (exact, exact)) if trie]
         spans, i = [], 0
         while i < len(found):
             ends = []  # (end token, label) of every term starting at token i
-            for trie, toks in zip(self._tries, (exact, folded)):
+            for trie, toks in walks:
                 node, j = trie, i
                 while j < len(toks) and toks[j] in node:
                     node, j = node[toks[j]], j + 1

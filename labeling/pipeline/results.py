@@ -68,3 +68,24 @@ class RunResult:
             "promotion": self.promotion or None,
             "swept": self.swept or None,
         }
+
+
+def format_spans_summary(result: RunResult) -> str:
+    """The terminal report of a spans run: per-type LF analysis and the entity-level test table."""
+    table = result.evaluation[["name", "entity_precision", "entity_recall", "entity_f1", "support"]].copy()
+    for col in ("entity_precision", "entity_recall", "entity_f1"):
+        table[col] = table[col].map(lambda v: f"{v:.1%}")
+    lf_view = result.lf_table.loc["dev"].set_index(["lf", "type"])
+    return "\n".join([
+        f"run {result.run_id}  project {result.project}  seed {result.seed}  task spans",
+        f"dataset {result.dataset_version}  splits {result.split_sizes}",
+        f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)",
+        f"label model {result.label_model['type']} (selected on dev entity F1)  end model spaCy NER "
+        f"(dev entity F1 {result.end_model.get('dev_entity_f1', float('nan')):.3f})",
+        "",
+        "LF analysis on dev, per entity type (coverage, overlaps, conflicts: token shares; precision/recall: exact spans):",
+        lf_view.to_string(float_format=lambda v: f"{v:.3f}"),
+        "",
+        "Test split (entity-level, exact match, micro):",
+        table.to_string(index=False),
+    ])

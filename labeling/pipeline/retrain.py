@@ -78,7 +78,7 @@ from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapsho
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore, writer_lock
-from .results import RunResult, new_run_id as _new_run_id
+from .results import RunResult, format_spans_summary, new_run_id as _new_run_id
 from ..data.verify import raise_on_errors, verify_splits
 
 
@@ -640,6 +640,8 @@ def _end_model_lines(result: RunResult) -> list[str]:
 
 def format_summary(result: RunResult) -> str:
     """A readable report of a run for the terminal."""
+    if "entity_f1" in result.evaluation:
+        return format_spans_summary(result)
     # "coverage" in the LF table is the share of rows an LF votes on; here it is the share
     # of the train split a method learned from, so it gets its own name.
     columns = ["name", "accuracy", "macro_f1", "accuracy_unleaked", "train_rows", "coverage"]

@@ -13,7 +13,7 @@ import pytest
 
 from labeling.config import load_config, project_config_from_dict
 from labeling.errors import ConfigError
-from labeling.pipeline.retrain import run_retrain
+from labeling.pipeline.retrain import format_summary, run_retrain
 from labeling.pipeline.spans_retrain import load_span_splits
 from labeling.spans.end_model import SpacyNER
 from labeling.store.runs import RunStore
@@ -73,13 +73,15 @@ ner_max_steps = 10
 
 def test_spans_project_retrains_records_and_reloads_its_end_model(span_project):
     result = run_retrain(span_project)
-    out = result.to_json()
+    out = json.loads(json.dumps(result.to_json()))  # what `retrain --json` prints
     rows = {r["name"]: r for r in out["metrics"]}
     assert {"LF money", "LF products", "LF dates", "majority vote", "end model (spaCy NER)"} <= set(rows)
     assert all({"entity_precision", "entity_recall", "entity_f1"} <= set(r) for r in out["metrics"])
     label_model = next(r for n, r in rows.items() if n.startswith("label model ("))
     assert label_model["entity_f1"] > 0.8  # the LFs are nearly exact on these texts
     assert [lf["name"] for lf in out["lfs"]] == ["money", "products", "dates"]
+    report = format_summary(result)
+    assert "LF analysis on dev, per entity type" in report and "end model (spaCy NER)" in report
     analysis = result.documents["span_lf_analysis"]
     assert {(a["split"], a["lf"], a["type"]) for a in analysis} >= {("dev", "money", "MONEY")}
     dev_money = next(a for a in analysis if (a["split"], a["lf"], a["type"]) == ("dev", "money", "MONEY"))

@@ -84,7 +84,7 @@ class Frozen:
     end_model_info: dict | None = None
 
 
-def choose(data_dir, lf_sets, end_model: bool, seed: int = 0) -> list[Frozen]:
+def choose(data_dir, lf_sets, end_model: bool, seed: int = 0, ner_steps: int = 3000) -> list[Frozen]:
     frozen = []
     for lfs in lf_sets:
         names = None if lfs == "all" else lfs
@@ -97,7 +97,7 @@ def choose(data_dir, lf_sets, end_model: bool, seed: int = 0) -> list[Frozen]:
         if end_model:
             from labeling.spans.end_model import train_ner_on_aggregation
 
-            em, info = train_ner_on_aggregation(sel, train, valid, seed=seed)
+            em, info = train_ner_on_aggregation(sel, train, valid, seed=seed, max_steps=ner_steps)
         frozen.append(Frozen(lfs, sel, select_s, em, info))
     return frozen
 
@@ -131,9 +131,12 @@ def score(data_dir, frozen: list[Frozen]) -> list[dict]:
     return rows
 
 
-def run(data_dir=None, lf_sets=("lf_rec", "all"), end_model: bool = False) -> list[dict]:
-    frozen = choose(data_dir, lf_sets, end_model)  # phase 1: valid only
+def run(data_dir=None, lf_sets=("lf_rec", "all"), end_model: bool = False, ner_steps: int = 3000,
+        timing: bool = True) -> list[dict]:
+    frozen = choose(data_dir, lf_sets, end_model, ner_steps=ner_steps)  # phase 1: valid only
     rows = score(data_dir, frozen)  # phase 2: test, after every choice is fixed
+    if not timing:
+        return rows
     full = load_bc5cdr("train", data_dir=data_dir)
     timings = {candidate_name(m): _time_on_train(m, full) for m in default_span_candidates(len(full.types))}
     for r in rows:
@@ -158,6 +161,8 @@ def main(argv=None) -> None:
     parser.add_argument("--lfs", nargs="+", default=["lf_rec", "all"], choices=["lf_rec", "all"])
     parser.add_argument("--prior-sweep", action="store_true", help="valid F1 per HMM prior strength; no test")
     parser.add_argument("--end-model", action="store_true", help="also train the spaCy NER end model")
+    parser.add_argument("--ner-steps", type=int, default=3000, help="the end model's spaCy max_steps")
+    parser.add_argument("--no-timing", action="store_true", help="skip timing each candidate on train")
     args = parser.parse_args(argv)
     if args.prior_sweep:
         rows = prior_sweep(args.data_dir, tuple(args.lfs))
@@ -165,7 +170,7 @@ def main(argv=None) -> None:
         for r in rows:
             print(f"| {r['lfs']} | {r['prior_strength']:g} | {r['valid_f1']:.2f} | {r['em_rounds']} | {r['fit_s']:.1f} |")
         return
-    rows = run(args.data_dir, tuple(args.lfs), args.end_model)
+    rows = run(args.data_dir, tuple(args.lfs), args.end_model, args.ner_steps, timing=not args.no_timing)
     print("| LFs | method | dev F1 | test F1 | test P | test R | Chemical F1 | Disease F1 | published | time (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:

@@ -112,6 +112,17 @@ CREATE INDEX IF NOT EXISTS promotions_candidate ON promotions(candidate_run_id);
 """
 
 
+# Gold entity spans from span review (task = "spans"): one row per span of a reviewed text,
+# character offsets (end exclusive), the text's sha256 to tie them to the text they index.
+V3_STATEMENTS = """
+CREATE TABLE IF NOT EXISTS gold_spans (
+    project TEXT NOT NULL, task_key TEXT NOT NULL, text_sha256 TEXT NOT NULL, start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL, label TEXT NOT NULL, pulled_at TEXT NOT NULL,
+    PRIMARY KEY (project, task_key, start_char, end_char, label)
+);
+"""
+
+
 def statements(script: str) -> list[str]:
     """``script`` split into complete statements (a trigger body's ``;`` does not end it)."""
     out, buffer = [], ""
@@ -139,6 +150,11 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    for statement in statements(V3_STATEMENTS):
+        conn.execute(statement)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction."""
@@ -152,5 +168,6 @@ MIGRATIONS = (
     Migration(1, "create the run, serving, registry and review tables (the schema before versions)", _v1),
     Migration(2, "add late columns to old predictions/promotions tables; record migrations in"
                  " schema_migrations; index alias history, review tasks by project, promotions by run", _v2),
+    Migration(3, "add gold_spans (reviewed entity spans of spans projects)", _v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from labeling.review.label_studio import ReviewError
+from labeling.store.gold_spans import GoldSpans
 from labeling.review.spans import SpanReview, result_spans, span_labeling_config, span_result, span_tasks
 
 TYPES = ("PRODUCT", "MONEY", "DATE")
@@ -43,7 +44,7 @@ def test_results_round_trip_and_bad_offsets_are_refused():
     assert task["predictions"][0]["result"] == span_result(spans, text)
 
 
-def test_label_studio_round_trip_of_20_documents(label_studio):
+def test_label_studio_round_trip_of_20_documents(label_studio, tmp_path):
     url, key = label_studio
     docs = _docs(20)
     review = SpanReview(url, key, title=f"spans-{random.getrandbits(32):x}", classes=TYPES)
@@ -57,3 +58,6 @@ def test_label_studio_round_trip_of_20_documents(label_studio):
         review.annotate_spans(pushed.task_ids[k], spans, text)  # a reviewer accepts them
     gold = review.gold_spans()
     assert {k: g for k, g in gold.items()} == {k: (t, s) for k, t, s in docs}
+    with GoldSpans(tmp_path / "store.db") as store:  # and into the store, exactly
+        store.replace("spans", gold)
+        assert {k: s for k, (_, s) in store.spans("spans").items()} == {k: s for k, _, s in docs}

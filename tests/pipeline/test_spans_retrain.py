@@ -43,13 +43,13 @@ def _texts(n: int, seed: int) -> list[dict]:
             if field:
                 spans.append([len(text), len(text) + len(values[field]), {"p": "PRODUCT", "m": "MONEY", "d": "DATE"}[field]])
                 text += values[field]
-        rows.append({"id": f"r{i}", "text": text, "spans": spans, "split": "train" if i < 80 else "dev" if i < 100 else "test"})
+        rows.append({"id": f"r{i}", "text": text, "spans": spans, "split": "train" if i < 200 else "dev" if i < 250 else "test"})
     return rows
 
 
 @pytest.fixture
 def span_project(tmp_path):
-    (tmp_path / "reviews.jsonl").write_text("\n".join(json.dumps(r) for r in _texts(120, 0)) + "\n")
+    (tmp_path / "reviews.jsonl").write_text("\n".join(json.dumps(r) for r in _texts(300, 0)) + "\n")
     (tmp_path / "span_lfs.py").write_text(LF_MODULE)
     (tmp_path / "project.toml").write_text('''
 [project]

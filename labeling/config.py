@@ -51,6 +51,10 @@ class DatasetConfig:
     # reads, one of labeling.data.wrench.RELATION_TEXTS ("sentence", "entity_markers",
     # "between"); serve texts rendered the same way (labeling.data.wrench.render_relation)
     relation_text: str = "entity_markers"
+    # source = "spans_json" (path = a folder of train/valid/test .json and meta.json in the
+    # CHMM/WRENCH span format, labeling.spans.data): the LFs kept, by name, or ["lf_rec"]
+    # (a bare "lf_rec" is read as that) for meta.json's recommended subset; () = all
+    weak_label_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ class EndModelConfig:
     # auto: character n-gram and embedding candidates (end_model_selection.COSTLY) are left out when
     # the selection rows hold more characters than this (their cost grows with every character); 0 = always
     costly_max_chars: int = 4000000
+    # task = "spans": the spaCy NER end model's training steps (spaCy's max_steps; the best
+    # checkpoint on dev is kept)
+    ner_max_steps: int = 3000
 
 
 @dataclass(frozen=True)
@@ -251,6 +258,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float, bool, bool]] = {
     ("dataset", "dev_size"): (0, 1, False, False),
     ("dataset", "test_size"): (0, 1, False, False),
     ("lfs", "n_jobs"): (0, _INF, True, False),
+    ("end_model", "ner_max_steps"): (1, _INF, True, False),
     ("label_model", "n_epochs"): (1, _INF, True, False),
     ("label_model", "lr"): (0, _INF, False, False),
     ("label_model", "l2"): (0, _INF, True, False),
@@ -379,6 +387,8 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
         section = data.pop(name, {})
         if not isinstance(section, dict):
             raise ConfigError(f"[{name}] must be a table")
+        if name == "dataset" and isinstance(section.get("weak_label_names"), str):
+            section = {**section, "weak_label_names": [section["weak_label_names"]]}
         sections[name] = _build(cls, name, section)
     if data:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(data))}")
@@ -386,8 +396,11 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
         if required not in project:
             raise ConfigError(f"[project] needs {required!r}")
     classes = project.pop("classes")
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise ConfigError(f"project.classes must list at least two class names, got {classes!r}")
+    # a spans project's classes are its entity types: one is enough (O is implicit)
+    fewest = 1 if project.get("task") == "spans" else 2
+    if not isinstance(classes, list) or len(classes) < fewest or not all(isinstance(c, str) for c in classes):
+        what = "at least one entity type" if fewest == 1 else "at least two class names"
+        raise ConfigError(f"project.classes must list {what}, got {classes!r}")
     if len(set(classes)) != len(classes):
         raise ConfigError(f"project.classes has duplicates: {classes!r}")
     known = {"name": str, "seed": int, "store": str, "artifacts": str, "metric": str, "task": str}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import sys
 
 import pytest
 
@@ -93,3 +94,33 @@ def test_retrain_scale_ratio_table_lists_every_stage_with_its_ratio_to_the_small
     assert [line.split()[0] for line in lines[2:]] == ["load", "apply", "end_model", "wall", "peak"]
     assert lines[2].split()[1:] == ["2.00", "8.00", "40.00", "4.0", "20.0"]
     assert module.ratio_table({50_000: run(1)}) == ""  # one size: nothing to compare
+
+
+def test_spans_benchmark_reads_test_only_after_every_choice_is_fixed(monkeypatch):
+    """benchmarks/spans.py: every selection (valid) happens before the first test load."""
+    from labeling.spans.data import SpanDataset
+
+    spec = importlib.util.spec_from_file_location("spans_bench", REPO / "benchmarks" / "spans.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "spans_bench", bench)  # its dataclass looks its module up there
+    spec.loader.exec_module(bench)
+    events = []
+
+    def load(split, weak_label_names=None, data_dir=None):
+        events.append(("load", split))
+        doc = (("a", "b", "c"),)
+        return SpanDataset(("0",), doc, (((0, 1, 0),),), ((((0, 1, 0),),),), ("lf",), ("X",))
+
+    real_select = bench.select_span_aggregator
+
+    def select(*args, **kwargs):
+        events.append(("select", None))
+        return real_select(*args, **{**kwargs, "n_folds": 2, "candidates": bench.default_span_candidates(1)[:2]})
+
+    monkeypatch.setattr(bench, "load_bc5cdr", load)
+    monkeypatch.setattr(bench, "select_span_aggregator", select)
+    rows = bench.score(None, bench.choose(None, ("lf_rec", "all"), end_model=False))
+    assert rows and all("test_f1" in r for r in rows)
+    first_test = events.index(("load", "test"))
+    assert [e for e in events if e[0] == "select"] == [e for e in events[:first_test] if e[0] == "select"]
+    assert events.count(("select", None)) == 2

@@ -166,3 +166,14 @@ def test_task_defaults_to_single_label_and_does_not_move_old_config_hashes(tmp_p
     before = {k: v for k, v in recorded.items() if k != "task"}  # a run recorded before the key existed
     assert config_hash(recorded) == config_hash(before)
     assert config_hash({**recorded, "task": "multi_label"}) != config_hash(before)
+
+
+def test_span_settings_at_their_defaults_do_not_move_old_config_hashes(tmp_path):
+    from labeling.pipeline.lineage import config_hash
+
+    recorded = load_config(write_project(tmp_path, MINIMAL)).to_dict()
+    before = {**recorded, "dataset": {k: v for k, v in recorded["dataset"].items() if k != "weak_label_names"},
+              "end_model": {k: v for k, v in recorded["end_model"].items() if k != "ner_max_steps"}}
+    assert config_hash(recorded) == config_hash(before)
+    assert config_hash({**recorded, "dataset": {**recorded["dataset"], "weak_label_names": ["lf_rec"]}}) \
+        != config_hash(before)

@@ -64,10 +64,11 @@ REQUIRED_FILES = {
     "torch": ("weights.safetensors",),  # and vocabulary.json when it reads n-grams
     "label_model": ("label_model.json",),
     "onnx": ("classifier.onnx", "tfidf.json"),
+    "spacy_ner": ("pipeline/meta.json", "pipeline/config.cfg"),
 }
 # Kinds whose files keep the folder layout they had (a run's LF modules, with the
 # resource files beside them): their manifest names files by relative POSIX path.
-NESTED_KINDS = frozenset({"lf_modules"})
+NESTED_KINDS = frozenset({"lf_modules", "spacy_ner"})
 
 
 def _plain_name(name: str) -> bool:

@@ -27,12 +27,24 @@ _LOCATION_KEYS = ("base_dir", "store", "artifacts")
 # Settings added after runs were recorded: at these defaults they hash as if absent, so a run
 # whose computation did not change keeps its config hash (and its lineage shows no config change).
 _ADDED_DEFAULTS = {"task": "single_label", "serving": {"predictor": "auto"}}
+# the same for settings inside a section: (section, key) -> default as JSON reads it back
+_ADDED_SECTION_DEFAULTS = {("dataset", "weak_label_names"): [], ("end_model", "ner_max_steps"): 3000}
+
+
+def _without_added_defaults(config: dict) -> dict:
+    out = {k: v for k, v in config.items() if not (k in _ADDED_DEFAULTS and v == _ADDED_DEFAULTS[k])}
+    for (section, key), default in _ADDED_SECTION_DEFAULTS.items():
+        values = out.get(section)
+        if isinstance(values, dict) and key in values:
+            value = values[key]
+            if (list(value) if isinstance(value, (list, tuple)) else value) == default:
+                out[section] = {k: v for k, v in values.items() if k != key}
+    return out
 
 
 def config_hash(config: dict) -> str:
     """Hash of a recorded config without its machine-specific paths (16 hex digits of sha256)."""
-    payload = {k: v for k, v in config.items()
-               if k not in _LOCATION_KEYS and not (k in _ADDED_DEFAULTS and v == _ADDED_DEFAULTS[k])}
+    payload = {k: v for k, v in _without_added_defaults(config).items() if k not in _LOCATION_KEYS}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -19,9 +19,12 @@ def load_recorded_end_model(store, run_id: str):
     whose lock is released before the slow load). Raises ``StoreError`` (unknown run) or
     ``ArtifactError`` (any load failure, file named).
     """
-    from ..models.artifacts import load_end_model
+    from ..models.artifacts import load_end_model, read_manifest
+    from ..spans.end_model import KIND as SPACY_NER, SpacyNER
 
     folder, expected = store.recorded_end_model(run_id)
+    if read_manifest(folder, expected)["kind"] == SPACY_NER:  # a spans run: spans, not class probabilities
+        return SpacyNER.load(folder, expected)
     return load_end_model(folder, expected)
 
 

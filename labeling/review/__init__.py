@@ -16,6 +16,7 @@ EXPORTS = {
         "STRATEGIES", "Annotation", "LabelStudioReview", "PushResult", "ReviewError", "ReviewItem", "build_tasks",
         "labeling_config", "sample_scores", "select_for_review",
     ],
+    "spans": ["SpanReview", "result_spans", "span_labeling_config", "span_result", "span_tasks"],
     "gold": ["GoldStore", "ReviewTask", "all_gold", "review_gold"],
     "refinement": ["RefineReport", "format_lf_code", "lf_accuracy_table", "likely_label_errors", "refine", "suggest_keyword_lfs", "wilson_interval"],
     "redact": ["RedactionSettings", "redact_text", "redact_texts"],

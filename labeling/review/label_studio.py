@@ -428,6 +428,9 @@ def _sdk_call(what: str, func, *args, **kwargs):
         raise ReviewError(f"Label Studio refused to {what}: HTTP {exc.status_code}: {exc.body}") from exc
 
 
+sdk_call = _sdk_call  # the same, for the span review (labeling.review.spans)
+
+
 class LabelStudioReview:
     """A Label Studio project for one labeling project (found by its title)."""
 
@@ -448,7 +451,7 @@ class LabelStudioReview:
         must first be reconciled with the answers that still use the old name."""
         if self._project_id is not None and (self._config_current or not update_config):
             return self._project_id
-        config = labeling_config(self.classes)
+        config = self.labeling_config_xml()
         found = [p for p in _sdk_call("list projects", self.client.projects.list, title=self.title) if p.title == self.title]
         if found:
             project = found[0]
@@ -462,6 +465,10 @@ class LabelStudioReview:
             self._config_current = True
         self._project_id = int(project.id)
         return self._project_id
+
+    def labeling_config_xml(self) -> str:
+        """The project's labeling config (a span review overrides it with ``<Labels>``)."""
+        return labeling_config(self.classes)
 
     def existing_tasks(self, *, update_config: bool = True) -> dict[str, dict]:
         """task_key -> the task (id, data, annotations) for every task of the project."""

@@ -202,6 +202,13 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
         model = load_recorded_end_model(log, run_id)
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
+    if hasattr(model, "predict_text"):  # a spans run's NER pipeline: spans with types and scores, no LF votes
+        try:
+            model.predict_text(["warm-up: bought it for $5 on Monday"])
+        except Exception as exc:  # as below: a model that cannot predict is not served
+            raise ModelLoadError(f"cannot serve run {run_id!r}: its warm-up prediction failed: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        return ServedModel(run_id=run_id, model=model, lineage=lineage, lfs_error="a spans run serves no LF votes")
     try:
         probs = model.predict_proba(["warm-up: is this spam? check out my channel"])
     except Exception as exc:  # a model that loads but cannot predict is not served, whatever it raises
@@ -477,7 +484,7 @@ class _Server:
         if self.current is None:
             return
         try:
-            if s.lf_votes == "background" and self.config.lfs.modules:
+            if s.lf_votes == "background" and self.config.lfs.modules and self.config.task != "spans":
                 # started on the served run: its LFs are warmed up (spaCy loads) before readiness
                 self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations,
                                            max_texts=s.lf_votes_max_texts, run_id=self.current.run_id)
@@ -487,7 +494,7 @@ class _Server:
             return
         try:
             # warm the LFs (spaCy loads here) before declaring readiness, when answers need them
-            if s.lf_votes == "inline" or self.current.needs_lfs:
+            if (s.lf_votes == "inline" or self.current.needs_lfs) and self.config.task != "spans":
                 self.votes(self.current, ["warm-up"])
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
@@ -965,6 +972,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             # here, not declared as a dependency: the schema would then say every prediction needs it.
             check_token(await bearer(request))
         texts = [body.text] if body.text is not None else list(body.texts)
+        if server.config.task == "spans":
+            return await predict_spans(texts, request)
         served, records, answered = await server.predict(texts, body.explain)
         request.state.model_version = served.run_id
         return PredictResponse(model_version=served.run_id, predictor=served.predictor, predictions=[
@@ -973,6 +982,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
                                lf_votes_status=r.lf_votes_status, lf_votes_error=r.lf_votes_error, predictor=by)
             for r, by in zip(records, answered)
         ])
+
+    async def predict_spans(texts: list[str], request: Request) -> JSONResponse:
+        """A spans run's answer: per text its entities ``{start, end, label, score}`` (character
+        offsets, end exclusive; ``score`` in [0, 1]). Not logged: the prediction log holds class
+        probabilities, which a span prediction does not have."""
+        served = server.current
+        if served is None or not server.ready:
+            raise HTTPException(503, "no model is ready")
+        spans = await run_in_threadpool(served.model.predict_text, texts)
+        request.state.model_version = served.run_id
+        return JSONResponse({"model_version": served.run_id,
+                             "predictions": [{"id": str(uuid.uuid4()), "spans": s} for s in spans]})
 
     @app.get("/predictions/{prediction_id}", response_model=LoggedPrediction, dependencies=predict_deps,
              responses={**responses, 404: {"description": "unknown prediction id"}})

@@ -17,8 +17,10 @@ EXPORTS = {
     "metrics": ["entity_counts", "entity_scores"],
     "doclevel": ["abbreviation_spans", "add_abbreviations"],
     "aggregate": ["SpanHMM", "SpanSelection", "TokenMajorityVote", "TokenWeightedVote", "select_span_aggregator"],
-    "lfs": ["Gazetteer", "SpanLF", "char_spans_to_tokens", "regex_span_lf", "span_labeling_function",
-            "token_offsets"],
+    "lfs": ["Gazetteer", "SpanLF", "SpanVotes", "apply_span_lfs", "char_spans_to_tokens", "matcher_lf",
+            "phrase_matcher_lf", "regex_span_lf", "spacy_ner_lf", "span_labeling_function", "token_offsets"],
+    "end_model": ["SpacyNER"],
+    "analysis": ["span_lf_summary"],
 }
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

@@ -127,6 +127,17 @@ CREATE INDEX IF NOT EXISTS ls_jobs_kind_status ON ls_jobs(kind, status);
 """
 
 
+# Gold entity spans from span review (task = "spans"): one row per span of a reviewed text,
+# character offsets (end exclusive), the text's sha256 to tie them to the text they index.
+V4_STATEMENTS = """
+CREATE TABLE IF NOT EXISTS gold_spans (
+    project TEXT NOT NULL, task_key TEXT NOT NULL, text_sha256 TEXT NOT NULL, start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL, label TEXT NOT NULL, pulled_at TEXT NOT NULL,
+    PRIMARY KEY (project, task_key, start_char, end_char, label)
+);
+"""
+
+
 def statements(script: str) -> list[str]:
     """``script`` split into complete statements (a trigger body's ``;`` does not end it)."""
     out, buffer = [], ""
@@ -154,9 +165,16 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-def _v3(conn: sqlite3.Connection) -> None:
-    for statement in statements(V3_STATEMENTS):
-        conn.execute(statement)
+def _run_script(script: str) -> Callable[[sqlite3.Connection], None]:
+    """A migration step that runs ``script``'s statements in order."""
+    def apply(conn: sqlite3.Connection) -> None:
+        for statement in statements(script):
+            conn.execute(statement)
+    return apply
+
+
+_v3 = _run_script(V3_STATEMENTS)
+_v4 = _run_script(V4_STATEMENTS)
 
 
 @dataclass(frozen=True)
@@ -180,5 +198,6 @@ MIGRATIONS = (
     Migration(2, "add late columns to old predictions/promotions tables; record migrations in"
                  " schema_migrations; index alias history, review tasks by project, promotions by run", _v2),
     Migration(3, "add ls_jobs: the Label Studio backend's jobs, shared by every server worker", _v3),
+    Migration(4, "add gold_spans (reviewed entity spans of spans projects)", _v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

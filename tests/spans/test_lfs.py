@@ -86,3 +86,32 @@ def test_character_spans_map_to_tokens_in_each_alignment_mode():
         char_spans_to_tokens(span, offsets, "strict")
     with pytest.raises(LabelError, match="not in the text"):
         token_offsets(text, ["Aspirin", "aspirin"])
+
+
+def test_apply_span_lfs_caches_per_lf_version_and_recomputes_a_changed_lf(tmp_path):
+    from labeling.spans.lfs import apply_span_lfs, regex_span_lf
+
+    texts = ["paid $5 on Monday", "nothing here", "paid $7"]
+    money = regex_span_lf("money", r"\$\d+", "MONEY")
+    first = apply_span_lfs([money], texts, cache=tmp_path)
+    assert first.spans == [[[(5, 7, "MONEY")]], [[]], [[(5, 7, "MONEY")]]] and first.computed == (3,)
+    again = apply_span_lfs([money], texts + ["$9"], cache=tmp_path)
+    assert again.computed == (1,) and again.spans[:3] == first.spans and again.versions == first.versions
+    changed = regex_span_lf("money", r"\$\d+|\d+ dollars", "MONEY")
+    redone = apply_span_lfs([changed], texts, cache=tmp_path)
+    assert redone.versions != first.versions and redone.computed == (3,)
+
+
+def test_spacy_helpers_match_phrases_patterns_and_map_ner_types():
+    from labeling.lf.fingerprint import fingerprint
+    from labeling.spans.lfs import matcher_lf, phrase_matcher_lf, spacy_ner_lf
+
+    text = "I bought an iphone 12 and a Galaxy for 500 dollars on March 3, 2020."
+    phones = phrase_matcher_lf("phones", {"PRODUCT": ["iPhone 12", "Galaxy"]})
+    assert phones(text) == [(12, 21, "PRODUCT"), (28, 34, "PRODUCT")]
+    other = phrase_matcher_lf("phones", {"PRODUCT": ["iPhone 12"]})
+    assert fingerprint(other).version != fingerprint(phones).version  # the version follows the terms
+    money = matcher_lf("money", {"MONEY": [[{"LIKE_NUM": True}, {"LOWER": "dollars"}]]})
+    assert money(text) == [(39, 50, "MONEY")]
+    ner = spacy_ner_lf("ner", {"DATE": "WHEN"})
+    assert ("WHEN" in {label for _, _, label in ner(text)}) and all(label == "WHEN" for _, _, label in ner(text))

@@ -27,11 +27,20 @@ _LOCATION_KEYS = ("base_dir", "store", "artifacts")
 # Settings added after runs were recorded: at these defaults they hash as if absent, so a run
 # whose computation did not change keeps its config hash (and its lineage shows no config change).
 _ADDED_DEFAULTS = {"task": "single_label"}
+# the same, for settings inside a section: (section, key) -> default
+_ADDED_SECTION_DEFAULTS = {("dataset", "label_separator"): ","}
+
+
+def _without_added_defaults(section: str, value):
+    if not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items()
+            if not ((section, k) in _ADDED_SECTION_DEFAULTS and v == _ADDED_SECTION_DEFAULTS[(section, k)])}
 
 
 def config_hash(config: dict) -> str:
     """Hash of a recorded config without its machine-specific paths (16 hex digits of sha256)."""
-    payload = {k: v for k, v in config.items()
+    payload = {k: _without_added_defaults(k, v) for k, v in config.items()
                if k not in _LOCATION_KEYS and not (k in _ADDED_DEFAULTS and v == _ADDED_DEFAULTS[k])}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

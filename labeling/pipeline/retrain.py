@@ -79,63 +79,8 @@ from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapsho
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore, writer_lock
+from .result import HUMAN_BASELINE, ORACLE_BASELINE, RunResult
 from ..data.verify import raise_on_errors, verify_splits
-
-
-@dataclass(frozen=True, eq=False)
-class RunResult:
-    """Everything a run produced; ``to_json`` is what ``--json`` prints."""
-
-    run_id: str
-    project: str
-    seed: int
-    dataset_version: str
-    split_sizes: dict
-    lf_set_version: str
-    lfs: tuple[tuple[str, str], ...]
-    matrix_hashes: dict
-    label_model: dict
-    end_model: dict
-    evaluation: pd.DataFrame
-    lf_table: pd.DataFrame
-    artifacts: dict = field(default_factory=dict)
-    store_path: str = ""
-    timings: dict = field(default_factory=dict)
-    documents: dict = field(default_factory=dict)  # verification, slices, test predictions, monitor reference
-    promotion: dict = field(default_factory=dict)  # the gate's decision on this run (recorded runs)
-    swept: dict = field(default_factory=dict)  # what the sweep before this run removed or completed
-    stages: dict = field(default_factory=dict)  # per stage: seconds, peak RSS (MiB), rows, rows/s
-
-    def metric(self, name: str, column: str = "accuracy") -> float:
-        rows = self.evaluation[self.evaluation["name"] == name]
-        if rows.empty:
-            raise KeyError(name)
-        return float(rows.iloc[0][column])
-
-    def to_json(self) -> dict:
-        table = self.evaluation.astype(object).where(self.evaluation.notna(), None)
-        return {
-            "run_id": self.run_id,
-            "project": self.project,
-            "seed": self.seed,
-            "dataset_version": self.dataset_version,
-            "split_sizes": self.split_sizes,
-            "lf_set_version": self.lf_set_version,
-            "lfs": [{"name": n, "version": v} for n, v in self.lfs],
-            "label_matrix_hashes": self.matrix_hashes,
-            "label_model": self.label_model,
-            "end_model": self.end_model,
-            "metrics": table.to_dict(orient="records"),
-            "artifacts": self.artifacts,
-            "store": self.store_path,
-            "timings_s": self.timings,
-            "stages": self.stages,
-            "verification": {k: self.documents["verification"][k] for k in ("findings", "stats")}
-            if "verification" in self.documents else None,
-            "slices": self.documents.get("slices"),
-            "promotion": self.promotion or None,
-            "swept": self.swept or None,
-        }
 
 
 @contextmanager
@@ -152,8 +97,6 @@ _STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model
 REFERENCE_MAX_TEXTS = 50_000
 
 
-HUMAN_BASELINE = "human (dev labels; chosen by CV on dev)"
-ORACLE_BASELINE = "oracle (gold train labels; chosen by CV on train)"
 
 
 def _new_run_id() -> str:
@@ -292,6 +235,10 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     passes a run's own, loaded from its saved copy); only without recording."""
     if lfs is not None and record:
         raise LabelingError("a run records the LFs of its config's modules; given LFs are for record=False")
+    if config.task == "multi_label":
+        from ..multilabel.retrain import run_multilabel
+
+        return run_multilabel(config, show_progress=show_progress, record=record, lfs=lfs)
     if config.task != "single_label":
         # Each task shape plugs its own runner in here (labeling.multilabel, labeling.spans).
         raise LabelingError(f"project.task = {config.task!r}: retrain does not run this task shape yet")
@@ -694,6 +641,10 @@ def _end_model_lines(result: RunResult) -> list[str]:
 
 def format_summary(result: RunResult) -> str:
     """A readable report of a run for the terminal."""
+    if result.documents.get("task") == "multi_label":
+        from ..multilabel.retrain import format_multilabel_summary
+
+        return format_multilabel_summary(result)
     # "coverage" in the LF table is the share of rows an LF votes on; here it is the share
     # of the train split a method learned from, so it gets its own name.
     columns = ["name", "accuracy", "macro_f1", "accuracy_unleaked", "train_rows", "coverage"]

@@ -107,7 +107,7 @@ def select_multilabel_label_model(candidates: Sequence, T_train, T_dev, Y_dev, *
     rng = np.random.default_rng(random_state)
     folds = rng.permutation(len(Y_dev)) % _FOLDS
     T_fit = np.concatenate([T_train, T_dev])
-    scores, preds, fitted = [], [], []
+    scores, preds, fitted, fit_seconds = [], [], [], []
     for cand in candidates:
         to_labels = getattr(cand, "fits_to_labels", False)
         factory = lambda cand=cand: type(cand)(**cand.get_params())  # noqa: E731
@@ -115,15 +115,19 @@ def select_multilabel_label_model(candidates: Sequence, T_train, T_dev, Y_dev, *
         scores.append(score(Y_dev, pred, metric))
         preds.append(pred)
         Y_fit = np.concatenate([np.full((len(T_train), Y_dev.shape[1]), -1, dtype=np.int8), Y_dev]) if to_labels else None
-        model = factory().fit(T_fit, Y_fit).fit_thresholds(T_dev, Y_dev)
-        fitted.append((_name(cand), model))
+        started = time.perf_counter()
+        model = factory().fit(T_fit, Y_fit)
+        fit_seconds.append(time.perf_counter() - started)
+        fitted.append((_name(cand), model.fit_thresholds(T_dev, Y_dev)))
     best = int(np.argmax(scores))
     draws = rng.integers(0, len(Y_dev), size=(100, len(Y_dev)))
     se = float(np.std([score(Y_dev[d], preds[best][d], metric) for d in draws]))
     chosen = next(i for i, s in enumerate(scores) if s >= scores[best] - se - 1e-12)
     doc = {"metric": metric, "tolerance": se, "chosen": fitted[chosen][0],
            "rule": f"{fitted[chosen][0]}: the simplest candidate within one standard error of the best dev score",
-           "fallback": "", "candidates": [{"name": n, "dev_score": s} for (n, _), s in zip(fitted, scores)]}
+           "fallback": "", "candidates": [{"name": n, "dev_score": s, "fit_seconds": round(t, 3), "rows": len(T_fit),
+                           "lfs": int(T_fit.shape[1]), "classes": int(T_fit.shape[2])}
+                          for (n, _), s, t in zip(fitted, scores, fit_seconds)]}
     return fitted[chosen][1], doc, fitted
 
 

@@ -15,7 +15,8 @@ EXPORTS = {
     "votes": ["NOT", "MultiLabelLF", "decode_votes", "encode_vote", "multilabel_lfs", "votes_summary"],
     "gold": ["load_multilabel_dataset", "parse_gold"],
     "label_models": ["ExclusiveLabelModel", "MultiLabelMajorityVote", "PerClassLabelModel", "choose_thresholds"],
-    "end_models": ["OneVsRestTextClassifier", "load_multilabel_end_model", "save_multilabel_end_model"],
+    "end_models": ["OneVsRestTextClassifier", "load_multilabel_end_model", "predict_label_sets",
+                   "save_multilabel_end_model"],
     "metrics": ["multilabel_metrics"],
     "retrain": ["format_multilabel_summary", "run_multilabel", "select_multilabel_label_model"],
 }

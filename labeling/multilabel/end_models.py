@@ -23,7 +23,8 @@ from ..models.end_model_selection import family_model
 from ..models.end_models import SklearnTextClassifier
 from .label_models import DEFAULT_THRESHOLD, choose_thresholds
 
-__all__ = ["OVR_FAMILIES", "OneVsRestTextClassifier", "load_multilabel_end_model", "save_multilabel_end_model"]
+__all__ = ["OVR_FAMILIES", "OneVsRestTextClassifier", "load_multilabel_end_model", "predict_label_sets",
+           "save_multilabel_end_model"]
 
 # the single-label families whose features one vectorization can share across the k classes
 OVR_FAMILIES = ("char_wb", "char_wb_C10", "word", "word_hashed", "word_char")
@@ -130,3 +131,12 @@ def load_multilabel_end_model(folder: str | Path, expected=None) -> OneVsRestTex
     if meta["thresholds_"]:
         model.thresholds_ = np.asarray(meta["thresholds_"], dtype=np.float64)
     return model
+
+
+def predict_label_sets(model: OneVsRestTextClassifier, texts: Sequence[str], classes: Sequence[str]) -> list[dict]:
+    """What a multi-label model answers for each text: ``{"labels": [class names] (its
+    thresholds; [] = no class), "probabilities": {class: P(class present)}}``."""
+    P = model.predict_proba(texts)
+    sets = model.predict_sets(P)
+    return [{"labels": [classes[c] for c in np.flatnonzero(row)],
+             "probabilities": {name: float(p) for name, p in zip(classes, probs)}} for row, probs in zip(sets, P)]

@@ -19,9 +19,14 @@ def load_recorded_end_model(store, run_id: str):
     whose lock is released before the slow load). Raises ``StoreError`` (unknown run) or
     ``ArtifactError`` (any load failure, file named).
     """
-    from ..models.artifacts import load_end_model
+    from ..models.artifacts import MANIFEST, load_end_model, read_json
 
     folder, expected = store.recorded_end_model(run_id)
+    if expected and MANIFEST in expected and (folder / MANIFEST).is_file() and \
+            read_json(folder / MANIFEST).get("kind") == "multilabel_ovr":  # a multi-label run's one-vs-rest model
+        from ..multilabel.end_models import load_multilabel_end_model
+
+        return load_multilabel_end_model(folder, expected)
     return load_end_model(folder, expected)
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from labeling.config import load_config
 from labeling.errors import ConfigError
-from labeling.multilabel.end_models import load_multilabel_end_model
+from labeling.multilabel.end_models import predict_label_sets
 from labeling.pipeline.lineage import config_hash
 from labeling.pipeline.retrain import format_summary, run_retrain
-from labeling.pipeline.store import RunStore
+from labeling.pipeline.store import RunStore, load_recorded_end_model
 
 from .conftest import write_tiny_multilabel
 
@@ -36,8 +36,11 @@ def test_retrain_records_one_row_per_method_with_the_multilabel_metrics(tiny_mul
     with RunStore(result.store_path) as store:
         run = store.get_run(result.run_id)
         assert {m["name"] for m in run["metrics"]} == set(names)
-    model = load_multilabel_end_model(result.artifacts["end_model/manifest.json"]["path"].rsplit("/", 1)[0])
-    assert model.predict(["what a goal in the match"]).tolist() == [[1, 0, 0]]
+    with RunStore(result.store_path) as store:
+        model = load_recorded_end_model(store, result.run_id)  # checksums recorded with the run checked
+    answer = predict_label_sets(model, ["what a goal in the match", "a song at the stadium goal"], config.classes)
+    assert [a["labels"] for a in answer] == [["sport"], ["sport", "music"]]
+    assert set(answer[0]["probabilities"]) == {"sport", "music", "food"}
 
 
 def test_a_single_label_metric_is_refused(tmp_path):

@@ -92,3 +92,10 @@ def test_votes_summary_is_per_lf_and_class_with_gold_precision():
     table = votes_summary(T, ["lf"], ["a", "b"], Y)
     assert table.loc[("lf", "a"), "yes_precision"] == 0.5
     assert table.loc[("lf", "b"), "no_accuracy"] == 1.0
+
+
+def test_declarative_lfs_take_not_and_a_list_as_one_encoded_vote():
+    lfs = [keyword_lf("kw_not", ["studio"], NOT(2)), keyword_lf("kw_both", ["stadium"], encode_vote([0, 1]))]
+    frame = pd.DataFrame({"text": ["studio", "stadium", "x"]})
+    T = decode_votes(apply_lfs(lfs, frame, cardinality=apply_cardinality(), n_jobs=1).L, 3)
+    assert T[0, 0].tolist() == [A, A, NO] and T[1, 1].tolist() == [YES, YES, A] and (T[2] == A).all()

@@ -20,7 +20,7 @@ and ``predict(T)`` ((n, k) 0/1). ``T`` is ``votes.decode_votes``'s tensor; ``Y``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np

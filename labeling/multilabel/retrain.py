@@ -14,7 +14,6 @@ columns ``micro_f1``, ``macro_f1``, ``samples_f1``, ``subset_accuracy`` and
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import secrets
 import time
@@ -24,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from ..data.datasets import SPLIT_NAMES
-from ..errors import ConfigError, LabelingError
+from ..errors import ConfigError
 from ..lf.apply import apply_lfs
 from ..lf.cache import project_cache_dir
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import label_matrix_hash
-from ..models.artifacts import discard, save_label_model, write_json, write_manifest
+from ..models.artifacts import discard, write_json, write_manifest
 from ..pipeline.result import HUMAN_BASELINE, ORACLE_BASELINE, RunResult
 from ..pipeline.store import RunRecord, RunStore, writer_lock
 from ..progress import Stages, stage_table

@@ -28,7 +28,7 @@ import datetime as _dt
 import secrets
 from collections.abc import Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

@@ -72,6 +72,8 @@ KEYWORDS = {
 
 KEYWORD_LFS = [keyword_lf(f"kw_{name}_{i}", words, C[name]) for name, groups in KEYWORDS.items()
                for i, words in enumerate(groups)]
+# discovery collects module-level LFs: each keyword LF gets its own name here
+globals().update({lf.name: lf for lf in KEYWORD_LFS})
 
 _ANY_EMOTION = re.compile(r"(?<!\w)(?:" + "|".join(sorted({re.escape(w) for groups in KEYWORDS.values()
                                                               for ws in groups for w in ws}, key=len, reverse=True))

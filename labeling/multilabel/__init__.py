@@ -18,6 +18,7 @@ EXPORTS = {
     "end_models": ["OneVsRestTextClassifier", "load_multilabel_end_model", "predict_label_sets",
                    "save_multilabel_end_model"],
     "metrics": ["multilabel_metrics"],
+    "review": ["multilabel_label_errors"],
     "retrain": ["format_multilabel_summary", "run_multilabel", "select_multilabel_label_model"],
 }
 

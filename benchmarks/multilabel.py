@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labeling.config import load_config  # noqa: E402
+from labeling.multilabel.retrain import comparison_lines  # noqa: E402
 from labeling.pipeline.retrain import run_retrain  # noqa: E402
 from labeling.progress import stage_table  # noqa: E402
 
@@ -37,16 +38,6 @@ def table(result) -> list[tuple[str, float, float]]:
     keep = ev[ev["kind"].isin(["label_model", "label_model_candidate", "end_model", "baseline"])]
     keep = keep[~keep["name"].isin(["random"]) & ~keep["name"].str.startswith("prior")]
     return [(r.name, float(r.micro_f1), float(r.macro_f1)) for r in keep.itertuples()]
-
-
-def verdicts(result) -> list[str]:
-    ev = result.evaluation.set_index("name")
-    lm = next(n for n in ev.index if n.startswith("label model ("))
-    end, sel, mv = (float(ev.loc[n, "macro_f1"]) for n in ("end model", lm, "majority vote"))
-    return [f"end model {'beats' if end > sel else 'DOES NOT BEAT'} the selected label model on macro-F1 "
-            f"({end:.3f} vs {sel:.3f})",
-            f"selected label model {'beats' if sel > mv else 'DOES NOT BEAT'} majority vote on macro-F1 "
-            f"({sel:.3f} vs {mv:.3f})"]
 
 
 def main(argv=None) -> None:
@@ -74,7 +65,7 @@ def main(argv=None) -> None:
     ems = result.end_model["selection"]
     print(f"end model family chosen on dev: {ems['chosen']} "
           + ", ".join(f"{f} {s:.3f}" for f, s in ems["families"].items()))
-    print(*verdicts(result), sep="\n")
+    print(*comparison_lines(result), sep="\n")
     print()
     print(f"retrain stages (total {total:.1f} s):")
     print(stage_table(result.stages))

@@ -43,7 +43,7 @@ from .label_models import (
 from .metrics import METRICS, multilabel_metrics, score
 from .votes import YES, apply_cardinality, decode_votes, multilabel_lfs, votes_summary
 
-__all__ = ["MULTILABEL_METRICS", "default_multilabel_candidates", "format_multilabel_summary", "run_multilabel",
+__all__ = ["MULTILABEL_METRICS", "comparison_lines", "default_multilabel_candidates", "format_multilabel_summary", "run_multilabel",
            "select_multilabel_label_model"]
 
 MULTILABEL_METRICS = ("micro_f1", "macro_f1", "samples_f1")
@@ -322,6 +322,19 @@ def _save_label_model(model, folder):
     return write_manifest(folder, "multilabel_label_model", {"type": type(model).__name__})
 
 
+def comparison_lines(result: RunResult, metric: str = "macro_f1") -> list[str]:
+    """Whether the end model beats the chosen label model, and that one majority vote, on test ``metric``."""
+    ev = result.evaluation.set_index("name")
+    chosen = next((n for n in ev.index if n.startswith("label model (")), None)
+    if chosen is None or "end model" not in ev.index:
+        return []
+    end, lm, mv = (float(ev.loc[n, metric]) for n in ("end model", chosen, "majority vote"))
+    return [f"end model {'beats' if end > lm else 'DOES NOT BEAT'} the chosen label model on test {metric} "
+            f"({end:.3f} vs {lm:.3f})",
+            f"the chosen label model {'beats' if lm > mv else 'DOES NOT BEAT'} majority vote on test {metric} "
+            f"({lm:.3f} vs {mv:.3f})"]
+
+
 def format_multilabel_summary(result: RunResult) -> str:
     """A readable report of a multi-label run for the terminal."""
     cols = ["name", "micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss", "train_rows"]
@@ -339,7 +352,8 @@ def format_multilabel_summary(result: RunResult) -> str:
     lines += [f"  fallback: {c}: {w}" for c, w in (result.label_model.get("fallbacks") or {}).items()]
     ems = result.end_model.get("selection") or {}
     lines += [f"end model: one-vs-rest {ems.get('chosen')} (dev {ems.get('metric')}: "
-              + ", ".join(f"{f} {s:.3f}" for f, s in (ems.get("families") or {}).items()) + ")", "",
+              + ", ".join(f"{f} {s:.3f}" for f, s in (ems.get("families") or {}).items()) + ")",
+              *comparison_lines(result, sel.get("metric") or "macro_f1"), "",
               "Test split:", table.to_string(index=False)]
     if result.store_path:
         lines += ["", f"recorded in {result.store_path}"]

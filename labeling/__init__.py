@@ -8,6 +8,7 @@ what enters and leaves it:
     lf/        LFs + rows -> the label matrix L (apply, vote cache, spaCy parses, Dask)
     models/    L -> label model -> probabilistic labels -> end model; artifacts, ONNX
     spans/     span LFs + tokens -> token vote tensor -> aggregated entity spans; entity F1
+    multilabel/ set-valued LF votes -> n x m x k vote tensor -> label sets; multi-label F1s
     pipeline/  the retrain job: evaluation, store, registry and gate, lineage, slices, report
     serve/     the HTTP app, LF votes on served texts, prediction/feedback log, monitor
     review/    Label Studio review, redaction, gold labels, refinement
@@ -29,7 +30,7 @@ import lazy_loader
 
 #: The stages, in the order data flows through them; each ``labeling.<stage>.EXPORTS``
 #: maps its modules to their public names, which are all public here too.
-STAGES = ("store", "data", "lf", "models", "spans", "pipeline", "serve", "review", "notebook")
+STAGES = ("store", "data", "lf", "models", "spans", "multilabel", "pipeline", "serve", "review", "notebook")
 _BASICS = {
     "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError",
                "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError",

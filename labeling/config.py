@@ -37,6 +37,8 @@ class DatasetConfig:
     quoted: bool = True  # CSV: values may be "quoted"; false: a quote is an ordinary character
     text_field: str = "text"
     label_field: str = ""  # optional gold labels (class names or indices)
+    # project.task = "multi_label": a gold str is split by this into class names or indices
+    label_separator: str = ","
     id_field: str = ""  # row ids; row positions when empty
     split: str = "random"  # one of SPLITS
     split_field: str = ""  # split="column": values train/dev/test
@@ -416,7 +418,7 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
                           " postgresql:// URL")
     if project.get("task", "single_label") not in TASKS:
         raise ConfigError(f"project.task = {project['task']!r}: expected one of {', '.join(map(repr, TASKS))}")
-    check_metric(project.get("metric", "accuracy"), tuple(classes))
+    check_metric(project.get("metric", "accuracy"), tuple(classes), project.get("task", "single_label"))
     unknown = sorted(set(sections["end_model"].candidates) - set(END_MODEL_CANDIDATES))
     if unknown or not sections["end_model"].candidates:
         raise ConfigError(f"end_model.candidates {list(sections['end_model'].candidates)}: each must be one of "
@@ -426,9 +428,16 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
     return config
 
 
-def check_metric(metric: str, classes: tuple[str, ...]) -> str:
-    """``project.metric``: "accuracy", "macro_f1" or "f1:<one of classes>"; raises ConfigError."""
+def check_metric(metric: str, classes: tuple[str, ...], task: str = "single_label") -> str:
+    """``project.metric``: "accuracy", "macro_f1" or "f1:<one of classes>"; a multi-label
+    project: "micro_f1", "macro_f1" or "samples_f1" too ("accuracy" reads as macro-F1
+    there). Raises ConfigError."""
     kind, _, positive = metric.partition(":")
+    if task == "multi_label":
+        if metric in ("accuracy", "micro_f1", "macro_f1", "samples_f1"):
+            return metric
+        raise ConfigError(f"project.metric = {metric!r}: a multi-label project takes 'micro_f1', 'macro_f1' or "
+                          "'samples_f1'")
     if metric in ("accuracy", "macro_f1") or (kind == "f1" and positive in classes):
         return metric
     raise ConfigError(f"project.metric = {metric!r}: expected 'accuracy', 'macro_f1' or 'f1:<class>' "

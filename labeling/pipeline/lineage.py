@@ -28,7 +28,8 @@ _LOCATION_KEYS = ("base_dir", "store", "artifacts")
 # whose computation did not change keeps its config hash (and its lineage shows no config change).
 _ADDED_DEFAULTS = {"task": "single_label", "serving": {"predictor": "auto"}}
 # the same for settings inside a section: (section, key) -> default as JSON reads it back
-_ADDED_SECTION_DEFAULTS = {("dataset", "weak_label_names"): [], ("end_model", "ner_max_steps"): 3000}
+_ADDED_SECTION_DEFAULTS = {("dataset", "weak_label_names"): [], ("end_model", "ner_max_steps"): 3000,
+                           ("dataset", "label_separator"): ","}
 
 
 def _without_added_defaults(config: dict) -> dict:

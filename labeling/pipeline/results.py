@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+HUMAN_BASELINE = "human (dev labels; chosen by CV on dev)"
+ORACLE_BASELINE = "oracle (gold train labels; chosen by CV on train)"
+
 
 def new_run_id() -> str:
     """A run id: the UTC time to the second and 6 random hex digits."""

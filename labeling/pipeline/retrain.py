@@ -79,7 +79,7 @@ from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapsho
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore, store_exists, writer_lock
-from .results import RunResult, format_spans_summary, new_run_id as _new_run_id
+from .results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, format_spans_summary, new_run_id as _new_run_id
 from ..data.verify import raise_on_errors, verify_splits
 
 
@@ -97,8 +97,6 @@ _STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model
 REFERENCE_MAX_TEXTS = 50_000
 
 
-HUMAN_BASELINE = "human (dev labels; chosen by CV on dev)"
-ORACLE_BASELINE = "oracle (gold train labels; chosen by CV on train)"
 
 
 
@@ -256,6 +254,10 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
         from .spans_retrain import run_spans_retrain
 
         return run_spans_retrain(config, record=record, lfs=lfs)
+    if config.task == "multi_label":
+        from ..multilabel.retrain import run_multilabel
+
+        return run_multilabel(config, show_progress=show_progress, record=record, lfs=lfs)
     if config.task != "single_label":
         # Each task shape plugs its own runner in here (labeling.multilabel, labeling.spans).
         raise LabelingError(f"project.task = {config.task!r}: retrain does not run this task shape yet")
@@ -709,6 +711,10 @@ def format_summary(result: RunResult) -> str:
     """A readable report of a run for the terminal."""
     if "entity_f1" in result.evaluation:
         return format_spans_summary(result)
+    if result.documents.get("task") == "multi_label":
+        from ..multilabel.retrain import format_multilabel_summary
+
+        return format_multilabel_summary(result)
     # "coverage" in the LF table is the share of rows an LF votes on; here it is the share
     # of the train split a method learned from, so it gets its own name.
     columns = ["name", "accuracy", "macro_f1", "accuracy_unleaked", "train_rows", "coverage"]

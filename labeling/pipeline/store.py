@@ -23,8 +23,13 @@ def load_recorded_end_model(store, run_id: str):
     from ..spans.end_model import KIND as SPACY_NER, SpacyNER
 
     folder, expected = store.recorded_end_model(run_id)
-    if read_manifest(folder, expected)["kind"] == SPACY_NER:  # a spans run: spans, not class probabilities
+    kind = read_manifest(folder, expected)["kind"]
+    if kind == SPACY_NER:  # a spans run: spans, not class probabilities
         return SpacyNER.load(folder, expected)
+    if kind == "multilabel_ovr":  # a multi-label run's one-vs-rest model
+        from ..multilabel.end_models import load_multilabel_end_model
+
+        return load_multilabel_end_model(folder, expected)
     return load_end_model(folder, expected)
 
 

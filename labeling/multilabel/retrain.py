@@ -1,0 +1,361 @@
+"""The multi-label retrain: dataset -> LFs -> vote tensor -> label model -> end model -> evaluation.
+
+``run_retrain`` hands a ``project.task = "multi_label"`` project to ``run_multilabel``.
+The LF stage is the single-label one (discovery, compiled scans, the vote cache,
+workers): LF returns are encoded as ints (``votes``) and decoded into the (n, m, k)
+vote tensor. Everything chosen here is chosen on dev: the label model (one standard
+error rule over cross-fitted dev scores), each model's per-class thresholds, the end
+model's family. Test is only scored.
+
+The evaluation table has one row per method, as the single-label one, with the
+columns ``micro_f1``, ``macro_f1``, ``samples_f1``, ``subset_accuracy`` and
+``hamming_loss`` (``metrics.METRICS``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..data.datasets import SPLIT_NAMES
+from ..errors import ConfigError
+from ..lf.apply import apply_lfs
+from ..lf.cache import project_cache_dir
+from ..lf.core import discover_lfs, lf_set_version, lf_version
+from ..matrix import label_matrix_hash
+from ..models.artifacts import discard, write_json, write_manifest
+from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id
+from ..pipeline.store import RunRecord, RunStore, writer_lock
+from ..progress import Stages, stage_table
+from .end_models import OVR_FAMILIES, OneVsRestTextClassifier, save_multilabel_end_model
+from .gold import load_multilabel_dataset
+from .label_models import (
+    ExclusiveLabelModel,
+    MultiLabelMajorityVote,
+    PerClassLabelModel,
+    choose_thresholds,
+)
+from .metrics import METRICS, multilabel_metrics, score
+from .votes import YES, apply_cardinality, decode_votes, multilabel_lfs, votes_summary
+
+__all__ = ["MULTILABEL_METRICS", "comparison_lines", "default_multilabel_candidates", "format_multilabel_summary", "run_multilabel",
+           "select_multilabel_label_model"]
+
+MULTILABEL_METRICS = ("micro_f1", "macro_f1", "samples_f1")
+_STAGES = ("load", "discover_lfs", "apply", "label_model", "end_model", "baselines", "record")
+_FOLDS = 5
+
+
+def _metric(config) -> str:
+    """The dev score that chooses: ``project.metric`` (micro/macro/samples F1); "accuracy",
+    the single-label default, reads as macro-F1 here (subset accuracy ranks rare classes at nothing)."""
+    if config.metric in MULTILABEL_METRICS:
+        return config.metric
+    if config.metric == "accuracy":
+        return "macro_f1"
+    raise ConfigError(f"project.metric = {config.metric!r}: a multi-label project takes one of {MULTILABEL_METRICS}")
+
+
+def default_multilabel_candidates(config) -> list:
+    """The label models tried on dev, simplest first."""
+    lm, seed = config.label_model, config.seed
+    return [
+        MultiLabelMajorityVote(random_state=seed),
+        ExclusiveLabelModel("majority_vote", tie_break=lm.tie_break, random_state=seed),
+        PerClassLabelModel("weighted_mv", random_state=seed),
+        PerClassLabelModel("dawid_skene", random_state=seed),
+        PerClassLabelModel("snorkel", n_epochs=min(lm.n_epochs, 200), lr=lm.lr, l2=lm.l2, random_state=seed),
+    ]
+
+
+def _name(model) -> str:
+    p = model.get_params()
+    return type(model).__name__ + (f"({p['base']})" if "base" in p else "")
+
+
+def _cross_fitted_sets(model_factory, T_train, T_dev, Y_dev, folds: np.ndarray, fits_to_labels: bool) -> np.ndarray:
+    """Dev predictions of a model whose thresholds (and, ``fits_to_labels``, LF weights)
+    were fitted on the other folds only: scoring on what chose them would flatter it."""
+    out = np.zeros(Y_dev.shape, dtype=np.int8)
+    T_fit = np.concatenate([T_train, T_dev])
+    shared = None if fits_to_labels else model_factory().fit(T_fit)
+    for f in range(folds.max() + 1):
+        held, rest = folds == f, folds != f
+        if fits_to_labels:
+            Y_fit = np.concatenate([np.full((len(T_train), Y_dev.shape[1]), -1, dtype=np.int8),
+                                    np.where(rest[:, None], Y_dev, -1)])
+            model = model_factory().fit(T_fit, Y_fit)
+        else:
+            model = shared
+        if not isinstance(model, MultiLabelMajorityVote):
+            model.thresholds_ = choose_thresholds(model.predict_proba(T_dev[rest]), Y_dev[rest])
+        out[held] = model.predict(T_dev[held])
+    return out
+
+
+def select_multilabel_label_model(candidates: Sequence, T_train, T_dev, Y_dev, *, metric: str = "macro_f1",
+                                  random_state: int = 0) -> tuple[object, dict, list]:
+    """Fit each candidate, score it on dev (``_FOLDS``-fold cross-fitted thresholds), keep the
+    earliest within one bootstrap standard error of the best; its thresholds are then
+    chosen on all of dev. Returns ``(model, selection document, [(name, fitted model)])``."""
+    rng = np.random.default_rng(random_state)
+    folds = rng.permutation(len(Y_dev)) % _FOLDS
+    T_fit = np.concatenate([T_train, T_dev])
+    scores, preds, fitted, fit_seconds = [], [], [], []
+    for cand in candidates:
+        to_labels = getattr(cand, "fits_to_labels", False)
+        factory = lambda cand=cand: type(cand)(**cand.get_params())  # noqa: E731
+        pred = _cross_fitted_sets(factory, T_train, T_dev, Y_dev, folds, to_labels)
+        scores.append(score(Y_dev, pred, metric))
+        preds.append(pred)
+        Y_fit = np.concatenate([np.full((len(T_train), Y_dev.shape[1]), -1, dtype=np.int8), Y_dev]) if to_labels else None
+        started = time.perf_counter()
+        model = factory().fit(T_fit, Y_fit)
+        fit_seconds.append(time.perf_counter() - started)
+        fitted.append((_name(cand), model.fit_thresholds(T_dev, Y_dev)))
+    best = int(np.argmax(scores))
+    draws = rng.integers(0, len(Y_dev), size=(100, len(Y_dev)))
+    se = float(np.std([score(Y_dev[d], preds[best][d], metric) for d in draws]))
+    chosen = next(i for i, s in enumerate(scores) if s >= scores[best] - se - 1e-12)
+    doc = {"metric": metric, "tolerance": se, "chosen": fitted[chosen][0],
+           "rule": f"{fitted[chosen][0]}: the simplest candidate within one standard error of the best dev score",
+           "fallback": "", "candidates": [{"name": n, "dev_score": s, "fit_seconds": round(t, 3), "rows": len(T_fit),
+                           "lfs": int(T_fit.shape[1]), "classes": int(T_fit.shape[2])}
+                          for (n, _), s, t in zip(fitted, scores, fit_seconds)]}
+    return fitted[chosen][1], doc, fitted
+
+
+def _row(name: str, kind: str, Y, P, classes, train_rows=None, coverage=None, notes="") -> dict:
+    m = multilabel_metrics(Y, P, classes)
+    return {"name": name, "kind": kind, **{k: m[k] for k in METRICS}, "train_rows": train_rows, "coverage": coverage,
+            "notes": notes, "per_class": m["per_class"]}
+
+
+def _fit_end_model(family, texts, targets, texts_dev, Y_dev, seed, max_rows):
+    if max_rows and len(texts) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(texts), max_rows, replace=False))
+        texts, targets = [texts[i] for i in keep], targets[keep]
+    return OneVsRestTextClassifier(family, random_state=seed).fit(texts, targets).fit_thresholds(texts_dev, Y_dev)
+
+
+def _end_model_families(config) -> list[str]:
+    em = config.end_model
+    if em.type == "auto":
+        return [f for f in em.candidates if f in OVR_FAMILIES] or ["word_hashed"]
+    if em.type == "sklearn":
+        return ["char_wb" if em.analyzer == "char_wb" else "word"]
+    raise ConfigError(f"end_model.type = {em.type!r}: a multi-label project takes 'auto' or 'sklearn' "
+                      "(one-vs-rest over the scikit-learn families)")
+
+
+def run_multilabel(config, *, show_progress: bool = False, record: bool = True,
+                   lfs: Sequence | None = None) -> RunResult:
+    """The multi-label retrain (see the module docstring); recorded in the store unless
+    ``record=False``. Raises ``DatasetError``/``LabelError`` for bad gold, ``ConfigError``
+    for settings this task does not take, ``LFApplicationError`` for a failing LF."""
+    stages = Stages(_STAGES, show=show_progress)
+    try:
+        return _run(config, stages, show_progress, record, lfs)
+    finally:
+        stages.close()
+
+
+def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -> RunResult:
+    k, seed, classes = config.cardinality, config.seed, config.classes
+    metric = _metric(config)
+    timings: dict[str, float] = {}
+
+    def timed(step, rows=None):
+        return stages(step, rows=rows)
+
+    with timed("load") as stage:
+        splits, Ys = load_multilabel_dataset(config)
+        stage.rows = sum(splits.sizes().values())
+    everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
+    with timed("discover_lfs"):
+        lfs = list(given_lfs) if given_lfs is not None else list(
+            discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)))
+    with timed("apply", rows=len(everything)):
+        applied = apply_lfs(multilabel_lfs(lfs), everything, cardinality=apply_cardinality(),
+                            spacy_model=config.lfs.spacy_model, show_progress=show_progress,
+                            cache=project_cache_dir(config), n_jobs=config.lfs.n_jobs or None,
+                            scheduler=config.lfs.scheduler or None)
+    names = [lf.name for lf in lfs]
+    bounds = np.cumsum([0] + [len(getattr(splits, name)) for name in SPLIT_NAMES])
+    codes = {name: applied.L[bounds[i]: bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
+    T = {name: decode_votes(L, k, names) for name, L in codes.items()}
+    del everything
+    T_train, T_dev, T_test = T["train"], T["dev"], T["test"]
+    Y_dev, Y_test = Ys["dev"], Ys["test"]
+    lf_table = pd.concat({"train": votes_summary(T_train, names, classes),
+                          "dev": votes_summary(T_dev, names, classes, Y_dev)}, names=["split"])
+
+    with timed("label_model", rows=len(T_train)) as stage:
+        started = time.perf_counter()
+        candidates = default_multilabel_candidates(config)
+        if config.label_model.type == "majority_vote":
+            candidates = candidates[:1]
+        elif config.label_model.type == "snorkel":
+            candidates = candidates[-1:]
+        label_model, selection, fitted = select_multilabel_label_model(candidates, T_train, T_dev, Y_dev,
+                                                                       metric=metric, random_state=seed)
+        timings["label_model_fit_s"] = round(time.perf_counter() - started, 3)
+        P_train = label_model.predict_proba(T_train)
+    covered = (T_train != -1).any(axis=(1, 2))
+    rng = np.random.default_rng(seed)
+    prevalence = np.clip(Y_dev.mean(axis=0), 0, 1)
+    sets, counts = np.unique(Y_dev, axis=0, return_counts=True)
+    prior_set = sets[np.argmax(counts)]
+    rows = [
+        _row("random", "baseline", Y_test, (rng.random(Y_test.shape) < prevalence).astype(np.int8), classes,
+             notes="each class drawn with its dev prevalence"),
+        _row(f"prior ({{{', '.join(c for c, v in zip(classes, prior_set) if v) or 'none'}}}, from dev)", "baseline",
+             Y_test, np.tile(prior_set, (len(Y_test), 1)), classes, notes="the most frequent dev label set on every row"),
+    ]
+    for j, name in enumerate(names):
+        alone = (T_test[:, j, :] == YES).astype(np.int8)
+        rows.append(_row(f"LF {name}", "lf", Y_test, alone, classes,
+                         notes=f"votes on {float((T_test[:, j, :] != -1).any(axis=1).mean()):.1%} of test; its yes votes"))
+    n_cov, cov = int(covered.sum()), float(covered.mean())
+    majority = MultiLabelMajorityVote(random_state=seed).fit(T_train)
+    rows.append(_row("majority vote", "label_model", Y_test, majority.predict(T_test), classes, n_cov, cov,
+                     "every class with more yes than no votes (Argilla's rule)"))
+    for cand_name, model in fitted:
+        if len(fitted) > 1 and cand_name != "MultiLabelMajorityVote":
+            rows.append(_row(f"label model candidate {cand_name}", "label_model_candidate", Y_test,
+                             model.predict(T_test), classes, n_cov, cov, "per-class thresholds chosen on dev"))
+    fallbacks = getattr(label_model, "fallbacks_", {})
+    rows.append(_row(f"label model ({_name(label_model)})", "label_model", Y_test, label_model.predict(T_test), classes,
+                     n_cov, cov, "chosen on dev" + (f"; {len(fallbacks)} class(es) fell back: "
+                                                    + "; ".join(f"{classes[c]}: {w}" for c, w in fallbacks.items())
+                                                    if fallbacks else "")))
+
+    texts_train = splits.train["text"].astype(str).tolist()
+    texts_dev, texts_test = splits.dev["text"].astype(str).tolist(), splits.test["text"].astype(str).tolist()
+    em = config.end_model
+    with timed("end_model", rows=n_cov):
+        texts_cov = [t for t, c in zip(texts_train, covered) if c]
+        families = _end_model_families(config)
+        family_scores = []
+        if len(families) > 1:
+            for family in families:
+                model = _fit_end_model(family, texts_cov, P_train[covered], texts_dev, Y_dev, seed,
+                                       em.selection_max_rows)
+                family_scores.append(score(Y_dev, model.predict(texts_dev), metric))
+            family = families[int(np.argmax(family_scores))]
+        else:
+            family = families[0]
+        end_model = _fit_end_model(family, texts_cov, P_train[covered], texts_dev, Y_dev, seed, em.max_rows)
+        end_test = end_model.predict_proba(texts_test)
+    rows.append(_row("end model", "end_model", Y_test, end_model.predict_sets(end_test), classes, n_cov, cov,
+                     f"one-vs-rest {family} on the label model's per-class probabilities of the {n_cov} train rows "
+                     "some LF votes on; per-class thresholds chosen on dev"))
+    with timed("baselines"):
+        human = OneVsRestTextClassifier(family, random_state=seed).fit(texts_dev, Y_dev)
+        rows.append(_row(HUMAN_BASELINE, "baseline", Y_test, human.predict(texts_test), classes, len(Y_dev),
+                         len(Y_dev) / len(texts_train), f"one-vs-rest {family} on dev gold; thresholds 0.5"))
+        gold = Ys["train"]
+        has = gold[:, 0] >= 0
+        if has.any():
+            oracle = _fit_end_model(family, [t for t, h in zip(texts_train, has) if h], gold[has].astype(float),
+                                    texts_dev, Y_dev, seed, em.max_rows)
+            rows.append(_row(ORACLE_BASELINE, "baseline", Y_test, oracle.predict(texts_test), classes, int(has.sum()),
+                             float(has.mean()), f"one-vs-rest {family} on gold train; thresholds chosen on dev"))
+    evaluation = pd.DataFrame(rows)
+    run_id = new_run_id()
+    lm_info = {"type": type(label_model).__name__, "params": label_model.get_params(), "selection": selection,
+               "fallbacks": {classes[c]: w for c, w in fallbacks.items()},
+               "thresholds": dict(zip(classes, np.asarray(getattr(label_model, "thresholds_", [])).tolist()))}
+    em_info = {"type": em.type, "class": "OneVsRestTextClassifier", "params": end_model.get_params(),
+               "selection": {"metric": metric, "families": dict(zip(families, family_scores)), "chosen": family},
+               "thresholds": dict(zip(classes, end_model.thresholds_.tolist()))}
+    result_kwargs = dict(
+        run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
+        lf_set_version=lf_set_version(lfs), lfs=tuple((lf.name, lf_version(lf)) for lf in lfs),
+        matrix_hashes={name: label_matrix_hash(L) for name, L in codes.items()}, label_model=lm_info,
+        end_model=em_info, evaluation=evaluation, lf_table=lf_table, documents={"task": "multi_label"})
+    if not record:
+        return RunResult(**result_kwargs, timings=timings, stages=stages.to_dict())
+    store_path, root = config.resolve(config.store), config.resolve(config.artifacts)
+    with timed("record"), writer_lock(store_path), RunStore(store_path) as store:
+        store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
+        partial = root / f".{run_id}.partial"
+        try:
+            files = {"label_model": _save_label_model(label_model, partial / "label_model"),
+                     "end_model": save_multilabel_end_model(end_model, partial / "end_model")}
+            partial.rename(root / run_id)
+            saved = tuple((f"{part}/{name}", str(root / run_id / part / name), digest)
+                          for part, listing in files.items() for name, digest in listing.items())
+            store.record_run(RunRecord(
+                id=run_id, created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(), project=config.name, seed=seed,
+                config=config.to_dict(), dataset_version=splits.version, dataset_source=splits.source,
+                split_sizes=splits.sizes(), lf_set_version=result_kwargs["lf_set_version"], lfs=result_kwargs["lfs"],
+                matrix_hashes=result_kwargs["matrix_hashes"], label_model=lm_info, end_model=em_info,
+                metrics=tuple(_stored_metrics(r) for r in rows), lf_stats=(), artifacts=saved,
+                documents={"task": {"task": "multi_label"},
+                           "multilabel_metrics": [{k: v for k, v in r.items() if k != "per_class"} for r in rows]}))
+        except BaseException:
+            discard(partial)
+            discard(root / run_id)
+            store.end_intent(run_id)
+            raise
+    return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
+                     store_path=str(store_path), timings=timings, stages=stages.to_dict())
+
+
+def _stored_metrics(row: dict) -> dict:
+    """A row as the store's ``run_metrics`` holds it: ``accuracy`` is subset accuracy (the
+    exact-match accuracy of label sets); every multi-label metric is in the run's
+    ``multilabel_metrics`` document."""
+    keep = ("name", "kind", "macro_f1", "train_rows", "coverage", "per_class", "notes")
+    return {"accuracy": row["subset_accuracy"], **{k: row[k] for k in keep}}
+
+
+def _save_label_model(model, folder):
+    folder.mkdir(parents=True, exist_ok=False)
+    write_json(folder / "multilabel_label_model.json", model.to_dict())
+    return write_manifest(folder, "multilabel_label_model", {"type": type(model).__name__})
+
+
+def comparison_lines(result: RunResult, metric: str = "macro_f1") -> list[str]:
+    """Whether the end model beats the chosen label model, and that one majority vote, on test ``metric``."""
+    ev = result.evaluation.set_index("name")
+    chosen = next((n for n in ev.index if n.startswith("label model (")), None)
+    if chosen is None or "end model" not in ev.index:
+        return []
+    end, lm, mv = (float(ev.loc[n, metric]) for n in ("end model", chosen, "majority vote"))
+    return [f"end model {'beats' if end > lm else 'DOES NOT BEAT'} the chosen label model on test {metric} "
+            f"({end:.3f} vs {lm:.3f})",
+            f"the chosen label model {'beats' if lm > mv else 'DOES NOT BEAT'} majority vote on test {metric} "
+            f"({lm:.3f} vs {mv:.3f})"]
+
+
+def format_multilabel_summary(result: RunResult) -> str:
+    """A readable report of a multi-label run for the terminal."""
+    cols = ["name", "micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss", "train_rows"]
+    table = result.evaluation[cols].copy()
+    for c in cols[1:6]:
+        table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    table["train_rows"] = table["train_rows"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    sel = result.label_model.get("selection") or {}
+    lines = [f"run {result.run_id}  project {result.project}  seed {result.seed}  task multi_label",
+             f"dataset {result.dataset_version}  splits {result.split_sizes}",
+             f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)",
+             f"label model chosen on dev ({sel.get('metric')}, one standard error = {sel.get('tolerance', 0):.3f}): "
+             f"{sel.get('rule')}"]
+    lines += [f"  {c['dev_score']:.3f}  {c['name']}" for c in sel.get("candidates", [])]
+    lines += [f"  fallback: {c}: {w}" for c, w in (result.label_model.get("fallbacks") or {}).items()]
+    ems = result.end_model.get("selection") or {}
+    lines += [f"end model: one-vs-rest {ems.get('chosen')} (dev {ems.get('metric')}: "
+              + ", ".join(f"{f} {s:.3f}" for f, s in (ems.get("families") or {}).items()) + ")",
+              *comparison_lines(result, sel.get("metric") or "macro_f1"), "",
+              "Test split:", table.to_string(index=False)]
+    if result.store_path:
+        lines += ["", f"recorded in {result.store_path}"]
+    if result.stages:
+        lines += ["", "Stages:", stage_table(result.stages)]
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""The multi-label retrain, end to end on a tiny project (real store, real artifacts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labeling.config import load_config
+from labeling.errors import ConfigError
+from labeling.multilabel.end_models import predict_label_sets
+from labeling.pipeline.lineage import config_hash
+from labeling.pipeline.retrain import format_summary, run_retrain
+from labeling.pipeline.store import RunStore, load_recorded_end_model
+
+from .conftest import write_tiny_multilabel
+
+KEYS = {"micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"}
+
+
+def test_retrain_records_one_row_per_method_with_the_multilabel_metrics(tiny_multilabel):
+    config = load_config(tiny_multilabel, ["label_model.type=auto"])
+    result = run_retrain(config)
+    out = result.to_json()
+    names = [row["name"] for row in out["metrics"]]
+    assert names[:2] == ["random", "prior ({sport, music}, from dev)"] or names[0] == "random"
+    assert {"majority vote", "end model"} <= set(names)
+    assert any(n.startswith("label model (") for n in names) and any(n.startswith("LF ") for n in names)
+    assert any(n.startswith("human") for n in names) and any(n.startswith("oracle") for n in names)
+    assert all(KEYS <= set(row) for row in out["metrics"])
+    end = next(r for r in out["metrics"] if r["name"] == "end model")
+    assert end["macro_f1"] > 0.8
+    assert [c["name"] for c in out["label_model"]["selection"]["candidates"]][0] == "MultiLabelMajorityVote"
+    json.dumps(out)
+    assert "Test split:" in format_summary(result)
+    with RunStore(result.store_path) as store:
+        run = store.get_run(result.run_id)
+        assert {m["name"] for m in run["metrics"]} == set(names)
+    with RunStore(result.store_path) as store:
+        model = load_recorded_end_model(store, result.run_id)  # checksums recorded with the run checked
+    answer = predict_label_sets(model, ["what a goal in the match", "a song at the stadium goal"], config.classes)
+    assert [a["labels"] for a in answer] == [["sport"], ["sport", "music"]]
+    assert set(answer[0]["probabilities"]) == {"sport", "music", "food"}
+
+
+def test_a_single_label_metric_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="multi-label project takes"):
+        load_config(write_tiny_multilabel(tmp_path, metric="f1:sport"))
+
+
+def test_the_separator_setting_at_its_default_keeps_single_label_config_hashes():
+    from labeling.config import ProjectConfig
+
+    recorded = ProjectConfig(name="p", classes=("a", "b")).to_dict()
+    before = {**recorded, "dataset": {k: v for k, v in recorded["dataset"].items() if k != "label_separator"}}
+    assert config_hash(recorded) == config_hash(before)

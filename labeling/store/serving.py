@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .connection import Connection, utc_now
+from .label_schema import stamp_for_project, stamp_for_run
 from .runs import latest_run_id, read_run, recorded_end_model, recorded_files, run_exists
 
 DEFAULT_ALIAS = "production"
@@ -82,6 +83,7 @@ class FeedbackLog:
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000, synchronous: str = "FULL"):
         self.path = Path(path)
         self.store = Connection(self.path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        self._run_schemas: dict[str, str | None] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -109,9 +111,13 @@ class FeedbackLog:
             for r in records
         ]
         with self.store.writing("log predictions") as conn:
+            # a prediction's class indices mean its run's schema (cached: a run's never changes)
+            for version in {r.model_version for r in records} - set(self._run_schemas):
+                self._run_schemas[version] = stamp_for_run(conn, version)
+            rows = [row + (self._run_schemas[r.model_version],) for row, r in zip(rows, records)]
             conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
-                             " text, text_sha256, lf_votes_status, lf_votes_error)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                             " text, text_sha256, lf_votes_status, lf_votes_error, schema_version)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def set_lf_votes(self, updates: Sequence[tuple]) -> None:
         """Fill in deferred votes: ``(prediction id, votes or None, status[, error])`` per prediction."""
@@ -177,11 +183,14 @@ class FeedbackLog:
                 if prediction is None:
                     raise UnknownPrediction(f"no prediction {record.prediction_id!r}")
                 model_version, text_hash = prediction["model_version"], prediction["text_sha256"]
-            row = {**record.__dict__, "model_version": model_version, "text_sha256": text_hash}
+            # the label index means the served run's schema (the project's when no run is named)
+            schema = stamp_for_run(conn, model_version) or stamp_for_project(conn, None)
+            row = {**record.__dict__, "model_version": model_version, "text_sha256": text_hash,
+                   "schema_version": schema}
             conn.execute(
                 "INSERT INTO feedback (id, created_at, idempotency_key, request_sha256, label, prediction_id,"
-                " text, text_sha256, model_version) VALUES (:id, :created_at, :idempotency_key, :request_sha256,"
-                " :label, :prediction_id, :text, :text_sha256, :model_version)",
+                " text, text_sha256, model_version, schema_version) VALUES (:id, :created_at, :idempotency_key,"
+                " :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version, :schema_version)",
                 row,
             )
             return row, True

@@ -10,6 +10,7 @@
     python -m labeling history | reproduce RUN_ID | promote [RUN_ID] | rollback
     python -m labeling verify | monitor | report [RUN_ID] | export-onnx RUN_ID OUT
     python -m labeling clear-cache --config ...  delete cached LF votes and spaCy parses
+    python -m labeling schema show|add|rename|merge|split|retire ... [--dry-run] [--yes]  change the classes
 """
 
 from __future__ import annotations
@@ -141,6 +142,33 @@ def _store_upgrade(args) -> int:
     _print(args, {"dry_run": args.dry_run, "steps": steps},
            "\n".join(f"{verb} {step}" for step in steps) if steps else "store is up to date")
     return 0
+
+
+def _schema(args) -> int:
+    from .data.schema import SchemaChange
+    from .errors import SchemaChangeError
+    from .pipeline.schema_change import apply_plan, format_plan, format_show, plan_change, show_schema
+
+    if args.action == "show":
+        shown = show_schema(args.config, args.set)
+        _print(args, shown, format_show(shown))
+        return 0
+    names, into = tuple(args.names), tuple(args.into or ())
+    if bool(into) != (args.action in ("merge", "split")):
+        raise SchemaChangeError(f"schema {args.action}: --into is for merge and split only (merge A B --into C, "
+                                "split A --into B C)")
+    sources, targets = {"add": ((), names), "rename": (names[:1], names[1:]), "retire": (names, ())}.get(
+        args.action, (names, into))
+    plan = plan_change(args.config, SchemaChange(args.action, sources, targets), args.set)
+    if args.dry_run:
+        _print(args, plan.to_json(), format_plan(plan))
+        return 0
+    result = apply_plan(args.config, plan, yes=args.yes, overrides=args.set)
+    verdict = (f"applied: label schema {plan.new.version}" if result.applied
+               else "not applied: the change loses labels or needs LF edits by hand; re-run with --yes to apply")
+    _print(args, {**plan.to_json(), "applied": result.applied, "written": list(result.files)},
+           f"{format_plan(plan)}\n{verdict}")
+    return 0 if result.applied else 1
 
 
 def _print(args, payload, text: str) -> None:
@@ -426,6 +454,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(one transaction; --dry-run: print the steps only).")
     store_cmd.add_argument("action", choices=("upgrade",))
     store_cmd.add_argument("--dry-run", action="store_true", help="print the migration steps, change nothing")
+    schema = command("schema", _schema, "Show or change the label schema (the classes and their history): add, "
+                     "rename, merge, split or retire a class across the store, the TOML and LF modules "
+                     "(--dry-run: list every change; applied when nothing is lost, or with --yes).")
+    schema.add_argument("action", choices=("show", "add", "rename", "merge", "split", "retire"))
+    schema.add_argument("names", nargs="*", help="add NAME | rename OLD NEW | merge A B | split A | retire NAME")
+    schema.add_argument("--into", nargs="+", default=None, metavar="CLASS",
+                        help="merge A B --into C (C may be A, B or new); split A --into B C")
+    schema.add_argument("--dry-run", action="store_true", help="print what the change would do, change nothing")
+    schema.add_argument("--yes", action="store_true", help="apply even when gold/feedback rows lose their label "
+                        "or LFs need edits by hand")
     command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses (its LFs' and its "
             "pipeline's only; other projects sharing the folder keep theirs).")
     return parser

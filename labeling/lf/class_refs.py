@@ -121,7 +121,8 @@ def rewrite_class_constants(source: str, old: Sequence[str], new: Sequence[str],
         row = lines[line - 1]
         lines[line - 1] = row[:start] + text + row[end:]
     if constants:
-        have = {constant_name(new[mapping[c.index]]) if mapping[c.index] is not None else None for c in constants}
+        # the identifiers left standing for a class of ``new`` (a constant of a class that is gone does not count)
+        have = {renames.get(c.name, c.name) for c in constants if mapping[c.index] is not None}
         missing = [(constant_name(name), i) for i, name in enumerate(new) if constant_name(name) not in have
                    and constant_name(name).isidentifier()]
         if missing:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import load_config
@@ -163,11 +164,20 @@ def _schema(args) -> int:
     if args.dry_run:
         _print(args, plan.to_json(), format_plan(plan))
         return 0
-    result = apply_plan(args.config, plan, yes=args.yes, overrides=args.set)
+    review = None
+    if plan.clean or args.yes:
+        from .review.jobs import KEY_ENV, URL_ENV, label_studio_from_env
+
+        if os.environ.get(URL_ENV) and os.environ.get(KEY_ENV):
+            review = label_studio_from_env(load_config(args.config, args.set))
+    result = apply_plan(args.config, plan, yes=args.yes, overrides=args.set, review=review)
     verdict = (f"applied: label schema {plan.new.version}" if result.applied
                else "not applied: the change loses labels or needs LF edits by hand; re-run with --yes to apply")
-    _print(args, {**plan.to_json(), "applied": result.applied, "written": list(result.files)},
-           f"{format_plan(plan)}\n{verdict}")
+    if result.label_studio is not None:
+        verdict += (f"; Label Studio: {result.label_studio['renamed']} answers renamed, "
+                    f"{result.label_studio['unlabelled']} unlabelled (old class kept in previous_label)")
+    _print(args, {**plan.to_json(), "applied": result.applied, "written": list(result.files),
+                  "label_studio": result.label_studio}, f"{format_plan(plan)}\n{verdict}")
     return 0 if result.applied else 1
 
 

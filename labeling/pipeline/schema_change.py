@@ -327,13 +327,17 @@ class SchemaResult:
     plan: SchemaPlan
     applied: bool
     files: tuple[str, ...] = field(default=())
+    label_studio: dict | None = None  # answers renamed / unlabelled there (None: not connected)
 
 
-def apply_plan(config_path: str | Path, plan: SchemaPlan, *, yes: bool = False, overrides=()) -> SchemaResult:
+def apply_plan(config_path: str | Path, plan: SchemaPlan, *, yes: bool = False, overrides=(),
+               review=None) -> SchemaResult:
     """Apply ``plan`` (from ``plan_change``): nothing when it is not clean and ``yes`` is False.
 
-    Raises ``SchemaChangeError`` when the store's schema moved since the plan, or a file to
-    rewrite changed since (the store is then already on the new schema: fix the file, re-run)."""
+    ``review``: the project's ``LabelStudioReview`` (None: no Label Studio): its config and
+    answers follow, after the store and the files (``LabelStudioReview.migrate_schema``,
+    idempotent). Raises ``SchemaChangeError`` when the store's schema moved since the plan, or a
+    file to rewrite changed since (the store is then already on the new schema: fix it, re-run)."""
     if not plan.clean and not yes:
         return SchemaResult(plan, False)
     config = load_config(config_path, overrides)
@@ -346,7 +350,12 @@ def apply_plan(config_path: str | Path, plan: SchemaPlan, *, yes: bool = False, 
         step("store committed")
         record = current_schema(conn, plan.project)
         written = _write_pending(conn, plan.project, record, step)
-    return SchemaResult(plan, True, tuple(written))
+    moved = None
+    if review is not None:
+        names = class_mapping(plan.old.classes, plan.new.classes, plan.mapping)
+        moved = review.migrate_schema(plan.old.classes, plan.new.classes,
+                                      {old: new for old, new in names.items() if new != old})
+    return SchemaResult(plan, True, tuple(written), moved)
 
 
 def show_schema(config_path: str | Path, overrides=()) -> dict:

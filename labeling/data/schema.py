@@ -147,6 +147,25 @@ def apply_change(schema: LabelSchema, change: SchemaChange) -> tuple[LabelSchema
     return LabelSchema(classes, schema.history + (change,)), mapping
 
 
+def resolve_class(schema: LabelSchema, name: str) -> tuple[str | None, str]:
+    """``(current class, why)`` for a class name of this schema or of an earlier one: a renamed or
+    merged class gives the class it became; a split or retired one (or a name never in the schema)
+    gives None and the reason, naming the schema version."""
+    current: str | None = None
+    why = f"class {name!r} is not in label schema {schema.version} {list(schema.classes)}"
+    for change in schema.history:
+        if change.op in ("init", "add") and name in change.targets and current is None:
+            current = name
+        elif current is not None and current in change.sources:
+            if change.op in ("rename", "merge"):
+                current = change.targets[0]
+            else:
+                why = (f"class {current!r} was {'split into ' + ' and '.join(change.targets) if change.op == 'split' else 'retired'}"
+                       f" ({change.describe()}): it is not in label schema {schema.version} {list(schema.classes)}")
+                current = None
+    return (current, "") if current in schema.classes else (None, why)
+
+
 def class_mapping(old: tuple[str, ...], new: tuple[str, ...], mapping) -> dict[str, str | None]:
     """The same mapping by class name: ``{old class: new class or None}``."""
     return {name: (None if j is None else new[j]) for name, j in zip(old, mapping)}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .connection import Connection, utc_now
-from .label_schema import stamp_for_project, stamp_for_run
+from .label_schema import current_schema, stamp_for_project, stamp_for_run
 from .runs import latest_run_id, read_run, recorded_end_model, recorded_files, run_exists
 
 DEFAULT_ALIAS = "production"
@@ -204,6 +204,19 @@ class FeedbackLog:
             "SELECT f.id AS id, COALESCE(f.text, p.text) AS text, f.label AS label, f.created_at AS created_at"
             " FROM feedback f LEFT JOIN predictions p ON p.id = f.prediction_id"
             " WHERE COALESCE(f.text, p.text) IS NOT NULL ORDER BY f.created_at, f.rowid")
+
+    def run_schema_version(self, run_id: str) -> str | None:
+        """The label schema version ``run_id`` was trained under (None: unknown run or before versions)."""
+        if run_id not in self._run_schemas:
+            row = self.store.read_one("SELECT schema_version FROM runs WHERE id = ?", [run_id])
+            if row is None or row["schema_version"] is None:
+                return None  # not cached: a run recorded later, or stamped when the schema is registered
+            self._run_schemas[run_id] = row["schema_version"]
+        return self._run_schemas[run_id]
+
+    def label_schema(self, project: str) -> dict | None:
+        """The project's current label schema (``label_schema.current_schema``), or None."""
+        return current_schema(self.store, project)
 
     # -- aliases ------------------------------------------------------------
 

@@ -1038,3 +1038,30 @@ def test_a_run_whose_lfs_cannot_be_loaded_says_so_and_computes_no_votes(tiny_run
     finally:
         with FeedbackLog(config.resolve(config.store)) as log:
             log.set_alias(runs["good"])
+
+
+def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_and_readyz_says_the_run_is_older(
+        tmp_path):
+    from labeling.cli import main
+
+    from ..conftest import FIXTURES, tiny_project
+
+    project = tiny_project(tmp_path / "p")  # its LF module copied: a schema change rewrites it
+    shutil.copytree(FIXTURES / "lf_modules", tmp_path / "p" / "lf_modules")
+    project.write_text(project.read_text().replace(f'root = "{FIXTURES}"', 'root = "."')
+                       .replace("seed = 1", 'seed = 1\nstore = "store.db"\nartifacts = "artifacts"'))
+    run_id = run_retrain(load_config(project)).run_id
+    for change in (["rename", "ham", "legit"], ["add", "other"], ["retire", "other", "--yes"]):
+        assert main(["schema", *change, "--config", str(project)]) == 0
+    with _tiny_app(project) as client:
+        ready = _wait(client, lambda r: r.status_code == 200)
+        assert ready.json()["model_version"] == run_id
+        assert f"served run {run_id} has label schema" in ready.json()["detail"] and "older" in ready.json()["detail"]
+        headers = {**AUTH, "Idempotency-Key": "schema-key-1"}
+        mapped = client.post("/feedback", json={"text": "a song", "label": "ham"}, headers=headers)
+        assert mapped.status_code == 201 and mapped.json()["label"] == "legit"
+        for label, says in (("other", "'other' was retired (retire other)"), ("zzz", "'zzz' is not in label schema")):
+            refused = client.post("/feedback", json={"text": "x", "label": label},
+                                  headers={**AUTH, "Idempotency-Key": f"schema-key-{label}"})
+            assert refused.status_code == 422 and says in refused.json()["detail"], refused.json()
+            assert "label schema" in refused.json()["detail"]

@@ -28,7 +28,9 @@ DEFAULT_CONFIG = "projects/youtube_spam/project.toml"
 
 def _retrain(args) -> int:
     from .pipeline.retrain import format_summary, run_retrain
+    from .pipeline.schema_change import finish_pending
 
+    finish_pending(args.config)  # a schema change killed after its store commit: its files first
     config = load_config(args.config, args.set)
     result = run_retrain(config, show_progress=not args.quiet and sys.stderr.isatty() or args.progress)
     print(json.dumps(result.to_json(), indent=2) if args.json else format_summary(result))
@@ -254,7 +256,7 @@ def _monitor(args) -> int:
     from .serve.monitor import check_drift
 
     config = load_config(args.config, args.set)
-    report = check_drift(_store(config), config.monitor, args.run_id)
+    report = check_drift(_store(config), config.monitor, args.run_id, project=config.name)
     _print(args, report.to_dict(), report.format())
     return 3 if report.retrain else 0
 

@@ -74,13 +74,15 @@ def ensure_schema(conn: Connection, project: str, version: str, classes: Sequenc
 
 
 def stamp_for_project(tx: sqlite3.Connection, project: str | None) -> str | None:
-    """Inside a write transaction: the current schema version of ``project`` (of the store's only
-    project when None), or None when none is registered yet."""
-    if project is None:
+    """Inside a write transaction: the current schema version of ``project``, else of the store's
+    only project (review tasks name their Label Studio project's title, not the project's name),
+    or None when none is registered yet."""
+    row = tx.execute("SELECT version FROM label_schema_current WHERE project = ?", [project]).fetchone() \
+        if project is not None else None
+    if row is None:
         rows = tx.execute("SELECT version FROM label_schema_current").fetchall()
         return rows[0][0] if len(rows) == 1 else None
-    row = tx.execute("SELECT version FROM label_schema_current WHERE project = ?", [project]).fetchone()
-    return row[0] if row else None
+    return row[0]
 
 
 def stamp_for_run(tx: sqlite3.Connection, run_id: str | None) -> str | None:
@@ -94,17 +96,18 @@ def stamp_for_run(tx: sqlite3.Connection, run_id: str | None) -> str | None:
 def rows_under_schema(conn: Connection, project: str, version: str) -> dict[str, list[dict]]:
     """What a change of the project's schema ``version`` touches: ``gold`` (task_key, annotator,
     annotation_id, label, source), ``feedback`` (id, label, prediction_id), ``review_tasks``
-    (task_key, ls_task_id), ``runs`` (id, schema_version, created_at) and ``aliases`` (alias, run_id)."""
+    (task_key, ls_task_id), ``runs`` (id, schema_version, created_at) and ``aliases`` (alias, run_id).
+
+    Gold, feedback and review tasks are the store's (one project's store; review tasks are keyed
+    by their Label Studio project's title), those under ``version`` or from before versions."""
     under = "(schema_version = ? OR schema_version IS NULL)"
     return {
-        "gold": conn.read("SELECT g.task_key, g.annotator, g.annotation_id, g.label, g.source FROM gold_labels g"
-                          " JOIN review_tasks t USING (task_key) WHERE t.project = ? AND "
-                          f"(g.schema_version = ? OR g.schema_version IS NULL) ORDER BY g.task_key, g.annotator",
-                          [project, version]),
+        "gold": conn.read(f"SELECT task_key, annotator, annotation_id, label, source FROM gold_labels WHERE {under}"
+                          " ORDER BY task_key, annotator", [version]),
         "feedback": conn.read(f"SELECT id, label, prediction_id FROM feedback WHERE {under} ORDER BY created_at, id",
                               [version]),
-        "review_tasks": conn.read("SELECT task_key, ls_task_id FROM review_tasks WHERE project = ? ORDER BY task_key",
-                                  [project]),
+        "review_tasks": conn.read(f"SELECT task_key, ls_task_id FROM review_tasks WHERE {under} ORDER BY task_key",
+                                  [version]),
         "runs": conn.read("SELECT id, schema_version, created_at FROM runs WHERE project = ? ORDER BY created_at, id",
                           [project]),
         "aliases": conn.read("SELECT alias, run_id FROM model_aliases ORDER BY alias"),

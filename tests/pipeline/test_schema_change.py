@@ -80,8 +80,8 @@ def make_project(folder: Path) -> Path:
     store = config.resolve(config.store)
     tasks = [ReviewTask(f"t{i}", "dataset", str(i), f"text {i}", "random") for i in range(6)]
     with GoldStore(store) as gold:
-        gold.record_pushed("schema", tasks, {t.task_key: i + 1 for i, t in enumerate(tasks)})
-        gold.record_annotations("schema", [
+        gold.record_pushed("schema review", tasks, {t.task_key: i + 1 for i, t in enumerate(tasks)})
+        gold.record_annotations("schema review", [
             SimpleNamespace(task_key=f"t{i}", annotator=who, annotation_id=10 * i + n, label=(i + n) % 3,
                             updated_at=f"2026-01-0{n + 1}") for i in range(6) for n, who in enumerate(("a", "b"))])
     with FeedbackLog(store) as log:

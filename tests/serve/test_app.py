@@ -1040,7 +1040,7 @@ def test_a_run_whose_lfs_cannot_be_loaded_says_so_and_computes_no_votes(tiny_run
             log.set_alias(runs["good"])
 
 
-def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_and_readyz_says_the_run_is_older(
+def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_readyz_and_monitor_say_older(
         tmp_path):
     from labeling.cli import main
 
@@ -1065,3 +1065,8 @@ def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_a
                                   headers={**AUTH, "Idempotency-Key": f"schema-key-{label}"})
             assert refused.status_code == 422 and says in refused.json()["detail"], refused.json()
             assert "label schema" in refused.json()["detail"]
+    from labeling.serve.monitor import check_drift
+
+    config = load_config(project)
+    notes = check_drift(config.resolve(config.store), config.monitor, run_id, project=config.name).notes
+    assert any(f"run {run_id} has label schema" in n and "older than the project's" in n for n in notes)

@@ -498,13 +498,13 @@ class _Server:
         schema = self.label_schema()
         if schema is None:
             if name not in self.config.classes:
-                raise HTTPException(422, f"class {name!r} is not one of {list(self.config.classes)}")
+                raise _label_refused(name, self.config.classes, "")
             return name
         from ..data.schema import resolve_class
 
         current, why = resolve_class(schema, name)
         if current is None:
-            raise HTTPException(422, why)
+            raise _label_refused(name, schema.classes, why)
         if tuple(schema.classes) != tuple(self.config.classes):
             raise HTTPException(409, f"this server's classes {list(self.config.classes)} are older than label "
                                      f"schema {schema.version} {list(schema.classes)}: restart it to take feedback")
@@ -746,6 +746,13 @@ def validation_errors(exc: RequestValidationError) -> list[dict]:
         errors.append({"type": "too_many_errors", "loc": ["body"], "msg": f"and {len(raw) - len(errors)} more errors",
                        "input": None})
     return jsonable_encoder(errors, custom_encoder={Exception: str})
+
+
+def _label_refused(name: str, classes, why: str) -> RequestValidationError:
+    """A 422 like pydantic's for a label outside the classes, with why (the schema's words)."""
+    shown = [repr(c) for c in classes]
+    msg = f"Input should be {', '.join(shown[:-1])} or {shown[-1]}" + (f": {why}" if why else "")
+    return RequestValidationError([{"type": "literal_error", "loc": ("body", "label"), "msg": msg, "input": name}])
 
 
 def _validation_message(errors) -> str:

@@ -1063,8 +1063,8 @@ def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_r
         for label, says in (("other", "'other' was retired (retire other)"), ("zzz", "'zzz' is not in label schema")):
             refused = client.post("/feedback", json={"text": "x", "label": label},
                                   headers={**AUTH, "Idempotency-Key": f"schema-key-{label}"})
-            assert refused.status_code == 422 and says in refused.json()["detail"], refused.json()
-            assert "label schema" in refused.json()["detail"]
+            assert refused.status_code == 422 and says in refused.json()["message"], refused.json()
+            assert "label schema" in refused.json()["message"] and "label" in refused.json()["message"]
     from labeling.serve.monitor import check_drift
 
     config = load_config(project)

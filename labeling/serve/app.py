@@ -842,8 +842,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
         """The true label for a served prediction (``prediction_id``) or for a ``text``."""
 
         one_of = ("prediction_id", "text")
-        label: Annotated[str, Field(min_length=1, max_length=200, description=f"a class: {', '.join(classes)} (a "
-                                    "class renamed or merged in the label schema is mapped to its new name)")]
+        # checked by ``feedback_class`` (a renamed class is mapped, a retired one refused naming the
+        # schema); the schema still lists the classes, so clients and fuzzers send those
+        label: Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"enum": list(classes)},
+                                    description="a class (one renamed or merged in the label schema is mapped "
+                                                "to its new name)")]
         prediction_id: Id = None  # type: ignore[assignment]
         text: Text = None  # type: ignore[assignment]
 

@@ -34,7 +34,7 @@ STAGES = ("store", "data", "lf", "models", "spans", "multilabel", "pipeline", "s
 _BASICS = {
     "errors": ["ArtifactError", "ChecksumError", "ConfigError", "DatasetError", "LabelError", "LabelingError",
                "LabelMatrixError", "LFApplicationError", "LFDiscoveryError", "MonitorError", "NotFittedError",
-               "PromotionRefused", "StoreError", "StoreVersionError", "VerificationError", "WorkbenchError"],
+               "PromotionRefused", "SchemaChangeError", "StoreError", "StoreVersionError", "VerificationError", "WorkbenchError"],
     "config": ["config_from_record", "load_config", "project_config_from_dict", "ProjectConfig"],
     "matrix": ["ABSTAIN", "check_label_matrix", "label_matrix_hash"],
 }

@@ -10,12 +10,14 @@
     python -m labeling history | reproduce RUN_ID | promote [RUN_ID] | rollback
     python -m labeling verify | monitor | report [RUN_ID] | export-onnx RUN_ID OUT
     python -m labeling clear-cache --config ...  delete cached LF votes and spaCy parses
+    python -m labeling schema show|add|rename|merge|split|retire ... [--dry-run] [--yes]  change the classes
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import load_config
@@ -26,7 +28,9 @@ DEFAULT_CONFIG = "projects/youtube_spam/project.toml"
 
 def _retrain(args) -> int:
     from .pipeline.retrain import format_summary, run_retrain
+    from .pipeline.schema_change import finish_pending
 
+    finish_pending(args.config)  # a schema change killed after its store commit: its files first
     config = load_config(args.config, args.set)
     result = run_retrain(config, show_progress=not args.quiet and sys.stderr.isatty() or args.progress)
     print(json.dumps(result.to_json(), indent=2) if args.json else format_summary(result))
@@ -169,6 +173,42 @@ def _store_upgrade(args) -> int:
     return 0
 
 
+def _schema(args) -> int:
+    from .data.schema import SchemaChange
+    from .errors import SchemaChangeError
+    from .pipeline.schema_change import apply_plan, format_plan, format_show, plan_change, show_schema
+
+    if args.action == "show":
+        shown = show_schema(args.config, args.set)
+        _print(args, shown, format_show(shown))
+        return 0
+    names, into = tuple(args.names), tuple(args.into or ())
+    if bool(into) != (args.action in ("merge", "split")):
+        raise SchemaChangeError(f"schema {args.action}: --into is for merge and split only (merge A B --into C, "
+                                "split A --into B C)")
+    sources, targets = {"add": ((), names), "rename": (names[:1], names[1:]), "retire": (names, ())}.get(
+        args.action, (names, into))
+    plan = plan_change(args.config, SchemaChange(args.action, sources, targets), args.set)
+    if args.dry_run:
+        _print(args, plan.to_json(), format_plan(plan))
+        return 0
+    review = None
+    if plan.clean or args.yes:
+        from .review.jobs import KEY_ENV, URL_ENV, label_studio_from_env
+
+        if os.environ.get(URL_ENV) and os.environ.get(KEY_ENV):
+            review = label_studio_from_env(load_config(args.config, args.set))
+    result = apply_plan(args.config, plan, yes=args.yes, overrides=args.set, review=review)
+    verdict = (f"applied: label schema {plan.new.version}" if result.applied
+               else "not applied: the change loses labels or needs LF edits by hand; re-run with --yes to apply")
+    if result.label_studio is not None:
+        verdict += (f"; Label Studio: {result.label_studio['renamed']} answers renamed, "
+                    f"{result.label_studio['unlabelled']} unlabelled (old class kept in previous_label)")
+    _print(args, {**plan.to_json(), "applied": result.applied, "written": list(result.files),
+                  "label_studio": result.label_studio}, f"{format_plan(plan)}\n{verdict}")
+    return 0 if result.applied else 1
+
+
 def _print(args, payload, text: str) -> None:
     print(json.dumps(payload, indent=2, default=str) if args.json else text)
 
@@ -242,7 +282,7 @@ def _monitor(args) -> int:
     from .serve.monitor import check_drift
 
     config = load_config(args.config, args.set)
-    report = check_drift(_store(config), config.monitor, args.run_id)
+    report = check_drift(_store(config), config.monitor, args.run_id, project=config.name)
     _print(args, report.to_dict(), report.format())
     return 3 if report.retrain else 0
 
@@ -459,6 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
     store_cmd.add_argument("action", choices=("upgrade", "copy"))
     store_cmd.add_argument("--to", default=None, help="copy: the target store (SQLite file path or postgresql:// URL)")
     store_cmd.add_argument("--dry-run", action="store_true", help="print the migration steps, change nothing")
+    schema = command("schema", _schema, "Show or change the label schema (the classes and their history): add, "
+                     "rename, merge, split or retire a class across the store, the TOML and LF modules "
+                     "(--dry-run: list every change; applied when nothing is lost, or with --yes).")
+    schema.add_argument("action", choices=("show", "add", "rename", "merge", "split", "retire"))
+    schema.add_argument("names", nargs="*", help="add NAME | rename OLD NEW | merge A B | split A | retire NAME")
+    schema.add_argument("--into", nargs="+", default=None, metavar="CLASS",
+                        help="merge A B --into C (C may be A, B or new); split A --into B C")
+    schema.add_argument("--dry-run", action="store_true", help="print what the change would do, change nothing")
+    schema.add_argument("--yes", action="store_true", help="apply even when gold/feedback rows lose their label "
+                        "or LFs need edits by hand")
     command("clear-cache", _clear_cache, "Delete the project's cached LF votes and spaCy parses (its LFs' and its "
             "pipeline's only; other projects sharing the folder keep theirs).")
     return parser

@@ -90,3 +90,8 @@ class LFVotesUnavailable(LabelingError):
 
 class WeakTokenError(ConfigError):
     """A serving token is too short, too uniform or a known placeholder."""
+
+
+class SchemaChangeError(ConfigError):
+    """A label-schema change is invalid (unknown or duplicate class, too few classes left) or
+    cannot be applied (the store's schema moved meanwhile, a file changed since the plan)."""

@@ -75,6 +75,7 @@ CLAIMS = {
     r"labeling review (connect|predict-all) ": "tests/review/test_ls_connect.py (a real server and Label Studio)",
     r"labeling (review (?!connect|predict-all)|refine )": "test_review_commands",
     r"scripts/label_studio\.sh (install|start|stop)": ".ci/run and the label_studio fixture (tests/conftest.py)",
+    r"labeling schema ": "tests/pipeline/test_schema_change.py (every schema command, on a small project)",
     r"pipelines\.close_loop": "tests/test_close_loop.py (run_loop, the same main)",
     r"-m mkdocs build --strict": "tests/test_docs_site.py",
 }

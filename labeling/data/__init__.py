@@ -14,6 +14,7 @@ EXPORTS = {
     "datasets": ["DATA_DIR_ENV", "Splits", "canonicalize", "fetch_youtube_spam", "frame_hash", "load_dataset", "load_imdb", "load_youtube_spam", "read_batches", "read_table", "split_random", "youtube_tutorial_split"],
     "verify": ["Finding", "VerificationReport", "raise_on_errors", "verify_dataset", "verify_splits"],
     "wrench": ["load_wrench"],
+    "schema": ["LabelSchema", "SchemaChange", "apply_change"],
 }
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=EXPORTS)

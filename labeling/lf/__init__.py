@@ -18,6 +18,7 @@ EXPORTS = {
     "apply": ["ApplyResult", "LFErrors", "Row", "apply_lfs"],
     "cache": ["LFCache", "project_cache_dir"],
     "parse_cache": ["ParseCache"],
+    "class_refs": ["rewrite_class_constants"],
     "analysis": ["conflicts", "coverage", "empirical_accuracy", "lf_summary", "matrix_summary", "overlaps", "polarity"],
 }
 

@@ -19,6 +19,7 @@ EXPORTS = {
     "lineage": ["Reproduction", "history", "reproduce"],
     "slices": ["discover_slices", "slice_masks", "slice_metrics", "slicing_function"],
     "report": ["render_report", "write_report"],
+    "schema_change": ["SchemaPlan", "apply_plan", "format_plan", "plan_change", "show_schema"],
     "predictions": ["TestPredictions", "load_test_predictions", "save_test_predictions"],
 }
 

@@ -42,7 +42,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -270,9 +270,11 @@ def served_rows(log, run_id: str, window: int) -> list[dict]:
     return log.latest_predictions(run_id, window)
 
 
-def check_drift(store_path: str | Path, settings: MonitorConfig, run_id: str | None = None) -> MonitorReport:
+def check_drift(store_path: str | Path, settings: MonitorConfig, run_id: str | None = None, *,
+                project: str | None = None) -> MonitorReport:
     """Compare the served traffic of ``run_id`` (default: the champion, else the latest run)
-    with its recorded reference profile."""
+    with its recorded reference profile. ``project``: also note when the run's label schema is
+    older than the project's (a class was added, renamed, merged, split or retired since)."""
     from ..store.runs import RunStore
     from ..store.serving import FeedbackLog
     from .registry import CHAMPION
@@ -282,8 +284,15 @@ def check_drift(store_path: str | Path, settings: MonitorConfig, run_id: str | N
         if not run_id:
             raise MonitorError(f"no runs in {store_path}")
         rows = served_rows(log, run_id, settings.window)
+        schema = log.label_schema(project) if project else None
+        served_schema = log.run_schema_version(run_id)
     with RunStore(store_path) as store:
         reference = store.get_documents(run_id).get("monitor_reference")
     if reference is None:
         raise MonitorError(f"run {run_id} has no monitoring reference profile (recorded before monitoring existed)")
-    return compare(reference, served_profile(rows, reference), settings, run_id=run_id)
+    report = compare(reference, served_profile(rows, reference), settings, run_id=run_id)
+    if schema is not None and served_schema is not None and served_schema != schema["version"]:
+        report = replace(report, notes=report.notes + (
+            f"run {run_id} has label schema {served_schema}, older than the project's {schema['version']} "
+            f"{schema['classes']}: retrain and promote to serve the new classes",))
+    return report

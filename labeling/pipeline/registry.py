@@ -216,6 +216,15 @@ def evaluate_candidate(
         return GateDecision(candidate_run_id, champion, metric, candidate_score, candidate_score, margin, True,
                             "already champion")
     champion_score = None
+    crossed = _cross_schema(registry, config, champion) if champion is not None else None
+    if crossed is not None:
+        # the champion knows other classes: compared only through the schema's mapping, never silently
+        try:
+            return _gate_across_schemas(registry, config, candidate_run_id, champion, crossed, test_texts, y_test,
+                                        test_ids, candidate_predictions, candidate_model, notes)
+        except (ArtifactError, StoreError) as exc:
+            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
+                                f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
     if champion is not None:
         try:
             champion_score = _recorded_score(registry, champion, test_ids, y_test, classes, metric)
@@ -229,6 +238,63 @@ def evaluate_candidate(
     passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
     reason = "; ".join([reason, *notes])
     return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed, reason)
+
+
+def _cross_schema(registry: Registry, config: ProjectConfig, champion: str) -> tuple | None:
+    """``(mapping, how)`` when the champion was trained on other classes than ``config``'s: ``mapping[i]``
+    is the current index of the champion's class ``i`` (-1: split or retired), ``how`` the reason's words."""
+    from ..data.schema import LabelSchema, resolve_class
+
+    old = tuple(registry.log.recorded_run(champion)["config"]["classes"])
+    if old == tuple(config.classes):
+        return None
+    row = registry.log.label_schema(config.name)
+    if row is None:
+        return None  # no schema history to map through: scored as before
+    schema = LabelSchema.from_json(row["classes"], row["history"])
+    names = [resolve_class(schema, name)[0] for name in old]
+    mapping = np.array([config.classes.index(n) if n in config.classes else -1 for n in names])
+    return mapping, f"champion {champion} was trained on classes {list(old)}, the candidate on {list(config.classes)}"
+
+
+def _gate_across_schemas(registry, config, candidate_run_id, champion, crossed, test_texts, y_test, test_ids,
+                         candidate_predictions, candidate_model, notes) -> GateDecision:
+    """Rename/merge: the champion's predictions mapped to the current classes, scored on every row;
+    add/split/retire: both scored on the test rows whose class the champion's schema also knows."""
+    mapping, how = crossed
+    metric, margin, classes = config.promotion.metric, config.promotion.margin, config.classes
+    y_test = np.asarray(y_test)
+    recorded = load_test_predictions(registry.log.recorded_run(champion)) if test_ids is not None else None
+    if recorded is not None and np.asarray(test_ids).astype(str).tolist() == recorded.ids.tolist():
+        champion_pred = recorded.end_model.argmax(axis=1)
+    else:
+        champion_pred = load_recorded_end_model(registry.log, champion).predict_proba(test_texts).argmax(axis=1)
+        notes.append("champion re-scored (no recorded predictions for these test rows)")
+    if candidate_predictions is None:
+        model = candidate_model or load_recorded_end_model(registry.log, candidate_run_id)
+        candidate_predictions = model.predict_proba(test_texts).argmax(axis=1)
+    candidate_pred = np.asarray(candidate_predictions)
+    champion_pred = mapping[champion_pred]
+    known = sorted({int(j) for j in mapping if j >= 0})
+    rows = np.isin(y_test, known)
+    if rows.all():
+        how += "; the champion's predictions mapped to the current classes"
+    else:
+        how += (f"; both scored on the {int(rows.sum())} of {len(y_test)} test rows of the classes both know "
+                f"({', '.join(classes[j] for j in known)})")
+    if not rows.any():
+        return GateDecision(candidate_run_id, champion, metric, None, None, margin, True,
+                            f"{how}: no test row to compare on; the candidate replaces it")
+
+    def score(pred: np.ndarray) -> float:
+        # a champion's vote for a class that is gone (-1) counts as wrong: another class than the gold one
+        pred = np.where(pred[rows] < 0, (y_test[rows] + 1) % len(classes), pred[rows])
+        return float(classification_metrics(y_test[rows], pred, classes)[metric])
+
+    candidate_score, champion_score = score(candidate_pred), score(champion_pred)
+    passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
+    return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed,
+                        "; ".join([reason, how, *notes]))
 
 
 def decide(

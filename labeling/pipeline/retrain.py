@@ -261,6 +261,12 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     if config.task != "single_label":
         # Each task shape plugs its own runner in here (labeling.multilabel, labeling.spans).
         raise LabelingError(f"project.task = {config.task!r}: retrain does not run this task shape yet")
+    if record and config.resolve(config.store).is_file():
+        from .schema_change import project_schema
+
+        # the run is recorded under the store's label schema: the TOML's classes must be it (a new
+        # store is not created here: a failed run leaves nothing; its schema is registered later)
+        project_schema(config)
     timings: dict[str, float] = {}
     stages = Stages(_STAGES, show=show_progress)
     try:

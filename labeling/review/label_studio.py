@@ -592,6 +592,48 @@ class LabelStudioReview:
         _sdk_call("update an annotation", self.client.annotations.update, annotation_id, result=result)
         return True
 
+    def migrate_schema(self, old_classes: Sequence[str], new_classes: Sequence[str],
+                       names: Mapping[str, str | None]) -> dict:
+        """Move the project to ``new_classes`` without losing an answer (label-schema change).
+
+        Label Studio refuses a config that drops a class some answer uses, so: the config first
+        takes the union of both class lists; each answer choosing a class of ``names`` is rewritten
+        to its new name (rename, merge), or, when it maps to None (split, retire), deleted with the
+        old class kept in the task's ``previous_label`` (the store keeps the answer in its history)
+        so the task is back in the queue; then the config is set to ``new_classes``. Idempotent:
+        a re-run after an interruption finishes the job. Returns ``{"renamed", "unlabelled"}`` counts.
+        """
+        pid = self.ensure_project(update_config=False)
+        union = list(new_classes) + [c for c in old_classes if c not in new_classes]
+        _sdk_call("update the labeling config", self.client.projects.update, pid, label_config=labeling_config(union))
+        counts = {"renamed": 0, "unlabelled": 0}
+        for task in self.existing_tasks(update_config=False).values():
+            for ann in task.get("annotations") or ():
+                if ann.get("was_cancelled"):
+                    continue
+                result, gone, changed = [], [], False
+                for region in ann.get("result") or ():
+                    if region.get("from_name") == LABEL_NAME and region.get("type") == "choices":
+                        chosen = list((region.get("value") or {}).get("choices") or [])
+                        mapped = [names.get(c, c) for c in chosen]
+                        gone += [c for c, m in zip(chosen, mapped) if m is None]
+                        if mapped != chosen and None not in mapped:
+                            region = {**region, "value": {**region["value"], "choices": mapped}}
+                            changed = True
+                    result.append(region)
+                if gone:
+                    data = {**(task.get("data") or {}), "previous_label": ", ".join(gone)}
+                    _sdk_call("keep the old label on a task", self.client.tasks.update, task["id"], data=data)
+                    _sdk_call("delete an answer of a class that is gone", self.client.annotations.delete, ann["id"])
+                    counts["unlabelled"] += 1
+                elif changed:
+                    _sdk_call("rename an answer's class", self.client.annotations.update, ann["id"], result=result)
+                    counts["renamed"] += 1
+        _sdk_call("update the labeling config", self.client.projects.update, pid,
+                  label_config=labeling_config(new_classes))
+        self.classes, self._config_current = tuple(new_classes), True
+        return counts
+
 
 __all__ = [
     "STRATEGIES",

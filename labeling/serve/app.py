@@ -545,6 +545,43 @@ class _Server:
         logger.warning("re-queued the LF votes of %d prediction(s) left pending by a stopped server "
                        "(%d abandoned: text kept only as a hash)", len(queued), len(hashed))
 
+    def label_schema(self):
+        """The project's label schema as the store holds it now (None before one is registered)."""
+        from ..data.schema import LabelSchema
+
+        row = self.log.label_schema(self.config.name) if self.log is not None else None
+        return None if row is None else LabelSchema.from_json(row["classes"], row["history"])
+
+    def feedback_class(self, name: str) -> str:
+        """The class a feedback label means now: itself, or what a rename/merge made of it. Raises
+        HTTP 422 naming the class and the schema version for a split, retired or unknown class,
+        and 409 when this server's classes are older than the project's schema (restart it)."""
+        schema = self.label_schema()
+        if schema is None:
+            if name not in self.config.classes:
+                raise _label_refused(name, self.config.classes, "")
+            return name
+        from ..data.schema import resolve_class
+
+        current, why = resolve_class(schema, name)
+        if current is None:
+            raise _label_refused(name, schema.classes, why)
+        if tuple(schema.classes) != tuple(self.config.classes):
+            raise HTTPException(409, f"this server's classes {list(self.config.classes)} are older than label "
+                                     f"schema {schema.version} {list(schema.classes)}: restart it to take feedback")
+        return current
+
+    def schema_note(self) -> str:
+        """Why the served run's label schema is not the project's (empty when it is)."""
+        if self.log is None or self.current is None:
+            return ""
+        project = self.log.label_schema(self.config.name)
+        served = self.log.run_schema_version(self.current.run_id)
+        if project is None or served is None or served == project["version"]:
+            return ""
+        return (f"the served run {self.current.run_id} has label schema {served}, older than the project's "
+                f"{project['version']} {project['classes']}: retrain and promote to serve the new classes")
+
     def lf_votes_problem(self) -> str:
         """Why LF votes are not being computed now ("" when they are, or are off)."""
         served = self.current
@@ -777,6 +814,13 @@ def validation_errors(exc: RequestValidationError) -> list[dict]:
     return jsonable_encoder(errors, custom_encoder={Exception: str})
 
 
+def _label_refused(name: str, classes, why: str) -> RequestValidationError:
+    """A 422 like pydantic's for a label outside the classes, with why (the schema's words)."""
+    shown = [repr(c) for c in classes]
+    msg = f"Input should be {', '.join(shown[:-1])} or {shown[-1]}" + (f": {why}" if why else "")
+    return RequestValidationError([{"type": "literal_error", "loc": ("body", "label"), "msg": msg, "input": name}])
+
+
 def _validation_message(errors) -> str:
     if errors and errors[0].get("type") == "json_invalid":  # the body did not parse: its one error
         return errors[0]["msg"]
@@ -869,7 +913,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
         """The true label for a served prediction (``prediction_id``) or for a ``text``."""
 
         one_of = ("prediction_id", "text")
-        label: Label
+        # checked by ``feedback_class`` (a renamed class is mapped, a retired one refused naming the
+        # schema); the schema still lists the classes, so clients and fuzzers send those
+        label: Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"enum": list(classes)},
+                                    description="a class (one renamed or merged in the label schema is mapped "
+                                                "to its new name)")]
         prediction_id: Id = None  # type: ignore[assignment]
         text: Text = None  # type: ignore[assignment]
 
@@ -1027,9 +1075,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if server.log is None:
             raise HTTPException(503, "store not open yet")
         payload = body.model_dump()
+        label = server.feedback_class(body.label)
         record = FeedbackRecord(
             id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
-            request_sha256=request_sha256(payload), label=classes.index(body.label),
+            request_sha256=request_sha256(payload), label=classes.index(label),
             prediction_id=body.prediction_id,
             text=body.text if (body.text is not None and settings.store_text) else None,
             text_sha256=text_sha256(body.text) if body.text is not None else None,
@@ -1099,8 +1148,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 detail = "; ".join(filter(None, [f"LF votes unavailable: {problem}", server.last_error]))
                 return Health(status="degraded", model_version=server.version, detail=detail, worker=worker,
                               lf_votes="unavailable")
-            # detail: why the alias's run is not the one served, when it is not
-            return Health(status="ready", model_version=server.version, detail=server.last_error, worker=worker)
+            # detail: why the alias's run is not the one served, when it is not; an older label schema
+            detail = "; ".join(filter(None, [server.last_error, server.schema_note()]))
+            return Health(status="ready", model_version=server.version, detail=detail, worker=worker)
         return JSONResponse(Health(status="not ready", model_version=server.version, detail=server.last_error,
                                    worker=worker).model_dump(exclude_none=True), status_code=503)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .connection import connect, insert_rows, utc_now
 from .dialect import store_target
+from .label_schema import stamp_for_project
 from .serving import text_sha256
 
 
@@ -62,13 +63,14 @@ class GoldStore:
         self.close()
 
     def record_pushed(self, project: str, tasks: Sequence[ReviewTask], task_ids: dict[str, int]) -> None:
-        rows = [
-            {"task_key": t.task_key, "project": project, "source": t.source, "row_id": t.row_id, "text": t.text,
-             "text_sha256": text_sha256(t.text), "ls_task_id": int(task_ids[t.task_key]), "strategy": t.strategy,
-             "pushed_at": utc_now()}
-            for t in tasks
-        ]
         with self.conn.writing("record pushed tasks") as conn:
+            schema = stamp_for_project(conn, project)
+            rows = [
+                {"task_key": t.task_key, "project": project, "source": t.source, "row_id": t.row_id, "text": t.text,
+                 "text_sha256": text_sha256(t.text), "ls_task_id": int(task_ids[t.task_key]), "strategy": t.strategy,
+                 "pushed_at": utc_now(), "schema_version": schema}
+                for t in tasks
+            ]
             # a re-push keeps the first strategy and time: only the LS task id may move
             insert_rows(conn, "review_tasks", rows, verb="INSERT OR IGNORE")
             conn.executemany("UPDATE review_tasks SET ls_task_id = ? WHERE task_key = ?",
@@ -104,6 +106,7 @@ class GoldStore:
         inserted = updated = 0
         gone = set(before) - set(latest) - {(u.task_key, u.annotator) for u in unclear}
         with self.conn.writing("store annotations") as conn:
+            schema = stamp_for_project(conn, project)
             conn.executemany("DELETE FROM gold_labels WHERE task_key = ? AND annotator = ?", sorted(gone))
             for key, ann in latest.items():
                 old = before.get(key)
@@ -115,7 +118,8 @@ class GoldStore:
                     continue
                 insert_rows(conn, "gold_labels", [
                     {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
-                     "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at, "pulled_at": now}],
+                     "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at, "pulled_at": now,
+                     "schema_version": schema}],
                     verb="INSERT OR REPLACE")
         return PullResult(len(latest), inserted, updated, len(gone), unknown,
                           sum(1 for u in unclear if u.task_key in known))
@@ -131,10 +135,11 @@ class GoldStore:
         never pushed from here, e.g. a task imported in Label Studio): ``"inserted"``,
         ``"updated"`` or ``"unchanged"`` (the same or an older edit of the stored answer)."""
         with self.conn.writing("store an answer") as conn:
+            schema = stamp_for_project(conn, project)
             insert_rows(conn, "review_tasks", [
                 {"task_key": task.task_key, "project": project, "source": task.source, "row_id": task.row_id,
                  "text": task.text, "text_sha256": text_sha256(task.text), "ls_task_id": int(ls_task_id),
-                 "strategy": task.strategy, "pushed_at": utc_now()}], verb="INSERT OR IGNORE")
+                 "strategy": task.strategy, "pushed_at": utc_now(), "schema_version": schema}], verb="INSERT OR IGNORE")
             cur = conn.execute("SELECT label, annotation_id, updated_at FROM gold_labels"
                                " WHERE task_key = ? AND annotator = ?", [ann.task_key, ann.annotator])
             old = cur.fetchone()
@@ -145,7 +150,7 @@ class GoldStore:
             insert_rows(conn, "gold_labels", [
                 {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
                  "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at,
-                 "pulled_at": utc_now()}], verb="INSERT OR REPLACE")
+                 "pulled_at": utc_now(), "schema_version": schema}], verb="INSERT OR REPLACE")
         return "updated" if old else "inserted"
 
     def remove_answers(self, annotation_ids: Sequence[int]) -> int:

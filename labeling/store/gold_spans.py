@@ -11,7 +11,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .connection import Connection
+from .connection import connect
+from .dialect import store_target
 
 Span = tuple[int, int, str]
 
@@ -20,7 +21,7 @@ class GoldSpans:
     """The ``gold_spans`` table of the store at ``path``."""
 
     def __init__(self, path: str | Path):
-        self.conn = Connection(Path(path))
+        self.conn = connect(store_target(path))
 
     def close(self) -> None:
         self.conn.close()

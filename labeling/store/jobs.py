@@ -15,7 +15,8 @@ import os
 import time
 from pathlib import Path
 
-from .connection import Connection
+from .connection import connect
+from .dialect import store_target
 
 ACTIVE = ("queued", "running")
 #: Rows kept: older ones are dropped as new jobs come.
@@ -45,7 +46,7 @@ class JobStore:
     """The ``ls_jobs`` table of the store at ``path`` (one connection, shared by a worker's threads)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL"):
-        self.conn = Connection(path, synchronous=synchronous)
+        self.conn = connect(store_target(path), synchronous=synchronous)
 
     def close(self) -> None:
         self.conn.close()

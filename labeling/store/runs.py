@@ -28,6 +28,7 @@ from pathlib import Path
 from ..errors import StoreError
 from .connection import Connection, connect, insert_rows
 from .dialect import store_target
+from .label_schema import stamp_for_project
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class RunStore:
                 "dataset_source": run.dataset_source, "split_sizes": _dumps(run.split_sizes),
                 "lf_set_version": run.lf_set_version, "matrix_hashes": _dumps(run.matrix_hashes),
                 "label_model": _dumps(run.label_model), "end_model": _dumps(run.end_model),
+                "schema_version": stamp_for_project(conn, run.project),
             }])
             insert_rows(conn, "run_lfs", ({"run_id": run.id, "position": i, "name": n, "version": v}
                                           for i, (n, v) in enumerate(run.lfs)))

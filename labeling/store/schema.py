@@ -157,10 +157,7 @@ def _v1(conn: sqlite3.Connection) -> None:
 def _v2(conn: sqlite3.Connection) -> None:
     _v1(conn)  # a version-1 store may lack the tables of stages that never opened it
     for table, columns in V1_LATE_COLUMNS.items():
-        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        for name, spec in columns.items():
-            if name not in have:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
+        _add_missing_columns(conn, table, columns)
     for statement in statements(V2_STATEMENTS):
         conn.execute(statement)
 
@@ -175,6 +172,45 @@ def _run_script(script: str) -> Callable[[sqlite3.Connection], None]:
 
 _v3 = _run_script(V3_STATEMENTS)
 _v4 = _run_script(V4_STATEMENTS)
+
+
+#: Tables holding a ``schema_version`` column from version 5 on (the label schema a row's
+#: class indices mean; see ``store.label_schema``).
+SCHEMA_STAMPED = ("runs", "predictions", "feedback", "review_tasks", "gold_labels")
+
+# Version 5 (self-contained: only portable CREATE ... IF NOT EXISTS and ADD COLUMN; its
+# number may move when other branches add migrations).
+V5_STATEMENTS = """
+CREATE TABLE IF NOT EXISTS label_schemas (
+    project TEXT NOT NULL, version TEXT NOT NULL, classes TEXT NOT NULL, history TEXT NOT NULL,
+    previous_version TEXT, change TEXT, plan TEXT, files TEXT, created_at TEXT NOT NULL,
+    PRIMARY KEY (project, version)
+);
+CREATE TABLE IF NOT EXISTS label_schema_current (
+    project TEXT PRIMARY KEY, version TEXT NOT NULL, files_pending INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS label_schema_rows (
+    version TEXT NOT NULL, table_name TEXT NOT NULL, row_key TEXT NOT NULL, old_label INTEGER, new_label INTEGER,
+    old_row TEXT NOT NULL, PRIMARY KEY (version, table_name, row_key)
+);
+"""
+
+
+def _add_missing_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, spec in columns.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
+
+
+def _v5(conn: sqlite3.Connection) -> None:
+    _v1(conn)
+    for statement in statements(V5_STATEMENTS):
+        conn.execute(statement)
+    # NULL on old rows until the project's schema is first registered
+    # (``label_schema.ensure_schema``), which stamps them with it.
+    for table in SCHEMA_STAMPED:
+        _add_missing_columns(conn, table, {"schema_version": "TEXT"})
 
 
 @dataclass(frozen=True)
@@ -199,5 +235,8 @@ MIGRATIONS = (
                  " schema_migrations; index alias history, review tasks by project, promotions by run", _v2),
     Migration(3, "add ls_jobs: the Label Studio backend's jobs, shared by every server worker", _v3),
     Migration(4, "add gold_spans (reviewed entity spans of spans projects)", _v4),
+    Migration(5, "label schemas: versioned class lists with their change history (label_schemas,"
+                 " label_schema_current, label_schema_rows); schema_version on runs, predictions, feedback,"
+                 " review tasks and gold labels", _v5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -26,6 +26,7 @@ from pathlib import Path
 from ..errors import StoreError
 from .connection import connect, utc_now
 from .dialect import store_target
+from .label_schema import current_schema, stamp_for_project, stamp_for_run
 from .runs import latest_run_id, read_run, recorded_end_model, recorded_files, run_exists
 
 DEFAULT_ALIAS = "production"
@@ -83,6 +84,7 @@ class FeedbackLog:
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000, synchronous: str = "FULL"):
         self.path = store_target(path)
         self.store = connect(self.path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        self._run_schemas: dict[str, str | None] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -111,9 +113,13 @@ class FeedbackLog:
         ]
         # not serial: plain inserts of new ids exclude no other writer (PostgreSQL takes no write lock)
         with self.store.writing("log predictions", serial=False) as conn:
+            # a prediction's class indices mean its run's schema (cached: a run's never changes)
+            for version in {r.model_version for r in records} - set(self._run_schemas):
+                self._run_schemas[version] = stamp_for_run(conn, version)
+            rows = [row + (self._run_schemas[r.model_version],) for row, r in zip(rows, records)]
             conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
-                             " text, text_sha256, lf_votes_status, lf_votes_error)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                             " text, text_sha256, lf_votes_status, lf_votes_error, schema_version)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def set_lf_votes(self, updates: Sequence[tuple]) -> None:
         """Fill in deferred votes: ``(prediction id, votes or None, status[, error])`` per prediction."""
@@ -180,11 +186,14 @@ class FeedbackLog:
                 if prediction is None:
                     raise UnknownPrediction(f"no prediction {record.prediction_id!r}")
                 model_version, text_hash = prediction["model_version"], prediction["text_sha256"]
-            row = {**record.__dict__, "model_version": model_version, "text_sha256": text_hash}
+            # the label index means the served run's schema (the project's when no run is named)
+            schema = stamp_for_run(conn, model_version) or stamp_for_project(conn, None)
+            row = {**record.__dict__, "model_version": model_version, "text_sha256": text_hash,
+                   "schema_version": schema}
             conn.execute(
                 "INSERT INTO feedback (id, created_at, idempotency_key, request_sha256, label, prediction_id,"
-                " text, text_sha256, model_version) VALUES (:id, :created_at, :idempotency_key, :request_sha256,"
-                " :label, :prediction_id, :text, :text_sha256, :model_version)",
+                " text, text_sha256, model_version, schema_version) VALUES (:id, :created_at, :idempotency_key,"
+                " :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version, :schema_version)",
                 row,
             )
             return row, True
@@ -198,6 +207,19 @@ class FeedbackLog:
             "SELECT f.id AS id, COALESCE(f.text, p.text) AS text, f.label AS label, f.created_at AS created_at"
             " FROM feedback f LEFT JOIN predictions p ON p.id = f.prediction_id"
             " WHERE COALESCE(f.text, p.text) IS NOT NULL ORDER BY f.created_at, f.rowid")
+
+    def run_schema_version(self, run_id: str) -> str | None:
+        """The label schema version ``run_id`` was trained under (None: unknown run or before versions)."""
+        if run_id not in self._run_schemas:
+            row = self.store.read_one("SELECT schema_version FROM runs WHERE id = ?", [run_id])
+            if row is None or row["schema_version"] is None:
+                return None  # not cached: a run recorded later, or stamped when the schema is registered
+            self._run_schemas[run_id] = row["schema_version"]
+        return self._run_schemas[run_id]
+
+    def label_schema(self, project: str) -> dict | None:
+        """The project's current label schema (``label_schema.current_schema``), or None."""
+        return current_schema(self.store, project)
 
     # -- aliases ------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -225,3 +226,28 @@ def test_the_gate_reuses_recorded_predictions_and_never_rescores(two_runs, tmp_p
             load_test_predictions(recorded[weak.run_id])
     finally:
         path.write_bytes(original)
+
+
+def test_the_gate_compares_a_champion_of_another_label_schema_only_through_the_mapping(tmp_path):
+    import csv
+
+    from labeling.cli import main
+
+    from ..conftest import FIXTURES, tiny_project
+
+    project = tiny_project(tmp_path / "p")
+    shutil.copytree(FIXTURES / "lf_modules", tmp_path / "p" / "lf_modules")  # the change rewrites it
+    rows = list(csv.reader(open(tmp_path / "p" / "comments.csv", encoding="utf-8")))
+    with open(tmp_path / "p" / "comments.csv", "w", newline="", encoding="utf-8") as out:  # labels as indices
+        csv.writer(out).writerows([rows[0]] + [[text, {"ham": 0, "spam": 1}[label]] for text, label in rows[1:]])
+    project.write_text(project.read_text().replace(f'root = "{FIXTURES}"', 'root = "."')
+                       .replace("seed = 1", 'seed = 1\nstore = "store.db"\nartifacts = "artifacts"'))
+    champion = run_retrain(load_config(project, ["promotion.auto=true"]))
+    assert champion.promotion["promoted"]
+    for change in (["rename", "ham", "legit"], ["add", "other"]):
+        assert main(["schema", *change, "--config", str(project)]) == 0
+    candidate = run_retrain(load_config(project))
+    reason = candidate.promotion["reason"]
+    assert f"champion {champion.run_id} was trained on classes ['ham', 'spam']" in reason
+    assert "the candidate on ['legit', 'spam', 'other']" in reason and "predictions mapped" in reason
+    assert candidate.promotion["champion_score"] == pytest.approx(champion.promotion["candidate_score"])

@@ -1056,3 +1056,35 @@ def test_a_run_serving_the_label_model_backoff_answers_over_http_as_its_evaluati
     np.testing.assert_allclose(list(single["predictions"][0]["probabilities"].values()), recorded.served[0], atol=1e-5)
     labels = np.array([config.classes.index(p["label"]) for p in body["predictions"]])
     assert float((labels == test["label"].to_numpy()).mean()) == pytest.approx(result.metric("served"))
+
+
+def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_readyz_and_monitor_say_older(
+        tmp_path):
+    from labeling.cli import main
+
+    from ..conftest import FIXTURES, tiny_project
+
+    project = tiny_project(tmp_path / "p")  # its LF module copied: a schema change rewrites it
+    shutil.copytree(FIXTURES / "lf_modules", tmp_path / "p" / "lf_modules")
+    project.write_text(project.read_text().replace(f'root = "{FIXTURES}"', 'root = "."')
+                       .replace("seed = 1", 'seed = 1\nstore = "store.db"\nartifacts = "artifacts"'))
+    run_id = run_retrain(load_config(project)).run_id
+    for change in (["rename", "ham", "legit"], ["add", "other"], ["retire", "other", "--yes"]):
+        assert main(["schema", *change, "--config", str(project)]) == 0
+    with _tiny_app(project) as client:
+        ready = _wait(client, lambda r: r.status_code == 200)
+        assert ready.json()["model_version"] == run_id
+        assert f"served run {run_id} has label schema" in ready.json()["detail"] and "older" in ready.json()["detail"]
+        headers = {**AUTH, "Idempotency-Key": "schema-key-1"}
+        mapped = client.post("/feedback", json={"text": "a song", "label": "ham"}, headers=headers)
+        assert mapped.status_code == 201 and mapped.json()["label"] == "legit"
+        for label, says in (("other", "'other' was retired (retire other)"), ("zzz", "'zzz' is not in label schema")):
+            refused = client.post("/feedback", json={"text": "x", "label": label},
+                                  headers={**AUTH, "Idempotency-Key": f"schema-key-{label}"})
+            assert refused.status_code == 422 and says in refused.json()["message"], refused.json()
+            assert "label schema" in refused.json()["message"] and "label" in refused.json()["message"]
+    from labeling.serve.monitor import check_drift
+
+    config = load_config(project)
+    notes = check_drift(config.resolve(config.store), config.monitor, run_id, project=config.name).notes
+    assert any(f"run {run_id} has label schema" in n and "older than the project's" in n for n in notes)

@@ -672,7 +672,7 @@ def _end_model_lines(result: RunResult) -> list[str]:
         if served and served["predictor"] != "end_model":
             line += f"; served instead: {served['predictor']}"
         elif served and verdict == "LOSES TO":
-            line += f"; served anyway, as chosen on dev: {served['rule']}"
+            line += f"; served anyway, {'as pinned' if served.get('pinned') else 'as chosen on dev'}: {served['rule']}"
         lines.append(line)
     lines += _served_lines(served, table, metric, named)
     lines += [f"WARNING: {w}" for w in (info.get("class_recall") or {}).get("warnings", ())]
@@ -707,9 +707,13 @@ def _served_lines(served: dict | None, table: pd.DataFrame, metric: str, named: 
         # why: the choice reads dev alone, and majority vote is no candidate unless the label model chosen on dev is it
         dev = ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in served["candidates"])
         tied = len({round(c["dev_score"], 6) for c in served["candidates"]}) == 1
-        lines.append(f"served predictor scores below {', '.join(above)} on test: it was chosen on dev ({dev}), which "
-                     f"{'cannot tell the candidates apart' if tied else 'ranked them otherwise'}; the label model and "
-                     "majority vote serve through label_model_backoff, with the label model chosen on dev")
+        if served.get("pinned"):
+            lines.append(f"served predictor scores below {', '.join(above)} on test: it is pinned by serving.predictor "
+                         f"(dev: {dev})")
+        else:
+            lines.append(f"served predictor scores below {', '.join(above)} on test: it was chosen on dev ({dev}), "
+                         f"which {'cannot tell the candidates apart' if tied else 'ranked them otherwise'}; the label "
+                         "model and majority vote serve through label_model_backoff, with the label model chosen on dev")
     return lines
 
 

@@ -735,5 +735,8 @@ def test_a_served_predictor_below_a_simpler_model_on_test_is_said_with_why():
     assert lines[-1].startswith("served predictor scores below majority vote 96.0%, label model (MajorityVote) 95.0% "
                                 "on test: it was chosen on dev (label_model_backoff 0.940, end_model 0.940, blend 0.940)"
                                 ", which cannot tell the candidates apart")
+    pinned = _served_lines({**served, "pinned": True}, table, "accuracy", "accuracy")
+    assert pinned[-1].endswith("on test: it is pinned by serving.predictor (dev: label_model_backoff 0.940, "
+                               "end_model 0.940, blend 0.940)")
     table.loc[3, "accuracy"] = 0.97
     assert not any("scores below" in line for line in _served_lines(served, table, "accuracy", "accuracy"))

@@ -137,7 +137,8 @@ def _python_block(needle: str) -> str:
 SNIPPETS = {"apply_lfs(": "test_python_snippets_run_as_written",
             "spacy_labeling_function": "test_python_snippets_run_as_written",
             'wb.try_lf(keyword_lf("kw_prize"': "test_init_and_cheap_doc_commands",
-            "similar_to([": "test_pipeline_and_registry_commands"}
+            "similar_to([": "test_pipeline_and_registry_commands",
+            "span_labeling_function": "test_span_lf_snippet_runs_as_written"}
 
 
 def test_every_python_example_is_run_by_a_test():
@@ -160,6 +161,16 @@ def test_python_snippets_run_as_written(fresh):
     out = run_ok(fresh, ".venv/bin/python snippet_apply.py")
     assert out.stdout.strip().splitlines()[-1] == "[[1, -1, -1], [-1, 0, -1], [1, -1, 1]]"
     assert run_ok(fresh, ".venv/bin/python snippet_lfs.py").stdout.split() == ["1", "0"]
+
+
+def test_span_lf_snippet_runs_as_written(fresh):
+    root, _ = fresh
+    (root / "snippet_spans.py").write_text(_python_block("span_labeling_function")
+                                           + "\nfrom types import SimpleNamespace\n"
+                                           "row = SimpleNamespace(text='On Friday I paid $12.50 for a Galaxy S9.')\n"
+                                           "print(money(row), products(row), weekdays(row))\n", encoding="utf-8")
+    out = run_ok(fresh, ".venv/bin/python snippet_spans.py")
+    assert out.stdout.strip() == "[(17, 23, 'MONEY')] [(30, 39, 'PRODUCT')] [(3, 9, 'DATE')]"
 
 
 def test_init_and_cheap_doc_commands(fresh):

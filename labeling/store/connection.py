@@ -286,6 +286,18 @@ class Connection:
         return steps
 
 
+def _nul_free(value):
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _without_nul(args: Sequence | dict) -> tuple | dict:
+    """``args`` for psycopg: PostgreSQL's text cannot hold NUL (U+0000), which SQLite and our
+    API accept, so a NUL is stored as U+FFFD (a row's ``text_sha256`` keeps the original's hash)."""
+    if isinstance(args, dict):
+        return {k: _nul_free(v) for k, v in args.items()}
+    return tuple(_nul_free(v) for v in args)
+
+
 class PostgresTransaction:
     """A PostgreSQL connection as the table families use a ``sqlite3.Connection`` inside a
     transaction: ``execute``/``executemany`` with SQLite's SQL, translated (``dialect``)."""
@@ -303,13 +315,13 @@ class PostgresTransaction:
         text, override = self.sql.translate(sql)
         cur = self.raw.cursor()
         if text:
-            cur.execute(text, override if override is not None else (args if isinstance(args, dict) else tuple(args)))
+            cur.execute(text, override if override is not None else _without_nul(args))
         return cur
 
     def executemany(self, sql: str, rows: Iterable):
         text, _ = self.sql.translate(sql)
         cur = self.raw.cursor()
-        rows = [r if isinstance(r, dict) else tuple(r) for r in rows]
+        rows = [_without_nul(r) for r in rows]
         if rows:
             cur.executemany(text, rows)
         return cur

@@ -4,6 +4,7 @@ between the two."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -215,3 +216,10 @@ def test_store_copy_moves_a_store_from_todays_main_to_postgresql_and_back(tmp_pa
     for table in ("runs", "run_metrics", "predictions", "feedback", "promotions", "gold_labels"):
         assert _rows(back, table) == _rows(store, table), table
     assert len(_rows(back, "model_alias_history")) == len(_rows(store, "model_alias_history")) + 1
+
+
+def test_a_text_with_nul_is_stored_on_postgresql_with_a_replacement_character(postgres_url):
+    # our API and SQLite take U+0000 in a text; PostgreSQL's text cannot hold it
+    with FeedbackLog(postgres_url) as log:
+        log.log_predictions([dataclasses.replace(_prediction("p1"), text="a\x00b")])
+        assert log.get_prediction("p1")["text"] == "a\ufffdb"

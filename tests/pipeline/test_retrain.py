@@ -287,6 +287,9 @@ C = 10.0
 """)
 
 
+# slow: ~60 s; multi-class selection stays in the default suite through
+# tests/models/test_label_models.py's trec case and the end-model selection tests
+@pytest.mark.slow
 def test_multiclass_trec_end_to_end(trec_project):
     config = load_config(trec_project)
     result = run_retrain(config)
@@ -672,6 +675,8 @@ def test_kill_9_during_retrain_leaves_nothing_or_a_whole_run(tmp_path):
     _assert_whole(config, recorded + 1)
 
 
+# slow: ~60 s; the default suite keeps a real LocalCluster in tests/lf/test_distributed.py
+@pytest.mark.slow
 def test_retrain_on_a_dask_cluster_whose_workers_lack_the_client_environment(recorded_youtube_run, tmp_path,
                                                                              monkeypatch):
     """The client names its spaCy pipeline in LABELING_SPACY_MODEL; the workers start

@@ -28,7 +28,7 @@ from ..lf.cache import project_cache_dir
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import label_matrix_hash
 from ..models.artifacts import discard, write_json, write_manifest
-from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id
+from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id, summary_header
 from ..pipeline.store import RunRecord, RunStore, writer_lock
 from ..progress import Stages, stage_table
 from .end_models import OVR_FAMILIES, OneVsRestTextClassifier, save_multilabel_end_model
@@ -342,9 +342,7 @@ def format_multilabel_summary(result: RunResult) -> str:
         table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     table["train_rows"] = table["train_rows"].map(lambda v: "" if pd.isna(v) else str(int(v)))
     sel = result.label_model.get("selection") or {}
-    lines = [f"run {result.run_id}  project {result.project}  seed {result.seed}  task multi_label",
-             f"dataset {result.dataset_version}  splits {result.split_sizes}",
-             f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)",
+    lines = [*summary_header(result, task="multi_label"),
              f"label model chosen on dev ({sel.get('metric')}, one standard error = {sel.get('tolerance', 0):.3f}): "
              f"{sel.get('rule')}"]
     lines += [f"  {c['dev_score']:.3f}  {c['name']}" for c in sel.get("candidates", [])]

@@ -37,7 +37,7 @@ from .evaluate import classification_metrics
 from .predictions import load_test_predictions
 from .store import load_recorded_end_model
 from ..store import registry as store_registry
-from ..store.connection import Transaction
+from ..store.connection import ClosesOnExit, Transaction
 from ..store.serving import DEFAULT_ALIAS, FeedbackLog
 
 CHAMPION = DEFAULT_ALIAS  # the alias servers follow
@@ -75,7 +75,7 @@ def gate(candidate_score: float, champion_score: float | None, *, margin: float,
     return False, f"refused: {text}"
 
 
-class Registry:
+class Registry(ClosesOnExit):
     """Aliases, their history and promotion decisions in the project's store."""
 
     def __init__(self, store_path: str | Path):
@@ -84,12 +84,6 @@ class Registry:
 
     def close(self) -> None:
         self.log.close()
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def aliases(self) -> dict[str, str]:
         return store_registry.aliases(self.log.store)

@@ -73,6 +73,17 @@ class RunResult:
         }
 
 
+def summary_header(result: RunResult, *, task: str | None = None) -> list[str]:
+    """The first lines of every run summary: run, project, seed (and task shape when not the
+    default), dataset version and split sizes, LF set."""
+    shape = f"  task {task}" if task else ""
+    return [
+        f"run {result.run_id}  project {result.project}  seed {result.seed}{shape}",
+        f"dataset {result.dataset_version}  splits {result.split_sizes}",
+        f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)",
+    ]
+
+
 def format_spans_summary(result: RunResult) -> str:
     """The terminal report of a spans run: per-type LF analysis and the entity-level test table."""
     table = result.evaluation[["name", "entity_precision", "entity_recall", "entity_f1", "support"]].copy()
@@ -80,9 +91,7 @@ def format_spans_summary(result: RunResult) -> str:
         table[col] = table[col].map(lambda v: f"{v:.1%}")
     lf_view = result.lf_table.loc["dev"].set_index(["lf", "type"])
     return "\n".join([
-        f"run {result.run_id}  project {result.project}  seed {result.seed}  task spans",
-        f"dataset {result.dataset_version}  splits {result.split_sizes}",
-        f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)",
+        *summary_header(result, task="spans"),
         f"label model {result.label_model['type']} (selected on dev entity F1)  end model spaCy NER "
         f"(dev entity F1 {result.end_model.get('dev_entity_f1', float('nan')):.3f})",
         "",

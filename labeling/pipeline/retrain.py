@@ -79,7 +79,7 @@ from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapsho
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
 from .store import RunRecord, RunStore, store_exists, writer_lock
-from .results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, format_spans_summary, new_run_id as _new_run_id
+from .results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, format_spans_summary, summary_header, new_run_id as _new_run_id
 from ..data.verify import raise_on_errors, verify_splits
 
 
@@ -738,10 +738,10 @@ def format_summary(result: RunResult) -> str:
     lf_view = result.lf_table.loc["train"][["polarity", "coverage", "overlaps", "conflicts"]].join(
         dev[["accuracy"]].rename(columns={"accuracy": "dev accuracy"})
     )
+    header = summary_header(result)
+    header[-1] += f"  L_train {result.matrix_hashes['train'][:16]}"
     lines = [
-        f"run {result.run_id}  project {result.project}  seed {result.seed}",
-        f"dataset {result.dataset_version}  splits {result.split_sizes}",
-        f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)  L_train {result.matrix_hashes['train'][:16]}",
+        *header,
         f"label model {result.label_model['type']}  end model {result.end_model['type']}",
         *_selection_lines(result.label_model.get("selection")),
         *_end_model_lines(result),

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from ..errors import StoreError, StoreVersionError
 from . import dialect
@@ -117,7 +118,20 @@ def insert_rows(conn: sqlite3.Connection, table: str, rows: Iterable[dict], *, v
     return sum(len(v) for v in groups.values())
 
 
-class Connection:
+class ClosesOnExit:
+    """Mixin: ``with obj:`` closes ``obj`` on leaving the block (``close()`` defined by the class)."""
+
+    def close(self) -> None:  # pragma: no cover - every user defines it
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Connection(ClosesOnExit):
     """One connection to the SQLite store at ``path`` (created owner-only), schema at ``SCHEMA_VERSION``.
 
     ``connect(target)`` picks this class or ``PostgresConnection`` from the target.
@@ -162,13 +176,20 @@ class Connection:
     def close(self) -> None:
         self.raw.close()
 
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- transactions and reads --------------------------------------------
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        # A transaction opened inside an open one is a savepoint of it: its failure undoes only
+        # its own writes, and the outer transaction decides whether anything is kept.
+        self.raw.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            self.raw.execute("ROLLBACK TO nested")
+            self.raw.execute("RELEASE nested")
+            raise
+        self.raw.execute("RELEASE nested")
 
     @contextmanager
     def transaction(self, *, serial: bool = True) -> Iterator[sqlite3.Connection]:
@@ -178,14 +199,8 @@ class Connection:
         writer at a time anyway; PostgreSQL then skips its write lock)."""
         with self.lock:
             if self.raw.in_transaction:
-                self.raw.execute("SAVEPOINT nested")
-                try:
+                with self._savepoint():
                     yield self.raw
-                except BaseException:
-                    self.raw.execute("ROLLBACK TO nested")
-                    self.raw.execute("RELEASE nested")
-                    raise
-                self.raw.execute("RELEASE nested")
                 return
             self.raw.execute("BEGIN IMMEDIATE")
             try:
@@ -390,14 +405,8 @@ class PostgresConnection(Connection):
     def transaction(self, *, serial: bool = True) -> Iterator[PostgresTransaction]:
         with self.lock:
             if self.tx.in_transaction:
-                self.raw.execute("SAVEPOINT nested")
-                try:
+                with self._savepoint():
                     yield self.tx
-                except BaseException:
-                    self.raw.execute("ROLLBACK TO nested")
-                    self.raw.execute("RELEASE nested")
-                    raise
-                self.raw.execute("RELEASE nested")
                 return
             self.raw.execute("BEGIN")
             try:
@@ -526,3 +535,16 @@ def upgrade_store(path: str | Path, *, dry_run: bool = False) -> list[str]:
             pass
         steps = [m for m in MIGRATIONS if m.version > before]
     return [f"{m.version}: {m.description}" for m in steps]
+
+
+class TableFamily(ClosesOnExit):
+    """Base of the store's table families (runs, gold, gold spans, jobs, serving): one
+    connection (``conn``) to the store at ``path`` (a SQLite path or a PostgreSQL URL), opened
+    and upgraded by ``connect``; ``settings`` are ``connect``'s keyword settings."""
+
+    def __init__(self, path: str | Path, **settings):
+        self.path = store_target(path)
+        self.conn = connect(self.path, **settings)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import connect, insert_rows, utc_now
-from .dialect import store_target
+from .connection import TableFamily, insert_rows, utc_now
 from .label_schema import stamp_for_project
 from .serving import text_sha256
 
@@ -45,22 +44,10 @@ class PullResult:
 ANSWER_COLUMNS = ["task_key", "source", "row_id", "text", "annotator", "label"]
 
 
-class GoldStore:
+class GoldStore(TableFamily):
     """The review side of the project's store. Annotations are any objects with ``task_key``,
     ``annotator``, ``annotation_id``, ``label`` and ``updated_at`` (``label_studio.Annotation``)."""
 
-    def __init__(self, path: str | Path):
-        self.path = store_target(path)
-        self.conn = connect(self.path)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> GoldStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def record_pushed(self, project: str, tasks: Sequence[ReviewTask], task_ids: dict[str, int]) -> None:
         with self.conn.writing("record pushed tasks") as conn:

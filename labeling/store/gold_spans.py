@@ -11,26 +11,14 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .connection import connect
-from .dialect import store_target
+from .connection import TableFamily
 
 Span = tuple[int, int, str]
 
 
-class GoldSpans:
+class GoldSpans(TableFamily):
     """The ``gold_spans`` table of the store at ``path``."""
 
-    def __init__(self, path: str | Path):
-        self.conn = connect(store_target(path))
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> GoldSpans:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def replace(self, project: str, gold: Mapping[str, tuple[str, Sequence[Span]]]) -> int:
         """Store ``gold`` (task key -> (text, spans)), replacing those tasks' earlier spans;

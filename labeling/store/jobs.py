@@ -15,8 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from .connection import connect
-from .dialect import store_target
+from .connection import TableFamily
 
 ACTIVE = ("queued", "running")
 #: Rows kept: older ones are dropped as new jobs come.
@@ -42,20 +41,12 @@ def _row(row: dict | None) -> dict | None:
     return {**row, "outcome": json.loads(row["outcome"] or "{}")}
 
 
-class JobStore:
+class JobStore(TableFamily):
     """The ``ls_jobs`` table of the store at ``path`` (one connection, shared by a worker's threads)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL"):
-        self.conn = connect(store_target(path), synchronous=synchronous)
+        super().__init__(path, synchronous=synchronous)
 
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> JobStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def add(self, job_id: str, kind: str, action: str, *, status: str = "queued") -> dict:
         now = time.time()

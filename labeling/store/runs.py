@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StoreError
-from .connection import Connection, connect, insert_rows
-from .dialect import store_target
+from .connection import Connection, TableFamily, insert_rows
 from .label_schema import stamp_for_project
 
 
@@ -56,21 +55,9 @@ def _dumps(obj) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
-class RunStore:
+class RunStore(TableFamily):
     """Runs and lineage in the project's store (``conn``: its ``Connection``)."""
 
-    def __init__(self, path: str | Path):
-        self.path = store_target(path)
-        self.conn = connect(self.path)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> RunStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def record_run(self, run: RunRecord, *, then: Callable[[sqlite3.Connection], None] | None = None) -> None:
         """Insert a run and everything tied to it, all or nothing.

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StoreError
-from .connection import connect, utc_now
-from .dialect import store_target
+from .connection import TableFamily, utc_now
 from .label_schema import current_schema, stamp_for_project, stamp_for_run
 from .runs import latest_run_id, read_run, recorded_end_model, recorded_files, run_exists
 
@@ -78,22 +77,17 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class FeedbackLog:
+class FeedbackLog(TableFamily):
     """One connection to the store, for one process. Not shared across processes."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000, synchronous: str = "FULL"):
-        self.path = store_target(path)
-        self.store = connect(self.path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        super().__init__(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
         self._run_schemas: dict[str, str | None] = {}
 
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> FeedbackLog:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    @property
+    def store(self):
+        """The store ``Connection`` (the name the serving code has always used)."""
+        return self.conn
 
     def transaction(self):
         """One write transaction (``Connection.transaction``)."""

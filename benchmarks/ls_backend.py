@@ -11,8 +11,9 @@ of the tests in a temporary folder, then measures, sequentially from one client:
   (answer events, stored in the background);
 - with ``$LABEL_STUDIO_URL``/``$LABEL_STUDIO_API_KEY`` set: ``labeling review predict-all``
   on a new project of ``--tasks`` tasks (the import of the tasks is not counted), with
-  the seconds spent listing tasks, predicting and importing predictions, then a rerun
-  (nothing left to do). Start Label Studio with ``scripts/label_studio.sh start``: it turns
+  the seconds each stage was busy listing tasks, predicting and importing predictions
+  (the stages run at once, so they add up to more than ``total``), then a rerun (nothing
+  left to do), and the load average before and after. Start Label Studio with ``scripts/label_studio.sh start``: it turns
   on the prediction import whose cost grows with the batch, not with the project.
 
 Prints one JSON object.
@@ -64,6 +65,7 @@ def _predict_all(url: str, n_tasks: int) -> dict:
     texts = [f"check out my channel {i}!" if i % 2 else f"love this song {i}" for i in range(n_tasks)]
     for start in range(0, n_tasks, 2000):
         review.client.projects.import_tasks(pid, request=[{"text": t, "lf_votes": ""} for t in texts[start:start + 2000]])
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     summary = predict_all(review, url + "/ls/")
     seconds = time.perf_counter() - started
@@ -71,7 +73,8 @@ def _predict_all(url: str, n_tasks: int) -> dict:
     again = predict_all(review, url + "/ls/")
     return {"tasks": n_tasks, "stored": summary.stored, "batches": summary.batches, "seconds": round(seconds, 1),
             "breakdown_s": summary.seconds, "rerun_stored": again.stored,
-            "rerun_seconds": round(time.perf_counter() - resumed, 1)}
+            "rerun_seconds": round(time.perf_counter() - resumed, 1),
+            "load_avg_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
 
 
 def main(argv=None) -> int:

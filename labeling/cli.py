@@ -454,8 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="connect, predict-all: the server's Label Studio backend URL (default %(default)s)")
     review.add_argument("--ls-basic-auth-file", default="", metavar="PATH",
                         help="connect, predict-all: 'user:password' the server was started with")
-    review.add_argument("--batch", type=int, default=2000,
-                        help="predict-all: tasks per /ls/predict call and per import (default %(default)s)")
+    review.add_argument("--batch", type=int, default=1000,
+                        help="predict-all: tasks per listed page, per /ls/predict batch and per import "
+                             "(default %(default)s)")
     review.add_argument("--progress", action="store_true", help="predict-all: a progress bar even off a terminal")
     review.add_argument("--strategy", default=None, help="push: entropy, margin, conflict, uncovered, low_confidence, "
                         "disagreed or random (default: review.strategy)")

@@ -20,7 +20,9 @@
 # fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short (set below) recounts only
 # the imported tasks: 38 s for the same 10,000 (on a loaded 2-core machine).
 #
-# Settings (environment): LABEL_STUDIO_PORT (default 8089), LABEL_STUDIO_BASE_DATA_DIR
+# Settings (environment): LABEL_STUDIO_PORT (default 8089), LABEL_STUDIO_STALL_S (start gives up
+# when the server has used no CPU and written nothing for this long; default 180), LABEL_STUDIO_START_MAX_S
+# (and in any case after this long; default 1200), LABEL_STUDIO_BASE_DATA_DIR
 # (default .label-studio/data, git-ignored), LABEL_STUDIO_USERNAME/PASSWORD/USER_TOKEN
 # (generated at random when unset; the token is written to the data dir, mode 600,
 # never to the repository).
@@ -86,20 +88,32 @@ start() {
             > "$LOG" 2>&1 < /dev/null &
         echo $! > "$PIDFILE"
     fi
-    local url=http://127.0.0.1:$PORT
-    for _ in $(seq 1 300); do
-        if curl -fsS "$url/health" >/dev/null 2>&1; then
+    # A first start applies Label Studio's migrations (about 100 s on a 2-core machine at load
+    # 5, several minutes under more), silently: wait while the server makes progress (its CPU
+    # time, its log or its database grows), and give up only when none has moved for
+    # LABEL_STUDIO_STALL_S seconds, or after LABEL_STUDIO_START_MAX_S in all.
+    local url=http://127.0.0.1:$PORT stall_s=${LABEL_STUDIO_STALL_S:-180} max_s=${LABEL_STUDIO_START_MAX_S:-1200}
+    local began=$SECONDS moved=$SECONDS size=-1 now
+    while :; do
+        if curl -fsS --max-time 5 "$url/health" >/dev/null 2>&1; then
             . "$STATE/credentials"
             echo "export LABEL_STUDIO_URL=$url"
             echo "export LABEL_STUDIO_API_KEY=$LABEL_STUDIO_USER_TOKEN"
-            echo "label_studio: up at $url (log $LOG)" >&2
+            echo "label_studio: up at $url after $((SECONDS - began)) s (log $LOG)" >&2
             return 0
         fi
         kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -n 40 "$LOG" >&2; echo "label_studio: server exited" >&2; exit 1; }
-        sleep 1
+        now="$(wc -c < "$LOG" 2>/dev/null || true) $(wc -c < "$DATA/label_studio.sqlite3" 2>/dev/null || true)"
+        now+=" $(awk '{print $14 + $15}' "/proc/$(cat "$PIDFILE")/stat" 2>/dev/null || true)"  # CPU ticks (Linux)
+        [ "$now" != "$size" ] && { size=$now; moved=$SECONDS; }
+        if [ $((SECONDS - moved)) -ge "$stall_s" ] || [ $((SECONDS - began)) -ge "$max_s" ]; then
+            break
+        fi
+        sleep 0.5
     done
     tail -n 40 "$LOG" >&2
-    echo "label_studio: not healthy after 300 s" >&2
+    echo "label_studio: not healthy after $((SECONDS - began)) s (no progress for $((SECONDS - moved)) s;" \
+         "LABEL_STUDIO_STALL_S=$stall_s, LABEL_STUDIO_START_MAX_S=$max_s); stop it with: $0 stop" >&2
     exit 1
 }
 

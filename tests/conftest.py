@@ -88,13 +88,24 @@ def label_studio(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    env = {**os.environ, "LABEL_STUDIO_STATE_DIR": str(tmp_path_factory.mktemp("label-studio")),
-           "LABEL_STUDIO_PORT": str(_free_port())}
+    state = tmp_path_factory.mktemp("label-studio")
+    env = {**os.environ, "LABEL_STUDIO_STATE_DIR": str(state), "LABEL_STUDIO_PORT": str(_free_port())}
     env.pop("LABEL_STUDIO_BASE_DATA_DIR", None)
-    started = subprocess.run(["bash", str(LABEL_STUDIO_SCRIPT), "start"], env=env, capture_output=True, text=True,
-                             timeout=400)
-    if started.returncode != 0:
-        pytest.fail(f"Label Studio did not start:\n{started.stderr[-3000:]}")
+    # The script waits while the server makes progress (a first start's migrations take
+    # minutes under load) and gives up after LABEL_STUDIO_START_MAX_S; this timeout only
+    # catches a script that hangs itself.
+    limit = int(env.setdefault("LABEL_STUDIO_START_MAX_S", "1200")) + 120
+    try:
+        started = subprocess.run(["bash", str(LABEL_STUDIO_SCRIPT), "start"], env=env, capture_output=True,
+                                 text=True, timeout=limit)
+        problem = "" if started.returncode == 0 else started.stderr[-3000:]
+    except subprocess.TimeoutExpired:
+        log = state / "server.log"
+        problem = f"start timed out after {limit} s; its log ends:\n" + (
+            log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)")
+    if problem:
+        subprocess.run(["bash", str(LABEL_STUDIO_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
+        pytest.fail(f"Label Studio did not start:\n{problem}")
     exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines()
                    if line.startswith("export "))
     try:

@@ -14,9 +14,16 @@ Like ``retrain.py`` this module only wires library calls in order:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +34,7 @@ from ..data.datasets import load_dataset
 from ..models.end_model_selection import family_model
 from ..models.end_models import make_end_model
 from ..errors import ConfigError, StoreError
+from ..progress import progress
 from ..store.serving import FeedbackLog
 from ..pipeline.store import load_recorded_end_model
 from .gold import GoldStore, PullResult, ReviewTask, all_gold, match_gold, review_gold
@@ -39,12 +47,15 @@ from .label_studio import (
     LabelStudioReview,
     PushResult,
     ReviewItem,
+    TaskPage,
     build_tasks,
     display_text,
     sample_scores,
     select_for_review,
     top_classes_tie,
 )
+
+T = TypeVar("T")
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 SOURCES = ("dataset", "served")
@@ -235,12 +246,12 @@ def connect_backend(review: LabelStudioReview, url: str = DEFAULT_BACKEND_URL, *
     return review.connect_backend(url, title="labeling", basic_auth=basic_auth)
 
 
-#: Tasks per ``/ls/predict`` call and per prediction import. Large: Label Studio 1.23.2's
-#: default import (``ImportPredictionsAPI._create_legacy``) recounts the predictions of every
-#: task of the project on each call, so 10,000 tasks in calls of 500 took 298 s, in calls of
-#: 5,000 89 s (with the memory-efficient import ``scripts/label_studio.sh`` turns on, 38 s
-#: whatever the size).
-PREDICT_ALL_BATCH = 2000
+#: Tasks per listed page, per ``/ls/predict`` batch and per prediction import. Label Studio
+#: 1.23.2's default import (``ImportPredictionsAPI._create_legacy``) recounts the predictions of
+#: every task of the project on each call, so 10,000 tasks in calls of 500 took 298 s, in calls
+#: of 5,000 89 s; with the memory-efficient import ``scripts/label_studio.sh`` turns on, the cost
+#: follows the batch, and smaller batches let the three stages overlap sooner.
+PREDICT_ALL_BATCH = 1000
 #: Bytes of task data per ``/ls/predict`` call: under the server's default body limit (1 MB).
 PREDICT_REQUEST_BYTES = 800_000
 
@@ -259,64 +270,137 @@ def request_chunks(ids: list, sizes: list[int], max_bytes: int = PREDICT_REQUEST
     return out
 
 
+_DONE = object()
+
+
+def ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """``items`` in order, produced by a thread of their own at most ``depth`` items ahead of
+    the consumer: one stage of a pipeline whose stages each run in their own thread, with a
+    bounded queue between them. An exception raised producing an item is raised here, where
+    that item would have come; leaving the loop early (or an exception in the consumer) stops
+    the producer before its next item and waits for the item it is making."""
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as error:  # handed to the consumer, which raises it
+            put((_DONE, error))
+            return
+        finally:
+            if hasattr(items, "close"):  # a stage upstream stops now, not when collected
+                items.close()
+        put((_DONE, None))
+
+    thread = threading.Thread(target=produce, name="pipeline-stage", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = waiting.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 @dataclass(frozen=True)
 class PredictAllSummary:
     model_version: str
     tasks: int  # tasks that had no prediction of this version when the run started
     stored: int  # predictions imported by this run
     batches: int
-    seconds: dict = dataclasses.field(default_factory=dict)  # list / predict / import: where the time went
+    #: seconds busy listing, predicting and importing (each stage in its own thread, so
+    #: they overlap), and ``total``: the wall time from the first listing to the last import
+    seconds: dict = dataclasses.field(default_factory=dict)
 
 
 def predict_all(review: LabelStudioReview, url: str = DEFAULT_BACKEND_URL, *, batch: int = PREDICT_ALL_BATCH,
                 basic_auth: tuple[str, str] | None = None, show_progress: bool = False,
                 httpx_client=None) -> PredictAllSummary:
     """Store a prediction of the served model for every task of the project that has none of
-    its version: tasks in batches of ``batch`` through our server's ``/ls/predict`` (in calls
-    of at most ``PREDICT_REQUEST_BYTES`` of task data), then Label Studio's bulk import (one
-    call per batch). Resumable: a task already holding a
-    prediction of this version is skipped, so a stopped run goes on where it stopped.
-    ``seconds`` of the summary says how long listing, predicting and importing took."""
-    import time
+    its version, in batches of ``batch`` tasks: list them from Label Studio, predict them
+    through our server's ``/ls/predict`` (in calls of at most ``PREDICT_REQUEST_BYTES`` of task
+    data), import the predictions with Label Studio's bulk import (one call per batch).
 
+    The three stages run at once, each in its own thread with a queue of one batch between
+    them, so the wall time comes near the slowest stage rather than their sum. Resumable: a
+    task already holding a prediction of this version is skipped, so a stopped run goes on
+    where it stopped (every imported batch is complete). ``seconds`` of the summary says how
+    long each stage was busy, and the total.
+
+    Raises ``ConfigError`` when our server refuses (its status and answer), ``ReviewError``
+    when Label Studio does."""
     import httpx
-
-    from ..progress import progress
 
     if batch < 1:
         raise ConfigError(f"predict-all: batch must be at least 1 (got {batch})")
     config = review.label_config()
     client = httpx_client or httpx.Client(timeout=300, auth=basic_auth, trust_env=False)
     base = url.rstrip("/")
-    seconds = {"list": 0.0, "predict": 0.0, "import": 0.0}
-    try:
-        setup = client.post(f"{base}/setup", json={"schema": config})
-        if setup.status_code != 200:
-            raise ConfigError(f"{base}/setup answered {setup.status_code}: {setup.text[:500]}")
-        version = setup.json()["model_version"]
-        started = time.perf_counter()
-        todo = review.tasks_without_prediction(version)
-        seconds["list"] = time.perf_counter() - started
-        ids = sorted(todo)
-        chunks = [ids[i:i + batch] for i in range(0, len(ids), batch)]
-        stored = 0
-        for chunk in progress(chunks, total=len(chunks), desc="predict-all batches", enabled=show_progress):
+    seconds = {"list": 0.0, "predict": 0.0, "import": 0.0, "total": 0.0}
+
+    def timed(stage: str, items: Iterable[T]) -> Iterator[T]:
+        items = iter(items)
+        while True:
             started = time.perf_counter()
-            tasks = [{"id": t, "data": todo[t]} for t in chunk]
+            item = next(items, _DONE)
+            seconds[stage] += time.perf_counter() - started
+            if item is _DONE:
+                return
+            yield item
+
+    def predicted(pages: Iterable[TaskPage]) -> Iterator[list[dict]]:
+        for page in pages:
+            started = time.perf_counter()
+            tasks = [{"id": t, "data": data} for t, data in page.tasks.items()]
             results = []
             for part in request_chunks(tasks, [len(json.dumps(t)) for t in tasks]):
                 answer = client.post(f"{base}/predict", json={"tasks": part, "label_config": config})
                 if answer.status_code != 200:
                     raise ConfigError(f"{base}/predict answered {answer.status_code}: {answer.text[:500]}")
                 results += answer.json()["results"]
-            imported = time.perf_counter()
-            seconds["predict"] += imported - started
-            stored += review.import_predictions([{"task": t, **r} for t, r in zip(chunk, results)])
-            seconds["import"] += time.perf_counter() - imported
+            seconds["predict"] += time.perf_counter() - started
+            yield [{"task": t["id"], **r} for t, r in zip(tasks, results)]
+
+    try:
+        setup = client.post(f"{base}/setup", json={"schema": config})
+        if setup.status_code != 200:
+            raise ConfigError(f"{base}/setup answered {setup.status_code}: {setup.text[:500]}")
+        version = setup.json()["model_version"]
+        started = time.perf_counter()
+        pages = timed("list", review.task_pages_without_prediction(version, page_size=batch))
+        first = next(pages, None)  # its count of tasks left sizes the progress bar
+        todo = 0 if first is None else first.remaining
+        stored = batches = 0
+        if first is not None:
+            with closing(ahead(predicted(ahead(itertools.chain([first], pages))))) as stages:
+                for predictions in progress(stages, total=-(-todo // batch), desc="predict-all batches",
+                                            enabled=show_progress):
+                    imported = time.perf_counter()
+                    stored += review.import_predictions(predictions)
+                    seconds["import"] += time.perf_counter() - imported
+                    batches += 1
+        seconds["total"] = time.perf_counter() - started
     finally:
         if httpx_client is None:
             client.close()
-    return PredictAllSummary(version, len(ids), stored, len(chunks), {k: round(v, 2) for k, v in seconds.items()})
+    return PredictAllSummary(version, todo, stored, batches, {k: round(v, 2) for k, v in seconds.items()})
 
 
 def gold_for_refinement(config: ProjectConfig, splits=None) -> pd.DataFrame:

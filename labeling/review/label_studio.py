@@ -28,7 +28,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
@@ -419,6 +419,15 @@ class PushResult:
     task_ids: dict  # task_key -> Label Studio task id, for every pushed key
 
 
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of a task listing: task id -> task data, and how many tasks matched the
+    listing's filter when the page was read (this page's and those after it)."""
+
+    tasks: dict
+    remaining: int
+
+
 def _sdk_call(what: str, func, *args, **kwargs):
     from label_studio_sdk.core.api_error import ApiError
 
@@ -532,22 +541,47 @@ class LabelStudioReview:
         return {"id": int(backend.id), "url": wanted, "state": str(state), "reused": bool(found),
                 "error": getattr(backend, "error_message", None) or ""}
 
-    def tasks_without_prediction(self, model_version: str) -> dict[int, dict]:
-        """Label Studio task id -> task data, for every task with no prediction of ``model_version``.
+    def task_pages_without_prediction(self, model_version: str, *, page_size: int = 1000) -> Iterator[TaskPage]:
+        """Pages of at most ``page_size`` tasks with no prediction of ``model_version``, in task
+        id order: each a ``TaskPage`` (task id -> task data, and how many such tasks were left
+        when it was read).
 
         Label Studio selects them (its Data Manager filter ``predictions_model_versions``
         ``not_contains``), and the tasks come without their predictions: a rerun after a
-        finished run lists nothing (0.6 s for 10,000 tasks, where reading the project's
-        predictions took 200 s). The filter matches substrings: a version that is part of
-        another (our run ids never are) would count as done where that other is stored."""
+        finished run lists nothing. The filter matches substrings: a version that is part of
+        another (our run ids never are) would count as done where that other is stored.
+
+        Each page asks for the tasks after the last id read (``filter:tasks:id`` ``greater``),
+        never for page *n*: predictions imported while the listing goes on shrink the filtered
+        set, and page numbers would then skip tasks. ``include=id,data`` leaves out every other
+        field, whose per-task work (state, counters, users) made listing 10,000 tasks take
+        36 s instead of 8 s (Label Studio 1.23.2, loaded 2-core machine)."""
+        if page_size < 1:
+            raise ConfigError(f"page_size must be at least 1 (got {page_size})")
         pid = self.ensure_project(update_config=False)
-        query = json.dumps({"filters": {"conjunction": "and", "items": [
-            {"filter": "filter:tasks:predictions_model_versions", "operator": "not_contains", "type": "List",
-             "value": [model_version]}]}})
-        out = {}
-        for task in _sdk_call("list tasks", self.client.tasks.list, project=pid, page_size=1000, fields="task_only",
-                              query=query):
-            out[int(task.id)] = dict(task.data or {})
+        last = 0
+        while True:
+            query = json.dumps({"filters": {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:predictions_model_versions", "operator": "not_contains", "type": "List",
+                 "value": [model_version]},
+                {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": last}]},
+                "ordering": ["tasks:id"]})
+            page = _sdk_call("list tasks", self.client.tasks.list, project=pid, page=1, page_size=page_size,
+                             fields="task_only", include="id,data", query=query)
+            tasks = {int(task.id): dict(task.data or {}) for task in page.items or ()}
+            if not tasks:
+                return
+            yield TaskPage(tasks, int(getattr(page.response, "total", None) or len(tasks)))
+            if len(tasks) < page_size:
+                return
+            last = max(tasks)
+
+    def tasks_without_prediction(self, model_version: str) -> dict[int, dict]:
+        """Label Studio task id -> task data, for every task with no prediction of
+        ``model_version`` (``task_pages_without_prediction`` read to the end)."""
+        out: dict[int, dict] = {}
+        for page in self.task_pages_without_prediction(model_version):
+            out.update(page.tasks)
         return out
 
     def label_config(self) -> str:
@@ -641,6 +675,7 @@ __all__ = [
     "LabelStudioReview",
     "PushResult",
     "ReviewError",
+    "TaskPage",
     "ReviewItem",
     "UnclearAnswer",
     "annotation_choice",

@@ -86,3 +86,44 @@ def test_predict_all_requests_stay_under_the_body_budget(sizes, runs):
     from labeling.review.jobs import request_chunks
 
     assert request_chunks(list(range(len(sizes))), sizes, max_bytes=800_000) == runs
+
+
+def _counted(n: int, produced: list, fail_at: int | None = None):
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError(f"item {i} failed")
+        produced.append(i)
+        yield i
+
+
+def test_ahead_keeps_order_and_stays_within_its_queue():
+    """predict-all's stages: each in its own thread, at most one queued item plus the one in
+    hand ahead of the consumer (a bounded memory of batches), items in their order."""
+    import time
+
+    from labeling.review.jobs import ahead
+
+    produced: list = []
+    seen = []
+    for item in ahead(ahead(_counted(20, produced))):
+        time.sleep(0.002)  # a slow consumer: the producers must wait, not run on
+        seen.append(item)
+        assert len(produced) - len(seen) <= 4  # two stages: a queued item and one in hand each
+    assert seen == list(range(20))
+
+
+def test_ahead_raises_a_producers_error_where_its_item_would_come_and_stops_on_close():
+    import threading
+
+    from labeling.review.jobs import ahead
+
+    got = []
+    with pytest.raises(ValueError, match="item 3 failed"):
+        for item in ahead(x * 10 for x in ahead(_counted(9, [], fail_at=3))):
+            got.append(item)
+    assert got == [0, 10, 20]
+    produced: list = []
+    stages = ahead(ahead(_counted(10**6, produced)))
+    next(stages)
+    stages.close()  # the consumer leaves: both producer threads stop
+    assert len(produced) < 10 and not [t for t in threading.enumerate() if t.name == "pipeline-stage"]

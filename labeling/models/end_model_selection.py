@@ -76,7 +76,7 @@ from .end_models import WORD_AND_CHAR, SklearnTextClassifier, TorchTextClassifie
 from .label_models import dev_selection_problem
 
 __all__ = ["COSTLY", "C_GRID", "DECISION_FOLDS", "DEFAULT_FAMILIES", "FAMILIES", "BaselineSelection",
-           "EndModelSelection", "StageResult", "affordable_families", "bootstrap_se", "family_model", "metric_score",
+           "EndModelSelection", "StageResult", "affordable_families", "bootstrap_se", "budget_note", "family_model", "metric_score",
            "paired_se", "select_baseline", "select_end_model"]
 
 CONFIDENCE_CUT = 0.3  # "confident" labels drop this share of the least confident rows
@@ -450,6 +450,9 @@ def select_end_model(
                 progress(f"end model family: {family}")
             by_family[family] = fit(_Recipe(family), sample, start=by_family.get(_EXTENDS.get(family)))
     recipe, model = run_stage("family", [_Recipe(f) for f in by_family], list(by_family), list(by_family.values()))
+    # options not picked are dropped as each stage ends: a hashed family's weights span all
+    # 2**20 columns (9 classes: 75 MB a model), and six kept to the end held semeval's peak above 1 GB
+    del by_family
     if isinstance(model, SklearnTextClassifier):
         # the family's own C is already fitted: reused, not refitted; the others walk the C path
         # away from it, each warm-started from its neighbour's weights
@@ -462,6 +465,7 @@ def select_end_model(
                 path[c] = fit(replace(recipe, C=c), sample, start=path[neighbour])
         recipe, model = run_stage("C", [replace(recipe, C=c) for c in C_GRID if c in path],
                                   [f"{c:g}" for c in C_GRID if c in path], [path[c] for c in C_GRID if c in path])
+        del path
     recipe, model = run_stage("labels", [recipe, replace(recipe, labels="hard"), replace(recipe, labels="confident")],
                               ["soft", "hard", f"confident (least {CONFIDENCE_CUT:.0%} cut)"], [model], start=model)
     recipe, model = run_stage("class_weight", [recipe, replace(recipe, class_weight="balanced")],
@@ -476,6 +480,7 @@ def select_end_model(
             chain.append(fit(replace(recipe, self_training=1), sample, base=chain[-1]))
         recipe, model = run_stage("self_training", [replace(recipe, self_training=r) for r in range(len(chain))],
                                   [str(r) for r in range(len(chain))], chain)
+        del chain
     offsets = _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages)
     selection_score = metric_score(y_dev, model.predict(dev_texts) if offsets is None
                                    else _apply_offsets(model.predict_proba(dev_texts), offsets), metric, classes)
@@ -505,10 +510,19 @@ def select_end_model(
         model.class_offsets = offsets
     rows["fits"] = fits[0]  # models trained, the final refit included: the selection's cost in fits
     rows.update(time_budget_s=time_budget_s, cut=cut)
+    if cut:
+        rows["note"] += "; " + budget_note(time_budget_s, cut)
     settings = {"family": recipe.family, "C": getattr(model, "C", None), "labels": recipe.labels, "class_weight": recipe.class_weight,
                 "self_training": recipe.self_training, "decision": stages[-1].chosen}
     dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes)
     return EndModelSelection(model, metric, tuple(stages), settings, dev_score, rows, dropped)
+
+
+def budget_note(time_budget_s: float, cut: dict) -> str:
+    """What a spent time budget left out (``cut``: stage -> options), for the run's notes."""
+    left_out = "; ".join(f"{stage} {', '.join(options)}" for stage, options in cut.items())
+    return (f"the {time_budget_s:g} s time budget (end_model.time_budget_s) was spent before every option was fitted: "
+            f"left out {left_out}; each stage kept its first option, so this choice depends on the machine's speed")
 
 
 def _within_chars(texts: list[str], rows: np.ndarray | None, budget: int, rng) -> np.ndarray | None:

@@ -137,7 +137,7 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
             families=em.candidates, sample_weight=sample_weight, unlabelled_texts=unlabelled_texts,
             embedder=em.auto_embedder, embedding_cache=embedding_cache, random_state=seed,
             progress=print if show_progress else None, max_rows=em.selection_max_rows, refit_max_rows=em.max_rows,
-            costly_max_chars=em.costly_max_chars)
+            costly_max_chars=em.costly_max_chars, time_budget_s=em.time_budget_s)
         end_model, selection = chosen.model, chosen.to_dict()
         trained_rows, notes = selection["rows"]["final"], f"{notes}; {selection['rows']['note']}"
     else:

@@ -92,6 +92,9 @@ def test_a_spent_time_budget_keeps_each_stages_first_option_and_says_so(weak_you
                               unlabelled_texts=unlabelled, time_budget_s=1e-9)
     rows = chosen.to_dict()["rows"]
     assert rows["fits"] == 1 and rows["time_budget_s"] == 1e-9
+    # the run's notes (the evaluation table, the summary) say what the budget cut
+    assert "time budget (end_model.time_budget_s) was spent before every option was fitted: left out family " \
+           "char_wb; C 3, 1;" in rows["note"]
     assert rows["cut"] == {"family": ["char_wb"], "C": ["3", "1"], "labels": ["hard", "confident (least 30% cut)"],
                            "class_weight": ["balanced"], "self_training": ["1"]}
     assert chosen.settings | {"decision": "none"} == {"family": "word", "C": 10.0, "labels": "soft",

@@ -217,7 +217,9 @@ def _fit_on_used_columns(logreg: LogisticRegression, X: sp.csr_matrix, y: np.nda
     a nearby C, other sample weights), else None."""
     from threadpoolctl import threadpool_limits
 
-    used = np.flatnonzero(X.getnnz(axis=0))
+    # liblinear's cost follows the nonzeros, not the columns: narrowing X cost it more than it
+    # saved (IMDB 50k retrain: column selection and counting took ~6% of the run's time)
+    used = np.arange(X.shape[1]) if logreg.solver == "liblinear" else np.flatnonzero(X.getnnz(axis=0))
     narrow = len(used) < X.shape[1]
     warm = start is not None and logreg.solver == "lbfgs" and start[0].shape == (len(np.unique(y)), X.shape[1])
     if warm:

@@ -12,7 +12,7 @@ project's ``labeling_functions/imdb_sentiment.py``.
 
 ``python -m labeling retrain --json`` runs in a subprocess twice: with a cold LF
 cache, then warm (same cache folder, a new run); ``--runs cold`` skips the warm
-run. Printed per run: wall seconds, the child's peak RSS, the machine's load
+run. Printed per run: wall seconds and the child's CPU seconds, its peak RSS, the machine's load
 average during the run (mean and max of 1-minute samples taken every 5 s: on a
 shared machine, timings stretch with it), the end model's test accuracy and how it
 was chosen, and the stage table the CLI reports (seconds, peak RSS, rows/s per
@@ -126,12 +126,12 @@ def run_cli(config: Path) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    start = time.perf_counter()
+    start, cpu_before = time.perf_counter(), _children_cpu_s()
     child = subprocess.Popen([sys.executable, "-m", "labeling", "retrain", "--config", str(config), "--json", "--quiet"],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
     out, err = child.communicate()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu_s() - cpu_before
     done.set()
     loads = loads or [os.getloadavg()[0]]
     if child.returncode != 0:
@@ -141,7 +141,7 @@ def run_cli(config: Path) -> dict:
     # each stage's peak is the process's (or its largest worker's) peak so far: the last is the run's
     peak = max((s["peak_rss_mb"] for s in stages.values()), default=float("nan"))
     selection = (payload.get("end_model") or {}).get("selection") or {}
-    return {"wall_s": round(wall, 2), "peak_rss_mb": peak, "stages": stages,
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": peak, "stages": stages,
             "load_avg_mean": round(float(np.mean(loads)), 2), "load_avg_max": round(max(loads), 2),
             "end_model_accuracy": _metric(payload, "end model"),
             "label_model_accuracy": next((m["accuracy"] for m in payload["metrics"] if m["kind"] == "label_model"
@@ -152,6 +152,15 @@ def run_cli(config: Path) -> dict:
                                                    for c in (selection.get("stages") or [{}])[0].get("candidates", [])}}}
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of the child processes waited for so far: on a shared
+    machine the wall time stretches with the load, the CPU time much less."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _metric(payload: dict, name: str):
     return next((m["accuracy"] for m in payload["metrics"] if m["name"] == name), None)
 
@@ -159,7 +168,7 @@ def _metric(payload: dict, name: str):
 def _print_run(label: str, run: dict) -> None:
     from labeling.progress import stage_table
 
-    print(f"\n{label}: {run['wall_s']:.1f} s wall, peak RSS {run['peak_rss_mb']:,.0f} MiB, load average "
+    print(f"\n{label}: {run['wall_s']:.1f} s wall ({run['cpu_s']:.1f} s CPU), peak RSS {run['peak_rss_mb']:,.0f} MiB, load average "
           f"{run['load_avg_mean']} (max {run['load_avg_max']}) on {os.cpu_count()} cores; end model test accuracy "
           f"{run['end_model_accuracy']} (label model {run['label_model_accuracy']})", flush=True)
     print(f"end model: {json.dumps(run['end_model_choice'], default=str)}", flush=True)

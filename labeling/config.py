@@ -113,6 +113,10 @@ class EndModelConfig:
     # auto: character n-gram and embedding candidates (end_model_selection.COSTLY) are left out when
     # the selection rows hold more characters than this (their cost grows with every character); 0 = always
     costly_max_chars: int = 4000000
+    # auto: once the selection has run this many seconds, the options not yet fitted are left
+    # out (each stage keeps its first option) and the run names them; 0 = no limit. A cut
+    # choice depends on the machine's speed, so it is reproducible only without one
+    time_budget_s: float = 0.0
     # task = "spans": the spaCy NER end model's training steps (spaCy's max_steps; the best
     # checkpoint on dev is kept)
     ner_max_steps: int = 3000
@@ -276,6 +280,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float, bool, bool]] = {
     ("end_model", "selection_max_rows"): (0, _INF, True, False),
     ("end_model", "max_rows"): (0, _INF, True, False),
     ("end_model", "costly_max_chars"): (0, _INF, True, False),
+    ("end_model", "time_budget_s"): (0, _INF, True, False),
     ("review", "n"): (1, _INF, True, False),
     ("review", "gold_weight"): (0, _INF, True, False),
     ("verify", "near_duplicate_jaccard"): (0, 1, True, True),

@@ -177,3 +177,17 @@ def test_span_settings_at_their_defaults_do_not_move_old_config_hashes(tmp_path)
     assert config_hash(recorded) == config_hash(before)
     assert config_hash({**recorded, "dataset": {**recorded["dataset"], "weak_label_names": ["lf_rec"]}}) \
         != config_hash(before)
+
+
+def test_the_end_model_time_budget_is_off_by_default_checked_and_does_not_move_old_config_hashes(tmp_path):
+    from labeling.pipeline.lineage import config_hash
+
+    recorded = load_config(write_project(tmp_path, MINIMAL)).to_dict()
+    assert recorded["end_model"]["time_budget_s"] == 0.0
+    before = {**recorded, "end_model": {k: v for k, v in recorded["end_model"].items() if k != "time_budget_s"}}
+    assert config_hash(recorded) == config_hash(before)
+    assert config_hash({**recorded, "end_model": {**recorded["end_model"], "time_budget_s": 30.0}}) \
+        != config_hash(before)
+    assert load_config(write_project(tmp_path, MINIMAL), ["end_model.time_budget_s=30"]).end_model.time_budget_s == 30.0
+    with pytest.raises(ConfigError, match="time_budget_s"):
+        load_config(write_project(tmp_path, MINIMAL), ["end_model.time_budget_s=-1"])

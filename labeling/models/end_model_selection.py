@@ -69,6 +69,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ConfigError, LabelingError
@@ -76,8 +77,8 @@ from .end_models import WORD_AND_CHAR, SklearnTextClassifier, TorchTextClassifie
 from .label_models import dev_selection_problem
 
 __all__ = ["COSTLY", "C_GRID", "DECISION_FOLDS", "DEFAULT_FAMILIES", "FAMILIES", "BaselineSelection",
-           "EndModelSelection", "StageResult", "affordable_families", "bootstrap_se", "family_model", "metric_score",
-           "paired_se", "select_baseline", "select_end_model"]
+           "EndModelSelection", "StageResult", "affordable_families", "bootstrap_se", "budget_note", "family_model", "metric_score",
+           "paired_se", "select_baseline", "select_end_model", "take_texts"]
 
 CONFIDENCE_CUT = 0.3  # "confident" labels drop this share of the least confident rows
 SELF_TRAINING_CONFIDENCE = 0.9
@@ -275,8 +276,30 @@ def _subsample(n: int, cap: int, rng) -> np.ndarray | None:
     return np.sort(rng.choice(n, cap, replace=False))
 
 
-def _take(items: list, rows: np.ndarray | None) -> list:
+def take_texts(items, rows: np.ndarray | None) -> list:
+    """The texts at positions ``rows`` (None: all) as a list: of a pandas Series (Arrow-backed
+    strings), only those rows become Python strings."""
+    if isinstance(items, pd.Series):
+        return (items if rows is None else items.iloc[rows]).tolist()
     return items if rows is None else [items[i] for i in rows]
+
+
+def _texts(texts) -> list | pd.Series:
+    """A pandas Series of texts kept as one (positions from 0), anything else a list.
+
+    A Series stays as it comes: pandas 3 holds texts as Arrow strings, and a list of a
+    million reviews as Python strings took GBs (IMDB, 200k rows: 3.45 GB peak), while the
+    stages read a subsample and the final fit at most ``refit_max_rows`` rows."""
+    if isinstance(texts, pd.Series):
+        return texts.reset_index(drop=True)
+    return list(texts)
+
+
+def _lengths(texts) -> np.ndarray:
+    """(n,) character counts of ``texts`` (a list or a Series)."""
+    if isinstance(texts, pd.Series):
+        return texts.str.len().fillna(0).to_numpy(dtype=np.int64)
+    return np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
 
 
 @_one_thread
@@ -317,8 +340,8 @@ def select_end_model(
     Raises ``ConfigError`` on an unknown family or metric.
     """
     k = len(classes)
-    texts, dev_texts = list(texts), list(dev_texts)
-    unlabelled = list(unlabelled_texts)
+    texts, dev_texts = _texts(texts), list(dev_texts)
+    unlabelled = _texts(unlabelled_texts)
     targets = soft_targets(soft_labels, k)
     weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     y_dev = np.asarray(y_dev)
@@ -450,6 +473,9 @@ def select_end_model(
                 progress(f"end model family: {family}")
             by_family[family] = fit(_Recipe(family), sample, start=by_family.get(_EXTENDS.get(family)))
     recipe, model = run_stage("family", [_Recipe(f) for f in by_family], list(by_family), list(by_family.values()))
+    # options not picked are dropped as each stage ends: a hashed family's weights span all
+    # 2**20 columns (9 classes: 75 MB a model), and six kept to the end held semeval's peak above 1 GB
+    del by_family
     if isinstance(model, SklearnTextClassifier):
         # the family's own C is already fitted: reused, not refitted; the others walk the C path
         # away from it, each warm-started from its neighbour's weights
@@ -462,6 +488,7 @@ def select_end_model(
                 path[c] = fit(replace(recipe, C=c), sample, start=path[neighbour])
         recipe, model = run_stage("C", [replace(recipe, C=c) for c in C_GRID if c in path],
                                   [f"{c:g}" for c in C_GRID if c in path], [path[c] for c in C_GRID if c in path])
+        del path
     recipe, model = run_stage("labels", [recipe, replace(recipe, labels="hard"), replace(recipe, labels="confident")],
                               ["soft", "hard", f"confident (least {CONFIDENCE_CUT:.0%} cut)"], [model], start=model)
     recipe, model = run_stage("class_weight", [recipe, replace(recipe, class_weight="balanced")],
@@ -476,6 +503,7 @@ def select_end_model(
             chain.append(fit(replace(recipe, self_training=1), sample, base=chain[-1]))
         recipe, model = run_stage("self_training", [replace(recipe, self_training=r) for r in range(len(chain))],
                                   [str(r) for r in range(len(chain))], chain)
+        del chain
     offsets = _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages)
     selection_score = metric_score(y_dev, model.predict(dev_texts) if offsets is None
                                    else _apply_offsets(model.predict_proba(dev_texts), offsets), metric, classes)
@@ -505,16 +533,25 @@ def select_end_model(
         model.class_offsets = offsets
     rows["fits"] = fits[0]  # models trained, the final refit included: the selection's cost in fits
     rows.update(time_budget_s=time_budget_s, cut=cut)
+    if cut:
+        rows["note"] += "; " + budget_note(time_budget_s, cut)
     settings = {"family": recipe.family, "C": getattr(model, "C", None), "labels": recipe.labels, "class_weight": recipe.class_weight,
                 "self_training": recipe.self_training, "decision": stages[-1].chosen}
     dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes)
     return EndModelSelection(model, metric, tuple(stages), settings, dev_score, rows, dropped)
 
 
-def _within_chars(texts: list[str], rows: np.ndarray | None, budget: int, rng) -> np.ndarray | None:
+def budget_note(time_budget_s: float, cut: dict) -> str:
+    """What a spent time budget left out (``cut``: stage -> options), for the run's notes."""
+    left_out = "; ".join(f"{stage} {', '.join(options)}" for stage, options in cut.items())
+    return (f"the {time_budget_s:g} s time budget (end_model.time_budget_s) was spent before every option was fitted: "
+            f"left out {left_out}; each stage kept its first option, so this choice depends on the machine's speed")
+
+
+def _within_chars(texts, rows: np.ndarray | None, budget: int, rng) -> np.ndarray | None:
     """``rows`` (None = all) cut to a seeded subsample whose texts hold about ``budget`` characters."""
     rows = np.arange(len(texts)) if rows is None else rows
-    chars = sum(len(texts[i]) for i in rows)
+    chars = int(_lengths(texts)[rows].sum())
     if chars <= budget:
         return None if len(rows) == len(texts) else rows
     keep = max(2, int(len(rows) * budget / chars))
@@ -530,11 +567,11 @@ class _Data:
         self._features: dict = {}
 
     @classmethod
-    def of(cls, texts: list[str], targets: np.ndarray, weights: np.ndarray, unlabelled: list[str],
+    def of(cls, texts, targets: np.ndarray, weights: np.ndarray, unlabelled,
            rows: np.ndarray | None, unlabelled_rows: np.ndarray | None) -> "_Data":
         """The given ``rows`` of the training rows and ``unlabelled_rows`` of the uncovered ones (None: all)."""
-        return cls(_take(texts, rows), targets if rows is None else targets[rows],
-                   weights if rows is None else weights[rows], _take(unlabelled, unlabelled_rows))
+        return cls(take_texts(texts, rows), targets if rows is None else targets[rows],
+                   weights if rows is None else weights[rows], take_texts(unlabelled, unlabelled_rows))
 
     def features(self, family: str, model: SklearnTextClassifier):
         """(the family's vectorizer fitted on the rows' texts, their (n, d) features)."""
@@ -735,11 +772,13 @@ def select_baseline(
     unknown family or metric.
     """
     k, seed = len(classes), random_state
-    texts, y = list(texts), np.asarray(y)
+    texts, y = _texts(texts), np.asarray(y)
     if len(texts) != len(y):
         raise LabelingError(f"{len(texts)} texts for {len(y)} labels")
     keep = y >= 0
-    texts, y = [t for t, kept in zip(texts, keep) if kept], y[keep].astype(np.int64)
+    texts = (texts[keep].reset_index(drop=True) if isinstance(texts, pd.Series)
+             else [t for t, kept in zip(texts, keep) if kept])
+    y = y[keep].astype(np.int64)
     if len(np.unique(y)) < 2:
         raise LabelingError(f"a baseline needs gold labels of at least two classes; the {len(y)} {what} rows hold "
                             f"{len(np.unique(y))}")
@@ -748,7 +787,7 @@ def select_baseline(
         raise ConfigError("no end-model candidates to select from")
     rng = np.random.default_rng(seed)
     cv_rows, final_rows = _subsample(len(texts), cv_max_rows, rng), _subsample(len(texts), max_rows, rng)
-    cv_texts, cv_y = _take(texts, cv_rows), y if cv_rows is None else y[cv_rows]
+    cv_texts, cv_y = take_texts(texts, cv_rows), y if cv_rows is None else y[cv_rows]
     n_folds = max(2, min(n_folds, len(cv_y)))
     folds = _stratified_folds(cv_y, n_folds, rng)
 
@@ -771,7 +810,7 @@ def select_baseline(
         return pred
 
     def texts_of(mask) -> list[str]:
-        return _take(cv_texts, np.flatnonzero(mask))
+        return take_texts(cv_texts, np.flatnonzero(mask))
 
     options: list[tuple[str, np.ndarray]] = []
     recipes: list[tuple[str, float | None]] = []
@@ -795,7 +834,7 @@ def select_baseline(
                     _as_unseen(X, fit, held, blocks)).argmax(axis=1))))
             recipes.append((family, C))
     chosen, tolerances, scores = _one_se_pick(options, cv_y, metric, classes, seed)
-    final_texts, final_y = _take(texts, final_rows), y if final_rows is None else y[final_rows]
+    final_texts, final_y = take_texts(texts, final_rows), y if final_rows is None else y[final_rows]
     family, C = recipes[chosen]
     if cv_rows is None and final_rows is None and family in shared:  # the CV rows are all rows: reuse their features
         model = model_of(family, C).fit_features(*shared[family], y)

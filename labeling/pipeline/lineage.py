@@ -29,6 +29,7 @@ _LOCATION_KEYS = ("base_dir", "store", "artifacts")
 _ADDED_DEFAULTS = {"task": "single_label", "serving": {"predictor": "auto"}}
 # the same for settings inside a section: (section, key) -> default as JSON reads it back
 _ADDED_SECTION_DEFAULTS = {("dataset", "weak_label_names"): [], ("end_model", "ner_max_steps"): 3000,
+                           ("end_model", "time_budget_s"): 0.0,
                            ("dataset", "label_separator"): ","}
 
 

@@ -42,7 +42,7 @@ from ..config import ProjectConfig
 from ..data.datasets import SPLIT_NAMES, Splits, load_dataset, release_freed_memory
 from ..data.wrench import precomputed_lf_columns, precomputed_votes
 from ..models.embeddings import EmbeddingCache
-from ..models.end_model_selection import affordable_families, select_baseline, select_end_model
+from ..models.end_model_selection import affordable_families, select_baseline, select_end_model, take_texts
 from ..models.end_models import make_end_model
 from ..models import predictors
 from ..errors import LabelingError
@@ -137,7 +137,7 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
             families=em.candidates, sample_weight=sample_weight, unlabelled_texts=unlabelled_texts,
             embedder=em.auto_embedder, embedding_cache=embedding_cache, random_state=seed,
             progress=print if show_progress else None, max_rows=em.selection_max_rows, refit_max_rows=em.max_rows,
-            costly_max_chars=em.costly_max_chars)
+            costly_max_chars=em.costly_max_chars, time_budget_s=em.time_budget_s)
         end_model, selection = chosen.model, chosen.to_dict()
         trained_rows, notes = selection["rows"]["final"], f"{notes}; {selection['rows']['note']}"
     else:
@@ -146,10 +146,10 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
         trained_rows = len(texts_train)
         if em.max_rows and len(texts_train) > em.max_rows:
             keep = np.sort(np.random.default_rng(seed).choice(len(texts_train), em.max_rows, replace=False))
-            texts_train, soft_labels = [texts_train[i] for i in keep], np.asarray(soft_labels)[keep]
+            texts_train, soft_labels = take_texts(texts_train, keep), np.asarray(soft_labels)[keep]
             sample_weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
             trained_rows, notes = em.max_rows, f"{notes}; fitted on a seeded subsample of {em.max_rows} (end_model.max_rows)"
-        end_model.fit(texts_train, soft_labels, sample_weight=sample_weight)
+        end_model.fit(take_texts(texts_train, None), soft_labels, sample_weight=sample_weight)
 
     def row(name, kind, model, train_rows, coverage, row_notes="", predicted=None):
         predicted = model.predict(test_texts) if predicted is None else predicted
@@ -168,7 +168,7 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
     has_gold = gold >= 0
     for key, name, what, texts, y in (
             ("human", HUMAN_BASELINE, "dev", splits.dev["text"].tolist(), y_dev),
-            ("oracle", ORACLE_BASELINE, "gold train", splits.train["text"][has_gold].tolist(), gold[has_gold])):
+            ("oracle", ORACLE_BASELINE, "gold train", splits.train["text"][has_gold], gold[has_gold])):
         reason = single_class_reason(y, classes, "the dev split" if key == "human" else "the train split")
         labelled = int((y >= 0).sum())
         if reason:
@@ -228,7 +228,8 @@ def _baseline_families(em, selection: dict, texts_train) -> tuple[list[str], dic
         return [f for f in em.candidates if f not in dropped], dict(dropped)
     n = len(texts_train)
     rows = min(n, em.selection_max_rows or n)
-    chars = int(sum(map(len, texts_train)) * rows / n) if n else 0
+    total = int(texts_train.str.len().sum()) if isinstance(texts_train, pd.Series) else sum(map(len, texts_train))
+    chars = int(total * rows / n) if n else 0
     return affordable_families(em.candidates, rows, chars, em.costly_max_chars)
 
 
@@ -373,12 +374,12 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     ]
     with _timed(timings, "end_model", stages, rows=len(splits.train)):
         texts_train, targets, weights = training_rows_with_gold(
-            gold, splits.train["text"].tolist(), probs_train, covered, k, config.review.gold_weight)
+            gold, splits.train["text"], probs_train, covered, k, config.review.gold_weight)
         gold_note = f" and {gold.n_rows} gold rows" if gold.n_rows else ""
         end_rows, end_model, em_selection, end_test_proba, baselines = _end_model_rows(
             config, splits, texts_train, targets, y_test,
             notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on{gold_note}",
-            sample_weight=weights, unlabelled_texts=splits.train["text"][~covered].astype(str).tolist(),
+            sample_weight=weights, unlabelled_texts=splits.train["text"][~covered].astype(str),
             unleaked=unleaked, show_progress=show_progress,
         )
     eval_rows += end_rows

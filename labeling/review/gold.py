@@ -168,7 +168,9 @@ def dev_with_gold(match: GoldMatch, L_train, L_dev, y_dev, L_extra, dev_ids, tra
 def training_rows_with_gold(match: GoldMatch, train_texts, soft, covered, cardinality: int, weight: float):
     """End-model rows: covered train rows with the label model's soft labels, gold
     train rows with their gold label (covered or not), then the extra gold rows.
-    Returns ``(texts, targets, sample_weight)``."""
+    Returns ``(texts, targets, sample_weight)``; ``texts`` is a pandas Series (positions
+    from 0) when ``train_texts`` is one, so a million Arrow-backed texts never become a
+    list of Python strings, else a list."""
     targets = np.asarray(soft, dtype=np.float64).copy()
     use = np.asarray(covered, dtype=bool).copy()
     weights = np.ones(len(targets))
@@ -177,7 +179,10 @@ def training_rows_with_gold(match: GoldMatch, train_texts, soft, covered, cardin
         targets[match.train_pos] = eye[match.train_labels]
         use[match.train_pos] = True
         weights[match.train_pos] = weight
-    texts = [str(t) for t, u in zip(train_texts, use) if u] + match.extra["text"].astype(str).tolist()
+    if isinstance(train_texts, pd.Series):
+        texts = pd.concat([train_texts[use].astype(str), match.extra["text"].astype(str)], ignore_index=True)
+    else:
+        texts = [str(t) for t, u in zip(train_texts, use) if u] + match.extra["text"].astype(str).tolist()
     extra_labels = match.extra["label"].to_numpy(dtype=np.int64)
     targets = np.vstack([targets[use], eye[extra_labels]])
     weights = np.concatenate([weights[use], np.full(len(extra_labels), weight)])

@@ -92,6 +92,9 @@ def test_a_spent_time_budget_keeps_each_stages_first_option_and_says_so(weak_you
                               unlabelled_texts=unlabelled, time_budget_s=1e-9)
     rows = chosen.to_dict()["rows"]
     assert rows["fits"] == 1 and rows["time_budget_s"] == 1e-9
+    # the run's notes (the evaluation table, the summary) say what the budget cut
+    assert "time budget (end_model.time_budget_s) was spent before every option was fitted: left out family " \
+           "char_wb; C 3, 1;" in rows["note"]
     assert rows["cut"] == {"family": ["char_wb"], "C": ["3", "1"], "labels": ["hard", "confident (least 30% cut)"],
                            "class_weight": ["balanced"], "self_training": ["1"]}
     assert chosen.settings | {"decision": "none"} == {"family": "word", "C": 10.0, "labels": "soft",
@@ -344,3 +347,47 @@ def test_held_out_rows_are_scored_as_new_texts_not_diluted_by_their_own_ngrams(y
     # same number of n-grams per row as the fold's own vectorizer, and the same row norms
     np.testing.assert_array_equal(rows.getnnz(axis=1), expected.getnnz(axis=1))
     np.testing.assert_allclose(np.sqrt(rows.multiply(rows).sum(axis=1)), np.sqrt(expected.multiply(expected).sum(axis=1)))
+
+
+def test_texts_as_a_series_are_read_by_the_rows_used_not_turned_into_a_list(weak_youtube):
+    """A pandas Series of train texts (Arrow strings) stays one: only the subsampled rows
+    become Python strings, with the same choice as from a list of the same texts."""
+    import tracemalloc
+
+    texts, soft, dev_texts, y_dev, unlabelled = weak_youtube
+    repeat, pad = 20, " filler" * 150  # ~10k texts of ~1,100 characters: ~11 MB as Python strings
+    big = pd.Series([f"{t}{pad}" for t in texts * repeat], dtype=pd.StringDtype("pyarrow"))
+    targets = np.tile(soft, (repeat, 1))
+    limits = dict(classes=CLASSES, families=("word",), max_rows=300, refit_max_rows=400)
+    tracemalloc.start()
+    try:
+        from_series = select_end_model(big, targets, dev_texts, y_dev, **limits)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB allocated: the texts became a list?"  # 4.2 MiB measured
+    from_list = select_end_model(big.tolist(), targets, dev_texts, y_dev, **limits)
+    assert from_series.settings == from_list.settings and from_series.rows == from_list.rows
+    np.testing.assert_array_equal(from_series.model.predict_proba(dev_texts), from_list.model.predict_proba(dev_texts))
+
+
+def _synthetic_classes(k: int, n: int, seed: int = 0):
+    """(texts, (n, k) soft labels, gold) whose class shows in one of two words per class."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    words = [f"w{c}a w{c}b".split() for c in range(k)]
+    texts = [" ".join([rng.choice(words[c])] + list(rng.choice([f"n{i}" for i in range(40)], 6))) for c in y]
+    soft = np.full((n, k), 0.3 / (k - 1))
+    soft[np.arange(n), y] = 0.7
+    return texts, soft, y
+
+
+@pytest.mark.parametrize("k", [2, 3, 6])
+def test_the_count_of_fits_does_not_grow_with_the_classes(k):
+    texts, soft, _ = _synthetic_classes(k, 240)
+    dev_texts, _, y_dev = _synthetic_classes(k, 60, seed=1)
+    chosen = select_end_model(texts, soft, dev_texts, y_dev, classes=tuple(f"c{c}" for c in range(k)),
+                              families=("word",))
+    # one family, two more C values, two more label treatments, class weights; no uncovered rows
+    assert chosen.rows["fits"] == 1 + 2 + 2 + 1
+    assert chosen.dev_score > 0.9

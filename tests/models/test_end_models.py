@@ -219,3 +219,33 @@ def test_a_fit_with_embeddings_starts_from_the_same_ngrams_without_them(youtube_
     warm = target.fit_features(vectorizer, X, y, warm_start_from=source).predict_proba_features(X)
     cold = SklearnTextClassifier(3, embedder="wordllama:64", **settings).fit_features(vectorizer, X, y)
     np.testing.assert_allclose(warm, cold.predict_proba_features(X), atol=5e-3)
+
+
+@pytest.mark.parametrize("absent", [None, 2], ids=["every-class", "a-class-without-mass"])
+def test_soft_labels_fit_one_row_per_text_to_the_optimum_of_rows_repeated_per_class(youtube_frame, absent):
+    """Multi-class soft labels are fitted with one row per text and its whole target row:
+    the optimum of scikit-learn's fit on each row repeated once per class, weighted by that
+    class's mass times the row's weight (what the fit did before), without the k-fold rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    texts = youtube_frame["text"].tolist()[:240]
+    rng = np.random.default_rng(0)
+    soft = rng.dirichlet(np.ones(4), size=len(texts))
+    if absent is not None:
+        soft[:, absent] = 0
+        soft /= soft.sum(axis=1, keepdims=True)
+    weights = rng.uniform(0.5, 2.0, size=len(texts))
+    model = SklearnTextClassifier(4, analyzer="word", ngram_max=2, C=3.0)
+    vectorizer = model.vectorizer()
+    X = vectorizer.fit_transform(texts)
+    fitted = model.fit_features(vectorizer, X, soft, sample_weight=weights)
+    rows, classes = np.nonzero(soft > 0)
+    logreg = fitted.pipeline_.named_steps["logreg"]
+    repeated = LogisticRegression(**logreg.get_params()).fit(X[rows], classes,
+                                                             sample_weight=soft[rows, classes] * weights[rows])
+    np.testing.assert_array_equal(logreg.classes_, repeated.classes_)
+    expected = np.zeros((len(texts), 4))
+    expected[:, repeated.classes_] = repeated.predict_proba(X)
+    np.testing.assert_allclose(fitted.predict_proba_features(X), expected, atol=2e-3)
+    np.testing.assert_allclose(fitted.predict_proba(texts), fitted.pipeline_.predict_proba(texts) if absent is None
+                               else expected, atol=2e-3)

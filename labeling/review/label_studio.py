@@ -256,8 +256,9 @@ class Annotation:
     annotation_id: int
     task_key: str
     annotator: str
-    label: int
+    label: int  # the class index; -1 for a multi-label answer, whose set is ``labels``
     updated_at: str
+    labels: tuple[int, ...] | None = None  # a multi-label answer: sorted class indices (``()``: no class)
 
 
 PROGRAM_KEY = "labeling_program"

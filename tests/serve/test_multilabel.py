@@ -92,3 +92,20 @@ def test_the_gate_scores_a_multilabel_run_on_label_sets(multilabel_run):
         r = c.post("/admin/promote", json={"run_id": result.run_id}, headers=AUTH)
         assert r.status_code == 200, r.text
         assert "label sets" in r.json()["reason"] and r.json()["promoted"]
+
+
+def test_ls_predict_answers_a_multiple_choice_set_and_refuses_a_single_choice_config(multilabel_run):
+    from labeling.review.multilabel import multilabel_labeling_config, result_set
+
+    path, config, result = multilabel_run
+    label_config = multilabel_labeling_config(CLASSES)
+    tasks = [{"id": 1, "data": {"text": "a song at the stadium goal 2"}}, {"id": 2, "data": {"text": "nothing 9"}}]
+    with _app(path) as c:
+        _ready(c)
+        r = c.post("/ls/predict", json={"tasks": tasks, "label_config": label_config})
+        assert r.status_code == 200, r.text
+        first, second = r.json()["results"]
+        assert result_set(first["result"], CLASSES) == [0, 1] and result_set(second["result"], CLASSES) == []
+        assert 0.5 <= first["score"] <= 1 and first["model_version"] == result.run_id
+        single = c.post("/ls/predict", json={"tasks": tasks, "label_config": label_config.replace("multiple", "single")})
+        assert single.status_code == 422 and "multiple" in single.json()["detail"]

@@ -302,7 +302,8 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                 matrix_hashes=result_kwargs["matrix_hashes"], label_model=lm_info, end_model=em_info,
                 metrics=tuple(_stored_metrics(r) for r in rows), lf_stats=(), artifacts=saved,
                 documents={"task": {"task": "multi_label"},
-                           "multilabel_metrics": [{k: v for k, v in r.items() if k != "per_class"} for r in rows]}),
+                           "multilabel_metrics": [{k: v for k, v in r.items() if k != "per_class"} for r in rows],
+                           "multilabel_lf_summary": _lf_summary_rows(lf_table)}),
                 then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
             discard(partial)
@@ -312,6 +313,16 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
     return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
                      store_path=str(store_path), timings=timings, stages=stages.to_dict(),
                      promotion=decision.to_dict())
+
+
+def _lf_summary_rows(lf_table: pd.DataFrame) -> list[dict]:
+    """Per (LF, class): yes/no coverage on train, yes precision and no accuracy on dev (JSON: NaN -> None)."""
+    train = lf_table.loc["train"] if "train" in lf_table.index.get_level_values("split") else lf_table.iloc[:0]
+    dev = lf_table.loc["dev"] if "dev" in lf_table.index.get_level_values("split") else lf_table.iloc[:0]
+    joined = train[["yes_coverage", "no_coverage"]].join(
+        dev[["yes_precision", "no_accuracy"]].add_prefix("dev_"), how="outer").reset_index()
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in joined.to_dict(orient="records")]
 
 
 def _stored_metrics(row: dict) -> dict:

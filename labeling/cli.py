@@ -306,6 +306,14 @@ def _export_onnx(args) -> int:
     with RunStore(_store(config)) as store:
         folder, expected = store.recorded_end_model(args.run_id)
         served = store.get_run(args.run_id)["end_model"].get("served")
+    if config.task == "multi_label":  # one graph per class, thresholds in the manifest
+        from .multilabel.end_models import load_multilabel_end_model
+        from .multilabel.export import export_multilabel_onnx
+
+        files = export_multilabel_onnx(load_multilabel_end_model(folder, expected), args.out, config.classes)
+        _print(args, {"folder": args.out, "files": files, "lfs_not_carried": None},
+               f"exported {args.run_id} to {args.out}")
+        return 0
     files = export_onnx(load_end_model(folder, expected), args.out, config.classes, served=served)
     note = lfs_not_carried(served)
     _print(args, {"folder": args.out, "files": files, "lfs_not_carried": note or None},

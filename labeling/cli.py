@@ -273,7 +273,13 @@ def _rollback(args) -> int:
 def _verify(args) -> int:
     from .data.verify import verify_dataset
 
-    report = verify_dataset(load_config(args.config, args.set))
+    config = load_config(args.config, args.set)
+    if config.task == "multi_label":  # label sets: their separator and class names first
+        from .multilabel.verify import verify_multilabel_dataset
+
+        report = verify_multilabel_dataset(config)
+    else:
+        report = verify_dataset(config)
     _print(args, report.to_dict(), report.format())
     return 0 if report.ok else 2
 

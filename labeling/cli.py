@@ -121,6 +121,14 @@ def _refine(args) -> int:
     from .review.jobs import refine_from_gold
 
     config = load_config(args.config, args.set)
+    if config.task == "multi_label":  # per class: LF precision on the gold sets, label errors
+        from .review.multilabel import refine_multilabel
+
+        ml = refine_multilabel(config, top=args.top)
+        print(json.dumps({"n_gold": ml.n_gold, "lfs": ml.lf_table.reset_index().to_dict(orient="records"),
+                          "worst": ml.worst, "label_errors": ml.label_errors.to_dict(orient="records")},
+                         indent=2, default=str) if args.json else ml.format())
+        return 0
     report = refine_from_gold(config, top=args.top)
     if args.json:
         print(json.dumps({"n_gold": report.n_gold, "lfs": report.lf_table.reset_index().to_dict(orient="records"),

@@ -10,9 +10,11 @@ result) is the empty set, a labelled row with no class, as in the gold codec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
+import pandas as pd
 
 from ..errors import LabelError
 from ..store.gold import PullResult
@@ -28,7 +30,7 @@ from .label_studio import (
     sdk_call,
 )
 
-__all__ = ["MultiLabelReview", "multilabel_labeling_config", "pull_multilabel_review", "push_multilabel_review",
+__all__ = ["MultiLabelRefineReport", "MultiLabelReview", "gold_sets_for_refinement", "refine_multilabel", "multilabel_labeling_config", "pull_multilabel_review", "push_multilabel_review",
            "result_set", "served_run_id", "set_result", "set_tasks"]
 
 
@@ -162,3 +164,73 @@ def pull_multilabel_review(config, review: MultiLabelReview) -> PullResult:
     answers = review.set_answers()
     with GoldStore(config.resolve(config.store)) as store:
         return store.record_annotations(review_title(config), answers)
+
+
+@dataclass(frozen=True, eq=False)
+class MultiLabelRefineReport:
+    """Refinement of a multi-label project on its gold sets (dev gold, and reviewed sets).
+
+    ``lf_table``: per (LF, class) it votes on, its yes/no coverage of the gold rows, the
+    precision of its yes votes and the accuracy of its no votes (``votes_summary``);
+    ``worst``: the (LF, class) pairs with the least accurate yes votes, at most ``top``;
+    ``label_errors``: gold rows whose label for a class an out-of-sample one-vs-rest model
+    confidently contradicts (``multilabel_label_errors``: row, text, class, given, suggested,
+    self_confidence)."""
+
+    n_gold: int
+    lf_table: pd.DataFrame
+    worst: list[dict]
+    label_errors: pd.DataFrame
+
+    def format(self) -> str:
+        lines = [f"{self.n_gold} gold label sets", "", "LFs per class on gold:", self.lf_table.to_string(), "",
+                 "least precise yes votes: " + ("; ".join(f"{w['lf']} -> {w['class']} {w['yes_precision']:.0%}"
+                                                          for w in self.worst) or "none"), "",
+                 f"likely label errors per class ({len(self.label_errors)}):",
+                 self.label_errors.head(20).to_string(index=False) if len(self.label_errors) else "none"]
+        return "\n".join(lines)
+
+
+def gold_sets_for_refinement(config) -> tuple[list[str], np.ndarray]:
+    """The project's gold sets: dev rows, then reviewed tasks (each annotator's answer; a text
+    already in dev is taken from dev). Returns ``(texts, Y)``, Y (n, k) 0/1."""
+    from ..multilabel.gold import load_multilabel_dataset
+    from .gold import GoldStore
+    from .jobs import review_title
+
+    splits, Ys = load_multilabel_dataset(config)
+    texts, rows = splits.dev["text"].astype(str).tolist(), [Ys["dev"]]
+    seen = set(texts)
+    with GoldStore(config.resolve(config.store)) as store:
+        reviewed = store.label_sets(review_title(config))
+    for by_annotator in reviewed.values():
+        text, labels = next(iter(by_annotator.values()))
+        if text in seen:
+            continue
+        seen.add(text)
+        texts.append(text)
+        row = np.zeros((1, len(config.classes)), dtype=np.int8)
+        row[0, labels] = 1
+        rows.append(row)
+    return texts, np.concatenate(rows)
+
+
+def refine_multilabel(config, *, top: int = 10) -> MultiLabelRefineReport:
+    """The ``refine`` command for ``project.task = "multi_label"``: the project's LFs per class
+    on its gold sets, and the label-error check per class (see ``MultiLabelRefineReport``)."""
+    from ..lf.apply import apply_lfs
+    from ..lf.core import discover_lfs
+    from ..multilabel.review import multilabel_label_errors
+    from ..multilabel.votes import apply_cardinality, decode_votes, multilabel_lfs, votes_summary
+
+    texts, Y = gold_sets_for_refinement(config)
+    lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+    names = [lf.name for lf in lfs]
+    L = apply_lfs(multilabel_lfs(lfs), pd.DataFrame({"text": texts}), cardinality=apply_cardinality(),
+                  spacy_model=config.lfs.spacy_model).L
+    table = votes_summary(decode_votes(L, len(config.classes), names), names, config.classes, Y)
+    ranked = table.dropna(subset=["yes_precision"]).sort_values("yes_precision", kind="stable").head(top)
+    worst = [{"lf": lf, "class": c, "yes_precision": float(p)} for (lf, c), p in ranked["yes_precision"].items()]
+    folds = int(min(5, max(2, Y.sum(axis=0).min()))) if len(Y) else 2
+    errors = multilabel_label_errors(texts, Y, config.classes, n_folds=folds, random_state=config.seed)
+    return MultiLabelRefineReport(len(texts), table, worst, errors)

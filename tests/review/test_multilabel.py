@@ -62,3 +62,22 @@ def test_label_studio_round_trip_of_20_sets(label_studio, tmp_path):
     with GoldStore(config.resolve(config.store)) as store:
         stored = store.label_sets(config.review.title)
     assert {k: list(by.values())[0] for k, by in stored.items()} == wanted  # exact
+
+
+def test_refine_reports_lfs_per_class_and_flags_a_wrong_gold_class(tmp_path):
+    from labeling.review.multilabel import refine_multilabel
+
+    path = write_tiny_multilabel(tmp_path / "project")
+    rows = tmp_path / "project" / "rows.csv"
+    # one sport-only row (a dev row under the project's seed: gold refine reads) wrongly given food too
+    text = rows.read_text(encoding="utf-8").replace("what a goal in the match 6,sport\n",
+                                                     "what a goal in the match 6,sport|food\n")
+    rows.write_text(text, encoding="utf-8")
+    report = refine_multilabel(load_config(path))
+    table = report.lf_table
+    assert table.loc[("kw_music", "music"), "yes_precision"] == 1.0
+    assert table.loc[("no_food_in_studio", "food"), "no_accuracy"] == 1.0
+    flagged = report.label_errors
+    assert flagged[["text", "class", "given", "suggested"]].values.tolist() == [
+        ["what a goal in the match 6", "food", 1, 0]]
+    assert "LFs per class on gold" in report.format()

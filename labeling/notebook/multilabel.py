@@ -23,7 +23,7 @@ from ..lf.cache import project_cache_dir
 from ..lf.core import discover_lfs
 from ..multilabel.gold import load_multilabel_dataset
 from ..multilabel.label_models import MultiLabelMajorityVote
-from ..multilabel.metrics import score
+from ..multilabel.metrics import F1_METRICS, score
 from ..multilabel.votes import apply_cardinality, decode_votes, multilabel_lfs, votes_summary
 
 __all__ = ["MultiLabelLFReport", "MultiLabelWorkbench"]
@@ -54,14 +54,12 @@ class MultiLabelWorkbench:
     dataset loader and LF application raise (``DatasetError``, ``LabelError``, ``LFApplicationError``)."""
 
     def __init__(self, config: ProjectConfig, *, lfs: Sequence[LabelingFunction] | None = None, cache="project"):
-        from ..multilabel.retrain import MULTILABEL_METRICS
-
         self.config = config
         splits, Ys = load_multilabel_dataset(config)
         self._frame = pd.concat([splits.train, splits.dev], ignore_index=True)
         self._n_train = len(splits.train)
         self.Y_dev = Ys["dev"]
-        self.metric = config.metric if config.metric in MULTILABEL_METRICS else "macro_f1"
+        self.metric = config.metric if config.metric in F1_METRICS else "macro_f1"
         self.cache = project_cache_dir(config) if cache == "project" else cache
         if lfs is None:
             lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root), allow_empty=True) \

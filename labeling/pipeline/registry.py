@@ -246,11 +246,11 @@ def evaluate_candidate(
 def multilabel_gate_metric(config: ProjectConfig) -> str:
     """The metric a multi-label run is gated on: ``promotion.metric`` when it is a label-set
     metric (micro/macro/samples F1), else the project's (``"accuracy"`` there reads as macro-F1)."""
-    from ..multilabel.retrain import MULTILABEL_METRICS
+    from ..multilabel.metrics import F1_METRICS
 
-    if config.promotion.metric in MULTILABEL_METRICS:
+    if config.promotion.metric in F1_METRICS:
         return config.promotion.metric
-    return config.metric if config.metric in MULTILABEL_METRICS else "macro_f1"
+    return config.metric if config.metric in F1_METRICS else "macro_f1"
 
 
 def _evaluate_multilabel(registry: Registry, config: ProjectConfig, candidate_run_id: str, test_texts, y_test, *,

@@ -22,11 +22,12 @@ from .conftest import CLASSES, write_tiny_multilabel
 def test_a_multilabel_project_from_retrain_to_report(label_studio, tmp_path):
     url, key = label_studio
     path = write_tiny_multilabel(tmp_path / "project", rows=300)
-    config = load_config(path, [f'review.title="ml-e2e-{random.getrandbits(32):x}"'])
+    # the majority vote: label-model selection has its own tests, and this one stays short
+    overrides = [f'review.title="ml-e2e-{random.getrandbits(32):x}"', 'label_model.type="majority_vote"']
+    config = load_config(path, overrides)
     result = run_retrain(config)
     assert result.metric("end model", "macro_f1") > 0.8
-    server = Server({"config": path, "overrides": [f'review.title="{config.review.title}"'], "root": tmp_path},
-                    workers=1, extra=("--store-text",))
+    server = Server({"config": path, "overrides": overrides, "root": tmp_path}, workers=1, extra=("--store-text",))
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=30) as c:

@@ -87,6 +87,19 @@ def _review(args) -> int:
         out = summary.__dict__
         text = (f"{summary.stored} predictions of model version {summary.model_version} stored "
                 f"({summary.tasks} tasks had none, {summary.batches} batches)")
+    elif config.task == "multi_label" and args.action in ("push", "pull"):  # label sets: their own push and pull
+        from .review.multilabel import pull_multilabel_review, push_multilabel_review
+
+        if args.action == "push":
+            pushed = push_multilabel_review(config, review, n=args.n)
+            out = {"project_id": pushed.project_id, "created": pushed.created, "skipped": pushed.skipped}
+            text = (f"pushed {pushed.created} new tasks ({pushed.skipped} already there) to Label Studio project "
+                    f"{pushed.project_id}, pre-annotated with the served run's label sets")
+        else:
+            pulled = pull_multilabel_review(config, review)
+            out = pulled.__dict__
+            text = (f"{pulled.stored} label sets stored ({pulled.inserted} new, {pulled.updated} updated, "
+                    f"{pulled.deleted} removed because deleted in Label Studio)")
     elif args.action == "push":
         summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
         out = {"project_id": summary.result.project_id, "strategy": summary.strategy, "source": summary.source,

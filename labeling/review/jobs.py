@@ -59,6 +59,10 @@ def label_studio_from_env(config: ProjectConfig, *, httpx_client=None) -> LabelS
     url, key = os.environ.get(URL_ENV, ""), os.environ.get(KEY_ENV, "")
     if not url or not key:
         raise ConfigError(f"set {URL_ENV} and {KEY_ENV} (scripts/label_studio.sh start prints them)")
+    if config.task == "multi_label":  # multiple choice: a reviewer ticks a set
+        from .multilabel import MultiLabelReview
+
+        return MultiLabelReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
     return LabelStudioReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
 
 

@@ -1,8 +1,9 @@
 """One story of a multi-label project: retrain -> serve (real uvicorn) -> feedback with a set ->
-Label Studio review push/pull -> report. 300 generated rows, so it stays a few seconds past its servers' start."""
+Label Studio review push/pull (the CLI) -> report. 300 generated rows, so it stays a few seconds past its servers' start."""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 
@@ -12,14 +13,15 @@ from labeling.config import load_config
 from labeling.pipeline.report import write_report
 from labeling.pipeline.retrain import run_retrain
 from labeling.review.gold import GoldStore
-from labeling.review.multilabel import MultiLabelReview, pull_multilabel_review, push_multilabel_review, result_set
+from labeling.cli import main
+from labeling.review.multilabel import MultiLabelReview, result_set
 from labeling.serve.feedback import gold_labels
 
 from ..serve.test_app import AUTH, Server
 from .conftest import CLASSES, write_tiny_multilabel
 
 
-def test_a_multilabel_project_from_retrain_to_report(label_studio, tmp_path):
+def test_a_multilabel_project_from_retrain_to_report(label_studio, tmp_path, monkeypatch, capsys):
     url, key = label_studio
     path = write_tiny_multilabel(tmp_path / "project", rows=300)
     # the majority vote: label-model selection has its own tests, and this one stays short
@@ -43,14 +45,19 @@ def test_a_multilabel_project_from_retrain_to_report(label_studio, tmp_path):
     assert gold_labels(result.store_path, config.classes).set_index("text")["label"].to_dict() == {
         "guitar song about pizza 1000": ["food"]}
 
+    monkeypatch.setenv("LABEL_STUDIO_URL", url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", key)
+    command = ["--config", str(path), *(a for o in overrides for a in ("--set", o)), "--json"]
+    assert main(["review", "push", "--n", "8", *command]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 8
     review = MultiLabelReview(url, key, title=config.review.title, classes=config.classes)
-    pushed = push_multilabel_review(config, review, n=8)
     wanted = {}
     for task_key, task in review.existing_tasks().items():  # a reviewer accepts every pre-annotated set
         answer = result_set(task["predictions"][0]["result"], CLASSES)
-        review.annotate_set(pushed.task_ids[task_key], [CLASSES[c] for c in answer])
+        review.annotate_set(int(task["id"]), [CLASSES[c] for c in answer])
         wanted[task_key] = (task["data"]["text"], answer)
-    assert pull_multilabel_review(config, review).inserted == 8
+    assert main(["review", "pull", *command]) == 0
+    assert json.loads(capsys.readouterr().out)["inserted"] == 8
     with GoldStore(config.resolve(config.store)) as store:
         assert {k: next(iter(v.values())) for k, v in store.label_sets(config.review.title).items()} == wanted
 

@@ -41,6 +41,7 @@ from .label_studio import (
     ReviewItem,
     build_tasks,
     display_text,
+    review_title,
     sample_scores,
     select_for_review,
     top_classes_tie,
@@ -48,10 +49,6 @@ from .label_studio import (
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 SOURCES = ("dataset", "served")
-
-
-def review_title(config: ProjectConfig) -> str:
-    return config.review.title or config.name
 
 
 def label_studio_from_env(config: ProjectConfig, *, httpx_client=None) -> LabelStudioReview:

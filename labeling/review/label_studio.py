@@ -429,6 +429,11 @@ def _sdk_call(what: str, func, *args, **kwargs):
         raise ReviewError(f"Label Studio refused to {what}: HTTP {exc.status_code}: {exc.body}") from exc
 
 
+def review_title(config) -> str:
+    """The Label Studio project (and store key) of a labeling project's review: ``review.title``, else its name."""
+    return config.review.title or config.name
+
+
 sdk_call = _sdk_call  # the same, for the span review (labeling.review.spans)
 
 

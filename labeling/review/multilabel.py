@@ -27,6 +27,7 @@ from .label_studio import (
     PushResult,
     annotation_choices,
     annotator_of,
+    review_title,
     sdk_call,
 )
 
@@ -128,7 +129,6 @@ def push_multilabel_review(config, review: MultiLabelReview, *, n: int | None = 
     from ..pipeline.store import load_recorded_end_model
     from .gold import GoldStore, ReviewTask
     from ..store.serving import FeedbackLog
-    from .jobs import review_title
 
     n = config.review.n if n is None else n
     run_id = run_id or served_run_id(config)
@@ -159,7 +159,6 @@ def pull_multilabel_review(config, review: MultiLabelReview) -> PullResult:
     Label Studio removes its gold. Raises ``LabelError`` (a ticked name not a class) before
     the store is touched."""
     from .gold import GoldStore
-    from .jobs import review_title
 
     answers = review.set_answers()
     with GoldStore(config.resolve(config.store)) as store:
@@ -196,7 +195,6 @@ def gold_sets_for_refinement(config) -> tuple[list[str], np.ndarray]:
     already in dev is taken from dev). Returns ``(texts, Y)``, Y (n, k) 0/1."""
     from ..multilabel.gold import load_multilabel_dataset
     from .gold import GoldStore
-    from .jobs import review_title
 
     splits, Ys = load_multilabel_dataset(config)
     texts, rows = splits.dev["text"].astype(str).tolist(), [Ys["dev"]]

@@ -87,6 +87,19 @@ def _review(args) -> int:
         out = summary.__dict__
         text = (f"{summary.stored} predictions of model version {summary.model_version} stored "
                 f"({summary.tasks} tasks had none, {summary.batches} batches)")
+    elif config.task == "multi_label" and args.action in ("push", "pull"):  # label sets: their own push and pull
+        from .review.multilabel import pull_multilabel_review, push_multilabel_review
+
+        if args.action == "push":
+            pushed = push_multilabel_review(config, review, n=args.n)
+            out = {"project_id": pushed.project_id, "created": pushed.created, "skipped": pushed.skipped}
+            text = (f"pushed {pushed.created} new tasks ({pushed.skipped} already there) to Label Studio project "
+                    f"{pushed.project_id}, pre-annotated with the served run's label sets")
+        else:
+            pulled = pull_multilabel_review(config, review)
+            out = pulled.__dict__
+            text = (f"{pulled.stored} label sets stored ({pulled.inserted} new, {pulled.updated} updated, "
+                    f"{pulled.deleted} removed because deleted in Label Studio)")
     elif args.action == "push":
         summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
         out = {"project_id": summary.result.project_id, "strategy": summary.strategy, "source": summary.source,
@@ -121,6 +134,14 @@ def _refine(args) -> int:
     from .review.jobs import refine_from_gold
 
     config = load_config(args.config, args.set)
+    if config.task == "multi_label":  # per class: LF precision on the gold sets, label errors
+        from .review.multilabel import refine_multilabel
+
+        ml = refine_multilabel(config, top=args.top)
+        print(json.dumps({"n_gold": ml.n_gold, "lfs": ml.lf_table.reset_index().to_dict(orient="records"),
+                          "worst": ml.worst, "label_errors": ml.label_errors.to_dict(orient="records")},
+                         indent=2, default=str) if args.json else ml.format())
+        return 0
     report = refine_from_gold(config, top=args.top)
     if args.json:
         print(json.dumps({"n_gold": report.n_gold, "lfs": report.lf_table.reset_index().to_dict(orient="records"),
@@ -273,7 +294,13 @@ def _rollback(args) -> int:
 def _verify(args) -> int:
     from .data.verify import verify_dataset
 
-    report = verify_dataset(load_config(args.config, args.set))
+    config = load_config(args.config, args.set)
+    if config.task == "multi_label":  # label sets: their separator and class names first
+        from .multilabel.verify import verify_multilabel_dataset
+
+        report = verify_multilabel_dataset(config)
+    else:
+        report = verify_dataset(config)
     _print(args, report.to_dict(), report.format())
     return 0 if report.ok else 2
 
@@ -306,6 +333,14 @@ def _export_onnx(args) -> int:
     with RunStore(_store(config)) as store:
         folder, expected = store.recorded_end_model(args.run_id)
         served = store.get_run(args.run_id)["end_model"].get("served")
+    if config.task == "multi_label":  # one graph per class, thresholds in the manifest
+        from .multilabel.end_models import load_multilabel_end_model
+        from .multilabel.export import export_multilabel_onnx
+
+        files = export_multilabel_onnx(load_multilabel_end_model(folder, expected), args.out, config.classes)
+        _print(args, {"folder": args.out, "files": files, "lfs_not_carried": None},
+               f"exported {args.run_id} to {args.out}")
+        return 0
     files = export_onnx(load_end_model(folder, expected), args.out, config.classes, served=served)
     note = lfs_not_carried(served)
     _print(args, {"folder": args.out, "files": files, "lfs_not_carried": note or None},

@@ -249,7 +249,8 @@ _CHOICES = {
     ("end_model", "type"): END_MODEL_TYPES,
     ("end_model", "analyzer"): ("char_wb", "word"),
     ("review", "redact"): REDACT_MODES,
-    ("promotion", "metric"): ("accuracy", "macro_f1"),
+    # micro_f1/samples_f1: multi-label projects only ("accuracy" gates a multi-label run on project.metric)
+    ("promotion", "metric"): ("accuracy", "macro_f1", "micro_f1", "samples_f1"),
     ("serving", "predictor"): ("auto", "label_model_backoff", "end_model", "blend"),  # predictors.PREDICTORS (a test keeps them equal)
     ("label_model", "tie_break"): ("random", "abstain", "first"),  # label_models.TIE_BREAKS (a test keeps them equal)
     ("review", "strategy"): ("entropy", "margin", "conflict", "uncovered", "low_confidence", "disagreed", "random"),
@@ -424,6 +425,9 @@ def project_config_from_dict(data: dict[str, Any], *, base_dir: str | Path = "."
     if project.get("task", "single_label") not in TASKS:
         raise ConfigError(f"project.task = {project['task']!r}: expected one of {', '.join(map(repr, TASKS))}")
     check_metric(project.get("metric", "accuracy"), tuple(classes), project.get("task", "single_label"))
+    if sections["promotion"].metric in ("micro_f1", "samples_f1") and project.get("task") != "multi_label":
+        raise ConfigError(f"promotion.metric = {sections['promotion'].metric!r} scores label sets: a single-label "
+                          "project's gate takes 'accuracy' or 'macro_f1'")
     unknown = sorted(set(sections["end_model"].candidates) - set(END_MODEL_CANDIDATES))
     if unknown or not sections["end_model"].candidates:
         raise ConfigError(f"end_model.candidates {list(sections['end_model'].candidates)}: each must be one of "

@@ -18,6 +18,8 @@ EXPORTS = {
     "end_models": ["OneVsRestTextClassifier", "load_multilabel_end_model", "predict_label_sets",
                    "save_multilabel_end_model"],
     "metrics": ["multilabel_metrics"],
+    "export": ["OnnxMultiLabelClassifier", "export_multilabel_onnx"],
+    "verify": ["verify_multilabel_dataset"],
     "review": ["multilabel_label_errors"],
     "retrain": ["format_multilabel_summary", "run_multilabel", "select_multilabel_label_model"],
 }

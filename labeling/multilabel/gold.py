@@ -23,19 +23,21 @@ from ..data.datasets import SPLIT_NAMES, Splits, canonicalize, read_table, split
 from ..errors import DatasetError, LabelError
 from ..settings import require_data_dir
 
-__all__ = ["MAX_CLASSES", "GOEMOTIONS", "decode_gold", "encode_gold", "gold_from_codes", "gold_to_codes",
-           "load_multilabel_dataset", "parse_gold"]
+__all__ = ["MAX_CLASSES", "GOEMOTIONS", "class_index", "decode_gold", "encode_gold", "gold_from_codes", "gold_to_codes",
+           "is_missing", "load_multilabel_dataset", "parse_gold"]
 
 MAX_CLASSES = 62  # the bit mask of the label column is an int64
 GOEMOTIONS = "goemotions"  # the built-in source: ../shared/data/goemotions (train/dev/test TSV)
 _GOLD = "__gold__"
 
 
-def _missing(value) -> bool:
+def is_missing(value) -> bool:
+    """A missing gold value (None, NaN, NA): an unlabelled row."""
     return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
 
 
-def _class_index(item, index: dict[str, int], k: int) -> int | None:
+def class_index(item, index: dict[str, int], k: int) -> int | None:
+    """The class index a gold item names (a class name in ``index``, or an index 0..k-1), or None."""
     if isinstance(item, str):
         item = item.strip()
         if item in index:
@@ -63,7 +65,7 @@ def parse_gold(values: Sequence, classes: Sequence[str], *, separator: str = ","
     for i, value in enumerate(values):
         if isinstance(value, (list, tuple, np.ndarray)):
             items = list(value)
-        elif _missing(value):
+        elif is_missing(value):
             Y[i] = -1
             continue
         elif isinstance(value, str):
@@ -75,7 +77,7 @@ def parse_gold(values: Sequence, classes: Sequence[str], *, separator: str = ","
         else:
             items = [value]
         for item in items:
-            c = _class_index(item, index, k)
+            c = class_index(item, index, k)
             if c is None:
                 row = ids[i] if ids is not None else i
                 raise LabelError(f"{source}: row {row!r} has label {value!r}: {item!r} is not one of the project's "

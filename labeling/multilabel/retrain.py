@@ -28,6 +28,7 @@ from ..lf.cache import project_cache_dir
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import label_matrix_hash
 from ..models.artifacts import discard, write_json, write_manifest
+from ..pipeline.registry import Registry, evaluate_candidate, settle, write_decision
 from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id, summary_header
 from ..pipeline.store import RunRecord, RunStore, writer_lock
 from ..progress import Stages, stage_table
@@ -281,6 +282,10 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
     if not record:
         return RunResult(**result_kwargs, timings=timings, stages=stages.to_dict())
     store_path, root = config.resolve(config.store), config.resolve(config.artifacts)
+    # the gate reads the champion now; its decision (and the candidate alias) is written with the run
+    with Registry(store_path) as registry:
+        decision = settle(evaluate_candidate(registry, config, run_id, texts_test, splits.test["label"].to_numpy(),
+                                             candidate_model=end_model), promote=config.promotion.auto)
     with timed("record"), writer_lock(store_path), RunStore(store_path) as store:
         store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
         partial = root / f".{run_id}.partial"
@@ -297,14 +302,27 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                 matrix_hashes=result_kwargs["matrix_hashes"], label_model=lm_info, end_model=em_info,
                 metrics=tuple(_stored_metrics(r) for r in rows), lf_stats=(), artifacts=saved,
                 documents={"task": {"task": "multi_label"},
-                           "multilabel_metrics": [{k: v for k, v in r.items() if k != "per_class"} for r in rows]}))
+                           "multilabel_metrics": [{k: v for k, v in r.items() if k != "per_class"} for r in rows],
+                           "multilabel_lf_summary": _lf_summary_rows(lf_table)}),
+                then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
             discard(partial)
             discard(root / run_id)
             store.end_intent(run_id)
             raise
     return RunResult(**result_kwargs, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
-                     store_path=str(store_path), timings=timings, stages=stages.to_dict())
+                     store_path=str(store_path), timings=timings, stages=stages.to_dict(),
+                     promotion=decision.to_dict())
+
+
+def _lf_summary_rows(lf_table: pd.DataFrame) -> list[dict]:
+    """Per (LF, class): yes/no coverage on train, yes precision and no accuracy on dev (JSON: NaN -> None)."""
+    train = lf_table.loc["train"] if "train" in lf_table.index.get_level_values("split") else lf_table.iloc[:0]
+    dev = lf_table.loc["dev"] if "dev" in lf_table.index.get_level_values("split") else lf_table.iloc[:0]
+    joined = train[["yes_coverage", "no_coverage"]].join(
+        dev[["yes_precision", "no_accuracy"]].add_prefix("dev_"), how="outer").reset_index()
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in joined.to_dict(orient="records")]
 
 
 def _stored_metrics(row: dict) -> dict:
@@ -352,6 +370,9 @@ def format_multilabel_summary(result: RunResult) -> str:
               + ", ".join(f"{f} {s:.3f}" for f, s in (ems.get("families") or {}).items()) + ")",
               *comparison_lines(result, sel.get("metric") or "macro_f1"), "",
               "Test split:", table.to_string(index=False)]
+    if result.promotion:
+        lines += ["", f"promotion gate ({result.promotion['metric']}): "
+                      f"{'promoted' if result.promotion['promoted'] else 'not promoted'}: {result.promotion['reason']}"]
     if result.store_path:
         lines += ["", f"recorded in {result.store_path}"]
     if result.stages:

@@ -17,6 +17,7 @@ import lazy_loader
 EXPORTS = {
     "workbench": ["Workbench", "lf_kind"],
     "report": ["LFReport"],
+    "multilabel": ["MultiLabelLFReport", "MultiLabelWorkbench"],
     "kinds": ["from_gold", "prepare_similarity", "similar_to", "similarity_settings"],
     "save": ["SavedModule", "lf_module_source", "write_lf_module"],
     "scaffold": ["InitResult", "add_lf_module", "init_project", "propose_classes", "propose_columns"],

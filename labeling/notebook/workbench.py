@@ -80,6 +80,9 @@ class Workbench:
     def __init__(self, config: ProjectConfig, *, splits: Splits | None = None,
                  lfs: Sequence[LabelingFunction] | None = None, train_sample: int | None = None,
                  cache="project", examples: int = 5):
+        if config.task == "multi_label":
+            raise WorkbenchError(f"project {config.name!r} is multi-label: its LFs vote on sets; use "
+                                 "labeling.notebook.MultiLabelWorkbench(config), whose try_lf reports per class")
         self.config = config
         self.splits = load_dataset(config) if splits is None else splits
         train = self.splits.train

@@ -192,6 +192,9 @@ def evaluate_candidate(
     (a retrain has them); ``test_ids``: the rows' ids, to reuse each run's recorded
     predictions. A run is re-scored (its model run on the rows) only without either.
     """
+    if config.task == "multi_label":
+        return _evaluate_multilabel(registry, config, candidate_run_id, test_texts, y_test,
+                                    candidate_model=candidate_model, alias=alias)
     metric, margin, classes = config.promotion.metric, config.promotion.margin, config.classes
     notes = []
     if candidate_predictions is not None:
@@ -232,6 +235,60 @@ def evaluate_candidate(
     passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
     reason = "; ".join([reason, *notes])
     return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed, reason)
+
+
+def multilabel_gate_metric(config: ProjectConfig) -> str:
+    """The metric a multi-label run is gated on: ``promotion.metric`` when it is a label-set
+    metric (micro/macro/samples F1), else the project's (``"accuracy"`` there reads as macro-F1)."""
+    from ..multilabel.metrics import F1_METRICS
+
+    if config.promotion.metric in F1_METRICS:
+        return config.promotion.metric
+    return config.metric if config.metric in F1_METRICS else "macro_f1"
+
+
+def _evaluate_multilabel(registry: Registry, config: ProjectConfig, candidate_run_id: str, test_texts, y_test, *,
+                         candidate_model=None, alias: str = CHAMPION) -> GateDecision:
+    """The gate for a multi-label run: candidate and champion end models predict label sets on the
+    gold test rows (``y_test``: each row's set as a bit mask, ``multilabel.gold``), scored by
+    ``multilabel_gate_metric``. The champion must be a multi-label run too (its model predicts sets)."""
+    from ..multilabel.gold import gold_from_codes
+    from ..multilabel.metrics import score
+
+    metric, margin = multilabel_gate_metric(config), config.promotion.margin
+    Y = gold_from_codes(np.asarray(y_test), len(config.classes))
+    model = candidate_model or load_recorded_end_model(registry.log, candidate_run_id)
+    candidate_score = float(score(Y, model.predict(test_texts), metric))
+    champion = registry.get(alias)
+    if champion == candidate_run_id:
+        return GateDecision(candidate_run_id, champion, metric, candidate_score, candidate_score, margin, True,
+                            "already champion")
+    champion_score = None
+    if champion is not None:
+        try:
+            champion_model = load_recorded_end_model(registry.log, champion)
+        except (ArtifactError, StoreError) as exc:
+            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
+                                f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
+        if not hasattr(champion_model, "predict_sets"):
+            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
+                                f"champion {champion} is not a multi-label run; the candidate replaces it")
+        champion_score = float(score(Y, champion_model.predict(test_texts), metric))
+    passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
+    return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed,
+                        reason + "; both scored on label sets of the gold test split")
+
+
+def gate_test_split(config: ProjectConfig):
+    """The gold test split the gate scores on (a frame with ``id``, ``text``, ``label``; a
+    multi-label project's ``label`` is each row's set as a bit mask)."""
+    if config.task == "multi_label":
+        from ..multilabel.gold import load_multilabel_dataset
+
+        return load_multilabel_dataset(config)[0].test
+    from ..data.datasets import load_dataset
+
+    return load_dataset(config).test
 
 
 def _cross_schema(registry: Registry, config: ProjectConfig, champion: str) -> tuple | None:
@@ -330,14 +387,12 @@ def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | Non
 
     Raises ``PromotionRefused`` with the reason when the gate refuses it (and not ``force``).
     """
-    from ..data.datasets import load_dataset
-
     with Registry(store_path) as registry:
         run_id = run_id or registry.get(CANDIDATE)
     if not run_id:
         raise StoreError(f"no candidate in {store_path}; retrain first or name a run")
     if test is None:
-        test = load_dataset(config).test
+        test = gate_test_split(config)
     decision = decide(config, store_path, run_id, test["text"].tolist(), test["label"].to_numpy(),
                       candidate_model=candidate_model, promote=True, force=force, alias=alias, actor=actor, note=note,
                       test_ids=test["id"].astype(str).to_numpy())

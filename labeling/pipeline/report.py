@@ -310,6 +310,54 @@ def _test_predictions(run: dict, documents: dict) -> dict | None:
     return document if document and "y" in document else None
 
 
+MULTILABEL_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
+
+
+def _multilabel_models(run: dict) -> str:
+    """How a multi-label run chose its label model and end model on dev, and the per-class thresholds."""
+    lm, em = run["label_model"], run["end_model"]
+    sel, ems = lm.get("selection") or {}, em.get("selection") or {}
+    parts = [f"<p>Label model chosen on dev ({_e(sel.get('metric'))}): {_e(sel.get('rule'))}.</p>",
+             _table(("candidate", "dev score", "fit seconds"),
+                    [(c["name"], _num(c["dev_score"]), _num(c.get("fit_seconds"), "{:.2f}"))
+                     for c in sel.get("candidates", [])]),
+             f"<p>End model: one-vs-rest {_e(ems.get('chosen'))} (dev {_e(ems.get('metric'))}: "
+             + _e(", ".join(f"{f} {v:.3f}" for f, v in (ems.get("families") or {}).items()) or "one family") + ").</p>",
+             _table(("class", "threshold: label model", "threshold: end model"),
+                    [(c, _num((lm.get("thresholds") or {}).get(c)), _num((em.get("thresholds") or {}).get(c)))
+                     for c in run["config"]["classes"]], cls="multilabel-thresholds")]
+    return "".join(parts)
+
+
+def _multilabel_sections(run: dict, documents: dict) -> dict[str, str]:
+    """A multi-label run's evaluation (the label-set metrics of every method), its per-class
+    test table (end model and chosen label model) in the confusion matrix's place, and its
+    LFs per class (yes/no coverage on train, yes precision and no accuracy on dev)."""
+    rows = documents.get("multilabel_metrics") or []
+    per_class = {m["name"]: m.get("per_class") or {} for m in run["metrics"]}
+    chosen = next((m["name"] for m in rows if m["name"].startswith("label model (")), None)
+    out = {"evaluation": _table(("method", "kind", *MULTILABEL_COLUMNS, "train rows", "notes"),
+                                [(m["name"], m["kind"], *(_num(m[c]) for c in MULTILABEL_COLUMNS),
+                                  "" if m.get("train_rows") is None else m["train_rows"], m.get("notes") or "")
+                                 for m in rows], left=2) + _multilabel_models(run)}
+    shown = [name for name in ("end model", chosen) if name and per_class.get(name)]
+    classes = run["config"]["classes"]
+    out["confusion"] = ("<p>A multi-label run has no confusion matrix: each class on its own, on test "
+                        "(precision, recall, F1; support = test rows carrying the class).</p>" + _table(
+                            ("class", "support", *(f"{w}: {name}" for name in shown for w in ("precision", "recall", "F1"))),
+                            [(c, per_class[shown[0]][c]["support"] if shown else "",
+                              *(_num(per_class[name][c][w]) for name in shown for w in ("precision", "recall", "f1")))
+                             for c in classes], cls="multilabel-per-class"))
+    lf_rows = documents.get("multilabel_lf_summary") or []
+    out["lfs"] = _table(("LF", "class", "yes coverage (train)", "no coverage (train)", "yes precision (dev)",
+                         "no accuracy (dev)"),
+                        [(r["lf"], r["class"], _num(r.get("yes_coverage")), _num(r.get("no_coverage")),
+                          _num(r.get("dev_yes_precision")), _num(r.get("dev_no_accuracy"))) for r in lf_rows],
+                        left=2, cls="lf-table") if lf_rows else "<p>No per-class LF summary recorded for this run.</p>"
+    out["calibration"] = "<p>Not drawn for a multi-label run: its thresholds are per class, chosen on dev.</p>"
+    return out
+
+
 def render_report(run: dict, documents: dict, *, monitor: dict | None = None, history_row: dict | None = None) -> str:
     """The report as one HTML string (pure)."""
     classes = run["config"]["classes"]
@@ -320,7 +368,8 @@ def render_report(run: dict, documents: dict, *, monitor: dict | None = None, hi
     metric_rows = [(m["name"], m["kind"], _num(m["accuracy"]), _num(m["macro_f1"]),
                     "" if m["train_rows"] is None else m["train_rows"], _num(m["coverage"]), m["notes"])
                    for m in metrics]
-    body["evaluation"] = plot_methods(metrics) + _table(
+    multi_label = (documents.get("task") or {}).get("task") == "multi_label"
+    body["evaluation"] = "" if multi_label else plot_methods(metrics) + _table(
         ("method", "kind", "accuracy", "macro-F1", "train rows", "train coverage", "notes"), metric_rows, left=2
     ) + _end_model_section(run["end_model"])
     body["lfs"] = plot_lf_coverage_accuracy(lf_rows) + _table(
@@ -347,6 +396,8 @@ def render_report(run: dict, documents: dict, *, monitor: dict | None = None, hi
                             [(s["slice"], s["method"], s["n"], _num(s["share"]), _num(s["accuracy"]), _num(s["macro_f1"]))
                              for s in slices], left=2, cls="slice-table") if slices else (
         "<p>No slicing functions configured (<code>[slices] modules</code>).</p>")
+    if multi_label:
+        body.update(_multilabel_sections(run, documents))
     body["drift"] = _drift_section(monitor)
     body["verification"] = _verification_section(documents.get("verification"))
     nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)

@@ -17,6 +17,8 @@ EXPORTS = {
         "labeling_config", "sample_scores", "select_for_review",
     ],
     "spans": ["SpanReview", "result_spans", "span_labeling_config", "span_result", "span_tasks"],
+    "multilabel": ["MultiLabelRefineReport", "MultiLabelReview", "refine_multilabel", "multilabel_labeling_config", "pull_multilabel_review", "push_multilabel_review",
+                   "result_set", "set_result", "set_tasks"],
     "gold": ["GoldStore", "ReviewTask", "all_gold", "review_gold"],
     "refinement": ["RefineReport", "format_lf_code", "lf_accuracy_table", "likely_label_errors", "refine", "suggest_keyword_lfs", "wilson_interval"],
     "redact": ["RedactionSettings", "redact_text", "redact_texts"],

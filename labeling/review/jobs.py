@@ -50,6 +50,7 @@ from .label_studio import (
     TaskPage,
     build_tasks,
     display_text,
+    review_title,
     sample_scores,
     select_for_review,
     top_classes_tie,
@@ -61,15 +62,15 @@ URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 SOURCES = ("dataset", "served")
 
 
-def review_title(config: ProjectConfig) -> str:
-    return config.review.title or config.name
-
-
 def label_studio_from_env(config: ProjectConfig, *, httpx_client=None) -> LabelStudioReview:
     """The project's Label Studio project, at ``$LABEL_STUDIO_URL`` with ``$LABEL_STUDIO_API_KEY``."""
     url, key = os.environ.get(URL_ENV, ""), os.environ.get(KEY_ENV, "")
     if not url or not key:
         raise ConfigError(f"set {URL_ENV} and {KEY_ENV} (scripts/label_studio.sh start prints them)")
+    if config.task == "multi_label":  # multiple choice: a reviewer ticks a set
+        from .multilabel import MultiLabelReview
+
+        return MultiLabelReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
     return LabelStudioReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
 
 

@@ -256,8 +256,9 @@ class Annotation:
     annotation_id: int
     task_key: str
     annotator: str
-    label: int
+    label: int  # the class index; -1 for a multi-label answer, whose set is ``labels``
     updated_at: str
+    labels: tuple[int, ...] | None = None  # a multi-label answer: sorted class indices (``()``: no class)
 
 
 PROGRAM_KEY = "labeling_program"
@@ -435,6 +436,11 @@ def _sdk_call(what: str, func, *args, **kwargs):
         return func(*args, **kwargs)
     except ApiError as exc:
         raise ReviewError(f"Label Studio refused to {what}: HTTP {exc.status_code}: {exc.body}") from exc
+
+
+def review_title(config) -> str:
+    """The Label Studio project (and store key) of a labeling project's review: ``review.title``, else its name."""
+    return config.review.title or config.name
 
 
 sdk_call = _sdk_call  # the same, for the span review (labeling.review.spans)

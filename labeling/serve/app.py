@@ -178,6 +178,10 @@ class ServedModel:
         return NEEDS_LFS[self.predictor]
 
 
+# tasks whose served runs compute no LF votes (spans: span LFs; multi-label: set-valued votes are not logged yet)
+NO_LF_VOTES = ("spans", "multi_label")
+
+
 class ModelLoadError(LabelingError):
     """A run cannot be served: unknown, its artifacts fail their checks, or its warm-up failed."""
 
@@ -191,6 +195,22 @@ def check_probabilities(probs: np.ndarray, n: int, k: int) -> np.ndarray:
     if probs.shape != (n, k) or not (np.abs(probs.sum(axis=1) - 1.0) <= 1e-4).all() or not (probs >= 0).all():
         raise ModelLoadError(f"model returned probabilities of shape {probs.shape}, expected ({n}, {k}) rows summing to 1")
     return probs
+
+
+def check_class_probabilities(probs: np.ndarray, n: int, k: int) -> np.ndarray:
+    """A multi-label model's (n, k) probabilities: each class's own, in [0, 1] (rows need not sum to 1)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (n, k) or not ((probs >= 0) & (probs <= 1)).all():
+        raise ModelLoadError(f"model returned class probabilities of shape {probs.shape}, expected ({n}, {k}) "
+                             "in [0, 1]")
+    return probs
+
+
+def label_sets(served: "ServedModel", texts: list[str], cardinality: int) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-label run's answer on ``texts``: (n, k) per-class probabilities and the (n, k) 0/1
+    label sets its per-class thresholds (chosen on dev) give."""
+    probs = check_class_probabilities(served.model.predict_proba(texts), len(texts), cardinality)
+    return probs, served.model.predict_sets(probs)
 
 
 def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> ServedModel:
@@ -214,6 +234,9 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
     except Exception as exc:  # a model that loads but cannot predict is not served, whatever it raises
         raise ModelLoadError(f"cannot serve run {run_id!r}: its warm-up prediction failed: "
                              f"{type(exc).__name__}: {exc}") from exc
+    if hasattr(model, "predict_sets"):  # a multi-label run: label sets, served without LF votes
+        check_class_probabilities(probs, 1, cardinality)
+        return ServedModel(run_id=run_id, model=model, lineage=lineage)
     check_probabilities(probs, 1, cardinality)
     try:
         lfs, lfs_error = load_recorded_lfs(log, run_id), ""
@@ -256,6 +279,26 @@ def served_probabilities(served: ServedModel, texts: list[str], votes: list[tupl
     probs = predictors.predict_proba(served.predictor, end, served.label_model.predict_proba(L), L, served.params)
     return check_probabilities(probs, len(texts), cardinality), [
         served.predictor if row is not None else "end_model" for row in votes]
+
+
+def served_thresholds(served: ServedModel, classes) -> dict[str, float]:
+    """A multi-label run's per-class decision thresholds, by class (0.5 where none were chosen)."""
+    from ..multilabel.label_models import DEFAULT_THRESHOLD
+
+    chosen = getattr(served.model, "thresholds_", None)
+    values = [DEFAULT_THRESHOLD] * len(classes) if chosen is None else np.asarray(chosen).tolist()
+    return {name: float(t) for name, t in zip(classes, values)}
+
+
+def _set_prediction(record, classes) -> dict:
+    """A logged multi-label prediction (a ``PredictionRecord`` or a ``predictions`` row) as the API shows it."""
+    get = record.get if isinstance(record, dict) else functools.partial(getattr, record)
+    labels, probs = get("labels"), get("probabilities")
+    labels = json.loads(labels) if isinstance(labels, str) else labels
+    probs = json.loads(probs) if isinstance(probs, str) else probs
+    return {"id": get("id"), "labels": [classes[c] for c in labels],
+            "probabilities": dict(zip(classes, map(float, probs))), "lf_votes": None,
+            "lf_votes_status": get("lf_votes_status"), "lf_votes_error": get("lf_votes_error")}
 
 
 def request_sha256(body: dict) -> str:
@@ -484,7 +527,7 @@ class _Server:
         if self.current is None:
             return
         try:
-            if s.lf_votes == "background" and self.config.lfs.modules and self.config.task != "spans":
+            if s.lf_votes == "background" and self.config.lfs.modules and self.config.task not in NO_LF_VOTES:
                 # started on the served run: its LFs are warmed up (spaCy loads) before readiness
                 self.explainer = Explainer(s.config_path, s.overrides, str(store), max_queued=s.max_queued_explanations,
                                            max_texts=s.lf_votes_max_texts, run_id=self.current.run_id)
@@ -494,7 +537,7 @@ class _Server:
             return
         try:
             # warm the LFs (spaCy loads here) before declaring readiness, when answers need them
-            if (s.lf_votes == "inline" or self.current.needs_lfs) and self.config.task != "spans":
+            if (s.lf_votes == "inline" or self.current.needs_lfs) and self.config.task not in NO_LF_VOTES:
                 self.votes(self.current, ["warm-up"])
         except (LabelingError, OSError) as exc:
             self.last_error = str(exc)
@@ -655,13 +698,12 @@ class _Server:
         Raises ``ModelLoadError`` (cannot be served), ``PromotionRefused`` (the gate's reason),
         ``StoreError``, or another ``LabelingError`` (e.g. no gold test split to gate on).
         """
-        from ..data.datasets import load_dataset
-        from ..pipeline.registry import promote_run
+        from ..pipeline.registry import gate_test_split, promote_run
 
         served = load_served_model(self.log, run_id, self.config.cardinality)
         with self._gate_lock:  # one promotion at a time in this worker; SQLite orders the workers
             if self._test_split is None:
-                self._test_split = load_dataset(self.config).test
+                self._test_split = gate_test_split(self.config)
             decision = promote_run(self.config, self.config.resolve(self.config.store), run_id,
                                    force=force_reason is not None, alias=self.settings.alias, actor=actor,
                                    note=force_reason or "", candidate_model=served.model, test=self._test_split)
@@ -697,6 +739,8 @@ class _Server:
         served = self.current
         if served is None or not self.ready:
             raise HTTPException(503, "no model is ready")
+        if self.config.task == "multi_label":
+            return served, await self._predict_sets(served, texts), ["end_model"] * len(texts)
         explain = explain or self.settings.lf_votes == "inline"
         if len(texts) <= self.INLINE_TEXTS and not explain and not served.needs_lfs:
             probs, answered, (votes, errors) = self._score(served, texts, False)
@@ -725,6 +769,24 @@ class _Server:
                                                                   run_id=served.run_id):
             self.writer.submit_votes([(r.id, None, "skipped", "the LF-votes queue was full") for r in records])
         return served, records, answered
+
+    async def _predict_sets(self, served: ServedModel, texts: list[str]) -> list[PredictionRecord]:
+        """A multi-label run's predictions, logged: the set as ``labels`` (``label`` -1), no LF votes."""
+        if len(texts) <= self.INLINE_TEXTS:
+            probs, sets = label_sets(served, texts, self.config.cardinality)
+        else:
+            probs, sets = await run_in_threadpool(label_sets, served, texts, self.config.cardinality)
+        now = utc_now()
+        records = [
+            PredictionRecord(
+                id=str(uuid.uuid4()), created_at=now, model_version=served.run_id,
+                probabilities=tuple(float(p) for p in row), label=-1, lf_votes=None,
+                text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
+                lf_votes_status="off", labels=tuple(int(c) for c in np.flatnonzero(chosen)))
+            for text, row, chosen in zip(texts, probs, sets)
+        ]
+        await self._log(records)
+        return records
 
     async def _log(self, records: list[PredictionRecord]) -> None:
         loop = asyncio.get_running_loop()
@@ -928,6 +990,27 @@ def create_app(settings: ServeSettings) -> FastAPI:
         model_version: str | None  # the version that made the prediction; for a text, the one served then
         replayed: bool  # true when the Idempotency-Key was seen before: nothing new was stored
 
+    multi_label = server.config.task == "multi_label"
+    if multi_label:
+        class FeedbackRequest(_ExactlyOneOf):  # type: ignore[no-redef]
+            """The true label set (class names; ``[]``: none of the classes) for a served prediction
+            (``prediction_id``) or for a ``text``."""
+
+            one_of = ("prediction_id", "text")
+            labels: Annotated[list[Annotated[str, Field(min_length=1, max_length=200,
+                                                        json_schema_extra={"enum": list(classes)})]],
+                              Field(max_length=len(classes), description="the classes the text carries (a set: "
+                                    "order and repeats do not matter; a renamed class is mapped)")]
+            prediction_id: Id = None  # type: ignore[assignment]
+            text: Text = None  # type: ignore[assignment]
+
+        class FeedbackResponse(BaseModel):  # type: ignore[no-redef]
+            feedback_id: str
+            labels: list[Label]
+            prediction_id: str | None
+            model_version: str | None
+            replayed: bool
+
     class PromoteRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         run_id: Id
@@ -1022,6 +1105,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         texts = [body.text] if body.text is not None else list(body.texts)
         if server.config.task == "spans":
             return await predict_spans(texts, request)
+        if multi_label:
+            return await predict_sets(texts, body.explain, request)
         served, records, answered = await server.predict(texts, body.explain)
         request.state.model_version = served.run_id
         return PredictResponse(model_version=served.run_id, predictor=served.predictor, predictions=[
@@ -1043,6 +1128,19 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse({"model_version": served.run_id,
                              "predictions": [{"id": str(uuid.uuid4()), "spans": s} for s in spans]})
 
+    async def predict_sets(texts: list[str], explain: bool, request: Request) -> JSONResponse:
+        """A multi-label run's answer: per text its label set (``labels``: class names, ``[]`` for
+        none), every class's probability, and the per-class ``thresholds`` (chosen on dev) that made
+        the sets. Logged like a class prediction (the set in the log's ``labels``)."""
+        if explain:
+            raise HTTPException(422, "explain: a multi-label run serves no LF votes (its set-valued votes are "
+                                     "not logged); ask without explain")
+        served, records, _ = await server.predict(texts, False)
+        request.state.model_version = served.run_id
+        return JSONResponse({"model_version": served.run_id, "predictor": "end_model",
+                             "thresholds": served_thresholds(served, classes),
+                             "predictions": [_set_prediction(r, classes) for r in records]})
+
     @app.get("/predictions/{prediction_id}", response_model=LoggedPrediction, dependencies=predict_deps,
              responses={**responses, 404: {"description": "unknown prediction id"}})
     def get_prediction(prediction_id: Annotated[str, PathParam(min_length=1, max_length=100)]):
@@ -1052,6 +1150,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         row = server.log.get_prediction(prediction_id)
         if row is None:
             raise HTTPException(404, f"no prediction {prediction_id!r}")
+        if row.get("labels") is not None:  # a multi-label run's prediction: its set
+            return JSONResponse({**_set_prediction(row, classes), "model_version": row["model_version"],
+                                 "created_at": row["created_at"]})
         votes = None if row["lf_votes"] is None else json.loads(row["lf_votes"])
         names = server.lf_names(row["model_version"])
         explanation = {} if votes is None or len(votes) != len(names) else {
@@ -1075,14 +1176,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if server.log is None:
             raise HTTPException(503, "store not open yet")
         payload = body.model_dump()
-        label = server.feedback_class(body.label)
+        if multi_label:  # a set: one canonical body, so a retry listing it in another order is the same request
+            payload["labels"] = sorted(set(body.labels))
+            label, labels = -1, tuple(sorted({classes.index(server.feedback_class(n)) for n in body.labels}))
+        else:
+            label, labels = classes.index(server.feedback_class(body.label)), None
         record = FeedbackRecord(
             id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
-            request_sha256=request_sha256(payload), label=classes.index(label),
+            request_sha256=request_sha256(payload), label=label,
             prediction_id=body.prediction_id,
             text=body.text if (body.text is not None and settings.store_text) else None,
             text_sha256=text_sha256(body.text) if body.text is not None else None,
-            model_version=server.version or None,
+            model_version=server.version or None, labels=labels,
         )
         try:
             row, created = server.log.record_feedback(record)
@@ -1090,7 +1195,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
         except UnknownPrediction as exc:
             raise HTTPException(404, str(exc)) from None
-        out = FeedbackResponse(feedback_id=row["id"], label=classes[row["label"]], prediction_id=row["prediction_id"],
+        answer = ({"labels": [classes[c] for c in json.loads(row["labels"])]} if multi_label
+                  else {"label": classes[row["label"]]})
+        out = FeedbackResponse(feedback_id=row["id"], **answer, prediction_id=row["prediction_id"],
                                model_version=row["model_version"], replayed=not created)
         return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 

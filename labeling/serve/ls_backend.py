@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,6 +90,7 @@ class ChoicesControl:
     to_name: str
     data_key: str
     values: tuple[str, ...]
+    choice: str = "single"  # the control's ``choice`` attribute: "multiple" ticks a set
 
 
 def parse_label_config(label_config: str, classes: tuple[str, ...]) -> ChoicesControl:
@@ -119,15 +121,24 @@ def parse_label_config(label_config: str, classes: tuple[str, ...]) -> ChoicesCo
         if not value.startswith("$") or len(value) < 2:
             raise LabelConfigError(f"the <Choices> control {name!r} labels {to_name!r}, which is not an object tag "
                                    "showing a task field (value=\"$field\")")
-        return ChoicesControl(name, to_name.split(",")[0], value[1:], values)
+        return ChoicesControl(name, to_name.split(",")[0], value[1:], values, control.get("choice") or "single")
     raise LabelConfigError(f"no <Choices> control of the label config has the project's classes {list(classes)} "
                            f"as its choices (found {'; '.join(seen)}): rename the choices to the project's classes")
 
 
-def prediction_result(control: ChoicesControl, class_name: str, explanation: str) -> list[dict]:
-    """A prediction's ``result``: ``class_name`` ticked in ``control``, the explanation in ``meta``."""
+def prediction_result(control: ChoicesControl, class_name: str | list[str], explanation: str) -> list[dict]:
+    """A prediction's ``result``: ``class_name`` (a multi-label run: its set, a list) ticked in
+    ``control``, the explanation in ``meta``."""
+    names = class_name if isinstance(class_name, list) else [class_name]
     return [{"from_name": control.from_name, "to_name": control.to_name, "type": "choices",
-             "value": {"choices": [class_name]}, "meta": {"text": [explanation]}}]
+             "value": {"choices": names}, "meta": {"text": [explanation]}}]
+
+
+def set_confidence(probabilities) -> float:
+    """A multi-label prediction's score: its least sure class's probability of the side it took
+    (``max(p, 1 - p)``, lowest over the classes), so Label Studio shows the doubtful sets first."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    return float(np.maximum(p, 1 - p).min()) if p.size else 1.0
 
 
 def job_view(row: dict) -> dict:
@@ -388,6 +399,7 @@ def _webhook_problem(body: WebhookRequest) -> str:
 def ls_router(server, settings) -> APIRouter:
     """The ``/ls`` routes over ``server`` (``app._Server``): its served model, store and LFs."""
     classes = tuple(server.config.classes)
+    multi_label = server.config.task == "multi_label"
     backend = LabelStudioBackend(server)
     server.ls_backend = backend
     basic = HTTPBasic(auto_error=False, description="Label Studio's ML backend Basic auth (when the server sets it)")
@@ -435,6 +447,9 @@ def ls_router(server, settings) -> APIRouter:
             control = parse_label_config(body.label_config, classes)
         except LabelConfigError as exc:
             raise HTTPException(422, str(exc)) from None
+        if multi_label and control.choice != "multiple":
+            raise HTTPException(422, f"the <Choices> control {control.from_name!r} takes one class (choice="
+                                     f"{control.choice!r}); a multi-label run answers a set: set choice=\"multiple\"")
         texts = []
         for i, task in enumerate(body.tasks):
             value = task.data.get(control.data_key)
@@ -452,6 +467,12 @@ def ls_router(server, settings) -> APIRouter:
             explain = current is not None and bool(current.lfs) and not current.lfs_error
             served, records, _ = await server.predict(texts[start:start + chunk], explain)
             names = [lf.name for lf in served.lfs]
+            if multi_label:  # the set its per-class thresholds (chosen on dev) give, every class's probability
+                results += [LSPrediction(
+                    result=prediction_result(control, [classes[c] for c in r.labels], "probabilities: " + ", ".join(
+                        f"{c} {p:.2f}" for c, p in zip(classes, r.probabilities)) + f"; model {served.run_id}"),
+                    score=set_confidence(r.probabilities), model_version=served.run_id) for r in records]
+                continue
             for r in records:
                 if r.lf_votes is not None and names:
                     explanation = "LF votes: " + format_votes(r.lf_votes, names, classes)

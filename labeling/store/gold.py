@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import TableFamily, insert_rows, utc_now
 from .label_schema import stamp_for_project
-from .serving import text_sha256
+from .serving import labels_json, text_sha256
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,15 @@ class GoldStore(TableFamily):
                 old = before.get(key)
                 if old is None:
                     inserted += 1
-                elif (old["label"], old["annotation_id"], old["updated_at"]) != (ann.label, ann.annotation_id, ann.updated_at):
+                elif ((old["label"], old["annotation_id"], old["updated_at"], old.get("labels"))
+                      != (ann.label, ann.annotation_id, ann.updated_at, labels_json(getattr(ann, "labels", None)))):
                     updated += 1
                 else:
                     continue
                 insert_rows(conn, "gold_labels", [
                     {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
                      "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at, "pulled_at": now,
-                     "schema_version": schema}],
+                     "schema_version": schema, "labels": labels_json(getattr(ann, "labels", None))}],
                     verb="INSERT OR REPLACE")
         return PullResult(len(latest), inserted, updated, len(gone), unknown,
                           sum(1 for u in unclear if u.task_key in known))
@@ -148,6 +150,15 @@ class GoldStore(TableFamily):
         with self.conn.writing("remove answers") as conn:
             marks = ",".join("?" * len(ids))
             return conn.execute(f"DELETE FROM gold_labels WHERE annotation_id IN ({marks})", ids).rowcount
+
+    def label_sets(self, project: str) -> dict[str, dict[str, tuple[str, list[int]]]]:
+        """A multi-label project's stored answers: task key -> annotator -> (text, sorted class indices)."""
+        out: dict[str, dict[str, tuple[str, list[int]]]] = {}
+        for r in self.conn.read("SELECT g.task_key, t.text, g.annotator, g.labels FROM gold_labels g"
+                                " JOIN review_tasks t USING (task_key) WHERE t.project = ? AND g.labels IS NOT NULL"
+                                " ORDER BY g.task_key, g.annotator", [project]):
+            out.setdefault(r["task_key"], {})[r["annotator"]] = (r["text"], json.loads(r["labels"]))
+        return out
 
     def answers(self):
         """Every stored answer with its task: a pandas frame of ``ANSWER_COLUMNS``, by task and annotator."""

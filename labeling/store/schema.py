@@ -213,6 +213,21 @@ def _v5(conn: sqlite3.Connection) -> None:
         _add_missing_columns(conn, table, {"schema_version": "TEXT"})
 
 
+#: Tables whose rows may hold a label set (``project.task = "multi_label"``), from version 6 on.
+LABEL_SET_TABLES = ("predictions", "feedback", "gold_labels")
+
+
+def _v6(conn: sqlite3.Connection) -> None:
+    """Version 6 (self-contained: only portable ADD COLUMN; its number may move when other
+    branches add migrations): ``labels`` on predictions, feedback and gold labels, a JSON list
+    of class indices (sorted; ``[]`` = a labelled row with no class) for a multi-label
+    project's rows, NULL on single-label rows, whose ``label`` keeps the class index. A
+    multi-label row's ``label`` is -1: no one class stands for a set."""
+    _v1(conn)
+    for table in LABEL_SET_TABLES:
+        _add_missing_columns(conn, table, {"labels": "TEXT"})
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction.
@@ -238,5 +253,7 @@ MIGRATIONS = (
     Migration(5, "label schemas: versioned class lists with their change history (label_schemas,"
                  " label_schema_current, label_schema_rows); schema_version on runs, predictions, feedback,"
                  " review tasks and gold labels", _v5),
+    Migration(6, "labels (a JSON list of class indices) on predictions, feedback and gold labels: the label"
+                 " sets of multi-label projects", _v6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -58,6 +58,8 @@ class PredictionRecord:
     text_sha256: str
     lf_votes_status: str = "done"  # see LF_VOTE_STATUSES
     lf_votes_error: str | None = None  # why the votes are missing (status "error", "skipped" or "abandoned")
+    # a multi-label run's predicted set (sorted class indices; ``label`` is then -1); None: single-label
+    labels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,12 @@ class FeedbackRecord:
     text: str | None
     text_sha256: str | None
     model_version: str | None
+    labels: tuple[int, ...] | None = None  # a multi-label project's set (sorted class indices; ``label`` -1)
+
+
+def labels_json(labels: Sequence[int] | None) -> str | None:
+    """A label set as the ``labels`` column holds it (None for a single-label row)."""
+    return None if labels is None else json.dumps(sorted(int(c) for c in labels))
 
 
 def text_sha256(text: str) -> str:
@@ -102,7 +110,7 @@ class FeedbackLog(TableFamily):
         rows = [
             (r.id, r.created_at, r.model_version, json.dumps(list(r.probabilities)), r.label,
              None if r.lf_votes is None else json.dumps(list(r.lf_votes)), r.text, r.text_sha256, r.lf_votes_status,
-             r.lf_votes_error)
+             r.lf_votes_error, labels_json(r.labels))
             for r in records
         ]
         # not serial: plain inserts of new ids exclude no other writer (PostgreSQL takes no write lock)
@@ -112,8 +120,8 @@ class FeedbackLog(TableFamily):
                 self._run_schemas[version] = stamp_for_run(conn, version)
             rows = [row + (self._run_schemas[r.model_version],) for row, r in zip(rows, records)]
             conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
-                             " text, text_sha256, lf_votes_status, lf_votes_error, schema_version)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                             " text, text_sha256, lf_votes_status, lf_votes_error, labels, schema_version)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def set_lf_votes(self, updates: Sequence[tuple]) -> None:
         """Fill in deferred votes: ``(prediction id, votes or None, status[, error])`` per prediction."""
@@ -183,11 +191,12 @@ class FeedbackLog(TableFamily):
             # the label index means the served run's schema (the project's when no run is named)
             schema = stamp_for_run(conn, model_version) or stamp_for_project(conn, None)
             row = {**record.__dict__, "model_version": model_version, "text_sha256": text_hash,
-                   "schema_version": schema}
+                   "schema_version": schema, "labels": labels_json(record.labels)}
             conn.execute(
                 "INSERT INTO feedback (id, created_at, idempotency_key, request_sha256, label, prediction_id,"
-                " text, text_sha256, model_version, schema_version) VALUES (:id, :created_at, :idempotency_key,"
-                " :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version, :schema_version)",
+                " text, text_sha256, model_version, schema_version, labels) VALUES (:id, :created_at,"
+                " :idempotency_key, :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version,"
+                " :schema_version, :labels)",
                 row,
             )
             return row, True
@@ -198,7 +207,8 @@ class FeedbackLog(TableFamily):
     def gold_rows(self) -> list[dict]:
         """Feedback with its text (its own or its prediction's), oldest first; hash-only texts left out."""
         return self.store.read(
-            "SELECT f.id AS id, COALESCE(f.text, p.text) AS text, f.label AS label, f.created_at AS created_at"
+            "SELECT f.id AS id, COALESCE(f.text, p.text) AS text, f.label AS label, f.labels AS labels,"
+            " f.created_at AS created_at"
             " FROM feedback f LEFT JOIN predictions p ON p.id = f.prediction_id"
             " WHERE COALESCE(f.text, p.text) IS NOT NULL ORDER BY f.created_at, f.rowid")
 
@@ -288,14 +298,16 @@ def gold_labels(path: str | Path, classes: Sequence[str] | None = None):
     The text is the feedback's own or its prediction's; rows whose text was kept
     only as a hash are left out (a label without its text cannot train). When a
     text got several labels the latest wins. ``label`` is the class index, or
-    the class name when ``classes`` is given (the file loader reads either).
+    the class name when ``classes`` is given (the file loader reads either); a
+    multi-label project's feedback is a list of them (a set; ``[]`` for no class).
     """
     import pandas as pd
 
     with FeedbackLog(path) as log:
         rows = log.gold_rows()
-    frame = pd.DataFrame(rows, columns=["id", "text", "label", "created_at"])
+    frame = pd.DataFrame(rows, columns=["id", "text", "label", "labels", "created_at"])
     frame = frame.drop_duplicates("text", keep="last").drop(columns="created_at").reset_index(drop=True)
-    if classes is not None:
-        frame["label"] = [classes[i] for i in frame["label"]]
-    return frame
+    name = (lambda i: classes[i]) if classes is not None else (lambda i: i)
+    frame["label"] = [name(label) if labels is None else [name(c) for c in json.loads(labels)]
+                      for label, labels in zip(frame["label"], frame["labels"])]
+    return frame.drop(columns="labels")

@@ -47,14 +47,14 @@ analyzer = "word"
 """
 
 
-def write_tiny_multilabel(folder: Path, *, metric: str = "macro_f1", single: bool = False) -> Path:
-    """The project TOML of a tiny multi-label project in ``folder`` (``single``: every row one class)."""
+def write_tiny_multilabel(folder: Path, *, metric: str = "macro_f1", single: bool = False, rows: int = 90) -> Path:
+    """The project TOML of a tiny multi-label project of ``rows`` rows in ``folder`` (``single``: every row one class)."""
     folder.mkdir(parents=True, exist_ok=True)
     sets = [s for s in TEXTS if len(s) == 1] if single else list(TEXTS)
     with open(folder / "rows.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "labels"])
-        for i in range(90):
+        for i in range(rows):
             labels = sets[i % len(sets)]
             writer.writerow([TEXTS[labels].format(i=i), "|".join(CLASSES[c] for c in labels) or "[]"])
     return write_project(folder, PROJECT.format(metric=metric, root=FIXTURES))

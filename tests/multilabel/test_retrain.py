@@ -54,3 +54,14 @@ def test_the_separator_setting_at_its_default_keeps_single_label_config_hashes()
     recorded = ProjectConfig(name="p", classes=("a", "b")).to_dict()
     before = {**recorded, "dataset": {k: v for k, v in recorded["dataset"].items() if k != "label_separator"}}
     assert config_hash(recorded) == config_hash(before)
+
+
+def test_the_report_of_a_multilabel_run_shows_set_metrics_per_class_tables_and_thresholds(tiny_multilabel):
+    from labeling.pipeline.report import write_report
+
+    result = run_retrain(load_config(tiny_multilabel))
+    html = write_report(result.store_path, result.run_id).read_text(encoding="utf-8")
+    for text in ("micro_f1", "samples_f1", "hamming_loss", "multilabel-per-class", "multilabel-thresholds",
+                 "yes precision (dev)", "kw_food", "no confusion matrix"):
+        assert text in html, text
+    assert "Test split:" in format_summary(result) and "promotion gate (macro_f1)" in format_summary(result)

@@ -223,3 +223,23 @@ def test_a_text_with_nul_is_stored_on_postgresql_with_a_replacement_character(po
     with FeedbackLog(postgres_url) as log:
         log.log_predictions([dataclasses.replace(_prediction("p1"), text="a\x00b")])
         assert log.get_prediction("p1")["text"] == "a\ufffdb"
+
+
+def test_label_sets_are_stored_and_read_back_on_both_backends(store_target):
+    """Migration 6: a multi-label prediction, feedback and review answer keep their sets."""
+    from labeling.store.serving import gold_labels
+
+    with FeedbackLog(store_target) as log:
+        log.log_predictions([dataclasses.replace(_prediction("p1"), label=-1, labels=(1, 0))])
+        log.record_feedback(dataclasses.replace(_feedback("key-0002"), label=-1, labels=(2, 0)))
+        log.record_feedback(dataclasses.replace(_feedback("key-0003", prediction_id=None), label=-1, labels=(),
+                                                text="no class at all"))
+        assert log.get_prediction("p1")["labels"] == "[0, 1]"
+    frame = gold_labels(store_target, ("a", "b", "c")).set_index("text")["label"]
+    assert frame.to_dict() == {"text p1": ["a", "c"], "no class at all": []}
+    with GoldStore(store_target) as gold:
+        gold.record_pushed("p", [ReviewTask("k1", "dataset", "1", "some text", "margin")], {"k1": 7})
+        ann = SimpleNamespace(task_key="k1", annotator="a", annotation_id=1, label=-1, updated_at=T, labels=(0, 2))
+        assert gold.record_annotations("p", [ann]).inserted == 1
+        assert gold.record_annotations("p", [SimpleNamespace(**{**ann.__dict__, "labels": (2,)})]).updated == 1
+        assert gold.label_sets("p") == {"k1": {"a": ("some text", [2])}}

@@ -94,6 +94,13 @@ def _review(args) -> int:
                "redacted": summary.redacted}
         text = (f"pushed {out['created']} new tasks ({out['skipped']} already there) to Label Studio project "
                 f"{out['project_id']}; strategy {out['strategy']}, source {out['source']}, redacted {out['redacted']}")
+    elif config.task == "spans":
+        from .review.span_jobs import pull_span_review
+
+        summary = pull_span_review(config, review)
+        out = summary.__dict__
+        text = (f"{summary.spans} gold spans of {summary.tasks} answered tasks stored ({summary.no_entity} marked as "
+                f"holding no entity); offsets checked against each task's text")
     else:
         result, disagreements = pull_review(config, review, renames=renames)
         out = {**result.__dict__, "disagreements": disagreements.to_dict(orient="records")}

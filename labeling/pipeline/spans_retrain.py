@@ -32,19 +32,23 @@ import numpy as np
 import pandas as pd
 
 from ..config import ProjectConfig
-from ..errors import ArtifactError, ConfigError, DatasetError, StoreError
+from ..errors import ArtifactError, ConfigError, DatasetError, LabelError, StoreError
 from ..lf.cache import project_cache_dir
 from ..models import artifacts
 from ..spans.aggregate import TokenMajorityVote, select_span_aggregator
 from ..spans.analysis import span_lf_summary
-from ..spans.data import SpanDataset, load_spans_json
+from ..spans.data import SpanDataset, load_spans_json, span_problem
 from ..spans.doclevel import add_abbreviations
 from ..spans.end_model import SpacyNER, make_doc
 from ..spans.lfs import SpanLF, apply_span_lfs, char_spans_to_tokens, token_offsets
 from ..spans.metrics import entity_scores
 from ..spans.tags import vote_tensor
+from ..store.connection import store_exists, table_names
+from ..store.gold_spans import gold_span_texts
 from ..store.runs import RunRecord, RunStore
+from .registry import Registry, evaluate_span_candidate, settle, write_decision
 from .results import RunResult, new_run_id
+from .schema_change import project_schema
 from .store import writer_lock
 
 SPLITS = ("train", "dev", "test")
@@ -92,9 +96,9 @@ def _from_jsonl(config: ProjectConfig) -> dict[str, SpanSplit]:
             offsets = token_offsets(text)
             checked = []
             for s in spans:
-                if not (isinstance(s, list) and len(s) == 3 and 0 <= s[0] < s[1] <= len(text) and s[2] in types):
-                    raise DatasetError(f"{path} row {row_id!r}: span {s!r} is not [start, end, type] with "
-                                       f"0 <= start < end <= {len(text)} and a type of {types}")
+                problem = span_problem(s, text, types)
+                if problem:
+                    raise DatasetError(f"{path} row {row_id!r}: {problem}")
                 checked.append((s[0], s[1], types.index(s[2])))
             texts.append(text)
             tokens.append(tuple(text[a:b] for a, b in offsets))
@@ -156,6 +160,86 @@ def _with_lf_votes(split: SpanSplit, applied, types) -> SpanDataset:
     return SpanDataset(d.ids, d.tokens, d.gold, tuple(weak), d.lf_names, d.types)
 
 
+@dataclass(frozen=True)
+class SpanGold:
+    """Gold spans from the store placed against the splits (token spans, type indices):
+    ``dev``/``train``: doc index -> spans that replace that document's gold (on train: its
+    end-model targets); ``extra``: (tokens, spans) of reviewed texts in no split; ``summary``:
+    what was read, recorded with the run."""
+
+    dev: dict
+    train: dict
+    extra: tuple
+    summary: dict
+
+
+def _no_gold(reason: str) -> SpanGold:
+    return SpanGold({}, {}, (), {"texts_read": 0, "spans_read": 0, "train_rows": 0, "dev_rows": 0, "extra_rows": 0,
+                                 "test_rows_excluded": 0, "unmatched": 0, "sha256": "", "note": reason})
+
+
+def read_span_gold(config: ProjectConfig, splits: dict[str, SpanSplit]) -> SpanGold:
+    """The store's gold spans (``store.gold_spans.gold_span_texts``: reviewed tasks and span
+    feedback) matched to ``splits`` by the text's sha256. On a dev or train text they replace
+    its gold, on a test text they are left out (counted), a text in no split is an extra
+    training document, and one kept only as a hash matches nothing (counted). Raises
+    ``LabelError`` for a stored type that is not in ``project.classes``."""
+    if not config.review.use_gold:
+        return _no_gold("review.use_gold is off")
+    path = config.resolve(config.store)
+    if not store_exists(path) or not {"gold_spans", "feedback"} & table_names(path):
+        return _no_gold("the store holds no gold spans")
+    items = gold_span_texts(path, config.name)
+    types = list(config.classes)
+    where = {}
+    for split in ("test", "dev", "train"):  # test first: a text there is never trained on
+        for d, text in enumerate(splits[split].texts):
+            where.setdefault(hashlib.sha256(text.encode("utf-8")).hexdigest(), (split, d))
+    placed = {"dev": {}, "train": {}}
+    extra, counts = [], dict.fromkeys(("test_rows_excluded", "unmatched"), 0)
+    for item in items:
+        bad = sorted({label for _, _, label in item.spans} - set(types))
+        if bad:
+            raise LabelError(f"gold spans of {item.source} {item.key!r} have type(s) {bad}, not in project.classes "
+                             f"{types}; put them back in project.classes or set review.use_gold = false")
+        spans = [(s, e, types.index(label)) for s, e, label in item.spans]
+        split, d = where.get(item.text_sha256, (None, None))
+        if split == "test":
+            counts["test_rows_excluded"] += 1
+        elif split is not None:
+            data = splits[split].data
+            offsets = token_offsets(splits[split].texts[d], data.tokens[d])
+            placed[split][d] = tuple(char_spans_to_tokens(spans, offsets))
+        elif item.text is None:
+            counts["unmatched"] += 1
+        else:
+            offsets = token_offsets(item.text)
+            extra.append((tuple(item.text[a:b] for a, b in offsets), tuple(char_spans_to_tokens(spans, offsets))))
+    digest = hashlib.sha256(json.dumps([[g.text_sha256, [list(s) for s in g.spans]] for g in items]).encode())
+    summary = {"texts_read": len(items), "spans_read": sum(len(g.spans) for g in items),
+               "train_rows": len(placed["train"]), "dev_rows": len(placed["dev"]), "extra_rows": len(extra), **counts,
+               "sources": sorted({g.source for g in items}), "sha256": digest.hexdigest()[:16]}
+    return SpanGold(placed["dev"], placed["train"], tuple(extra), summary)
+
+
+def span_dev_split(config: ProjectConfig) -> SpanDataset:
+    """The dev split the promotion gate scores on: the dataset's, with the store's gold spans."""
+    splits = load_span_splits(config)
+    return _with_gold(splits["dev"].data, read_span_gold(config, splits).dev)
+
+
+def _with_gold(d: SpanDataset, gold: dict) -> SpanDataset:
+    if not gold:
+        return d
+    return SpanDataset(d.ids, d.tokens, tuple(gold.get(i, g) for i, g in enumerate(d.gold)), d.weak, d.lf_names,
+                       d.types)
+
+
+def _gold_note(summary: dict) -> str:
+    n = summary["train_rows"] + summary["extra_rows"]
+    return f" ({summary['train_rows']} with gold spans instead, plus {summary['extra_rows']} other gold texts)" if n else ""
+
+
 def _metric_row(name: str, kind: str, gold, pred, types, notes: str = "") -> dict:
     s = entity_scores(gold, pred, types=range(len(types)))
     return {"name": name, "kind": kind, "entity_precision": s["entity_precision"], "entity_recall": s["entity_recall"],
@@ -172,6 +256,7 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     t0 = time.perf_counter()
     splits = load_span_splits(config)
     types = config.classes
+    gold = read_span_gold(config, splits)
     timings["load"] = time.perf_counter() - t0
     lfs = tuple(lfs) if lfs is not None else (
         discover_span_lfs(config.lfs.modules, config.resolve(config.lfs.root)) if config.lfs.modules else ())
@@ -188,6 +273,8 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     if not names:
         raise ConfigError("a spans project needs span LFs (lfs.modules) or precomputed ones (spans_json)")
     timings["apply"] = time.perf_counter() - t0
+    data["dev"] = _with_gold(data["dev"], gold.dev)
+    data["train"] = _with_gold(data["train"], gold.train)
     train, dev, test = data["train"], data["dev"], data["test"]
     k = len(types)
     V = {s: d.votes() for s, d in data.items()}
@@ -203,10 +290,12 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     lf_table = pd.concat({"train": span_lf_summary(V["train"], train.weak, names, types),
                           "dev": span_lf_summary(V["dev"], dev.weak, names, types, gold=dev.gold)}, names=["split"])
     t0 = time.perf_counter()
-    train_pred = aggregate(train, V["train"])
+    # gold spans (review, feedback) replace the label model's on their train texts, and reviewed
+    # texts in no split are trained on as they are
+    train_pred = [gold.train.get(i, p) for i, p in enumerate(aggregate(train, V["train"]))]
     end_model = SpacyNER(types, max_steps=config.end_model.ner_max_steps, random_state=config.seed)
     vocab = end_model.blank().vocab
-    end_model.fit([make_doc(vocab, t, p, types) for t, p in zip(train.tokens, train_pred)],
+    end_model.fit([make_doc(vocab, t, p, types) for t, p in [*zip(train.tokens, train_pred), *gold.extra]],
                   [make_doc(vocab, t, g, types) for t, g in zip(dev.tokens, dev.gold)])
     timings["end_model"] = time.perf_counter() - t0
 
@@ -220,7 +309,8 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     rows.append(_metric_row(f"label model ({selection.name})", "label_model", test.gold, aggregate(test, V["test"]),
                             types, notes=f"selected on dev entity F1 (one SE = {selection.tolerance:.4f})"))
     rows.append(_metric_row("end model (spaCy NER)", "end_model", test.gold, end_model.predict_token_spans(test.tokens),
-                            types, notes=f"trained on the label model's spans of {len(train.ids)} train documents; "
+                            types, notes=f"trained on the label model's spans of {len(train.ids)} train documents"
+                                         f"{_gold_note(gold.summary)}; "
                                          f"best checkpoint on dev (entity F1 {end_model.dev_f1_:.4f})"))
     evaluation = pd.DataFrame(rows)
 
@@ -238,7 +328,7 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                      "selection": {"scores": dict(selection.scores), "tolerance": selection.tolerance}},
         end_model={"type": "spacy_ner", "class": "SpacyNER", "params": {**end_model.get_params(),
                                                                         "types": list(types)},
-                   "dev_entity_f1": end_model.dev_f1_},
+                   "dev_entity_f1": end_model.dev_f1_, "gold": gold.summary},
         evaluation=evaluation, lf_table=lf_table,
         documents={"span_lf_analysis": lf_table.reset_index().drop(columns="level_1", errors="ignore")
                    .to_dict(orient="records")},
@@ -247,6 +337,13 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
         return RunResult(**result, timings=timings)
     store_path, root = config.resolve(config.store), config.resolve(config.artifacts)
     root.mkdir(parents=True, exist_ok=True)
+    # the run, its predictions and feedback are stamped with the store's label schema: the
+    # TOML's types must be it (registered from them in a new store)
+    project_schema(config)
+    # the gate (entity F1 on dev against the champion), written with the run as single-label's is
+    with Registry(store_path) as registry:
+        decision = settle(evaluate_span_candidate(registry, config, run_id, dev, candidate_model=end_model),
+                          promote=config.promotion.auto)
     with writer_lock(store_path), RunStore(store_path) as store:
         store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
         partial = root / f".{run_id}.partial"
@@ -269,7 +366,8 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                 dataset_source=str(config.dataset.source), split_sizes=result["split_sizes"],
                 lf_set_version=result["lf_set_version"], lfs=lf_versions, matrix_hashes=matrix_hashes,
                 label_model=result["label_model"], end_model=result["end_model"], metrics=metrics, lf_stats=(),
-                artifacts=saved, documents={**result["documents"], "task": "spans"}))
+                artifacts=saved, documents={**result["documents"], "task": "spans"}),
+                then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
             artifacts.discard(partial)
             artifacts.discard(root / run_id)
@@ -277,4 +375,4 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                 store.end_intent(run_id)
             raise
     return RunResult(**result, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
-                     store_path=str(store_path), timings=timings)
+                     store_path=str(store_path), timings=timings, promotion=decision.to_dict())

@@ -59,6 +59,10 @@ def label_studio_from_env(config: ProjectConfig, *, httpx_client=None) -> LabelS
     url, key = os.environ.get(URL_ENV, ""), os.environ.get(KEY_ENV, "")
     if not url or not key:
         raise ConfigError(f"set {URL_ENV} and {KEY_ENV} (scripts/label_studio.sh start prints them)")
+    if config.task == "spans":  # <Labels> on <Text>: the entity types
+        from .spans import SpanReview
+
+        return SpanReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
     return LabelStudioReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
 
 
@@ -179,7 +183,14 @@ def push_review(
     source: str = "dataset",
     random_state: int | None = None,
 ) -> PushSummary:
-    """Pick ``n`` rows by ``strategy`` and push them as tasks; rows pushed before are skipped."""
+    """Pick ``n`` rows by ``strategy`` and push them as tasks; rows pushed before are skipped.
+    A spans project's texts go with the served run's entities (``span_jobs.push_span_review``)."""
+    if config.task == "spans":
+        from .span_jobs import push_span_review
+
+        if source != "dataset":
+            raise ConfigError("a spans project pushes dataset texts (--source dataset)")
+        return push_span_review(config, review, strategy=strategy, n=n, random_state=random_state)
     strategy = strategy or config.review.strategy
     n = config.review.n if n is None else n
     if strategy not in STRATEGIES:

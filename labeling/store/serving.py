@@ -59,6 +59,7 @@ class PredictionRecord:
     text_sha256: str
     lf_votes_status: str = "done"  # see LF_VOTE_STATUSES
     lf_votes_error: str | None = None  # why the votes are missing (status "error", "skipped" or "abandoned")
+    spans: tuple | None = None  # a spans run's answer: ((start, end, label, score), ...); label is then -1
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class FeedbackRecord:
     text: str | None
     text_sha256: str | None
     model_version: str | None
+    spans: tuple | None = None  # span feedback: ((start, end, label), ...) character offsets; label is then -1
+
+
+def _spans_json(spans) -> str | None:
+    return None if spans is None else json.dumps([list(s) for s in spans])
 
 
 def text_sha256(text: str) -> str:
@@ -108,7 +114,7 @@ class FeedbackLog:
         rows = [
             (r.id, r.created_at, r.model_version, json.dumps(list(r.probabilities)), r.label,
              None if r.lf_votes is None else json.dumps(list(r.lf_votes)), r.text, r.text_sha256, r.lf_votes_status,
-             r.lf_votes_error)
+             r.lf_votes_error, _spans_json(r.spans))
             for r in records
         ]
         # not serial: plain inserts of new ids exclude no other writer (PostgreSQL takes no write lock)
@@ -118,8 +124,8 @@ class FeedbackLog:
                 self._run_schemas[version] = stamp_for_run(conn, version)
             rows = [row + (self._run_schemas[r.model_version],) for row, r in zip(rows, records)]
             conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
-                             " text, text_sha256, lf_votes_status, lf_votes_error, schema_version)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                             " text, text_sha256, lf_votes_status, lf_votes_error, spans, schema_version)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def set_lf_votes(self, updates: Sequence[tuple]) -> None:
         """Fill in deferred votes: ``(prediction id, votes or None, status[, error])`` per prediction."""
@@ -189,11 +195,12 @@ class FeedbackLog:
             # the label index means the served run's schema (the project's when no run is named)
             schema = stamp_for_run(conn, model_version) or stamp_for_project(conn, None)
             row = {**record.__dict__, "model_version": model_version, "text_sha256": text_hash,
-                   "schema_version": schema}
+                   "schema_version": schema, "spans": _spans_json(record.spans)}
             conn.execute(
                 "INSERT INTO feedback (id, created_at, idempotency_key, request_sha256, label, prediction_id,"
-                " text, text_sha256, model_version, schema_version) VALUES (:id, :created_at, :idempotency_key,"
-                " :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version, :schema_version)",
+                " text, text_sha256, model_version, schema_version, spans) VALUES (:id, :created_at,"
+                " :idempotency_key, :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version,"
+                " :schema_version, :spans)",
                 row,
             )
             return row, True
@@ -206,7 +213,7 @@ class FeedbackLog:
         return self.store.read(
             "SELECT f.id AS id, COALESCE(f.text, p.text) AS text, f.label AS label, f.created_at AS created_at"
             " FROM feedback f LEFT JOIN predictions p ON p.id = f.prediction_id"
-            " WHERE COALESCE(f.text, p.text) IS NOT NULL ORDER BY f.created_at, f.rowid")
+            " WHERE COALESCE(f.text, p.text) IS NOT NULL AND f.spans IS NULL ORDER BY f.created_at, f.rowid")
 
     def run_schema_version(self, run_id: str) -> str | None:
         """The label schema version ``run_id`` was trained under (None: unknown run or before versions)."""

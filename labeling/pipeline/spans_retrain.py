@@ -180,8 +180,8 @@ def _no_gold(reason: str) -> SpanGold:
 
 def read_span_gold(config: ProjectConfig, splits: dict[str, SpanSplit]) -> SpanGold:
     """The store's gold spans (``store.gold_spans.gold_span_texts``: reviewed tasks and span
-    feedback) matched to ``splits`` by the text's sha256. On a dev or train text they replace
-    its gold, on a test text they are left out (counted), a text in no split is an extra
+    feedback) matched to ``splits`` by the text's sha256. On dev or train documents they replace
+    their gold, a text also on test is left out (counted: test is never trained or selected on), a text in no split is an extra
     training document, and one kept only as a hash matches nothing (counted). Raises
     ``LabelError`` for a stored type that is not in ``project.classes``."""
     if not config.review.use_gold:
@@ -191,10 +191,10 @@ def read_span_gold(config: ProjectConfig, splits: dict[str, SpanSplit]) -> SpanG
         return _no_gold("the store holds no gold spans")
     items = gold_span_texts(path, config.name)
     types = list(config.classes)
-    where = {}
-    for split in ("test", "dev", "train"):  # test first: a text there is never trained on
+    where: dict[str, list] = {}  # text sha256 -> every (split, document) holding that text
+    for split in SPLITS:
         for d, text in enumerate(splits[split].texts):
-            where.setdefault(hashlib.sha256(text.encode("utf-8")).hexdigest(), (split, d))
+            where.setdefault(hashlib.sha256(text.encode("utf-8")).hexdigest(), []).append((split, d))
     placed = {"dev": {}, "train": {}}
     extra, counts = [], dict.fromkeys(("test_rows_excluded", "unmatched"), 0)
     for item in items:
@@ -203,13 +203,13 @@ def read_span_gold(config: ProjectConfig, splits: dict[str, SpanSplit]) -> SpanG
             raise LabelError(f"gold spans of {item.source} {item.key!r} have type(s) {bad}, not in project.classes "
                              f"{types}; put them back in project.classes or set review.use_gold = false")
         spans = [(s, e, types.index(label)) for s, e, label in item.spans]
-        split, d = where.get(item.text_sha256, (None, None))
-        if split == "test":
+        found = where.get(item.text_sha256, [])
+        if any(split == "test" for split, _ in found):  # a text on test is never trained or selected on
             counts["test_rows_excluded"] += 1
-        elif split is not None:
-            data = splits[split].data
-            offsets = token_offsets(splits[split].texts[d], data.tokens[d])
-            placed[split][d] = tuple(char_spans_to_tokens(spans, offsets))
+        elif found:
+            for split, d in found:
+                offsets = token_offsets(splits[split].texts[d], splits[split].data.tokens[d])
+                placed[split][d] = tuple(char_spans_to_tokens(spans, offsets))
         elif item.text is None:
             counts["unmatched"] += 1
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import uuid
 
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from labeling.errors import ConfigError
 from labeling.pipeline.report import write_report
 from labeling.pipeline.retrain import format_summary, run_retrain
 from labeling.pipeline.spans_retrain import load_span_splits
+from labeling.review.jobs import label_studio_from_env
+from labeling.review.spans import span_result
+from labeling.store.gold_spans import GoldSpans
 from labeling.spans.end_model import SpacyNER
 from labeling.store.runs import RunStore
 from tests.serve.test_app import TOKEN, Server
@@ -35,7 +39,7 @@ dates = regex_span_lf("dates", r"(?:March|June) \\d+|Monday|\\b(?:19|20)\\d\\d\\
 '''
 
 
-def _texts(n: int, seed: int) -> list[dict]:
+def span_rows(n: int, seed: int) -> list[dict]:
     rng, rows = random.Random(seed), []
     for i in range(n):
         values = {"p": rng.choice(PRODUCTS), "m": rng.choice([f"${rng.randint(5, 900)}", f"{rng.randint(5, 90)} dollars"]),
@@ -52,7 +56,7 @@ def _texts(n: int, seed: int) -> list[dict]:
 
 @pytest.fixture
 def span_project(tmp_path):
-    (tmp_path / "reviews.jsonl").write_text("\n".join(json.dumps(r) for r in _texts(300, 0)) + "\n")
+    (tmp_path / "reviews.jsonl").write_text("\n".join(json.dumps(r) for r in span_rows(300, 0)) + "\n")
     (tmp_path / "span_lfs.py").write_text(LF_MODULE)
     (tmp_path / "project.toml").write_text('''
 [project]
@@ -70,7 +74,9 @@ split_field = "split"
 modules = ["span_lfs"]
 [end_model]
 ner_max_steps = 10
-''')
+[review]
+title = "reviews-spans-%s"
+''' % uuid.uuid4().hex[:8])
     return load_config(tmp_path / "project.toml")
 
 
@@ -79,10 +85,40 @@ def _feedback(srv, body: dict, key: str) -> httpx.Response:
                       headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key})
 
 
-def test_spans_project_retrains_serves_logs_feedback_promotes_and_reports(span_project, capsys):
-    """The issue's own project: retrain, serve (predictions logged, span feedback checked and
-    stored), retrain again reading that gold, promote it through the gate (entity F1 on dev)
-    and watch the alias-following server swap to it, then the run's report."""
+def _review_in_label_studio(config_path: str, review, gold: dict, capsys) -> dict:
+    """``review push`` 20 texts, answer them in Label Studio as a reviewer would (the true
+    spans; the first task: no entity) and ``review pull``; returns key -> the answered spans.
+    A pull that meets an answer whose text does not match its offsets stores nothing."""
+    assert main(["review", "push", "--config", config_path, "--n", "20", "--json"]) == 0
+    pushed = json.loads(capsys.readouterr().out)
+    assert (pushed["created"], pushed["strategy"]) == (20, "low_confidence")
+    tasks = review.existing_tasks()
+    assert len(tasks) == 20 and all(t["predictions"][0]["model_version"] for t in tasks.values())
+    answered = {}
+    for i, (key, task) in enumerate(sorted(tasks.items())):
+        text = task["data"]["text"]
+        answered[key] = [] if i == 0 else sorted(tuple(s) for s in gold[key])
+        review.annotate_spans(task["id"], answered[key], text)
+    key, task = next(iter(sorted(tasks.items())))
+    bad = span_result([(0, 3, "DATE")], task["data"]["text"])
+    bad[0]["value"]["text"] = "xyz"  # offsets that say another text
+    wrong = review.client.annotations.create(task["id"], result=bad)
+    assert main(["review", "pull", "--config", config_path]) == 2
+    assert f"task {key!r}: span 0..3 says 'xyz'" in capsys.readouterr().err
+    review.client.annotations.delete(wrong.id)
+    assert main(["review", "pull", "--config", config_path, "--json"]) == 0
+    pulled = json.loads(capsys.readouterr().out)
+    assert (pulled["tasks"], pulled["no_entity"]) == (20, 1)
+    return answered
+
+
+def test_spans_project_retrains_serves_reviews_promotes_and_reports(span_project, label_studio, capsys, monkeypatch):
+    """The issue's own project end to end: retrain, serve (predictions logged, span feedback
+    checked and stored), review in a real Label Studio (push with the served run's spans, pull
+    the reviewer's exactly), retrain again reading that gold, promote it through the gate
+    (entity F1 on dev) and watch the alias-following server swap to it, then the run's report."""
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio[0])
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio[1])
     result = run_retrain(span_project)
     out = json.loads(json.dumps(result.to_json()))  # what `retrain --json` prints
     rows = {r["name"]: r for r in out["metrics"]}
@@ -109,7 +145,7 @@ def test_spans_project_retrains_serves_logs_feedback_promotes_and_reports(span_p
     expected_spans = model.predict_text([text])[0]
     assert all({"start", "end", "label", "score"} == set(s) and 0 <= s["score"] <= 1 for s in expected_spans)
     dev_text = load_span_splits(span_project)["dev"].texts[0]
-    dev_gold = next(r["spans"] for r in _texts(300, 0) if r["text"] == dev_text)
+    dev_gold = next(r["spans"] for r in span_rows(300, 0) if r["text"] == dev_text)
     config_path = span_project.base_dir + "/project.toml"
     assert main(["promote", result.run_id, "--config", config_path, "--json"]) == 0  # no champion yet: passes
     assert json.loads(capsys.readouterr().out)["reason"].startswith("no champion yet")
@@ -146,10 +182,23 @@ def test_spans_project_retrains_serves_logs_feedback_promotes_and_reports(span_p
         relabel = [{"start": s, "end": e, "label": t} for s, e, t in dev_gold[:1]]
         assert _feedback(srv, {"text": dev_text, "spans": relabel}, "span-fb-dev1").status_code == 201
 
+        review = label_studio_from_env(span_project)
+        gold_by_key = {r["id"]: r["spans"] for r in span_rows(300, 0)}
+        answered = _review_in_label_studio(config_path, review, gold_by_key, capsys)
+        with GoldSpans(store_path) as store:  # exactly what the reviewer gave
+            assert {k: s for k, (_, s) in store.spans(span_project.name).items()} == \
+                {k: [tuple(x) for x in v] for k, v in answered.items()}
+
         second = run_retrain(span_project)
         gold = second.end_model["gold"]
-        assert (gold["texts_read"], gold["dev_rows"], gold["spans_read"]) == (2, 1, 3)
-        assert gold["sources"] == ["feedback"] and gold["extra_rows"] == 1  # the served text is in no split
+        texts = {r["id"]: r["text"] for r in span_rows(300, 0)}
+        reviewed = {texts[k] for k in answered}
+        assert gold["sources"] == ["feedback", "review"] and gold["extra_rows"] == 1  # the served text: no split
+        assert gold["texts_read"] == len(reviewed | {dev_text, text})
+        test_texts = {r["text"] for r in span_rows(300, 0) if r["split"] == "test"}  # generated texts repeat
+        assert gold["test_rows_excluded"] == len((reviewed | {dev_text}) & test_texts)
+        assert gold["train_rows"] + gold["dev_rows"] == sum(
+            r["split"] != "test" and r["text"] in (reviewed | {dev_text}) - test_texts for r in span_rows(300, 0))
         assert second.dataset_version != result.dataset_version  # the relabelled dev text moved the snapshot
         assert main(["promote", second.run_id, "--config", config_path, "--json"]) == 0
         decision = json.loads(capsys.readouterr().out)

@@ -88,13 +88,18 @@ def _review(args) -> int:
         text = (f"{summary.stored} predictions of model version {summary.model_version} stored "
                 f"({summary.tasks} tasks had none, {summary.batches} batches)")
     elif args.action == "push":
-        summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
+        if config.task == "spans":  # dataset texts with the served run's entities
+            from .review.span_jobs import push_span_review
+
+            summary = push_span_review(config, review, strategy=args.strategy, n=args.n)
+        else:
+            summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
         out = {"project_id": summary.result.project_id, "strategy": summary.strategy, "source": summary.source,
                "selected": summary.selected, "created": summary.result.created, "skipped": summary.result.skipped,
                "redacted": summary.redacted}
         text = (f"pushed {out['created']} new tasks ({out['skipped']} already there) to Label Studio project "
                 f"{out['project_id']}; strategy {out['strategy']}, source {out['source']}, redacted {out['redacted']}")
-    elif config.task == "spans":
+    elif config.task == "spans":  # pull: the answers as gold spans
         from .review.span_jobs import pull_span_review
 
         summary = pull_span_review(config, review)

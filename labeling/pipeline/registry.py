@@ -366,7 +366,7 @@ def evaluate_span_candidate(registry: Registry, config: ProjectConfig, candidate
 
 def _promote_span_run(config: ProjectConfig, store_path, run_id: str, *, force: bool, alias: str, actor: str,
                       note: str, candidate_model, dev) -> GateDecision:
-    from .spans_retrain import span_dev_split
+    from .spans_data import span_dev_split
 
     dev = span_dev_split(config) if dev is None else dev
     with Registry(store_path) as registry:

@@ -184,13 +184,7 @@ def push_review(
     random_state: int | None = None,
 ) -> PushSummary:
     """Pick ``n`` rows by ``strategy`` and push them as tasks; rows pushed before are skipped.
-    A spans project's texts go with the served run's entities (``span_jobs.push_span_review``)."""
-    if config.task == "spans":
-        from .span_jobs import push_span_review
-
-        if source != "dataset":
-            raise ConfigError("a spans project pushes dataset texts (--source dataset)")
-        return push_span_review(config, review, strategy=strategy, n=n, random_state=random_state)
+    (A spans project: ``span_jobs.push_span_review``.)"""
     strategy = strategy or config.review.strategy
     n = config.review.n if n is None else n
     if strategy not in STRATEGIES:

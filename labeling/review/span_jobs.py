@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import ProjectConfig
 from ..errors import ConfigError, StoreError
-from ..pipeline.spans_retrain import load_span_splits
+from ..pipeline.spans_data import load_span_splits
 from ..pipeline.store import load_recorded_end_model
 from ..store.gold import GoldStore, ReviewTask
 from ..store.gold_spans import GoldSpans

@@ -1116,23 +1116,26 @@ def create_app(settings: ServeSettings) -> FastAPI:
             return span_feedback(body, idempotency_key)
         payload = body.model_dump()
         label = server.feedback_class(body.label)
+        row, created = store_feedback(body, idempotency_key, request_sha256(payload), classes.index(label))
+        out = FeedbackResponse(feedback_id=row["id"], label=classes[row["label"]], prediction_id=row["prediction_id"],
+                               model_version=row["model_version"], replayed=not created)
+        return JSONResponse(out.model_dump(), status_code=201 if created else 200)
+
+    def store_feedback(body, idempotency_key: str, body_sha256: str, label: int, *, spans=None) -> tuple[dict, bool]:
+        """Record one feedback (``FeedbackLog.record_feedback``): 409 for a key reused with
+        another body, 404 for an unknown prediction."""
         record = FeedbackRecord(
             id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
-            request_sha256=request_sha256(payload), label=classes.index(label),
-            prediction_id=body.prediction_id,
+            request_sha256=body_sha256, label=label, prediction_id=body.prediction_id,
             text=body.text if (body.text is not None and settings.store_text) else None,
             text_sha256=text_sha256(body.text) if body.text is not None else None,
-            model_version=server.version or None,
-        )
+            model_version=server.version or None, spans=spans)
         try:
-            row, created = server.log.record_feedback(record)
+            return server.log.record_feedback(record)
         except IdempotencyConflict as exc:
             raise HTTPException(409, str(exc)) from None
         except UnknownPrediction as exc:
             raise HTTPException(404, str(exc)) from None
-        out = FeedbackResponse(feedback_id=row["id"], label=classes[row["label"]], prediction_id=row["prediction_id"],
-                               model_version=row["model_version"], replayed=not created)
-        return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
     def span_feedback(body, idempotency_key: str) -> JSONResponse:
         """Span feedback: offsets checked against the text posted, or the one logged with the
@@ -1156,20 +1159,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
             if s.text is not None and s.text != text[s.start:s.end]:
                 raise HTTPException(422, f"feedback: span [{s.start}, {s.end}] says {s.text!r} but the text there "
                                          f"is {text[s.start:s.end]!r}")
-        record = FeedbackRecord(
-            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
-            request_sha256=request_sha256(body.model_dump()), label=ABSTAIN, prediction_id=body.prediction_id,
-            text=body.text if (body.text is not None and settings.store_text) else None,
-            text_sha256=text_sha256(body.text) if body.text is not None else None,
-            model_version=server.version or None, spans=tuple(spans))
-        try:
-            row, created = server.log.record_feedback(record)
-        except IdempotencyConflict as exc:
-            raise HTTPException(409, str(exc)) from None
-        except UnknownPrediction as exc:
-            raise HTTPException(404, str(exc)) from None
-        stored = json.loads(row["spans"]) if isinstance(row["spans"], str) else [list(s) for s in row["spans"]]
-        return JSONResponse({"feedback_id": row["id"], "spans": _span_dicts(stored),
+        row, created = store_feedback(body, idempotency_key, request_sha256(body.model_dump()), ABSTAIN,
+                                      spans=tuple(spans))
+        return JSONResponse({"feedback_id": row["id"], "spans": _span_dicts(json.loads(row["spans"])),
                              "prediction_id": row["prediction_id"], "model_version": row["model_version"],
                              "replayed": not created}, status_code=201 if created else 200)
 

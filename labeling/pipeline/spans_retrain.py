@@ -25,7 +25,6 @@ import json
 import sys
 import time
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ from ..store.runs import RunRecord, RunStore
 from .registry import Registry, evaluate_span_candidate, settle, write_decision
 from .results import RunResult, new_run_id
 from .schema_change import project_schema
-from .spans_data import SPLITS, SpanSplit, with_gold, load_span_splits, read_span_gold  # noqa: F401 (re-exported)
+from .spans_data import SPLITS, SpanSplit, load_span_splits, read_span_gold, with_gold
 from .store import writer_lock
 
 

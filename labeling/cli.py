@@ -101,12 +101,24 @@ def _review(args) -> int:
             text = (f"{pulled.stored} label sets stored ({pulled.inserted} new, {pulled.updated} updated, "
                     f"{pulled.deleted} removed because deleted in Label Studio)")
     elif args.action == "push":
-        summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
+        if config.task == "spans":  # dataset texts with the served run's entities
+            from .review.span_jobs import push_span_review
+
+            summary = push_span_review(config, review, strategy=args.strategy, n=args.n)
+        else:
+            summary = push_review(config, review, strategy=args.strategy, n=args.n, source=args.source)
         out = {"project_id": summary.result.project_id, "strategy": summary.strategy, "source": summary.source,
                "selected": summary.selected, "created": summary.result.created, "skipped": summary.result.skipped,
                "redacted": summary.redacted}
         text = (f"pushed {out['created']} new tasks ({out['skipped']} already there) to Label Studio project "
                 f"{out['project_id']}; strategy {out['strategy']}, source {out['source']}, redacted {out['redacted']}")
+    elif config.task == "spans":  # pull: the answers as gold spans
+        from .review.span_jobs import pull_span_review
+
+        summary = pull_span_review(config, review)
+        out = summary.__dict__
+        text = (f"{summary.spans} gold spans of {summary.tasks} answered tasks stored ({summary.no_entity} marked as "
+                f"holding no entity); offsets checked against each task's text")
     else:
         result, disagreements = pull_review(config, review, renames=renames)
         out = {**result.__dict__, "disagreements": disagreements.to_dict(orient="records")}

@@ -379,11 +379,61 @@ def decide(
     return decision
 
 
+SPAN_METRIC = "dev entity_f1"  # a spans run's gate: entity-level F1 (exact match, micro) on the dev split
+
+
+def span_dev_f1(model, dev) -> float:
+    """Entity F1 of a spans end model (``predict_token_spans``) on ``dev`` (a ``SpanDataset``)."""
+    from ..spans.metrics import entity_scores
+
+    return float(entity_scores(dev.gold, model.predict_token_spans(dev.tokens),
+                               types=range(len(dev.types)))["entity_f1"])
+
+
+def evaluate_span_candidate(registry: Registry, config: ProjectConfig, candidate_run_id: str, dev, *,
+                            candidate_model=None, alias: str = CHAMPION) -> GateDecision:
+    """The gate for a spans run: candidate and champion scored by entity F1 on the same dev
+    documents (``dev``: a ``SpanDataset``, gold spans from the store already applied), each
+    model loaded with its checksums checked. Dev, not test: every choice is made on dev."""
+    margin = config.promotion.margin
+    if candidate_model is None:
+        candidate_model = load_recorded_end_model(registry.log, candidate_run_id)
+    candidate_score = span_dev_f1(candidate_model, dev)
+    champion = registry.get(alias)
+    if champion == candidate_run_id:
+        return GateDecision(candidate_run_id, champion, SPAN_METRIC, candidate_score, candidate_score, margin, True,
+                            "already champion")
+    champion_score = None
+    if champion is not None:
+        try:
+            champion_score = span_dev_f1(load_recorded_end_model(registry.log, champion), dev)
+        except (ArtifactError, StoreError) as exc:
+            return GateDecision(candidate_run_id, champion, SPAN_METRIC, candidate_score, None, margin, True,
+                                f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
+    passed, reason = gate(candidate_score, champion_score, margin=margin, metric=SPAN_METRIC)
+    return GateDecision(candidate_run_id, champion, SPAN_METRIC, candidate_score, champion_score, margin, passed,
+                        f"{reason}; on {len(dev.ids)} dev documents")
+
+
+def _promote_span_run(config: ProjectConfig, store_path, run_id: str, *, force: bool, alias: str, actor: str,
+                      note: str, candidate_model, dev) -> GateDecision:
+    from .spans_data import span_dev_split
+
+    dev = span_dev_split(config) if dev is None else dev
+    with Registry(store_path) as registry:
+        decision = evaluate_span_candidate(registry, config, run_id, dev, candidate_model=candidate_model, alias=alias)
+        decision = settle(decision, promote=True, force=force, actor=actor, note=note)
+        registry.record_decision(decision, alias=alias)
+    return decision
+
+
 def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | None = None, *, force: bool = False,
                 alias: str = CHAMPION, actor: str = "", note: str = "", candidate_model=None,
                 test=None) -> GateDecision:
     """The ``promote`` command: gate the candidate (or ``run_id``) on the project's test split
-    (``test``, a frame with ``text`` and ``label``; read from the dataset when not given).
+    (``test``, a frame with ``text`` and ``label``; read from the dataset when not given); a
+    spans project's on entity F1 on dev (``test``: then the dev ``SpanDataset``, read with the
+    store's gold spans when not given; ``evaluate_span_candidate``).
 
     Raises ``PromotionRefused`` with the reason when the gate refuses it (and not ``force``).
     """
@@ -391,11 +441,14 @@ def promote_run(config: ProjectConfig, store_path: str | Path, run_id: str | Non
         run_id = run_id or registry.get(CANDIDATE)
     if not run_id:
         raise StoreError(f"no candidate in {store_path}; retrain first or name a run")
-    if test is None:
-        test = gate_test_split(config)
-    decision = decide(config, store_path, run_id, test["text"].tolist(), test["label"].to_numpy(),
-                      candidate_model=candidate_model, promote=True, force=force, alias=alias, actor=actor, note=note,
-                      test_ids=test["id"].astype(str).to_numpy())
+    if config.task == "spans":
+        decision = _promote_span_run(config, store_path, run_id, force=force, alias=alias, actor=actor, note=note,
+                                     candidate_model=candidate_model, dev=test)
+    else:
+        test = gate_test_split(config) if test is None else test
+        decision = decide(config, store_path, run_id, test["text"].tolist(), test["label"].to_numpy(),
+                          candidate_model=candidate_model, promote=True, force=force, alias=alias, actor=actor,
+                          note=note, test_ids=test["id"].astype(str).to_numpy())
     if not decision.promoted and not decision.passed:
         raise PromotionRefused(f"run {run_id} not promoted: {decision.reason}")
     return decision

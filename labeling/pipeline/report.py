@@ -356,10 +356,44 @@ def _multilabel_sections(run: dict, documents: dict) -> dict[str, str]:
                         left=2, cls="lf-table") if lf_rows else "<p>No per-class LF summary recorded for this run.</p>"
     out["calibration"] = "<p>Not drawn for a multi-label run: its thresholds are per class, chosen on dev.</p>"
     return out
+SPAN_SECTIONS = (
+    ("lineage", "Lineage"),
+    ("evaluation", "Entity-level evaluation on test (exact match)"),
+    ("lfs", "Span LFs per entity type"),
+    ("gold", "Gold spans read from the store"),
+)
+
+
+def _span_body(run: dict, documents: dict) -> dict[str, str]:
+    """A spans run's sections: entity precision/recall/F1 per method (micro and per type), the
+    per-type LF analysis and the gold spans the run read (``spans_retrain``)."""
+    order = {"end_model": 0, "label_model": 1, "lf": 3}
+    metrics = sorted(run["metrics"], key=lambda m: (order.get(m["kind"], 2), m["name"]))
+    types = run["config"]["classes"]
+    scores = ("entity_precision", "entity_recall", "entity_f1")
+    evaluation = _table(("method", "kind", "precision", "recall", "F1", "notes"),
+                        [(m["name"], m["kind"], *(_num(m["per_class"].get(k)) for k in scores), m["notes"])
+                         for m in metrics], left=2, cls="span-evaluation")
+    evaluation += _table(("method", *(f"{t} F1" for t in types)),
+                         [(m["name"], *(_num((m["per_class"].get(t) or {}).get("entity_f1")) for t in types))
+                          for m in metrics], cls="span-per-type")
+    analysis = documents.get("span_lf_analysis") or []
+    columns = [c for c in ("coverage", "overlaps", "conflicts", "precision", "recall") if analysis and c in analysis[0]]
+    lfs = _table(("split", "LF", "type", *columns), [(a.get("split"), a.get("lf"), a.get("type"),
+                                                      *(_num(a.get(c)) for c in columns)) for a in analysis], left=3,
+                 cls="lf-table")
+    gold = run["end_model"].get("gold") or {}
+    gold_rows = [(k, v if not isinstance(v, list) else ", ".join(map(str, v))) for k, v in gold.items()]
+    return {"evaluation": evaluation, "lfs": lfs,
+            "gold": _table(("what", "value"), gold_rows, left=2) if gold_rows else
+            "<p>This run was recorded before retrain read gold spans.</p>"}
 
 
 def render_report(run: dict, documents: dict, *, monitor: dict | None = None, history_row: dict | None = None) -> str:
-    """The report as one HTML string (pure)."""
+    """The report as one HTML string (pure); a spans run (``documents["task"] == "spans"``)
+    gets its own sections (``SPAN_SECTIONS``)."""
+    if documents.get("task") == "spans":
+        return _page(run, SPAN_SECTIONS, {"lineage": _lineage_section(run, history_row), **_span_body(run, documents)})
     classes = run["config"]["classes"]
     order = {"end_model": 0, "label_model": 1, "baseline": 2, "lf": 3}
     metrics = sorted(run["metrics"], key=lambda m: (order.get(m["kind"], 4), m["name"]))
@@ -400,8 +434,12 @@ def render_report(run: dict, documents: dict, *, monitor: dict | None = None, hi
         body.update(_multilabel_sections(run, documents))
     body["drift"] = _drift_section(monitor)
     body["verification"] = _verification_section(documents.get("verification"))
-    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)
-    sections = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>{body[key]}</section>' for key, title in SECTIONS)
+    return _page(run, SECTIONS, body)
+
+
+def _page(run: dict, sections_of: Sequence[tuple[str, str]], body: dict[str, str]) -> str:
+    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in sections_of)
+    sections = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>{body[key]}</section>' for key, title in sections_of)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
             f"<title>Run {_e(run['id'])} — {_e(run['project'])}</title><style>{_CSS}</style></head>"
@@ -433,7 +471,7 @@ def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_s
         documents = store.get_documents(run_id)
     history_row = next((r for r in history(store_path) if r["run_id"] == run_id), None)
     monitor = None
-    if monitor_settings is not None:
+    if monitor_settings is not None and documents.get("task") != "spans":  # drift reads class probabilities
         try:
             report = check_drift(store_path, monitor_settings, run_id)
             monitor = report.to_dict() if report.n_predictions else None

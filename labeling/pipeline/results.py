@@ -82,6 +82,12 @@ def summary_header(result: RunResult, *, task: str | None = None) -> list[str]:
         f"dataset {result.dataset_version}  splits {result.split_sizes}",
         f"LF set {result.lf_set_version} ({len(result.lfs)} LFs)",
     ]
+def _span_gold_line(gold: dict | None) -> str:
+    if not gold or not gold.get("texts_read"):
+        return f"gold spans from the store: none ({(gold or {}).get('note') or 'not read'})"
+    return (f"gold spans from the store: {gold['texts_read']} texts, {gold['spans_read']} spans (sha256 {gold['sha256']}): "
+            f"{gold['dev_rows']} dev and {gold['train_rows']} train texts relabelled, {gold['extra_rows']} other texts "
+            f"added to training, {gold['test_rows_excluded']} on test left out, {gold['unmatched']} kept only as a hash")
 
 
 def format_spans_summary(result: RunResult) -> str:
@@ -94,6 +100,8 @@ def format_spans_summary(result: RunResult) -> str:
         *summary_header(result, task="spans"),
         f"label model {result.label_model['type']} (selected on dev entity F1)  end model spaCy NER "
         f"(dev entity F1 {result.end_model.get('dev_entity_f1', float('nan')):.3f})",
+        "",
+        _span_gold_line(result.end_model.get("gold")),
         "",
         "LF analysis on dev, per entity type (coverage, overlaps, conflicts: token shares; precision/recall: exact spans):",
         lf_view.to_string(float_format=lambda v: f"{v:.3f}"),

@@ -25,98 +25,29 @@ import json
 import sys
 import time
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..config import ProjectConfig
-from ..errors import ArtifactError, ConfigError, DatasetError, StoreError
+from ..errors import ArtifactError, ConfigError, StoreError
 from ..lf.cache import project_cache_dir
 from ..models import artifacts
 from ..spans.aggregate import TokenMajorityVote, select_span_aggregator
 from ..spans.analysis import span_lf_summary
-from ..spans.data import SpanDataset, load_spans_json
+from ..spans.data import SpanDataset
 from ..spans.doclevel import add_abbreviations
 from ..spans.end_model import SpacyNER, make_doc
 from ..spans.lfs import SpanLF, apply_span_lfs, char_spans_to_tokens, token_offsets
 from ..spans.metrics import entity_scores
 from ..spans.tags import vote_tensor
 from ..store.runs import RunRecord, RunStore
+from .registry import Registry, evaluate_span_candidate, settle, write_decision
 from .results import RunResult, new_run_id
+from .schema_change import project_schema
+from .spans_data import SPLITS, SpanSplit, load_span_splits, read_span_gold, with_gold
 from .store import writer_lock
-
-SPLITS = ("train", "dev", "test")
-_JSON_FILES = {"train": "train.json", "dev": "valid.json", "test": "test.json"}
-
-
-@dataclass(frozen=True)
-class SpanSplit:
-    """One split in token space (``data``) and the texts the LFs and the server read."""
-
-    data: SpanDataset
-    texts: tuple[str, ...]
-
-
-def _weak_names(config: ProjectConfig):
-    names = config.dataset.weak_label_names
-    if not names:
-        return None
-    return "lf_rec" if tuple(names) == ("lf_rec",) else list(names)
-
-
-def _from_jsonl(config: ProjectConfig) -> dict[str, SpanSplit]:
-    ds = config.dataset
-    path = config.resolve(ds.path)
-    if ds.split != "column" or not ds.split_field or not ds.label_field:
-        raise ConfigError("task = 'spans' with a file source needs dataset.split = 'column', split_field and "
-                          "label_field (the gold spans)")
-    try:
-        frame = pd.read_json(path, lines=True, dtype=False)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"cannot read {path} as JSONL: {exc}") from exc
-    for column in (ds.text_field, ds.label_field, ds.split_field):
-        if column not in frame.columns:
-            raise DatasetError(f"{path}: column {column!r} not found; columns are {list(frame.columns)}")
-    types = list(config.classes)
-    ids = frame[ds.id_field].astype(str) if ds.id_field else pd.Series(frame.index.astype(str))
-    out = {}
-    for split in SPLITS:
-        rows = frame[frame[ds.split_field] == split]
-        texts, tokens, gold = [], [], []
-        for row_id, text, spans in zip(ids[rows.index], rows[ds.text_field], rows[ds.label_field]):
-            if not isinstance(text, str) or not isinstance(spans, list):
-                raise DatasetError(f"{path} row {row_id!r}: {ds.text_field!r} must be text and {ds.label_field!r} "
-                                   "a list of [start, end, type]")
-            offsets = token_offsets(text)
-            checked = []
-            for s in spans:
-                if not (isinstance(s, list) and len(s) == 3 and 0 <= s[0] < s[1] <= len(text) and s[2] in types):
-                    raise DatasetError(f"{path} row {row_id!r}: span {s!r} is not [start, end, type] with "
-                                       f"0 <= start < end <= {len(text)} and a type of {types}")
-                checked.append((s[0], s[1], types.index(s[2])))
-            texts.append(text)
-            tokens.append(tuple(text[a:b] for a, b in offsets))
-            gold.append(tuple(char_spans_to_tokens(checked, offsets)))
-        ids_here = tuple(ids[rows.index])
-        out[split] = SpanSplit(SpanDataset(ids_here, tuple(tokens), tuple(gold), tuple(() for _ in ids_here), (),
-                                           tuple(types)), tuple(texts))
-    return out
-
-
-def load_span_splits(config: ProjectConfig) -> dict[str, SpanSplit]:
-    """The train, dev and test splits of a spans project (see the module docstring)."""
-    if config.dataset.source == "spans_json":
-        folder = config.resolve(config.dataset.path)
-        out = {}
-        for split, name in _JSON_FILES.items():
-            data = load_spans_json(folder / name, weak_label_names=_weak_names(config), types=config.classes)
-            out[split] = SpanSplit(data, tuple(" ".join(t) for t in data.tokens))
-        return out
-    if config.dataset.source == "file":
-        return _from_jsonl(config)
-    raise ConfigError(f"task = 'spans' reads dataset.source 'spans_json' or 'file', not {config.dataset.source!r}")
 
 
 def discover_span_lfs(modules, root: Path) -> tuple[SpanLF, ...]:
@@ -156,6 +87,11 @@ def _with_lf_votes(split: SpanSplit, applied, types) -> SpanDataset:
     return SpanDataset(d.ids, d.tokens, d.gold, tuple(weak), d.lf_names, d.types)
 
 
+def _gold_note(summary: dict) -> str:
+    n = summary["train_rows"] + summary["extra_rows"]
+    return f" ({summary['train_rows']} with gold spans instead, plus {summary['extra_rows']} other gold texts)" if n else ""
+
+
 def _metric_row(name: str, kind: str, gold, pred, types, notes: str = "") -> dict:
     s = entity_scores(gold, pred, types=range(len(types)))
     return {"name": name, "kind": kind, "entity_precision": s["entity_precision"], "entity_recall": s["entity_recall"],
@@ -172,6 +108,7 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     t0 = time.perf_counter()
     splits = load_span_splits(config)
     types = config.classes
+    gold = read_span_gold(config, splits)
     timings["load"] = time.perf_counter() - t0
     lfs = tuple(lfs) if lfs is not None else (
         discover_span_lfs(config.lfs.modules, config.resolve(config.lfs.root)) if config.lfs.modules else ())
@@ -188,6 +125,8 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     if not names:
         raise ConfigError("a spans project needs span LFs (lfs.modules) or precomputed ones (spans_json)")
     timings["apply"] = time.perf_counter() - t0
+    data["dev"] = with_gold(data["dev"], gold.dev)
+    data["train"] = with_gold(data["train"], gold.train)
     train, dev, test = data["train"], data["dev"], data["test"]
     k = len(types)
     V = {s: d.votes() for s, d in data.items()}
@@ -203,10 +142,12 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     lf_table = pd.concat({"train": span_lf_summary(V["train"], train.weak, names, types),
                           "dev": span_lf_summary(V["dev"], dev.weak, names, types, gold=dev.gold)}, names=["split"])
     t0 = time.perf_counter()
-    train_pred = aggregate(train, V["train"])
+    # gold spans (review, feedback) replace the label model's on their train texts, and reviewed
+    # texts in no split are trained on as they are
+    train_pred = [gold.train.get(i, p) for i, p in enumerate(aggregate(train, V["train"]))]
     end_model = SpacyNER(types, max_steps=config.end_model.ner_max_steps, random_state=config.seed)
     vocab = end_model.blank().vocab
-    end_model.fit([make_doc(vocab, t, p, types) for t, p in zip(train.tokens, train_pred)],
+    end_model.fit([make_doc(vocab, t, p, types) for t, p in [*zip(train.tokens, train_pred), *gold.extra]],
                   [make_doc(vocab, t, g, types) for t, g in zip(dev.tokens, dev.gold)])
     timings["end_model"] = time.perf_counter() - t0
 
@@ -220,7 +161,8 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     rows.append(_metric_row(f"label model ({selection.name})", "label_model", test.gold, aggregate(test, V["test"]),
                             types, notes=f"selected on dev entity F1 (one SE = {selection.tolerance:.4f})"))
     rows.append(_metric_row("end model (spaCy NER)", "end_model", test.gold, end_model.predict_token_spans(test.tokens),
-                            types, notes=f"trained on the label model's spans of {len(train.ids)} train documents; "
+                            types, notes=f"trained on the label model's spans of {len(train.ids)} train documents"
+                                         f"{_gold_note(gold.summary)}; "
                                          f"best checkpoint on dev (entity F1 {end_model.dev_f1_:.4f})"))
     evaluation = pd.DataFrame(rows)
 
@@ -238,7 +180,7 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                      "selection": {"scores": dict(selection.scores), "tolerance": selection.tolerance}},
         end_model={"type": "spacy_ner", "class": "SpacyNER", "params": {**end_model.get_params(),
                                                                         "types": list(types)},
-                   "dev_entity_f1": end_model.dev_f1_},
+                   "dev_entity_f1": end_model.dev_f1_, "gold": gold.summary},
         evaluation=evaluation, lf_table=lf_table,
         documents={"span_lf_analysis": lf_table.reset_index().drop(columns="level_1", errors="ignore")
                    .to_dict(orient="records")},
@@ -247,6 +189,13 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
         return RunResult(**result, timings=timings)
     store_path, root = config.resolve(config.store), config.resolve(config.artifacts)
     root.mkdir(parents=True, exist_ok=True)
+    # the run, its predictions and feedback are stamped with the store's label schema: the
+    # TOML's types must be it (registered from them in a new store)
+    project_schema(config)
+    # the gate (entity F1 on dev against the champion), written with the run as single-label's is
+    with Registry(store_path) as registry:
+        decision = settle(evaluate_span_candidate(registry, config, run_id, dev, candidate_model=end_model),
+                          promote=config.promotion.auto)
     with writer_lock(store_path), RunStore(store_path) as store:
         store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
         partial = root / f".{run_id}.partial"
@@ -269,7 +218,8 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                 dataset_source=str(config.dataset.source), split_sizes=result["split_sizes"],
                 lf_set_version=result["lf_set_version"], lfs=lf_versions, matrix_hashes=matrix_hashes,
                 label_model=result["label_model"], end_model=result["end_model"], metrics=metrics, lf_stats=(),
-                artifacts=saved, documents={**result["documents"], "task": "spans"}))
+                artifacts=saved, documents={**result["documents"], "task": "spans"}),
+                then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
             artifacts.discard(partial)
             artifacts.discard(root / run_id)
@@ -277,4 +227,4 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                 store.end_intent(run_id)
             raise
     return RunResult(**result, artifacts={n: {"path": p, "sha256": h} for n, p, h in saved},
-                     store_path=str(store_path), timings=timings)
+                     store_path=str(store_path), timings=timings, promotion=decision.to_dict())

@@ -71,6 +71,10 @@ def label_studio_from_env(config: ProjectConfig, *, httpx_client=None) -> LabelS
         from .multilabel import MultiLabelReview
 
         return MultiLabelReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
+    if config.task == "spans":  # <Labels> on <Text>: the entity types
+        from .spans import SpanReview
+
+        return SpanReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
     return LabelStudioReview(url, key, title=review_title(config), classes=config.classes, httpx_client=httpx_client)
 
 
@@ -191,7 +195,8 @@ def push_review(
     source: str = "dataset",
     random_state: int | None = None,
 ) -> PushSummary:
-    """Pick ``n`` rows by ``strategy`` and push them as tasks; rows pushed before are skipped."""
+    """Pick ``n`` rows by ``strategy`` and push them as tasks; rows pushed before are skipped.
+    (A spans project: ``span_jobs.push_span_review``.)"""
     strategy = strategy or config.review.strategy
     n = config.review.n if n is None else n
     if strategy not in STRATEGIES:

@@ -70,12 +70,14 @@ from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import load_config
-from ..errors import ArtifactError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError, WeakTokenError
+from ..errors import (ArtifactError, LabelError, LabelingError, LFVotesUnavailable, PromotionRefused, StoreError,
+                      WeakTokenError)
 from ..pipeline.run_lfs import LFLoadError
 from ..matrix import ABSTAIN
 from ..models import predictors
 from ..models.predictors import NEEDS_LFS
 from ..pipeline.store import load_recorded_end_model, load_recorded_label_model, load_recorded_lfs
+from ..spans.data import check_char_spans
 from .lifeline import die_with_parent
 from .votes import Explainer, lf_votes
 from .feedback import (
@@ -702,7 +704,7 @@ class _Server:
 
         served = load_served_model(self.log, run_id, self.config.cardinality)
         with self._gate_lock:  # one promotion at a time in this worker; SQLite orders the workers
-            if self._test_split is None:
+            if self._test_split is None and self.config.task != "spans":  # spans: dev, read with its gold each time
                 self._test_split = gate_test_split(self.config)
             decision = promote_run(self.config, self.config.resolve(self.config.store), run_id,
                                    force=force_reason is not None, alias=self.settings.alias, actor=actor,
@@ -787,6 +789,22 @@ class _Server:
         ]
         await self._log(records)
         return records
+
+    async def predict_spans(self, texts: list[str]) -> tuple[ServedModel, list[PredictionRecord]]:
+        """A spans run's entities on ``texts``, logged (label -1, no probabilities, the spans
+        with their scores) under the run id; the store stamps the run's label schema."""
+        served = self.current
+        if served is None or not self.ready:
+            raise HTTPException(503, "no model is ready")
+        answers = await run_in_threadpool(served.model.predict_text, texts)
+        now = utc_now()
+        records = [PredictionRecord(
+            id=str(uuid.uuid4()), created_at=now, model_version=served.run_id, probabilities=(), label=ABSTAIN,
+            lf_votes=None, text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
+            lf_votes_status="off", spans=tuple((s["start"], s["end"], s["label"], s["score"]) for s in spans))
+            for text, spans in zip(texts, answers)]
+        await self._log(records)
+        return served, records
 
     async def _log(self, records: list[PredictionRecord]) -> None:
         loop = asyncio.get_running_loop()
@@ -983,6 +1001,25 @@ def create_app(settings: ServeSettings) -> FastAPI:
         prediction_id: Id = None  # type: ignore[assignment]
         text: Text = None  # type: ignore[assignment]
 
+    class FeedbackSpan(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        start: Annotated[int, Field(ge=0, description="character offset of the first character")]
+        end: Annotated[int, Field(ge=1, description="character offset after the last character")]
+        label: Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"enum": list(classes)})]
+        text: Annotated[str, Field(max_length=settings.max_text_chars)] = Field(
+            None, description="optional: the text between the offsets, checked")
+
+    class SpanFeedbackRequest(_ExactlyOneOf):
+        """A spans project's feedback: the true entities of a served prediction's text or of a
+        ``text`` (an empty list: it has none)."""
+
+        one_of = ("prediction_id", "text")
+        spans: Annotated[list[FeedbackSpan], Field(max_length=settings.max_batch * 10)]
+        prediction_id: Id = None  # type: ignore[assignment]
+        text: Text = None  # type: ignore[assignment]
+
+    FeedbackBody = SpanFeedbackRequest if server.config.task == "spans" else FeedbackRequest
+
     class FeedbackResponse(BaseModel):
         feedback_id: str
         label: Label
@@ -1118,15 +1155,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     async def predict_spans(texts: list[str], request: Request) -> JSONResponse:
         """A spans run's answer: per text its entities ``{start, end, label, score}`` (character
-        offsets, end exclusive; ``score`` in [0, 1]). Not logged: the prediction log holds class
-        probabilities, which a span prediction does not have."""
-        served = server.current
-        if served is None or not server.ready:
-            raise HTTPException(503, "no model is ready")
-        spans = await run_in_threadpool(served.model.predict_text, texts)
+        offsets, end exclusive; ``score`` in [0, 1]), each prediction logged with its id."""
+        served, records = await server.predict_spans(texts)
         request.state.model_version = served.run_id
         return JSONResponse({"model_version": served.run_id,
-                             "predictions": [{"id": str(uuid.uuid4()), "spans": s} for s in spans]})
+                             "predictions": [{"id": r.id, "spans": _span_dicts(r.spans)} for r in records]})
 
     async def predict_sets(texts: list[str], explain: bool, request: Request) -> JSONResponse:
         """A multi-label run's answer: per text its label set (``labels``: class names, ``[]`` for
@@ -1153,6 +1186,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if row.get("labels") is not None:  # a multi-label run's prediction: its set
             return JSONResponse({**_set_prediction(row, classes), "model_version": row["model_version"],
                                  "created_at": row["created_at"]})
+        if row.get("spans") is not None:  # a spans run's prediction: its entities, no class or votes
+            return JSONResponse({"id": row["id"], "model_version": row["model_version"],
+                                 "created_at": row["created_at"], "schema_version": row.get("schema_version"),
+                                 "spans": _span_dicts(json.loads(row["spans"]))})
         votes = None if row["lf_votes"] is None else json.loads(row["lf_votes"])
         names = server.lf_names(row["model_version"])
         explanation = {} if votes is None or len(votes) != len(names) else {
@@ -1168,38 +1205,73 @@ def create_app(settings: ServeSettings) -> FastAPI:
                          404: {"description": "unknown prediction id"},
                          409: {"description": "Idempotency-Key reused with a different body"}})
     def feedback(
-        body: FeedbackRequest,
+        body: FeedbackBody,
         idempotency_key: Annotated[str, Header(min_length=8, max_length=200,
                                                description="Unique per logical request; a retry reuses it.")],
     ):
-        """Record the true label for a prediction or a text; a retried POST (same key) stores nothing new."""
+        """Record the true label for a prediction or a text (a spans project: its true entities,
+        ``spans``); a retried POST (same key) stores nothing new."""
         if server.log is None:
             raise HTTPException(503, "store not open yet")
+        if server.config.task == "spans":
+            return span_feedback(body, idempotency_key)
         payload = body.model_dump()
         if multi_label:  # a set: one canonical body, so a retry listing it in another order is the same request
             payload["labels"] = sorted(set(body.labels))
             label, labels = -1, tuple(sorted({classes.index(server.feedback_class(n)) for n in body.labels}))
         else:
             label, labels = classes.index(server.feedback_class(body.label)), None
-        record = FeedbackRecord(
-            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
-            request_sha256=request_sha256(payload), label=label,
-            prediction_id=body.prediction_id,
-            text=body.text if (body.text is not None and settings.store_text) else None,
-            text_sha256=text_sha256(body.text) if body.text is not None else None,
-            model_version=server.version or None, labels=labels,
-        )
-        try:
-            row, created = server.log.record_feedback(record)
-        except IdempotencyConflict as exc:
-            raise HTTPException(409, str(exc)) from None
-        except UnknownPrediction as exc:
-            raise HTTPException(404, str(exc)) from None
+        row, created = store_feedback(body, idempotency_key, request_sha256(payload), label, labels=labels)
         answer = ({"labels": [classes[c] for c in json.loads(row["labels"])]} if multi_label
                   else {"label": classes[row["label"]]})
         out = FeedbackResponse(feedback_id=row["id"], **answer, prediction_id=row["prediction_id"],
                                model_version=row["model_version"], replayed=not created)
         return JSONResponse(out.model_dump(), status_code=201 if created else 200)
+
+    def store_feedback(body, idempotency_key: str, body_sha256: str, label: int, *, labels=None,
+                       spans=None) -> tuple[dict, bool]:
+        """Record one feedback (``FeedbackLog.record_feedback``): 409 for a key reused with
+        another body, 404 for an unknown prediction."""
+        record = FeedbackRecord(
+            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
+            request_sha256=body_sha256, label=label, prediction_id=body.prediction_id,
+            text=body.text if (body.text is not None and settings.store_text) else None,
+            text_sha256=text_sha256(body.text) if body.text is not None else None,
+            model_version=server.version or None, labels=labels, spans=spans)
+        try:
+            return server.log.record_feedback(record)
+        except IdempotencyConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        except UnknownPrediction as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def span_feedback(body, idempotency_key: str) -> JSONResponse:
+        """Span feedback: offsets checked against the text posted, or the one logged with the
+        prediction (422 naming the span and the problem; 404 for an unknown prediction)."""
+        text = body.text
+        if body.prediction_id is not None:
+            row = server.log.get_prediction(body.prediction_id)
+            if row is None:
+                raise HTTPException(404, f"no prediction {body.prediction_id!r}")
+            if row["text"] is None:
+                raise HTTPException(422, f"prediction {body.prediction_id!r} was logged without its text "
+                                         "(serving.store_text = false), so span offsets cannot be checked against "
+                                         "it: post the text with the spans instead of prediction_id")
+            text = row["text"]
+        given = [(s.start, s.end, server.feedback_class(s.label)) for s in body.spans]
+        try:
+            spans = check_char_spans(given, text, server.config.classes, where="feedback")
+        except LabelError as exc:
+            raise HTTPException(422, str(exc)) from None
+        for s in body.spans:
+            if s.text is not None and s.text != text[s.start:s.end]:
+                raise HTTPException(422, f"feedback: span [{s.start}, {s.end}] says {s.text!r} but the text there "
+                                         f"is {text[s.start:s.end]!r}")
+        row, created = store_feedback(body, idempotency_key, request_sha256(body.model_dump()), ABSTAIN,
+                                      spans=tuple(spans))
+        return JSONResponse({"feedback_id": row["id"], "spans": _span_dicts(json.loads(row["spans"])),
+                             "prediction_id": row["prediction_id"], "model_version": row["model_version"],
+                             "replayed": not created}, status_code=201 if created else 200)
 
     @app.get("/models", response_model=ModelsResponse, responses={503: responses[503]})
     def models():
@@ -1265,6 +1337,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     app.include_router(ls_router(server, settings))
     return app
+
+
+def _span_dicts(spans) -> list[dict]:
+    """Logged spans ``[start, end, label(, score)]`` as the API's objects."""
+    return [dict(zip(("start", "end", "label", "score"), s)) for s in spans]
 
 
 def app_from_env() -> FastAPI:

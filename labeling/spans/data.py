@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, LabelError
 from ..settings import require_data_dir
 from .tags import spans_to_tags, vote_tensor
 
@@ -147,3 +147,33 @@ def load_bc5cdr(split: str, *, weak_label_names: Sequence[str] | str | None = No
         raise DatasetError(f"bc5cdr split must be one of {SPLITS}, got {split!r}")
     folder = require_data_dir(data_dir, what="bc5cdr") / "bc5cdr"
     return load_spans_json(folder / f"{split}.json", weak_label_names=weak_label_names)
+
+
+def span_problem(span, text: str, types: Sequence[str]) -> str:
+    """Why ``span`` is not ``(start, end, type)`` with ``0 <= start < end <= len(text)``
+    (character offsets, end exclusive) and a type of ``types``; "" when it is."""
+    if not (isinstance(span, (list, tuple)) and len(span) == 3):
+        return f"span {span!r} is not [start, end, type]"
+    start, end, label = span
+    if not (isinstance(start, int) and isinstance(end, int) and not isinstance(start, bool)
+            and not isinstance(end, bool) and 0 <= start < end <= len(text)):
+        return f"span {list(span)!r} is not inside its text: it needs 0 <= start < end <= {len(text)}"
+    if label not in types:
+        return f"span {list(span)!r} has type {label!r}, not one of {list(types)}"
+    return ""
+
+
+def check_char_spans(spans: Sequence, text: str, types: Sequence[str], *, where: str) -> list[tuple[int, int, str]]:
+    """``spans`` checked against ``text`` (``span_problem``) and for overlaps, sorted; raises
+    ``LabelError`` naming ``where`` and the first problem."""
+    out = []
+    for span in spans:
+        problem = span_problem(span, text, types)
+        if problem:
+            raise LabelError(f"{where}: {problem}")
+        out.append((int(span[0]), int(span[1]), str(span[2])))
+    out.sort()
+    for a, b in zip(out, out[1:]):
+        if b[0] < a[1]:
+            raise LabelError(f"{where}: spans {list(a)} and {list(b)} overlap (one entity per character)")
+    return out

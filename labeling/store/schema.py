@@ -228,6 +228,18 @@ def _v6(conn: sqlite3.Connection) -> None:
         _add_missing_columns(conn, table, {"labels": "TEXT"})
 
 
+def _v7(conn: sqlite3.Connection) -> None:
+    """Spans downstream: served span predictions and span feedback as JSON ``[[start, end,
+    label, score?], ...]`` (NULL on single-label rows), and the text of a reviewed span task,
+    so that gold spans of texts outside the dataset can be trained on. Self-contained
+    (only ADD COLUMN on tables every store has); its number may move at a merge."""
+    _v1(conn)
+    _v4(conn)
+    for table in ("predictions", "feedback"):
+        _add_missing_columns(conn, table, {"spans": "TEXT"})
+    _add_missing_columns(conn, "gold_spans", {"text": "TEXT"})
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction.
@@ -255,5 +267,6 @@ MIGRATIONS = (
                  " review tasks and gold labels", _v5),
     Migration(6, "labels (a JSON list of class indices) on predictions, feedback and gold labels: the label"
                  " sets of multi-label projects", _v6),
+    Migration(7, "spans downstream: spans on predictions and feedback, the text of gold_spans rows", _v7),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

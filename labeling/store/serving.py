@@ -60,6 +60,7 @@ class PredictionRecord:
     lf_votes_error: str | None = None  # why the votes are missing (status "error", "skipped" or "abandoned")
     # a multi-label run's predicted set (sorted class indices; ``label`` is then -1); None: single-label
     labels: tuple[int, ...] | None = None
+    spans: tuple | None = None  # a spans run's answer: ((start, end, label, score), ...); label is then -1
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,16 @@ class FeedbackRecord:
     text_sha256: str | None
     model_version: str | None
     labels: tuple[int, ...] | None = None  # a multi-label project's set (sorted class indices; ``label`` -1)
+    spans: tuple | None = None  # span feedback: ((start, end, label), ...) character offsets; label is then -1
 
 
 def labels_json(labels: Sequence[int] | None) -> str | None:
     """A label set as the ``labels`` column holds it (None for a single-label row)."""
     return None if labels is None else json.dumps(sorted(int(c) for c in labels))
+
+
+def _spans_json(spans) -> str | None:
+    return None if spans is None else json.dumps([list(s) for s in spans])
 
 
 def text_sha256(text: str) -> str:
@@ -110,7 +116,7 @@ class FeedbackLog(TableFamily):
         rows = [
             (r.id, r.created_at, r.model_version, json.dumps(list(r.probabilities)), r.label,
              None if r.lf_votes is None else json.dumps(list(r.lf_votes)), r.text, r.text_sha256, r.lf_votes_status,
-             r.lf_votes_error, labels_json(r.labels))
+             r.lf_votes_error, labels_json(r.labels), _spans_json(r.spans))
             for r in records
         ]
         # not serial: plain inserts of new ids exclude no other writer (PostgreSQL takes no write lock)
@@ -120,8 +126,8 @@ class FeedbackLog(TableFamily):
                 self._run_schemas[version] = stamp_for_run(conn, version)
             rows = [row + (self._run_schemas[r.model_version],) for row, r in zip(rows, records)]
             conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
-                             " text, text_sha256, lf_votes_status, lf_votes_error, labels, schema_version)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                             " text, text_sha256, lf_votes_status, lf_votes_error, labels, spans, schema_version)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def set_lf_votes(self, updates: Sequence[tuple]) -> None:
         """Fill in deferred votes: ``(prediction id, votes or None, status[, error])`` per prediction."""
@@ -191,12 +197,13 @@ class FeedbackLog(TableFamily):
             # the label index means the served run's schema (the project's when no run is named)
             schema = stamp_for_run(conn, model_version) or stamp_for_project(conn, None)
             row = {**record.__dict__, "model_version": model_version, "text_sha256": text_hash,
-                   "schema_version": schema, "labels": labels_json(record.labels)}
+                   "schema_version": schema, "labels": labels_json(record.labels),
+                   "spans": _spans_json(record.spans)}
             conn.execute(
                 "INSERT INTO feedback (id, created_at, idempotency_key, request_sha256, label, prediction_id,"
-                " text, text_sha256, model_version, schema_version, labels) VALUES (:id, :created_at,"
+                " text, text_sha256, model_version, schema_version, labels, spans) VALUES (:id, :created_at,"
                 " :idempotency_key, :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version,"
-                " :schema_version, :labels)",
+                " :schema_version, :labels, :spans)",
                 row,
             )
             return row, True
@@ -210,7 +217,7 @@ class FeedbackLog(TableFamily):
             "SELECT f.id AS id, COALESCE(f.text, p.text) AS text, f.label AS label, f.labels AS labels,"
             " f.created_at AS created_at"
             " FROM feedback f LEFT JOIN predictions p ON p.id = f.prediction_id"
-            " WHERE COALESCE(f.text, p.text) IS NOT NULL ORDER BY f.created_at, f.rowid")
+            " WHERE COALESCE(f.text, p.text) IS NOT NULL AND f.spans IS NULL ORDER BY f.created_at, f.rowid")
 
     def run_schema_version(self, run_id: str) -> str | None:
         """The label schema version ``run_id`` was trained under (None: unknown run or before versions)."""

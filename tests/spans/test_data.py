@@ -3,8 +3,11 @@ import shutil
 
 import pytest
 
-from labeling.errors import DatasetError
-from labeling.spans.data import load_bc5cdr, load_spans_json
+from hypothesis import given
+from hypothesis import strategies as st
+
+from labeling.errors import DatasetError, LabelError
+from labeling.spans.data import check_char_spans, load_bc5cdr, load_spans_json, span_problem
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,38 @@ def test_missing_file_and_bad_json_are_dataset_errors(tmp_path):
     path.write_text("{")
     with pytest.raises(DatasetError, match="cannot read"):
         load_spans_json(path)
+
+
+TEXT = "the Kindle cost $5"
+
+
+@pytest.mark.parametrize("span, message", [
+    ((4, 10, "PRODUCT"), ""),
+    ((4, 99, "PRODUCT"), "not inside its text: it needs 0 <= start < end <= 18"),
+    ((10, 4, "PRODUCT"), "not inside its text"),
+    ((-1, 3, "PRODUCT"), "not inside its text"),
+    ((True, 3, "PRODUCT"), "not inside its text"),
+    ((4, 10, "PERSON"), "has type 'PERSON', not one of ['PRODUCT', 'MONEY']"),
+    ((4, 10), "is not [start, end, type]"),
+])
+def test_span_problem_names_what_is_wrong(span, message):
+    problem = span_problem(span, TEXT, ("PRODUCT", "MONEY"))
+    assert (message in problem) if message else problem == ""
+
+
+def test_checked_spans_are_sorted_and_overlaps_refused_naming_where():
+    assert check_char_spans([(16, 18, "MONEY"), (4, 10, "PRODUCT")], TEXT, ("PRODUCT", "MONEY"), where="w") == \
+        [(4, 10, "PRODUCT"), (16, 18, "MONEY")]
+    with pytest.raises(LabelError, match=r"feedback: spans \[4, 10, 'PRODUCT'\] and \[8, 12, 'MONEY'\] overlap"):
+        check_char_spans([(4, 10, "PRODUCT"), (8, 12, "MONEY")], TEXT, ("PRODUCT", "MONEY"), where="feedback")
+
+
+@given(st.lists(st.tuples(st.integers(-3, 25), st.integers(-3, 25)), max_size=6))
+def test_accepted_spans_lie_inside_the_text_and_never_overlap(pairs):
+    spans = [(a, b, "MONEY") for a, b in pairs]
+    try:
+        out = check_char_spans(spans, TEXT, ("MONEY",), where="w")
+    except LabelError:
+        return
+    assert all(0 <= s < e <= len(TEXT) for s, e, _ in out)
+    assert all(a[1] <= b[0] for a, b in zip(out, out[1:]))

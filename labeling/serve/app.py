@@ -1018,8 +1018,6 @@ def create_app(settings: ServeSettings) -> FastAPI:
         prediction_id: Id = None  # type: ignore[assignment]
         text: Text = None  # type: ignore[assignment]
 
-    FeedbackBody = SpanFeedbackRequest if server.config.task == "spans" else FeedbackRequest
-
     class FeedbackResponse(BaseModel):
         feedback_id: str
         label: Label
@@ -1047,6 +1045,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             prediction_id: str | None
             model_version: str | None
             replayed: bool
+
+    FeedbackBody = SpanFeedbackRequest if server.config.task == "spans" else FeedbackRequest
 
     class PromoteRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")

@@ -2,6 +2,8 @@
 
     python benchmarks/end_models.py [--data-dir DIR] [--datasets youtube_example,youtube,sms,trec,semeval,imdb]
                                     [--families word_hashed,word_char,word_char_emb,embedding] [--cache DIR]
+                                    [--dev-arrays DIR]
+    python benchmarks/end_models.py --study-from DIR   # the tie order study again, from saved dev arrays
 
 Per dataset, one run, every choice made on the dev split only (test labels are read
 only to print the scores below):
@@ -31,7 +33,11 @@ only to print the scores below):
   end model, label model with the end model where no LF votes, or their blend, chosen by
   5-fold cross-fitting on dev with the one-SE rule, in the project's metric); ``served
   chosen`` names it with each candidate's dev score, and ``<candidate> test`` gives every
-  candidate's test score beside it (read only to print: the choice saw dev alone).
+  candidate's test score beside it (read only to print: the choice saw dev alone). The
+  served table after the main one sets it beside majority vote, label model and end
+  model, and where it scores below one of them prints the dev rule that chose it.
+- ``tie order study`` (dev rows only): which order of the candidates the one-SE rule
+  should prefer on a tie (``tie_order_study``; how ``predictors.TIE_ORDER`` was derived).
 
 Datasets: the YouTube example project (its LFs applied; tutorial split), the WRENCH
 folders youtube, sms, trec, semeval (their stored weak labels as the label matrix), and

@@ -2,6 +2,8 @@
 
     python benchmarks/end_models.py [--data-dir DIR] [--datasets youtube_example,youtube,sms,trec,semeval,imdb]
                                     [--families word_hashed,word_char,word_char_emb,embedding] [--cache DIR]
+                                    [--dev-arrays DIR]
+    python benchmarks/end_models.py --study-from DIR   # the tie order study again, from saved dev arrays
 
 Per dataset, one run, every choice made on the dev split only (test labels are read
 only to print the scores below):
@@ -32,7 +34,11 @@ only to print the scores below):
   end model, label model with the end model where no LF votes, or their blend, chosen by
   5-fold cross-fitting on dev with the one-SE rule, in the project's metric); ``served
   chosen`` names it with each candidate's dev score, and ``<candidate> test`` gives every
-  candidate's test score beside it (read only to print: the choice saw dev alone).
+  candidate's test score beside it (read only to print: the choice saw dev alone). The
+  served table after the main one sets it beside majority vote, label model and end
+  model, and where it scores below one of them prints the dev rule that chose it.
+- ``tie order study`` (dev rows only): which order of the candidates the one-SE rule
+  should prefer on a tie (``tie_order_study``; how ``predictors.TIE_ORDER`` was derived).
 
 Datasets: the YouTube example project (its LFs applied; tutorial split), the WRENCH
 folders youtube, sms, trec, semeval (their stored weak labels as the label matrix), and
@@ -44,6 +50,7 @@ model chosen on dev, ``label_model.type = "auto"``, as for the WRENCH folders).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -248,21 +255,17 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
         times[key] = time.perf_counter() - start
 
     mask, _ = unleaked_test_mask(train_texts, task["dev_texts"], task["test_texts"])
-    served, candidate_scores = served_predictor(task, chosen.model, lm, metric, seed)
     mv_pred = probs_to_preds(MajorityVote(cardinality=k).fit(task["train_L"]).predict_proba(task["test_L"]),
                              tie_break="random")
     return {
         "dataset": name, "metric": metric, "dev rows": int(labelled.sum()),
         "majority vote": score(mv_pred), "label model": score(lm_pred), "end model": score(end_pred),
-        "served": candidate_scores[served.name], "snorkel": score(snorkel_pred),
+        **served_columns(name, task, chosen.model, lm, metric, seed), "snorkel": score(snorkel_pred),
         "human": baselines["human"][0], "oracle": baselines["oracle"][0], "end dev": chosen.dev_score,
         "end unleaked": score(end_pred, mask), "lm unleaked": score(lm_pred, mask),
         "unleaked rows": f"{int(mask.sum())}/{len(mask)}",
         # "end s" is a string: the table prints other floats as percentages
         "end s": f"{times['end_model']:.1f}", "end cpu s": f"{end_cpu:.1f}", "end peak MiB": round(peak.mib), "end fits": chosen.rows["fits"],
-        **{f"{name} test": value for name, value in candidate_scores.items()},
-        "served chosen": f"{served.name} (" + ", ".join(f"{c['name']} {c['dev_score']:.3f}" for c in served.candidates)
-                         + " on dev)",
         "label model chosen": lm_name,
         "end model chosen": " / ".join(f"{key}={value}" for key, value in chosen.settings.items()),
         **{f"{key} chosen": f"{b.chosen} (CV {b.cv_score:.3f} on {b.rows['cv']:,} of {b.rows['labelled']:,} rows, "
@@ -273,23 +276,118 @@ def run_task(name: str, task: dict, families: tuple[str, ...], cache: EmbeddingC
 
 def served_predictor(task: dict, end_model, label_model, metric: str, seed: int):
     """The served predictor as retrain chooses it on dev (a project's ``serving.predictor``
-    pin included), and every candidate's test score, by name."""
+    pin included), every candidate's test score by name, and the dev arrays it was chosen on."""
     dev_labelled = task["dev_y"] >= 0
-    dev_texts = [t for t, keep in zip(task["dev_texts"], dev_labelled) if keep]
-    dev_L = task["dev_L"][dev_labelled]
+    dev = {"end": end_model.predict_proba([t for t, keep in zip(task["dev_texts"], dev_labelled) if keep]),
+           "L": task["dev_L"][dev_labelled], "y": task["dev_y"][dev_labelled]}
+    dev["lm"] = label_model.predict_proba(dev["L"])
     pinned = task["config"].serving.predictor if "config" in task else "auto"
-    served = select_predictor(end_model.predict_proba(dev_texts), label_model.predict_proba(dev_L), dev_L,
-                              task["dev_y"][dev_labelled], classes=task["classes"], metric=metric, pinned=pinned,
-                              random_state=seed)
+    served = select_predictor(dev["end"], dev["lm"], dev["L"], dev["y"], classes=task["classes"], metric=metric,
+                              pinned=pinned, random_state=seed)
     end_test, lm_test = end_model.predict_proba(task["test_texts"]), label_model.predict_proba(task["test_L"])
     scores = {}
     for name in PREDICTORS:
         params = served.params if name == served.name else fit_predictor(
-            name, end_model.predict_proba(dev_texts), label_model.predict_proba(dev_L), dev_L,
-            task["dev_y"][dev_labelled], metric=metric, classes=task["classes"])
+            name, dev["end"], dev["lm"], dev["L"], dev["y"], metric=metric, classes=task["classes"])
         scores[name] = metric_score(task["test_y"], predict(name, end_test, lm_test, task["test_L"], params), metric,
                                     task["classes"])
-    return served, scores
+    return served, scores, dev
+
+
+# every order of the candidates the one-SE rule could prefer on a tie (the study below ranks them)
+ORDERS = tuple(itertools.permutations(PREDICTORS))
+TIE_STUDY_REPEATS = 100
+
+
+def tie_order_study(dev: dict, *, classes, metric: str, repeats: int = TIE_STUDY_REPEATS, seed: int = 0) -> dict:
+    """Dev only: which order of the candidates should the one-SE rule prefer on a tie?
+
+    ``dev``: the labelled dev rows' ``end``/``lm`` (n, k) probabilities, ``L`` (n, m), ``y`` (n,).
+    Each of ``repeats`` seeded stratified splits halves the dev rows; on one half
+    ``select_predictor`` runs once per order in ``ORDERS`` (its parameters fitted there), and
+    the predictor it serves is scored in ``metric`` on the other half. Returns each order's
+    mean held-out-half score and the share of splits on which the orders' served predictors
+    did not all agree on the held-out half (the ties the order decides). Test rows are never read."""
+    from sklearn.model_selection import train_test_split
+
+    y, rows = dev["y"], np.arange(len(dev["y"]))
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    held_scores = {order: [] for order in ORDERS}
+    decided = 0
+    for r in range(repeats):
+        pick, held = train_test_split(rows, test_size=0.5, random_state=seed + r, stratify=stratify)
+        served = set()  # the held-out predictions (two candidates can agree on every row)
+        for order in ORDERS:
+            chosen = select_predictor(dev["end"][pick], dev["lm"][pick], dev["L"][pick], y[pick], classes=classes,
+                                      metric=metric, random_state=seed + r, order=order)
+            pred = predict(chosen.name, dev["end"][held], dev["lm"][held], dev["L"][held], chosen.params)
+            served.add(pred.tobytes())
+            held_scores[order].append(metric_score(y[held], pred, metric, classes))
+        decided += len(served) > 1
+    return {"mean": {order: float(np.mean(v)) for order, v in held_scores.items()}, "decided": decided / repeats,
+            "rows": len(y)}
+
+
+def rank_orders(studies: dict[str, dict]) -> list[tuple[tuple[str, ...], float]]:
+    """The orders by their held-out dev score averaged over datasets (each dataset weighs
+    the same), best first; equal means keep ``ORDERS``'s order."""
+    means = {order: float(np.mean([study["mean"][order] for study in studies.values()])) for order in ORDERS}
+    return sorted(means.items(), key=lambda item: -item[1])
+
+
+def print_tie_study(studies: dict[str, dict]) -> None:
+    short = {"label_model_backoff": "backoff", "end_model": "end", "blend": "blend"}
+    name = lambda order: ">".join(short[p] for p in order)  # noqa: E731
+    table = pd.DataFrame([{"dataset": dataset, "dev rows": study["rows"], "splits decided by the order":
+                           f"{100 * study['decided']:.0f}%", **{name(o): study["mean"][o] for o in ORDERS}}
+                          for dataset, study in studies.items()])
+    print("\ntie order study (dev only: mean score on the held-out half of "
+          f"{TIE_STUDY_REPEATS} stratified half splits of dev, the predictor chosen on the other half)")
+    print(table.to_string(index=False, float_format=lambda v: f"{100 * v:.2f}"))
+    for order, mean in rank_orders(studies):
+        print(f"  {name(order)}: {100 * mean:.3f} mean over datasets")
+
+
+def served_columns(name: str, task: dict, end_model, label_model, metric: str, seed: int) -> dict:
+    """The benchmark's served columns: the served predictor's test score, each candidate's
+    test score (read only to print), what was chosen on dev and why, and the tie-order study
+    on this dataset's dev rows (``tie_order_study``)."""
+    served, scores, dev = served_predictor(task, end_model, label_model, metric, seed)
+    if DEV_ARRAYS is not None:
+        np.savez(DEV_ARRAYS / f"{name}.npz", classes=np.array(task["classes"]), metric=metric, **dev)
+    return {"served": scores[served.name], **{f"{p} test": value for p, value in scores.items()},
+            "served chosen": f"{served.name} (" + ", ".join(f"{c['name']} {c['dev_score']:.3f}"
+                                                            for c in served.candidates) + " on dev)",
+            "served why": served.rule,
+            "tie study": tie_order_study(dev, classes=task["classes"], metric=metric, seed=seed)}
+
+
+def print_served_table(results: list[dict]) -> None:
+    """Issue 25's table: the served predictor's test score next to the simpler models, every
+    choice on dev; where it scores below one of them, the dev evidence it was chosen on."""
+    columns = ["dataset", "metric", "majority vote", "label model", "end model", "served"]
+    print("\nserved predictor vs simpler models (test; every choice on dev)")
+    table = pd.DataFrame([{**{c: r[c] for c in columns}, "chosen on dev": r["served chosen"]} for r in results])
+    print(table.to_string(index=False, float_format=lambda v: f"{100 * v:.1f}"))
+    for r in results:
+        below = [other for other in ("majority vote", "label model", "end model") if r["served"] < r[other]]
+        if below:
+            print(f"{r['dataset']}: served {r['served']:.3f} < {', '.join(f'{o} {r[o]:.3f}' for o in below)} on test; "
+                  f"why: {r['served why']}")
+
+
+DEV_ARRAYS: Path | None = None  # --dev-arrays: where served_columns saves each dataset's dev arrays
+
+
+def study_from(folder: Path) -> None:
+    """The tie-order study again from the dev arrays a run saved with ``--dev-arrays``."""
+    studies = {}
+    for path in sorted(folder.glob("*.npz")):
+        saved = np.load(path)
+        dev = {key: saved[key] for key in ("end", "lm", "L", "y")}
+        studies[path.stem] = tie_order_study(dev, classes=tuple(saved["classes"].tolist()), metric=str(saved["metric"]))
+    print_tie_study(studies)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,7 +397,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default=None,
                         help=f"candidate families (default: a project's end_model.candidates, else {','.join(DEFAULT_FAMILIES)})")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: a temporary one)")
+    parser.add_argument("--dev-arrays", type=Path, default=None,
+                        help="save each dataset's dev arrays (npz) here, for --study-from")
+    parser.add_argument("--study-from", type=Path, default=None,
+                        help="only rerun the tie-order study from the dev arrays saved in this folder")
     args = parser.parse_args(argv)
+    if args.study_from:
+        study_from(args.study_from)
+        return 0
+    global DEV_ARRAYS
+    DEV_ARRAYS = args.dev_arrays
+    if DEV_ARRAYS:
+        DEV_ARRAYS.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("LABELING_DATA_DIR", str(args.data_dir))
     given = tuple(args.families.split(",")) if args.families else None
     results = []
@@ -318,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_task(name, task, families, cache, seed=task["config"].seed if "config" in task else 0)
             results.append(result)
             print(result, flush=True)
-    table = pd.DataFrame(results).drop(columns=["seconds"])
+    table = pd.DataFrame(results).drop(columns=["seconds", "tie study", "served why"])
     print()
     print(f"families tried: {', '.join(given) if given else 'each project its own end_model.candidates, else ' + ', '.join(DEFAULT_FAMILIES)}; "
           "all numbers on test except 'end dev'")
@@ -327,10 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         losses = [other for other in ("label model", "snorkel") if r["end model"] <= r[other]]
         if losses:
             print(f"{r['dataset']}: the end model does not beat {' and '.join(losses)} on test")
-        below = [other for other in ("majority vote", "label model", "end model") if r["served"] < r[other]]
-        if below:
-            print(f"{r['dataset']}: the served predictor ({r['served chosen']}) scores below {' and '.join(below)} "
-                  "on test")
+    print_served_table(results)
+    print_tie_study({r["dataset"]: r["tie study"] for r in results})
     return 0
 
 

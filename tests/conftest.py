@@ -221,8 +221,7 @@ type = "majority_vote"
 [slices]
 modules = []
 [serving]
-# its dev rows cannot tell the predictors apart, so "auto" would serve label_model_backoff (LF
-# votes before each answer); the tests on it are about the end model's serving paths
+# the tests on it are about the end model's serving paths: pinned, whatever its dev rows would choose
 predictor = "end_model"
 """
 

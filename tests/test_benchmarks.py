@@ -124,3 +124,25 @@ def test_spans_benchmark_reads_test_only_after_every_choice_is_fixed(monkeypatch
     first_test = events.index(("load", "test"))
     assert [e for e in events if e[0] == "select"] == [e for e in events[:first_test] if e[0] == "select"]
     assert events.count(("select", None)) == 2
+
+
+def test_the_tie_order_study_scores_every_order_on_held_out_dev_halves():
+    """benchmarks/end_models.py's tie order study reads dev arrays only; an order matters only
+    where dev halves cannot tell the candidates apart, and there the better one scores higher."""
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("end_models", REPO / "benchmarks" / "end_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    # the end model right on 90% of rows, the label model on 85%: close enough for a half to tie often
+    end, lm = (np.where(rng.random(60) < right, y, 1 - y) for right in (0.9, 0.85))
+    dev = {"end": np.eye(2)[end] * 0.6 + 0.2, "lm": np.eye(2)[lm] * 0.6 + 0.2, "L": np.ones((60, 1), dtype=int),
+           "y": y}
+    study = module.tie_order_study(dev, classes=("a", "b"), metric="accuracy", repeats=5)
+    assert set(study["mean"]) == set(module.ORDERS) and study["rows"] == 60 and 0 <= study["decided"] <= 1
+    first = {order[0]: score for order, score in study["mean"].items()}
+    assert first["end_model"] >= first["label_model_backoff"]
+    ranked = module.rank_orders({"one": study, "two": study})
+    assert [o for o, _ in ranked] == sorted(module.ORDERS, key=lambda o: -study["mean"][o])

@@ -712,9 +712,12 @@ def _served_lines(served: dict | None, table: pd.DataFrame, metric: str, named: 
             lines.append(f"served predictor scores below {', '.join(above)} on test: it is pinned by serving.predictor "
                          f"(dev: {dev})")
         else:
+            why = (f"cannot tell the candidates apart, and on a tie the rule serves the first of "
+                   f"{', '.join(predictors.TIE_ORDER)} (an order derived on dev alone: models.predictors)" if tied
+                   else "ranked them otherwise")
             lines.append(f"served predictor scores below {', '.join(above)} on test: it was chosen on dev ({dev}), "
-                         f"which {'cannot tell the candidates apart' if tied else 'ranked them otherwise'}; the label "
-                         "model and majority vote serve through label_model_backoff, with the label model chosen on dev")
+                         f"which {why}; the label model and majority vote serve through label_model_backoff, with "
+                         "the label model chosen on dev")
     return lines
 
 

@@ -42,6 +42,21 @@ from ..pipeline.store import load_recorded_lfs
 logger = logging.getLogger(__name__)
 
 
+_SPECS: dict[int, tuple] = {}  # id of an LF sequence -> (that sequence, its lf_specs): the last few served
+
+
+def _compiled(lfs) -> dict:
+    """``lf_specs(lfs)``, compiled once per LF sequence (a served run's LFs do not change)."""
+    from ..lf.apply import lf_specs
+
+    kept = _SPECS.get(id(lfs))
+    if kept is None or kept[0] is not lfs:  # the sequence is held, so its id is not reused while kept
+        kept = _SPECS[id(lfs)] = (lfs, lf_specs(lfs))
+        while len(_SPECS) > _RunLFs.KEEP + 1:
+            del _SPECS[next(iter(_SPECS))]
+    return kept[1]
+
+
 def lf_votes(lfs, texts: Sequence[str], cardinality: int,
              spacy_model: str | None) -> tuple[list[tuple[int, ...] | None], list[str | None]]:
     """Each text's LF votes, and for a text on which an LF fails ``None`` and the error
@@ -54,11 +69,14 @@ def lf_votes(lfs, texts: Sequence[str], cardinality: int,
 
     if not lfs:
         return [() for _ in texts], [None] * len(texts)
+    specs = _compiled(lfs)
 
     def apply(chunk: Sequence[str]):
-        # n_jobs=1: a server process must never fork (its threads, locks and sockets would be copied)
+        # n_jobs=1: a server process must never fork (its threads, locks and sockets would be copied);
+        # the LFs' specs compiled once per LF set, and no state check (nothing is cached): ~8 of a
+        # single text's ~20 ms of CPU on the example (benchmarks/lf_votes_cost.py)
         L = apply_lfs(lfs, pd.DataFrame({"text": list(chunk)}), cardinality=cardinality, spacy_model=spacy_model,
-                      n_jobs=1).L
+                      n_jobs=1, specs=specs, check_state=False).L
         return [tuple(int(v) for v in row) for row in L]
 
     try:

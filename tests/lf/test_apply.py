@@ -81,6 +81,19 @@ def test_declarative_lfs_equal_snorkel_on_imdb(imdb_lfs, imdb_sample):
     assert (ours.L != -1).any(axis=0).all(), "every LF votes somewhere in the sample"
 
 
+def test_precompiled_specs_without_state_checks_give_the_same_votes(imdb_lfs, imdb_sample):
+    """What a server passes per request (``serve.votes.lf_votes``): the same matrix."""
+    @labeling_function()
+    def mentions_actor(x):
+        return 1 if "actor" in x.text else -1
+
+    lfs = [*imdb_lfs, mentions_actor]
+    specs = apply_module.lf_specs(lfs)
+    assert set(specs) >= set(range(len(imdb_lfs)))
+    fast = apply_lfs(lfs, imdb_sample, cardinality=2, n_jobs=1, specs=specs, check_state=False)
+    np.testing.assert_array_equal(fast.L, apply_lfs(lfs, imdb_sample, cardinality=2, n_jobs=1).L)
+
+
 def test_declarative_lfs_in_processes_and_mixed_with_plain_lfs(imdb_lfs, imdb_sample, parallel):
     @labeling_function()
     def mentions_actor(x):

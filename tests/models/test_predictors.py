@@ -1,9 +1,19 @@
+import itertools
+
 import numpy as np
 import pytest
 
 from labeling.errors import ConfigError, LabelingError
 from labeling.models import predictors
-from labeling.models.predictors import PREDICTORS, fit_predictor, predict, predict_proba, select_predictor
+from labeling.models.predictors import (
+    PREDICTORS,
+    TIE_ORDER,
+    TIE_STUDY,
+    fit_predictor,
+    predict,
+    predict_proba,
+    select_predictor,
+)
 
 AB = ("a", "b")
 END = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
@@ -82,8 +92,33 @@ def test_selection_serves_the_end_model_when_it_is_clearly_better_on_dev():
 def test_a_tie_on_dev_serves_the_simplest():
     end, lm, votes, y = _dev(400, lm_right=0.8, end_right=0.8, seed=1)
     chosen = select_predictor(end, end.copy(), votes, y, classes=AB)  # identical predictions: dev cannot tell
-    assert chosen.name == "label_model_backoff" and chosen.needs_lfs
+    assert chosen.name == TIE_ORDER[0] == "end_model" and not chosen.needs_lfs
     assert {c["tolerance"] for c in chosen.candidates} == {0.0}
+    assert [c["name"] for c in chosen.candidates] == list(TIE_ORDER)
+
+
+def test_the_order_decides_a_tie_and_nothing_else():
+    end, lm, votes, y = _dev(400, lm_right=0.8, end_right=0.8, seed=1)
+    for order in itertools.permutations(PREDICTORS):
+        assert select_predictor(end, end.copy(), votes, y, classes=AB, order=order).name == order[0]
+    end, lm, votes, y = _dev(400, lm_right=0.95, end_right=0.7)
+    assert {select_predictor(end, lm, votes, y, classes=AB, order=order).name
+            for order in itertools.permutations(PREDICTORS)} <= {"label_model_backoff", "blend"}
+    with pytest.raises(ConfigError, match="permutation"):
+        select_predictor(end, lm, votes, y, classes=AB, order=("end_model", "blend"))
+
+
+def test_the_tie_order_follows_its_dev_only_derivation():
+    """``TIE_ORDER`` (module docstring): the candidate with a parameter fitted on dev (the
+    blend's weight) last; of the orders that put it last, the one the dev-only tie order
+    study (``benchmarks/end_models.py``, ``TIE_STUDY``) scores best on held-out dev halves."""
+    y = np.array([0, 1, 0, 1])
+    fitted = {name: len(fit_predictor(name, END, LM, L, y, metric="accuracy", classes=AB)) for name in PREDICTORS}
+    assert fitted == {"end_model": 0, "label_model_backoff": 0, "blend": 1}
+    assert sorted(TIE_ORDER, key=fitted.get) == list(TIE_ORDER)
+    assert set(TIE_STUDY) == set(itertools.permutations(PREDICTORS))
+    last = {order: score for order, score in TIE_STUDY.items() if fitted[order[-1]] == max(fitted.values())}
+    assert max(last, key=last.get) == TIE_ORDER
 
 
 def test_pin_serves_the_pinned_predictor_and_still_reports_the_scores():
@@ -100,7 +135,7 @@ def test_no_labelled_dev_rows_serves_the_end_model():
 
 def test_few_dev_rows_leave_the_blend_out():
     chosen = select_predictor(END, LM, L, [0, 1, 0, 1], classes=AB)
-    assert [c["name"] for c in chosen.candidates] == ["label_model_backoff", "end_model"]
+    assert [c["name"] for c in chosen.candidates] == ["end_model", "label_model_backoff"]
 
 
 def test_predictor_names_are_the_configs_choices():

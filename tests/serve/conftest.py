@@ -35,8 +35,8 @@ def _copy_run(store_path: Path, artifacts: Path, run_id: str, new_id: str) -> No
 @pytest.fixture(scope="session")
 def project_paths(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("serving")
-    # the example serves label_model_backoff by default (LF votes before answering): these tests are
-    # about the end model with LF votes in the background, so they pin it; the backoff has its own test
+    # these tests are about the end model with LF votes in the background (what the example serves on
+    # its dev tie), so they pin it whatever dev chooses; the backoff has its own test
     overrides = [f'project.store="{root / "s.db"}"', f'project.artifacts="{root / "a"}"',
                  'serving.predictor="end_model"']
     return {"root": root, "overrides": overrides, "store": root / "s.db"}

@@ -73,6 +73,20 @@ def test_the_applier_runs_list_and_not_votes_beside_compiled_keyword_lfs():
     assert (T[3] == A).all()
 
 
+def test_set_votes_come_back_whole_from_the_vote_cache(tmp_path):
+    """A set vote is a 63-bit code: the cache kept columns as int32, and the second retrain
+    of GoEmotions read [amusement, joy] back as class 131074."""
+    @labeling_function()
+    def amused_and_joyful(x):
+        return [1, 17] if "haha" in x.text else NOT(2)
+
+    frame = pd.DataFrame({"text": ["haha", "meh", "haha yes"]})
+    runs = [decode_votes(apply_lfs(multilabel_lfs([amused_and_joyful]), frame, cardinality=apply_cardinality(),
+                                   n_jobs=1, cache=tmp_path).L, 28) for _ in range(2)]
+    assert np.array_equal(runs[0], runs[1])
+    assert runs[1][0, 0, [1, 17]].tolist() == [YES, YES] and runs[1][1, 0, 2] == NO
+
+
 def test_an_lf_returning_a_string_fails_with_its_name():
     @labeling_function()
     def wordy(x):

@@ -11,7 +11,7 @@ text's hash instead (folders ``<lf version>-text``): a repeated text is one entr
 Layout under the cache root (by default ``runs/cache`` beside the project's
 store)::
 
-    lf/<lf name>/<lf version>/<segment>.npz   keys (n, 2) uint64, votes (n,) int32
+    lf/<lf name>/<lf version>/<segment>.npz   keys (n, 2) uint64, votes (n,) int32 (int64 when a vote needs it)
 
 Segments are written atomically (temporary file, then rename) and read with
 ``allow_pickle=False``. Only cells an LF ran on are stored, and errors never
@@ -27,7 +27,7 @@ and bytes, in order), and what a re-run needs is kept under that name::
     texts/<column digest>.keys.npy            each value's key (n, 2) uint64
     texts/<column digest>.layout.npz          the non-ASCII part of its scan layout: indices, a check
     texts/<column digest>.mapped.bin          ... and the mapped texts' bytes (read by mmap)
-    lf/<lf name>/<lf version>/<column digest>.votes.npy   (distinct texts,) int32, in order of appearance
+    lf/<lf name>/<lf version>/<column digest>.votes.npy   (distinct texts,) int32 (int64 when a vote needs it), in order of appearance
 
 A votes file is written only when every distinct text has a vote, none of them
 an error. The names cover the LF's version, the texts' content and the library's
@@ -377,7 +377,7 @@ class LFCache:
 
     @staticmethod
     def _write(folder: Path, keys: np.ndarray, votes: np.ndarray) -> None:
-        keys, votes = np.array(keys, dtype=np.uint64), np.array(votes, dtype=np.int32)  # copies: kept in memory
+        keys, votes = np.array(keys, dtype=np.uint64), _votes_array(votes)  # copies: kept in memory
         if len(keys) > 1 and not np.all(keys[1:, 0] >= keys[:-1, 0]):  # stored sorted: lookups need no sort
             by_key = np.argsort(keys[:, 0], kind="stable")
             keys, votes = keys[by_key], votes[by_key]
@@ -471,7 +471,7 @@ class LFCache:
         known = _LOADED.get((path,))
         if known is not None:
             return known[1]
-        votes = _read_array(path, shape=(n,), dtype=np.int32)
+        votes = _read_array(path, shape=(n,), dtype=(np.int32, np.int64))
         if votes is not None:
             _remember((path,), np.empty((0, 2), np.uint64), votes)
         return votes
@@ -480,7 +480,7 @@ class LFCache:
         """Keep a whole column (see ``column_votes``); only votes an LF returned, never errors."""
         folder = self._dir(name, version)
         folder.mkdir(parents=True, exist_ok=True)
-        votes = np.array(votes, dtype=np.int32)
+        votes = _votes_array(votes)
         path = folder / f"{digest}.votes.npy"
         _write_atomic(path, lambda fh: np.save(fh, votes, allow_pickle=False))
         _remember((path,), np.empty((0, 2), np.uint64), votes)
@@ -517,13 +517,24 @@ def _write_atomic(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _votes_array(votes) -> np.ndarray:
+    """A copy of ``votes`` as int32, or int64 when a vote needs it: a multi-label set vote
+    is a 63-bit code that int32 would wrap into another (wrong) class."""
+    votes = np.array(votes, dtype=np.int64)
+    if votes.size and (votes.min() < np.iinfo(np.int32).min or votes.max() > np.iinfo(np.int32).max):
+        return votes
+    return votes.astype(np.int32)
+
+
 def _read_array(path: Path, *, shape: tuple, dtype) -> np.ndarray | None:
-    """The array saved at ``path`` when it has exactly this shape and dtype; else None."""
+    """The array saved at ``path`` when it has exactly this shape and dtype (or one of a
+    tuple of dtypes); else None."""
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
+    dtypes = [np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,))]
+    if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype not in dtypes:
         return None
     _touch(path)
     return array

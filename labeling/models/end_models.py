@@ -660,7 +660,7 @@ class TorchTextClassifier(_TextClassifier):
         texts = _check_texts(texts)
         if not (self.ngrams or self.embedder):
             raise LabelingError("the torch end model needs n-grams, an embedder, or both")
-        targets = soft_targets(y, self.cardinality)
+        targets = self._targets(y)
         weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         rng = np.random.default_rng(self.random_state)
         fit_rows = np.arange(len(texts))
@@ -684,7 +684,7 @@ class TorchTextClassifier(_TextClassifier):
         Ed = torch.as_tensor(E, device=device)
         if eval_set is not None:
             eval_texts = _check_texts(eval_set[0])
-            eval_T = torch.as_tensor(soft_targets(eval_set[1], self.cardinality), dtype=torch.float32, device=device)
+            eval_T = torch.as_tensor(self._targets(eval_set[1]), dtype=torch.float32, device=device)
             eval_X, eval_E = self._features(eval_texts)
             eval_inputs = (None if eval_X is None else _sparse_tensor(eval_X, device), torch.as_tensor(eval_E, device=device))
         best, best_loss, waited, self.epochs_run_ = None, np.inf, 0, 0
@@ -694,9 +694,7 @@ class TorchTextClassifier(_TextClassifier):
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 xs = None if X is None else _sparse_tensor(X[idx], device)
-                log_p = torch.log_softmax(net(xs, Ed[idx]), dim=1)
-                # Soft cross-entropy: the label model's probabilities are the target.
-                loss = -((T[idx] * log_p).sum(dim=1) * W[idx]).mean()
+                loss = (self._row_loss(net(xs, Ed[idx]), T[idx]) * W[idx]).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -704,7 +702,7 @@ class TorchTextClassifier(_TextClassifier):
             if self.patience and eval_set is not None:
                 net.eval()
                 with torch.no_grad():
-                    val = float(-(eval_T * torch.log_softmax(net(*eval_inputs), dim=1)).sum(dim=1).mean())
+                    val = float(self._row_loss(net(*eval_inputs), eval_T).mean())
                 if val < best_loss - 1e-6:
                     best_loss, waited = val, 0
                     best = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -730,8 +728,25 @@ class TorchTextClassifier(_TextClassifier):
         with torch.no_grad(), _cpu_threads("cpu"):
             for start in range(0, len(E), 1024):
                 xs = None if X is None else _sparse_tensor(X[start : start + 1024], "cpu")
-                out.append(torch.softmax(self.net_(xs, torch.as_tensor(E[start : start + 1024])), dim=1).double().numpy())
+                out.append(self._activate(self.net_(xs, torch.as_tensor(E[start : start + 1024]))).double().numpy())
         return self._offset(np.concatenate(out) if out else np.zeros((0, self.cardinality)))
+
+    # The output head, which a multi-label subclass replaces with k sigmoids.
+    def _targets(self, y) -> np.ndarray:
+        return soft_targets(y, self.cardinality)
+
+    @staticmethod
+    def _row_loss(logits, targets):
+        """Per-row soft cross-entropy: the label model's probabilities are the target."""
+        import torch
+
+        return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1)
+
+    @staticmethod
+    def _activate(logits):
+        import torch
+
+        return torch.softmax(logits, dim=1)
 
 
 END_MODELS = {"sklearn": SklearnTextClassifier, "torch": TorchTextClassifier}

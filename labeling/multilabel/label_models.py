@@ -38,7 +38,7 @@ from ..models.label_models import (
 from .votes import NO, YES, class_matrix
 
 __all__ = ["BASES", "ExclusiveLabelModel", "MultiLabelMajorityVote", "PerClassLabelModel", "choose_thresholds",
-           "multilabel_label_model_from_dict"]
+           "dawid_skene_per_class", "multilabel_label_model_from_dict"]
 
 BASES = ("majority_vote", "weighted_mv", "dawid_skene", "snorkel")
 DEFAULT_THRESHOLD = 0.5
@@ -139,6 +139,84 @@ class MultiLabelMajorityVote(_MultiLabelModel):
         return ((T == YES).sum(axis=1) > (T == NO).sum(axis=1)).astype(np.int8)
 
 
+def _ds_entries(T: np.ndarray, lfs_mask: np.ndarray):
+    """The non-abstain votes of ``T`` as flat arrays: row, (class, LF) cell, outcome (1 no, 2 yes)."""
+    i, j, c = np.nonzero(T != ABSTAIN)
+    k, m = lfs_mask.shape
+    return i, c * m + j, T[i, j, c].astype(np.int64) + 1
+
+
+def _ds_log_odds(n: int, entries, log_prior: np.ndarray, log_conf: np.ndarray, lfs_mask: np.ndarray) -> np.ndarray:
+    """(n, k) log P(class c present | votes) - log P(absent | votes) under per-class
+    Dawid-Skene parameters ``log_prior`` (k, 2), ``log_conf`` (k, m, 2, 3) (outcome 0 =
+    abstain). Every row starts from "all of the class's LFs abstain"; each vote then adds
+    its outcome's log-likelihood over the abstain one, so the cost is the number of votes."""
+    i, cell, outcome = entries
+    k, m = lfs_mask.shape
+    diff = log_conf[:, :, 1] - log_conf[:, :, 0]                     # y=1 minus y=0, (k, m, 3)
+    base = log_prior[:, 1] - log_prior[:, 0] + np.where(lfs_mask, diff[:, :, 0], 0.0).sum(axis=1)
+    gain = (diff - diff[:, :, :1]).reshape(k * m, 3)[cell, outcome]
+    return base[None, :] + np.bincount(i * k + cell // m, weights=gain, minlength=n * k).reshape(n, k)
+
+
+def dawid_skene_per_class(T, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float = 1.0):
+    """Per-class binary Dawid-Skene (``DawidSkene(2)`` on ``class_matrix(T, c, silent_as_no=False)``
+    for every class), fitted by one EM over all k classes at once.
+
+    Same start (binary majority-vote posteriors), updates, smoothing and per-class stopping
+    rule (a class stops when its posteriors move less than ``tol``) as k separate fits,
+    but each step is a few ``bincount``s over the votes, not k dense (n, m_c * 3) products:
+    O(votes + n k) per step. ``T`` (n, m, k) in {1 yes, 0 no, -1 abstain}. Returns ``(models,
+    lfs)``: per class a fitted ``DawidSkene(2)`` over its LFs (None where no LF votes on
+    it) and those LF columns. Source: Dawid & Skene (1979)."""
+    T = _check_T(T)
+    n, m, k = T.shape
+    lfs_mask = (T != ABSTAIN).any(axis=0).T                           # (k, m): LF j votes on class c
+    entries = _ds_entries(T, lfs_mask)
+    i, cell, outcome = entries
+    flat = i * k + cell // m
+    yes = np.bincount(flat, weights=outcome == 2, minlength=n * k).reshape(n, k)
+    no = np.bincount(flat, weights=outcome == 1, minlength=n * k).reshape(n, k)
+    post = np.where(yes + no > 0, yes / np.maximum(yes + no, 1), 0.5)   # binary majority vote
+    prior = np.zeros((k, 2))
+    conf = np.zeros((k, m, 2, 3))
+    n_iter = np.zeros(k, dtype=np.int64)
+    active = lfs_mask.any(axis=1)
+    for step in range(1, max_iter + 1):
+        if not active.any():
+            break
+        mass = np.stack([1 - post, post], axis=2)                      # (n, k, 2)
+        totals = mass.sum(axis=0)                                      # (k, 2)
+        step_prior = (totals + smoothing) / (n + 2 * smoothing)
+        counts = np.zeros((k * m, 3, 2))
+        for o in (1, 2):
+            sel = outcome == o
+            for y in (0, 1):
+                counts[:, o, y] = np.bincount(cell[sel], weights=mass[i[sel], cell[sel] // m, y], minlength=k * m)
+        counts = counts.reshape(k, m, 3, 2).transpose(0, 1, 3, 2)      # (k, m, y, outcome)
+        counts[..., 0] = totals[:, None, :] - counts[..., 1] - counts[..., 2]
+        counts = np.maximum(counts, 0) + smoothing
+        step_conf = counts / counts.sum(axis=3, keepdims=True)
+        updated = 1 / (1 + np.exp(-_ds_log_odds(n, entries, np.log(step_prior), np.log(step_conf), lfs_mask)))
+        change = np.abs(updated - post).max(axis=0) if n else np.zeros(k)
+        prior[active], conf[active], n_iter[active] = step_prior[active], step_conf[active], step
+        post[:, active] = updated[:, active]
+        active &= change >= tol
+    models, lfs = [], []
+    for c in range(k):
+        cols = np.flatnonzero(lfs_mask[c])
+        lfs.append(cols)
+        if not len(cols):
+            models.append(None)
+            continue
+        model = DawidSkene(2, max_iter=max_iter, tol=tol, smoothing=smoothing)
+        model.class_prior_ = np.ascontiguousarray(prior[c])
+        model.confusion_ = np.ascontiguousarray(conf[c, cols])
+        model.n_iter_, model.n_lfs_ = int(n_iter[c]), len(cols)
+        models.append(model)
+    return models, lfs
+
+
 def _binary_model(base: str, params: dict, random_state: int):
     if base == "majority_vote":
         return MajorityVote(2, random_state=random_state)
@@ -178,6 +256,12 @@ class PerClassLabelModel(_MultiLabelModel):
             raise ConfigError(f"unknown per-class label model {self.base!r}; expected one of {BASES}")
         k = T.shape[2]
         self.models_, self.lfs_, self.fallbacks_ = [], [], {}
+        if self.base == "dawid_skene":
+            models, lfs = dawid_skene_per_class(T)
+            self.models_, self.lfs_ = models, [cols.tolist() for cols in lfs]
+            self.fallbacks_ = {c: "no LF votes on this class: never predicted" for c, m in enumerate(models) if m is None}
+            self.cardinality_ = k
+            return self
         for c in range(k):
             L_c, lfs = class_matrix(T, c, silent_as_no=self.base != "dawid_skene")
             self.lfs_.append(lfs.tolist())

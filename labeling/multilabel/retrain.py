@@ -32,7 +32,7 @@ from ..pipeline.registry import Registry, evaluate_candidate, settle, write_deci
 from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id, summary_header
 from ..pipeline.store import RunRecord, RunStore, writer_lock
 from ..progress import Stages, stage_table
-from .end_models import OVR_FAMILIES, OneVsRestTextClassifier, save_multilabel_end_model
+from .end_models import MULTILABEL_FAMILIES, multilabel_end_model, save_multilabel_end_model
 from .gold import load_multilabel_dataset
 from .label_models import (
     ExclusiveLabelModel,
@@ -136,21 +136,105 @@ def _row(name: str, kind: str, Y, P, classes, train_rows=None, coverage=None, no
             "notes": notes, "per_class": m["per_class"]}
 
 
-def _fit_end_model(family, texts, targets, texts_dev, Y_dev, seed, max_rows):
-    if max_rows and len(texts) > max_rows:
-        keep = np.sort(np.random.default_rng(seed).choice(len(texts), max_rows, replace=False))
-        texts, targets = [texts[i] for i in keep], targets[keep]
-    return OneVsRestTextClassifier(family, random_state=seed).fit(texts, targets).fit_thresholds(texts_dev, Y_dev)
+def _subsample(n: int, max_rows: int, seed: int) -> np.ndarray:
+    """Row indices: all of ``n``, or a seeded sorted sample of ``max_rows`` (0 = all)."""
+    if not max_rows or n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+
+
+def _fit_end_model(family, texts, targets, seed, max_rows, C=None):
+    keep = _subsample(len(texts), max_rows, seed)
+    model = multilabel_end_model(family, targets.shape[1], seed)
+    if C is not None:
+        model.C = C
+    return model.fit([texts[i] for i in keep], targets[keep])
+
+
+def cross_fitted_score(P, Y, folds: np.ndarray, metric: str) -> float:
+    """``metric`` of the label sets ``P`` ((n, k) probabilities) gives on ``Y`` when each
+    fold's per-class thresholds are chosen on the other folds: a score the thresholds did
+    not see, so candidates whose thresholds overfit dev are not flattered."""
+    pred = np.zeros(np.shape(Y), dtype=np.int8)
+    for f in range(folds.max() + 1):
+        held, rest = folds == f, folds != f
+        pred[held] = P[held] >= choose_thresholds(P[rest], Y[rest])
+    return score(Y, pred, metric)
+
+
+def _folds(n: int, seed: int, n_folds: int = _FOLDS) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(n) % n_folds
+
+
+# the gold baselines' options (family, C), chosen by cross-validation on their own gold rows;
+# the oracle's rows are up to baseline_max_rows, where character n-grams cost minutes per fit
+GOLD_FAMILIES = (("word_hashed", 1.0), ("word_hashed", 10.0), ("char_wb", 1.0), ("char_wb", 10.0))
+ORACLE_FAMILIES = (("word_hashed", 1.0), ("word_hashed", 10.0), ("word_hashed", 100.0))
+
+
+def fit_on_gold(texts: Sequence[str], Y, *, metric: str, seed: int, options=GOLD_FAMILIES,
+                n_folds: int = 3) -> tuple[object, dict]:
+    """A model trained on gold label sets ``Y`` ((n, k) 0/1) whose family, C and per-class
+    thresholds are all chosen by ``n_folds``-fold cross-validation on these rows alone:
+    every option's out-of-fold probabilities are scored with cross-fitted thresholds, the
+    best option is refitted on all rows, and its thresholds are those that maximize F1 on
+    its out-of-fold probabilities. Returns ``(model, document of the choice)``."""
+    texts = list(texts)
+    folds = _folds(len(texts), seed, n_folds)
+    scores, oofs = [], []
+    for family, C in options:
+        oof = np.zeros(Y.shape)
+        for f in range(n_folds):
+            rest = np.flatnonzero(folds != f)
+            model = _fit_end_model(family, [texts[i] for i in rest], Y[rest].astype(float), seed, 0, C)
+            oof[folds == f] = model.predict_proba([t for t, h in zip(texts, folds == f) if h])
+        oofs.append(oof)
+        scores.append(cross_fitted_score(oof, Y, folds, metric))
+    best = int(np.argmax(scores))
+    family, C = options[best]
+    model = _fit_end_model(family, texts, Y.astype(float), seed, 0, C)
+    model.thresholds_ = choose_thresholds(oofs[best], Y)
+    return model, {"chosen": f"{family} C={C:g}", "folds": n_folds, "metric": metric,
+                   "options": {f"{fam} C={c:g}": round(sc, 4) for (fam, c), sc in zip(options, scores)}}
+
+
+def select_multilabel_end_model(families: Sequence[str], target_options: dict, covered: np.ndarray,
+                                texts_train: Sequence[str], texts_dev: Sequence[str], Y_dev, *, metric: str,
+                                seed: int, max_rows: int) -> tuple[dict, dict]:
+    """Choose, in stages on dev, the end model's soft targets (one fitted label model's
+    per-class probabilities, ``target_options`` {name: (n_train, k)}), its training rows
+    (covered by some LF, or all) and its family; each option is fitted on at most
+    ``max_rows`` rows and scored by ``cross_fitted_score`` on dev. Returns ``(the pick
+    {"targets", "rows", "family"}, the per-stage dev scores)``."""
+    folds = _folds(len(Y_dev), seed)
+    pick = {"targets": next(iter(target_options)), "rows": "covered", "family": families[0]}
+    stages: dict[str, dict] = {}
+
+    def dev_score(option):
+        rows = covered if option["rows"] == "covered" else np.ones(len(covered), dtype=bool)
+        texts = [t for t, r in zip(texts_train, rows) if r]
+        model = _fit_end_model(option["family"], texts, target_options[option["targets"]][rows], seed, max_rows)
+        return cross_fitted_score(model.predict_proba(texts_dev), Y_dev, folds, metric)
+
+    for stage, options in (("targets", list(target_options)), ("rows", ["covered", "all"]), ("family", list(families))):
+        if len(options) < 2:
+            continue
+        scores = {o: dev_score({**pick, stage: o}) for o in options}
+        pick[stage] = max(options, key=lambda o: (scores[o], -options.index(o)))
+        stages[stage] = {o: round(v, 4) for o, v in scores.items()}
+    return pick, stages
 
 
 def _end_model_families(config) -> list[str]:
     em = config.end_model
     if em.type == "auto":
-        return [f for f in em.candidates if f in OVR_FAMILIES] or ["word_hashed"]
+        return [f for f in em.candidates if f in MULTILABEL_FAMILIES] or ["word_hashed"]
     if em.type == "sklearn":
         return ["char_wb" if em.analyzer == "char_wb" else "word"]
-    raise ConfigError(f"end_model.type = {em.type!r}: a multi-label project takes 'auto' or 'sklearn' "
-                      "(one-vs-rest over the scikit-learn families)")
+    if em.type == "torch":
+        return ["mlp"]
+    raise ConfigError(f"end_model.type = {em.type!r}: a multi-label project takes 'auto', 'sklearn' "
+                      "(one-vs-rest over the scikit-learn families) or 'torch' (the sigmoid MLP)")
 
 
 def run_multilabel(config, *, show_progress: bool = False, record: bool = True,
@@ -239,41 +323,57 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
     texts_dev, texts_test = splits.dev["text"].astype(str).tolist(), splits.test["text"].astype(str).tolist()
     em = config.end_model
     with timed("end_model", rows=n_cov):
-        texts_cov = [t for t, c in zip(texts_train, covered) if c]
         families = _end_model_families(config)
-        family_scores = []
-        if len(families) > 1:
-            for family in families:
-                model = _fit_end_model(family, texts_cov, P_train[covered], texts_dev, Y_dev, seed,
-                                       em.selection_max_rows)
-                family_scores.append(score(Y_dev, model.predict(texts_dev), metric))
-            family = families[int(np.argmax(family_scores))]
-        else:
-            family = families[0]
-        end_model = _fit_end_model(family, texts_cov, P_train[covered], texts_dev, Y_dev, seed, em.max_rows)
+        # soft targets: the chosen label model's, or another fitted candidate's per-class probabilities
+        target_options = {f"label model ({_name(label_model)})": P_train}
+        if em.type == "auto":
+            for cand_name, model in fitted:
+                if model is not label_model and cand_name.startswith("PerClassLabelModel"):
+                    target_options[f"label model ({cand_name})"] = model.predict_proba(T_train)
+        pick, em_stages = select_multilabel_end_model(families, target_options, covered, texts_train, texts_dev,
+                                                      Y_dev, metric=metric, seed=seed,
+                                                      max_rows=em.selection_max_rows)
+        family = pick["family"]
+        rows_used = covered if pick["rows"] == "covered" else np.ones(len(covered), dtype=bool)
+        end_model = _fit_end_model(family, [t for t, r in zip(texts_train, rows_used) if r],
+                                   target_options[pick["targets"]][rows_used], seed, em.max_rows)
+        end_model.fit_thresholds(texts_dev, Y_dev)
         end_test = end_model.predict_proba(texts_test)
-    rows.append(_row("end model", "end_model", Y_test, end_model.predict_sets(end_test), classes, n_cov, cov,
-                     f"one-vs-rest {family} on the label model's per-class probabilities of the {n_cov} train rows "
-                     "some LF votes on; per-class thresholds chosen on dev"))
+    n_used = int(rows_used.sum())
+    rows.append(_row("end model", "end_model", Y_test, end_model.predict_sets(end_test), classes, n_used,
+                     float(rows_used.mean()),
+                     f"{'sigmoid MLP' if family == 'mlp' else 'one-vs-rest ' + family} on the per-class probabilities "
+                     f"of {pick['targets']} over {'the train rows some LF votes on' if pick['rows'] == 'covered' else 'every train row'} "
+                     f"({n_used}); targets, rows, family and per-class thresholds chosen on dev"))
     with timed("baselines"):
-        human = OneVsRestTextClassifier(family, random_state=seed).fit(texts_dev, Y_dev)
+        human, human_doc = fit_on_gold(texts_dev, Y_dev, metric=metric, seed=seed)
         rows.append(_row(HUMAN_BASELINE, "baseline", Y_test, human.predict(texts_test), classes, len(Y_dev),
-                         len(Y_dev) / len(texts_train), f"one-vs-rest {family} on dev gold; thresholds 0.5"))
+                         len(Y_dev) / len(texts_train),
+                         f"one-vs-rest on dev gold; family/C ({human_doc['chosen']}) and per-class thresholds "
+                         f"chosen by {human_doc['folds']}-fold cross-validation on dev"))
         gold = Ys["train"]
-        has = gold[:, 0] >= 0
-        if has.any():
-            oracle = _fit_end_model(family, [t for t, h in zip(texts_train, has) if h], gold[has].astype(float),
-                                    texts_dev, Y_dev, seed, em.max_rows)
-            rows.append(_row(ORACLE_BASELINE, "baseline", Y_test, oracle.predict(texts_test), classes, int(has.sum()),
-                             float(has.mean()), f"one-vs-rest {family} on gold train; thresholds chosen on dev"))
+        has = np.flatnonzero(gold[:, 0] >= 0)
+        oracle_doc = None
+        if len(has):
+            keep = has[_subsample(len(has), em.baseline_max_rows, seed)]
+            oracle, oracle_doc = fit_on_gold([texts_train[i] for i in keep], gold[keep], metric=metric, seed=seed,
+                                             options=ORACLE_FAMILIES)
+            rows.append(_row(ORACLE_BASELINE, "baseline", Y_test, oracle.predict(texts_test), classes, len(keep),
+                             float(len(has) / len(texts_train)),
+                             f"one-vs-rest on gold train ({len(keep)} of {len(has)} rows); family/C "
+                             f"({oracle_doc['chosen']}) and per-class thresholds chosen by "
+                             f"{oracle_doc['folds']}-fold cross-validation on those rows"))
     evaluation = pd.DataFrame(rows)
     run_id = new_run_id()
     lm_info = {"type": type(label_model).__name__, "params": label_model.get_params(), "selection": selection,
                "fallbacks": {classes[c]: w for c, w in fallbacks.items()},
                "thresholds": dict(zip(classes, np.asarray(getattr(label_model, "thresholds_", [])).tolist()))}
-    em_info = {"type": em.type, "class": "OneVsRestTextClassifier", "params": end_model.get_params(),
-               "selection": {"metric": metric, "families": dict(zip(families, family_scores)), "chosen": family},
-               "thresholds": dict(zip(classes, end_model.thresholds_.tolist()))}
+    em_info = {"type": em.type, "class": type(end_model).__name__, "params": end_model.get_params(),
+               "selection": {"metric": metric, "families": em_stages.get("family", {}), "chosen": family,
+                             "stages": em_stages, "pick": pick,
+                             "rule": "each stage's best cross-fitted dev score, earliest on ties"},
+               "thresholds": dict(zip(classes, end_model.thresholds_.tolist())),
+               "baselines": {"human": human_doc, "oracle": oracle_doc}}
     result_kwargs = dict(
         run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
         lf_set_version=lf_set_version(lfs), lfs=tuple((lf.name, lf_version(lf)) for lf in lfs),
@@ -366,8 +466,9 @@ def format_multilabel_summary(result: RunResult) -> str:
     lines += [f"  {c['dev_score']:.3f}  {c['name']}" for c in sel.get("candidates", [])]
     lines += [f"  fallback: {c}: {w}" for c, w in (result.label_model.get("fallbacks") or {}).items()]
     ems = result.end_model.get("selection") or {}
-    lines += [f"end model: one-vs-rest {ems.get('chosen')} (dev {ems.get('metric')}: "
-              + ", ".join(f"{f} {s:.3f}" for f, s in (ems.get("families") or {}).items()) + ")",
+    lines += [f"end model chosen on dev ({ems.get('metric')}, thresholds cross-fitted): {ems.get('pick')}",
+              *(f"  {stage}: " + ", ".join(f"{o} {v:.3f}" for o, v in opts.items())
+                for stage, opts in (ems.get("stages") or {}).items()),
               *comparison_lines(result, sel.get("metric") or "macro_f1"), "",
               "Test split:", table.to_string(index=False)]
     if result.promotion:

@@ -15,9 +15,11 @@ from labeling.multilabel.label_models import (
     MultiLabelMajorityVote,
     PerClassLabelModel,
     choose_thresholds,
+    dawid_skene_per_class,
     multilabel_label_model_from_dict,
 )
-from labeling.multilabel.votes import NOT, decode_votes, encode_vote
+from labeling.models.label_models import DawidSkene
+from labeling.multilabel.votes import NOT, class_matrix, decode_votes, encode_vote
 
 A = -1
 
@@ -54,6 +56,25 @@ def test_per_class_models_recover_the_classes_and_round_trip_through_json(base):
     assert (pred == Y).mean() > 0.85
     again = multilabel_label_model_from_dict(json.loads(json.dumps(model.to_dict())))
     assert np.array_equal(again.predict(T), pred)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.integers(0, 10_000), st.integers(1, 4), st.integers(1, 6))
+def test_one_em_over_all_classes_fits_what_k_separate_dawid_skene_fits_fit(seed, k, m):
+    rng = np.random.default_rng(seed)
+    T = rng.choice(np.array([A, 0, 1], dtype=np.int8), size=(60, m, k), p=[0.7, 0.1, 0.2])
+    T[:, :, 0] = np.where(rng.random((60, m)) < 0.5, A, T[:, :, 0])  # classes differ in how often LFs speak
+    models, lfs = dawid_skene_per_class(T, max_iter=30)
+    for c in range(k):
+        L_c, cols = class_matrix(T, c, silent_as_no=False)
+        assert lfs[c].tolist() == cols.tolist()
+        if not len(cols):
+            assert models[c] is None
+            continue
+        ref = DawidSkene(2, max_iter=30).fit(L_c)
+        assert models[c].n_iter_ == ref.n_iter_
+        np.testing.assert_allclose(models[c].confusion_, ref.confusion_, atol=1e-9)
+        np.testing.assert_allclose(models[c].predict_proba(L_c), ref.predict_proba(L_c), atol=1e-9)
 
 
 def test_snorkel_falls_back_to_dawid_skene_for_a_class_with_fewer_than_3_lfs():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from labeling.config import load_config
 from labeling.errors import ConfigError
 from labeling.multilabel.end_models import predict_label_sets
+from labeling.multilabel.retrain import cross_fitted_score
 from labeling.pipeline.lineage import config_hash
 from labeling.pipeline.retrain import format_summary, run_retrain
 from labeling.pipeline.store import RunStore, load_recorded_end_model
@@ -31,6 +33,12 @@ def test_retrain_records_one_row_per_method_with_the_multilabel_metrics(tiny_mul
     end = next(r for r in out["metrics"] if r["name"] == "end model")
     assert end["macro_f1"] > 0.8
     assert [c["name"] for c in out["label_model"]["selection"]["candidates"]][0] == "MultiLabelMajorityVote"
+    selection = out["end_model"]["selection"]
+    assert set(selection["stages"]["rows"]) == {"covered", "all"} and selection["pick"]["rows"] in ("covered", "all")
+    human = next(r for r in out["metrics"] if r["name"].startswith("human"))
+    assert "chosen by 3-fold cross-validation on dev" in human["notes"]
+    assert set(out["end_model"]["baselines"]["human"]["options"]) == {"word_hashed C=1", "word_hashed C=10",
+                                                                      "char_wb C=1", "char_wb C=10"}
     json.dumps(out)
     assert "Test split:" in format_summary(result)
     with RunStore(result.store_path) as store:
@@ -41,6 +49,14 @@ def test_retrain_records_one_row_per_method_with_the_multilabel_metrics(tiny_mul
     answer = predict_label_sets(model, ["what a goal in the match", "a song at the stadium goal"], config.classes)
     assert [a["labels"] for a in answer] == [["sport"], ["sport", "music"]]
     assert set(answer[0]["probabilities"]) == {"sport", "music", "food"}
+
+
+def test_thresholds_scored_on_folds_they_were_not_chosen_on():
+    P = np.array([[0.2], [0.1], [0.9], [0.3]])
+    Y = np.array([[1], [0], [1], [0]])
+    folds = np.array([0, 0, 1, 1])
+    # fold 0 from fold 1 (t = 0.9): row 0 missed; fold 1 from fold 0 (t = 0.2): rows 2 and 3 predicted
+    assert cross_fitted_score(P, Y, folds, "micro_f1") == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
 
 
 def test_a_single_label_metric_is_refused(tmp_path):

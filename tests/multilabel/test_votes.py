@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from snorkel.labeling import labeling_function
 
 from labeling.errors import LabelMatrixError, LFApplicationError
 from labeling.lf.apply import apply_lfs
 from labeling.lf.declarative import keyword_lf
+from labeling.models.label_models import DawidSkene, MajorityVote, probs_to_preds
+from labeling.multilabel.label_models import ExclusiveLabelModel
 from labeling.multilabel.votes import (
     NO,
     NOT,
@@ -69,6 +73,20 @@ def test_the_applier_runs_list_and_not_votes_beside_compiled_keyword_lfs():
     assert (T[3] == A).all()
 
 
+def test_set_votes_come_back_whole_from_the_vote_cache(tmp_path):
+    """A set vote is a 63-bit code: the cache kept columns as int32, and the second retrain
+    of GoEmotions read [amusement, joy] back as class 131074."""
+    @labeling_function()
+    def amused_and_joyful(x):
+        return [1, 17] if "haha" in x.text else NOT(2)
+
+    frame = pd.DataFrame({"text": ["haha", "meh", "haha yes"]})
+    runs = [decode_votes(apply_lfs(multilabel_lfs([amused_and_joyful]), frame, cardinality=apply_cardinality(),
+                                   n_jobs=1, cache=tmp_path).L, 28) for _ in range(2)]
+    assert np.array_equal(runs[0], runs[1])
+    assert runs[1][0, 0, [1, 17]].tolist() == [YES, YES] and runs[1][1, 0, 2] == NO
+
+
 def test_an_lf_returning_a_string_fails_with_its_name():
     @labeling_function()
     def wordy(x):
@@ -99,3 +117,27 @@ def test_declarative_lfs_take_not_and_a_list_as_one_encoded_vote():
     frame = pd.DataFrame({"text": ["studio", "stadium", "x"]})
     T = decode_votes(apply_lfs(lfs, frame, cardinality=apply_cardinality(), n_jobs=1).L, 3)
     assert T[0, 0].tolist() == [A, A, NO] and T[1, 1].tolist() == [YES, YES, A] and (T[2] == A).all()
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(st.integers(2, 4).flatmap(lambda k: st.tuples(
+    st.just(k),
+    st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, 3)), min_size=1, max_size=25),
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, k - 1)), max_size=3))),
+    st.sampled_from(["majority_vote", "dawid_skene"]), st.sampled_from(["random", "first"]))
+def test_rows_with_one_label_each_get_the_single_label_pipelines_predictions(case, base, tie_break):
+    """The issue's invariant: a multi-label project whose rows carry exactly one class, with
+    LFs voting one class each, predicts what the single-label pipeline predicts: the same
+    LFs through the same applier, the classes declared exclusive, the same label model."""
+    k, rows, noisy = case
+    frame = pd.DataFrame({"text": [f"w{c} n{noise}" for c, noise in rows]})
+    lfs = [keyword_lf(f"kw{c}", [f"w{c}"], c) for c in range(k)]
+    lfs += [keyword_lf(f"noise{i}", [f"n{noise}"], c) for i, (noise, c) in enumerate(noisy)]
+    L = apply_lfs(lfs, frame, cardinality=k, n_jobs=1).L
+    T = decode_votes(apply_lfs(multilabel_lfs(lfs), frame, cardinality=apply_cardinality(), n_jobs=1).L, k)
+    single = (MajorityVote if base == "majority_vote" else DawidSkene)(k).fit(L)
+    sets = ExclusiveLabelModel(base, tie_break=tie_break).fit(T)
+    np.testing.assert_allclose(sets.predict_proba(T), single.predict_proba(L), atol=1e-12)
+    predicted = sets.predict(T)
+    assert (predicted.sum(axis=1) == 1).all()
+    assert predicted.argmax(axis=1).tolist() == probs_to_preds(single.predict_proba(L), tie_break).tolist()

@@ -644,6 +644,13 @@ def summary_notes(result: RunResult) -> list[str]:
                      f"{gold.get('test_rows_excluded', 0)} on test rows left out)")
     else:
         notes.append("gold rows used: 0 (review.use_gold is off or the store holds no gold labels)")
+    carried = (result.documents or {}).get("label_schema")
+    if carried:
+        moved = ", ".join(f"{k}: {n}" for k, n in carried["relabelled"].items()) or "none"
+        lost = ", ".join(f"{k}: {n}" for k, n in carried["unlabelled"].items()) or "none"
+        dropped = ", ".join(f"{n} {split}" for split, n in carried["dropped_from"].items() if n) or "none"
+        notes.append(f"dataset gold read through label schema {carried['schema_version']}: relabelled {moved}; "
+                     f"unlabelled (split or retired) {lost}; rows dropped from dev/test for it: {dropped}")
     return notes
 
 

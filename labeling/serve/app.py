@@ -572,11 +572,17 @@ class _Server:
         return current
 
     def schema_note(self) -> str:
-        """Why the served run's label schema is not the project's (empty when it is)."""
+        """Why the served run's label schema, or this server's classes, are not the project's (empty
+        when they are)."""
         if self.log is None or self.current is None:
             return ""
         project = self.log.label_schema(self.config.name)
         served = self.log.run_schema_version(self.current.run_id)
+        if project is not None and tuple(project["classes"]) != tuple(self.config.classes):
+            # its request and response models were built from the classes it started with
+            return (f"this server's classes {list(self.config.classes)} are older than the project's label schema "
+                    f"{project['version']} {project['classes']}: restart it to predict and take feedback in "
+                    "them" + (f" (it serves run {self.current.run_id} of schema {served})" if served else ""))
         if project is None or served is None or served == project["version"]:
             return ""
         return (f"the served run {self.current.run_id} has label schema {served}, older than the project's "

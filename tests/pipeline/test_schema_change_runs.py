@@ -14,7 +14,7 @@ import pytest
 from labeling.cli import main
 from labeling.config import load_config
 from labeling.pipeline.lineage import reproduce
-from labeling.pipeline.retrain import run_retrain
+from labeling.pipeline.retrain import run_retrain, summary_notes
 from labeling.store.gold import GoldStore, ReviewTask
 from labeling.store.serving import FeedbackLog, FeedbackRecord
 
@@ -88,6 +88,7 @@ def test_retrain_follows_each_change_and_every_earlier_run_reproduces(tmp_path, 
     shown = runs["split"].documents["label_schema"]
     assert shown["unlabelled"] == {"spam": 60} and sum(shown["dropped_from"].values()) > 0
     assert runs["split"].end_model["gold"]["extra_rows"] == 20 + 2  # the reviews, and the 2 ham feedback rows
+    assert any("unlabelled (split or retired) spam: 60" in note for note in summary_notes(runs["split"]))
 
     assert main(["promote", runs["split"].run_id, "--config", str(path)]) == 0
     schema(["merge", "promo", "scam", "--into", "spam"], path, capsys)

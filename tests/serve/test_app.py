@@ -1070,8 +1070,13 @@ def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_r
     project.write_text(project.read_text().replace(f'root = "{FIXTURES}"', 'root = "."')
                        .replace("seed = 1", 'seed = 1\nstore = "store.db"\nartifacts = "artifacts"'))
     run_id = run_retrain(load_config(project)).run_id
-    for change in (["rename", "ham", "legit"], ["add", "other"], ["retire", "other", "--yes"]):
-        assert main(["schema", *change, "--config", str(project)]) == 0
+    with _tiny_app(project) as running:  # started before the changes: it says it must be restarted
+        assert _wait(running, lambda r: r.status_code == 200).status_code == 200
+        for change in (["rename", "ham", "legit"], ["add", "other"], ["retire", "other", "--yes"]):
+            assert main(["schema", *change, "--config", str(project)]) == 0
+        stale = running.get("/readyz").json()["detail"]
+        assert "this server's classes ['ham', 'spam'] are older than the project's label schema" in stale
+        assert "restart it" in stale
     with _tiny_app(project) as client:
         ready = _wait(client, lambda r: r.status_code == 200)
         assert ready.json()["model_version"] == run_id

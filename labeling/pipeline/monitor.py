@@ -170,6 +170,8 @@ class MonitorReport:
     alpha: float = 0.05  # the family-wise level of the verdict
     #: new-class candidates (``new_class_candidates``): {size, terms, examples}, largest first
     candidates: tuple[dict, ...] = ()
+    #: feedback labels outside the schema (``other: <name>``): name -> count, most first
+    other_labels: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -189,6 +191,9 @@ class MonitorReport:
             lines.append(f"  {'DRIFT' if c.drifted else 'ok   '} {c.name:<34} {value:>7} ({c.effect}; {p}{detectable}) "
                          f"{c.detail}")
         lines += [f"  note: {n}" for n in self.notes]
+        if self.other_labels:
+            lines.append("  feedback naming a class outside the schema (other: <name>): "
+                         + ", ".join(f"{name} {n}" for name, n in self.other_labels.items()))
         for c in self.candidates:
             lines.append(f"  new-class candidate: {c['size']} unsure texts no LF votes on, about "
                          f"{', '.join(c['terms'])}; e.g. " + " | ".join(repr(t[:80]) for t in c["examples"]))
@@ -345,12 +350,13 @@ def check_drift(store_path: str | Path, settings: MonitorConfig, run_id: str | N
         rows = served_rows(log, run_id, settings.window)
         schema = log.label_schema(project) if project else None
         served_schema = log.run_schema_version(run_id)
+        others = log.other_labels()
     with RunStore(store_path) as store:
         reference = store.get_documents(run_id).get("monitor_reference")
     if reference is None:
         raise MonitorError(f"run {run_id} has no monitoring reference profile (recorded before monitoring existed)")
     report = compare(reference, served_profile(rows, reference), settings, run_id=run_id)
-    report = replace(report, candidates=new_class_candidates(rows, len(reference["classes"])))
+    report = replace(report, candidates=new_class_candidates(rows, len(reference["classes"])), other_labels=others)
     if schema is not None and served_schema is not None and served_schema != schema["version"]:
         report = replace(report, notes=report.notes + (
             f"run {run_id} has label schema {served_schema}, older than the project's {schema['version']} "

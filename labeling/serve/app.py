@@ -820,6 +820,21 @@ def validation_errors(exc: RequestValidationError) -> list[dict]:
     return jsonable_encoder(errors, custom_encoder={Exception: str})
 
 
+#: a feedback label naming a class outside the schema: ``other: <name>``
+OTHER_PREFIX = "other:"
+
+
+def _other_label(label: str) -> str | None:
+    """The name of an ``other: <name>`` feedback label (None for a class label); 422 for an empty name."""
+    if not label.startswith(OTHER_PREFIX):
+        return None
+    name = label[len(OTHER_PREFIX):].strip()
+    if not name:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "label"), "input": label,
+                                       "msg": "`other:` needs the name of the class outside the schema"}])
+    return name
+
+
 def _label_refused(name: str, classes, why: str) -> RequestValidationError:
     """A 422 like pydantic's for a label outside the classes, with why (the schema's words)."""
     shown = [repr(c) for c in classes]
@@ -923,13 +938,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
         # schema); the schema still lists the classes, so clients and fuzzers send those
         label: Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"enum": list(classes)},
                                     description="a class (one renamed or merged in the label schema is mapped "
-                                                "to its new name)")]
+                                                "to its new name), or `other: <name>` for a class outside the "
+                                                "schema (kept and counted by `labeling monitor`, not trained on)")]
         prediction_id: Id = None  # type: ignore[assignment]
         text: Text = None  # type: ignore[assignment]
 
     class FeedbackResponse(BaseModel):
         feedback_id: str
-        label: Label
+        label: str = Field(description="the class stored (after the schema's mapping), or `other: <name>`")
         prediction_id: str | None
         model_version: str | None  # the version that made the prediction; for a text, the one served then
         replayed: bool  # true when the Idempotency-Key was seen before: nothing new was stored
@@ -1081,10 +1097,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if server.log is None:
             raise HTTPException(503, "store not open yet")
         payload = body.model_dump()
-        label = server.feedback_class(body.label)
+        other = _other_label(body.label)
+        label = None if other else server.feedback_class(body.label)
         record = FeedbackRecord(
-            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
-            request_sha256=request_sha256(payload), label=classes.index(label),
+            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key, other_label=other,
+            request_sha256=request_sha256(payload), label=-1 if other else classes.index(label),
             prediction_id=body.prediction_id,
             text=body.text if (body.text is not None and settings.store_text) else None,
             text_sha256=text_sha256(body.text) if body.text is not None else None,
@@ -1096,7 +1113,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
         except UnknownPrediction as exc:
             raise HTTPException(404, str(exc)) from None
-        out = FeedbackResponse(feedback_id=row["id"], label=classes[row["label"]], prediction_id=row["prediction_id"],
+        stored = f"{OTHER_PREFIX} {row['other_label']}" if row.get("other_label") else classes[row["label"]]
+        out = FeedbackResponse(feedback_id=row["id"], label=stored, prediction_id=row["prediction_id"],
                                model_version=row["model_version"], replayed=not created)
         return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 

@@ -213,6 +213,12 @@ def _v5(conn: sqlite3.Connection) -> None:
         _add_missing_columns(conn, table, {"schema_version": "TEXT"})
 
 
+def _v6(conn: sqlite3.Connection) -> None:
+    # Version 6 (self-contained; its number may move when other branches add migrations): feedback
+    # may name a class outside the schema ("other: <name>"): label -1 and the name here.
+    _add_missing_columns(conn, "feedback", {"other_label": "TEXT"})
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction.
@@ -238,5 +244,6 @@ MIGRATIONS = (
     Migration(5, "label schemas: versioned class lists with their change history (label_schemas,"
                  " label_schema_current, label_schema_rows); schema_version on runs, predictions, feedback,"
                  " review tasks and gold labels", _v5),
+    Migration(6, "feedback.other_label: a label outside the label schema (`other: <name>`, label -1)", _v6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

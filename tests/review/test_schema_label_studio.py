@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -157,6 +158,14 @@ def prize(x):
 '''
 
 
+def _ready(client, timeout: float = 120.0):
+    """The server's /readyz once it serves a model (it loads and warms it up after starting)."""
+    deadline = time.monotonic() + timeout
+    while (ready := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ready
+
+
 def _retrain(path):
     """``labeling retrain`` as a fresh process runs it: the LF module imported anew after an edit."""
     from labeling.pipeline.retrain import run_retrain
@@ -203,9 +212,9 @@ def test_the_schema_story_rename_split_merge_retire_with_label_studio_retrain_se
     token = "story-token"
     settings = ServeSettings(config_path=str(ls_project), token_sha256=hash_token(token), lf_votes="off")
     with TestClient(create_app(settings)) as client:
+        assert _ready(client).json()["model_version"] == split.run_id
         answer = client.post("/predict", json={"text": "win a free prize"})
         assert answer.status_code == 200 and answer.json()["label"] in ("legit", "promo", "scam")
-        assert client.get("/readyz").json()["model_version"] == split.run_id
 
     # merge: the gate compares with the split champion through the mapping, and says so
     assert main(["schema", "merge", "promo", "scam", "--into", "spam", "--config", str(ls_project)]) == 0
@@ -219,6 +228,7 @@ def test_the_schema_story_rename_split_merge_retire_with_label_studio_retrain_se
                  "--config", str(ls_project)]) == 0
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(settings)) as client:
+        _ready(client)
         kept = client.post("/feedback", json={"text": "other stuff", "label": "other"},
                            headers={**headers, "Idempotency-Key": "story-feedback-1"})
         assert kept.status_code == 201
@@ -226,6 +236,7 @@ def test_the_schema_story_rename_split_merge_retire_with_label_studio_retrain_se
     assert main(["schema", "retire", "other", "--yes", "--config", str(ls_project)]) == 0
     assert "feedback rows: 1" in capsys.readouterr().out
     with TestClient(create_app(settings)) as client:
+        _ready(client)
         refused = client.post("/feedback", json={"text": "other stuff", "label": "other"},
                               headers={**headers, "Idempotency-Key": "story-feedback-2"})
         assert refused.status_code == 422 and "'other' was retired" in refused.json()["message"]

@@ -214,7 +214,7 @@ def test_the_schema_story_rename_split_merge_retire_with_label_studio_retrain_se
     with TestClient(create_app(settings)) as client:
         assert _ready(client).json()["model_version"] == split.run_id
         answer = client.post("/predict", json={"text": "win a free prize"})
-        assert answer.status_code == 200 and answer.json()["label"] in ("legit", "promo", "scam")
+        assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] in ("legit", "promo", "scam")
 
     # merge: the gate compares with the split champion through the mapping, and says so
     assert main(["schema", "merge", "promo", "scam", "--into", "spam", "--config", str(ls_project)]) == 0

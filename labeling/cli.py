@@ -211,8 +211,13 @@ def _schema(args) -> int:
     from .errors import SchemaChangeError
     from .pipeline.schema_change import apply_plan, format_plan, format_show, plan_change, show_schema
 
+    from .review.jobs import KEY_ENV, URL_ENV, label_studio_from_env
+
+    # connected Label Studio follows the change (and finishes one an interrupted run left)
+    review = label_studio_from_env(load_config(args.config, args.set)) \
+        if os.environ.get(URL_ENV) and os.environ.get(KEY_ENV) else None
     if args.action == "show":
-        shown = show_schema(args.config, args.set)
+        shown = show_schema(args.config, args.set, review=review)
         _print(args, shown, format_show(shown))
         return 0
     names, into = tuple(args.names), tuple(args.into or ())
@@ -221,16 +226,12 @@ def _schema(args) -> int:
                                 "split A --into B C)")
     sources, targets = {"add": ((), names), "rename": (names[:1], names[1:]), "retire": (names, ())}.get(
         args.action, (names, into))
-    plan = plan_change(args.config, SchemaChange(args.action, sources, targets), args.set)
+    plan = plan_change(args.config, SchemaChange(args.action, sources, targets), args.set, review=review)
     if args.dry_run:
         _print(args, plan.to_json(), format_plan(plan))
         return 0
-    review = None
-    if plan.clean or args.yes:
-        from .review.jobs import KEY_ENV, URL_ENV, label_studio_from_env
-
-        if os.environ.get(URL_ENV) and os.environ.get(KEY_ENV):
-            review = label_studio_from_env(load_config(args.config, args.set))
+    if review is not None:  # the TOML may have been finished above: Label Studio reads its classes now
+        review = label_studio_from_env(load_config(args.config, args.set))
     result = apply_plan(args.config, plan, yes=args.yes, overrides=args.set, review=review)
     verdict = (f"applied: label schema {plan.new.version}" if result.applied
                else "not applied: the change loses labels or needs LF edits by hand; re-run with --yes to apply")

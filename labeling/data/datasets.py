@@ -21,7 +21,7 @@ import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import ChecksumError, DatasetError, LabelError
+from ..store.connection import connect, store_exists, table_names
+from ..store.label_schema import current_schema
+from .schema import LabelSchema, label_reading
 from ..settings import DATA_DIR_ENV
 from ..settings import data_dir as local_data_dir
 from ..settings import require_data_dir
@@ -61,6 +64,8 @@ class Splits:
     test: pd.DataFrame
     classes: tuple[str, ...]
     source: str
+    #: what reading the gold labels through the label schema changed (``carry_labels``); empty: nothing
+    label_schema: dict = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -349,19 +354,24 @@ def _row_list(ids: pd.Series, mask) -> str:
     return f"row{'s' if len(bad) > 1 else ''} {shown}{more}"
 
 
-def encode_labels(values: pd.Series, classes: tuple[str, ...], ids: pd.Series, *, source: str) -> np.ndarray:
-    """Class names or indices -> indices; missing -> -1; anything else names the row."""
+def encode_labels(values: pd.Series, classes: tuple[str, ...], ids: pd.Series, *, source: str,
+                  also: tuple[str, ...] = ()) -> np.ndarray:
+    """Class names or indices -> indices; missing -> -1; anything else names the row.
+
+    ``also``: more names read as labels (``len(classes) + j``: class names of later label-schema
+    versions, ``load_dataset`` carries them to the current schema); indices stay ``0..len(classes)-1``."""
     # each distinct value once (a million rows hold a handful), named by its first row
     codes, uniques = pd.factorize(pd.Series(values).reset_index(drop=True), use_na_sentinel=True)
     first = np.full(len(uniques), len(codes), dtype=np.int64)
     np.minimum.at(first, codes[codes >= 0], np.flatnonzero(codes >= 0))
     row_ids = pd.Series(ids).reset_index(drop=True)
-    encoded = _encode_values(list(uniques), [row_ids.iloc[i] for i in first], classes, source)
+    encoded = _encode_values(list(uniques), [row_ids.iloc[i] for i in first], classes, source, also)
     return np.where(codes >= 0, encoded[np.maximum(codes, 0)] if len(encoded) else -1, -1).astype(np.int64)
 
 
-def _encode_values(values: list, ids: list, classes: tuple[str, ...], source: str) -> np.ndarray:
-    index = {name: i for i, name in enumerate(classes)}
+def _encode_values(values: list, ids: list, classes: tuple[str, ...], source: str,
+                   also: tuple[str, ...] = ()) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes + also)}
     out = np.full(len(values), -1, dtype=np.int64)
     for pos, (value, row_id) in enumerate(zip(values, ids)):
         # pd.isna covers None, NaN and the nullable dtypes' pd.NA (Int64, boolean, string),
@@ -382,6 +392,7 @@ def _encode_values(values: list, ids: list, classes: tuple[str, ...], source: st
         raise LabelError(
             f"{source}: row {row_id!r} has label {value!r}, which is not one of the "
             f"project's classes {list(classes)} (or an index 0..{len(classes) - 1})"
+            + (f" nor a class of a later label schema {list(also)}" if also else "")
         )
     return out
 
@@ -394,8 +405,11 @@ def canonicalize(
     label_field: str = "",
     id_field: str = "",
     source: str = "dataset",
+    also_labels: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """Validate a user's frame and return it in canonical form (id, text, label, ...)."""
+    """Validate a user's frame and return it in canonical form (id, text, label, ...).
+
+    ``also_labels``: more class names the label column may hold (``encode_labels``' ``also``)."""
     if len(frame) == 0:
         raise DatasetError(f"{source}: the dataset is empty")
     for role, column in (("text", text_field), ("label", label_field), ("id", id_field)):
@@ -424,7 +438,7 @@ def canonicalize(
     if bad.any():
         raise DatasetError(f"{source}: text column {text_field!r} is missing or not text in {int(bad.sum())} "
                            f"row(s): {_row_list(ids, bad)}")
-    labels = encode_labels(out[label_field], classes, ids, source=source) if label_field else np.full(len(out), -1, dtype=np.int64)
+    labels = encode_labels(out[label_field], classes, ids, source=source, also=also_labels) if label_field else np.full(len(out), -1, dtype=np.int64)
     out = out.drop(columns=[c for c in (text_field, label_field, id_field) if c])
     out = out.drop(columns=[c for c in ("id", "text", "label") if c in out.columns])
     out.insert(0, "label", labels)
@@ -476,22 +490,88 @@ def _rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return frame.iloc[positions].reset_index(drop=True)
 
 
-def load_dataset(config) -> Splits:
-    """The project's dataset, validated and split as its config says."""
+def stored_label_schema(config) -> LabelSchema:
+    """The project's label schema as its store holds it (read only: no store is created), or the
+    first schema of ``config.classes`` when the store has none or holds other classes (a config
+    recorded under an older schema: ``reproduce`` passes that run's schema itself)."""
+    first = LabelSchema.initial(config.classes)
+    store = config.resolve(config.store)
+    if not store_exists(store) or "label_schema_current" not in table_names(store):
+        return first
+    with connect(store) as conn:
+        row = current_schema(conn, config.name)
+    if row is None or tuple(row["classes"]) != tuple(config.classes):
+        return first
+    return LabelSchema.from_json(row["classes"], row["history"])
+
+
+def carry_labels(splits: Splits, carry: tuple[int | None, ...], reading: tuple[str, ...],
+                 schema: LabelSchema) -> Splits:
+    """``splits`` whose labels index ``reading`` (the first schema's classes, then later names)
+    with labels of the current ``schema``: ``carry[i]`` is the class ``reading[i]`` became (None:
+    its rows are unlabelled, e.g. a split or retired class). Unlabelled train rows stay (label -1,
+    LF votes only); unlabelled dev/test rows are dropped (both need gold). The counts are kept in
+    ``Splits.label_schema`` (empty when nothing moved)."""
+    if carry == tuple(range(len(carry))) and reading == schema.classes:
+        return splits if splits.classes == schema.classes else replace(splits, classes=schema.classes)
+    lookup = np.array([-1 if j is None else j for j in carry] + [-1], dtype=np.int64)  # [-1]: label -1 stays
+    relabelled: dict[str, int] = {}
+    unlabelled: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    parts = {}
+    for name in SPLIT_NAMES:
+        frame = getattr(splits, name)
+        old = frame["label"].to_numpy()
+        new = lookup[np.where(old >= 0, old, len(carry))]
+        for i in np.unique(old[old >= 0]):
+            n = int((old == i).sum())
+            if carry[i] is None:
+                unlabelled[reading[i]] = unlabelled.get(reading[i], 0) + n
+            elif reading[i] != schema.classes[carry[i]]:
+                key = f"{reading[i]} -> {schema.classes[carry[i]]}"
+                relabelled[key] = relabelled.get(key, 0) + n
+        frame = frame.assign(label=new)
+        if name != "train":
+            lost = (old >= 0) & (new < 0)
+            dropped[name] = int(lost.sum())
+            frame = frame[~lost].reset_index(drop=True) if lost.any() else frame
+        parts[name] = frame
+    report = {"schema_version": schema.version, "relabelled": relabelled, "unlabelled": unlabelled,
+              "dropped_from": dropped} if relabelled or unlabelled else {}
+    return replace(splits, **parts, classes=schema.classes, label_schema=report)
+
+
+def load_dataset(config, schema: LabelSchema | None = None) -> Splits:
+    """The project's dataset, validated and split as its config says, with gold labels under the
+    project's label ``schema`` (default: the store's, ``stored_label_schema``).
+
+    A data file is never rewritten by a schema change: its labels are read in the first schema
+    (indices) or by any class name the schema ever had (``data.schema.label_reading``), split as
+    before, then carried to the current classes (``carry_labels``: a renamed or merged class's rows
+    follow it; a split or retired class's rows are unlabelled, counted in ``Splits.label_schema``).
+    Raises ``DatasetError`` when ``schema``'s classes are not ``config.classes``."""
     ds = config.dataset
+    schema = stored_label_schema(config) if schema is None else schema
+    if tuple(schema.classes) != tuple(config.classes):
+        raise DatasetError(f"label schema {schema.version} has classes {list(schema.classes)}; the project declares "
+                           f"{list(config.classes)}")
+    first, names = label_reading(schema)
+    later = tuple(n for n in names if n not in first)
+    carry = tuple(names[n] for n in first + later)
     if ds.source == "youtube_spam":
         frame = load_youtube_spam(url=ds.url)
+        if first != YOUTUBE_CLASSES:
+            raise DatasetError(f"youtube_spam has classes {list(YOUTUBE_CLASSES)}; the project's first label schema "
+                               f"declares {list(first)}")
         if ds.split == "youtube_tutorial":
-            splits = youtube_tutorial_split(frame)
-            if splits.classes != tuple(config.classes):
-                raise DatasetError(f"youtube_spam has classes {list(YOUTUBE_CLASSES)}; the project declares {list(config.classes)}")
-            return splits
+            return carry_labels(youtube_tutorial_split(frame), carry, first + later, schema)
         source = "youtube_spam"
     elif ds.source == "wrench":
         from .wrench import wrench_frames
 
-        frames = wrench_frames(config.resolve(ds.path), tuple(config.classes), ds.relation_text)
-        return Splits(frames["train"], frames["dev"], frames["test"], tuple(config.classes), str(config.resolve(ds.path)))
+        frames = wrench_frames(config.resolve(ds.path), first, ds.relation_text)
+        return carry_labels(Splits(frames["train"], frames["dev"], frames["test"], first, str(config.resolve(ds.path))),
+                            carry, first + later, schema)
     elif ds.source == "file":
         if not ds.path:
             raise DatasetError("dataset.path is empty; name the CSV/Parquet/JSONL file to read")
@@ -501,18 +581,21 @@ def load_dataset(config) -> Splits:
             text_field=ds.text_field,
             label_field=ds.label_field,
             id_field=ds.id_field,
-            classes=config.classes,
+            classes=first,
             source=str(path),
+            also_labels=later,
         )
         source = str(path)
     else:
         raise DatasetError(f"unknown dataset.source {ds.source!r}; expected 'youtube_spam', 'file' or 'wrench'")
     if ds.split == "column":
-        splits = split_by_column(frame, ds.split_field, classes=config.classes, source=source)
+        splits = split_by_column(frame, ds.split_field, classes=first, source=source)
     elif ds.split == "random":
-        splits = split_random(frame, dev_size=ds.dev_size, test_size=ds.test_size, random_state=config.seed, classes=config.classes, source=source)
+        # split on the labels as written, so the rows of each split stay put across schema changes
+        splits = split_random(frame, dev_size=ds.dev_size, test_size=ds.test_size, random_state=config.seed, classes=first, source=source)
     else:
         raise DatasetError(f"dataset.split {ds.split!r} only applies to the youtube_spam source")
+    splits = carry_labels(splits, carry, first + later, schema)
     for name in SPLIT_NAMES:
         if len(getattr(splits, name)) == 0:
             raise DatasetError(f"{source}: the {name} split is empty")

@@ -154,7 +154,8 @@ def resolve_class(schema: LabelSchema, name: str) -> tuple[str | None, str]:
     current: str | None = None
     why = f"class {name!r} is not in label schema {schema.version} {list(schema.classes)}"
     for change in schema.history:
-        if change.op in ("init", "add") and name in change.targets and current is None:
+        if name in change.targets and current is None:
+            # the name enters the schema here (init, add, or a rename/merge/split giving it)
             current = name
         elif current is not None and current in change.sources:
             if change.op in ("rename", "merge"):
@@ -169,3 +170,69 @@ def resolve_class(schema: LabelSchema, name: str) -> tuple[str | None, str]:
 def class_mapping(old: tuple[str, ...], new: tuple[str, ...], mapping) -> dict[str, str | None]:
     """The same mapping by class name: ``{old class: new class or None}``."""
     return {name: (None if j is None else new[j]) for name, j in zip(old, mapping)}
+
+
+def carry_map(schema: LabelSchema, since: int = 0) -> tuple[int | None, ...]:
+    """Where the classes of the schema after ``history[:since + 1]`` went: ``out[i]`` is the current
+    index of that schema's class ``i``, or None when its rows cannot be given one current class.
+
+    Unlike chaining ``next_classes``' one-step mappings, a class split and later merged back whole
+    (``split spam --into promo scam``, then ``merge promo scam --into spam``) is carried: every
+    class is tracked as the set of pieces it holds, a split cuts each piece in two, and an old
+    class maps to the one current class holding all its pieces (None when they are spread over
+    several classes or some were retired). Used to read data files, which are never rewritten.
+    """
+    if not 0 <= since < len(schema.history):
+        raise SchemaChangeError(f"label schema {schema.version} has {len(schema.history)} steps, not {since + 1}")
+    classes = first = next_classes_at(schema, since)
+    pieces: list[set[tuple]] = [{(i,)} for i in range(len(classes))]
+    retired: set[tuple] = set()
+    for step, change in enumerate(schema.history[since + 1:], start=since + 1):
+        if change.op == "init":
+            raise SchemaChangeError(f"label schema {schema.version}: init at step {step} (only the first step is)")
+        at = [classes.index(s) for s in change.sources]
+        if change.op == "add":
+            pieces.append({("added", step)})
+        elif change.op == "merge":
+            keep, drop = min(at), max(at)
+            pieces[keep] = pieces[at[0]] | pieces[at[1]]
+            del pieces[drop]
+        elif change.op == "split":
+            cut = pieces[at[0]]
+            pieces[at[0]:at[0] + 1] = [{p + (step, 0) for p in cut}, {p + (step, 1) for p in cut}]
+        elif change.op == "retire":
+            retired |= pieces.pop(at[0])
+        classes = next_classes(classes, change)[0]
+    out: list[int | None] = []
+    for i in range(len(first)):
+        holders = {j for j, held in enumerate(pieces) for p in held if p[0] == i}
+        gone = any(p[0] == i for p in retired)
+        out.append(holders.pop() if len(holders) == 1 and not gone else None)
+    return tuple(out)
+
+
+def next_classes_at(schema: LabelSchema, step: int) -> tuple[str, ...]:
+    """The classes after ``history[:step + 1]`` (step 0: the first schema's)."""
+    classes: tuple[str, ...] = ()
+    for change in schema.history[:step + 1]:
+        classes = change.targets if change.op == "init" else next_classes(classes, change)[0]
+    return classes
+
+
+def label_reading(schema: LabelSchema) -> tuple[tuple[str, ...], dict[str, int | None]]:
+    """How a data file's gold labels are read under ``schema``: ``(first, names)``.
+
+    ``first``: the first schema's classes; an integer label is an index into them (a data file is
+    written once and never rewritten by a schema change). ``names``: every class name the schema
+    ever had -> its current index (None: its rows are unlabelled now); a name means what it meant
+    when it first entered the schema (``carry_map`` from that step), so ``ham`` after ``rename ham
+    legit`` is read as ``legit`` even if a later ``add ham`` reuses the name.
+    """
+    names: dict[str, int | None] = {}
+    for step, change in enumerate(schema.history):
+        if not (set(change.targets) - set(names)):
+            continue
+        carried = carry_map(schema, step)
+        for name, j in zip(next_classes_at(schema, step), carried):
+            names.setdefault(name, j)
+    return schema.history[0].targets, names

@@ -9,6 +9,11 @@ checked against the run's checksums; the working tree's only for a run recorded 
 runs kept their LFs, and said), and compares every one of those; a mismatch names
 what changed (different data, another library version changing the matrices or the
 metrics, or for an older run an edited LF).
+
+A run made before a label-schema change reproduces under its own schema: the dataset's gold is
+read through the run's recorded schema version (``data.datasets.load_dataset``), and the store
+gold is the snapshot saved with the run (``predictions.load_gold_snapshot``), not the store's
+gold now, which the change relabelled (and later reviews extended).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ProjectConfig, config_from_record
+from ..data.schema import LabelSchema
+from ..store.connection import connect
+from ..store.label_schema import schema_record
+from .predictions import load_gold_snapshot
 from .store import RunStore, load_recorded_lfs
 
 # Settings that say where things are, not what a run computes.
@@ -104,13 +113,14 @@ class Reproduction:
     checked: dict  # what -> {"recorded": ..., "reproduced": ...}
     mismatches: tuple[str, ...]
     lfs_source: str = "saved with the run"  # where the LFs that ran came from
+    gold_source: str = "saved with the run"  # where the store gold it read came from
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def format(self) -> str:
         head = f"run {self.run_id}: " + ("reproduced exactly" if self.matches else "DOES NOT reproduce")
-        lines = [head, f"  LFs: {self.lfs_source}"]
+        lines = [head, f"  LFs: {self.lfs_source}", f"  store gold: {self.gold_source}"]
         for name, pair in self.checked.items():
             same = "==" if pair["recorded"] == pair["reproduced"] else "!="
             lines.append(f"  {name}: recorded {pair['recorded']} {same} reproduced {pair['reproduced']}")
@@ -140,7 +150,10 @@ def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | Non
             lfs, source = load_recorded_lfs(log, run_id), "saved with the run"
     else:
         lfs, source = None, "the working tree's: the run was recorded before runs kept their LFs"
-    again = run_retrain(config, record=False, lfs=lfs)
+    gold = load_gold_snapshot(run)
+    gold_source = "saved with the run" if gold is not None else \
+        "the store's now: the run was recorded before runs kept their gold"
+    again = run_retrain(config, record=False, lfs=lfs, schema=run_label_schema(store_path, run), gold=gold)
     checked = {"dataset_version": {"recorded": run["dataset_version"], "reproduced": again.dataset_version}}
     if lfs is None:
         # LF versions name what the LFs are in memory (paths included): compared only when the
@@ -158,4 +171,13 @@ def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | Non
             other = reproduced.get(metric["name"], {}).get(key)
             checked[f"{metric['name']} {key}"] = {"recorded": metric[key], "reproduced": other}
     mismatches = tuple(name for name, pair in checked.items() if pair["recorded"] != pair["reproduced"])
-    return Reproduction(run_id, not mismatches, checked, mismatches, source)
+    return Reproduction(run_id, not mismatches, checked, mismatches, source, gold_source)
+
+
+def run_label_schema(store_path: str | Path, run: dict) -> LabelSchema | None:
+    """The label schema ``run`` was recorded under (None: recorded before schema versions)."""
+    if not run.get("schema_version"):
+        return None
+    with connect(store_path) as conn:
+        record = schema_record(conn, run["project"], run["schema_version"])
+    return None if record is None else LabelSchema.from_json(record["classes"], record["history"])

@@ -32,6 +32,12 @@ drawn from the test split itself read RETRAIN.
 
 ``check_drift`` is the shell: it reads the store and says whether to retrain and why.
 
+When to add a class: ``new_class_candidates`` takes the served texts no LF voted on and the
+served predictor was unsure of (top probability below halfway between a uniform guess and
+certainty), clusters them (TF-IDF word vectors, k-means, seeded) and reports each cluster of at
+least ``MIN_CANDIDATE_CLUSTER`` texts with its top terms and the texts nearest its centre, as
+candidates for a new class (``labeling schema add``).
+
 It lives in the pipeline, below the server: a retrain records the reference profile and the
 report shows the verdict; ``labeling.serve.monitor`` gives the server's users the same names.
 """
@@ -162,6 +168,10 @@ class MonitorReport:
     notes: tuple[str, ...] = ()
     min_predictions: int = 0  # the traffic a verdict needs
     alpha: float = 0.05  # the family-wise level of the verdict
+    #: new-class candidates (``new_class_candidates``): {size, terms, examples}, largest first
+    candidates: tuple[dict, ...] = ()
+    #: feedback labels outside the schema (``other: <name>``): name -> count, most first
+    other_labels: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,6 +191,12 @@ class MonitorReport:
             lines.append(f"  {'DRIFT' if c.drifted else 'ok   '} {c.name:<34} {value:>7} ({c.effect}; {p}{detectable}) "
                          f"{c.detail}")
         lines += [f"  note: {n}" for n in self.notes]
+        if self.other_labels:
+            lines.append("  feedback naming a class outside the schema (other: <name>): "
+                         + ", ".join(f"{name} {n}" for name, n in self.other_labels.items()))
+        for c in self.candidates:
+            lines.append(f"  new-class candidate: {c['size']} unsure texts no LF votes on, about "
+                         f"{', '.join(c['terms'])}; e.g. " + " | ".join(repr(t[:80]) for t in c["examples"]))
         return "\n".join(lines)
 
 
@@ -260,6 +276,54 @@ def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: s
     )
 
 
+MIN_CANDIDATE_CLUSTER = 3  # a smaller group of texts is not reported as a candidate class
+MAX_CANDIDATE_CLUSTERS = 5
+
+
+def new_class_candidates(rows: Sequence[dict], k: int, *, examples: int = 3, seed: int = 0) -> tuple[dict, ...]:
+    """Candidates for a new class among served predictions (``predictions`` rows with
+    ``probabilities``, ``lf_votes`` and ``text``; ``k`` classes): the texts where every LF
+    abstained and the top probability is below ``(1 + 1/k) / 2``, clustered by k-means (seeded
+    ``seed``) over TF-IDF word vectors, ``min(5, n // 3)`` clusters. Returns ``{size, terms,
+    examples}`` per cluster of at least ``MIN_CANDIDATE_CLUSTER`` texts, largest first: its five
+    highest-weighted centre terms and the ``examples`` texts nearest the centre. Rows without
+    logged votes or text cannot be judged and are left out."""
+    unsure_below = (1 + 1 / k) / 2
+    texts = []
+    for r in rows:
+        if r.get("text") is None or not r.get("lf_votes"):
+            continue
+        if all(v == -1 for v in json.loads(r["lf_votes"])) and max(json.loads(r["probabilities"])) < unsure_below:
+            texts.append(r["text"])
+    n_clusters = min(MAX_CANDIDATE_CLUSTERS, len(texts) // MIN_CANDIDATE_CLUSTER)
+    if n_clusters < 1:
+        return ()
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b[^\W\d_]{2,}\b", stop_words="english")
+    try:
+        X = vectorizer.fit_transform(texts)
+    except ValueError:  # no word left (only digits, stop words): nothing to name a class by
+        return ()
+    X = X.tocsr()
+    distinct = len({(tuple(X.indices[a:b]), tuple(np.round(X.data[a:b], 9))) for a, b in zip(X.indptr, X.indptr[1:])})
+    n_clusters = min(n_clusters, distinct)  # k-means cannot place more centres than distinct texts
+    model = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(X)
+    vocabulary = vectorizer.get_feature_names_out()
+    distances = model.transform(X)
+    out = []
+    for c in range(n_clusters):
+        members = np.flatnonzero(model.labels_ == c)
+        if len(members) < MIN_CANDIDATE_CLUSTER:
+            continue
+        centre = model.cluster_centers_[c]
+        terms = [str(vocabulary[j]) for j in np.argsort(-centre)[:5] if centre[j] > 0]
+        nearest = members[np.argsort(distances[members, c], kind="stable")[:examples]]
+        out.append({"size": int(len(members)), "terms": terms, "examples": [texts[i] for i in nearest]})
+    return tuple(sorted(out, key=lambda c: -c["size"]))
+
+
 def served_rows(log, run_id: str, window: int) -> list[dict]:
     """The latest ``window`` predictions the server made with ``run_id``.
 
@@ -286,11 +350,13 @@ def check_drift(store_path: str | Path, settings: MonitorConfig, run_id: str | N
         rows = served_rows(log, run_id, settings.window)
         schema = log.label_schema(project) if project else None
         served_schema = log.run_schema_version(run_id)
+        others = log.other_labels()
     with RunStore(store_path) as store:
         reference = store.get_documents(run_id).get("monitor_reference")
     if reference is None:
         raise MonitorError(f"run {run_id} has no monitoring reference profile (recorded before monitoring existed)")
     report = compare(reference, served_profile(rows, reference), settings, run_id=run_id)
+    report = replace(report, candidates=new_class_candidates(rows, len(reference["classes"])), other_labels=others)
     if schema is not None and served_schema is not None and served_schema != schema["version"]:
         report = replace(report, notes=report.notes + (
             f"run {run_id} has label schema {served_schema}, older than the project's {schema['version']} "

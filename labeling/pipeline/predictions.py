@@ -9,18 +9,25 @@ report draws its confusion matrix and calibration from them.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..data.datasets import sha256_file
 from ..errors import ArtifactError
 
-__all__ = ["PREDICTIONS_ARTIFACT", "TestPredictions", "load_test_predictions", "save_test_predictions"]
+__all__ = ["GOLD_ARTIFACT", "PREDICTIONS_ARTIFACT", "TestPredictions", "load_gold_snapshot", "load_test_predictions",
+           "save_gold_snapshot", "save_test_predictions"]
 
 PREDICTIONS_ARTIFACT = "predictions/test_predictions.npz"
+#: the store gold a run read (reviews and feedback, labels of the run's label schema): ``reproduce``
+#: reads it instead of the store, whose gold a later schema change relabels and new answers extend
+GOLD_ARTIFACT = "gold/gold.jsonl"
+GOLD_COLUMNS = ("task_key", "source", "row_id", "text", "label")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,17 +70,52 @@ def load_test_predictions(run: dict) -> TestPredictions | None:
     """The recorded predictions of ``run`` (a ``read_run`` dict), or None for a run
     recorded without them. Raises ``ArtifactError`` when the file is missing, does
     not match its recorded sha256 or cannot be read."""
-    record = next((a for a in run.get("artifacts", ()) if a["name"] == PREDICTIONS_ARTIFACT), None)
-    if record is None:
+    path = _checked_artifact(run, PREDICTIONS_ARTIFACT, "test predictions")
+    if path is None:
         return None
-    path = Path(record["path"])
-    if not path.is_file():
-        raise ArtifactError(f"{path}: test predictions of run {run.get('id')!r} are missing")
-    if sha256_file(path) != record["sha256"]:
-        raise ArtifactError(f"{path}: sha256 does not match the run record; refusing to read")
     try:
         with np.load(path, allow_pickle=False) as data:
             return TestPredictions(data["ids"], data["y"], data["end_model"], data["label_model"],
                                    data["served"] if "served" in data.files else None)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{path}: cannot read test predictions: {exc}") from exc
+
+
+def _checked_artifact(run: dict, name: str, what: str) -> Path | None:
+    """The path of ``run``'s artifact ``name`` after its sha256 is checked (None: not recorded)."""
+    record = next((a for a in run.get("artifacts", ()) if a["name"] == name), None)
+    if record is None:
+        return None
+    path = Path(record["path"])
+    if not path.is_file():
+        raise ArtifactError(f"{path}: {what} of run {run.get('id')!r} are missing")
+    if sha256_file(path) != record["sha256"]:
+        raise ArtifactError(f"{path}: sha256 does not match the run record; refusing to read")
+    return path
+
+
+def save_gold_snapshot(folder: str | Path, gold: pd.DataFrame) -> dict[str, str]:
+    """Write the gold a run read (``review.gold.all_gold``'s columns) as JSON lines under ``folder``;
+    returns ``{relative name: sha256}``."""
+    path = Path(folder) / GOLD_ARTIFACT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as out:
+        for row in gold[list(GOLD_COLUMNS)].itertuples(index=False):
+            values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in row]
+            values[-1] = int(values[-1])
+            out.write(json.dumps(dict(zip(GOLD_COLUMNS, values)), ensure_ascii=False) + "\n")
+    return {GOLD_ARTIFACT: sha256_file(path)}
+
+
+def load_gold_snapshot(run: dict) -> pd.DataFrame | None:
+    """The gold ``run`` read (``save_gold_snapshot``), or None for a run recorded without it.
+    Raises ``ArtifactError`` when the file is missing, fails its sha256 or cannot be read."""
+    path = _checked_artifact(run, GOLD_ARTIFACT, "gold labels")
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as lines:
+            rows = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: cannot read the run's gold labels: {exc}") from exc
+    return pd.DataFrame(rows, columns=list(GOLD_COLUMNS))

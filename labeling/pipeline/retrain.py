@@ -40,6 +40,7 @@ from ..lf.apply import apply_lfs
 from ..lf.cache import project_cache_dir
 from ..config import ProjectConfig
 from ..data.datasets import SPLIT_NAMES, Splits, load_dataset, release_freed_memory
+from ..data.schema import LabelSchema
 from ..data.wrench import precomputed_lf_columns, precomputed_votes
 from ..models.embeddings import EmbeddingCache
 from ..models.end_model_selection import affordable_families, select_baseline, select_end_model, take_texts
@@ -74,7 +75,7 @@ from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import ABSTAIN, label_matrix_hash
 from .monitor import reference_profile
 from ..errors import ArtifactError, StoreError
-from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_test_predictions
+from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_gold_snapshot, save_test_predictions
 from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapshot_lfs
 from .registry import CHAMPION, GateDecision, Registry, evaluate_candidate, settle, write_decision
 from .slices import discover_slices, slice_masks, slice_metrics
@@ -244,13 +245,17 @@ def _with_unleaked(row: EvalRow, predicted, y_test, unleaked, classes) -> EvalRo
 
 
 def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: bool = True,
-                lfs: Sequence | None = None) -> RunResult:
+                lfs: Sequence | None = None, schema: LabelSchema | None = None,
+                gold: pd.DataFrame | None = None) -> RunResult:
     """Run the whole pipeline for ``config`` and (by default) record it in the store.
 
     ``lfs``: the LFs to apply instead of those ``config.lfs.modules`` names (``reproduce``
-    passes a run's own, loaded from its saved copy); only without recording."""
-    if lfs is not None and record:
-        raise LabelingError("a run records the LFs of its config's modules; given LFs are for record=False")
+    passes a run's own, loaded from its saved copy); only without recording. ``schema``: the
+    label schema the dataset's gold is read under (default: the store's, ``load_dataset``);
+    ``gold``: the store gold to use instead of the store's now (``all_gold``'s columns; ``reproduce``
+    passes the run's recorded snapshot); both single-label only, ``gold`` only without recording."""
+    if (lfs is not None or gold is not None) and record:
+        raise LabelingError("a run records the LFs and gold of its project; given LFs or gold are for record=False")
     if config.task == "spans":
         from .spans_retrain import run_spans_retrain
 
@@ -271,19 +276,22 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     timings: dict[str, float] = {}
     stages = Stages(_STAGES, show=show_progress)
     try:
-        return _run(config, show_progress, record, timings, stages, lfs)
+        return _run(config, show_progress, record, timings, stages, lfs, schema, gold)
     finally:
         stages.close()
 
 
 def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict, stages: Stages,
-         given_lfs: Sequence | None = None) -> RunResult:
+         given_lfs: Sequence | None = None, schema: LabelSchema | None = None,
+         given_gold: pd.DataFrame | None = None) -> RunResult:
     k, seed, classes = config.cardinality, config.seed, config.classes
     swept = sweep_orphans(config).to_dict() if record else {}
     with _timed(timings, "load", stages) as stage:
-        splits = load_dataset(config)
+        splits = load_dataset(config, schema)
         # Gold labels from reviews and serving feedback; gold on test rows is set aside.
-        gold = match_gold(read_only_gold(config.resolve(config.store) if config.review.use_gold else None), splits)
+        gold_read = given_gold if given_gold is not None else \
+            read_only_gold(config.resolve(config.store) if config.review.use_gold else None)
+        gold = match_gold(gold_read, splits)
         # Fatal data problems stop the run here, before anything is written.
         verification = raise_on_errors(verify_splits(splits, config.verify))
         release_freed_memory()
@@ -399,7 +407,8 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
     with _timed(timings, "documents", stages, rows=len(splits.test)):
         test_predictions, extra_documents = _documents(config, splits, L_train, L_test, names, label_model,
                                                       end_test_proba, served_test_proba)
-    documents = {"verification": verification.to_dict(), **extra_documents}
+    documents = {"verification": verification.to_dict(), **extra_documents,
+                 **({"label_schema": splits.label_schema} if splits.label_schema else {})}
 
     run_id = _new_run_id()
     matrix_hashes = {name: label_matrix_hash(L) for name, L in matrices.items()}
@@ -432,7 +441,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
         store.begin_run(run_id, root, _dt.datetime.now(_dt.timezone.utc).isoformat())
         try:
             saved = _save_artifacts(root, run_id, label_model, end_model, splits.test["text"].tolist(), test_predictions,
-                                    lf_snapshot)
+                                    lf_snapshot, gold_read)
             store.record_run(_run_record(config, result_kwargs, splits, lf_table, eval_rows, saved),
                              then=lambda conn: write_decision(conn, decision, candidate=True))
         except BaseException:
@@ -478,8 +487,9 @@ def _reference_texts(texts: pd.Series, seed: int) -> list[str]:
 
 def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str],
                     test_predictions: TestPredictions, lf_snapshot: LFSnapshot | None = None,
-                    ) -> tuple[tuple[str, str, str], ...]:
-    """Write both models, the run's LFs (``run_lfs.save_lf_snapshot``) and the test predictions
+                    gold: pd.DataFrame | None = None) -> tuple[tuple[str, str, str], ...]:
+    """Write both models, the run's LFs (``run_lfs.save_lf_snapshot``), the store gold it read
+    (``predictions.save_gold_snapshot``: ``reproduce`` reads it) and the test predictions
     into ``root/.RUN.partial``, check that the models load back and predict as trained, then
     rename the folder to ``root/RUN``.
     Raises ``ArtifactError`` (and leaves no folder) when the saved files do not load."""
@@ -497,6 +507,8 @@ def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts
         if probe and not np.allclose(reloaded.predict_proba(probe), end_model.predict_proba(probe), atol=1e-6):
             raise ArtifactError(f"{partial / 'end_model'}: the saved end model predicts differently from the trained one")
         predictions = save_test_predictions(partial, test_predictions)
+        if gold is not None:
+            predictions.update(save_gold_snapshot(partial, gold))
         partial.rename(root / run_id)
     except BaseException:
         artifacts.discard(partial)
@@ -633,6 +645,13 @@ def summary_notes(result: RunResult) -> list[str]:
                      f"{gold.get('test_rows_excluded', 0)} on test rows left out)")
     else:
         notes.append("gold rows used: 0 (review.use_gold is off or the store holds no gold labels)")
+    carried = (result.documents or {}).get("label_schema")
+    if carried:
+        moved = ", ".join(f"{k}: {n}" for k, n in carried["relabelled"].items()) or "none"
+        lost = ", ".join(f"{k}: {n}" for k, n in carried["unlabelled"].items()) or "none"
+        dropped = ", ".join(f"{n} {split}" for split, n in carried["dropped_from"].items() if n) or "none"
+        notes.append(f"dataset gold read through label schema {carried['schema_version']}: relabelled {moved}; "
+                     f"unlabelled (split or retired) {lost}; rows dropped from dev/test for it: {dropped}")
     return notes
 
 

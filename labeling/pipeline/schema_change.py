@@ -13,6 +13,10 @@ marks them pending. They are then each written atomically (temp file + rename) a
 cleared. A process killed in between leaves the store on the new schema with files pending:
 ``finish_pending`` (run by every ``labeling schema`` command and by retrain) writes the files
 whose content is still the old one, so the project is on the old schema or the new, never a mix.
+A change made with Label Studio connected records its Label Studio step in the same transaction
+(``LABEL_STUDIO_STEP``); after the files the mark says "Label Studio pending"
+(``LABEL_STUDIO_PENDING``) until the project there is migrated, so a run killed during that step
+is finished by the next ``labeling schema`` command with Label Studio connected.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ from ..store.label_schema import (current_schema, ensure_schema, files_written, 
 
 #: ``LABELING_SCHEMA_KILL_AT=N``: the process SIGKILLs itself at the Nth step of an apply (a crash-test hook).
 KILL_AT_ENV = "LABELING_SCHEMA_KILL_AT"
+#: the entry of a change's ``files`` that stands for its Label Studio step (not a file)
+LABEL_STUDIO_STEP = "label_studio"
+#: ``files_pending`` once the files are written while the Label Studio step is still to do
+LABEL_STUDIO_PENDING = 2
 
 
 def _sha256(text: str) -> str:
@@ -236,10 +244,15 @@ def project_schema(config: ProjectConfig) -> LabelSchema:
     return schema
 
 
-def plan_change(config_path: str | Path, change: SchemaChange, overrides=()) -> SchemaPlan:
+def plan_change(config_path: str | Path, change: SchemaChange, overrides=(), review=None) -> SchemaPlan:
     """Read the project, its store and its LF modules, and plan ``change`` (nothing written but a
-    first registration of the schema)."""
-    finish_pending(config_path)
+    first registration of the schema, and an interrupted change finished: ``finish_pending``).
+    Raises ``SchemaChangeError`` while an earlier change's Label Studio step is pending and
+    ``review`` is None (connect Label Studio first)."""
+    finish_pending(config_path, review)
+    if label_studio_pending(config_path):
+        raise SchemaChangeError("the last label-schema change did not finish in Label Studio: set LABEL_STUDIO_URL "
+                                "and LABEL_STUDIO_API_KEY and run `labeling schema show` to finish it first")
     config = load_config(config_path, overrides)
     schema = project_schema(config)
     with connect(config.resolve(config.store)) as conn:
@@ -280,7 +293,12 @@ def _write_atomically(path: Path, text: str, step) -> None:
 
 def _write_pending(conn: Connection, project: str, record: dict, step) -> list[str]:
     written = []
-    for entry in record.get("files") or []:
+    entries = record.get("files") or []
+    if record["files_pending"] == LABEL_STUDIO_PENDING:
+        return written
+    for entry in entries:
+        if LABEL_STUDIO_STEP in entry:
+            continue
         path = Path(entry["path"])
         now = _sha256(path.read_text(encoding="utf-8")) if path.is_file() else None
         if now == entry["new_sha256"]:
@@ -290,9 +308,23 @@ def _write_pending(conn: Connection, project: str, record: dict, step) -> list[s
                                     "rewritten; edit it to the new schema by hand, then run the command again")
         _write_atomically(path, entry["new_text"], step)
         written.append(str(path))
-    files_written(conn, project, record["version"])
+    files_written(conn, project, record["version"],
+                  LABEL_STUDIO_PENDING if any(LABEL_STUDIO_STEP in e for e in entries) else 0)
     step("files noted written")
     return written
+
+
+def _migrate_label_studio(conn: Connection, project: str, record: dict, review, step) -> dict | None:
+    """The Label Studio step of the change to ``record`` (idempotent), then nothing is pending.
+    None when no Label Studio step is pending or ``review`` is None (not connected)."""
+    if record["files_pending"] != LABEL_STUDIO_PENDING or review is None:
+        return None
+    entry = next(e[LABEL_STUDIO_STEP] for e in record["files"] if LABEL_STUDIO_STEP in e)
+    step("label studio: begun")
+    moved = review.migrate_schema(entry["old_classes"], entry["new_classes"], entry["names"])
+    files_written(conn, project, record["version"], 0)
+    step("label studio: done")
+    return moved
 
 
 def _store_of(config_path: str | Path) -> tuple[str, Path] | None:
@@ -307,8 +339,10 @@ def _store_of(config_path: str | Path) -> tuple[str, Path] | None:
     return (project["name"], store) if isinstance(project.get("name"), str) and store.is_file() else None
 
 
-def finish_pending(config_path: str | Path) -> list[str]:
-    """Write the files of a schema change whose process died after the store commit; returns them.
+def finish_pending(config_path: str | Path, review=None) -> list[str]:
+    """Write the files of a schema change whose process died after the store commit, and migrate
+    its Label Studio project when that step was cut short and ``review`` (the project's
+    ``LabelStudioReview``) is given; returns what it finished (paths, and ``"Label Studio"``).
 
     Nothing to do (and nothing opened beyond the store) when no change is pending."""
     found = _store_of(config_path)
@@ -319,7 +353,22 @@ def finish_pending(config_path: str | Path) -> list[str]:
         record = current_schema(conn, project)
         if not record or not record["files_pending"]:
             return []
-        return _write_pending(conn, project, record, _Steps())
+        steps = _Steps()
+        done = _write_pending(conn, project, record, steps)
+        record = current_schema(conn, project)
+        if _migrate_label_studio(conn, project, record, review, steps) is not None:
+            done.append("Label Studio")
+        return done
+
+
+def label_studio_pending(config_path: str | Path) -> bool:
+    """Whether a schema change's Label Studio step is still to do (connect it and run ``labeling schema show``)."""
+    found = _store_of(config_path)
+    if found is None:
+        return False
+    with connect(found[1]) as conn:
+        record = current_schema(conn, found[0])
+    return bool(record) and record["files_pending"] == LABEL_STUDIO_PENDING
 
 
 @dataclass(frozen=True)
@@ -342,30 +391,32 @@ def apply_plan(config_path: str | Path, plan: SchemaPlan, *, yes: bool = False, 
         return SchemaResult(plan, False)
     config = load_config(config_path, overrides)
     step = _Steps()
+    files = [f.to_json() for f in plan.files]
+    if review is not None:
+        names = class_mapping(plan.old.classes, plan.new.classes, plan.mapping)
+        files.append({LABEL_STUDIO_STEP: {"old_classes": list(plan.old.classes), "new_classes": list(plan.new.classes),
+                                          "names": {old: new for old, new in names.items() if new != old}}})
     new = {"version": plan.new.version, "classes": list(plan.new.classes), "history": plan.new.history_json(),
-           "change": plan.change.to_json(), "plan": plan.to_json(), "files": [f.to_json() for f in plan.files]}
+           "change": plan.change.to_json(), "plan": plan.to_json(), "files": files}
     with connect(config.resolve(config.store)) as conn:
         migrate_schema(conn, plan.project, old_version=plan.old.version, new=new, mapping=plan.mapping,
                        checkpoint=step)
         step("store committed")
-        record = current_schema(conn, plan.project)
-        written = _write_pending(conn, plan.project, record, step)
-    moved = None
-    if review is not None:
-        names = class_mapping(plan.old.classes, plan.new.classes, plan.mapping)
-        moved = review.migrate_schema(plan.old.classes, plan.new.classes,
-                                      {old: new for old, new in names.items() if new != old})
+        written = _write_pending(conn, plan.project, current_schema(conn, plan.project), step)
+        moved = _migrate_label_studio(conn, plan.project, current_schema(conn, plan.project), review, step)
     return SchemaResult(plan, True, tuple(written), moved)
 
 
-def show_schema(config_path: str | Path, overrides=()) -> dict:
-    """The project's schema: current version and classes, and every version with the change that made it."""
-    finished = finish_pending(config_path)
+def show_schema(config_path: str | Path, overrides=(), review=None) -> dict:
+    """The project's schema: current version and classes, and every version with the change that made it
+    (an interrupted change is finished first, its Label Studio step when ``review`` is given)."""
+    finished = finish_pending(config_path, review)
     config = load_config(config_path, overrides)
     schema = project_schema(config)
     with connect(config.resolve(config.store)) as conn:
         versions = schema_versions(conn, config.name)
     return {"version": schema.version, "classes": list(schema.classes), "finished_files": finished,
+            "label_studio_pending": label_studio_pending(config_path),
             "history": [{"version": v["version"], "classes": v["classes"], "created_at": v["created_at"],
                          "change": SchemaChange.from_json(v["change"]).describe() if v["change"] else "init",
                          "previous_version": v["previous_version"]} for v in versions]}
@@ -373,10 +424,14 @@ def show_schema(config_path: str | Path, overrides=()) -> dict:
 
 def format_show(shown: dict) -> str:
     lines = [f"label schema {shown['version']}: {', '.join(f'{i}={c}' for i, c in enumerate(shown['classes']))}"]
-    lines += [f"finished writing {p} (a change was interrupted)" for p in shown["finished_files"]]
+    lines += [f"finished {'migrating' if p == 'Label Studio' else 'writing'} {p} (a change was interrupted)"
+              for p in shown["finished_files"]]
+    if shown.get("label_studio_pending"):
+        lines.append("Label Studio still has the previous classes (a change was interrupted): set LABEL_STUDIO_URL "
+                     "and LABEL_STUDIO_API_KEY and run `labeling schema show` to finish it")
     lines += [f"  {v['version']}  {v['created_at']}  {v['change']}  -> {v['classes']}" for v in shown["history"]]
     return "\n".join(lines)
 
 
 __all__ = ["FileEdit", "SchemaPlan", "SchemaResult", "apply_plan", "build_plan", "finish_pending", "format_plan",
-           "format_show", "plan_change", "project_schema", "rewrite_toml", "show_schema"]
+           "format_show", "label_studio_pending", "plan_change", "project_schema", "rewrite_toml", "show_schema"]

@@ -617,11 +617,17 @@ class _Server:
         return current
 
     def schema_note(self) -> str:
-        """Why the served run's label schema is not the project's (empty when it is)."""
+        """Why the served run's label schema, or this server's classes, are not the project's (empty
+        when they are)."""
         if self.log is None or self.current is None:
             return ""
         project = self.log.label_schema(self.config.name)
         served = self.log.run_schema_version(self.current.run_id)
+        if project is not None and tuple(project["classes"]) != tuple(self.config.classes):
+            # its request and response models were built from the classes it started with
+            return (f"this server's classes {list(self.config.classes)} are older than the project's label schema "
+                    f"{project['version']} {project['classes']}: restart it to predict and take feedback in "
+                    "them" + (f" (it serves run {self.current.run_id} of schema {served})" if served else ""))
         if project is None or served is None or served == project["version"]:
             return ""
         return (f"the served run {self.current.run_id} has label schema {served}, older than the project's "
@@ -894,6 +900,21 @@ def validation_errors(exc: RequestValidationError) -> list[dict]:
     return jsonable_encoder(errors, custom_encoder={Exception: str})
 
 
+#: a feedback label naming a class outside the schema: ``other: <name>``
+OTHER_PREFIX = "other:"
+
+
+def _other_label(label: str) -> str | None:
+    """The name of an ``other: <name>`` feedback label (None for a class label); 422 for an empty name."""
+    if not label.startswith(OTHER_PREFIX):
+        return None
+    name = label[len(OTHER_PREFIX):].strip()
+    if not name:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "label"), "input": label,
+                                       "msg": "`other:` needs the name of the class outside the schema"}])
+    return name
+
+
 def _label_refused(name: str, classes, why: str) -> RequestValidationError:
     """A 422 like pydantic's for a label outside the classes, with why (the schema's words)."""
     shown = [repr(c) for c in classes]
@@ -997,7 +1018,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         # schema); the schema still lists the classes, so clients and fuzzers send those
         label: Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"enum": list(classes)},
                                     description="a class (one renamed or merged in the label schema is mapped "
-                                                "to its new name)")]
+                                                "to its new name), or `other: <name>` for a class outside the "
+                                                "schema (kept and counted by `labeling monitor`, not trained on)")]
         prediction_id: Id = None  # type: ignore[assignment]
         text: Text = None  # type: ignore[assignment]
 
@@ -1020,7 +1042,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     class FeedbackResponse(BaseModel):
         feedback_id: str
-        label: Label
+        label: str = Field(description="the class stored (after the schema's mapping), or `other: <name>`")
         prediction_id: str | None
         model_version: str | None  # the version that made the prediction; for a text, the one served then
         replayed: bool  # true when the Idempotency-Key was seen before: nothing new was stored
@@ -1219,21 +1241,25 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if multi_label:  # a set: one canonical body, so a retry listing it in another order is the same request
             payload["labels"] = sorted(set(body.labels))
             label, labels = -1, tuple(sorted({classes.index(server.feedback_class(n)) for n in body.labels}))
-        else:
-            label, labels = classes.index(server.feedback_class(body.label)), None
-        row, created = store_feedback(body, idempotency_key, request_sha256(payload), label, labels=labels)
+            other = None
+        else:  # "other: <name>": a class outside the schema, stored by name with label -1
+            other, labels = _other_label(body.label), None
+            label = -1 if other else classes.index(server.feedback_class(body.label))
+        row, created = store_feedback(body, idempotency_key, request_sha256(payload), label, labels=labels,
+                                      other_label=other)
         answer = ({"labels": [classes[c] for c in json.loads(row["labels"])]} if multi_label
-                  else {"label": classes[row["label"]]})
+                  else {"label": f"{OTHER_PREFIX} {row['other_label']}" if row.get("other_label")
+                        else classes[row["label"]]})
         out = FeedbackResponse(feedback_id=row["id"], **answer, prediction_id=row["prediction_id"],
                                model_version=row["model_version"], replayed=not created)
         return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
     def store_feedback(body, idempotency_key: str, body_sha256: str, label: int, *, labels=None,
-                       spans=None) -> tuple[dict, bool]:
+                       spans=None, other_label=None) -> tuple[dict, bool]:
         """Record one feedback (``FeedbackLog.record_feedback``): 409 for a key reused with
         another body, 404 for an unknown prediction."""
         record = FeedbackRecord(
-            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key,
+            id=str(uuid.uuid4()), created_at=utc_now(), idempotency_key=idempotency_key, other_label=other_label,
             request_sha256=body_sha256, label=label, prediction_id=body.prediction_id,
             text=body.text if (body.text is not None and settings.store_text) else None,
             text_sha256=text_sha256(body.text) if body.text is not None else None,

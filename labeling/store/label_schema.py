@@ -6,7 +6,8 @@ Tables (schema version 3):
   the change history (JSON), the change that made it, its plan (what ``--dry-run`` listed),
   and the files (project TOML, LF modules) it rewrites after the store commit.
 - ``label_schema_current``: the project's current schema version; ``files_pending`` is 1
-  from the store commit until those files are written: the next command finishes them.
+  from the store commit until those files are written (then 2 while the change's Label Studio
+  step is still to do, 0 when nothing is): the next command finishes them.
 - ``label_schema_rows``: every gold/feedback row a change relabelled or unlabelled, with the
   row as it was (so a retired class's gold stays in history, and the change can be checked).
 
@@ -168,11 +169,12 @@ def migrate_schema(conn: Connection, project: str, *, old_version: str, new: dic
         step("store: current schema set")
 
 
-def files_written(conn: Connection, project: str, version: str) -> None:
-    """The files of ``version``'s change are written: nothing is pending any more."""
+def files_written(conn: Connection, project: str, version: str, pending: int = 0) -> None:
+    """The files of ``version``'s change are written: ``pending`` is what is left (0: nothing; the
+    pipeline's ``LABEL_STUDIO_PENDING``: its Label Studio step)."""
     with conn.writing("note the schema files written") as tx:
-        tx.execute("UPDATE label_schema_current SET files_pending = 0, updated_at = ? WHERE project = ? AND version = ?",
-                   [utc_now(), project, version])
+        tx.execute("UPDATE label_schema_current SET files_pending = ?, updated_at = ? WHERE project = ? AND version = ?",
+                   [pending, utc_now(), project, version])
 
 
 def relabelled_rows(conn: Connection, version: str) -> list[dict]:

@@ -240,6 +240,12 @@ def _v7(conn: sqlite3.Connection) -> None:
     _add_missing_columns(conn, "gold_spans", {"text": "TEXT"})
 
 
+def _v8(conn: sqlite3.Connection) -> None:
+    # Version 6 (self-contained; its number may move when other branches add migrations): feedback
+    # may name a class outside the schema ("other: <name>"): label -1 and the name here.
+    _add_missing_columns(conn, "feedback", {"other_label": "TEXT"})
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction.
@@ -268,5 +274,6 @@ MIGRATIONS = (
     Migration(6, "labels (a JSON list of class indices) on predictions, feedback and gold labels: the label"
                  " sets of multi-label projects", _v6),
     Migration(7, "spans downstream: spans on predictions and feedback, the text of gold_spans rows", _v7),
+    Migration(8, "feedback.other_label: a label outside the label schema (`other: <name>`, label -1)", _v8),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -76,6 +76,7 @@ class FeedbackRecord:
     model_version: str | None
     labels: tuple[int, ...] | None = None  # a multi-label project's set (sorted class indices; ``label`` -1)
     spans: tuple | None = None  # span feedback: ((start, end, label), ...) character offsets; label is then -1
+    other_label: str | None = None  # feedback naming a class outside the schema ("other: <name>"; label -1)
 
 
 def labels_json(labels: Sequence[int] | None) -> str | None:
@@ -169,7 +170,8 @@ class FeedbackLog(TableFamily):
         (``feedback_label``, None without feedback)."""
         return self.store.read(
             "SELECT p.id, p.text, p.probabilities, p.lf_votes, p.label, p.model_version,"
-            " (SELECT f.label FROM feedback f WHERE f.prediction_id = p.id ORDER BY f.created_at DESC, f.rowid DESC"
+            " (SELECT f.label FROM feedback f WHERE f.prediction_id = p.id AND f.label >= 0"
+            "  ORDER BY f.created_at DESC, f.rowid DESC"
             "  LIMIT 1) AS feedback_label FROM predictions p WHERE p.text IS NOT NULL ORDER BY p.created_at, p.id")
 
     # -- feedback -----------------------------------------------------------
@@ -201,9 +203,9 @@ class FeedbackLog(TableFamily):
                    "spans": _spans_json(record.spans)}
             conn.execute(
                 "INSERT INTO feedback (id, created_at, idempotency_key, request_sha256, label, prediction_id,"
-                " text, text_sha256, model_version, schema_version, labels, spans) VALUES (:id, :created_at,"
+                " text, text_sha256, model_version, schema_version, labels, spans, other_label) VALUES (:id, :created_at,"
                 " :idempotency_key, :request_sha256, :label, :prediction_id, :text, :text_sha256, :model_version,"
-                " :schema_version, :labels, :spans)",
+                " :schema_version, :labels, :spans, :other_label)",
                 row,
             )
             return row, True
@@ -217,7 +219,14 @@ class FeedbackLog(TableFamily):
             "SELECT f.id AS id, COALESCE(f.text, p.text) AS text, f.label AS label, f.labels AS labels,"
             " f.created_at AS created_at"
             " FROM feedback f LEFT JOIN predictions p ON p.id = f.prediction_id"
-            " WHERE COALESCE(f.text, p.text) IS NOT NULL AND f.spans IS NULL ORDER BY f.created_at, f.rowid")
+            " WHERE COALESCE(f.text, p.text) IS NOT NULL AND f.spans IS NULL AND (f.label >= 0 OR f.labels IS NOT NULL)"
+            " ORDER BY f.created_at, f.rowid")
+
+    def other_labels(self) -> dict[str, int]:
+        """How often feedback named each class outside the schema (``other: <name>``), most first."""
+        rows = self.store.read("SELECT other_label, count(*) AS n FROM feedback WHERE other_label IS NOT NULL"
+                               " GROUP BY other_label ORDER BY n DESC, other_label")
+        return {r["other_label"]: int(r["n"]) for r in rows}
 
     def run_schema_version(self, run_id: str) -> str | None:
         """The label schema version ``run_id`` was trained under (None: unknown run or before versions)."""

@@ -20,12 +20,15 @@ from labeling import (
     canonicalize,
     fetch_youtube_spam,
     frame_hash,
+    load_dataset,
     load_youtube_spam,
+    project_config_from_dict,
     read_table,
     split_random,
     youtube_tutorial_split,
 )
 from labeling.data.datasets import YOUTUBE_FILES, split_by_column
+from labeling.data.schema import LabelSchema, SchemaChange, apply_change
 
 CLASSES = ("ham", "spam")
 
@@ -379,3 +382,68 @@ def test_a_split_in_one_run_of_rows_shares_the_files_buffers_and_others_are_copi
     assert np.shares_memory(s.train["label"].to_numpy(), frame["label"].to_numpy())
     s.train.loc[0, "label"] = 1  # copy-on-write: the file's frame is not changed through the split
     assert frame.loc[0, "label"] == 0
+
+
+# ---------------------------------------------------------------- gold labels under the label schema
+
+RENAME = SchemaChange("rename", ("ham",), ("legit",))
+SPLIT = SchemaChange("split", ("spam",), ("promo", "scam"))
+
+
+def _schema(*changes) -> LabelSchema:
+    schema = LabelSchema.initial(["ham", "spam"])
+    for change in changes:
+        schema, _ = apply_change(schema, change)
+    return schema
+
+
+def _carry_project(tmp_path: Path, classes) -> object:
+    """A file project whose CSV keeps the first schema's names and indices (1 = spam), plus one
+    row labelled with a later class name."""
+    rows = [("train", "ham"), ("train", "1"), ("train", "spam"), ("train", ""), ("dev", "ham"), ("dev", "spam"),
+            ("dev", "0"), ("test", "spam"), ("test", "ham"), ("test", "ham")]
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "text": [f"text {i}" for i in range(len(rows))],
+                          "split": [s for s, _ in rows], "label": [lab for _, lab in rows]})
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    return project_config_from_dict({
+        "project": {"name": "carry", "classes": list(classes), "store": "store.db"},
+        "dataset": {"source": "file", "path": "rows.csv", "id_field": "id", "label_field": "label", "split": "column",
+                    "split_field": "split"},
+    }, base_dir=tmp_path)
+
+
+def test_a_data_file_of_the_first_schema_is_read_through_the_schema_history(tmp_path):
+    before = load_dataset(_carry_project(tmp_path, ["ham", "spam"]))
+    renamed = load_dataset(_carry_project(tmp_path, ["legit", "spam"]), _schema(RENAME))
+    # a rename moves no index: same labels, same dataset version, the new class names
+    assert renamed.version == before.version and renamed.classes == ("legit", "spam")
+    assert renamed.label_schema["relabelled"] == {"ham -> legit": 5} and renamed.label_schema["unlabelled"] == {}
+
+    split = load_dataset(_carry_project(tmp_path, ["legit", "promo", "scam"]), _schema(RENAME, SPLIT))
+    # spam cannot be told apart into promo / scam: train rows keep only their LF votes, dev/test rows go
+    assert split.train["label"].tolist() == [0, -1, -1, -1]
+    assert split.dev["id"].tolist() == ["r4", "r6"] and split.test["id"].tolist() == ["r8", "r9"]
+    assert split.label_schema == {"schema_version": _schema(RENAME, SPLIT).version, "relabelled": {"ham -> legit": 5},
+                                  "unlabelled": {"spam": 4}, "dropped_from": {"dev": 1, "test": 1}}
+
+
+def test_a_data_file_may_name_a_later_class_and_an_unknown_one_names_the_classes(tmp_path):
+    config = _carry_project(tmp_path, ["legit", "promo", "scam"])
+    frame = pd.read_csv(tmp_path / "rows.csv", dtype=str, keep_default_na=False)
+    frame.loc[1, "label"] = "promo"
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    assert load_dataset(config, _schema(RENAME, SPLIT)).train["label"].tolist() == [0, 1, -1, -1]
+    frame.loc[1, "label"] = "nope"
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    with pytest.raises(LabelError, match=r"'nope'.*later label schema \['legit', 'promo', 'scam'\]"):
+        load_dataset(config, _schema(RENAME, SPLIT))
+
+
+def test_the_built_in_youtube_source_follows_a_rename(data_dir):
+    config = project_config_from_dict({"project": {"name": "yt", "classes": ["legit", "spam"], "store": "none.db"},
+                                       "dataset": {"source": "youtube_spam", "split": "youtube_tutorial"}})
+    splits = load_dataset(config, _schema(RENAME))
+    assert splits.classes == ("legit", "spam")
+    assert splits.version == youtube_tutorial_split(load_youtube_spam(data_dir)).version
+    with pytest.raises(DatasetError, match="label schema .* has classes \\['ham', 'spam'\\]; the project declares"):
+        load_dataset(config, _schema())

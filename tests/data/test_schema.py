@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.data.schema import LabelSchema, SchemaChange, apply_change, class_mapping, next_classes
+from labeling.data.schema import (LabelSchema, SchemaChange, apply_change, carry_map, class_mapping, label_reading,
+                                   next_classes, resolve_class)
 from labeling.errors import SchemaChangeError
 
 START = ("ham", "promo", "scam")
@@ -76,3 +77,55 @@ def test_any_sequence_of_changes_keeps_classes_unique_and_maps_each_label_to_its
             else:
                 assert target == old  # every other class keeps its labels, whatever its new index
         schema = new
+
+
+def _changed(*changes) -> LabelSchema:
+    schema = LabelSchema.initial(["ham", "spam"])
+    for change in changes:
+        schema, _ = apply_change(schema, change)
+    return schema
+
+
+RENAME = SchemaChange("rename", ("ham",), ("legit",))
+SPLIT = SchemaChange("split", ("spam",), ("promo", "scam"))
+MERGE_BACK = SchemaChange("merge", ("promo", "scam"), ("spam",))
+
+
+@pytest.mark.parametrize("changes, carried, names", [
+    ((), (0, 1), {"ham": 0, "spam": 1}),
+    ((RENAME,), (0, 1), {"ham": 0, "spam": 1, "legit": 0}),
+    ((RENAME, SPLIT), (0, None), {"ham": 0, "spam": None, "legit": 0, "promo": 1, "scam": 2}),
+    # split, then merged back whole: the first schema's spam is all of the new spam again
+    ((RENAME, SPLIT, MERGE_BACK), (0, 1), {"ham": 0, "spam": 1, "legit": 0, "promo": 1, "scam": 1}),
+    # a piece of the split retired: the old spam rows cannot be told apart
+    ((SPLIT, SchemaChange("retire", ("scam",), ())), (0, None), {"ham": 0, "spam": None, "promo": 1, "scam": None}),
+    # the name reused later: it keeps its first meaning
+    ((RENAME, SchemaChange("add", (), ("ham",))), (0, 1), {"ham": 0, "spam": 1, "legit": 0}),
+])
+def test_data_labels_are_carried_from_the_first_schema_through_the_history(changes, carried, names):
+    schema = _changed(*changes)
+    assert carry_map(schema) == carried
+    assert label_reading(schema) == (("ham", "spam"), names)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(CHANGES, max_size=6))
+def test_carrying_agrees_with_the_one_step_mappings_wherever_they_carry_a_label(changes):
+    schema, chained = LabelSchema.initial(["a", "b", "c"]), (0, 1, 2)
+    for change in changes:
+        try:
+            schema, step = apply_change(schema, change)
+        except SchemaChangeError:
+            continue
+        chained = tuple(None if j is None else step[j] for j in chained)
+    carried = carry_map(schema)
+    # the piecewise carry only adds labels the chain lost (a split merged back), never moves one
+    assert all(c == j for c, j in zip(carried, chained) if j is not None)
+
+
+def test_a_class_name_a_rename_merge_or_split_gave_resolves_to_the_class_it_became():
+    schema = _changed(RENAME, SPLIT, MERGE_BACK, SchemaChange("rename", ("legit",), ("good",)))
+    assert resolve_class(schema, "legit") == ("good", "")  # given by a rename, renamed again
+    assert resolve_class(schema, "promo") == ("spam", "")  # given by the split, merged
+    assert resolve_class(schema, "ham") == ("good", "")
+    assert resolve_class(_changed(SPLIT), "spam")[0] is None

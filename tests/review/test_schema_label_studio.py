@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
 
 from labeling.cli import main
 from labeling.config import load_config
+from labeling.pipeline.schema_change import KILL_AT_ENV, label_studio_pending
 from labeling.review.gold import review_gold
 from labeling.review.jobs import label_studio_from_env, pull_review, push_review
 
-from ..conftest import write_project
+from ..conftest import REPO, write_project
 
 LFS = '''from snorkel.labeling import labeling_function
 
@@ -103,3 +109,135 @@ def test_rename_split_and_merge_keep_every_label_studio_answer(ls_project, capsy
 
     assert main(["schema", "merge", "promo", "scam", "--into", "spam", "--config", str(ls_project)]) == 0
     assert 'value="spam"' in label_studio_from_env(load_config(ls_project)).label_config()
+
+
+def test_a_change_killed_in_its_label_studio_step_is_finished_by_the_next_schema_command(ls_project, capsys,
+                                                                                          monkeypatch, label_studio):
+    config = load_config(ls_project)
+    review = label_studio_from_env(config)
+    push_review(config, review, strategy="random", n=10)
+    for i, task in enumerate(sorted(review.existing_tasks().values(), key=lambda t: t["id"])):
+        review.annotate(int(task["id"]), i % 2)
+    assert pull_review(config, review)[0].stored == 10
+    args = ["schema", "rename", "ham", "legit", "--config", str(ls_project)]
+    assert main([*args, "--dry-run", "--json"]) == 0
+    n_files = len(json.loads(capsys.readouterr().out)["files"])
+    # 5 steps in the store transaction, its commit, 2 per file, the files noted: then Label Studio's step
+    env = {**os.environ, "PYTHONPATH": str(REPO), KILL_AT_ENV: str(8 + 2 * n_files)}
+    child = subprocess.run([sys.executable, "-m", "labeling", *args], env=env, capture_output=True, text=True)
+    assert child.returncode == -9, child.stderr
+    assert load_config(ls_project).classes == ("legit", "spam") and label_studio_pending(ls_project)
+    assert 'value="ham"' in review.label_config()  # Label Studio was not reached
+
+    monkeypatch.delenv("LABEL_STUDIO_URL")
+    assert main(["schema", "show", "--config", str(ls_project)]) == 0
+    assert "Label Studio still has the previous classes" in capsys.readouterr().out
+    assert main(["schema", "add", "other", "--config", str(ls_project)]) != 0
+    assert "did not finish in Label Studio" in capsys.readouterr().err
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio[0])
+    assert main(["schema", "show", "--config", str(ls_project)]) == 0
+    assert "finished migrating Label Studio" in capsys.readouterr().out and not label_studio_pending(ls_project)
+    review = label_studio_from_env(load_config(ls_project))
+    assert 'value="legit"' in review.label_config() and 'value="ham"' not in review.label_config()
+    assert sorted(c for cs in _answers(review).values() for c in cs) == ["legit"] * 5 + ["spam"] * 5
+
+
+SPLIT_LFS = '''
+
+PROMO, SCAM = 1, 2
+
+
+@labeling_function()
+def free(x):
+    return PROMO if "free" in x.text else ABSTAIN
+
+
+@labeling_function()
+def prize(x):
+    return SCAM if "prize" in x.text else ABSTAIN
+'''
+
+
+def _ready(client, timeout: float = 120.0):
+    """The server's /readyz once it serves a model (it loads and warms it up after starting)."""
+    deadline = time.monotonic() + timeout
+    while (ready := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ready
+
+
+def _retrain(path):
+    """``labeling retrain`` as a fresh process runs it: the LF module imported anew after an edit."""
+    from labeling.pipeline.retrain import run_retrain
+
+    sys.modules.pop("yt_lfs", None)
+    return run_retrain(load_config(path))
+
+
+@pytest.mark.slow
+def test_the_schema_story_rename_split_merge_retire_with_label_studio_retrain_serve_and_feedback(ls_project, capsys):
+    from fastapi.testclient import TestClient
+
+    from labeling.serve.app import ServeSettings, create_app, hash_token
+
+    config = load_config(ls_project)
+    review = label_studio_from_env(config)
+    push_review(config, review, strategy="random", n=50)
+    for i, task in enumerate(sorted(review.existing_tasks().values(), key=lambda t: t["id"])):
+        review.annotate(int(task["id"]), i % 2)
+    assert pull_review(config, review)[0].stored == 50
+    first = _retrain(ls_project)
+
+    # rename: all 50 answers survive in Label Studio under the new name, and as gold
+    assert main(["schema", "rename", "ham", "legit", "--config", str(ls_project)]) == 0
+    capsys.readouterr()
+    review = label_studio_from_env(load_config(ls_project))
+    assert sorted(c for cs in _answers(review).values() for c in cs) == ["legit"] * 25 + ["spam"] * 25
+    assert pull_review(load_config(ls_project), review)[0].stored == 50
+
+    # split with 2 new LFs and 20 reviewed rows, retrain, serve
+    assert main(["schema", "split", "spam", "--into", "promo", "scam", "--yes", "--config", str(ls_project)]) == 0
+    capsys.readouterr()
+    with open(ls_project.parent / "yt_lfs.py", "a", encoding="utf-8") as lfs:
+        lfs.write(SPLIT_LFS)
+    review = label_studio_from_env(load_config(ls_project))
+    requeued = sorted((t for t in review.existing_tasks().values() if not t["annotations"]), key=lambda t: t["id"])
+    assert len(requeued) == 25
+    for i, task in enumerate(requeued[:20]):
+        review.annotate(int(task["id"]), 1 + i % 2)
+    assert pull_review(load_config(ls_project), review)[0].stored == 25 + 20
+    split = _retrain(ls_project)
+    assert split.documents["label_schema"]["unlabelled"] == {"spam": 32}
+    assert main(["promote", split.run_id, "--config", str(ls_project)]) == 0
+    token = "story-token"
+    settings = ServeSettings(config_path=str(ls_project), token_sha256=hash_token(token), lf_votes="off")
+    with TestClient(create_app(settings)) as client:
+        assert _ready(client).json()["model_version"] == split.run_id
+        answer = client.post("/predict", json={"text": "win a free prize"})
+        assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] in ("legit", "promo", "scam")
+
+    # merge: the gate compares with the split champion through the mapping, and says so
+    assert main(["schema", "merge", "promo", "scam", "--into", "spam", "--config", str(ls_project)]) == 0
+    merged = _retrain(ls_project)
+    assert "predictions mapped to the current classes" in merged.promotion["reason"]
+    assert merged.dataset_version == first.dataset_version  # the data file's spam is whole again
+
+    # retire, with feedback referring to the retired class
+    assert main(["schema", "add", "other", "--config", str(ls_project)]) == 0
+    assert main(["promote", _retrain(ls_project).run_id, "--force", "--reason", "add other",
+                 "--config", str(ls_project)]) == 0
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings)) as client:
+        _ready(client)
+        kept = client.post("/feedback", json={"text": "other stuff", "label": "other"},
+                           headers={**headers, "Idempotency-Key": "story-feedback-1"})
+        assert kept.status_code == 201
+    capsys.readouterr()
+    assert main(["schema", "retire", "other", "--yes", "--config", str(ls_project)]) == 0
+    assert "feedback rows: 1" in capsys.readouterr().out
+    with TestClient(create_app(settings)) as client:
+        _ready(client)
+        refused = client.post("/feedback", json={"text": "other stuff", "label": "other"},
+                              headers={**headers, "Idempotency-Key": "story-feedback-2"})
+        assert refused.status_code == 422 and "'other' was retired" in refused.json()["message"]
+    assert _retrain(ls_project).end_model["gold"]["extra_rows"] >= 0  # retrain runs on the retired schema

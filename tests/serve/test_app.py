@@ -1070,8 +1070,13 @@ def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_r
     project.write_text(project.read_text().replace(f'root = "{FIXTURES}"', 'root = "."')
                        .replace("seed = 1", 'seed = 1\nstore = "store.db"\nartifacts = "artifacts"'))
     run_id = run_retrain(load_config(project)).run_id
-    for change in (["rename", "ham", "legit"], ["add", "other"], ["retire", "other", "--yes"]):
-        assert main(["schema", *change, "--config", str(project)]) == 0
+    with _tiny_app(project) as running:  # started before the changes: it says it must be restarted
+        assert _wait(running, lambda r: r.status_code == 200).status_code == 200
+        for change in (["rename", "ham", "legit"], ["add", "other"], ["retire", "other", "--yes"]):
+            assert main(["schema", *change, "--config", str(project)]) == 0
+        stale = running.get("/readyz").json()["detail"]
+        assert "this server's classes ['ham', 'spam'] are older than the project's label schema" in stale
+        assert "restart it" in stale
     with _tiny_app(project) as client:
         ready = _wait(client, lambda r: r.status_code == 200)
         assert ready.json()["model_version"] == run_id
@@ -1084,8 +1089,18 @@ def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_r
                                   headers={**AUTH, "Idempotency-Key": f"schema-key-{label}"})
             assert refused.status_code == 422 and says in refused.json()["message"], refused.json()
             assert "label schema" in refused.json()["message"] and "label" in refused.json()["message"]
+        for n in range(2):  # a class outside the schema: kept and counted, never trained on
+            other = client.post("/feedback", json={"text": f"buy crypto {n}", "label": "other: crypto"},
+                                headers={**AUTH, "Idempotency-Key": f"schema-other-{n}"})
+            assert other.status_code == 201 and other.json()["label"] == "other: crypto"
+        empty = client.post("/feedback", json={"text": "x", "label": "other: "},
+                            headers={**AUTH, "Idempotency-Key": "schema-other-empty"})
+        assert empty.status_code == 422 and "needs the name" in empty.json()["message"]
     from labeling.serve.monitor import check_drift
+    from labeling.store.serving import gold_labels
 
     config = load_config(project)
-    notes = check_drift(config.resolve(config.store), config.monitor, run_id, project=config.name).notes
-    assert any(f"run {run_id} has label schema" in n and "older than the project's" in n for n in notes)
+    report = check_drift(config.resolve(config.store), config.monitor, run_id, project=config.name)
+    assert any(f"run {run_id} has label schema" in n and "older than the project's" in n for n in report.notes)
+    assert report.other_labels == {"crypto": 2} and "outside the schema (other: <name>): crypto 2" in report.format()
+    assert (gold_labels(config.resolve(config.store))["label"] >= 0).all()

@@ -88,6 +88,8 @@ class Frozen:
     select_s: float
     end_model: object = None  # a trained spaCy NER end model (``--end-model``), or None
     end_model_info: dict | None = None
+    oracle: object = None  # the same end model trained on gold train spans (``--end-model``)
+    oracle_info: dict | None = None
 
 
 def choose(data_dir, lf_sets, end_model: bool, seed: int = 0, ner_steps: int = 3000) -> list[Frozen]:
@@ -99,12 +101,14 @@ def choose(data_dir, lf_sets, end_model: bool, seed: int = 0, ner_steps: int = 3
         sel = select_span_aggregator(train.votes(), train.lengths, valid.votes(), valid.lengths, valid.gold,
                                      len(train.types), dev_tokens=valid.tokens)
         select_s = time.perf_counter() - start
-        em, info = None, None
+        em = info = oracle = oracle_info = None
         if end_model:
-            from labeling.spans.end_model import train_ner_on_aggregation
+            from labeling.spans.end_model import train_ner_on_aggregation, train_ner_on_spans
 
             em, info = train_ner_on_aggregation(sel, train, valid, seed=seed, max_steps=ner_steps)
-        frozen.append(Frozen(lfs, sel, select_s, em, info))
+            if lfs == lf_sets[0]:  # gold train is the same for every LF set
+                oracle, oracle_info = train_ner_on_spans(train.gold, train, valid, seed=seed, max_steps=ner_steps)
+        frozen.append(Frozen(lfs, sel, select_s, em, info, oracle, oracle_info))
     return frozen
 
 
@@ -134,6 +138,10 @@ def score(data_dir, frozen: list[Frozen]) -> list[dict]:
             pred = fz.end_model.predict_token_spans(test.tokens)
             rows.append(row(f"end model: spaCy NER on selected ({fz.end_model_info['summary']})",
                             fz.end_model_info["dev_f1"], pred, time_s=fz.end_model_info["train_s"]))
+        if fz.oracle is not None:
+            rows.append(row(f"oracle: the same NER on gold train ({fz.oracle_info['summary']})",
+                            fz.oracle_info["dev_f1"], fz.oracle.predict_token_spans(test.tokens),
+                            time_s=fz.oracle_info["train_s"]))
     return rows
 
 

@@ -114,7 +114,8 @@ class SpacyNER:
 
     Learned: ``nlp_`` (the best checkpoint on dev, with the chosen ruler), ``dev_f1_`` (its
     dev entity F1, exact match, micro), ``ruler_`` (``{"mode", "min_count", "min_ratio",
-    "patterns"}``), ``ner_dev_f1_`` (the NER alone on dev, as spaCy scores it),
+    "patterns"}``), ``ruler_scores_`` (``(mode, min_count, min_ratio, dev F1)`` per setting
+    tried), ``ner_dev_f1_`` (the NER alone on dev, as spaCy scores it),
     ``train_seconds_``.
     """
 
@@ -199,7 +200,7 @@ class SpacyNER:
         self._set_ruler("off", [])
         # the NER's own dev parses serve every "after" setting: that ruler only reads them
         ner_docs = list(self.nlp_.pipe(make_doc(self.nlp_.vocab, t) for t in dev_tokens))
-        best = None
+        best, self.ruler_scores_ = None, []
         for mode, min_count, min_ratio in grid:
             patterns = [] if mode == "off" else ruler_patterns(
                 span_lexicon(tokens, spans_of(train_docs), min_count=min_count, min_ratio=min_ratio), self.types,
@@ -211,6 +212,7 @@ class SpacyNER:
                 ruler = self.nlp_.get_pipe("entity_ruler") if mode == "after" else (lambda doc: doc)
                 pred = spans_of(ruler(doc.copy()) for doc in ner_docs)
             f1 = micro_f1(entity_counts(dev_gold, pred))
+            self.ruler_scores_.append((mode, min_count, min_ratio, f1))
             if best is None or f1 > best[0]:
                 best = (f1, mode, min_count, min_ratio, patterns)
         f1, mode, min_count, min_ratio, patterns = best

@@ -14,7 +14,7 @@ import pytest
 from labeling.config import load_config, project_config_from_dict
 from labeling.errors import ConfigError
 from labeling.pipeline.retrain import format_summary, run_retrain
-from labeling.pipeline.spans_retrain import load_span_splits
+from labeling.pipeline.spans_retrain import ORACLE_NAME, load_span_splits
 from labeling.spans.end_model import SpacyNER
 from labeling.store.runs import RunStore
 from tests.serve.test_app import Server
@@ -133,6 +133,8 @@ def test_spans_json_source_keeps_weak_label_names_and_scores_entities(tmp_path):
     rows = {r["name"]: r for r in result.to_json()["metrics"]}
     assert rows["LF dict"]["entity_precision"] == 1.0
     assert set(rows["majority vote"]["per_class"]) == {"Chemical", "Disease"}
+    # gold train spans exist here, so the same NER trained on them is the oracle row
+    assert rows[ORACLE_NAME]["kind"] == "baseline" and rows[ORACLE_NAME]["entity_f1"] >= 0
 
 
 def test_a_spans_project_may_have_one_entity_type_and_others_still_need_two(tmp_path):

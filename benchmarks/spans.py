@@ -9,8 +9,10 @@ Two phases, in this order, so that no choice can see a test score:
    ``select_span_aggregator`` fits it (the unsupervised ones on the train and valid votes,
    the weighted votes on valid gold tags), each also followed by ``add_abbreviations``,
    and one is selected on the valid split; with ``--end-model`` the spaCy NER end model is
-   trained on the selected aggregation of train and its epochs are chosen on valid.
-   Everything chosen is frozen (a ``Frozen`` record) before phase 2 starts.
+   trained on the selected aggregation of train (its checkpoint, and its lexicon ruler's
+   placement and threshold, chosen on valid), and the oracle, the same pipeline trained
+   on gold train spans, beside it. Everything chosen is frozen (a ``Frozen`` record)
+   before phase 2 starts.
 2. score: only then are the frozen pipelines run on the test split; every number in
    the "test" columns is entity-level F1 (exact match, micro, percent) on test.
 

@@ -99,6 +99,16 @@ def _metric_row(name: str, kind: str, gold, pred, types, notes: str = "") -> dic
             "per_class": {types[t]: {k: v for k, v in m.items()} for t, m in s["per_type"].items()}, "notes": notes}
 
 
+ORACLE_NAME = "oracle (spaCy NER on gold train spans)"
+
+
+def _train_ner(config: ProjectConfig, tokens, spans, dev: SpanDataset) -> SpacyNER:
+    model = SpacyNER(config.classes, max_steps=config.end_model.ner_max_steps, random_state=config.seed)
+    vocab = model.blank().vocab
+    return model.fit([make_doc(vocab, t, p, config.classes) for t, p in zip(tokens, spans)],
+                     [make_doc(vocab, t, g, config.classes) for t, g in zip(dev.tokens, dev.gold)])
+
+
 def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     """Run the spans pipeline for ``config``; returns a ``RunResult`` whose ``evaluation``
     has one row per method with ``entity_precision``, ``entity_recall``, ``entity_f1``."""
@@ -145,11 +155,15 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     # gold spans (review, feedback) replace the label model's on their train texts, and reviewed
     # texts in no split are trained on as they are
     train_pred = [gold.train.get(i, p) for i, p in enumerate(aggregate(train, V["train"]))]
-    end_model = SpacyNER(types, max_steps=config.end_model.ner_max_steps, random_state=config.seed)
-    vocab = end_model.blank().vocab
-    end_model.fit([make_doc(vocab, t, p, types) for t, p in [*zip(train.tokens, train_pred), *gold.extra]],
-                  [make_doc(vocab, t, g, types) for t, g in zip(dev.tokens, dev.gold)])
+    extra_tokens, extra_spans = [t for t, _ in gold.extra], [g for _, g in gold.extra]
+    end_model = _train_ner(config, [*train.tokens, *extra_tokens], [*train_pred, *extra_spans], dev)
     timings["end_model"] = time.perf_counter() - t0
+    # the oracle: the same pipeline trained on gold train spans, where train has any
+    oracle = None
+    if any(train.gold):
+        t0 = time.perf_counter()
+        oracle = _train_ner(config, train.tokens, train.gold, dev)
+        timings["oracle"] = time.perf_counter() - t0
 
     # test: scored once, every choice above made on dev
     rows = [_metric_row(f"LF {n}", "lf", test.gold, [doc[j] for doc in test.weak], types,
@@ -163,7 +177,11 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
     rows.append(_metric_row("end model (spaCy NER)", "end_model", test.gold, end_model.predict_token_spans(test.tokens),
                             types, notes=f"trained on the label model's spans of {len(train.ids)} train documents"
                                          f"{_gold_note(gold.summary)}; "
-                                         f"best checkpoint on dev (entity F1 {end_model.dev_f1_:.4f})"))
+                                         f"best checkpoint and lexicon ruler on dev (entity F1 {end_model.dev_f1_:.4f})"))
+    if oracle is not None:
+        rows.append(_metric_row(ORACLE_NAME, "baseline", test.gold, oracle.predict_token_spans(test.tokens), types,
+                                notes=f"the same NER trained on the gold spans of {len(train.ids)} train documents; "
+                                      f"chosen on dev (entity F1 {oracle.dev_f1_:.4f})"))
     evaluation = pd.DataFrame(rows)
 
     lf_versions = tuple((n, "precomputed") for n in splits["train"].data.lf_names) + (
@@ -180,7 +198,7 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                      "selection": {"scores": dict(selection.scores), "tolerance": selection.tolerance}},
         end_model={"type": "spacy_ner", "class": "SpacyNER", "params": {**end_model.get_params(),
                                                                         "types": list(types)},
-                   "dev_entity_f1": end_model.dev_f1_, "gold": gold.summary},
+                   "dev_entity_f1": end_model.dev_f1_, "gold": gold.summary, "ruler": end_model.ruler_},
         evaluation=evaluation, lf_table=lf_table,
         documents={"span_lf_analysis": lf_table.reset_index().drop(columns="level_1", errors="ignore")
                    .to_dict(orient="records")},

@@ -18,7 +18,7 @@ from labeling.config import load_config, project_config_from_dict
 from labeling.errors import ConfigError
 from labeling.pipeline.report import write_report
 from labeling.pipeline.retrain import format_summary, run_retrain
-from labeling.pipeline.spans_retrain import load_span_splits
+from labeling.pipeline.spans_retrain import ORACLE_NAME, load_span_splits
 from labeling.review.jobs import label_studio_from_env
 from labeling.review.spans import span_result
 from labeling.store.gold_spans import GoldSpans
@@ -243,6 +243,8 @@ def test_spans_json_source_keeps_weak_label_names_and_scores_entities(tmp_path):
     rows = {r["name"]: r for r in result.to_json()["metrics"]}
     assert rows["LF dict"]["entity_precision"] == 1.0
     assert set(rows["majority vote"]["per_class"]) == {"Chemical", "Disease"}
+    # gold train spans exist here, so the same NER trained on them is the oracle row
+    assert rows[ORACLE_NAME]["kind"] == "baseline" and rows[ORACLE_NAME]["entity_f1"] >= 0
 
 
 def test_a_spans_project_may_have_one_entity_type_and_others_still_need_two(tmp_path):

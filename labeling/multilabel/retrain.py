@@ -147,12 +147,13 @@ def _subsample(n: int, max_rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
 
 
-def _fit_end_model(family, texts, targets, seed, max_rows, C=None):
+def _fit_end_model(family, texts, targets, seed, max_rows, C=None, sample_weight=None):
     keep = _subsample(len(texts), max_rows, seed)
     model = multilabel_end_model(family, targets.shape[1], seed)
     if C is not None:
         model.C = C
-    return model.fit([texts[i] for i in keep], targets[keep])
+    return model.fit([texts[i] for i in keep], targets[keep],
+                     sample_weight=None if sample_weight is None else np.asarray(sample_weight)[keep])
 
 
 def cross_fitted_score(P, Y, folds: np.ndarray, metric: str) -> float:
@@ -204,12 +205,13 @@ def fit_on_gold(texts: Sequence[str], Y, *, metric: str, seed: int, options=GOLD
 
 def select_multilabel_end_model(families: Sequence[str], target_options: dict, covered: np.ndarray,
                                 texts_train: Sequence[str], texts_dev: Sequence[str], Y_dev, *, metric: str,
-                                seed: int, max_rows: int) -> tuple[dict, dict]:
+                                seed: int, max_rows: int, sample_weight=None) -> tuple[dict, dict]:
     """Choose, in stages on dev, the end model's soft targets (one fitted label model's
     per-class probabilities, ``target_options`` {name: (n_train, k)}), its training rows
     (covered by some LF, or all) and its family; each option is fitted on at most
-    ``max_rows`` rows and scored by ``cross_fitted_score`` on dev. Returns ``(the pick
-    {"targets", "rows", "family"}, the per-stage dev scores)``."""
+    ``max_rows`` rows and scored by ``cross_fitted_score`` on dev (``sample_weight``: each
+    train row's weight, None for all 1). Returns ``(the pick {"targets", "rows", "family"},
+    the per-stage dev scores)``."""
     folds = _folds(len(Y_dev), seed)
     pick = {"targets": next(iter(target_options)), "rows": "covered", "family": families[0]}
     stages: dict[str, dict] = {}
@@ -217,7 +219,8 @@ def select_multilabel_end_model(families: Sequence[str], target_options: dict, c
     def dev_score(option):
         rows = covered if option["rows"] == "covered" else np.ones(len(covered), dtype=bool)
         texts = [t for t, r in zip(texts_train, rows) if r]
-        model = _fit_end_model(option["family"], texts, target_options[option["targets"]][rows], seed, max_rows)
+        model = _fit_end_model(option["family"], texts, target_options[option["targets"]][rows], seed, max_rows,
+                               sample_weight=None if sample_weight is None else sample_weight[rows])
         return cross_fitted_score(model.predict_proba(texts_dev), Y_dev, folds, metric)
 
     for stage, options in (("targets", list(target_options)), ("rows", ["covered", "all"]), ("family", list(families))):
@@ -343,6 +346,14 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
     covered = np.concatenate([covered, np.ones(len(gold.extra), dtype=bool)])
     covered[gold.train_pos] = True
 
+    # a gold row weighs review.gold_weight (a label-model row 1); all ones is left out, so a run without
+    # gold (or at the default weight) fits exactly as before
+    weights = None
+    if gold.n_rows and config.review.gold_weight != 1:
+        weights = np.ones(len(texts_train))
+        weights[gold.train_pos] = config.review.gold_weight
+        weights[len(splits.train):] = config.review.gold_weight
+
     def with_gold(P):
         P = np.asarray(P, dtype=np.float64).copy()
         P[gold.train_pos] = gold.train_labels
@@ -360,11 +371,12 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                     target_options[f"label model ({cand_name})"] = with_gold(model.predict_proba(T_train))
         pick, em_stages = select_multilabel_end_model(families, target_options, covered, texts_train, texts_dev,
                                                       Y_dev, metric=metric, seed=seed,
-                                                      max_rows=em.selection_max_rows)
+                                                      max_rows=em.selection_max_rows, sample_weight=weights)
         family = pick["family"]
         rows_used = covered if pick["rows"] == "covered" else np.ones(len(covered), dtype=bool)
         end_model = _fit_end_model(family, [t for t, r in zip(texts_train, rows_used) if r],
-                                   target_options[pick["targets"]][rows_used], seed, em.max_rows)
+                                   target_options[pick["targets"]][rows_used], seed, em.max_rows,
+                                   sample_weight=None if weights is None else weights[rows_used])
         end_model.fit_thresholds(texts_dev, Y_dev)
         end_test = end_model.predict_proba(texts_test)
     n_used = int(rows_used.sum())

@@ -116,12 +116,13 @@ def _store_gold(config, splits):
 
 
 def test_reviewed_and_feedback_sets_become_the_next_runs_training_rows_and_are_recorded(tiny_multilabel, monkeypatch):
-    config = load_config(tiny_multilabel, ['label_model.type="majority_vote"'])
+    config = load_config(tiny_multilabel, ['label_model.type="majority_vote"', "review.gold_weight=2"])
     texts = _store_gold(config, load_multilabel_dataset(config)[0])
-    fits = []
+    fits, weights = [], []
 
     def spy(family, texts, targets, *args, **kwargs):
         fits.append(dict(zip(texts, np.asarray(targets).tolist())))
+        weights.append(dict(zip(texts, [] if kwargs.get("sample_weight") is None else kwargs["sample_weight"])))
         return fit_end_model(family, texts, targets, *args, **kwargs)
 
     fit_end_model = retrain_module._fit_end_model
@@ -132,6 +133,8 @@ def test_reviewed_and_feedback_sets_become_the_next_runs_training_rows_and_are_r
     trained = with_served[-1]  # the end model's own, after its selection
     assert trained[texts["reviewed"]] == [1.0, 0.0, 1.0] and trained[texts["fed"]] == [0.0, 1.0, 1.0]
     assert trained[served] == [0.0, 0.0, 1.0] and texts["test"] not in trained
+    weight = weights[fits.index(trained)]
+    assert weight[texts["reviewed"]] == weight[served] == 2 and weight[texts["tied"]] == 1
     gold = result.end_model["gold"]
     assert {k: gold[k] for k in ("read", "train_rows", "extra_rows", "test_rows_excluded", "unresolved_tasks")} == {
         "read": 4, "train_rows": 2, "extra_rows": 1, "test_rows_excluded": 1, "unresolved_tasks": 1}

@@ -255,7 +255,8 @@ class LabelStudioBackend:
                 answer = Annotation(int(ann["id"]), key, who, -1 if multi_label else classes.index(chosen[0]),
                                     str(ann.get("updated_at") or ann.get("created_at") or ""), labels)
                 counts[store.record_answer(title, review_task, task_id, answer)] += 1
-        report = describe_unclear(unclear)
+        report = (describe_unclear(unclear, "tick only the project's classes to change it") if multi_label
+                  else describe_unclear(unclear))
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "nothing stored"
         return {**counts, "kept": len(unclear), "report": report,
                 "kept_tasks": sorted({u.task_key for u in unclear}),

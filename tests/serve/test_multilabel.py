@@ -142,7 +142,9 @@ def test_webhook_answers_of_a_multilabel_project_are_stored_as_gold_sets_the_ret
         created = done(c, event("ANNOTATION_CREATED", ["music", "food"]))
         assert created["inserted"] == 1, created
         assert stored() == [1, 2]
-        assert done(c, event("ANNOTATION_UPDATED", ["music", "dance"]))["kept"] == 1  # an undeclared class
+        kept = done(c, event("ANNOTATION_UPDATED", ["music", "dance"]))
+        assert kept["kept"] == 1 and "the undeclared class 'dance'" in kept["report"]
+        assert "tick only the project's classes" in kept["report"]
         assert stored() == [1, 2]
         assert done(c, event("ANNOTATION_UPDATED", []))["updated"] == 1  # none ticked: labelled, no class
         assert stored() == []

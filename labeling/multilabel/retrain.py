@@ -15,6 +15,7 @@ columns ``micro_f1``, ``macro_f1``, ``samples_f1``, ``subset_accuracy`` and
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import time
 from collections.abc import Sequence
 
@@ -28,10 +29,13 @@ from ..lf.cache import project_cache_dir
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import label_matrix_hash
 from ..models.artifacts import discard, write_json, write_manifest
+from ..pipeline.predictions import gold_snapshot_bytes, save_gold_snapshot
 from ..pipeline.registry import Registry, evaluate_candidate, settle, write_decision
 from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id, summary_header
 from ..pipeline.store import RunRecord, RunStore, writer_lock
 from ..progress import Stages, stage_table
+from ..review.gold import dev_with_gold, gold_outside_dev
+from ..review.multilabel import match_gold_sets, sets_to_gold, store_gold_sets
 from .end_models import MULTILABEL_FAMILIES, multilabel_end_model, save_multilabel_end_model
 from .gold import load_multilabel_dataset
 from .label_models import (
@@ -143,12 +147,13 @@ def _subsample(n: int, max_rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
 
 
-def _fit_end_model(family, texts, targets, seed, max_rows, C=None):
+def _fit_end_model(family, texts, targets, seed, max_rows, C=None, sample_weight=None):
     keep = _subsample(len(texts), max_rows, seed)
     model = multilabel_end_model(family, targets.shape[1], seed)
     if C is not None:
         model.C = C
-    return model.fit([texts[i] for i in keep], targets[keep])
+    return model.fit([texts[i] for i in keep], targets[keep],
+                     sample_weight=None if sample_weight is None else np.asarray(sample_weight)[keep])
 
 
 def cross_fitted_score(P, Y, folds: np.ndarray, metric: str) -> float:
@@ -200,12 +205,13 @@ def fit_on_gold(texts: Sequence[str], Y, *, metric: str, seed: int, options=GOLD
 
 def select_multilabel_end_model(families: Sequence[str], target_options: dict, covered: np.ndarray,
                                 texts_train: Sequence[str], texts_dev: Sequence[str], Y_dev, *, metric: str,
-                                seed: int, max_rows: int) -> tuple[dict, dict]:
+                                seed: int, max_rows: int, sample_weight=None) -> tuple[dict, dict]:
     """Choose, in stages on dev, the end model's soft targets (one fitted label model's
     per-class probabilities, ``target_options`` {name: (n_train, k)}), its training rows
     (covered by some LF, or all) and its family; each option is fitted on at most
-    ``max_rows`` rows and scored by ``cross_fitted_score`` on dev. Returns ``(the pick
-    {"targets", "rows", "family"}, the per-stage dev scores)``."""
+    ``max_rows`` rows and scored by ``cross_fitted_score`` on dev (``sample_weight``: each
+    train row's weight, None for all 1). Returns ``(the pick {"targets", "rows", "family"},
+    the per-stage dev scores)``."""
     folds = _folds(len(Y_dev), seed)
     pick = {"targets": next(iter(target_options)), "rows": "covered", "family": families[0]}
     stages: dict[str, dict] = {}
@@ -213,7 +219,8 @@ def select_multilabel_end_model(families: Sequence[str], target_options: dict, c
     def dev_score(option):
         rows = covered if option["rows"] == "covered" else np.ones(len(covered), dtype=bool)
         texts = [t for t, r in zip(texts_train, rows) if r]
-        model = _fit_end_model(option["family"], texts, target_options[option["targets"]][rows], seed, max_rows)
+        model = _fit_end_model(option["family"], texts, target_options[option["targets"]][rows], seed, max_rows,
+                               sample_weight=None if sample_weight is None else sample_weight[rows])
         return cross_fitted_score(model.predict_proba(texts_dev), Y_dev, folds, metric)
 
     for stage, options in (("targets", list(target_options)), ("rows", ["covered", "all"]), ("family", list(families))):
@@ -259,6 +266,9 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
 
     with timed("load") as stage:
         splits, Ys = load_multilabel_dataset(config)
+        # gold sets from reviews and serving feedback; gold on test rows is set aside
+        store_gold = store_gold_sets(config)
+        gold = match_gold_sets(store_gold.gold, splits)
         stage.rows = sum(splits.sizes().values())
     everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
     with timed("discover_lfs"):
@@ -278,6 +288,17 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
     Y_dev, Y_test = Ys["dev"], Ys["test"]
     lf_table = pd.concat({"train": votes_summary(T_train, names, classes),
                           "dev": votes_summary(T_dev, names, classes, Y_dev)}, names=["split"])
+    # served gold texts are in no split: their votes are computed here (uncached, they are few)
+    T_extra = (decode_votes(apply_lfs(multilabel_lfs(lfs), gold.extra, cardinality=apply_cardinality(),
+                                      spacy_model=config.lfs.spacy_model).L, k, names)
+               if len(gold.extra) else np.full((0, len(names), k), -1, dtype=np.int8))
+    Y_extra = sets_to_gold(gold.extra["label"].tolist(), k)
+    # with gold, the label model is chosen (and its thresholds) on dev plus the gold rows, which
+    # leave the unlabelled rows it is fitted on so that no row counts twice
+    T_sel, Y_sel = dev_with_gold(gold, T_train, T_dev, Y_dev, T_extra, splits.dev["id"], splits.train["id"], Y_extra)
+    Y_sel = Y_sel.astype(np.int8)
+    T_unlabelled = np.delete(T_train, gold.train_pos[gold_outside_dev(gold, splits.dev["id"], splits.train["id"])],
+                             axis=0)
 
     with timed("label_model", rows=len(T_train)) as stage:
         started = time.perf_counter()
@@ -286,7 +307,7 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
             candidates = candidates[:1]
         elif config.label_model.type == "snorkel":
             candidates = candidates[-1:]
-        label_model, selection, fitted = select_multilabel_label_model(candidates, T_train, T_dev, Y_dev,
+        label_model, selection, fitted = select_multilabel_label_model(candidates, T_unlabelled, T_sel, Y_sel,
                                                                        metric=metric, random_state=seed)
         timings["label_model_fit_s"] = round(time.perf_counter() - started, 3)
         P_train = label_model.predict_proba(T_train)
@@ -319,24 +340,43 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                                                     + "; ".join(f"{classes[c]}: {w}" for c, w in fallbacks.items())
                                                     if fallbacks else "")))
 
-    texts_train = splits.train["text"].astype(str).tolist()
+    # end-model rows: the train rows, a gold train row's targets its gold set (a person's answer
+    # beats the label model's), then the gold texts in no split; every gold row counts as covered
+    texts_train = splits.train["text"].astype(str).tolist() + gold.extra["text"].astype(str).tolist()
+    covered = np.concatenate([covered, np.ones(len(gold.extra), dtype=bool)])
+    covered[gold.train_pos] = True
+
+    # a gold row weighs review.gold_weight (a label-model row 1); all ones is left out, so a run without
+    # gold (or at the default weight) fits exactly as before
+    weights = None
+    if gold.n_rows and config.review.gold_weight != 1:
+        weights = np.ones(len(texts_train))
+        weights[gold.train_pos] = config.review.gold_weight
+        weights[len(splits.train):] = config.review.gold_weight
+
+    def with_gold(P):
+        P = np.asarray(P, dtype=np.float64).copy()
+        P[gold.train_pos] = gold.train_labels
+        return np.vstack([P, Y_extra])
+
     texts_dev, texts_test = splits.dev["text"].astype(str).tolist(), splits.test["text"].astype(str).tolist()
     em = config.end_model
     with timed("end_model", rows=n_cov):
         families = _end_model_families(config)
         # soft targets: the chosen label model's, or another fitted candidate's per-class probabilities
-        target_options = {f"label model ({_name(label_model)})": P_train}
+        target_options = {f"label model ({_name(label_model)})": with_gold(P_train)}
         if em.type == "auto":
             for cand_name, model in fitted:
                 if model is not label_model and cand_name.startswith("PerClassLabelModel"):
-                    target_options[f"label model ({cand_name})"] = model.predict_proba(T_train)
+                    target_options[f"label model ({cand_name})"] = with_gold(model.predict_proba(T_train))
         pick, em_stages = select_multilabel_end_model(families, target_options, covered, texts_train, texts_dev,
                                                       Y_dev, metric=metric, seed=seed,
-                                                      max_rows=em.selection_max_rows)
+                                                      max_rows=em.selection_max_rows, sample_weight=weights)
         family = pick["family"]
         rows_used = covered if pick["rows"] == "covered" else np.ones(len(covered), dtype=bool)
         end_model = _fit_end_model(family, [t for t, r in zip(texts_train, rows_used) if r],
-                                   target_options[pick["targets"]][rows_used], seed, em.max_rows)
+                                   target_options[pick["targets"]][rows_used], seed, em.max_rows,
+                                   sample_weight=None if weights is None else weights[rows_used])
         end_model.fit_thresholds(texts_dev, Y_dev)
         end_test = end_model.predict_proba(texts_test)
     n_used = int(rows_used.sum())
@@ -344,19 +384,20 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                      float(rows_used.mean()),
                      f"{'sigmoid MLP' if family == 'mlp' else 'one-vs-rest ' + family} on the per-class probabilities "
                      f"of {pick['targets']} over {'the train rows some LF votes on' if pick['rows'] == 'covered' else 'every train row'} "
-                     f"({n_used}); targets, rows, family and per-class thresholds chosen on dev"))
+                     f"({n_used}{f', {gold.n_rows} of them gold sets' if gold.n_rows else ''}); targets, rows, "
+                     "family and per-class thresholds chosen on dev"))
     with timed("baselines"):
         human, human_doc = fit_on_gold(texts_dev, Y_dev, metric=metric, seed=seed)
         rows.append(_row(HUMAN_BASELINE, "baseline", Y_test, human.predict(texts_test), classes, len(Y_dev),
                          len(Y_dev) / len(texts_train),
                          f"one-vs-rest on dev gold; family/C ({human_doc['chosen']}) and per-class thresholds "
                          f"chosen by {human_doc['folds']}-fold cross-validation on dev"))
-        gold = Ys["train"]
-        has = np.flatnonzero(gold[:, 0] >= 0)
+        train_gold = Ys["train"]
+        has = np.flatnonzero(train_gold[:, 0] >= 0)
         oracle_doc = None
         if len(has):
             keep = has[_subsample(len(has), em.baseline_max_rows, seed)]
-            oracle, oracle_doc = fit_on_gold([texts_train[i] for i in keep], gold[keep], metric=metric, seed=seed,
+            oracle, oracle_doc = fit_on_gold([texts_train[i] for i in keep], train_gold[keep], metric=metric, seed=seed,
                                              options=ORACLE_FAMILIES)
             rows.append(_row(ORACLE_BASELINE, "baseline", Y_test, oracle.predict(texts_test), classes, len(keep),
                              float(len(has) / len(texts_train)),
@@ -365,6 +406,9 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                              f"{oracle_doc['folds']}-fold cross-validation on those rows"))
     evaluation = pd.DataFrame(rows)
     run_id = new_run_id()
+    gold_bytes = gold_snapshot_bytes(store_gold.gold)
+    gold_info = {**gold.summary(), "read": len(store_gold.gold), "unresolved_tasks": store_gold.unresolved,
+                 "sha256": hashlib.sha256(gold_bytes).hexdigest()}
     lm_info = {"type": type(label_model).__name__, "params": label_model.get_params(), "selection": selection,
                "fallbacks": {classes[c]: w for c, w in fallbacks.items()},
                "thresholds": dict(zip(classes, np.asarray(getattr(label_model, "thresholds_", [])).tolist()))}
@@ -373,7 +417,7 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                              "stages": em_stages, "pick": pick,
                              "rule": "each stage's best cross-fitted dev score, earliest on ties"},
                "thresholds": dict(zip(classes, end_model.thresholds_.tolist())),
-               "baselines": {"human": human_doc, "oracle": oracle_doc}}
+               "baselines": {"human": human_doc, "oracle": oracle_doc}, "gold": gold_info}
     result_kwargs = dict(
         run_id=run_id, project=config.name, seed=seed, dataset_version=splits.version, split_sizes=splits.sizes(),
         lf_set_version=lf_set_version(lfs), lfs=tuple((lf.name, lf_version(lf)) for lf in lfs),
@@ -392,9 +436,11 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
         try:
             files = {"label_model": _save_label_model(label_model, partial / "label_model"),
                      "end_model": save_multilabel_end_model(end_model, partial / "end_model")}
+            snapshot = save_gold_snapshot(partial, store_gold.gold)
             partial.rename(root / run_id)
             saved = tuple((f"{part}/{name}", str(root / run_id / part / name), digest)
-                          for part, listing in files.items() for name, digest in listing.items())
+                          for part, listing in files.items() for name, digest in listing.items()) + tuple(
+                (name, str(root / run_id / name), digest) for name, digest in snapshot.items())
             store.record_run(RunRecord(
                 id=run_id, created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(), project=config.name, seed=seed,
                 config=config.to_dict(), dataset_version=splits.version, dataset_source=splits.source,
@@ -469,7 +515,7 @@ def format_multilabel_summary(result: RunResult) -> str:
     lines += [f"end model chosen on dev ({ems.get('metric')}, thresholds cross-fitted): {ems.get('pick')}",
               *(f"  {stage}: " + ", ".join(f"{o} {v:.3f}" for o, v in opts.items())
                 for stage, opts in (ems.get("stages") or {}).items()),
-              *comparison_lines(result, sel.get("metric") or "macro_f1"), "",
+              *comparison_lines(result, sel.get("metric") or "macro_f1"), _gold_line(result.end_model.get("gold")), "",
               "Test split:", table.to_string(index=False)]
     if result.promotion:
         lines += ["", f"promotion gate ({result.promotion['metric']}): "
@@ -479,3 +525,11 @@ def format_multilabel_summary(result: RunResult) -> str:
     if result.stages:
         lines += ["", "Stages:", stage_table(result.stages)]
     return "\n".join(lines)
+
+
+def _gold_line(gold: dict | None) -> str:
+    if not gold or not gold.get("read"):
+        return "gold sets from the store: none (review.use_gold is off or the store holds no gold sets)"
+    return (f"gold sets from the store: {gold['read']} read (sha256 {gold['sha256'][:12]}): {gold['train_rows']} train "
+            f"rows relabelled, {gold['extra_rows']} other texts added to training, {gold['test_rows_excluded']} on "
+            f"test left out, {gold['unresolved_tasks']} reviewed tasks tied between annotators")

@@ -20,7 +20,7 @@ import pandas as pd
 from ..data.datasets import sha256_file
 from ..errors import ArtifactError
 
-__all__ = ["GOLD_ARTIFACT", "PREDICTIONS_ARTIFACT", "TestPredictions", "load_gold_snapshot", "load_test_predictions",
+__all__ = ["GOLD_ARTIFACT", "PREDICTIONS_ARTIFACT", "TestPredictions", "gold_snapshot_bytes", "load_gold_snapshot", "load_test_predictions",
            "save_gold_snapshot", "save_test_predictions"]
 
 PREDICTIONS_ARTIFACT = "predictions/test_predictions.npz"
@@ -99,12 +99,20 @@ def save_gold_snapshot(folder: str | Path, gold: pd.DataFrame) -> dict[str, str]
     returns ``{relative name: sha256}``."""
     path = Path(folder) / GOLD_ARTIFACT
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as out:
-        for row in gold[list(GOLD_COLUMNS)].itertuples(index=False):
-            values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in row]
-            values[-1] = int(values[-1])
-            out.write(json.dumps(dict(zip(GOLD_COLUMNS, values)), ensure_ascii=False) + "\n")
+    path.write_bytes(gold_snapshot_bytes(gold))
     return {GOLD_ARTIFACT: sha256_file(path)}
+
+
+def gold_snapshot_bytes(gold: pd.DataFrame) -> bytes:
+    """The bytes ``save_gold_snapshot`` writes (so a run can record their sha256 before writing
+    them): one JSON line per row; ``label`` a class index, or a sorted list of them (a label set)."""
+    lines = []
+    for row in gold[list(GOLD_COLUMNS)].itertuples(index=False):
+        values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in row]
+        label = values[-1]
+        values[-1] = sorted(int(c) for c in label) if isinstance(label, (list, tuple, np.ndarray)) else int(label)
+        lines.append(json.dumps(dict(zip(GOLD_COLUMNS, values)), ensure_ascii=False) + "\n")
+    return "".join(lines).encode("utf-8")
 
 
 def load_gold_snapshot(run: dict) -> pd.DataFrame | None:

@@ -130,14 +130,27 @@ def match_gold(gold: pd.DataFrame, splits) -> GoldMatch:
             f"(0..{k - 1}): {sorted({str(v) for v in gold['label'][bad]})}, tasks {keys[:5]}. They were stored while "
             "the config declared more classes; put the removed class back in project.classes, or set "
             "review.use_gold = false to train without gold")
+    pos, taken, extra, n_test = place_gold(gold, splits)
+    labels = gold["label"].to_numpy()
+    extra_rows = [{"id": str(gold["task_key"].iloc[j]), "text": str(gold["text"].iloc[j]), "label": int(labels[j])}
+                  for j in extra]
+    return GoldMatch(np.asarray(pos, dtype=np.int64), np.asarray([int(labels[j]) for j in taken], dtype=np.int64),
+                     pd.DataFrame(extra_rows, columns=["id", "text", "label"]), n_test)
+
+
+def place_gold(gold: pd.DataFrame, splits) -> tuple[list[int], list[int], list[int], int]:
+    """Where each row of ``gold`` (``all_gold``'s columns, best first) falls against ``splits``:
+    ``(train positions, the gold row placed on each, gold rows in no split, gold rows on test)``.
+    A train row is matched by row id (dataset gold), else by text, and takes the first gold row
+    that lands on it; gold on a test row or a test text is only counted: test is never trained on."""
     train_ids = {str(v): i for i, v in enumerate(splits.train["id"])}
     train_texts: dict[str, int] = {}
     for i, t in enumerate(splits.train["text"]):
         train_texts.setdefault(str(t), i)
     test_ids = {str(v) for v in splits.test["id"]}
     test_texts = {str(t) for t in splits.test["text"]}
-    pos, labels, extra, n_test, taken = [], [], [], 0, set()
-    for row in gold.itertuples(index=False):
+    pos, taken, extra, n_test, seen = [], [], [], 0, set()
+    for j, row in enumerate(gold.itertuples(index=False)):
         row_id, text = (None if pd.isna(row.row_id) else str(row.row_id)), str(row.text)
         if (row.source == "dataset" and row_id in test_ids) or text in test_texts:
             n_test += 1
@@ -145,23 +158,29 @@ def match_gold(gold: pd.DataFrame, splits) -> GoldMatch:
         i = train_ids.get(row_id) if row.source == "dataset" else None
         i = train_texts.get(text) if i is None else i
         if i is None:
-            extra.append({"id": str(row.task_key), "text": text, "label": int(row.label)})
-        elif i not in taken:
-            taken.add(i)
+            extra.append(j)
+        elif i not in seen:
+            seen.add(i)
             pos.append(i)
-            labels.append(int(row.label))
-    return GoldMatch(np.asarray(pos, dtype=np.int64), np.asarray(labels, dtype=np.int64),
-                     pd.DataFrame(extra, columns=["id", "text", "label"]), n_test)
+            taken.append(j)
+    return pos, taken, extra, n_test
 
 
-def dev_with_gold(match: GoldMatch, L_train, L_dev, y_dev, L_extra, dev_ids, train_ids):
-    """The labelled rows for label-model selection and class balance: dev, then gold
-    train rows not already in dev, then the extra gold rows."""
+def gold_outside_dev(match: GoldMatch, dev_ids, train_ids) -> np.ndarray:
+    """Which of ``match.train_pos`` are no dev row (by id): the gold rows selection adds to dev."""
     in_dev = {str(v) for v in dev_ids}
-    keep = np.array([str(train_ids[p]) not in in_dev for p in match.train_pos], dtype=bool)
-    pos = match.train_pos[keep] if len(match.train_pos) else match.train_pos
-    L = np.vstack([L_dev, L_train[pos], L_extra])
-    y = np.concatenate([y_dev, match.train_labels[keep] if len(keep) else [], match.extra["label"].to_numpy()])
+    return np.array([str(train_ids[p]) not in in_dev for p in match.train_pos], dtype=bool)
+
+
+def dev_with_gold(match: GoldMatch, L_train, L_dev, y_dev, L_extra, dev_ids, train_ids, y_extra=None):
+    """The labelled rows for label-model selection and class balance: dev, then gold
+    train rows not already in dev, then the extra gold rows. ``L`` may be (n, m) votes or
+    an (n, m, k) vote tensor, ``y`` class indices or (n, k) label sets (``y_extra``: the
+    extra rows' labels as such, when ``match.extra["label"]`` is not)."""
+    keep = gold_outside_dev(match, dev_ids, train_ids)
+    L = np.concatenate([L_dev, L_train[match.train_pos[keep]], L_extra])
+    y_extra = match.extra["label"].to_numpy() if y_extra is None else y_extra
+    y = np.concatenate([y_dev, np.asarray(match.train_labels)[keep], np.asarray(y_extra).reshape(-1, *np.shape(y_dev)[1:])])
     return L, y.astype(np.int64)
 
 
@@ -204,7 +223,9 @@ __all__ = [
     "all_gold",
     "dev_with_gold",
     "gold_class_balance",
+    "gold_outside_dev",
     "match_gold",
+    "place_gold",
     "read_only_gold",
     "review_gold",
     "training_rows_with_gold",

@@ -338,14 +338,15 @@ class UnclearAnswer:
     reason: str  # "2 classes", "no class", "no class (another control)", "undeclared class 'x'"
 
 
-def describe_unclear(unclear: Sequence[UnclearAnswer]) -> str:
-    """``2 answers on tasks [...] give 2 classes / no class: their stored gold is kept``; "" for none."""
+def describe_unclear(unclear: Sequence[UnclearAnswer], fix: str = "answer with exactly one class to change it") -> str:
+    """``2 answers on tasks [...] give 2 classes / no class: their stored gold is kept``; "" for none.
+    ``fix``: what a reviewer does to change it (a multi-label answer: tick only declared classes)."""
     if not unclear:
         return ""
     tasks = sorted({u.task_key for u in unclear})
     reasons = " / ".join(sorted({u.reason for u in unclear}))
     return (f"{len(unclear)} answer(s) on tasks {tasks[:10]}{' ...' if len(tasks) > 10 else ''} give {reasons}: "
-            "their stored gold is kept as it was (answer with exactly one class to change it)")
+            f"their stored gold is kept as it was ({fix})")
 
 
 def read_answers(

@@ -31,8 +31,9 @@ from .label_studio import (
     sdk_call,
 )
 
-__all__ = ["MultiLabelRefineReport", "MultiLabelReview", "gold_sets_for_refinement", "refine_multilabel", "multilabel_labeling_config", "pull_multilabel_review", "push_multilabel_review",
-           "result_set", "served_run_id", "set_result", "set_tasks"]
+__all__ = ["MultiLabelRefineReport", "MultiLabelReview", "StoreGoldSets", "gold_sets_for_refinement", "match_gold_sets",
+           "refine_multilabel", "multilabel_labeling_config", "pull_multilabel_review", "push_multilabel_review",
+           "result_set", "review_gold_sets", "served_run_id", "set_result", "set_tasks", "sets_to_gold", "store_gold_sets"]
 
 
 def multilabel_labeling_config(classes: Sequence[str], *, title: str = "Which classes does this text carry?") -> str:
@@ -232,3 +233,95 @@ def refine_multilabel(config, *, top: int = 10) -> MultiLabelRefineReport:
     folds = int(min(5, max(2, Y.sum(axis=0).min()))) if len(Y) else 2
     errors = multilabel_label_errors(texts, Y, config.classes, n_folds=folds, random_state=config.seed)
     return MultiLabelRefineReport(len(texts), table, worst, errors)
+
+
+# --------------------------------------------------------------------------- the multi-label retrain's gold
+
+
+def sets_to_gold(sets: Sequence[Sequence[int]], k: int) -> np.ndarray:
+    """Label sets (class indices) -> ``Y`` ((n, k) int8 0/1, as ``labeling.multilabel.gold``)."""
+    Y = np.zeros((len(sets), k), dtype=np.int8)
+    for i, labels in enumerate(sets):
+        Y[i, list(labels)] = 1
+    return Y
+
+
+def review_gold_sets(store_path, project: str) -> tuple[pd.DataFrame, int]:
+    """One label set per reviewed task of ``project`` (``review_title``): each class more than
+    half its annotators ticked. A task whose annotators split evenly on some class has no gold
+    (as a single-label tie). Returns ``(gold, unresolved tasks)``, gold in ``all_gold``'s
+    columns with ``label`` a sorted list of class indices."""
+    from .gold import GoldStore
+
+    with GoldStore(store_path) as store:
+        answers = store.label_sets(project)
+        tasks = {t["task_key"]: t for t in store.tasks(project)}
+    rows, unresolved = [], 0
+    for key, by_annotator in answers.items():
+        n = len(by_annotator)
+        ticks = pd.Series([c for _, labels in by_annotator.values() for c in labels], dtype=np.int64).value_counts()
+        if (2 * ticks == n).any():
+            unresolved += 1
+            continue
+        task = tasks[key]
+        rows.append({"task_key": key, "source": task["source"], "row_id": task["row_id"], "text": task["text"],
+                     "label": sorted(int(c) for c, t in ticks.items() if 2 * t > n)})
+    return pd.DataFrame(rows, columns=["task_key", "source", "row_id", "text", "label"]), unresolved
+
+
+@dataclass(frozen=True, eq=False)
+class StoreGoldSets:
+    """The gold sets a multi-label retrain reads from the store: ``gold`` (``all_gold``'s
+    columns, ``label`` a sorted list of class indices; reviews first, then feedback, one row
+    per text) and ``unresolved``, the reviewed tasks left out for a tie between annotators."""
+
+    gold: pd.DataFrame
+    unresolved: int = 0
+
+
+def store_gold_sets(config) -> StoreGoldSets:
+    """The store's gold label sets of a multi-label project, as single-label's ``all_gold``: a
+    person's answer beats a program's, so a reviewed set beats serving feedback on the same
+    text, and a text's latest feedback beats its earlier ones. Empty when ``review.use_gold`` is
+    off or the store (or its tables) does not exist yet; nothing is created."""
+    from ..store.connection import store_exists, table_names
+    from ..store.serving import gold_labels as feedback_gold_labels
+
+    columns = ["task_key", "source", "row_id", "text", "label"]
+    path = config.resolve(config.store)
+    if not config.review.use_gold or not store_exists(path):
+        return StoreGoldSets(pd.DataFrame(columns=columns))
+    tables = table_names(path)
+    reviewed, unresolved = (review_gold_sets(path, review_title(config)) if "review_tasks" in tables
+                            else (pd.DataFrame(columns=columns), 0))
+    parts = [reviewed]
+    if "feedback" in tables:
+        feedback = feedback_gold_labels(path)
+        parts.append(pd.DataFrame({
+            "task_key": "feedback:" + feedback["id"].astype(str), "source": "feedback", "row_id": None,
+            "text": feedback["text"],
+            # a single-label answer (a class index) stored before the project became multi-label: its set of one
+            "label": [sorted(int(c) for c in v) if isinstance(v, list) else [int(v)] for v in feedback["label"]]},
+            columns=columns))
+    gold = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else reviewed
+    return StoreGoldSets(gold.drop_duplicates("text", keep="first").reset_index(drop=True), unresolved)
+
+
+def match_gold_sets(gold: pd.DataFrame, splits):
+    """``match_gold`` for label sets: a ``GoldMatch`` whose ``train_labels`` is (n, k) int8 and
+    whose ``extra["label"]`` holds sorted class-index lists. Raises ``LabelError`` for a stored
+    class index outside ``splits.classes`` (gold stored while the config declared more classes)."""
+    from .gold import GoldMatch, place_gold
+
+    k = len(splits.classes)
+    bad = [str(key) for key, labels in zip(gold["task_key"], gold["label"]) if any(not 0 <= c < k for c in labels)]
+    if bad:
+        raise LabelError(f"{len(bad)} stored gold label set(s) name a class index outside project.classes "
+                         f"{list(splits.classes)} (0..{k - 1}): tasks {bad[:5]}. They were stored while the config "
+                         "declared more classes; put the removed class back, or set review.use_gold = false")
+    pos, taken, extra, n_test = place_gold(gold, splits)
+    labels = gold["label"].tolist()
+    extra_rows = [{"id": str(gold["task_key"].iloc[j]), "text": str(gold["text"].iloc[j]), "label": labels[j]}
+                  for j in extra]
+    return GoldMatch(np.asarray(pos, dtype=np.int64), sets_to_gold([labels[j] for j in taken], k),
+                     pd.DataFrame(extra_rows, columns=["id", "text", "label"]), n_test)

@@ -17,8 +17,9 @@ or ``labeling review connect``); Label Studio joins each path onto that URL
 - ``POST /ls/webhook``: acknowledged at once (Label Studio waits 1 s and never retries);
   the work happens in the background, one event after the other, its outcome at
   ``GET /ls/jobs/<id>`` and in the server log. ``ANNOTATION_CREATED``/``UPDATED`` store
-  the answer as gold, ``ANNOTATIONS_DELETED`` removes it; an answer that gives no single
-  declared class keeps the gold stored before and is reported. ``START_TRAINING`` runs a
+  the answer as gold (a multi-label project's: the set it ticks), ``ANNOTATIONS_DELETED``
+  removes it; an answer that gives no single declared class (multi-label: ticks an undeclared
+  one) keeps the gold stored before and is reported. ``START_TRAINING`` runs a
   retrain (``labeling retrain`` in a child process, so the server keeps answering) with
   the project's gold; one at a time, a second press joins the running job. The promotion
   gate decides as for any run (``promotion.auto``).
@@ -225,6 +226,7 @@ class LabelStudioBackend:
         data_key = control.data_key if control else "text"
         counts = {"inserted": 0, "updated": 0, "unchanged": 0, "skipped": 0}
         unclear: list[UnclearAnswer] = []
+        classes, multi_label = list(self.config.classes), self.config.task == "multi_label"
         with self._store() as store:
             for ann in annotations:
                 task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
@@ -237,9 +239,10 @@ class LabelStudioBackend:
                     continue
                 chosen = annotation_choices(ann.get("result"), from_name)
                 who = annotator_of(ann)
-                if chosen is None or len(chosen) != 1 or chosen[0] not in self.config.classes:
-                    reason = (unclear_reason(ann.get("result"), from_name) if not chosen or len(chosen) != 1
-                              else f"the undeclared class {chosen[0]!r}")
+                undeclared = [c for c in chosen or () if c not in classes]
+                if multi_label and undeclared or not multi_label and (chosen is None or len(chosen) != 1 or undeclared):
+                    reason = (f"the undeclared class {undeclared[0]!r}" if undeclared
+                              else unclear_reason(ann.get("result"), from_name))
                     unclear.append(UnclearAnswer(int(ann["id"]), key, who, reason))
                     continue
                 text = data.get(data_key)
@@ -247,10 +250,13 @@ class LabelStudioBackend:
                     counts["skipped"] += 1  # no text to learn from: nothing to store
                     continue
                 review_task = ReviewTask(key, "label_studio", None, str(text or ""), "label_studio")
-                answer = Annotation(int(ann["id"]), key, who, list(self.config.classes).index(chosen[0]),
-                                    str(ann.get("updated_at") or ann.get("created_at") or ""))
+                # a multi-label answer is the set it ticks (none ticked: the empty set, a row with no class)
+                labels = tuple(sorted({classes.index(c) for c in chosen or ()})) if multi_label else None
+                answer = Annotation(int(ann["id"]), key, who, -1 if multi_label else classes.index(chosen[0]),
+                                    str(ann.get("updated_at") or ann.get("created_at") or ""), labels)
                 counts[store.record_answer(title, review_task, task_id, answer)] += 1
-        report = describe_unclear(unclear)
+        report = (describe_unclear(unclear, "tick only the project's classes to change it") if multi_label
+                  else describe_unclear(unclear))
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "nothing stored"
         return {**counts, "kept": len(unclear), "report": report,
                 "kept_tasks": sorted({u.task_key for u in unclear}),

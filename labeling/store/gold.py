@@ -120,26 +120,28 @@ class GoldStore(TableFamily):
         return row["task_key"] if row else None
 
     def record_answer(self, project: str, task: ReviewTask, ls_task_id: int, ann) -> str:
-        """Store one answer as its annotator's gold on ``task`` (registered first when it was
-        never pushed from here, e.g. a task imported in Label Studio): ``"inserted"``,
-        ``"updated"`` or ``"unchanged"`` (the same or an older edit of the stored answer)."""
+        """Store one answer (a multi-label answer's set in ``ann.labels``) as its annotator's gold
+        on ``task`` (registered first when it was never pushed from here, e.g. a task imported in
+        Label Studio): ``"inserted"``, ``"updated"`` or ``"unchanged"`` (the same or an older edit
+        of the stored answer)."""
         with self.conn.writing("store an answer") as conn:
             schema = stamp_for_project(conn, project)
             insert_rows(conn, "review_tasks", [
                 {"task_key": task.task_key, "project": project, "source": task.source, "row_id": task.row_id,
                  "text": task.text, "text_sha256": text_sha256(task.text), "ls_task_id": int(ls_task_id),
                  "strategy": task.strategy, "pushed_at": utc_now(), "schema_version": schema}], verb="INSERT OR IGNORE")
-            cur = conn.execute("SELECT label, annotation_id, updated_at FROM gold_labels"
+            cur = conn.execute("SELECT label, annotation_id, updated_at, labels FROM gold_labels"
                                " WHERE task_key = ? AND annotator = ?", [ann.task_key, ann.annotator])
             old = cur.fetchone()
-            if old and (old[0], old[1]) == (ann.label, ann.annotation_id):
+            labels = labels_json(getattr(ann, "labels", None))
+            if old and (old[0], old[1], old[3]) == (ann.label, ann.annotation_id, labels):
                 return "unchanged"
             if old and old[1] == ann.annotation_id and str(old[2]) > ann.updated_at:
                 return "unchanged"  # a late, older event of the same annotation
             insert_rows(conn, "gold_labels", [
                 {"task_key": ann.task_key, "annotator": ann.annotator, "annotation_id": ann.annotation_id,
                  "label": ann.label, "source": "label_studio", "updated_at": ann.updated_at,
-                 "pulled_at": utc_now(), "schema_version": schema}], verb="INSERT OR REPLACE")
+                 "pulled_at": utc_now(), "schema_version": schema, "labels": labels}], verb="INSERT OR REPLACE")
         return "updated" if old else "inserted"
 
     def remove_answers(self, annotation_ids: Sequence[int]) -> int:

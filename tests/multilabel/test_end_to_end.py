@@ -1,5 +1,5 @@
 """One story of a multi-label project: retrain -> serve (real uvicorn) -> feedback with a set ->
-Label Studio review push/pull (the CLI) -> report. 300 generated rows, so it stays a few seconds past its servers' start."""
+Label Studio review push/pull (the CLI) -> the next retrain reads both -> report. 300 generated rows, so it stays a few seconds past its servers' start."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ def test_a_multilabel_project_from_retrain_to_report(label_studio, tmp_path, mon
     assert json.loads(capsys.readouterr().out)["inserted"] == 8
     with GoldStore(config.resolve(config.store)) as store:
         assert {k: next(iter(v.values())) for k, v in store.label_sets(config.review.title).items()} == wanted
+    # the loop closes: the next retrain trains on the reviewed sets and the served text's feedback set
+    again = run_retrain(config, record=False).end_model["gold"]
+    assert (again["read"], again["train_rows"], again["extra_rows"], again["test_rows_excluded"]) == (9, 8, 1, 0)
 
     html = write_report(result.store_path, result.run_id).read_text(encoding="utf-8")
     assert "multilabel-per-class" in html and "micro_f1" in html

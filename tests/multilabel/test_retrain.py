@@ -8,12 +8,19 @@ import numpy as np
 import pytest
 
 from labeling.config import load_config
+from labeling.data.datasets import sha256_file
 from labeling.errors import ConfigError
+from labeling.multilabel import retrain as retrain_module
 from labeling.multilabel.end_models import predict_label_sets
+from labeling.multilabel.gold import load_multilabel_dataset
 from labeling.multilabel.retrain import cross_fitted_score
 from labeling.pipeline.lineage import config_hash
 from labeling.pipeline.retrain import format_summary, run_retrain
+from labeling.pipeline.predictions import GOLD_ARTIFACT
 from labeling.pipeline.store import RunStore, load_recorded_end_model
+from labeling.review.gold import GoldStore, ReviewTask
+from labeling.review.label_studio import Annotation
+from labeling.store.serving import FeedbackLog, FeedbackRecord
 
 from .conftest import write_tiny_multilabel
 
@@ -81,3 +88,62 @@ def test_the_report_of_a_multilabel_run_shows_set_metrics_per_class_tables_and_t
                  "yes precision (dev)", "kw_food", "no confusion matrix"):
         assert text in html, text
     assert "Test split:" in format_summary(result) and "promotion gate (macro_f1)" in format_summary(result)
+
+
+def _store_gold(config, splits):
+    """Gold in the store of ``config``: a reviewed set and feedback sets on train, test and served
+    texts; returns the texts it labelled, by role."""
+    train, test = splits.train.reset_index(drop=True), splits.test.reset_index(drop=True)
+    reviewed, fed, tied = (train.iloc[i] for i in range(3))
+    title, store_path = config.review.title or config.name, config.resolve(config.store)
+    tasks = [ReviewTask(f"dataset:{row['id']}", "dataset", str(row["id"]), str(row["text"]), "margin")
+             for row in (reviewed, tied)]
+    with GoldStore(store_path) as store:
+        store.record_pushed(title, tasks, {t.task_key: n for n, t in enumerate(tasks)})
+        store.record_annotations(title, [
+            Annotation(1, tasks[0].task_key, "alice", -1, "t1", (0, 2)), Annotation(2, tasks[0].task_key, "bob", -1, "t1", (0, 2)),
+            Annotation(3, tasks[1].task_key, "alice", -1, "t1", (0,)), Annotation(4, tasks[1].task_key, "bob", -1, "t1", ())])
+    feedback = [(reviewed["text"], (1,)),  # a person's review beats this feedback
+                (fed["text"], (0,)), (fed["text"], (1, 2)),  # the latest feedback on a text wins
+                (test["text"].iloc[0], (0,)),  # on a test text: never trained on
+                ("zebras crossing the road", (2,))]  # a served text in no split: added
+    with FeedbackLog(store_path) as log:
+        for i, (text, labels) in enumerate(feedback):
+            log.record_feedback(FeedbackRecord(f"f{i}", f"2026-01-01T00:00:0{i}", f"k{i}", "x", -1, None, str(text),
+                                               None, None, labels=labels))
+    return {"reviewed": str(reviewed["text"]), "fed": str(fed["text"]), "tied": str(tied["text"]),
+            "test": str(test["text"].iloc[0])}
+
+
+def test_reviewed_and_feedback_sets_become_the_next_runs_training_rows_and_are_recorded(tiny_multilabel, monkeypatch):
+    config = load_config(tiny_multilabel, ['label_model.type="majority_vote"', "review.gold_weight=2"])
+    texts = _store_gold(config, load_multilabel_dataset(config)[0])
+    fits, weights = [], []
+
+    def spy(family, texts, targets, *args, **kwargs):
+        fits.append(dict(zip(texts, np.asarray(targets).tolist())))
+        weights.append(dict(zip(texts, [] if kwargs.get("sample_weight") is None else kwargs["sample_weight"])))
+        return fit_end_model(family, texts, targets, *args, **kwargs)
+
+    fit_end_model = retrain_module._fit_end_model
+    monkeypatch.setattr(retrain_module, "_fit_end_model", spy)
+    result = run_retrain(config)
+    served = "zebras crossing the road"
+    with_served = [f for f in fits if served in f]  # end-model fits (the gold baselines' never hold it)
+    trained = with_served[-1]  # the end model's own, after its selection
+    assert trained[texts["reviewed"]] == [1.0, 0.0, 1.0] and trained[texts["fed"]] == [0.0, 1.0, 1.0]
+    assert trained[served] == [0.0, 0.0, 1.0] and texts["test"] not in trained
+    weight = weights[fits.index(trained)]
+    assert weight[texts["reviewed"]] == weight[served] == 2 and weight[texts["tied"]] == 1
+    gold = result.end_model["gold"]
+    assert {k: gold[k] for k in ("read", "train_rows", "extra_rows", "test_rows_excluded", "unresolved_tasks")} == {
+        "read": 4, "train_rows": 2, "extra_rows": 1, "test_rows_excluded": 1, "unresolved_tasks": 1}
+    with RunStore(result.store_path) as store:
+        run = store.get_run(result.run_id)
+    assert run["end_model"]["gold"] == gold
+    snapshot = result.artifacts[GOLD_ARTIFACT]
+    assert snapshot["sha256"] == gold["sha256"] == sha256_file(snapshot["path"])
+    assert "gold sets from the store: 4 read" in format_summary(result)
+    off = run_retrain(load_config(tiny_multilabel, ['label_model.type="majority_vote"', "review.use_gold=false"]),
+                      record=False)
+    assert off.end_model["gold"]["read"] == 0 and sum(served in f for f in fits) == len(with_served)

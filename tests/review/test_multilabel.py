@@ -81,3 +81,19 @@ def test_refine_reports_lfs_per_class_and_flags_a_wrong_gold_class(tmp_path):
     assert flagged[["text", "class", "given", "suggested"]].values.tolist() == [
         ["what a goal in the match 6", "food", 1, 0]]
     assert "LFs per class on gold" in report.format()
+
+
+def test_a_reviewed_set_is_each_class_most_annotators_tick_and_an_even_split_is_no_gold(tmp_path):
+    from labeling.review.gold import ReviewTask
+    from labeling.review.label_studio import Annotation
+    from labeling.review.multilabel import review_gold_sets
+
+    tasks = [ReviewTask(f"dataset:{i}", "dataset", str(i), f"text {i}", "margin") for i in range(2)]
+    answers = {"dataset:0": {"a": (0, 1), "b": (1,), "c": (1, 2)},  # music by all, sport and food by one of three
+               "dataset:1": {"a": (0,), "b": ()}}  # sport by one of two: tied
+    with GoldStore(tmp_path / "store.db") as store:
+        store.record_pushed("p", tasks, {t.task_key: i for i, t in enumerate(tasks)})
+        store.record_annotations("p", [Annotation(n, key, who, -1, "t", labels) for n, (key, who, labels) in enumerate(
+            (key, who, labels) for key, by in answers.items() for who, labels in by.items())])
+    gold, tied = review_gold_sets(tmp_path / "store.db", "p")
+    assert gold[["task_key", "row_id", "label"]].values.tolist() == [["dataset:0", "0", [1]]] and tied == 1

@@ -109,3 +109,42 @@ def test_ls_predict_answers_a_multiple_choice_set_and_refuses_a_single_choice_co
         assert 0.5 <= first["score"] <= 1 and first["model_version"] == result.run_id
         single = c.post("/ls/predict", json={"tasks": tasks, "label_config": label_config.replace("multiple", "single")})
         assert single.status_code == 422 and "multiple" in single.json()["detail"]
+
+
+def test_webhook_answers_of_a_multilabel_project_are_stored_as_gold_sets_the_retrain_reads(multilabel_run):
+    from labeling.review.label_studio import review_title
+    from labeling.review.multilabel import multilabel_labeling_config, set_result, store_gold_sets
+
+    path, config, _ = multilabel_run
+    project = {"id": 8, "title": review_title(config), "label_config": multilabel_labeling_config(CLASSES)}
+
+    edits = iter(range(10))
+
+    def event(action, names, text="a served song about soup"):
+        return {"action": action, "project": project, "task": {"id": 201, "data": {"text": text}},
+                "annotation": {"id": 21, "task": 201, "result": set_result(names), "completed_by": 1,
+                               "updated_at": f"2026-01-01T00:00:{next(edits):02d}Z"}}
+
+    def done(c, body):
+        job_id = c.post("/ls/webhook", json=body).json()["job"]
+        deadline = time.monotonic() + 30
+        while (job := c.get(f"/ls/jobs/{job_id}").json())["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        assert job["status"] == "done", job
+        return job["outcome"]
+
+    def stored():
+        return store_gold_sets(config).gold.set_index("text")["label"].to_dict().get("a served song about soup")
+
+    with _app(path) as c:
+        _ready(c)
+        created = done(c, event("ANNOTATION_CREATED", ["music", "food"]))
+        assert created["inserted"] == 1, created
+        assert stored() == [1, 2]
+        kept = done(c, event("ANNOTATION_UPDATED", ["music", "dance"]))
+        assert kept["kept"] == 1 and "the undeclared class 'dance'" in kept["report"]
+        assert "tick only the project's classes" in kept["report"]
+        assert stored() == [1, 2]
+        assert done(c, event("ANNOTATION_UPDATED", []))["updated"] == 1  # none ticked: labelled, no class
+        assert stored() == []

@@ -55,15 +55,15 @@ def parallel(monkeypatch):
 
 
 def test_matrix_equals_snorkel_pandas_applier_on_youtube(youtube_lfs, youtube_splits, parses):
-    # Snorkel parses per row and per spaCy LF, so compare on 400 real rows.
-    frame = youtube_splits.train.iloc[:400]
+    # Snorkel parses per row and per spaCy LF (about 60 ms a row here), so compare on 200 real rows.
+    frame = youtube_splits.train.iloc[:200]
     ours = apply_lfs(youtube_lfs, frame, cardinality=2, cache=parses)
     theirs = PandasLFApplier(list(youtube_lfs)).apply(frame, progress_bar=False)
-    assert ours.L.dtype == np.int64 and ours.L.shape == (400, len(youtube_lfs))
+    assert ours.L.dtype == np.int64 and ours.L.shape == (200, len(youtube_lfs))
     np.testing.assert_array_equal(ours.L, theirs)
     assert set(ours.seconds_per_lf) == {lf.name for lf in youtube_lfs}
     assert all(s >= 0 or np.isnan(s) for s in ours.seconds_per_lf.values())
-    assert ours.rows_computed == {lf.name: 400 for lf in youtube_lfs} and ours.errors == {}
+    assert ours.rows_computed == {lf.name: 200 for lf in youtube_lfs} and ours.errors == {}
 
 
 def test_worker_processes_give_the_same_matrix(youtube_lfs, youtube_splits, parses, parallel):

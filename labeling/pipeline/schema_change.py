@@ -248,12 +248,20 @@ def plan_change(config_path: str | Path, change: SchemaChange, overrides=(), rev
     """Read the project, its store and its LF modules, and plan ``change`` (nothing written but a
     first registration of the schema, and an interrupted change finished: ``finish_pending``).
     Raises ``SchemaChangeError`` while an earlier change's Label Studio step is pending and
-    ``review`` is None (connect Label Studio first)."""
+    ``review`` is None (connect Label Studio first), and for a project whose task is not
+    ``single_label``."""
     finish_pending(config_path, review)
     if label_studio_pending(config_path):
         raise SchemaChangeError("the last label-schema change did not finish in Label Studio: set LABEL_STUDIO_URL "
                                 "and LABEL_STUDIO_API_KEY and run `labeling schema show` to finish it first")
     config = load_config(config_path, overrides)
+    if config.task != "single_label":
+        # label sets (a JSON list of indices) and gold spans (type names) are not rewritten by a
+        # change yet: refusing beats leaving them meaning other classes
+        raise SchemaChangeError(
+            f"labeling schema {change.op}: project {config.name!r} has task = {config.task!r}, whose stored "
+            f"{'label sets' if config.task == 'multi_label' else 'gold spans'} a label-schema change does not map "
+            "yet; only single_label projects can change their classes with `labeling schema`")
     schema = project_schema(config)
     with connect(config.resolve(config.store)) as conn:
         rows = rows_under_schema(conn, config.name, schema.version)

@@ -147,3 +147,17 @@ def test_reviewed_and_feedback_sets_become_the_next_runs_training_rows_and_are_r
     off = run_retrain(load_config(tiny_multilabel, ['label_model.type="majority_vote"', "review.use_gold=false"]),
                       record=False)
     assert off.end_model["gold"]["read"] == 0 and sum(served in f for f in fits) == len(with_served)
+
+
+@pytest.mark.parametrize("argv", [["add", "other"], ["rename", "music", "songs"]])
+def test_a_label_schema_change_on_a_multilabel_project_is_refused_naming_the_task(tiny_multilabel, argv):
+    """Label sets store class indices that a schema change does not map yet: refused, nothing written."""
+    from labeling.data.schema import SchemaChange
+    from labeling.errors import SchemaChangeError
+    from labeling.pipeline.schema_change import plan_change
+
+    before = tiny_multilabel.read_text(encoding="utf-8")
+    change = SchemaChange(argv[0], tuple(argv[1:2]) if argv[0] != "add" else (), tuple(argv[-1:]))
+    with pytest.raises(SchemaChangeError, match=r"task = 'multi_label'.*label sets"):
+        plan_change(tiny_multilabel, change)
+    assert tiny_multilabel.read_text(encoding="utf-8") == before

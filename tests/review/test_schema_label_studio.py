@@ -97,7 +97,8 @@ def _set(text: str, section: str, key: str, value: str) -> str:
 def example_copy(tmp_path, label_studio, monkeypatch) -> Path:
     """A copy of the README's example project (projects/youtube_spam) as a user starts their own:
     the TOML and its LF module (and the module's resources) copied into ``tmp_path``, the module
-    renamed ``yt_lfs`` so that the schema commands rewrite the copy and never the repository's.
+    renamed ``example_lfs`` so that the schema commands rewrite the copy and never the repository's
+    (and no other test's ``yt_lfs`` is taken for it from ``sys.modules``).
     The rest is the example's, but for settings a user could set that keep its five retrains to
     minutes on a loaded CI machine (the issue's story, not the example's scores):
     ``end_model.candidates = ["word"]`` (the example selects among four families, embeddings
@@ -105,12 +106,12 @@ def example_copy(tmp_path, label_studio, monkeypatch) -> Path:
     dev, and the served answer needs no LF votes). One retrain of the copy, loaded (load avg 2-3):
     28 s with the example's settings, 16 s with these; with LF votes and parses cached 11 s and 4 s."""
     _use_label_studio(label_studio, monkeypatch)
-    shutil.copy(EXAMPLE_LFS, tmp_path / "yt_lfs.py")
+    shutil.copy(EXAMPLE_LFS, tmp_path / "example_lfs.py")
     shutil.copytree(EXAMPLE_LFS.parent / "resources", tmp_path / "resources")
     text = EXAMPLE.read_text(encoding="utf-8")
     for section, key, value in [
             ("project", "store", '"store.db"'), ("project", "artifacts", '"artifacts"'),
-            ("lfs", "modules", '["yt_lfs"]'), ("lfs", "root", '"."'),
+            ("lfs", "modules", '["example_lfs"]'), ("lfs", "root", '"."'),
             ("slices", "root", json.dumps(str(REPO))),  # the repository's slicing functions, read as they are
             ("end_model", "candidates", '["word"]'),
             ("serving", "predictor", '"end_model"'), ("review", "title", f'"story {secrets.token_hex(4)}"')]:
@@ -219,8 +220,10 @@ def _retrain(path):
     """``labeling retrain`` as a fresh process runs it: the LF module imported anew after an edit."""
     from labeling.pipeline.retrain import run_retrain
 
-    sys.modules.pop("yt_lfs", None)
-    return run_retrain(load_config(path))
+    config = load_config(path)
+    for module in config.lfs.modules:
+        sys.modules.pop(module, None)
+    return run_retrain(config)
 
 
 @pytest.mark.slow
@@ -247,12 +250,12 @@ def test_the_schema_story_rename_split_merge_retire_with_label_studio_retrain_se
     assert _answers(review) == {key: [{"ham": "legit"}.get(c, c) for c in cs] for key, cs in answers.items()}
     assert pull_review(load_config(example_copy), review)[0].stored == 50
     pd.testing.assert_frame_equal(review_gold(config.resolve(config.store))[0], gold)
-    assert "LEGIT" in (example_copy.parent / "yt_lfs.py").read_text(encoding="utf-8")  # the LFs vote legit
+    assert "LEGIT" in (example_copy.parent / "example_lfs.py").read_text(encoding="utf-8")  # the LFs vote legit
 
     # split with 2 new LFs and 20 reviewed rows, retrain, serve
     assert main(["schema", "split", "spam", "--into", "promo", "scam", "--yes", "--config", str(example_copy)]) == 0
     capsys.readouterr()
-    with open(example_copy.parent / "yt_lfs.py", "a", encoding="utf-8") as lfs:
+    with open(example_copy.parent / "example_lfs.py", "a", encoding="utf-8") as lfs:
         lfs.write(SPLIT_LFS)
     review = label_studio_from_env(load_config(example_copy))
     requeued = sorted((t for t in review.existing_tasks().values() if not t["annotations"]), key=lambda t: t["id"])

@@ -174,6 +174,8 @@ class ServedModel:
     params: dict = dataclasses.field(default_factory=dict)
     label_model: Any = None  # predict_proba(L) -> (n, k); loaded when the predictor reads LF votes
     precomputed: int = 0  # LF columns stored with the data: they abstain on a served text
+    # a run of an older label schema mapped to the current classes: the schema its answers are in
+    answers_schema: str | None = None
 
     @property
     def needs_lfs(self) -> bool:
@@ -215,15 +217,68 @@ def label_sets(served: "ServedModel", texts: list[str], cardinality: int) -> tup
     return probs, served.model.predict_sets(probs)
 
 
-def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> ServedModel:
+class MappedClasses:
+    """A model of an older label schema answering in the current classes: column ``i`` of its
+    (n, k_old) probabilities is added to current class ``mapping[i]`` (a rename moves a column,
+    a merge adds two; a class added since gets 0). Wraps an end model (texts) or a label model (L)."""
+
+    def __init__(self, model, mapping: np.ndarray, k: int):
+        self.model, self.k = model, k
+        self.matrix = np.zeros((len(mapping), k))
+        self.matrix[np.arange(len(mapping)), mapping] = 1.0
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(X), dtype=np.float64) @ self.matrix
+
+    def __getattr__(self, name):  # the rest (params, thresholds, ...) is the wrapped model's
+        return getattr(self.model, name)
+
+
+def schema_class_map(log: FeedbackLog, run_id: str, project: str,
+                     classes: tuple[str, ...]) -> tuple[np.ndarray, str] | None:
+    """``(mapping, current schema version)``: where ``run_id``'s classes went in the project's
+    current ``classes``, through the label schema's history (``data.schema.resolve_class``);
+    None when the run has the current classes.
+    Raises ``ModelLoadError`` naming the classes a split or a retirement left with no one
+    current class: that run cannot answer in the current schema."""
+    from ..data.schema import LabelSchema, resolve_class
+
+    old = tuple((log.recorded_run(run_id).get("config") or {}).get("classes") or classes)
+    if old == tuple(classes):
+        return None
+    row = log.label_schema(project)
+    if row is None:
+        raise ModelLoadError(f"cannot serve run {run_id!r}: it predicts classes {list(old)}, the project has "
+                             f"{list(classes)}, and the store holds no label-schema history to map them")
+    schema = LabelSchema.from_json(row["classes"], row["history"])
+    resolved = [resolve_class(schema, name) for name in old]
+    gone = [f"{name!r} ({why})" for name, (now, why) in zip(old, resolved) if now not in classes]
+    if gone:
+        raise ModelLoadError(
+            f"cannot serve run {run_id!r} under label schema {schema.version}: its classes {', '.join(gone)} have "
+            "no one current class; retrain and promote a run of the current schema")
+    return np.array([classes.index(now) for now, _ in resolved]), schema.version
+
+
+def load_served_model(log: FeedbackLog, run_id: str, cardinality: int, *, project: str | None = None,
+                      classes: tuple[str, ...] | None = None) -> ServedModel:
     """Load ``run_id``'s end model (checksums verified) and pass a warm-up prediction, and the
     run's own LFs (``pipeline.store.load_recorded_lfs``); LFs that cannot be loaded do not stop the model
-    from being served: ``lfs_error`` says why, and no LF votes are computed for it."""
+    from being served: ``lfs_error`` says why, and no LF votes are computed for it.
+
+    With ``project`` and ``classes`` (a single-label project's current classes), a run of an
+    older label schema answers in the current classes where every class it knows has one
+    (rename, merge, add: ``MappedClasses``), and raises ``ModelLoadError`` naming the classes
+    where not (split, retire)."""
     try:
         lineage = log.run_lineage(run_id)
         model = load_recorded_end_model(log, run_id)
+        class_map = None if project is None or classes is None else schema_class_map(log, run_id, project, classes)
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
+    class_map, answers_schema = class_map or (None, None)
+    if class_map is not None:
+        model = MappedClasses(model, class_map, cardinality)
     if hasattr(model, "predict_text"):  # a spans run's NER pipeline: spans with types and scores, no LF votes
         try:
             model.predict_text(["warm-up: bought it for $5 on Monday"])
@@ -245,7 +300,8 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
     except (LFLoadError, StoreError) as exc:
         lfs, lfs_error = (), str(exc)
         logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)
-    served = ServedModel(run_id=run_id, model=model, lineage=lineage, lfs=lfs, lfs_error=lfs_error)
+    served = ServedModel(run_id=run_id, model=model, lineage=lineage, lfs=lfs, lfs_error=lfs_error,
+                         answers_schema=answers_schema)
     try:
         chosen = (log.recorded_run(run_id).get("end_model") or {}).get("served")
     except StoreError as exc:
@@ -259,6 +315,8 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int) -> Served
         label_model = load_recorded_label_model(log, run_id)
     except (StoreError, ArtifactError) as exc:
         raise ModelLoadError(f"cannot serve run {run_id!r}: {exc}") from exc
+    if class_map is not None:
+        label_model = MappedClasses(label_model, class_map, cardinality)
     return dataclasses.replace(served, predictor=chosen["predictor"], params=dict(chosen.get("params") or {}),
                                label_model=label_model,
                                precomputed=len((chosen.get("lf_columns") or {}).get("precomputed", ())))
@@ -687,11 +745,17 @@ class _Server:
             source = "--run-id" if pinned else f"alias {self.settings.alias!r}"
             self.last_error = f"{source} -> {run_id}: {exc}{serving}"
 
+    def _schema_args(self) -> dict:
+        # a single-label run of an older label schema answers in the current classes where it can
+        if self.config.task != "single_label":
+            return {}
+        return {"project": self.config.name, "classes": tuple(self.config.classes)}
+
     def swap(self, run_id: str) -> ServedModel:
         with self._swap_lock:
             if self.current is not None and self.current.run_id == run_id:
                 return self.current
-        return self.install(load_served_model(self.log, run_id, self.config.cardinality))
+        return self.install(load_served_model(self.log, run_id, self.config.cardinality, **self._schema_args()))
 
     def install(self, served: ServedModel) -> ServedModel:
         with self._swap_lock:
@@ -708,7 +772,7 @@ class _Server:
         """
         from ..pipeline.registry import gate_test_split, promote_run
 
-        served = load_served_model(self.log, run_id, self.config.cardinality)
+        served = load_served_model(self.log, run_id, self.config.cardinality, **self._schema_args())
         with self._gate_lock:  # one promotion at a time in this worker; SQLite orders the workers
             if self._test_split is None and self.config.task != "spans":  # spans: dev, read with its gold each time
                 self._test_split = gate_test_split(self.config)
@@ -768,7 +832,7 @@ class _Server:
                 id=str(uuid.uuid4()), created_at=now, model_version=served.run_id,
                 probabilities=tuple(float(p) for p in row), label=int(np.argmax(row)), lf_votes=vote,
                 text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
-                lf_votes_status=status, lf_votes_error=error,
+                lf_votes_status=status, lf_votes_error=error, schema_version=served.answers_schema,
             )
             for text, row, vote, status, error in zip(texts, probs, votes, statuses, errors)
         ]

@@ -61,6 +61,9 @@ class PredictionRecord:
     # a multi-label run's predicted set (sorted class indices; ``label`` is then -1); None: single-label
     labels: tuple[int, ...] | None = None
     spans: tuple | None = None  # a spans run's answer: ((start, end, label, score), ...); label is then -1
+    # the label schema its class indices mean when not its run's (a run of an older schema mapped
+    # to the current classes by the server); None: the run's own
+    schema_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class FeedbackLog(TableFamily):
             # a prediction's class indices mean its run's schema (cached: a run's never changes)
             for version in {r.model_version for r in records} - set(self._run_schemas):
                 self._run_schemas[version] = stamp_for_run(conn, version)
-            rows = [row + (self._run_schemas[r.model_version],) for row, r in zip(rows, records)]
+            rows = [row + (r.schema_version or self._run_schemas[r.model_version],) for row, r in zip(rows, records)]
             conn.executemany("INSERT INTO predictions (id, created_at, model_version, probabilities, label, lf_votes,"
                              " text, text_sha256, lf_votes_status, lf_votes_error, labels, spans, schema_version)"
                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)

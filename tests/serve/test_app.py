@@ -1059,17 +1059,23 @@ def test_a_run_serving_the_label_model_backoff_answers_over_http_as_its_evaluati
     assert float((labels == test["label"].to_numpy()).mean()) == pytest.approx(result.metric("served"))
 
 
+def _schema_project(tmp_path: Path) -> tuple[Path, str]:
+    """The tiny project with its own store and a copy of its LF module (a schema change rewrites
+    it), retrained once: (project TOML, run id)."""
+    from ..conftest import FIXTURES, tiny_project
+
+    project = tiny_project(tmp_path / "p")
+    shutil.copytree(FIXTURES / "lf_modules", tmp_path / "p" / "lf_modules")
+    project.write_text(project.read_text().replace(f'root = "{FIXTURES}"', 'root = "."')
+                       .replace("seed = 1", 'seed = 1\nstore = "store.db"\nartifacts = "artifacts"'))
+    return project, run_retrain(load_config(project)).run_id
+
+
 def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_readyz_and_monitor_say_older(
         tmp_path):
     from labeling.cli import main
 
-    from ..conftest import FIXTURES, tiny_project
-
-    project = tiny_project(tmp_path / "p")  # its LF module copied: a schema change rewrites it
-    shutil.copytree(FIXTURES / "lf_modules", tmp_path / "p" / "lf_modules")
-    project.write_text(project.read_text().replace(f'root = "{FIXTURES}"', 'root = "."')
-                       .replace("seed = 1", 'seed = 1\nstore = "store.db"\nartifacts = "artifacts"'))
-    run_id = run_retrain(load_config(project)).run_id
+    project, run_id = _schema_project(tmp_path)
     with _tiny_app(project) as running:  # started before the changes: it says it must be restarted
         assert _wait(running, lambda r: r.status_code == 200).status_code == 200
         for change in (["rename", "ham", "legit"], ["add", "other"], ["retire", "other", "--yes"]):
@@ -1104,3 +1110,27 @@ def test_after_a_schema_change_feedback_maps_renamed_classes_refuses_gone_ones_r
     assert any(f"run {run_id} has label schema" in n and "older than the project's" in n for n in report.notes)
     assert report.other_labels == {"crypto": 2} and "outside the schema (other: <name>): crypto 2" in report.format()
     assert (gold_labels(config.resolve(config.store))["label"] >= 0).all()
+
+
+def test_a_run_of_an_older_schema_answers_in_the_current_classes_or_says_which_class_it_cannot_map(tmp_path):
+    """After ``add``, the older run's probabilities are given in the current classes (the new
+    class 0) and logged under the current schema; after ``retire`` of a class it predicts, it is
+    not served, and /readyz names the class."""
+    from labeling.cli import main
+    from labeling.store.serving import FeedbackLog
+
+    project, run_id = _schema_project(tmp_path)
+    assert main(["schema", "add", "other", "--config", str(project)]) == 0
+    with _tiny_app(project) as client:
+        ready = _wait(client, lambda r: r.status_code == 200)
+        assert ready.json()["model_version"] == run_id
+        answer = client.post("/predict", json={"text": "check out my channel"}).json()["predictions"][0]
+        assert set(answer["probabilities"]) == {"ham", "spam", "other"} and answer["probabilities"]["other"] == 0
+        with FeedbackLog(tmp_path / "p" / "store.db") as log:
+            current = log.label_schema(load_config(project).name)
+            logged = log.get_prediction(answer["id"])
+        assert logged["schema_version"] == current["version"]
+    assert main(["schema", "retire", "spam", "--yes", "--config", str(project)]) == 0
+    with _tiny_app(project) as client:
+        refused = _wait(client, lambda r: "no one current class" in r.text, timeout=30)
+        assert refused.status_code == 503 and "'spam' (" in refused.text and "retrain and promote" in refused.text

@@ -247,6 +247,37 @@ def multilabel_gate_metric(config: ProjectConfig) -> str:
     return config.metric if config.metric in F1_METRICS else "macro_f1"
 
 
+class _NotComparable(Exception):
+    """A champion the gate's score cannot read (another task shape): the candidate replaces it."""
+
+
+def _gate_by_score(registry: Registry, config: ProjectConfig, candidate_run_id: str, candidate_model, alias: str,
+                   metric: str, scored, where: str) -> GateDecision:
+    """The gate where one function scores a model (``scored(model) -> float``, raising
+    ``_NotComparable`` for a champion of another shape): the candidate against the alias's
+    champion, each loaded with its checksums checked; a champion that cannot be loaded or
+    compared is replaced, saying why. ``where`` ends the reason (what both were scored on)."""
+    margin = config.promotion.margin
+    candidate_score = scored(candidate_model or load_recorded_end_model(registry.log, candidate_run_id))
+    champion = registry.get(alias)
+    if champion == candidate_run_id:
+        return GateDecision(candidate_run_id, champion, metric, candidate_score, candidate_score, margin, True,
+                            "already champion")
+    champion_score = None
+    if champion is not None:
+        try:
+            champion_score = scored(load_recorded_end_model(registry.log, champion))
+        except (ArtifactError, StoreError) as exc:
+            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
+                                f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
+        except _NotComparable as exc:
+            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
+                                f"champion {champion} {exc}; the candidate replaces it")
+    passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
+    return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed,
+                        f"{reason}; {where}")
+
+
 def _evaluate_multilabel(registry: Registry, config: ProjectConfig, candidate_run_id: str, test_texts, y_test, *,
                          candidate_model=None, alias: str = CHAMPION) -> GateDecision:
     """The gate for a multi-label run: candidate and champion end models predict label sets on the
@@ -255,28 +286,16 @@ def _evaluate_multilabel(registry: Registry, config: ProjectConfig, candidate_ru
     from ..multilabel.gold import gold_from_codes
     from ..multilabel.metrics import score
 
-    metric, margin = multilabel_gate_metric(config), config.promotion.margin
     Y = gold_from_codes(np.asarray(y_test), len(config.classes))
-    model = candidate_model or load_recorded_end_model(registry.log, candidate_run_id)
-    candidate_score = float(score(Y, model.predict(test_texts), metric))
-    champion = registry.get(alias)
-    if champion == candidate_run_id:
-        return GateDecision(candidate_run_id, champion, metric, candidate_score, candidate_score, margin, True,
-                            "already champion")
-    champion_score = None
-    if champion is not None:
-        try:
-            champion_model = load_recorded_end_model(registry.log, champion)
-        except (ArtifactError, StoreError) as exc:
-            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
-                                f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
-        if not hasattr(champion_model, "predict_sets"):
-            return GateDecision(candidate_run_id, champion, metric, candidate_score, None, margin, True,
-                                f"champion {champion} is not a multi-label run; the candidate replaces it")
-        champion_score = float(score(Y, champion_model.predict(test_texts), metric))
-    passed, reason = gate(candidate_score, champion_score, margin=margin, metric=metric)
-    return GateDecision(candidate_run_id, champion, metric, candidate_score, champion_score, margin, passed,
-                        reason + "; both scored on label sets of the gold test split")
+
+    def scored(model) -> float:
+        if not hasattr(model, "predict_sets"):
+            raise _NotComparable("is not a multi-label run")
+        return float(score(Y, model.predict(test_texts), metric))
+
+    metric = multilabel_gate_metric(config)
+    return _gate_by_score(registry, config, candidate_run_id, candidate_model, alias, metric, scored,
+                          "both scored on label sets of the gold test split")
 
 
 def gate_test_split(config: ProjectConfig):
@@ -395,24 +414,8 @@ def evaluate_span_candidate(registry: Registry, config: ProjectConfig, candidate
     """The gate for a spans run: candidate and champion scored by entity F1 on the same dev
     documents (``dev``: a ``SpanDataset``, gold spans from the store already applied), each
     model loaded with its checksums checked. Dev, not test: every choice is made on dev."""
-    margin = config.promotion.margin
-    if candidate_model is None:
-        candidate_model = load_recorded_end_model(registry.log, candidate_run_id)
-    candidate_score = span_dev_f1(candidate_model, dev)
-    champion = registry.get(alias)
-    if champion == candidate_run_id:
-        return GateDecision(candidate_run_id, champion, SPAN_METRIC, candidate_score, candidate_score, margin, True,
-                            "already champion")
-    champion_score = None
-    if champion is not None:
-        try:
-            champion_score = span_dev_f1(load_recorded_end_model(registry.log, champion), dev)
-        except (ArtifactError, StoreError) as exc:
-            return GateDecision(candidate_run_id, champion, SPAN_METRIC, candidate_score, None, margin, True,
-                                f"champion {champion} cannot be loaded ({exc}); the candidate replaces it")
-    passed, reason = gate(candidate_score, champion_score, margin=margin, metric=SPAN_METRIC)
-    return GateDecision(candidate_run_id, champion, SPAN_METRIC, candidate_score, champion_score, margin, passed,
-                        f"{reason}; on {len(dev.ids)} dev documents")
+    return _gate_by_score(registry, config, candidate_run_id, candidate_model, alias, SPAN_METRIC,
+                          lambda model: span_dev_f1(model, dev), f"on {len(dev.ids)} dev documents")
 
 
 def _promote_span_run(config: ProjectConfig, store_path, run_id: str, *, force: bool, alias: str, actor: str,

@@ -94,6 +94,7 @@ type = "sklearn"
 """
 
 
+@pytest.mark.slow  # ~10 s: a whole WRENCH retrain; the loader and its vote columns keep their unit tests here
 def test_wrench_source_runs_end_to_end_with_stored_votes_as_lf_columns(data_dir, tmp_path):
     from labeling import load_config, run_retrain
 

@@ -218,6 +218,7 @@ def test_a_class_the_end_model_drops_is_a_warning_naming_the_metric_that_would_w
     assert f"WARNING: {warning}" in text
 
 
+@pytest.mark.slow  # ~24 s: a whole retrain in a subprocess; in-process reproduction stays in test_lineage and test_schema_change_runs
 def test_rerun_from_the_cli_reproduces_hashes_and_metrics(youtube_run, youtube_config_path, tmp_path):
     _, first = youtube_run
     proc = subprocess.run(
@@ -236,6 +237,7 @@ def test_rerun_from_the_cli_reproduces_hashes_and_metrics(youtube_run, youtube_c
     assert ours == theirs
 
 
+@pytest.mark.slow  # ~12 s: a whole retrain; the torch end model keeps its unit tests in tests/models/test_end_models.py
 def test_torch_end_model_by_config(youtube_config_path, tmp_path):
     config = load_config(youtube_config_path, [*_overrides(tmp_path), "end_model.type=torch"])
     result = run_retrain(config, record=False)

@@ -759,8 +759,11 @@ class _Server:
 
     def install(self, served: ServedModel) -> ServedModel:
         with self._swap_lock:
+            # what failed before is no longer what the alias names; cleared first, because /readyz
+            # reads the version and the error without this lock and must never pair the new
+            # version with the old error
+            self._failed_run, self.last_error = "", ""
             self.current = served  # one reference assignment: in-flight requests keep the old model
-            self._failed_run, self.last_error = "", ""  # what failed before is no longer what the alias names
             return served
 
     def promote(self, run_id: str, *, force_reason: str | None, actor: str):

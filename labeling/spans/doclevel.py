@@ -5,12 +5,16 @@ form, which dictionaries rarely hold: on BC5CDR's valid split 18% of gold entiti
 no LF span at all, many of them such short forms. ``add_abbreviations`` gives every
 occurrence of a short form its long form's entity type, after aggregation, in the
 manner of skweak's document-level annotators (Lison et al. 2021) with the "long form
-(short form)" pattern of Schwartz & Hearst (2003).
+(short form)" pattern of Schwartz & Hearst (2003). ``add_repeats`` is skweak's
+document-level majority in its simplest form (one sense per discourse, Gale et al.
+1992): a string marked as an entity once in a document is marked at its other
+occurrences there too.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 _LETTER = re.compile(r"[^\W\d_]")
@@ -40,3 +44,43 @@ def add_abbreviations(tokens: Sequence[str], spans: Sequence[tuple[int, int, int
         taken.update(range(start, end))
     extra = [s for s in abbreviation_spans(tokens, spans) if s[0] not in taken]
     return sorted([*map(tuple, spans), *extra])
+
+
+def add_repeats(tokens: Sequence[str], spans: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """``spans`` plus every other occurrence in the document of a string they mark (tokens
+    compared lower-cased), with the type most of its marks give it (ties: the lower type
+    index); longest strings first, left to right, and an occurrence that overlaps an
+    existing entity or an earlier added one is skipped. ``spans``: token offsets
+    ``(start, end, type)``, end exclusive."""
+    low = [w.lower() for w in tokens]
+    marks: dict[tuple[str, ...], Counter] = defaultdict(Counter)
+    for start, end, label in spans:
+        marks[tuple(low[start:end])][label] += 1
+    types = {k: min(c, key=lambda t: (-c[t], t)) for k, c in marks.items()}
+    taken, extra = set(), []
+    for start, end, _ in spans:
+        taken.update(range(start, end))
+    for string in sorted(types, key=lambda k: (-len(k), k)):
+        n = len(string)
+        for i in range(len(low) - n + 1):
+            if tuple(low[i:i + n]) == string and taken.isdisjoint(range(i, i + n)):
+                extra.append((i, i + n, types[string]))
+                taken.update(range(i, i + n))
+    return sorted([*map(tuple, spans), *extra])
+
+
+# the document-level steps an end model may add after its own predictions, simplest first
+DOC_RULES = {
+    "none": (),
+    "abbreviations": (add_abbreviations,),
+    "repeats": (add_repeats,),
+    "abbreviations+repeats": (add_abbreviations, add_repeats),
+}
+
+
+def apply_doc_rules(rules: str, tokens: Sequence[str], spans: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """``spans`` after each step of ``DOC_RULES[rules]`` in turn."""
+    out = sorted(map(tuple, spans))
+    for step in DOC_RULES[rules]:
+        out = step(tokens, out)
+    return out

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import ArtifactError, ConfigError, NotFittedError
 from ..models import artifacts
+from .doclevel import DOC_RULES, apply_doc_rules
 from .metrics import entity_counts, micro_f1
 
 KIND = "spacy_ner"
@@ -110,12 +111,15 @@ class SpacyNER:
     (``lexicon.span_lexicon`` with ``lexicon_min_count``/``lexicon_min_ratio``), placed
     ``"before"`` the NER (its matches are kept and the NER labels the rest) or
     ``"after"`` it (it adds matches where the NER found nothing), ``"off"``, or ``"auto"``:
-    the mode and thresholds of ``RULER_GRID`` with the best dev entity F1.
+    the mode and thresholds of ``RULER_GRID`` with the best dev entity F1. ``doc_rules``:
+    document-level steps after the pipeline (``doclevel.DOC_RULES``: short forms of
+    defined abbreviations, other occurrences of a marked string), or ``"auto"``: chosen on
+    dev jointly with the ruler (the simplest of the best: no rule wins ties).
 
     Learned: ``nlp_`` (the best checkpoint on dev, with the chosen ruler), ``dev_f1_`` (its
     dev entity F1, exact match, micro), ``ruler_`` (``{"mode", "min_count", "min_ratio",
-    "patterns"}``), ``ruler_scores_`` (``(mode, min_count, min_ratio, dev F1)`` per setting
-    tried), ``ner_dev_f1_`` (the NER alone on dev, as spaCy scores it),
+    "patterns"}``), ``ruler_scores_`` (``(mode, min_count, min_ratio, doc rules, dev F1)``
+    per setting tried), ``doc_rules_`` (the steps chosen), ``ner_dev_f1_`` (the NER alone on dev, as spaCy scores it),
     ``train_seconds_``.
     """
 
@@ -123,16 +127,16 @@ class SpacyNER:
                  patience: int = 1000, dropout: float = 0.1, batch_size: int = 1000, width: int = 96,
                  depth: int = 4, window_size: int = 1, embed_scale: float = 1.0, source_tok2vec: str | None = None,
                  ruler: str = "auto", lexicon_min_count: int = 1, lexicon_min_ratio: float = 0.5,
-                 random_state: int = 0):
+                 doc_rules: str = "auto", random_state: int = 0):
         self.types, self.max_steps, self.eval_frequency = tuple(types), max_steps, eval_frequency
         self.patience, self.dropout, self.batch_size, self.width = patience, dropout, batch_size, width
         self.depth, self.window_size, self.embed_scale, self.source_tok2vec = depth, window_size, embed_scale, source_tok2vec
         self.ruler, self.lexicon_min_count, self.lexicon_min_ratio = ruler, lexicon_min_count, lexicon_min_ratio
-        self.random_state = random_state
+        self.doc_rules, self.random_state = doc_rules, random_state
 
     _PARAMS = ("types", "max_steps", "eval_frequency", "patience", "dropout", "batch_size", "width", "depth",
                "window_size", "embed_scale", "source_tok2vec", "ruler", "lexicon_min_count", "lexicon_min_ratio",
-               "random_state")
+               "doc_rules", "random_state")
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -149,6 +153,8 @@ class SpacyNER:
                               f"{self.types!r}, {self.max_steps!r}, {self.eval_frequency!r}, {self.batch_size!r}")
         if self.ruler not in RULER_MODES:
             raise ConfigError(f"SpacyNER ruler must be one of {RULER_MODES}, got {self.ruler!r}")
+        if self.doc_rules != "auto" and self.doc_rules not in DOC_RULES:
+            raise ConfigError(f"SpacyNER doc_rules must be 'auto' or one of {tuple(DOC_RULES)}, got {self.doc_rules!r}")
         if min(self.width, self.depth, self.window_size) < 1 or self.embed_scale <= 0:
             raise ConfigError(f"SpacyNER needs width, depth, window_size >= 1 and embed_scale > 0, got "
                               f"{self.width!r}, {self.depth!r}, {self.window_size!r}, {self.embed_scale!r}")
@@ -200,6 +206,7 @@ class SpacyNER:
         self._set_ruler("off", [])
         # the NER's own dev parses serve every "after" setting: that ruler only reads them
         ner_docs = list(self.nlp_.pipe(make_doc(self.nlp_.vocab, t) for t in dev_tokens))
+        rules = DOC_RULES if self.doc_rules == "auto" else (self.doc_rules,)
         best, self.ruler_scores_ = None, []
         for mode, min_count, min_ratio in grid:
             patterns = [] if mode == "off" else ruler_patterns(
@@ -207,15 +214,16 @@ class SpacyNER:
                 LEXICON_ID)
             self._set_ruler(mode, patterns)
             if mode == "before":
-                pred = self.predict_token_spans(dev_tokens)
+                pred = self._pipeline_spans(dev_tokens)
             else:
                 ruler = self.nlp_.get_pipe("entity_ruler") if mode == "after" else (lambda doc: doc)
                 pred = spans_of(ruler(doc.copy()) for doc in ner_docs)
-            f1 = micro_f1(entity_counts(dev_gold, pred))
-            self.ruler_scores_.append((mode, min_count, min_ratio, f1))
-            if best is None or f1 > best[0]:
-                best = (f1, mode, min_count, min_ratio, patterns)
-        f1, mode, min_count, min_ratio, patterns = best
+            for rule in rules:
+                f1 = micro_f1(entity_counts(dev_gold, [apply_doc_rules(rule, t, p) for t, p in zip(dev_tokens, pred)]))
+                self.ruler_scores_.append((mode, min_count, min_ratio, rule, f1))
+                if best is None or f1 > best[0]:
+                    best = (f1, mode, min_count, min_ratio, rule, patterns)
+        f1, mode, min_count, min_ratio, self.doc_rules_, patterns = best
         self._set_ruler(mode, patterns)
         self.ruler_ = {"mode": mode, "min_count": min_count, "min_ratio": min_ratio, "patterns": len(patterns)}
         self.dev_f1_ = f1
@@ -233,27 +241,38 @@ class SpacyNER:
         if not hasattr(self, "nlp_"):
             raise NotFittedError("SpacyNER is not fitted; call fit first")
 
-    def predict_token_spans(self, tokens: Sequence[Sequence[str]]) -> list[list[tuple[int, int, int]]]:
-        """Entities ``(start, end, type index)`` per pre-tokenized document (token offsets)."""
-        self._check_fitted()
+    def _pipeline_spans(self, tokens: Sequence[Sequence[str]]) -> list[list[tuple[int, int, int]]]:
         index = {t: i for i, t in enumerate(self.types)}
         docs = (make_doc(self.nlp_.vocab, t) for t in tokens)
         return [[(e.start, e.end, index[e.label_]) for e in doc.ents if e.label_ in index]
                 for doc in self.nlp_.pipe(docs)]
 
+    def predict_token_spans(self, tokens: Sequence[Sequence[str]]) -> list[list[tuple[int, int, int]]]:
+        """Entities ``(start, end, type index)`` per pre-tokenized document (token offsets),
+        after the chosen document-level rules."""
+        self._check_fitted()
+        return [apply_doc_rules(self.doc_rules_, t, p) for t, p in zip(tokens, self._pipeline_spans(tokens))]
+
     def predict_text(self, texts: Sequence[str], beam_width: int = 8) -> list[list[dict]]:
         """Entities per text: ``{"start", "end", "label", "score"}``, character offsets (end
         exclusive), ``score`` in [0, 1] (the beam parses' probability of that entity; 1.0 for
-        an entity the lexicon's ruler set)."""
+        an entity the lexicon's ruler set; an entity a document-level rule added takes the
+        score of the entity it copies: the same string, or the long form defining a short one)."""
         self._check_fitted()
         ner = self.nlp_.get_pipe("ner")
+        index = {t: i for i, t in enumerate(self.types)}
         out = []
         for doc in self.nlp_.pipe(texts):
             beams = ner.beam_parse([doc], beam_width=beam_width)
-            scores = ner.scored_ents(beams)[0]
-            out.append([{"start": e.start_char, "end": e.end_char, "label": e.label_,
-                         "score": 1.0 if e.ent_id_ == LEXICON_ID else
-                         round(float(scores.get((e.start, e.end, e.label_), 0.0)), 6)} for e in doc.ents])
+            beam_scores = ner.scored_ents(beams)[0]
+            found = {(e.start, e.end, index[e.label_]): 1.0 if e.ent_id_ == LEXICON_ID else
+                     round(float(beam_scores.get((e.start, e.end, e.label_), 0.0)), 6)
+                     for e in doc.ents if e.label_ in index}
+            tokens = [t.text for t in doc]
+            spans = apply_doc_rules(self.doc_rules_, tokens, found)
+            out.append([{"start": doc[s].idx, "end": doc[e - 1].idx + len(doc[e - 1].text), "label": self.types[t],
+                         "score": found[(s, e, t)] if (s, e, t) in found else _copied_score(tokens, found, s, e, t)}
+                        for s, e, t in spans])
         return out
 
     def save(self, folder: str | Path) -> dict[str, str]:
@@ -264,7 +283,7 @@ class SpacyNER:
         folder.mkdir(parents=True, exist_ok=False)
         self.nlp_.to_disk(folder / "pipeline")
         meta = {"params": {**self.get_params(), "types": list(self.types)}, "dev_f1": self.dev_f1_,
-                "ner_dev_f1": self.ner_dev_f1_, "ruler": self.ruler_}
+                "ner_dev_f1": self.ner_dev_f1_, "ruler": self.ruler_, "doc_rules": self.doc_rules_}
         return artifacts.write_manifest(folder, KIND, meta)
 
     @classmethod
@@ -284,7 +303,17 @@ class SpacyNER:
         model.dev_f1_ = manifest["meta"].get("dev_f1")
         model.ner_dev_f1_ = manifest["meta"].get("ner_dev_f1")
         model.ruler_ = manifest["meta"].get("ruler")
+        model.doc_rules_ = manifest["meta"].get("doc_rules", "none")
         return model
+
+
+def _copied_score(tokens: Sequence[str], found: dict, start: int, end: int, label: int) -> float:
+    """The best score of an entity in ``found`` (``{(start, end, type): score}``) of type
+    ``label`` that is the same string as ``tokens[start:end]`` or defines it as a short form
+    (``<entity> ( X )``)."""
+    text = [w.lower() for w in tokens[start:end]]
+    return max((score for (s, e, t), score in found.items() if t == label and (
+        [w.lower() for w in tokens[s:e]] == text or tokens[e:e + 3] == ["(", *tokens[start:end], ")"])), default=0.0)
 
 
 def train_ner_on_spans(spans, train, dev, *, seed: int = 0, **params):
@@ -299,6 +328,7 @@ def train_ner_on_spans(spans, train, dev, *, seed: int = 0, **params):
     lexicon = "no lexicon" if ruler["mode"] == "off" else (
         f"lexicon ruler {ruler['mode']} NER, {ruler['patterns']} strings, count >= {ruler['min_count']}, "
         f"ratio >= {ruler['min_ratio']}")
+    lexicon += f"; document rules: {model.doc_rules_}"
     return model, {"dev_f1": model.dev_f1_, "ner_dev_f1": model.ner_dev_f1_, "train_s": model.train_seconds_,
                    "summary": f"max_steps={model.max_steps}, batch {model.batch_size} words, best on dev; {lexicon}"}
 

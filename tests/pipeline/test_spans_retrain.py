@@ -245,6 +245,9 @@ def test_spans_json_source_keeps_weak_label_names_and_scores_entities(tmp_path):
     assert set(rows["majority vote"]["per_class"]) == {"Chemical", "Disease"}
     # gold train spans exist here, so the same NER trained on them is the oracle row
     assert rows[ORACLE_NAME]["kind"] == "baseline" and rows[ORACLE_NAME]["entity_f1"] >= 0
+    reference = result.documents["monitor_reference"]  # what `labeling monitor` compares served entities with
+    assert (reference["kind"], reference["types"], reference["n_reference"]) == ("spans", ["Chemical", "Disease"], 40)
+    assert len(reference["tokens"]) == len(reference["entities"]) == 40
 
 
 def test_a_spans_project_may_have_one_entity_type_and_others_still_need_two(tmp_path):

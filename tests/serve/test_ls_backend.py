@@ -292,6 +292,8 @@ def _span_event(action, ann_id, task_id, spans, text, *, key=None):
 
 
 def test_spans_project_setup_predict_and_webhook_gold_spans(spans_tiny):
+    from labeling.config import MonitorConfig
+    from labeling.pipeline.monitor import check_drift
     from labeling.store.gold_spans import GoldSpans
 
     path, config, run_id = spans_tiny
@@ -316,6 +318,12 @@ def test_spans_project_setup_predict_and_webhook_gold_spans(spans_tiny):
                        ("entity", "review", "labels", text[r["value"]["start"]:r["value"]["end"]])
                        for r in answer["result"])
             assert answer["score"] == min((s["score"] for s in prediction["spans"]), default=1.0)
+        # `labeling monitor` of a spans run: the served entities against the run's NER on dev
+        report = check_drift(config.resolve(config.store), MonitorConfig(min_predictions=6), project=config.name)
+        assert report.run_id == run_id and report.n_predictions == 6
+        assert [c.name for c in report.checks] == [f"entities per text: {t}" for t in TYPES] + [
+            "texts with no entity"]  # served without --store-text: no tokens to count
+        assert any("kept only as hashes" in note for note in report.notes)
 
         def gold():
             with GoldSpans(config.resolve(config.store)) as store:

@@ -19,7 +19,7 @@ from labeling.errors import ConfigError
 from labeling.pipeline.report import write_report
 from labeling.pipeline.retrain import format_summary, run_retrain
 from labeling.pipeline.spans_retrain import ORACLE_NAME, load_span_splits
-from labeling.review.jobs import label_studio_from_env
+from labeling.review.jobs import connect_backend, label_studio_from_env, predict_all
 from labeling.review.spans import span_result
 from labeling.store.gold_spans import GoldSpans
 from labeling.spans.end_model import SpacyNER
@@ -78,6 +78,11 @@ ner_max_steps = 10
 title = "reviews-spans-%s"
 ''' % uuid.uuid4().hex[:8])
     return load_config(tmp_path / "project.toml")
+
+
+def _stored_gold(store_path, project: str) -> dict:
+    with GoldSpans(store_path) as store:
+        return {k: s for k, (_, s) in store.spans(project).items()}
 
 
 def _feedback(srv, body: dict, key: str) -> httpx.Response:
@@ -188,6 +193,16 @@ def test_spans_project_retrains_serves_reviews_promotes_and_reports(span_project
         with GoldSpans(store_path) as store:  # exactly what the reviewer gave
             assert {k: s for k, (_, s) in store.spans(span_project.name).items()} == \
                 {k: [tuple(x) for x in v] for k, v in answered.items()}
+        # the server as the review's ML backend: Label Studio accepts its <Labels> answers, and a
+        # reviewer's answer deleted there takes its gold spans with it through the webhook
+        assert connect_backend(review, f"{srv.url}/ls/")["state"] == "CO"
+        gone = sorted(answered)[-1]
+        review.client.annotations.delete(review.existing_tasks()[gone]["annotations"][0]["id"])
+        del answered[gone]
+        deadline = time.monotonic() + 60
+        while gone in _stored_gold(store_path, span_project.name):
+            assert time.monotonic() < deadline, "the deleted answer's gold spans stayed"
+            time.sleep(0.2)
 
         second = run_retrain(span_project)
         gold = second.end_model["gold"]
@@ -208,6 +223,14 @@ def test_spans_project_retrains_serves_reviews_promotes_and_reports(span_project
         while httpx.post(f"{srv.url}/predict", json={"text": text}, timeout=60).json()["model_version"] != second.run_id:
             assert time.monotonic() < deadline, "the server did not follow the promoted alias"
             time.sleep(0.3)
+        # predict-all: the promoted run's entities on every task, through /ls/predict, into Label Studio
+        summary = predict_all(review, f"{srv.url}/ls/")
+        assert (summary.model_version, summary.stored) == (second.run_id, 20)
+        task = next(iter(review.existing_tasks().values()))
+        [mine] = [p for p in task["predictions"] if p["model_version"] == second.run_id]
+        served = httpx.post(f"{srv.url}/predict", json={"text": task["data"]["text"]}, timeout=60).json()
+        assert [{"start": r["value"]["start"], "end": r["value"]["end"], "label": r["value"]["labels"][0],
+                 "score": r["score"]} for r in mine["result"]] == served["predictions"][0]["spans"]
     finally:
         srv.stop()
     page = write_report(store_path, second.run_id).read_text()

@@ -119,7 +119,8 @@ def rate_test(counts_a: Sequence[float], sizes_a: Sequence[float], counts_b: Seq
     extreme = 0
     for start in range(0, permutations, _RATE_CHUNK):
         draws = min(_RATE_CHUNK, permutations - start)
-        picked = np.argsort(rng.random((draws, len(c))), axis=1)[:, :n_b]
+        # a uniform random subset of n_b units per draw (argpartition: linear, no full sort)
+        picked = np.argpartition(rng.random((draws, len(c))), n_b - 1, axis=1)[:, :n_b]
         sizes = z[picked].sum(axis=1)
         ok = (sizes > 0) & (sizes < total_z)
         diffs = np.abs(difference(c[picked].sum(axis=1)[ok], sizes[ok]))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from labeling.cli import main
-from labeling.config import load_config, project_config_from_dict
+from labeling.config import MonitorConfig, load_config, project_config_from_dict
 from labeling.errors import ConfigError
 from labeling.pipeline.report import write_report
 from labeling.pipeline.retrain import format_summary, run_retrain
@@ -233,9 +233,10 @@ def test_spans_project_retrains_serves_reviews_promotes_and_reports(span_project
                  "score": r["score"]} for r in mine["result"]] == served["predictions"][0]["spans"]
     finally:
         srv.stop()
-    page = write_report(store_path, second.run_id).read_text()
+    page = write_report(store_path, second.run_id, monitor_settings=MonitorConfig(min_predictions=1)).read_text()
     for expected_text in ("Entity-level evaluation on test", "PRODUCT F1", "promoted: candidate dev entity_f1", "on 50 dev documents",
-                          "texts_read", "end model (spaCy NER)"):
+                          "texts_read", "end model (spaCy NER)", "Served traffic vs dev",
+                          "entities per 100 tokens: PRODUCT", "texts with no entity"):
         assert expected_text in page, expected_text
 
 

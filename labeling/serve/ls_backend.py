@@ -279,16 +279,33 @@ class LabelStudioBackend:
     def _store(self) -> GoldStore:
         return GoldStore(self.config.resolve(self.config.store))
 
-    def _store_answers(self, payload: dict) -> dict:
+    def _answered(self, payload: dict, parse) -> tuple[dict, str, list[dict], object]:
+        """An answer event's project, its review title, its annotations and the label config's
+        control (``parse``; None when the config is absent or not this project's)."""
         project = payload["project"]
         title = str(project.get("title") or self.config.review.title or self.config.name)
         annotations = payload.get("annotations") if "annotation" not in payload else [payload["annotation"]]
         control = None
         if project.get("label_config"):
             try:
-                control = parse_label_config(project["label_config"], tuple(self.config.classes))
+                control = parse(project["label_config"], tuple(self.config.classes))
             except LabelConfigError:
                 control = None
+        return project, title, annotations, control
+
+    @staticmethod
+    def _task_of(store: GoldStore, payload: dict, project: dict, title: str, ann: dict) -> tuple[int, dict, str]:
+        """(Label Studio task id, task data, our task key) of an answer: the key pushed with the
+        task, else the key of the task pushed as that id, else ``ls:<project id>:<task id>``."""
+        task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
+        task_id = int(task.get("id") or ann.get("task"))
+        data = task.get("data") or {}
+        key = (str(data[KEY_FIELD]) if data.get(KEY_FIELD) is not None
+               else store.task_key_for(title, task_id) or f"ls:{project.get('id')}:{task_id}")
+        return task_id, data, key
+
+    def _store_answers(self, payload: dict) -> dict:
+        project, title, annotations, control = self._answered(payload, parse_label_config)
         from_name = control.from_name if control else "label"
         data_key = control.data_key if control else "text"
         counts = {"inserted": 0, "updated": 0, "unchanged": 0, "skipped": 0}
@@ -296,11 +313,7 @@ class LabelStudioBackend:
         classes, multi_label = list(self.config.classes), self.config.task == "multi_label"
         with self._store() as store:
             for ann in annotations:
-                task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
-                task_id = int(task.get("id") or ann.get("task"))
-                data = task.get("data") or {}
-                key = (str(data[KEY_FIELD]) if data.get(KEY_FIELD) is not None
-                       else store.task_key_for(title, task_id) or f"ls:{project.get('id')}:{task_id}")
+                task_id, data, key = self._task_of(store, payload, project, title, ann)
                 if ann.get("was_cancelled"):
                     counts["skipped"] += 1
                     continue
@@ -333,26 +346,14 @@ class LabelStudioBackend:
         """A spans project's answers -> ``gold_spans``, each answer's spans checked against its
         task's text as a pull checks them (``review.spans.result_spans``); an answer that fails
         the check keeps the gold stored before and is reported."""
-        project = payload["project"]
-        title = str(project.get("title") or self.config.review.title or self.config.name)
+        project, title, annotations, control = self._answered(payload, parse_labels_config)
         types = tuple(self.config.classes)
-        control = None
-        if project.get("label_config"):
-            try:
-                control = parse_labels_config(project["label_config"], types)
-            except LabelConfigError:
-                control = None
         from_name, data_key = (control.from_name, control.data_key) if control else (LABEL_NAME, TEXT_NAME)
-        annotations = payload.get("annotations") if "annotation" not in payload else [payload["annotation"]]
-        task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
-        data = task.get("data") or {}
         counts = {"stored": 0, "spans": 0, "skipped": 0}
         kept: list[UnclearAnswer] = []
         with self._store() as store, GoldSpans(self.config.resolve(self.config.store)) as gold:
             for ann in annotations:
-                task_id = int(task.get("id") or ann.get("task"))
-                key = (str(data[KEY_FIELD]) if data.get(KEY_FIELD) is not None
-                       else store.task_key_for(title, task_id) or f"ls:{project.get('id')}:{task_id}")
+                _, data, key = self._task_of(store, payload, project, title, ann)
                 text = data.get(data_key)
                 if ann.get("was_cancelled") or not isinstance(text, str):
                     counts["skipped"] += 1  # a skip, or no text to check the offsets against

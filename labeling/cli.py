@@ -118,7 +118,8 @@ def _review(args) -> int:
         summary = pull_span_review(config, review)
         out = summary.__dict__
         text = (f"{summary.spans} gold spans of {summary.tasks} answered tasks stored ({summary.no_entity} marked as "
-                f"holding no entity); offsets checked against each task's text")
+                f"holding no entity, {summary.removed} removed: their answer was deleted in Label Studio); offsets "
+                "checked against each task's text")
     else:
         result, disagreements = pull_review(config, review, renames=renames)
         out = {**result.__dict__, "disagreements": disagreements.to_dict(orient="records")}

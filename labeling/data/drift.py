@@ -86,6 +86,48 @@ def contingency_test(a: Sequence[float], b: Sequence[float], *, permutations: in
     return TestResult(statistic, (1 + extreme) / (1 + permutations), "permutation")
 
 
+RATE_PERMUTATIONS = 1999
+_RATE_CHUNK = 250  # permutations drawn at once: (chunk, units) floats in memory
+
+
+def rate_test(counts_a: Sequence[float], sizes_a: Sequence[float], counts_b: Sequence[float],
+              sizes_b: Sequence[float], *, permutations: int = RATE_PERMUTATIONS, seed: int | str = 0) -> TestResult:
+    """Do two samples of units (texts) share one rate of events per size (entities per token)?
+
+    Units, not the events in them, are exchangeable: the events of one text are not
+    independent draws, so a count test over tokens would find drift in any large sample. The
+    statistic is the absolute difference of the pooled rates ``sum(counts) / sum(sizes)``;
+    the p-value is the Monte Carlo permutation one over the units' assignment to the two
+    samples, ``(1 + draws at least as extreme) / (1 + permutations)``, seeded by ``seed`` (a
+    string is hashed with CRC-32). ``statistic`` is the rate difference b - a; method "none"
+    (p 1) when a sample has no size or no unit has an event."""
+    c = np.concatenate([np.asarray(counts_a, dtype=float), np.asarray(counts_b, dtype=float)])
+    z = np.concatenate([np.asarray(sizes_a, dtype=float), np.asarray(sizes_b, dtype=float)])
+    n_b = len(counts_b)
+    total_c, total_z = c.sum(), z.sum()
+    size_b = z[len(c) - n_b:].sum()
+    if n_b == 0 or size_b <= 0 or size_b >= total_z or total_c == 0:
+        return TestResult(0.0, 1.0, "none")
+
+    def difference(count_b, size_b):
+        return count_b / size_b - (total_c - count_b) / (total_z - size_b)
+
+    observed = float(difference(c[len(c) - n_b:].sum(), size_b))
+    if isinstance(seed, str):
+        seed = zlib.crc32(seed.encode("utf-8"))
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for start in range(0, permutations, _RATE_CHUNK):
+        draws = min(_RATE_CHUNK, permutations - start)
+        # a uniform random subset of n_b units per draw (argpartition: linear, no full sort)
+        picked = np.argpartition(rng.random((draws, len(c))), n_b - 1, axis=1)[:, :n_b]
+        sizes = z[picked].sum(axis=1)
+        ok = (sizes > 0) & (sizes < total_z)
+        diffs = np.abs(difference(c[picked].sum(axis=1)[ok], sizes[ok]))
+        extreme += int((diffs >= abs(observed) * (1 - 1e-9)).sum())
+    return TestResult(observed, (1 + extreme) / (1 + permutations), "permutation")
+
+
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (same order as given): reject where < alpha."""
     p = np.asarray(p_values, dtype=float)

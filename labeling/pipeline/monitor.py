@@ -38,6 +38,13 @@ certainty), clusters them (TF-IDF word vectors, k-means, seeded) and reports eac
 least ``MIN_CANDIDATE_CLUSTER`` texts with its top terms and the texts nearest its centre, as
 candidates for a new class (``labeling schema add``).
 
+A spans project (``project.task = "spans"``) records another reference: the run's NER on its
+dev texts (``span_reference_profile``). ``compare_spans`` tests, per entity type, the served
+entities per 100 tokens against the reference's (``labeling.data.drift.rate_test``: a
+permutation test over texts, the unit, as for OOV), and the share of texts with no entity
+(``contingency_test``), Holm-corrected as above. Served texts kept only as hashes give no
+token counts: the rates are then entities per text.
+
 It lives in the pipeline, below the server: a retrain records the reference profile and the
 report shows the verdict; ``labeling.serve.monitor`` gives the server's users the same names.
 """
@@ -57,7 +64,7 @@ from scipy.spatial.distance import jensenshannon
 from ..lf.analysis import conflicts, coverage
 from ..config import MonitorConfig
 from ..errors import MonitorError
-from ..data.drift import contingency_test, detectable_shift, format_p, holm
+from ..data.drift import contingency_test, detectable_shift, format_p, holm, rate_test
 from ..data.verify import normalize_text
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -276,6 +283,72 @@ def compare(reference: dict, served: dict, settings: MonitorConfig, *, run_id: s
     )
 
 
+def span_reference_profile(texts: Sequence[str], predicted: Sequence[Sequence[dict]], types: Sequence[str]) -> dict:
+    """A spans run's monitoring reference (JSON-able): per text of its held-out reference
+    sample (dev) its token count (``tokens``) and its predicted entities per type, from the
+    run's own NER (``predict_text``: the served path)."""
+    types = list(types)
+    return {"kind": "spans", "types": types, "n_reference": len(texts),
+            "tokens": [len(tokens(t)) for t in texts],
+            "entities": [[sum(1 for s in doc if s["label"] == t) for t in types] for doc in predicted]}
+
+
+def served_span_profile(rows: Sequence[dict], reference: dict) -> dict:
+    """The same over ``predictions`` rows of a spans run (``spans``: JSON ``[[start, end, type,
+    score], ...]``); ``tokens`` is None unless every row kept its text."""
+    types = reference["types"]
+    docs = [json.loads(r["spans"]) if r.get("spans") else [] for r in rows]
+    texts = [r.get("text") for r in rows]
+    return {"n": len(rows), "n_with_text": sum(t is not None for t in texts),
+            "tokens": [len(tokens(t)) for t in texts] if rows and all(t is not None for t in texts) else None,
+            "entities": [[sum(1 for s in doc if s[2] == t) for t in types] for doc in docs]}
+
+
+def compare_spans(reference: dict, served: dict, settings: MonitorConfig, *, run_id: str = "") -> MonitorReport:
+    """Span drift tests and the retrain verdict (pure; permutation tests seeded by the test's
+    name): per type, entities per 100 tokens (per text when served texts were not kept), and
+    the share of texts with no entity; RETRAIN when a Holm-adjusted p-value is below
+    ``settings.alpha``."""
+    if served["n"] < settings.min_predictions:
+        return MonitorReport(run_id, served["n"], False,
+                             (f"only {served['n']} served prediction(s); at least {settings.min_predictions} needed "
+                              "for a verdict",), (), notes=("too little traffic",),
+                             min_predictions=settings.min_predictions, alpha=settings.alpha)
+    notes = []
+    ref_e, now_e = np.asarray(reference["entities"], dtype=float), np.asarray(served["entities"], dtype=float)
+    ref_e, now_e = ref_e.reshape(-1, len(reference["types"])), now_e.reshape(-1, len(reference["types"]))
+    n_ref, n = len(ref_e), len(now_e)
+    if served["tokens"] is None:
+        notes.append("served texts were kept only as hashes (serve with --store-text); entity rates are per text, "
+                     "not per 100 tokens")
+        ref_z, now_z, unit, scale = np.ones(n_ref), np.ones(n), "per text", 1.0
+    else:
+        ref_z, now_z = np.asarray(reference["tokens"], dtype=float), np.asarray(served["tokens"], dtype=float)
+        unit, scale = "per 100 tokens", 100.0
+    tests = []  # (name, effect, effect name, TestResult, detail, detectable)
+    for j, t in enumerate(reference["types"]):
+        name = f"entities {unit}: {t}"
+        ref_rate = scale * ref_e[:, j].sum() / max(ref_z.sum(), 1)
+        now_rate = scale * now_e[:, j].sum() / max(now_z.sum(), 1)
+        tests.append((name, now_rate - ref_rate, "rate change", rate_test(ref_e[:, j], ref_z, now_e[:, j], now_z, seed=name),
+                      f"dev {ref_rate:.2f} -> served {now_rate:.2f} {unit}", None))
+    ref_none, now_none = int((ref_e.sum(axis=1) == 0).sum()), int((now_e.sum(axis=1) == 0).sum())
+    share_ref, share_now = ref_none / max(n_ref, 1), now_none / max(n, 1)
+    tests.append(("texts with no entity", share_now - share_ref, "share change",
+                  contingency_test([ref_none, n_ref - ref_none], [now_none, n - now_none], seed="texts with no entity"),
+                  f"dev {share_ref:.3f} -> served {share_now:.3f}", share_ref))
+    adjusted = holm([r.p_value for _, _, _, r, _, _ in tests])
+    level = settings.alpha / max(len(tests), 1)
+    checks = tuple(DriftCheck(name, float(value), effect, r.p_value, float(q), bool(q < settings.alpha), detail,
+                              None if share is None else detectable_shift(share, n_ref, n, level), r.method)
+                   for (name, value, effect, r, detail, share), q in zip(tests, adjusted))
+    drifted = sorted((c for c in checks if c.drifted), key=lambda c: c.p_value)
+    reasons = tuple(f"{c.name} differs from the held-out reference ({format_p(c.p_value)}, Holm-adjusted "
+                    f"{c.p_adjusted:.2g} < {settings.alpha:g}; {c.effect} {c.value:.3f}: {c.detail})" for c in drifted)
+    return MonitorReport(run_id, n, bool(drifted), reasons, checks, notes=tuple(notes),
+                         min_predictions=settings.min_predictions, alpha=settings.alpha)
+
+
 MIN_CANDIDATE_CLUSTER = 3  # a smaller group of texts is not reported as a candidate class
 MAX_CANDIDATE_CLUSTERS = 5
 
@@ -355,8 +428,12 @@ def check_drift(store_path: str | Path, settings: MonitorConfig, run_id: str | N
         reference = store.get_documents(run_id).get("monitor_reference")
     if reference is None:
         raise MonitorError(f"run {run_id} has no monitoring reference profile (recorded before monitoring existed)")
-    report = compare(reference, served_profile(rows, reference), settings, run_id=run_id)
-    report = replace(report, candidates=new_class_candidates(rows, len(reference["classes"])), other_labels=others)
+    if reference.get("kind") == "spans":
+        report = compare_spans(reference, served_span_profile(rows, reference), settings, run_id=run_id)
+    else:
+        report = compare(reference, served_profile(rows, reference), settings, run_id=run_id)
+        report = replace(report, candidates=new_class_candidates(rows, len(reference["classes"])))
+    report = replace(report, other_labels=others)
     if schema is not None and served_schema is not None and served_schema != schema["version"]:
         report = replace(report, notes=report.notes + (
             f"run {run_id} has label schema {served_schema}, older than the project's {schema['version']} "

@@ -361,6 +361,7 @@ SPAN_SECTIONS = (
     ("evaluation", "Entity-level evaluation on test (exact match)"),
     ("lfs", "Span LFs per entity type"),
     ("gold", "Gold spans read from the store"),
+    ("drift", "Served traffic vs dev"),
 )
 
 
@@ -393,7 +394,8 @@ def render_report(run: dict, documents: dict, *, monitor: dict | None = None, hi
     """The report as one HTML string (pure); a spans run (``documents["task"] == "spans"``)
     gets its own sections (``SPAN_SECTIONS``)."""
     if documents.get("task") == "spans":
-        return _page(run, SPAN_SECTIONS, {"lineage": _lineage_section(run, history_row), **_span_body(run, documents)})
+        return _page(run, SPAN_SECTIONS, {"lineage": _lineage_section(run, history_row), **_span_body(run, documents),
+                                          "drift": _drift_section(monitor)})
     classes = run["config"]["classes"]
     order = {"end_model": 0, "label_model": 1, "baseline": 2, "lf": 3}
     metrics = sorted(run["metrics"], key=lambda m: (order.get(m["kind"], 4), m["name"]))
@@ -471,7 +473,7 @@ def write_report(store_path: str | Path, run_id: str | None = None, *, monitor_s
         documents = store.get_documents(run_id)
     history_row = next((r for r in history(store_path) if r["run_id"] == run_id), None)
     monitor = None
-    if monitor_settings is not None and documents.get("task") != "spans":  # drift reads class probabilities
+    if monitor_settings is not None:  # a spans run's drift: its entities against its NER's on dev
         try:
             report = check_drift(store_path, monitor_settings, run_id)
             monitor = report.to_dict() if report.n_predictions else None

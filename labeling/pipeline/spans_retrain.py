@@ -43,6 +43,7 @@ from ..spans.lfs import SpanLF, apply_span_lfs, char_spans_to_tokens, token_offs
 from ..spans.metrics import entity_scores
 from ..spans.tags import vote_tensor
 from ..store.runs import RunRecord, RunStore
+from .monitor import span_reference_profile
 from .registry import Registry, evaluate_span_candidate, settle, write_decision
 from .results import RunResult, new_run_id
 from .schema_change import project_schema
@@ -201,7 +202,10 @@ def run_spans_retrain(config: ProjectConfig, *, record: bool = True, lfs=None):
                    "dev_entity_f1": end_model.dev_f1_, "gold": gold.summary, "ruler": end_model.ruler_},
         evaluation=evaluation, lf_table=lf_table,
         documents={"span_lf_analysis": lf_table.reset_index().drop(columns="level_1", errors="ignore")
-                   .to_dict(orient="records")},
+                   .to_dict(orient="records"),
+                   # what `labeling monitor` compares served entities with: this NER on dev, through the served path
+                   "monitor_reference": span_reference_profile(
+                       splits["dev"].texts, end_model.predict_text(list(splits["dev"].texts)), types)},
     )
     if not record:
         return RunResult(**result, timings=timings)

@@ -4,7 +4,9 @@
   run's entities on them (the ``production`` alias's run, else the latest) -> sampling ->
   ``<Labels>`` tasks pre-annotated with those entities -> Label Studio -> ``review_tasks``.
 - ``pull_span_review``: every submitted answer's spans, each checked against its task's
-  text (``spans.result_spans``) -> ``gold_spans`` in the store, a task's spans replaced whole.
+  text (``spans.result_spans``) -> ``gold_spans`` in the store, a task's spans replaced whole;
+  the store mirrors Label Studio, so a task whose answer was deleted (or only skipped answers
+  remain) since the last pull loses its gold, as a single-label pull's deleted answer does.
   Retrain reads them back (``pipeline.spans_retrain.read_span_gold``).
 """
 
@@ -35,6 +37,7 @@ class SpanPullResult:
     tasks: int  # answered tasks whose spans are now gold
     spans: int
     no_entity: int  # answered tasks marked as holding no entity
+    removed: int = 0  # tasks whose gold went: their answer was deleted in Label Studio since the last pull
 
 
 def served_span_run(config: ProjectConfig) -> str:
@@ -88,9 +91,12 @@ def push_span_review(config: ProjectConfig, review: SpanReview, *, strategy: str
 
 
 def pull_span_review(config: ProjectConfig, review: SpanReview) -> SpanPullResult:
-    """Store every answered task's spans as gold (``ReviewError`` naming the task for an
-    offset that does not match its text, before the store is touched)."""
-    gold = review.gold_spans()
+    """Store every answered task's spans as gold and remove the gold of tasks no longer
+    answered (their answer deleted in Label Studio), in one transaction. Raises
+    ``ReviewError`` naming the task for an offset that does not match its text, before the
+    store is touched."""
+    answers = review.span_answers()
+    gold = {key: (text, spans) for key, (text, spans, _) in answers.items()}
     with GoldSpans(config.resolve(config.store)) as store:
-        n = store.replace(config.name, gold)
-    return SpanPullResult(len(gold), n, sum(1 for _, spans in gold.values() if not spans))
+        n, removed = store.mirror(config.name, gold, annotation_ids={k: a for k, (_, _, a) in answers.items()})
+    return SpanPullResult(len(gold), n, sum(1 for _, spans in gold.values() if not spans), removed)

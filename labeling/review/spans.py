@@ -32,11 +32,15 @@ def span_labeling_config(types: Sequence[str], *, title: str = "Mark every entit
     )
 
 
-def span_result(spans: Sequence[Span], text: str) -> list[dict]:
-    """The ``result`` of an annotation or prediction marking ``spans`` in ``text``."""
-    return [{"from_name": LABEL_NAME, "to_name": TEXT_NAME, "type": "labels",
-             "value": {"start": int(s), "end": int(e), "text": text[s:e], "labels": [str(label)]}}
-            for s, e, label in spans]
+def span_result(spans: Sequence[Span], text: str, *, from_name: str = LABEL_NAME, to_name: str = TEXT_NAME,
+                scores: Sequence[float] | None = None) -> list[dict]:
+    """The ``result`` of an annotation or prediction marking ``spans`` in ``text`` with the
+    ``<Labels>`` control ``from_name`` on the ``<Text>`` ``to_name``; ``scores``: each
+    span's confidence (a prediction's regions)."""
+    return [{"from_name": from_name, "to_name": to_name, "type": "labels",
+             "value": {"start": int(s), "end": int(e), "text": text[s:e], "labels": [str(label)]},
+             **({"score": float(scores[i])} if scores is not None else {})}
+            for i, (s, e, label) in enumerate(spans)]
 
 
 def span_tasks(keys: Sequence[str], texts: Sequence[str], spans: Sequence[Sequence[Span]] | None = None, *,
@@ -52,13 +56,13 @@ def span_tasks(keys: Sequence[str], texts: Sequence[str], spans: Sequence[Sequen
 
 
 def result_spans(result: Sequence[Mapping] | None, text: str, *, where: str = "a task",
-                 types: Sequence[str] | None = None) -> list[Span]:
-    """The spans of a ``labels`` result, sorted; raises ``ReviewError`` naming ``where``
-    for offsets outside the text, a ``value.text`` that differs from the text at the
-    offsets, or (``types``) an undeclared type."""
+                 types: Sequence[str] | None = None, from_name: str = LABEL_NAME) -> list[Span]:
+    """The spans of the ``labels`` results of the control ``from_name``, sorted; raises
+    ``ReviewError`` naming ``where`` for offsets outside the text, a ``value.text`` that
+    differs from the text at the offsets, or (``types``) an undeclared type."""
     out = []
     for item in result or ():
-        if item.get("type") != "labels" or item.get("from_name") != LABEL_NAME:
+        if item.get("type") != "labels" or item.get("from_name") != from_name:
             continue
         value = item.get("value") or {}
         start, end, labels = value.get("start"), value.get("end"), value.get("labels") or []
@@ -83,6 +87,12 @@ class SpanReview(LabelStudioReview):
     def gold_spans(self) -> dict[str, tuple[str, list[Span]]]:
         """task key -> (its text, the spans of its latest submitted annotation), for every
         task a reviewer answered (cancelled answers skipped)."""
+        return {key: (text, spans) for key, (text, spans, _) in self.span_answers().items()}
+
+    def span_answers(self) -> dict[str, tuple[str, list[Span], int]]:
+        """task key -> (its text, the spans of its latest submitted annotation, that
+        annotation's id), for every task a reviewer answered now: a task whose answers were
+        all deleted or skipped is absent. Raises ``ReviewError`` as ``result_spans``."""
         out = {}
         for key, task in self.existing_tasks(update_config=False).items():
             answers = [a for a in task.get("annotations") or () if not a.get("was_cancelled")]
@@ -90,7 +100,8 @@ class SpanReview(LabelStudioReview):
                 continue
             latest = max(answers, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
             text = task["data"][TEXT_NAME]
-            out[key] = (text, result_spans(latest.get("result"), text, where=f"task {key!r}", types=self.classes))
+            spans = result_spans(latest.get("result"), text, where=f"task {key!r}", types=self.classes)
+            out[key] = (text, spans, int(latest["id"]))
         return out
 
     def annotate_spans(self, task_id: int, spans: Sequence[Span], text: str) -> int:

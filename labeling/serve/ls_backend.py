@@ -25,6 +25,13 @@ or ``labeling review connect``); Label Studio joins each path onto that URL
   gate decides as for any run (``promotion.auto``).
 - ``GET /ls/versions`` -> ``{"versions": [run ids]}``.
 
+A spans project (``project.task = "spans"``) answers a ``<Labels>`` control on a ``<Text>``
+whose labels are its entity types: ``/ls/predict`` gives the served NER run's entities as
+``labels`` regions (character offsets, end exclusive, each with its ``score``; the task's
+score is its least sure entity's), a webhook answer is stored as gold spans
+(``store.gold_spans``) after the offset checks a pull makes (``review.spans.result_spans``),
+and ``ANNOTATIONS_DELETED`` removes the gold spans of the deleted answers.
+
 Basic auth (``ServeSettings.ls_basic_auth_sha256``): when set, every ``/ls`` call needs it,
 as Label Studio sends it on every call. Jobs are rows of the store (``labeling.store.jobs``):
 any worker answers ``/ls/jobs/<id>``, and a START_TRAINING press on any worker joins the
@@ -56,6 +63,9 @@ from ..errors import LabelingError
 from ..review.gold import GoldStore, ReviewTask
 from ..review.label_studio import (
     KEY_FIELD,
+    LABEL_NAME,
+    TEXT_NAME,
+    ReviewError,
     Annotation,
     UnclearAnswer,
     annotation_choices,
@@ -64,6 +74,8 @@ from ..review.label_studio import (
     format_votes,
     unclear_reason,
 )
+from ..review.spans import result_spans, span_result
+from ..store.gold_spans import GoldSpans
 from ..store.jobs import MAX_JOBS_KEPT, JobStore
 
 logger = logging.getLogger(__name__)
@@ -94,16 +106,37 @@ class ChoicesControl:
     choice: str = "single"  # the control's ``choice`` attribute: "multiple" ticks a set
 
 
+def _xml(label_config: str) -> ET.Element:
+    try:
+        return ET.fromstring(label_config)
+    except ET.ParseError as exc:
+        raise LabelConfigError(f"the label config is not XML: {exc}") from None
+
+
+def _shown_field(root: ET.Element, control: ET.Element, tag: str, objects: tuple[str, ...] = ()) -> tuple[str, str, str]:
+    """(name, the object it labels, the task field that object shows) of ``control``; raises
+    ``LabelConfigError`` for a missing name/toName, or an object that shows no ``$field`` (or,
+    with ``objects``, is not one of those tags)."""
+    name, to_name = control.get("name"), control.get("toName")
+    if not name or not to_name:
+        raise LabelConfigError(f"the <{tag}> control {name!r} needs both name and toName")
+    to_name = to_name.split(",")[0]
+    target = next((el for el in root.iter() if el.get("name") == to_name and el is not control), None)
+    value = target.get("value", "") if target is not None else ""
+    if not value.startswith("$") or len(value) < 2 or objects and target.tag not in objects:
+        kind = " or ".join(f"<{o}>" for o in objects) if objects else "an object tag"
+        raise LabelConfigError(f"the <{tag}> control {name!r} labels {to_name!r}, which is not {kind} showing a "
+                               "task field (value=\"$field\")")
+    return name, to_name, value[1:]
+
+
 def parse_label_config(label_config: str, classes: tuple[str, ...]) -> ChoicesControl:
     """The ``Choices`` control of ``label_config`` whose choices are the project's ``classes``.
 
     Raises ``LabelConfigError`` naming the problem: not XML, no ``Choices`` control, no
     control whose choice values are exactly ``classes``, or an object without a ``$field``.
     """
-    try:
-        root = ET.fromstring(label_config)
-    except ET.ParseError as exc:
-        raise LabelConfigError(f"the label config is not XML: {exc}") from None
+    root = _xml(label_config)
     controls = [el for el in root.iter() if el.tag == "Choices"]
     if not controls:
         raise LabelConfigError("the label config has no <Choices> control: this model predicts one of the classes "
@@ -114,17 +147,47 @@ def parse_label_config(label_config: str, classes: tuple[str, ...]) -> ChoicesCo
         seen.append(f"{control.get('name')!r}: {list(values)}")
         if set(values) != set(classes):
             continue
-        name, to_name = control.get("name"), control.get("toName")
-        if not name or not to_name:
-            raise LabelConfigError(f"the <Choices> control {name!r} needs both name and toName")
-        target = next((el for el in root.iter() if el.get("name") == to_name and el is not control), None)
-        value = target.get("value", "") if target is not None else ""
-        if not value.startswith("$") or len(value) < 2:
-            raise LabelConfigError(f"the <Choices> control {name!r} labels {to_name!r}, which is not an object tag "
-                                   "showing a task field (value=\"$field\")")
-        return ChoicesControl(name, to_name.split(",")[0], value[1:], values, control.get("choice") or "single")
+        name, to_name, field = _shown_field(root, control, "Choices")
+        return ChoicesControl(name, to_name, field, values, control.get("choice") or "single")
     raise LabelConfigError(f"no <Choices> control of the label config has the project's classes {list(classes)} "
                            f"as its choices (found {'; '.join(seen)}): rename the choices to the project's classes")
+
+
+@dataclass(frozen=True)
+class LabelsControl:
+    """The ``Labels`` control a spans prediction answers: its name, the ``<Text>`` it marks,
+    the task-data field that text shows, and its entity types."""
+
+    from_name: str
+    to_name: str
+    data_key: str
+    values: tuple[str, ...]
+
+
+def parse_labels_config(label_config: str, types: tuple[str, ...]) -> LabelsControl:
+    """The ``Labels`` control of ``label_config`` on a ``<Text>`` whose labels are the spans
+    project's entity ``types`` (``project.classes``).
+
+    Raises ``LabelConfigError`` naming the problem: not XML, no ``Labels`` control, no control
+    whose labels are exactly ``types`` (naming the types missing and those extra), or a
+    control that marks no ``<Text>`` showing a ``$field``."""
+    root = _xml(label_config)
+    controls = [el for el in root.iter() if el.tag == "Labels"]
+    if not controls:
+        raise LabelConfigError("the label config has no <Labels> control: this spans model marks entities of the types "
+                               f"{list(types)} in a text, and needs a <Labels> control on a <Text> to answer in")
+    seen = []
+    for control in controls:
+        values = tuple(str(c.get("value", "")) for c in control.iter("Label"))
+        if set(values) == set(types):
+            name, to_name, field = _shown_field(root, control, "Labels", ("Text",))
+            return LabelsControl(name, to_name, field, values)
+        missing, extra = [t for t in types if t not in values], [v for v in values if v not in types]
+        seen.append(f"{control.get('name')!r}" + (f" lacks the entity type(s) {missing}" if missing else "")
+                    + (" and" if missing and extra else "")
+                    + (f" has {extra}, not in the project's types" if extra else ""))
+    raise LabelConfigError(f"no <Labels> control of the label config has the project's entity types {list(types)} "
+                           f"as its labels: {'; '.join(seen)}; make the labels the project's classes")
 
 
 def prediction_result(control: ChoicesControl, class_name: str | list[str], explanation: str) -> list[dict]:
@@ -194,7 +257,11 @@ class LabelStudioBackend:
     def _run_event(self, job_id: str, action: str, payload: dict) -> None:
         try:
             self.jobs.update(job_id, status="running")
-            outcome = self._store_answers(payload) if action in GOLD_ACTIONS else self._remove_answers(payload)
+            spans = self.config.task == "spans"
+            if action in GOLD_ACTIONS:
+                outcome = self._store_span_answers(payload) if spans else self._store_answers(payload)
+            else:
+                outcome = self._remove_span_answers(payload) if spans else self._remove_answers(payload)
             self.jobs.update(job_id, status="done", outcome=outcome)
             level = logging.WARNING if outcome.get("kept") else logging.INFO
             logger.log(level, "Label Studio %s (job %s): %s", action, job_id, outcome.get("summary"))
@@ -212,16 +279,33 @@ class LabelStudioBackend:
     def _store(self) -> GoldStore:
         return GoldStore(self.config.resolve(self.config.store))
 
-    def _store_answers(self, payload: dict) -> dict:
+    def _answered(self, payload: dict, parse) -> tuple[dict, str, list[dict], object]:
+        """An answer event's project, its review title, its annotations and the label config's
+        control (``parse``; None when the config is absent or not this project's)."""
         project = payload["project"]
         title = str(project.get("title") or self.config.review.title or self.config.name)
         annotations = payload.get("annotations") if "annotation" not in payload else [payload["annotation"]]
         control = None
         if project.get("label_config"):
             try:
-                control = parse_label_config(project["label_config"], tuple(self.config.classes))
+                control = parse(project["label_config"], tuple(self.config.classes))
             except LabelConfigError:
                 control = None
+        return project, title, annotations, control
+
+    @staticmethod
+    def _task_of(store: GoldStore, payload: dict, project: dict, title: str, ann: dict) -> tuple[int, dict, str]:
+        """(Label Studio task id, task data, our task key) of an answer: the key pushed with the
+        task, else the key of the task pushed as that id, else ``ls:<project id>:<task id>``."""
+        task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
+        task_id = int(task.get("id") or ann.get("task"))
+        data = task.get("data") or {}
+        key = (str(data[KEY_FIELD]) if data.get(KEY_FIELD) is not None
+               else store.task_key_for(title, task_id) or f"ls:{project.get('id')}:{task_id}")
+        return task_id, data, key
+
+    def _store_answers(self, payload: dict) -> dict:
+        project, title, annotations, control = self._answered(payload, parse_label_config)
         from_name = control.from_name if control else "label"
         data_key = control.data_key if control else "text"
         counts = {"inserted": 0, "updated": 0, "unchanged": 0, "skipped": 0}
@@ -229,11 +313,7 @@ class LabelStudioBackend:
         classes, multi_label = list(self.config.classes), self.config.task == "multi_label"
         with self._store() as store:
             for ann in annotations:
-                task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
-                task_id = int(task.get("id") or ann.get("task"))
-                data = task.get("data") or {}
-                key = (str(data[KEY_FIELD]) if data.get(KEY_FIELD) is not None
-                       else store.task_key_for(title, task_id) or f"ls:{project.get('id')}:{task_id}")
+                task_id, data, key = self._task_of(store, payload, project, title, ann)
                 if ann.get("was_cancelled"):
                     counts["skipped"] += 1
                     continue
@@ -261,6 +341,45 @@ class LabelStudioBackend:
         return {**counts, "kept": len(unclear), "report": report,
                 "kept_tasks": sorted({u.task_key for u in unclear}),
                 "summary": summary + (f"; {report}" if report else "")}
+
+    def _store_span_answers(self, payload: dict) -> dict:
+        """A spans project's answers -> ``gold_spans``, each answer's spans checked against its
+        task's text as a pull checks them (``review.spans.result_spans``); an answer that fails
+        the check keeps the gold stored before and is reported."""
+        project, title, annotations, control = self._answered(payload, parse_labels_config)
+        types = tuple(self.config.classes)
+        from_name, data_key = (control.from_name, control.data_key) if control else (LABEL_NAME, TEXT_NAME)
+        counts = {"stored": 0, "spans": 0, "skipped": 0}
+        kept: list[UnclearAnswer] = []
+        with self._store() as store, GoldSpans(self.config.resolve(self.config.store)) as gold:
+            for ann in annotations:
+                _, data, key = self._task_of(store, payload, project, title, ann)
+                text = data.get(data_key)
+                if ann.get("was_cancelled") or not isinstance(text, str):
+                    counts["skipped"] += 1  # a skip, or no text to check the offsets against
+                    continue
+                try:
+                    spans = result_spans(ann.get("result"), text, where=f"task {key!r}", types=types,
+                                         from_name=from_name)
+                except ReviewError as exc:
+                    kept.append(UnclearAnswer(int(ann["id"]), key, annotator_of(ann), str(exc)))
+                    continue
+                counts["spans"] += gold.replace(self.config.name, {key: (text, spans)},
+                                                annotation_ids={key: int(ann["id"])})
+                counts["stored"] += 1
+        report = "; ".join(f"{u.reason} (annotation {u.annotation_id}): its gold spans were kept" for u in kept)
+        summary = (f"{counts['spans']} gold spans of {counts['stored']} answer(s) stored"
+                   + (f", {counts['skipped']} skipped" if counts["skipped"] else ""))
+        return {**counts, "kept": len(kept), "report": report, "kept_tasks": sorted({u.task_key for u in kept}),
+                "summary": summary + (f"; {report}" if report else "")}
+
+    def _remove_span_answers(self, payload: dict) -> dict:
+        ids = [int(a["id"]) for a in payload["annotations"]]
+        with GoldSpans(self.config.resolve(self.config.store)) as gold:
+            tasks = gold.remove_answers(self.config.name, ids)
+        return {"removed": len(tasks), "tasks": tasks, "annotations": ids,
+                "summary": f"gold spans of {len(tasks)} task(s) removed for {len(ids)} annotation(s) deleted "
+                           "in Label Studio"}
 
     def _remove_answers(self, payload: dict) -> dict:
         ids = [int(a["id"]) for a in payload["annotations"]]
@@ -406,6 +525,8 @@ def ls_router(server, settings) -> APIRouter:
     """The ``/ls`` routes over ``server`` (``app._Server``): its served model, store and LFs."""
     classes = tuple(server.config.classes)
     multi_label = server.config.task == "multi_label"
+    spans_task = server.config.task == "spans"
+    parse = parse_labels_config if spans_task else parse_label_config
     backend = LabelStudioBackend(server)
     server.ls_backend = backend
     basic = HTTPBasic(auto_error=False, description="Label Studio's ML backend Basic auth (when the server sets it)")
@@ -441,7 +562,7 @@ def ls_router(server, settings) -> APIRouter:
         """The served run id: Label Studio re-predicts a task only when this changes."""
         if body.schema_:
             try:
-                parse_label_config(body.schema_, classes)
+                parse(body.schema_, classes)
             except LabelConfigError as exc:
                 raise HTTPException(422, str(exc)) from None
         return SetupResponse(model_version=served_version())
@@ -450,7 +571,7 @@ def ls_router(server, settings) -> APIRouter:
     async def predict(body: LSPredictRequest):
         """One pre-annotation per task, in order: the served model's class and probability, the LF votes."""
         try:
-            control = parse_label_config(body.label_config, classes)
+            control = parse(body.label_config, classes)
         except LabelConfigError as exc:
             raise HTTPException(422, str(exc)) from None
         if multi_label and control.choice != "multiple":
@@ -468,6 +589,14 @@ def ls_router(server, settings) -> APIRouter:
         results = []
         chunk = max(1, settings.max_explain_batch)
         for start in range(0, len(texts), chunk):
+            if spans_task:  # the entities with their scores; the text's score is its least sure entity's
+                served, records = await server.predict_spans(texts[start:start + chunk])
+                results += [LSPrediction(
+                    result=span_result([(s[0], s[1], s[2]) for s in r.spans], text, from_name=control.from_name,
+                                       to_name=control.to_name, scores=[s[3] for s in r.spans]),
+                    score=min((float(s[3]) for s in r.spans), default=1.0), model_version=served.run_id)
+                    for r, text in zip(records, texts[start:start + chunk])]
+                continue
             # the served run's own LFs explain its answers; a live swap between chunks brings its LFs
             current = server.current
             explain = current is not None and bool(current.lfs) and not current.lfs_error
@@ -538,5 +667,5 @@ def read_basic_auth_file(path: str) -> str:
     return hash_basic_auth(user, password)
 
 
-__all__ = ["ChoicesControl", "LabelConfigError", "LabelStudioBackend", "hash_basic_auth", "job_view", "ls_router",
+__all__ = ["ChoicesControl", "LabelConfigError", "LabelStudioBackend", "LabelsControl", "parse_labels_config", "hash_basic_auth", "job_view", "ls_router",
            "parse_label_config", "prediction_result", "read_basic_auth_file"]

@@ -25,18 +25,50 @@ class GoldSpans(TableFamily):
     """The ``gold_spans`` table of the store at ``path``."""
 
 
-    def replace(self, project: str, gold: Mapping[str, tuple[str, Sequence[Span]]]) -> int:
+    def replace(self, project: str, gold: Mapping[str, tuple[str, Sequence[Span]]], *,
+                annotation_ids: Mapping[str, int] | None = None) -> int:
         """Store ``gold`` (task key -> (text, spans)), replacing those tasks' earlier spans;
-        returns the number of spans written."""
+        ``annotation_ids``: task key -> the Label Studio answer they came from (what a deleted
+        answer's webhook names). Returns the number of spans written."""
+        with self.conn.writing(f"store gold spans of {len(gold)} tasks") as conn:
+            return self._write(conn, project, gold, annotation_ids or {})
+
+    def mirror(self, project: str, gold: Mapping[str, tuple[str, Sequence[Span]]], *,
+               annotation_ids: Mapping[str, int] | None = None) -> tuple[int, int]:
+        """``replace``, and in the same transaction remove the gold of every other task of
+        ``project``: what a pull of the whole review does, so that an answer deleted in Label
+        Studio since the last pull takes its gold with it. Returns (spans written, tasks removed)."""
+        with self.conn.writing(f"mirror gold spans of {len(gold)} tasks") as conn:
+            cur = conn.execute("SELECT DISTINCT task_key FROM gold_spans WHERE project = ?", [project])
+            gone = sorted({row[0] for row in cur.fetchall()} - set(gold))
+            conn.executemany("DELETE FROM gold_spans WHERE project = ? AND task_key = ?",
+                             [(project, key) for key in gone])
+            return self._write(conn, project, gold, annotation_ids or {}), len(gone)
+
+    def remove_answers(self, project: str, annotation_ids: Sequence[int]) -> list[str]:
+        """Delete the gold spans that came from the given (deleted in Label Studio) answers;
+        returns the keys of the tasks whose gold went."""
+        ids = sorted({int(i) for i in annotation_ids})
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self.conn.writing("remove gold spans of deleted answers") as conn:
+            cur = conn.execute(f"SELECT DISTINCT task_key FROM gold_spans WHERE project = ? AND annotation_id IN"
+                               f" ({marks})", [project, *ids])
+            keys = sorted(row[0] for row in cur.fetchall())
+            conn.execute(f"DELETE FROM gold_spans WHERE project = ? AND annotation_id IN ({marks})", [project, *ids])
+        return keys
+
+    @staticmethod
+    def _write(conn, project: str, gold: Mapping[str, tuple[str, Sequence[Span]]], annotation_ids) -> int:
         now = _dt.datetime.now(_dt.timezone.utc).isoformat()
         # a text reviewed as holding no entity is gold too: one row (-1, -1, "") says so
-        rows = [(project, key, hashlib.sha256(text.encode("utf-8")).hexdigest(), s, e, label, now, text)
+        rows = [(project, key, hashlib.sha256(text.encode("utf-8")).hexdigest(), s, e, label, now, text,
+                 annotation_ids.get(key))
                 for key, (text, spans) in gold.items() for s, e, label in (spans or [NO_ENTITY])]
-        with self.conn.writing(f"store gold spans of {len(gold)} tasks") as conn:
-            conn.executemany("DELETE FROM gold_spans WHERE project = ? AND task_key = ?",
-                             [(project, key) for key in gold])
-            conn.executemany("INSERT INTO gold_spans (project, task_key, text_sha256, start_char, end_char, label,"
-                             " pulled_at, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany("DELETE FROM gold_spans WHERE project = ? AND task_key = ?", [(project, key) for key in gold])
+        conn.executemany("INSERT INTO gold_spans (project, task_key, text_sha256, start_char, end_char, label,"
+                         " pulled_at, text, annotation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return sum(len(spans) for _, spans in gold.values())
 
     def spans(self, project: str) -> dict[str, tuple[str, list[Span]]]:

@@ -246,6 +246,15 @@ def _v8(conn: sqlite3.Connection) -> None:
     _add_missing_columns(conn, "feedback", {"other_label": "TEXT"})
 
 
+def _v9(conn: sqlite3.Connection) -> None:
+    """The Label Studio annotation a gold span row came from (NULL for rows pulled before), so
+    that the backend's ``ANNOTATIONS_DELETED`` webhook, which names annotation ids only, removes
+    the gold spans of a deleted answer. Self-contained (only ADD COLUMN after creating the
+    table where missing); its number may move at a merge."""
+    _v4(conn)
+    _add_missing_columns(conn, "gold_spans", {"text": "TEXT", "annotation_id": "INTEGER"})
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version: ``apply(connection)`` runs inside the upgrade's writer transaction.
@@ -275,5 +284,6 @@ MIGRATIONS = (
                  " sets of multi-label projects", _v6),
     Migration(7, "spans downstream: spans on predictions and feedback, the text of gold_spans rows", _v7),
     Migration(8, "feedback.other_label: a label outside the label schema (`other: <name>`, label -1)", _v8),
+    Migration(9, "gold_spans.annotation_id: the Label Studio answer a gold span came from", _v9),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

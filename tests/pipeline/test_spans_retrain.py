@@ -14,12 +14,12 @@ import httpx
 import pytest
 
 from labeling.cli import main
-from labeling.config import load_config, project_config_from_dict
+from labeling.config import MonitorConfig, load_config, project_config_from_dict
 from labeling.errors import ConfigError
 from labeling.pipeline.report import write_report
 from labeling.pipeline.retrain import format_summary, run_retrain
 from labeling.pipeline.spans_retrain import ORACLE_NAME, load_span_splits
-from labeling.review.jobs import label_studio_from_env
+from labeling.review.jobs import connect_backend, label_studio_from_env, predict_all
 from labeling.review.spans import span_result
 from labeling.store.gold_spans import GoldSpans
 from labeling.spans.end_model import SpacyNER
@@ -78,6 +78,11 @@ ner_max_steps = 10
 title = "reviews-spans-%s"
 ''' % uuid.uuid4().hex[:8])
     return load_config(tmp_path / "project.toml")
+
+
+def _stored_gold(store_path, project: str) -> dict:
+    with GoldSpans(store_path) as store:
+        return {k: s for k, (_, s) in store.spans(project).items()}
 
 
 def _feedback(srv, body: dict, key: str) -> httpx.Response:
@@ -188,6 +193,16 @@ def test_spans_project_retrains_serves_reviews_promotes_and_reports(span_project
         with GoldSpans(store_path) as store:  # exactly what the reviewer gave
             assert {k: s for k, (_, s) in store.spans(span_project.name).items()} == \
                 {k: [tuple(x) for x in v] for k, v in answered.items()}
+        # the server as the review's ML backend: Label Studio accepts its <Labels> answers, and a
+        # reviewer's answer deleted there takes its gold spans with it through the webhook
+        assert connect_backend(review, f"{srv.url}/ls/")["state"] == "CO"
+        gone = sorted(answered)[-1]
+        review.client.annotations.delete(review.existing_tasks()[gone]["annotations"][0]["id"])
+        del answered[gone]
+        deadline = time.monotonic() + 60
+        while gone in _stored_gold(store_path, span_project.name):
+            assert time.monotonic() < deadline, "the deleted answer's gold spans stayed"
+            time.sleep(0.2)
 
         second = run_retrain(span_project)
         gold = second.end_model["gold"]
@@ -208,11 +223,20 @@ def test_spans_project_retrains_serves_reviews_promotes_and_reports(span_project
         while httpx.post(f"{srv.url}/predict", json={"text": text}, timeout=60).json()["model_version"] != second.run_id:
             assert time.monotonic() < deadline, "the server did not follow the promoted alias"
             time.sleep(0.3)
+        # predict-all: the promoted run's entities on every task, through /ls/predict, into Label Studio
+        summary = predict_all(review, f"{srv.url}/ls/")
+        assert (summary.model_version, summary.stored) == (second.run_id, 20)
+        task = next(iter(review.existing_tasks().values()))
+        [mine] = [p for p in task["predictions"] if p["model_version"] == second.run_id]
+        served = httpx.post(f"{srv.url}/predict", json={"text": task["data"]["text"]}, timeout=60).json()
+        assert [{"start": r["value"]["start"], "end": r["value"]["end"], "label": r["value"]["labels"][0],
+                 "score": r["score"]} for r in mine["result"]] == served["predictions"][0]["spans"]
     finally:
         srv.stop()
-    page = write_report(store_path, second.run_id).read_text()
+    page = write_report(store_path, second.run_id, monitor_settings=MonitorConfig(min_predictions=1)).read_text()
     for expected_text in ("Entity-level evaluation on test", "PRODUCT F1", "promoted: candidate dev entity_f1", "on 50 dev documents",
-                          "texts_read", "end model (spaCy NER)"):
+                          "texts_read", "end model (spaCy NER)", "Served traffic vs dev",
+                          "entities per 100 tokens: PRODUCT", "texts with no entity"):
         assert expected_text in page, expected_text
 
 
@@ -245,6 +269,9 @@ def test_spans_json_source_keeps_weak_label_names_and_scores_entities(tmp_path):
     assert set(rows["majority vote"]["per_class"]) == {"Chemical", "Disease"}
     # gold train spans exist here, so the same NER trained on them is the oracle row
     assert rows[ORACLE_NAME]["kind"] == "baseline" and rows[ORACLE_NAME]["entity_f1"] >= 0
+    reference = result.documents["monitor_reference"]  # what `labeling monitor` compares served entities with
+    assert (reference["kind"], reference["types"], reference["n_reference"]) == ("spans", ["Chemical", "Disease"], 40)
+    assert len(reference["tokens"]) == len(reference["entities"]) == 40
 
 
 def test_a_spans_project_may_have_one_entity_type_and_others_still_need_two(tmp_path):

@@ -62,6 +62,12 @@ def test_label_studio_round_trip_of_20_sets(label_studio, tmp_path):
     with GoldStore(config.resolve(config.store)) as store:
         stored = store.label_sets(config.review.title)
     assert {k: list(by.values())[0] for k, by in stored.items()} == wanted  # exact
+    # a pull mirrors Label Studio: an answer deleted there since the last pull takes its gold with it
+    gone = sorted(wanted)[0]
+    review.client.annotations.delete(review.existing_tasks()[gone]["annotations"][0]["id"])
+    assert pull_multilabel_review(config, review).deleted == 1
+    with GoldStore(config.resolve(config.store)) as store:
+        assert set(store.label_sets(config.review.title)) == set(wanted) - {gone}
 
 
 def test_refine_reports_lfs_per_class_and_flags_a_wrong_gold_class(tmp_path):

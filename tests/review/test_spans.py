@@ -6,7 +6,9 @@ import random
 
 import pytest
 
+from labeling.config import project_config_from_dict
 from labeling.review.label_studio import ReviewError
+from labeling.review.span_jobs import pull_span_review
 from labeling.store.gold_spans import GoldSpans
 from labeling.review.spans import SpanReview, result_spans, span_labeling_config, span_result, span_tasks
 
@@ -58,6 +60,20 @@ def test_label_studio_round_trip_of_20_documents(label_studio, tmp_path):
         review.annotate_spans(pushed.task_ids[k], spans, text)  # a reviewer accepts them
     gold = review.gold_spans()
     assert {k: g for k, g in gold.items()} == {k: (t, s) for k, t, s in docs}
-    with GoldSpans(tmp_path / "store.db") as store:  # and into the store, exactly
-        store.replace("spans", gold)
+    config = project_config_from_dict({"project": {"name": "spans", "task": "spans", "classes": list(TYPES)}},
+                                      base_dir=tmp_path)
+    pulled = pull_span_review(config, review)  # and into the store, exactly
+    assert (pulled.tasks, pulled.spans, pulled.no_entity, pulled.removed) == (20, 60, 0, 0)
+    with GoldSpans(config.resolve(config.store)) as store:
         assert {k: s for k, (_, s) in store.spans("spans").items()} == {k: s for k, _, s in docs}
+    # a pull mirrors Label Studio: an answer deleted there takes its gold with it, a skip
+    # replacing an answer leaves none, and an emptied answer is a text with no entity
+    answers = review.span_answers()
+    review.client.annotations.delete(answers["k0"][2])
+    review.client.annotations.update(answers["k1"][2], was_cancelled=True)
+    review.annotate_spans(pushed.task_ids["k2"], [], docs[2][1])
+    pulled = pull_span_review(config, review)
+    assert (pulled.tasks, pulled.spans, pulled.no_entity, pulled.removed) == (18, 51, 1, 2)
+    with GoldSpans(config.resolve(config.store)) as store:
+        stored = {k: s for k, (_, s) in store.spans("spans").items()}
+    assert stored == {**{k: s for k, _, s in docs[3:]}, "k2": []}

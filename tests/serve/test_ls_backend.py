@@ -17,8 +17,8 @@ import pytest
 
 from labeling import load_config, run_retrain
 from labeling.review.gold import GoldStore
-from labeling.review.label_studio import Annotation, UnclearAnswer
-from labeling.serve.ls_backend import LabelConfigError, hash_basic_auth, parse_label_config
+from labeling.review.label_studio import KEY_FIELD, Annotation, UnclearAnswer
+from labeling.serve.ls_backend import LabelConfigError, hash_basic_auth, parse_label_config, parse_labels_config
 
 from ..conftest import REPO, _free_port, tiny_project
 
@@ -240,3 +240,110 @@ def test_pull_keeps_the_gold_of_an_answer_that_gives_no_single_class(tmp_path):
         assert (result.deleted, result.kept) == (1, 1)  # row:2's answer was deleted; row:1's is unclear
         assert "1 answer(s) on tasks ['row:1'] give 2 classes" in result.report
         assert store.answers()[["task_key", "label"]].values.tolist() == [["row:1", 1]]
+
+
+SPANS_CONFIG = """<View>
+  <Labels name="entity" toName="review"><Label value="PRODUCT"/><Label value="MONEY"/><Label value="DATE"/></Labels>
+  <Text name="review" value="$body"/>
+</View>"""
+TYPES = ("PRODUCT", "MONEY", "DATE")
+
+
+@pytest.fixture(scope="module")
+def spans_tiny(tmp_path_factory):
+    """A spans project (the span LFs and texts of tests/pipeline/test_spans_retrain.py) with one
+    quick run: its NER trained a few steps only, enough to serve. Train texts carry no gold,
+    as in a real project, so no oracle NER is trained (half the run's time)."""
+    import json
+
+    from tests.pipeline.test_spans_retrain import LF_MODULE, span_rows
+
+    folder = tmp_path_factory.mktemp("ls_spans")
+    rows = [{**r, "spans": [] if r["split"] == "train" else r["spans"]} for r in span_rows(260, 0)]
+    (folder / "reviews.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (folder / "span_lfs.py").write_text(LF_MODULE)
+    (folder / "project.toml").write_text('[project]\nname = "ls-spans"\ntask = "spans"\n'
+                                         'classes = ["PRODUCT", "MONEY", "DATE"]\n[dataset]\nsource = "file"\n'
+                                         'path = "reviews.jsonl"\nlabel_field = "spans"\nid_field = "id"\n'
+                                         'split = "column"\nsplit_field = "split"\n[lfs]\nmodules = ["span_lfs"]\n'
+                                         '[end_model]\nner_max_steps = 3\n')
+    config = load_config(folder / "project.toml")
+    return folder / "project.toml", config, run_retrain(config).run_id
+
+
+def test_spans_label_config_needs_labels_on_a_text_with_the_projects_types():
+    control = parse_labels_config(SPANS_CONFIG, TYPES)
+    assert (control.from_name, control.to_name, control.data_key) == ("entity", "review", "body")
+    for bad, problem in (
+            (SPANS_CONFIG.replace('<Label value="DATE"/>', '<Label value="PERSON"/>'),
+             r"'entity' lacks the entity type\(s\) \['DATE'\] and has \['PERSON'\], not in the project's types"),
+            (SPANS_CONFIG.replace('<Label value="DATE"/>', ''), r"lacks the entity type\(s\) \['DATE'\]"),
+            (CONFIG, "no <Labels> control"),
+            (SPANS_CONFIG.replace("<Text ", "<Image "), "not <Text> showing a task field")):
+        with pytest.raises(LabelConfigError, match=problem):
+            parse_labels_config(bad, TYPES)
+
+
+def _span_event(action, ann_id, task_id, spans, text, *, key=None):
+    from labeling.review.spans import span_result
+
+    result = span_result(spans, text, from_name="entity", to_name="review")
+    return {"action": action, "project": {"id": 3, "title": "ls-spans", "label_config": SPANS_CONFIG},
+            "task": {"id": task_id, "data": {"body": text, **({KEY_FIELD: key} if key else {})}},
+            "annotation": {"id": ann_id, "task": task_id, "result": result, "completed_by": 1}}
+
+
+def test_spans_project_setup_predict_and_webhook_gold_spans(spans_tiny):
+    from labeling.config import MonitorConfig
+    from labeling.pipeline.monitor import check_drift
+    from labeling.store.gold_spans import GoldSpans
+
+    path, config, run_id = spans_tiny
+    texts = ["I bought the Kindle for $40 on Monday.", "Paid 30 dollars for a ThinkPad.", "nothing here"]
+    with _app(path) as c:
+        _ready(c)
+        assert c.post("/ls/setup", json={"schema": SPANS_CONFIG}).json() == {"model_version": run_id}
+        refused = c.post("/ls/setup", json={"schema": CONFIG})
+        assert refused.status_code == 422 and "no <Labels> control" in refused.json()["detail"]
+        bad = c.post("/ls/predict", json={"tasks": [{"id": 1, "data": {"body": texts[0]}}],
+                                          "label_config": SPANS_CONFIG.replace("PRODUCT", "ITEM")})
+        assert bad.status_code == 422 and "lacks the entity type(s) ['PRODUCT']" in bad.json()["detail"]
+        out = c.post("/ls/predict", json={"tasks": [{"id": i, "data": {"body": t}} for i, t in enumerate(texts)],
+                                          "label_config": SPANS_CONFIG})
+        assert out.status_code == 200, out.text
+        served = c.post("/predict", json={"texts": texts}).json()["predictions"]
+        for text, answer, prediction in zip(texts, out.json()["results"], served):
+            assert answer["model_version"] == run_id
+            assert [{"start": r["value"]["start"], "end": r["value"]["end"], "label": r["value"]["labels"][0],
+                     "score": r["score"]} for r in answer["result"]] == prediction["spans"]
+            assert all((r["from_name"], r["to_name"], r["type"], r["value"]["text"]) ==
+                       ("entity", "review", "labels", text[r["value"]["start"]:r["value"]["end"]])
+                       for r in answer["result"])
+            assert answer["score"] == min((s["score"] for s in prediction["spans"]), default=1.0)
+        # `labeling monitor` of a spans run: the served entities against the run's NER on dev
+        report = check_drift(config.resolve(config.store), MonitorConfig(min_predictions=6), project=config.name)
+        assert report.run_id == run_id and report.n_predictions == 6
+        assert [c.name for c in report.checks] == [f"entities per text: {t}" for t in TYPES] + [
+            "texts with no entity"]  # served without --store-text: no tokens to count
+        assert any("kept only as hashes" in note for note in report.notes)
+
+        def gold():
+            with GoldSpans(config.resolve(config.store)) as store:
+                return {k: s for k, (_, s) in store.spans(config.name).items()}
+
+        text = texts[0]
+        spans = [(13, 19, "PRODUCT"), (24, 27, "MONEY"), (31, 37, "DATE")]
+        job = _job(c, c.post("/ls/webhook", json=_span_event("ANNOTATION_CREATED", 21, 201, spans, text,
+                                                              key="r7")).json()["job"])
+        assert job["outcome"]["stored"] == 1 and job["outcome"]["spans"] == 3, job
+        _job(c, c.post("/ls/webhook", json=_span_event("ANNOTATION_CREATED", 22, 202, [], texts[2])).json()["job"])
+        assert gold() == {"r7": spans, "ls:3:202": []}
+        wrong = _span_event("ANNOTATION_UPDATED", 21, 201, spans[:1], text, key="r7")
+        wrong["annotation"]["result"][0]["value"]["text"] = "Kindel"  # offsets that say another text
+        job = _job(c, c.post("/ls/webhook", json=wrong).json()["job"])
+        assert job["outcome"]["kept"] == 1 and "task 'r7': span 13..19 says 'Kindel'" in job["outcome"]["report"]
+        assert gold()["r7"] == spans  # the gold stored before is kept
+        deleted = c.post("/ls/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 3},
+                                              "annotations": [{"id": 21}, {"id": 99}]})
+        assert _job(c, deleted.json()["job"])["outcome"]["tasks"] == ["r7"]
+        assert gold() == {"ls:3:202": []}

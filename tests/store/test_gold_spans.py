@@ -31,3 +31,18 @@ def test_span_predictions_and_feedback_are_stored_and_read_as_gold_latest_per_te
     [item] = gold_span_texts(store_target, "p")
     assert (item.source, item.key, item.text, item.text_sha256) == ("feedback", "f1", text, sha)
     assert item.spans == ((4, 10, "PRODUCT"), (16, 18, "MONEY"))
+
+
+def test_mirror_removes_tasks_no_longer_answered_and_deleted_answers_take_their_spans(store_target):
+    text = "the Kindle cost $5"
+    with GoldSpans(store_target) as gold:
+        gold.replace("p", {"k1": (text, [(4, 10, "PRODUCT")]), "k2": (text, []), "k3": (text, [(16, 18, "MONEY")])},
+                     annotation_ids={"k1": 11, "k2": 12, "k3": 13})
+        gold.replace("other", {"k2": (text, [(4, 10, "PRODUCT")])}, annotation_ids={"k2": 12})
+        # k2's answer was deleted in Label Studio since: a pull mirrors that, other projects untouched
+        assert gold.mirror("p", {"k1": (text, [(4, 10, "PRODUCT")]), "k3": (text, [])},
+                           annotation_ids={"k1": 11, "k3": 14}) == (1, 1)
+        assert {k: s for k, (_, s) in gold.spans("p").items()} == {"k1": [(4, 10, "PRODUCT")], "k3": []}
+        assert gold.remove_answers("p", [13, 14, 99]) == ["k3"]  # 13 was replaced by 14 already
+        assert gold.remove_answers("p", []) == []
+        assert set(gold.spans("p")) == {"k1"} and set(gold.spans("other")) == {"k2"}

@@ -506,6 +506,89 @@ class SklearnTextClassifier(_TextClassifier):
         return self._fast_cache() is not None
 
 
+class HashedCounts:
+    """Hashed n-gram counts (before TF-IDF weighting) of named sets of texts, each text
+    analysed once per feature family while the cache lives (one retrain).
+
+    A ``HashingVectorizer`` keeps no state: a text's counts never change, so every hashed
+    model with the same analyzer, n-gram range and ``hash_bits`` (the selection's candidates,
+    C values, label treatments and refit, and the dev and test predictions) reads the same
+    rows, and only its TF-IDF weights are fitted per model. Word n-gram analysis in Python
+    was the largest cost of an IMDB 50k retrain: its texts were analysed ~10 times.
+
+    A set is named by the caller (``"train"``, ``"dev"``, ``"test"``): the name must stand
+    for the same texts for the cache's life (their count is checked). Memory: the counts
+    of the rows asked for, as one sparse matrix per set; ``drop`` frees a set.
+    ``analysed`` counts the texts hashed so far."""
+
+    def __init__(self):
+        self._sets: dict = {}  # (features, name) -> (sorted positions, their counts, texts' count)
+        self.analysed = 0
+
+    @staticmethod
+    def features_of(model) -> tuple | None:
+        """The key of ``model``'s hashed n-grams, or None where its features are not
+        hashed n-grams alone (a vocabulary, embeddings, torch)."""
+        if not isinstance(model, SklearnTextClassifier) or not model.hash_bits or model.embedder:
+            return None
+        return model.analyzer, model.ngram_min, model.ngram_max, model.hash_bits
+
+    def counts(self, model, name: str, texts, rows: np.ndarray | None = None) -> sp.csr_matrix:
+        """(len(rows), 2**hash_bits) counts of ``texts[rows]`` (None: all) in ``model``'s
+        hashed n-grams, in the order of ``rows``; texts not hashed before are hashed now.
+        Raises ``LabelingError`` when ``model``'s features are not hashed, or ``name`` was
+        given a different number of texts before."""
+        features = self.features_of(model)
+        if features is None:
+            raise LabelingError(f"{type(model).__name__} with hash_bits={getattr(model, 'hash_bits', None)}: "
+                                "its features are not hashed n-grams alone")
+        rows = np.arange(len(texts)) if rows is None else np.asarray(rows, dtype=np.int64)
+        have, matrix, size = self._sets.get((features, name), (np.zeros(0, np.int64), None, len(texts)))
+        if size != len(texts):
+            raise LabelingError(f"feature cache: {name!r} held {size} texts, now given {len(texts)}")
+        at = np.minimum(np.searchsorted(have, rows), max(len(have) - 1, 0))
+        missing = np.unique(rows[~((len(have) > 0) & (have[at] == rows))]) if len(have) else np.unique(rows)
+        if len(missing):
+            hasher = model._make_pipeline().named_steps["ngrams"].named_steps["hash"]
+            new = hasher.transform(take_texts(texts, missing)).tocsr()
+            self.analysed += len(missing)
+            have = np.concatenate([have, missing])
+            matrix = new if matrix is None else sp.vstack([matrix, new], format="csr")
+            order = np.argsort(have, kind="stable")
+            have, matrix = have[order], matrix[order]
+            self._sets[(features, name)] = (have, matrix, len(texts))
+        return matrix[np.searchsorted(have, rows)]
+
+    def fit_transform(self, model, name: str, texts, rows: np.ndarray | None = None):
+        """(``model.vectorizer()`` fitted on ``texts[rows]``, their (n, d) features): the
+        same as ``vectorizer.fit_transform`` of those texts, from the cached counts."""
+        vectorizer = model.vectorizer()
+        vectorizer.named_steps["hash"].fit(None)  # stateless; marks the pipeline fitted
+        X = vectorizer.named_steps["tfidf"].fit_transform(self.counts(model, name, texts, rows))
+        return vectorizer, X
+
+    def predict_proba(self, model, name: str, texts, rows: np.ndarray | None = None) -> np.ndarray:
+        """``model.predict_proba(texts[rows])`` (None: all), from the cached counts where
+        ``model``'s features are hashed n-grams (else the model's own path)."""
+        if self.features_of(model) is None:
+            return model.predict_proba(take_texts(texts, rows))
+        tfidf = model.pipeline_.named_steps["ngrams"].named_steps["tfidf"]
+        return model.predict_proba_features(tfidf.transform(self.counts(model, name, texts, rows)))
+
+    def drop(self, name: str) -> None:
+        """Free every feature family's counts of set ``name``."""
+        for key in [key for key in self._sets if key[1] == name]:
+            del self._sets[key]
+
+
+def take_texts(items, rows: np.ndarray | None) -> list:
+    """The texts at positions ``rows`` (None: all) as a list: of a pandas Series (Arrow-backed
+    strings), only those rows become Python strings."""
+    if hasattr(items, "iloc"):
+        return (items if rows is None else items.iloc[rows]).tolist()
+    return items if rows is None else [items[i] for i in rows]
+
+
 def _torch_network(n_sparse: int, n_dense: int, hidden: int, cardinality: int, generator):
     """A linear layer over [sparse n-grams | dense embeddings] (-> ReLU -> linear when
     ``hidden``), initialised from ``generator`` (torch's global RNG is never touched)."""

@@ -9,6 +9,7 @@ from labeling import (
     SklearnTextClassifier,
     TorchTextClassifier,
 )
+from labeling.models.end_models import HashedCounts
 
 TEXTS = ["check out my channel", "subscribe for free money", "love this song", "great voice",
          "visit my website now", "best video ever", "click here to win", "so beautiful"]
@@ -249,3 +250,22 @@ def test_soft_labels_fit_one_row_per_text_to_the_optimum_of_rows_repeated_per_cl
     np.testing.assert_allclose(fitted.predict_proba_features(X), expected, atol=2e-3)
     np.testing.assert_allclose(fitted.predict_proba(texts), fitted.pipeline_.predict_proba(texts) if absent is None
                                else expected, atol=2e-3)
+
+
+def test_hashed_counts_give_the_features_and_predictions_of_a_model_featurising_its_own_texts():
+    model = SklearnTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=2, C=10.0, hash_bits=12)
+    cache, rows = HashedCounts(), np.array([6, 0, 2, 3, 4, 5])
+    vectorizer, X = cache.fit_transform(model, "train", TEXTS, rows)
+    own = model.vectorizer().fit_transform([TEXTS[i] for i in rows])
+    assert (X != own).nnz == 0 and cache.analysed == len(rows)
+    shared = SklearnTextClassifier(**model.get_params()).fit_features(vectorizer, X, HARD[rows])
+    model.fit([TEXTS[i] for i in rows], HARD[rows])
+    for _ in range(2):  # the second time from the counts: nothing hashed again
+        np.testing.assert_array_equal(cache.predict_proba(shared, "train", TEXTS), model.predict_proba(TEXTS))
+    assert cache.analysed == len(TEXTS)  # the two rows not asked for before, once
+    cache.drop("train")
+    with pytest.raises(LabelingError, match="held 8 texts, now given 2"):
+        cache.counts(model, "dev", TEXTS) is not None and cache.counts(model, "dev", TEXTS[:2])
+    with pytest.raises(LabelingError, match="not hashed"):
+        cache.counts(SklearnTextClassifier(2), "dev", TEXTS)
+

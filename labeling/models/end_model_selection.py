@@ -453,7 +453,7 @@ def select_end_model(
         recipe = _Recipe(tried[0])
         if recipe.family in COSTLY and costly_max_chars:
             refit_rows = _within_chars(texts, refit_rows, costly_max_chars, rng)
-        full = _Data.of(texts, targets, weights, [], refit_rows, None, dev, cache)
+        full = _Data.of(texts, targets, weights, [], refit_rows, None, dev, cache, final=True)
         model = fit(recipe, full)
         full.release()
         sample.release()
@@ -525,7 +525,7 @@ def select_end_model(
         if recipe.family in COSTLY and costly_max_chars:
             # its final fit keeps within the same character budget
             refit_rows = _within_chars(texts, refit_rows, costly_max_chars, rng)
-        full = _Data.of(texts, targets, weights, unlabelled, refit_rows, refit_unlabelled, dev, cache)
+        full = _Data.of(texts, targets, weights, unlabelled, refit_rows, refit_unlabelled, dev, cache, final=True)
         if progress:
             progress(f"end model: refit {recipe.family} on {len(full.texts):,} rows")
         model = self_trained(recipe, full, recipe.self_training)[-1]
@@ -580,19 +580,22 @@ class _Data:
     the positions of this fit's rows, None: all)."""
 
     def __init__(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, unlabelled: list[str],
-                 sources: dict, cache: HashedCounts):
+                 sources: dict, cache: HashedCounts, final: bool = False):
         self.texts, self.targets, self.weights, self.unlabelled = texts, targets, weights, unlabelled
-        self.sources, self.cache = sources, cache
+        self.sources, self.cache, self.final = sources, cache, final
         self._features: dict = {}
 
     @classmethod
     def of(cls, texts, targets: np.ndarray, weights: np.ndarray, unlabelled,
-           rows: np.ndarray | None, unlabelled_rows: np.ndarray | None, dev: tuple, cache: HashedCounts) -> "_Data":
+           rows: np.ndarray | None, unlabelled_rows: np.ndarray | None, dev: tuple, cache: HashedCounts,
+           final: bool = False) -> "_Data":
         """The given ``rows`` of the training rows and ``unlabelled_rows`` of the uncovered ones
-        (None: all); ``dev``: (dev texts, the labelled rows' positions)."""
+        (None: all); ``dev``: (dev texts, the labelled rows' positions). ``final``: the last fit
+        on these train rows, which frees their counts once its features are computed."""
         sources = {"train": (texts, rows), "unlabelled": (unlabelled, unlabelled_rows), "dev": dev}
         return cls(take_texts(texts, rows), targets if rows is None else targets[rows],
-                   weights if rows is None else weights[rows], take_texts(unlabelled, unlabelled_rows), sources, cache)
+                   weights if rows is None else weights[rows], take_texts(unlabelled, unlabelled_rows), sources, cache,
+                   final)
 
     def features(self, family: str, model: SklearnTextClassifier):
         """(the family's vectorizer fitted on the rows' texts, their (n, d) features)."""
@@ -600,6 +603,8 @@ class _Data:
             if HashedCounts.features_of(model) is not None:
                 self._features[family] = self.cache.fit_transform(model, "train", *self.sources["train"])
                 self._features[(family, "model")] = model
+                if self.final:  # nothing reads them again: not held beside the features during the fit
+                    self.cache.drop("train")
             else:
                 vectorizer = model.vectorizer()
                 self._features[family] = (vectorizer, vectorizer.fit_transform(self.texts))

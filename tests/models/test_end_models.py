@@ -269,3 +269,15 @@ def test_hashed_counts_give_the_features_and_predictions_of_a_model_featurising_
     with pytest.raises(LabelingError, match="not hashed"):
         cache.counts(SklearnTextClassifier(2), "dev", TEXTS)
 
+
+def test_the_fixed_sklearn_end_model_defaults_to_autos_hashed_word_features_and_keeps_a_vocabulary_on_request():
+    from labeling.config import EndModelConfig
+    from labeling.models.end_model_selection import family_model
+    from labeling.models.end_models import make_end_model
+
+    fixed = make_end_model(EndModelConfig(type="sklearn"), 2, 0)
+    assert fixed.get_params() == family_model("word_hashed", 2, 0, "").get_params()
+    assert HashedCounts.features_of(fixed) == ("word", 1, 2, 20)
+    old = make_end_model(EndModelConfig(type="sklearn", analyzer="char_wb", ngram_min=2, ngram_max=5, C=1.0,
+                                        hash_bits=0), 2, 0).fit(TEXTS, HARD)
+    assert HashedCounts.features_of(old) is None and " ch" in old.pipeline_.named_steps["ngrams"].vocabulary_

@@ -85,7 +85,8 @@ def test_unfitted_and_empty():
         TorchTextClassifier(2).fit([], np.zeros((0, 2)))
 
 
-@pytest.mark.parametrize("analyzer,low,high", [("char_wb", 2, 5), ("char_wb", 1, 1), ("char_wb", 3, 7), ("word", 1, 2)])
+@pytest.mark.parametrize("analyzer,low,high", [("char_wb", 2, 5), ("char_wb", 1, 1), ("char_wb", 3, 7), ("word", 1, 2),
+                                               ("word", 2, 3)])
 @pytest.mark.parametrize("cached", [True, False], ids=["word-cache", "no-cache"])
 def test_fast_tfidf_equals_scikit_learn(youtube_frame, analyzer, low, high, cached):
     from labeling.models.end_models import make_vectorizer, tfidf_transform
@@ -281,3 +282,15 @@ def test_the_fixed_sklearn_end_model_defaults_to_autos_hashed_word_features_and_
     old = make_end_model(EndModelConfig(type="sklearn", analyzer="char_wb", ngram_min=2, ngram_max=5, C=1.0,
                                         hash_bits=0), 2, 0).fit(TEXTS, HARD)
     assert HashedCounts.features_of(old) is None and " ch" in old.pipeline_.named_steps["ngrams"].vocabulary_
+
+
+@pytest.mark.parametrize("settings", [{"ngram_range": (1, 2)}, {"ngram_range": (2, 3)}, {"lowercase": False},
+                                      {"token_pattern": r"(?u)\b(\w)\w+\b"}, {"stop_words": ["the"]}])
+def test_the_word_analyzer_gives_scikit_learns_ngrams_in_its_order(youtube_frame, settings):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from labeling.models.end_models import word_analyzer
+
+    vectorizer = TfidfVectorizer(**settings)
+    fast, slow = word_analyzer(vectorizer), vectorizer.build_analyzer()
+    assert all(fast(t) == slow(t) for t in youtube_frame["text"].tolist()[:300] + ["", "a", "x y z", "Ab CD ab"])

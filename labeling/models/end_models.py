@@ -111,8 +111,8 @@ def _vocabulary_ids(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cach
     distinct word is analysed once (the cache maps word -> ids)."""
     vocabulary = vectorizer.vocabulary_
     if vectorizer.analyzer != "char_wb" or word_cache is None:
-        analyze = word_analyzer(vectorizer)
-        return [[vocabulary[g] for g in analyze(text) if g in vocabulary] for text in texts]
+        analyze, find = word_analyzer(vectorizer), vocabulary.get  # one lookup per n-gram
+        return [[i for i in map(find, analyze(text)) if i is not None] for text in texts]
     preprocess = vectorizer.build_preprocessor()
     low, high = vectorizer.ngram_range
     out = []

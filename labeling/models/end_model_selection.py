@@ -50,6 +50,10 @@ At scale (what keeps the cost linear in rows and memory bounded):
   more than ``costly_max_chars`` characters (the record says so and why);
 - each family's texts are vectorised once and the features reused by every stage
   (labels, class weights and self-training change targets and weights, not features);
+  hashed families go further (``HashedCounts``, one per retrain): each train, uncovered,
+  dev and test text is analysed once, and the refit, the decision stage and the run's
+  own dev and test predictions read the same counts (IMDB 50k: ~10 hashing passes
+  over the same texts before);
 - a fit solves for the columns its rows use only (hashed n-grams: ~31k of 2**20 on
   semeval), on one BLAS thread (``threadpoolctl``; threads cost far more than they saved
   on a busy machine), and multi-class (lbfgs) fits start from a neighbour's weights: the C

@@ -96,7 +96,8 @@ def test_missing_config_file(tmp_path):
         ("label_model.lr=inf", r"label_model\.lr = inf is out of range"),
         ("label_model.tie_break=coin", r"label_model\.tie_break = 'coin': expected one of"),
         ("end_model.C=-1", r"end_model\.C = -1\.0 is out of range"),
-        ("end_model.ngram_min=6", r"end_model\.ngram_min = 6 is above end_model\.ngram_max = 5"),
+        ("end_model.ngram_min=3", r"end_model\.ngram_min = 3 is above end_model\.ngram_max = 2"),
+        ("end_model.hash_bits=9", r"end_model\.hash_bits = 9: expected 0 \(a vocabulary\) or 10\.\.24"),
         ("end_model.batch_size=0", r"end_model\.batch_size = 0 is out of range"),
         ("review.n=0", r"review\.n = 0 is out of range: .*\[1, inf\)"),
         ("review.n=-5", r"review\.n = -5 is out of range"),
@@ -126,7 +127,8 @@ def test_out_of_range_values_name_the_key_value_and_range(tmp_path, override, me
 
 @pytest.mark.parametrize("override", ["project.seed=0", "project.seed=4294967295", "dataset.dev_size=0.4",
                                       "review.gold_weight=0", "promotion.margin=-0.05", "lfs.n_jobs=0",
-                                      "end_model.ngram_min=5"])
+                                      "end_model.ngram_min=2", "end_model.hash_bits=0",
+                                      "end_model.hash_bits=24"])
 def test_values_at_the_edge_of_their_range_load(tmp_path, override):
     load_config(write_project(tmp_path, MINIMAL), [override])
 

@@ -50,6 +50,10 @@ At scale (what keeps the cost linear in rows and memory bounded):
   more than ``costly_max_chars`` characters (the record says so and why);
 - each family's texts are vectorised once and the features reused by every stage
   (labels, class weights and self-training change targets and weights, not features);
+  hashed families go further (``HashedCounts``, one per retrain): each train, uncovered,
+  dev and test text is analysed once, and the refit, the decision stage and the run's
+  own dev and test predictions read the same counts (IMDB 50k: ~10 hashing passes
+  over the same texts before);
 - a fit solves for the columns its rows use only (hashed n-grams: ~31k of 2**20 on
   semeval), on one BLAS thread (``threadpoolctl``; threads cost far more than they saved
   on a busy machine), and multi-class (lbfgs) fits start from a neighbour's weights: the C
@@ -73,7 +77,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ConfigError, LabelingError
-from .end_models import WORD_AND_CHAR, SklearnTextClassifier, TorchTextClassifier, soft_targets
+from .end_models import WORD_AND_CHAR, HashedCounts, SklearnTextClassifier, TorchTextClassifier, soft_targets, take_texts
 from .label_models import dev_selection_problem
 
 __all__ = ["COSTLY", "C_GRID", "DECISION_FOLDS", "DEFAULT_FAMILIES", "FAMILIES", "BaselineSelection",
@@ -276,14 +280,6 @@ def _subsample(n: int, cap: int, rng) -> np.ndarray | None:
     return np.sort(rng.choice(n, cap, replace=False))
 
 
-def take_texts(items, rows: np.ndarray | None) -> list:
-    """The texts at positions ``rows`` (None: all) as a list: of a pandas Series (Arrow-backed
-    strings), only those rows become Python strings."""
-    if isinstance(items, pd.Series):
-        return (items if rows is None else items.iloc[rows]).tolist()
-    return items if rows is None else [items[i] for i in rows]
-
-
 def _texts(texts) -> list | pd.Series:
     """A pandas Series of texts kept as one (positions from 0), anything else a list.
 
@@ -322,6 +318,7 @@ def select_end_model(
     refit_max_rows: int = 0,
     costly_max_chars: int = COSTLY_MAX_CHARS,
     time_budget_s: float = 0.0,
+    feature_cache: HashedCounts | None = None,
 ) -> EndModelSelection:
     """Fit and choose an end model on dev only (see the module docstring).
 
@@ -337,10 +334,14 @@ def select_end_model(
     ``rows["cut"]`` names them per stage: a cut run depends on the machine's speed, so it
     says so, and the choice is reproducible only without a cut. With too few
     or one-class dev labels the first family is kept without a choice (``fallback``).
-    Raises ``ConfigError`` on an unknown family or metric.
+    ``feature_cache``: the run's ``HashedCounts`` (a new one where None): hashed families
+    read each train, uncovered and dev text's counts from it, analysed once (its "dev" set
+    is ``dev_texts`` as given, labelled or not); the train and uncovered counts are dropped
+    from it on return. Raises ``ConfigError`` on an unknown family or metric.
     """
     k = len(classes)
     texts, dev_texts = _texts(texts), list(dev_texts)
+    all_dev = dev_texts
     unlabelled = _texts(unlabelled_texts)
     targets = soft_targets(soft_labels, k)
     weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
@@ -362,7 +363,13 @@ def select_end_model(
     picked_unlabelled = _subsample(len(unlabelled), max_rows, rng)
     refit_rows = _subsample(len(texts), refit_max_rows, rng)
     refit_unlabelled = _subsample(len(unlabelled), refit_max_rows, rng)
-    sample = _Data.of(texts, targets, weights, unlabelled, picked, picked_unlabelled)
+    cache = feature_cache if feature_cache is not None else HashedCounts()
+    dev = (all_dev, np.flatnonzero(labelled))
+
+    def dev_proba(model) -> np.ndarray:
+        return cache.predict_proba(model, "dev", *dev)
+
+    sample = _Data.of(texts, targets, weights, unlabelled, picked, picked_unlabelled, dev, cache)
     tried, dropped = affordable_families(families, len(sample.texts), sum(map(len, sample.texts)), costly_max_chars)
 
     fits = [0]  # how many models were trained, recorded
@@ -401,7 +408,7 @@ def select_end_model(
         extra: list[str] = []
         sure = None
         if recipe.self_training and base is not None and data.unlabelled:
-            proba = data.proba(base, recipe.family, "unlabelled", data.unlabelled)
+            proba = data.proba(base, recipe.family, "unlabelled")
             sure = proba.max(axis=1) >= SELF_TRAINING_CONFIDENCE
             extra = [s for s, ok in zip(data.unlabelled, sure) if ok]
             t = np.vstack([t, np.eye(k)[proba[sure].argmax(axis=1)]])
@@ -410,7 +417,7 @@ def select_end_model(
             vectorizer, X = data.features(recipe.family, model)
             X = X if keep is None else X[keep]
             if extra:
-                X = sp.vstack([X, data.transformed(recipe.family, "unlabelled", data.unlabelled)[sure]], format="csr")
+                X = sp.vstack([X, data.transformed(recipe.family, "unlabelled")[sure]], format="csr")
             start = start if start is not None else base
             return model.fit_features(vectorizer, X, t, sample_weight=w,
                                       warm_start_from=start if isinstance(start, SklearnTextClassifier) else None)
@@ -429,7 +436,7 @@ def select_end_model(
                 fitted[i] = fit(recipe, sample, start=start)
         kept = [i for i, m in enumerate(fitted) if m is not None]
         recipes, labels, fitted = [recipes[i] for i in kept], [labels[i] for i in kept], [fitted[i] for i in kept]
-        preds = [sample.proba(m, r.family, "dev", dev_texts).argmax(axis=1) for m, r in zip(fitted, recipes)]
+        preds = [sample.proba(m, r.family, "dev").argmax(axis=1) for m, r in zip(fitted, recipes)]
         chosen, tolerances, scores = _one_se_pick(list(zip(labels, preds)), y_dev, metric, classes, seed)
         stages.append(StageResult(name, tuple(zip(labels, map(float, scores))), tuple(map(float, tolerances)),
                                   labels[chosen]))
@@ -450,10 +457,11 @@ def select_end_model(
         recipe = _Recipe(tried[0])
         if recipe.family in COSTLY and costly_max_chars:
             refit_rows = _within_chars(texts, refit_rows, costly_max_chars, rng)
-        full = _Data.of(texts, targets, weights, [], refit_rows, None)
+        full = _Data.of(texts, targets, weights, [], refit_rows, None, dev, cache, final=True)
         model = fit(recipe, full)
         full.release()
         sample.release()
+        _drop_train(cache)
         rows = {"train": len(texts), "selection": 0, "selection_max_rows": max_rows, "unlabelled": len(unlabelled),
                 "fits": fits[0], "time_budget_s": time_budget_s, "cut": {},
                 "selection_unlabelled": 0, "selection_dev_score": None, "final": len(full.texts), "final_unlabelled": 0,
@@ -462,7 +470,7 @@ def select_end_model(
                            else f"a seeded subsample of {len(full.texts):,} of {len(texts):,} rows")}
         settings = {"family": recipe.family, "C": getattr(model, "C", None), "labels": recipe.labels,
                     "class_weight": recipe.class_weight, "self_training": 0, "decision": "none"}
-        dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes) if len(y_dev) else None
+        dev_score = metric_score(y_dev, dev_proba(model).argmax(axis=1), metric, classes) if len(y_dev) else None
         return EndModelSelection(model, metric, (), settings, dev_score, rows, dropped, fallback)
 
     # each family's model, a family that extends another's n-grams (with embeddings) warm-started from it
@@ -504,10 +512,13 @@ def select_end_model(
         recipe, model = run_stage("self_training", [replace(recipe, self_training=r) for r in range(len(chain))],
                                   [str(r) for r in range(len(chain))], chain)
         del chain
-    offsets = _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages)
-    selection_score = metric_score(y_dev, model.predict(dev_texts) if offsets is None
-                                   else _apply_offsets(model.predict_proba(dev_texts), offsets), metric, classes)
+    offsets = _decision_offsets(dev_proba(model), y_dev, k, metric, classes, seed, stages)
+    proba = dev_proba(model)
+    selection_score = metric_score(y_dev, proba.argmax(axis=1) if offsets is None else _apply_offsets(proba, offsets),
+                                   metric, classes)
     sample.release()
+    if refit_rows is not None:  # an independent subsample: few of the stages' rows are refitted
+        _drop_train(cache)
     rows = {"train": len(texts), "selection": len(sample.texts), "selection_max_rows": max_rows,
             "unlabelled": len(unlabelled), "selection_unlabelled": len(sample.unlabelled),
             "selection_dev_score": selection_score}
@@ -518,27 +529,34 @@ def select_end_model(
         if recipe.family in COSTLY and costly_max_chars:
             # its final fit keeps within the same character budget
             refit_rows = _within_chars(texts, refit_rows, costly_max_chars, rng)
-        full = _Data.of(texts, targets, weights, unlabelled, refit_rows, refit_unlabelled)
+        full = _Data.of(texts, targets, weights, unlabelled, refit_rows, refit_unlabelled, dev, cache, final=True)
         if progress:
             progress(f"end model: refit {recipe.family} on {len(full.texts):,} rows")
         model = self_trained(recipe, full, recipe.self_training)[-1]
         full.release()
         if offsets is not None:  # the decision stage chose offsets: refitted to the refitted model on dev
-            _, offsets = _fit_offsets(model.predict_proba(dev_texts), y_dev, k, metric, classes)
+            _, offsets = _fit_offsets(dev_proba(model), y_dev, k, metric, classes)
         rows.update(final=len(full.texts), final_unlabelled=len(full.unlabelled),
                     note=(f"the stages ran on a seeded subsample of {len(sample.texts):,} of {len(texts):,} rows; the "
                           f"pick was refitted on {len(full.texts):,}"
                           + ("" if refit_rows is None else " (a seeded subsample: end_model.max_rows)")))
     if offsets is not None:
         model.class_offsets = offsets
+    _drop_train(cache)
     rows["fits"] = fits[0]  # models trained, the final refit included: the selection's cost in fits
     rows.update(time_budget_s=time_budget_s, cut=cut)
     if cut:
         rows["note"] += "; " + budget_note(time_budget_s, cut)
     settings = {"family": recipe.family, "C": getattr(model, "C", None), "labels": recipe.labels, "class_weight": recipe.class_weight,
                 "self_training": recipe.self_training, "decision": stages[-1].chosen}
-    dev_score = metric_score(y_dev, model.predict(dev_texts), metric, classes)
+    dev_score = metric_score(y_dev, dev_proba(model).argmax(axis=1), metric, classes)
     return EndModelSelection(model, metric, tuple(stages), settings, dev_score, rows, dropped)
+
+
+def _drop_train(cache: HashedCounts) -> None:
+    """Free the train and uncovered rows' counts: after the fits only dev and test are scored."""
+    cache.drop("train")
+    cache.drop("unlabelled")
 
 
 def budget_note(time_budget_s: float, cut: dict) -> str:
@@ -560,38 +578,59 @@ def _within_chars(texts, rows: np.ndarray | None, budget: int, rng) -> np.ndarra
 
 class _Data:
     """Training rows of one fit (texts, (n, k) targets, (n,) weights, uncovered texts), with
-    each sklearn family's TF-IDF features computed once and shared by every fit on them."""
+    each sklearn family's TF-IDF features computed once and shared by every fit on them;
+    hashed families read their counts from ``cache`` (``HashedCounts``), shared with the other
+    fits of the run. ``sources``: set name ("train", "unlabelled", "dev") -> (all its texts,
+    the positions of this fit's rows, None: all)."""
 
-    def __init__(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, unlabelled: list[str]):
+    def __init__(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, unlabelled: list[str],
+                 sources: dict, cache: HashedCounts, final: bool = False):
         self.texts, self.targets, self.weights, self.unlabelled = texts, targets, weights, unlabelled
+        self.sources, self.cache, self.final = sources, cache, final
         self._features: dict = {}
 
     @classmethod
     def of(cls, texts, targets: np.ndarray, weights: np.ndarray, unlabelled,
-           rows: np.ndarray | None, unlabelled_rows: np.ndarray | None) -> "_Data":
-        """The given ``rows`` of the training rows and ``unlabelled_rows`` of the uncovered ones (None: all)."""
+           rows: np.ndarray | None, unlabelled_rows: np.ndarray | None, dev: tuple, cache: HashedCounts,
+           final: bool = False) -> "_Data":
+        """The given ``rows`` of the training rows and ``unlabelled_rows`` of the uncovered ones
+        (None: all); ``dev``: (dev texts, the labelled rows' positions). ``final``: the last fit
+        on these train rows, which frees their counts once its features are computed."""
+        sources = {"train": (texts, rows), "unlabelled": (unlabelled, unlabelled_rows), "dev": dev}
         return cls(take_texts(texts, rows), targets if rows is None else targets[rows],
-                   weights if rows is None else weights[rows], take_texts(unlabelled, unlabelled_rows))
+                   weights if rows is None else weights[rows], take_texts(unlabelled, unlabelled_rows), sources, cache,
+                   final)
 
     def features(self, family: str, model: SklearnTextClassifier):
         """(the family's vectorizer fitted on the rows' texts, their (n, d) features)."""
         if family not in self._features:
-            vectorizer = model.vectorizer()
-            self._features[family] = (vectorizer, vectorizer.fit_transform(self.texts))
+            if HashedCounts.features_of(model) is not None:
+                self._features[family] = self.cache.fit_transform(model, "train", *self.sources["train"])
+                self._features[(family, "model")] = model
+                if self.final:  # nothing reads them again: not held beside the features during the fit
+                    self.cache.drop("train")
+            else:
+                vectorizer = model.vectorizer()
+                self._features[family] = (vectorizer, vectorizer.fit_transform(self.texts))
         return self._features[family]
 
-    def transformed(self, family: str, name: str, texts: list[str]):
-        """Features of other texts (dev, uncovered rows) by the family's vectorizer, computed once."""
+    def transformed(self, family: str, name: str):
+        """Features of set ``name``'s rows ("dev", "unlabelled") by the family's vectorizer, computed once."""
         key = (family, name)
         if key not in self._features:
-            self._features[key] = self._features[family][0].transform(texts)
+            vectorizer, hashed = self._features[family][0], self._features.get((family, "model"))
+            if hashed is not None:
+                counts = self.cache.counts(hashed, name, *self.sources[name])
+                self._features[key] = vectorizer.named_steps["tfidf"].transform(counts)
+            else:
+                self._features[key] = vectorizer.transform(take_texts(*self.sources[name]))
         return self._features[key]
 
-    def proba(self, model, family: str, name: str, texts: list[str]) -> np.ndarray:
-        """``model.predict_proba(texts)``, from shared features where the model reads them."""
+    def proba(self, model, family: str, name: str) -> np.ndarray:
+        """``model.predict_proba`` of set ``name``'s rows, from shared features where the model reads them."""
         if isinstance(model, SklearnTextClassifier) and family in self._features:
-            return model.predict_proba_features(self.transformed(family, name, texts))
-        return model.predict_proba(texts)
+            return model.predict_proba_features(self.transformed(family, name))
+        return model.predict_proba(take_texts(*self.sources[name]))
 
     def release(self) -> None:
         self._features.clear()
@@ -617,14 +656,14 @@ def _apply_offsets(proba: np.ndarray, offsets: tuple) -> np.ndarray:
         return (np.log(proba) + np.asarray(offsets)).argmax(axis=1)
 
 
-def _decision_offsets(model, dev_texts, y_dev, k, metric, classes, seed, stages,
+def _decision_offsets(proba: np.ndarray, y_dev, k, metric, classes, seed, stages,
                       n_folds: int = DECISION_FOLDS) -> tuple | None:
-    """Pick class offsets on dev (the ``decision`` stage); None keeps the model as it is.
+    """Pick class offsets on dev (the ``decision`` stage) from the model's (m, k) dev
+    probabilities ``proba``; None keeps the model as it is.
 
     Offsets are fitted to dev labels, so their dev score is cross-fitted: each fold's
     predictions use offsets fitted on the other folds (scoring offsets on the rows they
     were fitted to would flatter them). The offsets kept are then fitted on all of dev."""
-    proba = model.predict_proba(dev_texts)
     folds = np.random.default_rng(seed).permutation(len(y_dev)) % n_folds
     crossed = np.empty(len(y_dev), dtype=np.int64)
     for fold in range(n_folds):

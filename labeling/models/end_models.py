@@ -19,6 +19,7 @@ probabilities (a prior correction or a decision threshold, chosen on dev by
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -74,6 +75,34 @@ def make_ngram_features(analyzer: str, ngram_min: int, ngram_max: int, weight: f
                         transformer_weights={"word": weight, "char": weight})
 
 
+def word_analyzer(vectorizer):
+    """``vectorizer.build_analyzer()`` (a scikit-learn text vectorizer), the same n-grams in
+    the same order, faster for plain word n-grams (lowercased, its ``token_pattern``, no
+    accents stripped, no stop words or custom steps): n-grams joined over ``zip`` of the
+    token list instead of scikit-learn's slice per n-gram (IMDB: word 1-2 gram analysis
+    was the largest cost of a retrain). Any other setting gets scikit-learn's analyzer."""
+    analyze = vectorizer.build_analyzer()
+    plain = (vectorizer.analyzer == "word" and vectorizer.lowercase and vectorizer.input == "content"
+             and vectorizer.strip_accents is None and vectorizer.stop_words is None
+             and vectorizer.preprocessor is None and vectorizer.tokenizer is None)
+    if not plain:
+        return analyze
+    tokenize, (low, high) = re.compile(vectorizer.token_pattern).findall, vectorizer.ngram_range
+    if tokenize.__self__.groups > 1:  # scikit-learn refuses such a pattern: its own analyzer says so
+        return analyze
+    single = tokenize.__self__.groups == 1  # findall returns the group, as scikit-learn's tokenizer does
+
+    def fast(doc):
+        if type(doc) is not str or single:
+            return analyze(doc)
+        tokens = tokenize(doc.lower())
+        grams = tokens[:] if low == 1 else []
+        for n in range(max(low, 2), min(high, len(tokens)) + 1):
+            grams.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+        return grams
+    return fast
+
+
 def _vocabulary_ids(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cache: dict | None) -> list[list[int]]:
     """Each text's n-grams as vocabulary ids (unknown n-grams dropped), one id per occurrence.
 
@@ -82,8 +111,8 @@ def _vocabulary_ids(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cach
     distinct word is analysed once (the cache maps word -> ids)."""
     vocabulary = vectorizer.vocabulary_
     if vectorizer.analyzer != "char_wb" or word_cache is None:
-        analyze = vectorizer.build_analyzer()
-        return [[vocabulary[g] for g in analyze(text) if g in vocabulary] for text in texts]
+        analyze, find = word_analyzer(vectorizer), vocabulary.get  # one lookup per n-gram
+        return [[i for i in map(find, analyze(text)) if i is not None] for text in texts]
     preprocess = vectorizer.build_preprocessor()
     low, high = vectorizer.ngram_range
     out = []
@@ -128,8 +157,9 @@ def tfidf_transform(vectorizer: TfidfVectorizer, texts: Sequence[str], word_cach
     validation (~0.7 ms, more than the features of one comment, and a server
     scores one comment at a time), and for ``char_wb`` features each distinct
     word analysed once. Equal to within float rounding (tested)."""
-    if len(texts) > 32 and (vectorizer.analyzer != "char_wb" or word_cache is None):
-        counts = CountVectorizer.transform(vectorizer, texts)  # in bulk, scikit-learn's counting is the faster
+    if len(texts) > 32 and vectorizer.analyzer == "char_wb" and word_cache is None:
+        # char n-grams in bulk: scikit-learn's counting is the faster; word n-grams: ours (word_analyzer)
+        counts = CountVectorizer.transform(vectorizer, texts)
     else:
         ids = _vocabulary_ids(vectorizer, texts, word_cache)
         rows = np.repeat(np.arange(len(texts)), [len(i) for i in ids])
@@ -506,6 +536,91 @@ class SklearnTextClassifier(_TextClassifier):
         return self._fast_cache() is not None
 
 
+class HashedCounts:
+    """Hashed n-gram counts (before TF-IDF weighting) of named sets of texts, each text
+    analysed once per feature family while the cache lives (one retrain).
+
+    A ``HashingVectorizer`` keeps no state: a text's counts never change, so every hashed
+    model with the same analyzer, n-gram range and ``hash_bits`` (the selection's candidates,
+    C values, label treatments and refit, and the dev and test predictions) reads the same
+    rows, and only its TF-IDF weights are fitted per model. Word n-gram analysis in Python
+    was the largest cost of an IMDB 50k retrain: its texts were analysed ~10 times.
+
+    A set is named by the caller (``"train"``, ``"dev"``, ``"test"``): the name must stand
+    for the same texts for the cache's life (their count is checked). Memory: the counts
+    of the rows asked for, as one float32 sparse matrix per set (8 bytes per n-gram of a
+    text: IMDB reviews hold ~343 distinct word 1-2 grams); ``drop`` frees a set.
+    ``analysed`` counts the texts hashed so far."""
+
+    def __init__(self):
+        self._sets: dict = {}  # (features, name) -> (sorted positions, their counts, texts' count)
+        self.analysed = 0
+
+    @staticmethod
+    def features_of(model) -> tuple | None:
+        """The key of ``model``'s hashed n-grams, or None where its features are not
+        hashed n-grams alone (a vocabulary, embeddings, torch)."""
+        if not isinstance(model, SklearnTextClassifier) or not model.hash_bits or model.embedder:
+            return None
+        return model.analyzer, model.ngram_min, model.ngram_max, model.hash_bits
+
+    def counts(self, model, name: str, texts, rows: np.ndarray | None = None) -> sp.csr_matrix:
+        """(len(rows), 2**hash_bits) counts of ``texts[rows]`` (None: all) in ``model``'s
+        hashed n-grams, in the order of ``rows``; texts not hashed before are hashed now.
+        Raises ``LabelingError`` when ``model``'s features are not hashed, or ``name`` was
+        given a different number of texts before."""
+        features = self.features_of(model)
+        if features is None:
+            raise LabelingError(f"{type(model).__name__} with hash_bits={getattr(model, 'hash_bits', None)}: "
+                                "its features are not hashed n-grams alone")
+        rows = np.arange(len(texts)) if rows is None else np.asarray(rows, dtype=np.int64)
+        have, matrix, size = self._sets.get((features, name), (np.zeros(0, np.int64), None, len(texts)))
+        if size != len(texts):
+            raise LabelingError(f"feature cache: {name!r} held {size} texts, now given {len(texts)}")
+        at = np.minimum(np.searchsorted(have, rows), max(len(have) - 1, 0))
+        missing = np.unique(rows[~((len(have) > 0) & (have[at] == rows))]) if len(have) else np.unique(rows)
+        if len(missing):
+            hasher = model._make_pipeline().named_steps["ngrams"].named_steps["hash"]
+            # held as float32: counts are whole numbers, exact below 2**24, in 8 bytes per entry not 12
+            new = hasher.transform(take_texts(texts, missing)).tocsr().astype(np.float32)
+            self.analysed += len(missing)
+            have = np.concatenate([have, missing])
+            matrix = new if matrix is None else sp.vstack([matrix, new], format="csr")
+            order = np.argsort(have, kind="stable")
+            have, matrix = have[order], matrix[order]
+            self._sets[(features, name)] = (have, matrix, len(texts))
+        return matrix[np.searchsorted(have, rows)].astype(np.float64)
+
+    def fit_transform(self, model, name: str, texts, rows: np.ndarray | None = None):
+        """(``model.vectorizer()`` fitted on ``texts[rows]``, their (n, d) features): the
+        same as ``vectorizer.fit_transform`` of those texts, from the cached counts."""
+        vectorizer = model.vectorizer()
+        vectorizer.named_steps["hash"].fit(None)  # stateless; marks the pipeline fitted
+        X = vectorizer.named_steps["tfidf"].fit_transform(self.counts(model, name, texts, rows))
+        return vectorizer, X
+
+    def predict_proba(self, model, name: str, texts, rows: np.ndarray | None = None) -> np.ndarray:
+        """``model.predict_proba(texts[rows])`` (None: all), from the cached counts where
+        ``model``'s features are hashed n-grams (else the model's own path)."""
+        if self.features_of(model) is None:
+            return model.predict_proba(take_texts(texts, rows))
+        tfidf = model.pipeline_.named_steps["ngrams"].named_steps["tfidf"]
+        return model.predict_proba_features(tfidf.transform(self.counts(model, name, texts, rows)))
+
+    def drop(self, name: str) -> None:
+        """Free every feature family's counts of set ``name``."""
+        for key in [key for key in self._sets if key[1] == name]:
+            del self._sets[key]
+
+
+def take_texts(items, rows: np.ndarray | None) -> list:
+    """The texts at positions ``rows`` (None: all) as a list: of a pandas Series (Arrow-backed
+    strings), only those rows become Python strings."""
+    if hasattr(items, "iloc"):
+        return (items if rows is None else items.iloc[rows]).tolist()
+    return items if rows is None else [items[i] for i in rows]
+
+
 def _torch_network(n_sparse: int, n_dense: int, hidden: int, cardinality: int, generator):
     """A linear layer over [sparse n-grams | dense embeddings] (-> ReLU -> linear when
     ``hidden``), initialised from ``generator`` (torch's global RNG is never touched)."""
@@ -757,7 +872,7 @@ def make_end_model(config, cardinality: int, random_state: int) -> _TextClassifi
     features = dict(analyzer=config.analyzer, ngram_min=config.ngram_min, ngram_max=config.ngram_max)
     if config.type == "sklearn":
         return SklearnTextClassifier(cardinality, C=config.C, embedder=config.embedder, random_state=random_state,
-                                     **features)
+                                     hash_bits=config.hash_bits, **features)
     if config.type == "torch":
         return TorchTextClassifier(
             cardinality,

@@ -63,6 +63,11 @@ def export_onnx(model: SklearnTextClassifier, folder: str | Path,
         # tfidf.json describes one vectorizer; embeddings would need the embedder in the runtime
         raise ArtifactError(f"ONNX export supports one n-gram vectorizer without embeddings; this model has "
                             f"analyzer={model.analyzer!r}, embedder={model.embedder!r}")
+    if model.hash_bits:
+        # tfidf.json lists a vocabulary; hashed n-grams have none (ONNX has no murmurhash)
+        raise ArtifactError(f"ONNX export needs a vocabulary of n-grams; this model hashes them into "
+                            f"2**{model.hash_bits} columns (end_model.hash_bits = 0, or end_model.candidates without "
+                            "\"word_hashed\", trains one with a vocabulary)")
     if class_names is not None and len(class_names) != model.cardinality:
         raise ArtifactError(f"{len(class_names)} class names for a model with {model.cardinality} classes")
     vectorizer = model.pipeline_.named_steps["ngrams"]

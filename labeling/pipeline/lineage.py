@@ -40,6 +40,13 @@ _ADDED_DEFAULTS = {"task": "single_label", "serving": {"predictor": "auto"}}
 _ADDED_SECTION_DEFAULTS = {("dataset", "weak_label_names"): [], ("end_model", "ner_max_steps"): 3000,
                            ("end_model", "time_budget_s"): 0.0,
                            ("dataset", "label_separator"): ","}
+# end_model settings whose default changed (to auto's "word_hashed" features) and that only a
+# "sklearn"/"torch" end model reads: name -> (new default, old default). Elsewhere ("auto") the
+# new default hashes as the old one, so those runs keep their config hash; a fixed end model's
+# moves, since its model changed. end_model.hash_bits (added, 20) is read by "sklearn" only.
+_CHANGED_END_MODEL_DEFAULTS = {"analyzer": ("word", "char_wb"), "ngram_min": (1, 2), "ngram_max": (2, 5),
+                               "C": (10.0, 1.0)}
+_HASH_BITS_DEFAULT = 20
 
 
 def _without_added_defaults(config: dict) -> dict:
@@ -50,6 +57,13 @@ def _without_added_defaults(config: dict) -> dict:
             value = values[key]
             if (list(value) if isinstance(value, (list, tuple)) else value) == default:
                 out[section] = {k: v for k, v in values.items() if k != key}
+    end_model = out.get("end_model")
+    if isinstance(end_model, dict) and end_model.get("type") in ("auto", "torch", None):
+        end_model = {k: v for k, v in end_model.items() if not (k == "hash_bits" and v == _HASH_BITS_DEFAULT)}
+        if end_model.get("type", "auto") == "auto":
+            end_model.update({k: old for k, (new, old) in _CHANGED_END_MODEL_DEFAULTS.items()
+                              if k in end_model and end_model[k] == new})
+        out["end_model"] = end_model
     return out
 
 

@@ -76,21 +76,27 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(normalize_text(text))
 
 
-def oov_share(texts: Sequence[str], vocabulary: set[str]) -> float:
-    """Share of all tokens in ``texts`` that are not in ``vocabulary`` (NaN without tokens)."""
-    counts = Counter(t for text in texts for t in tokens(text))
-    total = sum(counts.values())
-    return sum(n for t, n in counts.items() if t not in vocabulary) / total if total else float("nan")
-
-
-def _oov_histogram(texts: Sequence[str], vocabulary: set[str]) -> list[int]:
-    """Texts (with at least one token) per tenth of their OOV token share."""
-    shares = []
-    for text in texts:
+def _oov_counts(texts: Sequence[str], vocabulary: set[str]) -> np.ndarray:
+    """(n, 2) int: each text's tokens not in ``vocabulary``, and all its tokens."""
+    out = np.zeros((len(texts), 2), dtype=np.int64)
+    for i, text in enumerate(texts):
         found = tokens(text)
-        if found:
-            shares.append(sum(t not in vocabulary for t in found) / len(found))
-    hist, _ = np.histogram(shares, bins=CONFIDENCE_BINS, range=(0.0, 1.0))
+        out[i] = sum(t not in vocabulary for t in found), len(found)
+    return out
+
+
+def oov_share(texts: Sequence[str], vocabulary: set[str], counts: np.ndarray | None = None) -> float:
+    """Share of all tokens in ``texts`` that are not in ``vocabulary`` (NaN without tokens);
+    ``counts``: their ``_oov_counts`` where already computed (one tokenisation for both figures)."""
+    oov, total = (_oov_counts(texts, vocabulary) if counts is None else counts).sum(axis=0)
+    return int(oov) / int(total) if total else float("nan")
+
+
+def _oov_histogram(texts: Sequence[str], vocabulary: set[str], counts: np.ndarray | None = None) -> list[int]:
+    """Texts (with at least one token) per tenth of their OOV token share."""
+    counts = _oov_counts(texts, vocabulary) if counts is None else counts
+    counts = counts[counts[:, 1] > 0]
+    hist, _ = np.histogram(counts[:, 0] / counts[:, 1], bins=CONFIDENCE_BINS, range=(0.0, 1.0))
     return hist.tolist()
 
 
@@ -111,6 +117,8 @@ def reference_profile(L_train, L_test, lf_names: Sequence[str], train_texts: Seq
     test_probs = np.asarray(test_probs)
     counts = Counter(t for text in train_texts for t in tokens(text))
     vocabulary = sorted(t for t, _ in counts.most_common(MAX_VOCABULARY))
+    known = set(vocabulary)
+    oov = _oov_counts(test_texts, known)  # the test texts tokenised once for both OOV figures
     return {
         "classes": list(classes),
         "lfs": list(lf_names),
@@ -120,8 +128,8 @@ def reference_profile(L_train, L_test, lf_names: Sequence[str], train_texts: Seq
         "train_lf_conflict": conflicts(L_train).tolist(),
         "class_distribution": _class_distribution(test_probs.argmax(axis=1), len(classes)),
         "confidence": _confidence(test_probs),
-        "oov_share": oov_share(test_texts, set(vocabulary)),
-        "oov_histogram": _oov_histogram(test_texts, set(vocabulary)),
+        "oov_share": oov_share(test_texts, known, oov),
+        "oov_histogram": _oov_histogram(test_texts, known, oov),
         "n_reference": int(len(test_probs)),
         "vocabulary": vocabulary,
     }
@@ -135,6 +143,8 @@ def served_profile(rows: Sequence[dict], reference: dict) -> dict:
     votes = [v for v in votes if len(v) == m]
     texts = [r["text"] for r in rows if r.get("text") is not None]
     L = np.array(votes, dtype=np.int64).reshape(-1, m)
+    known = set(reference["vocabulary"])
+    oov = _oov_counts(texts, known) if texts else None
     return {
         "n": len(rows),
         "n_with_votes": len(votes),
@@ -143,8 +153,8 @@ def served_profile(rows: Sequence[dict], reference: dict) -> dict:
         "lf_conflict": conflicts(L).tolist() if len(L) else None,
         "class_distribution": _class_distribution(np.array([r["label"] for r in rows]), k),
         "confidence": _confidence(probs),
-        "oov_share": oov_share(texts, set(reference["vocabulary"])) if texts else None,
-        "oov_histogram": _oov_histogram(texts, set(reference["vocabulary"])) if texts else None,
+        "oov_share": oov_share(texts, known, oov) if texts else None,
+        "oov_histogram": _oov_histogram(texts, known, oov) if texts else None,
     }
 
 

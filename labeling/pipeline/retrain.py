@@ -44,7 +44,7 @@ from ..data.schema import LabelSchema
 from ..data.wrench import precomputed_lf_columns, precomputed_votes
 from ..models.embeddings import EmbeddingCache
 from ..models.end_model_selection import affordable_families, select_baseline, select_end_model, take_texts
-from ..models.end_models import make_end_model
+from ..models.end_models import HashedCounts, make_end_model
 from ..models import predictors
 from ..errors import LabelingError
 from .leakage import unleaked_from_verification
@@ -105,7 +105,7 @@ REFERENCE_MAX_TEXTS = 50_000
 
 def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, notes: str,
                     sample_weight=None, unlabelled_texts=(), unleaked=None,
-                    show_progress: bool = False) -> tuple[list[EvalRow], object, dict, np.ndarray, dict]:
+                    show_progress: bool = False, feature_cache: HashedCounts | None = None) -> tuple[list[EvalRow], object, dict, np.ndarray, dict]:
     """Train (or, with ``end_model.type = "auto"``, choose on dev) the end model on the
     label model's soft labels, and the human and oracle baselines; returns ``(rows, model,
     selection, (n_test, k) end-model test probabilities, {"human"/"oracle": how each
@@ -115,9 +115,12 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
     by cross-validation on those rows only (``select_baseline``: dev for the human, gold
     train for the oracle, never test), over the end model's candidate families, trained
     on at most ``end_model.baseline_max_rows`` rows (a seeded subsample beyond that, said
-    in the row's notes), so they cannot dominate the run's time."""
+    in the row's notes), so they cannot dominate the run's time. ``feature_cache``: the run's
+    ``HashedCounts``, so a hashed end model's dev and test texts are analysed once for every
+    candidate, the selection and the run's own predictions."""
     k, seed, classes = config.cardinality, config.seed, config.classes
     test_texts = splits.test["text"].tolist()
+    feature_cache = feature_cache if feature_cache is not None else HashedCounts()
     n_train = len(splits.train)
     # Unlike a baseline the end model is what the run is for: no second class, no run,
     # but the error says it is this model and what to change.
@@ -138,7 +141,7 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
             families=em.candidates, sample_weight=sample_weight, unlabelled_texts=unlabelled_texts,
             embedder=em.auto_embedder, embedding_cache=embedding_cache, random_state=seed,
             progress=print if show_progress else None, max_rows=em.selection_max_rows, refit_max_rows=em.max_rows,
-            costly_max_chars=em.costly_max_chars, time_budget_s=em.time_budget_s)
+            costly_max_chars=em.costly_max_chars, time_budget_s=em.time_budget_s, feature_cache=feature_cache)
         end_model, selection = chosen.model, chosen.to_dict()
         trained_rows, notes = selection["rows"]["final"], f"{notes}; {selection['rows']['note']}"
     else:
@@ -158,7 +161,7 @@ def _end_model_rows(config, splits: Splits, texts_train, soft_labels, y_test, no
                                       train_rows, coverage, row_notes), predicted, y_test, unleaked, classes)
 
     # scored once: the metrics, the recorded test predictions and the gate all read these
-    test_proba = end_model.predict_proba(test_texts)
+    test_proba = feature_cache.predict_proba(end_model, "test", test_texts)
     rows = [row("end model", "end_model", end_model, trained_rows, trained_rows / n_train, notes,
                 predicted=test_proba.argmax(axis=1))]
     # The baselines train on labelled splits that may lack a class (a small dev set): such a
@@ -380,6 +383,7 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
                                int(covered.sum()), float(covered.mean()), uncovered_note),
                        lm_test_pred, y_test, unleaked, classes),
     ]
+    features = HashedCounts()  # hashed n-gram counts of the train, dev and test texts, each analysed once
     with _timed(timings, "end_model", stages, rows=len(splits.train)):
         texts_train, targets, weights = training_rows_with_gold(
             gold, splits.train["text"], probs_train, covered, k, config.review.gold_weight)
@@ -388,10 +392,12 @@ def _run(config: ProjectConfig, show_progress: bool, record: bool, timings: dict
             config, splits, texts_train, targets, y_test,
             notes=f"trained on soft labels of the {int(covered.sum())} train rows some LF votes on{gold_note}",
             sample_weight=weights, unlabelled_texts=splits.train["text"][~covered].astype(str),
-            unleaked=unleaked, show_progress=show_progress,
+            unleaked=unleaked, show_progress=show_progress, feature_cache=features,
         )
     eval_rows += end_rows
-    dev_end_proba = end_model.predict_proba(splits.dev["text"].tolist()) if len(splits.dev) else np.zeros((0, k))
+    dev_end_proba = (features.predict_proba(end_model, "dev", splits.dev["text"].tolist()) if len(splits.dev)
+                     else np.zeros((0, k)))
+    del features  # the test and dev counts: nothing reads them after this
     served = _served_predictor(config, dev_end_proba, label_model.predict_proba(L_dev), L_dev, y_dev, names,
                                precomputed)
     served_test_proba = predictors.predict_proba(served["predictor"], end_test_proba, lm_test_proba, L_test,

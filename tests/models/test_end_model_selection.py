@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.feature_extraction.text import HashingVectorizer
 
 from labeling import ConfigError, LabelingError, load_config, run_retrain
+from labeling.models.end_models import HashedCounts
 from labeling.models.end_model_selection import (
     C_GRID,
     DEFAULT_FAMILIES,
@@ -245,6 +247,24 @@ def test_selection_on_a_subsample_is_recorded_reproducible_and_refitted_on_all_r
     other = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("char_wb", "word"),
                              unlabelled_texts=unlabelled, random_state=4, max_rows=200).to_dict()
     assert other["stages"][0]["candidates"] != info["stages"][0]["candidates"]  # another seed, another subsample
+
+
+def test_hashed_features_are_analysed_once_per_text_across_candidates_stages_and_the_refit(weak_youtube, monkeypatch):
+    texts, soft, dev_texts, y_dev, unlabelled = weak_youtube
+    hashed = []
+    transform = HashingVectorizer.transform
+    monkeypatch.setattr(HashingVectorizer, "transform", lambda self, X: hashed.append(len(X)) or transform(self, X))
+    cache = HashedCounts()
+    chosen = select_end_model(texts, soft, dev_texts, y_dev, classes=CLASSES, families=("word_hashed",),
+                              unlabelled_texts=unlabelled, max_rows=200, feature_cache=cache)
+    rows = chosen.rows
+    assert rows["selection"] == 200 < rows["final"] == len(texts) and rows["fits"] >= 8
+    # every train, uncovered and dev text hashed once, though 8+ models were fitted and scored
+    assert sum(hashed) == cache.analysed == len(texts) + len(unlabelled) + len(dev_texts)
+    # the run's predictions from the shared counts are the model's own
+    np.testing.assert_array_equal(cache.predict_proba(chosen.model, "dev", dev_texts),
+                                  chosen.model.predict_proba(dev_texts))
+    assert sum(hashed) == cache.analysed + len(dev_texts)  # the model's own path hashed dev again
 
 
 def test_character_families_are_left_out_beyond_the_character_budget_and_the_record_says_why(weak_youtube):

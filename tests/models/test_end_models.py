@@ -9,6 +9,7 @@ from labeling import (
     SklearnTextClassifier,
     TorchTextClassifier,
 )
+from labeling.models.end_models import HashedCounts
 
 TEXTS = ["check out my channel", "subscribe for free money", "love this song", "great voice",
          "visit my website now", "best video ever", "click here to win", "so beautiful"]
@@ -84,7 +85,8 @@ def test_unfitted_and_empty():
         TorchTextClassifier(2).fit([], np.zeros((0, 2)))
 
 
-@pytest.mark.parametrize("analyzer,low,high", [("char_wb", 2, 5), ("char_wb", 1, 1), ("char_wb", 3, 7), ("word", 1, 2)])
+@pytest.mark.parametrize("analyzer,low,high", [("char_wb", 2, 5), ("char_wb", 1, 1), ("char_wb", 3, 7), ("word", 1, 2),
+                                               ("word", 2, 3)])
 @pytest.mark.parametrize("cached", [True, False], ids=["word-cache", "no-cache"])
 def test_fast_tfidf_equals_scikit_learn(youtube_frame, analyzer, low, high, cached):
     from labeling.models.end_models import make_vectorizer, tfidf_transform
@@ -249,3 +251,46 @@ def test_soft_labels_fit_one_row_per_text_to_the_optimum_of_rows_repeated_per_cl
     np.testing.assert_allclose(fitted.predict_proba_features(X), expected, atol=2e-3)
     np.testing.assert_allclose(fitted.predict_proba(texts), fitted.pipeline_.predict_proba(texts) if absent is None
                                else expected, atol=2e-3)
+
+
+def test_hashed_counts_give_the_features_and_predictions_of_a_model_featurising_its_own_texts():
+    model = SklearnTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=2, C=10.0, hash_bits=12)
+    cache, rows = HashedCounts(), np.array([6, 0, 2, 3, 4, 5])
+    vectorizer, X = cache.fit_transform(model, "train", TEXTS, rows)
+    own = model.vectorizer().fit_transform([TEXTS[i] for i in rows])
+    assert (X != own).nnz == 0 and cache.analysed == len(rows)
+    shared = SklearnTextClassifier(**model.get_params()).fit_features(vectorizer, X, HARD[rows])
+    model.fit([TEXTS[i] for i in rows], HARD[rows])
+    for _ in range(2):  # the second time from the counts: nothing hashed again
+        np.testing.assert_array_equal(cache.predict_proba(shared, "train", TEXTS), model.predict_proba(TEXTS))
+    assert cache.analysed == len(TEXTS)  # the two rows not asked for before, once
+    cache.drop("train")
+    with pytest.raises(LabelingError, match="held 8 texts, now given 2"):
+        cache.counts(model, "dev", TEXTS) is not None and cache.counts(model, "dev", TEXTS[:2])
+    with pytest.raises(LabelingError, match="not hashed"):
+        cache.counts(SklearnTextClassifier(2), "dev", TEXTS)
+
+
+def test_the_fixed_sklearn_end_model_defaults_to_autos_hashed_word_features_and_keeps_a_vocabulary_on_request():
+    from labeling.config import EndModelConfig
+    from labeling.models.end_model_selection import family_model
+    from labeling.models.end_models import make_end_model
+
+    fixed = make_end_model(EndModelConfig(type="sklearn"), 2, 0)
+    assert fixed.get_params() == family_model("word_hashed", 2, 0, "").get_params()
+    assert HashedCounts.features_of(fixed) == ("word", 1, 2, 20)
+    old = make_end_model(EndModelConfig(type="sklearn", analyzer="char_wb", ngram_min=2, ngram_max=5, C=1.0,
+                                        hash_bits=0), 2, 0).fit(TEXTS, HARD)
+    assert HashedCounts.features_of(old) is None and " ch" in old.pipeline_.named_steps["ngrams"].vocabulary_
+
+
+@pytest.mark.parametrize("settings", [{"ngram_range": (1, 2)}, {"ngram_range": (2, 3)}, {"lowercase": False},
+                                      {"token_pattern": r"(?u)\b(\w)\w+\b"}, {"stop_words": ["the"]}])
+def test_the_word_analyzer_gives_scikit_learns_ngrams_in_its_order(youtube_frame, settings):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from labeling.models.end_models import word_analyzer
+
+    vectorizer = TfidfVectorizer(**settings)
+    fast, slow = word_analyzer(vectorizer), vectorizer.build_analyzer()
+    assert all(fast(t) == slow(t) for t in youtube_frame["text"].tolist()[:300] + ["", "a", "x y z", "Ab CD ab"])

@@ -77,3 +77,6 @@ def test_a_union_or_embedding_model_is_refused_by_name(tmp_path):
     with pytest.raises(ArtifactError, match="analyzer='word\\+char_wb'"):
         export_onnx(model, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+    hashed = SklearnTextClassifier(2, analyzer="word", ngram_min=1, ngram_max=2, hash_bits=10).fit(texts, [1, 0, 1, 0])
+    with pytest.raises(ArtifactError, match="hashes them into 2\\*\\*10 columns"):
+        export_onnx(hashed, tmp_path / "x")

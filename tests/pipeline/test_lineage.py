@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import shutil
@@ -13,8 +14,10 @@ import pytest
 
 from labeling import apply_lfs, discover_lfs, label_matrix_hash, lf_set_version, load_youtube_spam, youtube_tutorial_split
 from labeling.cli import main
-from labeling.config import config_from_record
+from labeling.config import config_from_record, load_config
 from labeling.pipeline.lineage import config_hash, history, reproduce
+
+from ..conftest import write_project
 
 
 def test_same_data_gives_the_same_snapshot_id(data_dir, tmp_path, youtube_splits):
@@ -116,3 +119,12 @@ def test_history_lists_runs_with_lineage_and_metrics(recorded_youtube_run, capsy
     assert result.run_id in [r["run_id"] for r in printed]
     assert main(["history", *store_args]) == 0
     assert result.dataset_version in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind, moves", [("auto", False), ("sklearn", True), ("torch", True)])
+def test_the_fixed_end_models_new_default_features_move_only_the_hashes_of_runs_they_change(tmp_path, kind, moves):
+    body = f'[project]\nname = "h"\nclasses = ["ham", "spam"]\n[end_model]\ntype = "{kind}"\n'
+    recorded = json.loads(json.dumps(dataclasses.asdict(load_config(write_project(tmp_path, body))), default=str))
+    before = {**recorded, "end_model": {**{k: v for k, v in recorded["end_model"].items() if k != "hash_bits"},
+                                        "analyzer": "char_wb", "ngram_min": 2, "ngram_max": 5, "C": 1.0}}
+    assert (config_hash(recorded) != config_hash(before)) == moves

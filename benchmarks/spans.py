@@ -108,7 +108,25 @@ class Frozen:
     oracle_info: dict | None = None
 
 
-def choose(data_dir, lf_sets, end_model: bool, seed: int = 0, ner_steps: int = 3000) -> list[Frozen]:
+def _trained(folder, name: str, train):
+    """``train()``'s (model, summary), saved under ``folder/name``; or, where a model is
+    already saved there (a phase 1 of an earlier run), that model, checked by its manifest."""
+    from labeling.spans.end_model import SpacyNER, ner_summary
+
+    if folder is None:
+        return train()
+    path = Path(folder) / name
+    if path.exists():
+        model = SpacyNER.load(path)
+        return model, ner_summary(model)
+    model, info = train()
+    model.save(path)
+    return model, info
+
+
+def choose(data_dir, lf_sets, end_model: bool, seed: int = 0, ner_steps: int = 3000, ner_params=None,
+           end_model_dir=None) -> list[Frozen]:
+    ner_params = {"max_steps": ner_steps, **(ner_params or {})}
     frozen = []
     for lfs in lf_sets:
         names = None if lfs == "all" else lfs
@@ -121,9 +139,12 @@ def choose(data_dir, lf_sets, end_model: bool, seed: int = 0, ner_steps: int = 3
         if end_model:
             from labeling.spans.end_model import train_ner_on_aggregation, train_ner_on_spans
 
-            em, info = train_ner_on_aggregation(sel, train, valid, seed=seed, max_steps=ner_steps)
+            em, info = _trained(end_model_dir, f"{lfs}-end-model",
+                                lambda: train_ner_on_aggregation(sel, train, valid, seed=seed, **ner_params))
             if lfs == lf_sets[0]:  # gold train is the same for every LF set
-                oracle, oracle_info = train_ner_on_spans(train.gold, train, valid, seed=seed, max_steps=ner_steps)
+                oracle, oracle_info = _trained(end_model_dir, "oracle",
+                                               lambda: train_ner_on_spans(train.gold, train, valid, seed=seed,
+                                                                          **ner_params))
         frozen.append(Frozen(lfs, sel, select_s, em, info, oracle, oracle_info))
     return frozen
 
@@ -162,8 +183,9 @@ def score(data_dir, frozen: list[Frozen]) -> list[dict]:
 
 
 def run(data_dir=None, lf_sets=("lf_rec", "all"), end_model: bool = False, ner_steps: int = 3000,
-        timing: bool = True) -> list[dict]:
-    frozen = choose(data_dir, lf_sets, end_model, ner_steps=ner_steps)  # phase 1: valid only
+        timing: bool = True, ner_params=None, end_model_dir=None) -> list[dict]:
+    frozen = choose(data_dir, lf_sets, end_model, ner_steps=ner_steps, ner_params=ner_params,
+                    end_model_dir=end_model_dir)  # phase 1: valid only
     rows = score(data_dir, frozen)  # phase 2: test, after every choice is fixed
     if not timing:
         return rows
@@ -192,6 +214,13 @@ def main(argv=None) -> None:
     parser.add_argument("--prior-sweep", action="store_true", help="valid F1 per HMM prior strength; no test")
     parser.add_argument("--end-model", action="store_true", help="also train the spaCy NER end model")
     parser.add_argument("--ner-steps", type=int, default=3000, help="the end model's spaCy max_steps")
+    parser.add_argument("--ner-patience", type=int, default=None, help="spaCy patience (steps)")
+    parser.add_argument("--ner-width", type=int, default=None, help="the tok2vec CNN's width")
+    parser.add_argument("--ner-embed-scale", type=float, default=None, help="times spaCy's hash embedding rows")
+    parser.add_argument("--ner-source-tok2vec", default=None, help="an installed spaCy pipeline's tok2vec to fine-tune")
+    parser.add_argument("--end-model-dir", default=None,
+                        help="save each trained NER here; a model already saved there is loaded, not retrained "
+                             "(phase 1 of an earlier run, frozen before any test score)")
     parser.add_argument("--no-timing", action="store_true", help="skip timing each candidate on train")
     args = parser.parse_args(argv)
     if args.prior_sweep:
@@ -200,7 +229,11 @@ def main(argv=None) -> None:
         for r in rows:
             print(f"| {r['lfs']} | {r['prior_strength']:g} | {r['valid_f1']:.2f} | {r['em_rounds']} | {r['fit_s']:.1f} |")
         return
-    rows = run(args.data_dir, tuple(args.lfs), args.end_model, args.ner_steps, timing=not args.no_timing)
+    ner_params = {k: v for k, v in {"patience": args.ner_patience, "width": args.ner_width,
+                                    "embed_scale": args.ner_embed_scale,
+                                    "source_tok2vec": args.ner_source_tok2vec}.items() if v is not None}
+    rows = run(args.data_dir, tuple(args.lfs), args.end_model, args.ner_steps, timing=not args.no_timing,
+               ner_params=ner_params, end_model_dir=args.end_model_dir)
     print("| LFs | method | dev F1 | test F1 | test P | test R | Chemical F1 | Disease F1 | published | time (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:

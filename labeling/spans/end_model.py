@@ -287,7 +287,8 @@ class SpacyNER:
         folder.mkdir(parents=True, exist_ok=False)
         self.nlp_.to_disk(folder / "pipeline")
         meta = {"params": {**self.get_params(), "types": list(self.types)}, "dev_f1": self.dev_f1_,
-                "ner_dev_f1": self.ner_dev_f1_, "ruler": self.ruler_, "doc_rules": self.doc_rules_}
+                "ner_dev_f1": self.ner_dev_f1_, "ruler": self.ruler_, "doc_rules": self.doc_rules_,
+                "train_seconds": self.train_seconds_}
         return artifacts.write_manifest(folder, KIND, meta)
 
     @classmethod
@@ -308,6 +309,7 @@ class SpacyNER:
         model.ner_dev_f1_ = manifest["meta"].get("ner_dev_f1")
         model.ruler_ = manifest["meta"].get("ruler")
         model.doc_rules_ = manifest["meta"].get("doc_rules", "none")
+        model.train_seconds_ = manifest["meta"].get("train_seconds")
         return model
 
 
@@ -328,13 +330,20 @@ def train_ner_on_spans(spans, train, dev, *, seed: int = 0, **params):
     vocab = model.blank().vocab
     model.fit([make_doc(vocab, t, p, train.types) for t, p in zip(train.tokens, spans)],
               [make_doc(vocab, t, g, train.types) for t, g in zip(dev.tokens, dev.gold)])
+    return model, ner_summary(model)
+
+
+def ner_summary(model: SpacyNER) -> dict:
+    """A fitted model's dev entity F1, training seconds and the settings chosen on dev."""
     ruler = model.ruler_
     lexicon = "no lexicon" if ruler["mode"] == "off" else (
         f"lexicon ruler {ruler['mode']} NER, {ruler['patterns']} strings, count >= {ruler['min_count']}, "
         f"ratio >= {ruler['min_ratio']}")
-    lexicon += f"; document rules: {model.doc_rules_}"
-    return model, {"dev_f1": model.dev_f1_, "ner_dev_f1": model.ner_dev_f1_, "train_s": model.train_seconds_,
-                   "summary": f"max_steps={model.max_steps}, batch {model.batch_size} words, best on dev; {lexicon}"}
+    tok2vec = f"tok2vec of {model.source_tok2vec}" if model.source_tok2vec else \
+        f"tok2vec width {model.width}, embed x{model.embed_scale:g}"
+    return {"dev_f1": model.dev_f1_, "ner_dev_f1": model.ner_dev_f1_, "train_s": model.train_seconds_,
+            "summary": f"{tok2vec}, max_steps={model.max_steps}, patience {model.patience}, batch "
+                       f"{model.batch_size} words, best on dev; {lexicon}; document rules: {model.doc_rules_}"}
 
 
 def train_ner_on_aggregation(selection, train, dev, *, seed: int = 0, **params):

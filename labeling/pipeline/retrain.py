@@ -253,7 +253,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     passes a run's own, loaded from its saved copy); only without recording. ``schema``: the
     label schema the dataset's gold is read under (default: the store's, ``load_dataset``);
     ``gold``: the store gold to use instead of the store's now (``all_gold``'s columns; ``reproduce``
-    passes the run's recorded snapshot); both single-label only, ``gold`` only without recording."""
+    passes the run's recorded snapshot; a multi-label run's are label sets); ``schema`` single-label
+    only, ``gold`` only without recording."""
     if (lfs is not None or gold is not None) and record:
         raise LabelingError("a run records the LFs and gold of its project; given LFs or gold are for record=False")
     if config.task == "spans":
@@ -263,7 +264,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     if config.task == "multi_label":
         from ..multilabel.retrain import run_multilabel
 
-        return run_multilabel(config, show_progress=show_progress, record=record, lfs=lfs)
+        return run_multilabel(config, show_progress=show_progress, record=record, lfs=lfs, gold=gold)
     if config.task != "single_label":
         # Each task shape plugs its own runner in here (labeling.multilabel, labeling.spans).
         raise LabelingError(f"project.task = {config.task!r}: retrain does not run this task shape yet")

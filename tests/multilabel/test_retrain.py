@@ -171,17 +171,3 @@ def test_reproduce_reads_the_runs_gold_snapshot_not_the_gold_sets_added_since(ti
         handle.write('{"task_key": "feedback:x", "source": "feedback", "row_id": null, "text": "t", "label": [0]}\n')
     with pytest.raises(ArtifactError, match=r"gold\.jsonl"):
         reproduce(result.store_path, result.run_id)
-
-
-@pytest.mark.parametrize("argv", [["add", "other"], ["rename", "music", "songs"]])
-def test_a_label_schema_change_on_a_multilabel_project_is_refused_naming_the_task(tiny_multilabel, argv):
-    """Label sets store class indices that a schema change does not map yet: refused, nothing written."""
-    from labeling.data.schema import SchemaChange
-    from labeling.errors import SchemaChangeError
-    from labeling.pipeline.schema_change import plan_change
-
-    before = tiny_multilabel.read_text(encoding="utf-8")
-    change = SchemaChange(argv[0], tuple(argv[1:2]) if argv[0] != "add" else (), tuple(argv[-1:]))
-    with pytest.raises(SchemaChangeError, match=r"task = 'multi_label'.*label sets"):
-        plan_change(tiny_multilabel, change)
-    assert tiny_multilabel.read_text(encoding="utf-8") == before

@@ -29,6 +29,7 @@ from ..lf.cache import project_cache_dir
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import label_matrix_hash
 from ..models.artifacts import discard, write_json, write_manifest
+from ..pipeline.monitor import reference_profile, reference_texts
 from ..pipeline.predictions import gold_snapshot_bytes, save_gold_snapshot
 from ..pipeline.registry import Registry, evaluate_candidate, settle, write_decision
 from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id, summary_header
@@ -455,7 +456,9 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs, g
                 split_sizes=splits.sizes(), lf_set_version=result_kwargs["lf_set_version"], lfs=result_kwargs["lfs"],
                 matrix_hashes=result_kwargs["matrix_hashes"], label_model=lm_info, end_model=em_info,
                 metrics=tuple(_stored_metrics(r) for r in rows), lf_stats=(), artifacts=saved,
-                documents={"task": {"task": "multi_label"},
+                documents={"task": {"task": "multi_label"}, "monitor_reference": reference_profile(
+                    codes["train"], codes["test"], names, reference_texts(splits.train["text"], seed), texts_test,
+                    end_test, classes, test_sets=end_model.predict_sets(end_test)),
                            "multilabel_metrics": [{k: v for k, v in r.items() if k != "per_class"} for r in rows],
                            "multilabel_lf_summary": _lf_summary_rows(lf_table)}),
                 then=lambda conn: write_decision(conn, decision, candidate=True))

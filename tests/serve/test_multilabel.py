@@ -99,6 +99,14 @@ def test_predictions_log_the_lf_votes_of_the_served_runs_own_lfs_unless_switched
                                                                        logged["lf_votes"])
     assert {"yes": ["sport"], "no": []} in logged["lf_votes"] and None in logged["lf_votes"]
     assert len(logged["lf_votes"]) == len(result.lfs)
+    if mode == "inline":  # the monitor reads them: LF coverage drift per LF, set class shares
+        from labeling.config import MonitorConfig
+        from labeling.pipeline.monitor import check_drift
+
+        report = check_drift(result.store_path, MonitorConfig(min_predictions=1), result.run_id)
+        assert [r["lf"] for r in report.lf_drift] == [name for name, _ in result.lfs]
+        assert {r["lf"]: r["served_coverage"] for r in report.lf_drift}["kw_sport"] == 1.0
+        assert not any("no LF votes" in note for note in report.notes)
 
 
 def test_feedback_takes_a_set_validated_against_the_classes(multilabel_run):

@@ -8,6 +8,8 @@ that call on one text and on a batch of 100 (CPU milliseconds of this process, w
 loaded machine does not inflate, and wall milliseconds), then the parts of it: the spaCy
 parse alone (``nlp.pipe``, the pipeline the LFs name), and the same call with only the
 LFs that read no spaCy doc. Texts are the benchmark's own synthetic comments, never a split.
+A multi-label project (``--config projects/goemotions/project.toml``) times its LFs as a served
+multi-label run applies them: wrapped to return one vote code per label set.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from labeling.config import load_config  # noqa: E402
 from labeling.lf.core import discover_lfs, resolve_spacy_model, uses_spacy  # noqa: E402
 from labeling.lf.parse_cache import load_pipeline  # noqa: E402
-from labeling.serve.votes import lf_votes  # noqa: E402
+from labeling.serve.votes import lf_votes, served_lfs, vote_cardinality  # noqa: E402
 
 TEXT = "check out my channel for free giveaways http://example.com"
 
@@ -43,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    lfs = discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root))
+    lfs = served_lfs(discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)), config.task)
     plain = [lf for lf in lfs if not uses_spacy(lf)]
     nlp = load_pipeline(resolve_spacy_model(config.lfs.spacy_model), ()) if len(plain) < len(lfs) else None
-    k, model = config.cardinality, config.lfs.spacy_model
+    k, model = vote_cardinality(config), config.lfs.spacy_model
     print(f"{len(lfs)} LFs, {len(lfs) - len(plain)} of them read a spaCy doc"
           + (f" ({', '.join(nlp.pipe_names)})" if nlp else ""))
     print(f"{'texts':>5}  {'part':<28} {'CPU ms':>8} {'wall ms':>8}")

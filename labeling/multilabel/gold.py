@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..data.datasets import SPLIT_NAMES, Splits, canonicalize, read_table, split_by_column, split_random
+from ..data.datasets import (SPLIT_NAMES, Splits, canonicalize, read_table, split_by_column, split_random,
+                             stored_label_schema)
+from ..data.schema import label_reading
 from ..errors import DatasetError, LabelError
 from ..settings import require_data_dir
 
@@ -130,10 +132,34 @@ def _goemotions(config) -> tuple[Splits, str]:
 
 def _canonical(frame: pd.DataFrame, config, text_field: str, id_field: str, source: str) -> pd.DataFrame:
     out = canonicalize(frame, text_field=text_field, id_field=id_field, classes=config.classes, source=source)
-    Y = parse_gold(out[_GOLD].tolist(), config.classes, separator=config.dataset.label_separator,
+    reading, carry = _schema_reading(config)
+    Y = parse_gold(out[_GOLD].tolist(), reading, separator=config.dataset.label_separator,
                    ids=out["id"].tolist(), source=source)
-    out["label"] = gold_to_codes(Y)
+    out["label"] = gold_to_codes(carry_sets(Y, carry, len(config.classes)))
     return out.drop(columns=[_GOLD])
+
+
+def _schema_reading(config) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
+    """The class names a data file's sets are read in (the first label schema's, then later
+    names: ``data.schema.label_reading``) and the current class each became (None: retired)."""
+    first, names = label_reading(stored_label_schema(config))
+    reading = first + tuple(n for n in names if n not in first)
+    return reading, tuple(names[n] for n in reading)
+
+
+def carry_sets(Y: np.ndarray, carry, k: int) -> np.ndarray:
+    """Sets read in one schema's classes (``Y``: (n, len(carry))) as sets of the current ``k``
+    classes: column ``i`` moves to ``carry[i]`` (a renamed class follows its rows), a retired
+    class (None) leaves each set and the row's other classes stay; unlabelled rows stay -1.
+    A data file is never rewritten by a label-schema change: it is read through this."""
+    if tuple(carry) == tuple(range(k)):
+        return Y
+    out = np.zeros((len(Y), k), dtype=np.int8)
+    for i, j in enumerate(carry):
+        if j is not None:
+            out[:, j] |= Y[:, i].clip(0)
+    out[Y[:, 0] < 0 if Y.shape[1] else np.zeros(len(Y), dtype=bool)] = -1
+    return out
 
 
 def load_multilabel_dataset(config) -> tuple[Splits, dict[str, np.ndarray]]:

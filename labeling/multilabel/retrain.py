@@ -29,13 +29,15 @@ from ..lf.cache import project_cache_dir
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import label_matrix_hash
 from ..models.artifacts import discard, write_json, write_manifest
+from ..pipeline.monitor import reference_profile, reference_texts
 from ..pipeline.predictions import gold_snapshot_bytes, save_gold_snapshot
 from ..pipeline.registry import Registry, evaluate_candidate, settle, write_decision
 from ..pipeline.results import HUMAN_BASELINE, ORACLE_BASELINE, RunResult, new_run_id, summary_header
+from ..pipeline.run_lfs import FOLDER as LFS_FOLDER, save_lf_snapshot, snapshot_lfs
 from ..pipeline.store import RunRecord, RunStore, writer_lock
 from ..progress import Stages, stage_table
 from ..review.gold import dev_with_gold, gold_outside_dev
-from ..review.multilabel import match_gold_sets, sets_to_gold, store_gold_sets
+from ..review.multilabel import StoreGoldSets, match_gold_sets, sets_to_gold, store_gold_sets
 from .end_models import MULTILABEL_FAMILIES, multilabel_end_model, save_multilabel_end_model
 from .gold import load_multilabel_dataset
 from .label_models import (
@@ -245,18 +247,21 @@ def _end_model_families(config) -> list[str]:
 
 
 def run_multilabel(config, *, show_progress: bool = False, record: bool = True,
-                   lfs: Sequence | None = None) -> RunResult:
+                   lfs: Sequence | None = None, gold: pd.DataFrame | None = None) -> RunResult:
     """The multi-label retrain (see the module docstring); recorded in the store unless
-    ``record=False``. Raises ``DatasetError``/``LabelError`` for bad gold, ``ConfigError``
+    ``record=False``. ``lfs`` and ``gold`` (``store_gold_sets``' frame) stand in for the
+    discovered LFs and the store's gold sets now: ``reproduce`` passes a run's saved copies.
+    A recorded run saves both (its LFs as ``run_lfs.save_lf_snapshot``, its gold as
+    ``predictions.save_gold_snapshot``), checksummed in its record. Raises ``DatasetError``/``LabelError`` for bad gold, ``ConfigError``
     for settings this task does not take, ``LFApplicationError`` for a failing LF."""
     stages = Stages(_STAGES, show=show_progress)
     try:
-        return _run(config, stages, show_progress, record, lfs)
+        return _run(config, stages, show_progress, record, lfs, gold)
     finally:
         stages.close()
 
 
-def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -> RunResult:
+def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs, given_gold) -> RunResult:
     k, seed, classes = config.cardinality, config.seed, config.classes
     metric = _metric(config)
     timings: dict[str, float] = {}
@@ -267,13 +272,15 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
     with timed("load") as stage:
         splits, Ys = load_multilabel_dataset(config)
         # gold sets from reviews and serving feedback; gold on test rows is set aside
-        store_gold = store_gold_sets(config)
+        store_gold = store_gold_sets(config) if given_gold is None else StoreGoldSets(given_gold)
         gold = match_gold_sets(store_gold.gold, splits)
         stage.rows = sum(splits.sizes().values())
     everything = pd.concat([getattr(splits, name) for name in SPLIT_NAMES], ignore_index=True)
     with timed("discover_lfs"):
         lfs = list(given_lfs) if given_lfs is not None else list(
             discover_lfs(config.lfs.modules, root=config.resolve(config.lfs.root)))
+        # their sources as this run imported them: saved with the run, served and reproduced from
+        lf_snapshot = snapshot_lfs(lfs, config.lfs.modules, config.resolve(config.lfs.root)) if lfs and record else None
     with timed("apply", rows=len(everything)):
         applied = apply_lfs(multilabel_lfs(lfs), everything, cardinality=apply_cardinality(),
                             spacy_model=config.lfs.spacy_model, show_progress=show_progress,
@@ -436,6 +443,8 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
         try:
             files = {"label_model": _save_label_model(label_model, partial / "label_model"),
                      "end_model": save_multilabel_end_model(end_model, partial / "end_model")}
+            if lf_snapshot is not None:
+                files[LFS_FOLDER] = save_lf_snapshot(lf_snapshot, partial / LFS_FOLDER)
             snapshot = save_gold_snapshot(partial, store_gold.gold)
             partial.rename(root / run_id)
             saved = tuple((f"{part}/{name}", str(root / run_id / part / name), digest)
@@ -447,7 +456,9 @@ def _run(config, stages: Stages, show_progress: bool, record: bool, given_lfs) -
                 split_sizes=splits.sizes(), lf_set_version=result_kwargs["lf_set_version"], lfs=result_kwargs["lfs"],
                 matrix_hashes=result_kwargs["matrix_hashes"], label_model=lm_info, end_model=em_info,
                 metrics=tuple(_stored_metrics(r) for r in rows), lf_stats=(), artifacts=saved,
-                documents={"task": {"task": "multi_label"},
+                documents={"task": {"task": "multi_label"}, "monitor_reference": reference_profile(
+                    codes["train"], codes["test"], names, reference_texts(splits.train["text"], seed), texts_test,
+                    end_test, classes, test_sets=end_model.predict_sets(end_test)),
                            "multilabel_metrics": [{k: v for k, v in r.items() if k != "per_class"} for r in rows],
                            "multilabel_lf_summary": _lf_summary_rows(lf_table)}),
                 then=lambda conn: write_decision(conn, decision, candidate=True))

@@ -28,7 +28,7 @@ from ..errors import LabelMatrixError
 from ..matrix import ABSTAIN
 
 __all__ = ["NO", "SET_BASE", "SET_BITS", "YES", "NOT", "MultiLabelLF", "apply_cardinality", "class_matrix",
-           "decode_votes", "encode_vote", "multilabel_lfs", "votes_summary"]
+           "decode_votes", "describe_votes", "encode_vote", "multilabel_lfs", "votes_summary"]
 
 YES, NO = 1, 0  # ABSTAIN (-1) is the third value of the vote tensor
 SET_BITS = 30
@@ -100,6 +100,16 @@ def multilabel_lfs(lfs: Sequence[LabelingFunction]) -> list[LabelingFunction]:
 def apply_cardinality() -> int:
     """The ``cardinality`` the single-label applier checks codes against: every code is below."""
     return SET_BASE + (1 << (2 * SET_BITS))
+
+
+def describe_votes(codes: Sequence[int], classes: Sequence[str]) -> list[dict | None]:
+    """One row of LF vote codes as the classes each LF said yes and NOT to: per LF
+    ``{"yes": [names], "no": [names]}``, or None where it abstained. Raises
+    ``LabelMatrixError`` for a code naming a class outside ``classes``."""
+    T = decode_votes(np.asarray([list(codes)], dtype=np.int64).reshape(1, -1), len(classes))[0]
+    return [None if (row == ABSTAIN).all() else
+            {"yes": [classes[c] for c in np.flatnonzero(row == YES)], "no": [classes[c] for c in np.flatnonzero(row == NO)]}
+            for row in T]
 
 
 def decode_votes(L, cardinality: int, names: Sequence[str] | None = None) -> np.ndarray:

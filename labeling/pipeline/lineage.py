@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..config import ProjectConfig, config_from_record
 from ..data.schema import LabelSchema
+from ..multilabel.metrics import METRICS as _MULTILABEL_METRICS
 from ..store.connection import connect
 from ..store.label_schema import schema_record
 from .predictions import load_gold_snapshot
@@ -158,6 +159,7 @@ def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | Non
 
     with RunStore(store_path) as store:
         run = store.get_run(run_id)
+        documents = store.get_documents(run_id)
     config = recorded_config(store_path, run_id, base_dir=base_dir)
     if any(a["name"] == "lfs/manifest.json" for a in run["artifacts"]) or not run["lfs"]:
         with FeedbackLog(store_path) as log:  # LFLoadError when they fail their checks: nothing stands in
@@ -177,11 +179,18 @@ def reproduce(store_path: str | Path, run_id: str, *, base_dir: str | Path | Non
         for name, version in again.lfs:
             if recorded_lfs.get(name) != version:
                 checked[f"LF {name}"] = {"recorded": recorded_lfs.get(name), "reproduced": version}
+    recorded_gold = (run["end_model"].get("gold") or {}).get("sha256")
+    if recorded_gold:  # the gold sets a multi-label run trained on: their hash, as its record holds it
+        checked["store gold sha256"] = {"recorded": recorded_gold,
+                                        "reproduced": (again.end_model.get("gold") or {}).get("sha256")}
     for split, digest in run["matrix_hashes"].items():
         checked[f"label matrix {split}"] = {"recorded": digest, "reproduced": again.matrix_hashes.get(split)}
     reproduced = {row["name"]: row for row in again.to_json()["metrics"]}
-    for metric in run["metrics"]:
-        for key in ("accuracy", "macro_f1"):
+    # a multi-label run records every set metric in its own document (its "accuracy" is subset accuracy)
+    recorded_rows, keys = ((documents["multilabel_metrics"], _MULTILABEL_METRICS) if "multilabel_metrics" in documents
+                           else (run["metrics"], ("accuracy", "macro_f1")))
+    for metric in recorded_rows:
+        for key in keys:
             other = reproduced.get(metric["name"], {}).get(key)
             checked[f"{metric['name']} {key}"] = {"recorded": metric[key], "reproduced": other}
     mismatches = tuple(name for name, pair in checked.items() if pair["recorded"] != pair["reproduced"])

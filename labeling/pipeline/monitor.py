@@ -111,10 +111,37 @@ def _confidence(probs: np.ndarray) -> dict:
     return {"mean": float(top.mean()) if len(top) else float("nan"), "histogram": hist.tolist()}
 
 
+# the monitor's reference vocabulary (its most frequent tokens) is read off at most this many
+# train texts, a seeded subsample beyond: tokenising a million reviews took minutes
+REFERENCE_MAX_TEXTS = 50_000
+
+
+def reference_texts(texts: Sequence[str], seed: int) -> list[str]:
+    """The train texts the monitor's reference vocabulary is read from: all, or a seeded
+    subsample of ``REFERENCE_MAX_TEXTS`` (the most frequent tokens barely move beyond)."""
+    texts = [str(t) for t in texts]
+    if len(texts) > REFERENCE_MAX_TEXTS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(texts), REFERENCE_MAX_TEXTS, replace=False))
+        texts = [texts[i] for i in keep]
+    return texts
+
+
+def _set_distribution(sets, k: int) -> list[float]:
+    """Each class's share of the classes in label sets ((n, k) 0/1)."""
+    counts = np.asarray(sets, dtype=float).reshape(-1, k).sum(axis=0)
+    return (counts / counts.sum()).tolist() if counts.sum() else [0.0] * k
+
+
 def reference_profile(L_train, L_test, lf_names: Sequence[str], train_texts: Sequence[str],
-                      test_texts: Sequence[str], test_probs, classes: Sequence[str]) -> dict:
-    """What a run's monitoring compares served traffic with (JSON-able)."""
+                      test_texts: Sequence[str], test_probs, classes: Sequence[str], *, test_sets=None) -> dict:
+    """What a run's monitoring compares served traffic with (JSON-able). ``test_sets``: a
+    multi-label run's predicted label sets ((n, k) 0/1; ``test_probs`` then per-class
+    probabilities): the class distribution is each class's share of the classes in the sets,
+    and ``L`` holds each LF's vote code (``multilabel.votes``), its coverage read as a class LF's."""
     test_probs = np.asarray(test_probs)
+    kind = {} if test_sets is None else {"kind": "multi_label"}
+    if test_sets is not None:
+        L_train, L_test = _dense_codes(L_train), _dense_codes(L_test)
     counts = Counter(t for text in train_texts for t in tokens(text))
     vocabulary = sorted(t for t, _ in counts.most_common(MAX_VOCABULARY))
     known = set(vocabulary)
@@ -126,13 +153,30 @@ def reference_profile(L_train, L_test, lf_names: Sequence[str], train_texts: Seq
         "lf_conflict": conflicts(L_test).tolist(),
         "train_lf_coverage": coverage(L_train).tolist(),
         "train_lf_conflict": conflicts(L_train).tolist(),
-        "class_distribution": _class_distribution(test_probs.argmax(axis=1), len(classes)),
+        "class_distribution": (_class_distribution(test_probs.argmax(axis=1), len(classes)) if test_sets is None
+                               else _set_distribution(test_sets, len(classes))),
         "confidence": _confidence(test_probs),
         "oov_share": oov_share(test_texts, known, oov),
         "oov_histogram": _oov_histogram(test_texts, known, oov),
         "n_reference": int(len(test_probs)),
         "vocabulary": vocabulary,
+        **kind,
     }
+
+
+def _dense_codes(L) -> np.ndarray:
+    """Vote codes (``multilabel.votes``: up to 2**62) renumbered 0, 1, ... in order, ABSTAIN kept:
+    coverage and conflict read only which votes are equal, and count classes up to the largest."""
+    L = np.asarray(L, dtype=np.int64)
+    values, dense = np.unique(L, return_inverse=True)
+    return dense.reshape(L.shape) - int(len(values) > 0 and values[0] == -1)
+
+
+def _one_hot(labels, k: int) -> np.ndarray:
+    """A logged label set (a JSON list of class indices) as a 0/1 row of ``k``."""
+    row = np.zeros(k)
+    row[json.loads(labels) if isinstance(labels, str) else list(labels or ())] = 1
+    return row
 
 
 def served_profile(rows: Sequence[dict], reference: dict) -> dict:
@@ -145,13 +189,16 @@ def served_profile(rows: Sequence[dict], reference: dict) -> dict:
     L = np.array(votes, dtype=np.int64).reshape(-1, m)
     known = set(reference["vocabulary"])
     oov = _oov_counts(texts, known) if texts else None
+    L = _dense_codes(L) if reference.get("kind") == "multi_label" else L
     return {
         "n": len(rows),
         "n_with_votes": len(votes),
         "n_with_text": len(texts),
         "lf_coverage": coverage(L).tolist() if len(L) else None,
         "lf_conflict": conflicts(L).tolist() if len(L) else None,
-        "class_distribution": _class_distribution(np.array([r["label"] for r in rows]), k),
+        "class_distribution": (_set_distribution([_one_hot(r["labels"], k) for r in rows], k)
+                               if reference.get("kind") == "multi_label"
+                               else _class_distribution(np.array([r["label"] for r in rows]), k)),
         "confidence": _confidence(probs),
         "oov_share": oov_share(texts, known, oov) if texts else None,
         "oov_histogram": _oov_histogram(texts, known, oov) if texts else None,

@@ -73,7 +73,7 @@ from ..review.gold import (
 from ..models.label_models import MajorityVote, fit_label_model, probs_to_preds
 from ..lf.core import discover_lfs, lf_set_version, lf_version
 from ..matrix import ABSTAIN, label_matrix_hash
-from .monitor import reference_profile
+from .monitor import reference_profile, reference_texts
 from ..errors import ArtifactError, StoreError
 from .predictions import PREDICTIONS_ARTIFACT, TestPredictions, save_gold_snapshot, save_test_predictions
 from .run_lfs import FOLDER as LFS_FOLDER, LFSnapshot, save_lf_snapshot, snapshot_lfs
@@ -93,9 +93,6 @@ def _timed(timings: dict[str, float], step: str, stages: Stages, rows: int | Non
 
 _STAGES = ("load", "discover_lfs", "apply", "label_model", "leakage", "end_model", "documents", "promotion_gate",
            "record")
-# the monitor's reference vocabulary (its most frequent tokens) is read off at most this many
-# train texts, a seeded subsample beyond: tokenising a million reviews took minutes
-REFERENCE_MAX_TEXTS = 50_000
 
 
 
@@ -256,7 +253,8 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     passes a run's own, loaded from its saved copy); only without recording. ``schema``: the
     label schema the dataset's gold is read under (default: the store's, ``load_dataset``);
     ``gold``: the store gold to use instead of the store's now (``all_gold``'s columns; ``reproduce``
-    passes the run's recorded snapshot); both single-label only, ``gold`` only without recording."""
+    passes the run's recorded snapshot; a multi-label run's are label sets); ``schema`` single-label
+    only, ``gold`` only without recording."""
     if (lfs is not None or gold is not None) and record:
         raise LabelingError("a run records the LFs and gold of its project; given LFs or gold are for record=False")
     if config.task == "spans":
@@ -266,7 +264,7 @@ def run_retrain(config: ProjectConfig, *, show_progress: bool = False, record: b
     if config.task == "multi_label":
         from ..multilabel.retrain import run_multilabel
 
-        return run_multilabel(config, show_progress=show_progress, record=record, lfs=lfs)
+        return run_multilabel(config, show_progress=show_progress, record=record, lfs=lfs, gold=gold)
     if config.task != "single_label":
         # Each task shape plugs its own runner in here (labeling.multilabel, labeling.spans).
         raise LabelingError(f"project.task = {config.task!r}: retrain does not run this task shape yet")
@@ -478,17 +476,9 @@ def _documents(config: ProjectConfig, splits: Splits, L_train, L_test, names, la
     return recorded, {
         "test_predictions": {"artifact": PREDICTIONS_ARTIFACT, "rows": len(test)},
         "slices": slices.astype(object).where(slices.notna(), None).to_dict(orient="records"),
-        "monitor_reference": reference_profile(L_train, L_test, names, _reference_texts(splits.train["text"], config.seed),
+        "monitor_reference": reference_profile(L_train, L_test, names, reference_texts(splits.train["text"], config.seed),
                                                test["text"].tolist(), served_probs, config.classes),
     }
-
-
-def _reference_texts(texts: pd.Series, seed: int) -> list[str]:
-    """The train texts the monitor's reference vocabulary is read from: all, or a seeded
-    subsample of ``REFERENCE_MAX_TEXTS`` (the most frequent tokens barely move beyond)."""
-    if len(texts) > REFERENCE_MAX_TEXTS:
-        texts = texts.iloc[np.sort(np.random.default_rng(seed).choice(len(texts), REFERENCE_MAX_TEXTS, replace=False))]
-    return texts.astype(str).tolist()
 
 
 def _save_artifacts(root: Path, run_id: str, label_model, end_model, probe_texts: list[str],

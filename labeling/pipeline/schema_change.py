@@ -35,9 +35,21 @@ from ..data.schema import LabelSchema, SchemaChange, apply_change, class_mapping
 from ..errors import SchemaChangeError
 from ..lf.class_refs import rewrite_class_constants
 from ..store.connection import connect
-from ..store.label_schema import (current_schema, ensure_schema, files_written, migrate_schema, rows_under_schema,
-                                  schema_versions)
+from ..store.label_schema import (current_schema, ensure_schema, files_written, map_label_set, migrate_schema,
+                                  rows_under_schema, schema_versions)
 
+#: the changes a multi-label project refuses: why, and what to do instead. Its stored label sets map
+#: class by class under add, rename and retire (a retired class leaves each set, the others stay).
+MULTILABEL_REFUSED = {
+    "split": "a label set holding the class does not say which of the new classes its row carries (one, the "
+             "other or both), so no stored set can be mapped. Instead: `labeling schema add` each new class, "
+             "review the rows of the old class in Label Studio so reviewers tick the new ones, then "
+             "`labeling schema retire` the old class",
+    "merge": "in a label set the two classes are separate answers, and each run's LF votes (a yes on one, a NOT "
+             "on the other), per-class thresholds and label models cannot be added into one class's. Instead: "
+             "`labeling schema add` the merged class, review the rows of both in Label Studio so reviewers tick "
+             "it, then `labeling schema retire` each of the two",
+}
 #: ``LABELING_SCHEMA_KILL_AT=N``: the process SIGKILLs itself at the Nth step of an apply (a crash-test hook).
 KILL_AT_ENV = "LABELING_SCHEMA_KILL_AT"
 #: the entry of a change's ``files`` that stands for its Label Studio step (not a file)
@@ -73,7 +85,9 @@ class SchemaPlan:
     old: LabelSchema
     new: LabelSchema
     mapping: tuple[int | None, ...]
-    gold: tuple[dict, ...]  # {task_key, annotator, old, new}: relabelled (new: class) or unlabelled (new: None)
+    # {task_key, annotator, old, new}: relabelled (new: class) or unlabelled (new: None); a label set's
+    # old and new are lists of classes, and ``lost`` the classes it loses (a retired one)
+    gold: tuple[dict, ...]
     feedback: tuple[dict, ...]  # {id, old, new}
     review: tuple[str, ...]  # task keys whose gold is unlabelled: re-review them (old label shown)
     label_studio: dict  # {"choices": [old, new], "answers_renamed": n, "answers_unlabelled": n}
@@ -86,7 +100,7 @@ class SchemaPlan:
     @property
     def clean(self) -> bool:
         """No label is lost and no LF needs a person: the change may apply without ``--yes``."""
-        return not (any(r["new"] is None for r in self.gold + self.feedback) or self.lf_manual)
+        return not (any(r["new"] is None or r.get("lost") for r in self.gold + self.feedback) or self.lf_manual)
 
     def to_json(self) -> dict:
         return {"project": self.project, "change": self.change.to_json(), "old_version": self.old.version,
@@ -152,22 +166,33 @@ def build_plan(project: str, schema: LabelSchema, change: SchemaChange, rows: di
     names = class_mapping(schema.classes, new.classes, mapping)
     renamed = {change.sources[0]: change.targets[0]} if change.op == "rename" else {}
 
-    def moved(label):
-        """{old, new} class of a row whose index changes (new None: unlabelled); None otherwise."""
+    def moved(row):
+        """{old, new} class of a row whose index changes (new None: unlabelled), or {old, new, lost}
+        classes of a label set whose indices change; None otherwise."""
+        label, labels = row["label"], _label_set(row)
+        if labels is not None:
+            after = map_label_set(labels, mapping)
+            if after == sorted(labels):
+                return None
+            return {"old": [schema.classes[c] for c in labels], "new": [new.classes[c] for c in after],
+                    "lost": [schema.classes[c] for c in labels if mapping[c] is None]}
         if label is None or not 0 <= label < len(mapping) or mapping[label] == label:
             return None
         return {"old": schema.classes[label], "new": names[schema.classes[label]]}
 
     gold = tuple({"task_key": r["task_key"], "annotator": r["annotator"], **m} for r in rows["gold"]
-                 if (m := moved(r["label"])))
-    feedback = tuple({"id": r["id"], **m} for r in rows["feedback"] if (m := moved(r["label"])))
+                 if (m := moved(r)))
+    feedback = tuple({"id": r["id"], **m} for r in rows["feedback"] if (m := moved(r)))
     review = tuple(sorted({g["task_key"] for g in gold if g["new"] is None}))
     answers = [r for r in rows["gold"] if r["source"] == "label_studio"]
+    # each answer's classes (one, or a set's): renamed when it names a renamed class, relabelled when
+    # one moves to another index, unlabelled when it has no class left (a set never is: it keeps the rest)
+    held = [(_label_set(r), [r["label"]] if _label_set(r) is None else _label_set(r)) for r in answers]
     label_studio = {
         "choices": [list(schema.classes), list(new.classes)],
-        "answers_renamed": sum(1 for r in answers if schema.classes[r["label"]] in renamed),
-        "answers_relabelled": sum(1 for r in answers if mapping[r["label"]] not in (None, r["label"])),
-        "answers_unlabelled": sum(1 for r in answers if mapping[r["label"]] is None),
+        "answers_renamed": sum(1 for _, cs in held if any(schema.classes[c] in renamed for c in cs)),
+        "answers_relabelled": sum(1 for _, cs in held if any(mapping[c] not in (None, c) for c in cs)),
+        "answers_unlabelled": sum(1 for s, cs in held if s is None and mapping[cs[0]] is None),
     }
     toml_path, toml_text = toml
     new_toml = rewrite_toml(toml_text, new, renamed)
@@ -186,6 +211,12 @@ def build_plan(project: str, schema: LabelSchema, change: SchemaChange, rows: di
                       tuple(votes), tuple(manual), runs, aliases)
 
 
+def _label_set(row: dict) -> list[int] | None:
+    """A multi-label row's set of class indices (``labels``, JSON in the store), None for a class row."""
+    labels = row.get("labels")
+    return None if labels is None else (json.loads(labels) if isinstance(labels, str) else list(labels))
+
+
 def _rows(title: str, items, fmt) -> list[str]:
     items = list(items)
     return [f"{title}: {len(items)}"] + [f"  {fmt(i)}" for i in items]
@@ -194,7 +225,8 @@ def _rows(title: str, items, fmt) -> list[str]:
 def format_plan(plan: SchemaPlan) -> str:
     """The ``--dry-run`` listing: every row, answer, file and run the change touches."""
     def label(row):
-        return f"{row['old']} -> {row['new'] if row['new'] is not None else '(unlabelled)'}"
+        lost = f" (loses {', '.join(row['lost'])})" if row.get("lost") else ""
+        return f"{row['old']} -> {row['new'] if row['new'] is not None else '(unlabelled)'}{lost}"
 
     ls = plan.label_studio
     lines = [f"schema {plan.old.version} -> {plan.new.version}: {plan.change.describe()}",
@@ -248,20 +280,22 @@ def plan_change(config_path: str | Path, change: SchemaChange, overrides=(), rev
     """Read the project, its store and its LF modules, and plan ``change`` (nothing written but a
     first registration of the schema, and an interrupted change finished: ``finish_pending``).
     Raises ``SchemaChangeError`` while an earlier change's Label Studio step is pending and
-    ``review`` is None (connect Label Studio first), and for a project whose task is not
-    ``single_label``."""
+    ``review`` is None (connect Label Studio first), for a spans project, and for a split or merge of
+    a multi-label project (``MULTILABEL_REFUSED`` says why and what to do instead)."""
     finish_pending(config_path, review)
     if label_studio_pending(config_path):
         raise SchemaChangeError("the last label-schema change did not finish in Label Studio: set LABEL_STUDIO_URL "
                                 "and LABEL_STUDIO_API_KEY and run `labeling schema show` to finish it first")
     config = load_config(config_path, overrides)
-    if config.task != "single_label":
-        # label sets (a JSON list of indices) and gold spans (type names) are not rewritten by a
-        # change yet: refusing beats leaving them meaning other classes
+    if config.task == "spans":
+        # gold spans (type names) are not rewritten by a change yet: refusing beats leaving them
+        # meaning other types
         raise SchemaChangeError(
-            f"labeling schema {change.op}: project {config.name!r} has task = {config.task!r}, whose stored "
-            f"{'label sets' if config.task == 'multi_label' else 'gold spans'} a label-schema change does not map "
-            "yet; only single_label projects can change their classes with `labeling schema`")
+            f"labeling schema {change.op}: project {config.name!r} has task = 'spans', whose stored gold spans a "
+            "label-schema change does not map yet; single_label and multi_label projects can change their classes")
+    if config.task == "multi_label" and change.op in MULTILABEL_REFUSED:
+        raise SchemaChangeError(f"labeling schema {change.op}: project {config.name!r} has task = 'multi_label': "
+                                f"{MULTILABEL_REFUSED[change.op]}")
     schema = project_schema(config)
     with connect(config.resolve(config.store)) as conn:
         rows = rows_under_schema(conn, config.name, schema.version)

@@ -79,7 +79,7 @@ from ..models.predictors import NEEDS_LFS
 from ..pipeline.store import load_recorded_end_model, load_recorded_label_model, load_recorded_lfs
 from ..spans.data import check_char_spans
 from .lifeline import die_with_parent
-from .votes import Explainer, lf_votes
+from .votes import Explainer, lf_votes, served_lfs, vote_cardinality
 from .feedback import (
     DEFAULT_ALIAS,
     LF_VOTE_STATUSES,
@@ -182,8 +182,9 @@ class ServedModel:
         return NEEDS_LFS[self.predictor]
 
 
-# tasks whose served runs compute no LF votes (spans: span LFs; multi-label: set-valued votes are not logged yet)
-NO_LF_VOTES = ("spans", "multi_label")
+# tasks whose served runs compute no LF votes (spans: span LFs); a multi-label run's are logged as
+# each LF's vote code (``multilabel.votes``: the classes it said yes and NOT to)
+NO_LF_VOTES = ("spans",)
 
 
 class ModelLoadError(LabelingError):
@@ -291,15 +292,18 @@ def load_served_model(log: FeedbackLog, run_id: str, cardinality: int, *, projec
     except Exception as exc:  # a model that loads but cannot predict is not served, whatever it raises
         raise ModelLoadError(f"cannot serve run {run_id!r}: its warm-up prediction failed: "
                              f"{type(exc).__name__}: {exc}") from exc
-    if hasattr(model, "predict_sets"):  # a multi-label run: label sets, served without LF votes
+    multi_label = hasattr(model, "predict_sets")  # label sets; its LFs vote sets
+    if multi_label:
         check_class_probabilities(probs, 1, cardinality)
-        return ServedModel(run_id=run_id, model=model, lineage=lineage)
-    check_probabilities(probs, 1, cardinality)
+    else:
+        check_probabilities(probs, 1, cardinality)
     try:
-        lfs, lfs_error = load_recorded_lfs(log, run_id), ""
+        lfs, lfs_error = served_lfs(load_recorded_lfs(log, run_id), "multi_label" if multi_label else ""), ""
     except (LFLoadError, StoreError) as exc:
         lfs, lfs_error = (), str(exc)
         logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)
+    if multi_label:
+        return ServedModel(run_id=run_id, model=model, lineage=lineage, lfs=lfs, lfs_error=lfs_error)
     served = ServedModel(run_id=run_id, model=model, lineage=lineage, lfs=lfs, lfs_error=lfs_error,
                          answers_schema=answers_schema)
     try:
@@ -352,12 +356,15 @@ def served_thresholds(served: ServedModel, classes) -> dict[str, float]:
 
 def _set_prediction(record, classes) -> dict:
     """A logged multi-label prediction (a ``PredictionRecord`` or a ``predictions`` row) as the API shows it."""
+    from ..multilabel.votes import describe_votes
+
     get = record.get if isinstance(record, dict) else functools.partial(getattr, record)
-    labels, probs = get("labels"), get("probabilities")
+    labels, probs, votes = get("labels"), get("probabilities"), get("lf_votes")
     labels = json.loads(labels) if isinstance(labels, str) else labels
+    votes = json.loads(votes) if isinstance(votes, str) else votes
     probs = json.loads(probs) if isinstance(probs, str) else probs
     return {"id": get("id"), "labels": [classes[c] for c in labels],
-            "probabilities": dict(zip(classes, map(float, probs))), "lf_votes": None,
+            "probabilities": dict(zip(classes, map(float, probs))), "lf_votes": describe_votes(votes, classes) if votes else None,
             "lf_votes_status": get("lf_votes_status"), "lf_votes_error": get("lf_votes_error")}
 
 
@@ -792,7 +799,7 @@ class _Server:
             return [None] * len(texts), [served.lfs_error] * len(texts)
         with self._explain_lock:
             try:
-                votes = lf_votes(served.lfs, texts, self.config.cardinality, self.config.lfs.spacy_model)
+                votes = lf_votes(served.lfs, texts, vote_cardinality(self.config), self.config.lfs.spacy_model)
             except LFVotesUnavailable as exc:
                 if str(exc) != self.lf_votes_error:  # once per cause, not once per request
                     logger.error("%s", exc)
@@ -814,21 +821,14 @@ class _Server:
         served = self.current
         if served is None or not self.ready:
             raise HTTPException(503, "no model is ready")
-        if self.config.task == "multi_label":
-            return served, await self._predict_sets(served, texts), ["end_model"] * len(texts)
         explain = explain or self.settings.lf_votes == "inline"
+        if self.config.task == "multi_label":
+            return served, await self._predict_sets(served, texts, explain), ["end_model"] * len(texts)
         if len(texts) <= self.INLINE_TEXTS and not explain and not served.needs_lfs:
             probs, answered, (votes, errors) = self._score(served, texts, False)
         else:
             probs, answered, (votes, errors) = await run_in_threadpool(self._score, served, texts, explain)
-        if votes is not None:  # never "done" without votes: a text whose LFs failed says why
-            statuses = ["done" if v is not None else "error" for v in votes]
-        else:
-            votes = [None] * len(texts)
-            problem = ((served.lfs_error if self.settings.lf_votes != "off" else "")
-                       or (self.explainer.error if self.explainer is not None else ""))
-            statuses = ["error" if problem else "pending" if self.explainer is not None else "off"] * len(texts)
-            errors = [problem or None] * len(texts)
+        votes, statuses, errors = self._vote_statuses(served, len(texts), votes, errors)
         now = utc_now()
         records = [
             PredictionRecord(
@@ -839,28 +839,48 @@ class _Server:
             )
             for text, row, vote, status, error in zip(texts, probs, votes, statuses, errors)
         ]
+        await self._log_with_votes(served, records, texts, statuses)
+        return served, records, answered
+
+    def _vote_statuses(self, served: ServedModel, n: int, votes, errors) -> tuple[list, list[str], list]:
+        """Each text's votes, their status and error: computed here, left to the LF-votes process
+        ("pending"), "off", or an "error" naming why they cannot be computed."""
+        if votes is not None:  # never "done" without votes: a text whose LFs failed says why
+            return votes, ["done" if v is not None else "error" for v in votes], errors
+        problem = ((served.lfs_error if self.settings.lf_votes != "off" else "")
+                   or (self.explainer.error if self.explainer is not None else ""))
+        status = "error" if problem else "pending" if self.explainer is not None else "off"
+        return [None] * n, [status] * n, [problem or None] * n
+
+    async def _log_with_votes(self, served: ServedModel, records: list, texts: list[str], statuses: list[str]) -> None:
+        """Log ``records`` and hand those pending to the LF-votes process (skipped when its queue is full)."""
         await self._log(records)
         if statuses[0] == "pending" and not self.explainer.submit([(r.id, t) for r, t in zip(records, texts)],
                                                                   run_id=served.run_id):
             self.writer.submit_votes([(r.id, None, "skipped", "the LF-votes queue was full") for r in records])
-        return served, records, answered
 
-    async def _predict_sets(self, served: ServedModel, texts: list[str]) -> list[PredictionRecord]:
-        """A multi-label run's predictions, logged: the set as ``labels`` (``label`` -1), no LF votes."""
-        if len(texts) <= self.INLINE_TEXTS:
+    async def _predict_sets(self, served: ServedModel, texts: list[str], explain: bool) -> list[PredictionRecord]:
+        """A multi-label run's predictions, logged: the set as ``labels`` (``label`` -1), and the LF
+        votes of the run's own LFs (each LF's vote code), computed as single-label's are."""
+        def score():
             probs, sets = label_sets(served, texts, self.config.cardinality)
+            return probs, sets, (self.votes(served, texts) if explain else (None, None))
+
+        if len(texts) <= self.INLINE_TEXTS and not explain:
+            probs, sets, (votes, errors) = score()
         else:
-            probs, sets = await run_in_threadpool(label_sets, served, texts, self.config.cardinality)
+            probs, sets, (votes, errors) = await run_in_threadpool(score)
+        votes, statuses, errors = self._vote_statuses(served, len(texts), votes, errors)
         now = utc_now()
         records = [
             PredictionRecord(
                 id=str(uuid.uuid4()), created_at=now, model_version=served.run_id,
-                probabilities=tuple(float(p) for p in row), label=-1, lf_votes=None,
+                probabilities=tuple(float(p) for p in row), label=-1, lf_votes=vote,
                 text=text if self.settings.store_text else None, text_sha256=text_sha256(text),
-                lf_votes_status="off", labels=tuple(int(c) for c in np.flatnonzero(chosen)))
-            for text, row, chosen in zip(texts, probs, sets)
+                lf_votes_status=status, lf_votes_error=error, labels=tuple(int(c) for c in np.flatnonzero(chosen)))
+            for text, row, chosen, vote, status, error in zip(texts, probs, sets, votes, statuses, errors)
         ]
-        await self._log(records)
+        await self._log_with_votes(served, records, texts, statuses)
         return records
 
     async def predict_spans(self, texts: list[str]) -> tuple[ServedModel, list[PredictionRecord]]:
@@ -1253,11 +1273,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def predict_sets(texts: list[str], explain: bool, request: Request) -> JSONResponse:
         """A multi-label run's answer: per text its label set (``labels``: class names, ``[]`` for
         none), every class's probability, and the per-class ``thresholds`` (chosen on dev) that made
-        the sets. Logged like a class prediction (the set in the log's ``labels``)."""
-        if explain:
-            raise HTTPException(422, "explain: a multi-label run serves no LF votes (its set-valued votes are "
-                                     "not logged); ask without explain")
-        served, records, _ = await server.predict(texts, False)
+        the sets. Logged like a class prediction (the set in the log's ``labels``), with the run's
+        LF votes (``lf_votes``: per LF the classes it said yes and NOT to, null where it abstained)."""
+        served, records, _ = await server.predict(texts, explain)
         request.state.model_version = served.run_id
         return JSONResponse({"model_version": served.run_id, "predictor": "end_model",
                              "thresholds": served_thresholds(served, classes),

@@ -57,6 +57,23 @@ def _compiled(lfs) -> dict:
     return kept[1]
 
 
+def served_lfs(lfs, task: str):
+    """A run's loaded LFs as the applier takes them for ``task``: a multi-label run's return
+    label sets, encoded as one int each (``multilabel.votes.multilabel_lfs``). Wrapped once per
+    loaded run, so their compiled specs are reused."""
+    from ..multilabel.votes import multilabel_lfs
+
+    return tuple(multilabel_lfs(lfs)) if task == "multi_label" and lfs else lfs
+
+
+def vote_cardinality(config) -> int:
+    """The cardinality the served votes are checked against: the classes, or for a multi-label
+    project every set code (``multilabel.votes.apply_cardinality``)."""
+    from ..multilabel.votes import apply_cardinality
+
+    return apply_cardinality() if config.task == "multi_label" else config.cardinality
+
+
 def lf_votes(lfs, texts: Sequence[str], cardinality: int,
              spacy_model: str | None) -> tuple[list[tuple[int, ...] | None], list[str | None]]:
     """Each text's LF votes, and for a text on which an LF fails ``None`` and the error
@@ -106,13 +123,13 @@ class _RunLFs:
 
     KEEP = 4
 
-    def __init__(self, log):
-        self.log, self.loaded = log, {}
+    def __init__(self, log, task: str = "single_label"):
+        self.log, self.loaded, self.task = log, {}, task
 
     def get(self, run_id: str):
         if run_id not in self.loaded:
             try:
-                self.loaded[run_id] = load_recorded_lfs(self.log, run_id)
+                self.loaded[run_id] = served_lfs(load_recorded_lfs(self.log, run_id), self.task)
             except (LFLoadError, StoreError) as exc:
                 logger.error("LF votes of run %s cannot be computed: %s", run_id, exc)
                 self.loaded[run_id] = str(exc)
@@ -151,9 +168,10 @@ def _run(config_path: str, overrides: tuple[str, ...], store: str, run_id: str, 
         run_lfs = _RunLFs(log)
         try:
             config = load_config(config_path, list(overrides))
+            run_lfs.task = config.task
             lfs = run_lfs.get(run_id)
             if not isinstance(lfs, str):
-                lf_votes(lfs, ["warm-up"], config.cardinality, config.lfs.spacy_model)
+                lf_votes(lfs, ["warm-up"], vote_cardinality(config), config.lfs.spacy_model)
         except LabelingError as exc:
             unavailable = str(exc) if isinstance(exc, LFVotesUnavailable) else f"LF votes cannot be computed: {exc}"
             logger.error("%s", unavailable)
@@ -176,7 +194,7 @@ def _run(config_path: str, overrides: tuple[str, ...], store: str, run_id: str, 
                 lfs = run_lfs.get(version)  # the LFs of the run that made these predictions, or why not
                 if not unavailable and not isinstance(lfs, str):
                     try:
-                        votes, errors = lf_votes(lfs, [text for _, text in items], config.cardinality,
+                        votes, errors = lf_votes(lfs, [text for _, text in items], vote_cardinality(config),
                                                  config.lfs.spacy_model)
                     except LFVotesUnavailable as exc:
                         unavailable = str(exc)

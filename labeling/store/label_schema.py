@@ -96,17 +96,17 @@ def stamp_for_run(tx: sqlite3.Connection, run_id: str | None) -> str | None:
 
 def rows_under_schema(conn: Connection, project: str, version: str) -> dict[str, list[dict]]:
     """What a change of the project's schema ``version`` touches: ``gold`` (task_key, annotator,
-    annotation_id, label, source), ``feedback`` (id, label, prediction_id), ``review_tasks``
+    annotation_id, label, labels, source), ``feedback`` (id, label, labels, prediction_id), ``review_tasks``
     (task_key, ls_task_id), ``runs`` (id, schema_version, created_at) and ``aliases`` (alias, run_id).
 
     Gold, feedback and review tasks are the store's (one project's store; review tasks are keyed
     by their Label Studio project's title), those under ``version`` or from before versions."""
     under = "(schema_version = ? OR schema_version IS NULL)"
     return {
-        "gold": conn.read(f"SELECT task_key, annotator, annotation_id, label, source FROM gold_labels WHERE {under}"
-                          " ORDER BY task_key, annotator", [version]),
-        "feedback": conn.read(f"SELECT id, label, prediction_id FROM feedback WHERE {under} ORDER BY created_at, id",
-                              [version]),
+        "gold": conn.read(f"SELECT task_key, annotator, annotation_id, label, labels, source FROM gold_labels WHERE "
+                          f"{under} ORDER BY task_key, annotator", [version]),
+        "feedback": conn.read(f"SELECT id, label, labels, prediction_id FROM feedback WHERE {under} "
+                              "ORDER BY created_at, id", [version]),
         "review_tasks": conn.read(f"SELECT task_key, ls_task_id FROM review_tasks WHERE {under} ORDER BY task_key",
                                   [version]),
         "runs": conn.read("SELECT id, schema_version, created_at FROM runs WHERE project = ? ORDER BY created_at, id",
@@ -118,10 +118,20 @@ def rows_under_schema(conn: Connection, project: str, version: str) -> dict[str,
 def _relabel(tx: sqlite3.Connection, table: str, key_sql: str, key_of, rows: list[dict], mapping: Sequence,
              version: str) -> None:
     """Relabel ``rows`` of ``table`` through ``mapping``; unmappable rows are deleted, kept in
-    ``label_schema_rows`` with their old values (as every relabelled row is)."""
-    history, moved, gone = [], [], []
+    ``label_schema_rows`` with their old values (as every relabelled row is). A label set
+    (``labels``, a multi-label row) is mapped class by class: a class without a new one leaves
+    the set, the row's other classes stay, and the row is kept (``map_label_set``)."""
+    history, moved, gone, sets = [], [], [], []
     for row in rows:
         label = row["label"]
+        if row.get("labels") is not None:
+            old = json.loads(row["labels"]) if isinstance(row["labels"], str) else list(row["labels"])
+            new_set, key = map_label_set(old, mapping), key_of(row)
+            if new_set != sorted(old):
+                history.append({"version": version, "table_name": table, "row_key": json.dumps(key),
+                                "old_label": label, "new_label": label, "old_row": row})
+            sets.append((json.dumps(new_set), version, *key))
+            continue
         new = mapping[label] if label is not None and 0 <= label < len(mapping) else label
         key = key_of(row)
         if new != label:
@@ -131,6 +141,13 @@ def _relabel(tx: sqlite3.Connection, table: str, key_sql: str, key_of, rows: lis
     insert_rows(tx, "label_schema_rows", history)
     tx.executemany(f"UPDATE {table} SET label = ?, schema_version = ? WHERE {key_sql}", moved)
     tx.executemany(f"DELETE FROM {table} WHERE {key_sql}", [k[2:] for k in gone])
+    tx.executemany(f"UPDATE {table} SET labels = ?, schema_version = ? WHERE {key_sql}", sets)
+
+
+def map_label_set(labels: Sequence[int], mapping: Sequence[int | None]) -> list[int]:
+    """A label set (class indices) under a schema change's ``mapping``: each class's new index,
+    sorted; a class mapped to None (retired) is dropped, the others stay."""
+    return sorted({mapping[c] for c in labels if mapping[c] is not None})
 
 
 def migrate_schema(conn: Connection, project: str, *, old_version: str, new: dict, mapping: Sequence[int | None],

@@ -159,13 +159,15 @@ class FeedbackLog(TableFamily):
             return [{"id": pid, "text": text, "model_version": version} for pid, text, version in cur.fetchall()]
 
     def latest_predictions(self, run_id: str, window: int) -> list[dict]:
-        """The latest ``window`` predictions made with ``run_id`` (probabilities, label, lf_votes, text, spans).
+        """The latest ``window`` predictions made with ``run_id`` (probabilities, label, lf_votes, text, spans,
+        labels: a multi-label run's set).
 
         Latest by rowid (the order the server committed them), not by ``created_at``:
         the index on ``model_version`` holds rowids in order, so SQLite reads only the
         window instead of sorting every prediction of the run.
         """
-        return self.store.read("SELECT probabilities, label, lf_votes, text, spans FROM predictions WHERE model_version = ?"
+        return self.store.read("SELECT probabilities, label, lf_votes, text, spans, labels FROM predictions"
+                               " WHERE model_version = ?"
                                " ORDER BY rowid DESC LIMIT ?", [run_id, int(window)])
 
     def predictions_with_feedback(self) -> list[dict]:

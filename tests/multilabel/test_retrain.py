@@ -149,15 +149,25 @@ def test_reviewed_and_feedback_sets_become_the_next_runs_training_rows_and_are_r
     assert off.end_model["gold"]["read"] == 0 and sum(served in f for f in fits) == len(with_served)
 
 
-@pytest.mark.parametrize("argv", [["add", "other"], ["rename", "music", "songs"]])
-def test_a_label_schema_change_on_a_multilabel_project_is_refused_naming_the_task(tiny_multilabel, argv):
-    """Label sets store class indices that a schema change does not map yet: refused, nothing written."""
-    from labeling.data.schema import SchemaChange
-    from labeling.errors import SchemaChangeError
-    from labeling.pipeline.schema_change import plan_change
+def test_reproduce_reads_the_runs_gold_snapshot_not_the_gold_sets_added_since(tiny_multilabel):
+    """Reviews and feedback arriving after a run do not move its reproduction; a tampered
+    snapshot is refused naming the file, before anything runs."""
+    from labeling.errors import ArtifactError
+    from labeling.pipeline.lineage import reproduce
 
-    before = tiny_multilabel.read_text(encoding="utf-8")
-    change = SchemaChange(argv[0], tuple(argv[1:2]) if argv[0] != "add" else (), tuple(argv[-1:]))
-    with pytest.raises(SchemaChangeError, match=r"task = 'multi_label'.*label sets"):
-        plan_change(tiny_multilabel, change)
-    assert tiny_multilabel.read_text(encoding="utf-8") == before
+    config = load_config(tiny_multilabel, ['label_model.type="majority_vote"'])
+    texts = _store_gold(config, load_multilabel_dataset(config)[0])
+    result = run_retrain(config)
+    with FeedbackLog(result.store_path) as log:  # later answers: a new text and a relabelled train row
+        for i, (text, labels) in enumerate([("kittens purring on the sofa", (0, 1, 2)), (texts["tied"], (1,))]):
+            log.record_feedback(FeedbackRecord(f"g{i}", f"2026-02-01T00:00:0{i}", f"l{i}", "x", -1, None, text,
+                                               None, None, labels=labels))
+    again = reproduce(result.store_path, result.run_id)
+    assert again.matches, again.format()
+    assert again.lfs_source == again.gold_source == "saved with the run"
+    assert {"label matrix train", "store gold sha256", "end model macro_f1", "end model hamming_loss"} <= set(again.checked)
+    snapshot = result.artifacts[GOLD_ARTIFACT]["path"]
+    with open(snapshot, "a", encoding="utf-8") as handle:
+        handle.write('{"task_key": "feedback:x", "source": "feedback", "row_id": null, "text": "t", "label": [0]}\n')
+    with pytest.raises(ArtifactError, match=r"gold\.jsonl"):
+        reproduce(result.store_path, result.run_id)

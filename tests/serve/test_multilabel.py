@@ -24,13 +24,15 @@ def multilabel_run(tmp_path_factory):
     return path, config, run_retrain(config)
 
 
-def _app(path):
+def _app(path, **settings):
     from fastapi.testclient import TestClient
 
     from labeling.serve.app import ServeSettings, create_app, hash_token
 
+    settings.setdefault("lf_votes", "off")  # no LF-votes process where a test is not about votes
+
     return TestClient(create_app(ServeSettings(config_path=str(path), token_sha256=hash_token(TOKEN),
-                                               alias_poll_s=0.05, store_text=True)))
+                                               alias_poll_s=0.05, store_text=True, **settings)))
 
 
 def _ready(client) -> None:
@@ -58,10 +60,53 @@ def test_predict_returns_sets_with_probabilities_and_thresholds_and_logs_them(mu
         assert all((p >= body["thresholds"][c]) == (c in first["labels"]) for c, p in first["probabilities"].items())
         logged = c.get(f"/predictions/{first['id']}", headers=AUTH).json()
         assert logged["labels"] == ["sport", "music"] and logged["model_version"] == result.run_id
-        assert c.post("/predict", json={"text": "x", "explain": True}, headers=AUTH).status_code == 422
     with FeedbackLog(result.store_path) as log:
         row = log.get_prediction(first["id"])
     assert row["labels"] == "[0, 1]" and row["label"] == -1
+
+
+@pytest.mark.parametrize("mode", ["inline", "background", "off"])
+def test_predictions_log_the_lf_votes_of_the_served_runs_own_lfs_unless_switched_off(multilabel_run, mode):
+    """Each LF's vote code is logged, read back as the classes it said yes and NOT to; the
+    votes are those the run's applier gives the same text (its saved LFs, not the working tree's)."""
+    import json
+
+    import pandas as pd
+
+    from labeling.lf.apply import apply_lfs
+    from labeling.multilabel.votes import apply_cardinality, describe_votes, multilabel_lfs
+    from labeling.pipeline.store import load_recorded_lfs
+
+    path, config, result = multilabel_run
+    text = "a song at the stadium goal 7"
+    with _app(path, lf_votes=mode) as c:
+        _ready(c)
+        first = c.post("/predict", json={"texts": [text]}).json()["predictions"][0]
+        deadline = time.monotonic() + 30
+        while (logged := c.get(f"/predictions/{first['id']}", headers=AUTH).json())["lf_votes_status"] == "pending" \
+                and time.monotonic() < deadline:  # the LF-votes process fills them in
+            time.sleep(0.05)
+    with FeedbackLog(result.store_path) as log:
+        row = log.get_prediction(first["id"])
+        lfs = multilabel_lfs(load_recorded_lfs(log, result.run_id))
+    if mode == "off":
+        assert first["lf_votes_status"] == "off" and first["lf_votes"] is None and row["lf_votes"] is None
+        return
+    expected = apply_lfs(lfs, pd.DataFrame({"text": [text]}), cardinality=apply_cardinality(), n_jobs=1).L[0].tolist()
+    assert first["lf_votes_status"] == ("done" if mode == "inline" else "pending")
+    assert logged["lf_votes_status"] == "done" and json.loads(row["lf_votes"]) == expected
+    assert logged["lf_votes"] == describe_votes(expected, CLASSES) == (first["lf_votes"] if mode == "inline" else
+                                                                       logged["lf_votes"])
+    assert {"yes": ["sport"], "no": []} in logged["lf_votes"] and None in logged["lf_votes"]
+    assert len(logged["lf_votes"]) == len(result.lfs)
+    if mode == "inline":  # the monitor reads them: LF coverage drift per LF, set class shares
+        from labeling.config import MonitorConfig
+        from labeling.pipeline.monitor import check_drift
+
+        report = check_drift(result.store_path, MonitorConfig(min_predictions=1), result.run_id)
+        assert [r["lf"] for r in report.lf_drift] == [name for name, _ in result.lfs]
+        assert {r["lf"]: r["served_coverage"] for r in report.lf_drift}["kw_sport"] == 1.0
+        assert not any("no LF votes" in note for note in report.notes)
 
 
 def test_feedback_takes_a_set_validated_against_the_classes(multilabel_run):

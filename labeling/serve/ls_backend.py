@@ -130,6 +130,13 @@ def _shown_field(root: ET.Element, control: ET.Element, tag: str, objects: tuple
     return name, to_name, value[1:]
 
 
+def _controls(root, tag: str, need: str) -> list:
+    controls = [el for el in root.iter() if el.tag == tag]
+    if not controls:
+        raise LabelConfigError(f"the label config has no <{tag}> control: {need}")
+    return controls
+
+
 def parse_label_config(label_config: str, classes: tuple[str, ...]) -> ChoicesControl:
     """The ``Choices`` control of ``label_config`` whose choices are the project's ``classes``.
 
@@ -137,12 +144,9 @@ def parse_label_config(label_config: str, classes: tuple[str, ...]) -> ChoicesCo
     control whose choice values are exactly ``classes``, or an object without a ``$field``.
     """
     root = _xml(label_config)
-    controls = [el for el in root.iter() if el.tag == "Choices"]
-    if not controls:
-        raise LabelConfigError("the label config has no <Choices> control: this model predicts one of the classes "
-                               f"{list(classes)} for a text, and needs a <Choices> control to answer in")
     seen = []
-    for control in controls:
+    for control in _controls(root, "Choices", f"this model predicts one of the classes {list(classes)} for a text, "
+                                              "and needs a <Choices> control to answer in"):
         values = tuple(str(c.get("value", "")) for c in control.iter("Choice"))
         seen.append(f"{control.get('name')!r}: {list(values)}")
         if set(values) != set(classes):
@@ -172,12 +176,9 @@ def parse_labels_config(label_config: str, types: tuple[str, ...]) -> LabelsCont
     whose labels are exactly ``types`` (naming the types missing and those extra), or a
     control that marks no ``<Text>`` showing a ``$field``."""
     root = _xml(label_config)
-    controls = [el for el in root.iter() if el.tag == "Labels"]
-    if not controls:
-        raise LabelConfigError("the label config has no <Labels> control: this spans model marks entities of the types "
-                               f"{list(types)} in a text, and needs a <Labels> control on a <Text> to answer in")
     seen = []
-    for control in controls:
+    for control in _controls(root, "Labels", f"this spans model marks entities of the types {list(types)} in a "
+                                             "text, and needs a <Labels> control on a <Text> to answer in"):
         values = tuple(str(c.get("value", "")) for c in control.iter("Label"))
         if set(values) == set(types):
             name, to_name, field = _shown_field(root, control, "Labels", ("Text",))

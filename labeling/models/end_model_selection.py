@@ -512,8 +512,8 @@ def select_end_model(
         recipe, model = run_stage("self_training", [replace(recipe, self_training=r) for r in range(len(chain))],
                                   [str(r) for r in range(len(chain))], chain)
         del chain
-    offsets = _decision_offsets(dev_proba(model), y_dev, k, metric, classes, seed, stages)
     proba = dev_proba(model)
+    offsets = _decision_offsets(proba, y_dev, k, metric, classes, seed, stages)
     selection_score = metric_score(y_dev, proba.argmax(axis=1) if offsets is None else _apply_offsets(proba, offsets),
                                    metric, classes)
     sample.release()

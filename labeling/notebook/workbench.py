@@ -83,6 +83,10 @@ class Workbench:
         if config.task == "multi_label":
             raise WorkbenchError(f"project {config.name!r} is multi-label: its LFs vote on sets; use "
                                  "labeling.notebook.MultiLabelWorkbench(config), whose try_lf reports per class")
+        if config.task == "spans":
+            raise WorkbenchError(f"project {config.name!r} is a spans project: its LFs return spans, which this "
+                                 "workbench does not score; `labeling retrain` reports each span LF's coverage, "
+                                 "overlaps, conflicts and dev precision/recall per type (its span_lf_analysis)")
         self.config = config
         self.splits = load_dataset(config) if splits is None else splits
         train = self.splits.train

@@ -305,3 +305,12 @@ def test_a_set_too_small_for_snorkel_scores_nan_until_it_is_big_enough(tmp_path,
     report = wb.try_lf(MOVIE)
     assert math.isnan(report.score_without) and 0 <= report.score_with <= 1
     assert report.label_model == "SnorkelLabelModel"
+
+
+@pytest.mark.parametrize("task, names", [("multi_label", "MultiLabelWorkbench"), ("spans", "span_lf_analysis")])
+def test_a_project_of_another_task_shape_is_refused_naming_where_to_go(config, splits, task, names):
+    from dataclasses import replace
+
+    with pytest.raises(WorkbenchError, match=names):
+        Workbench(replace(config, task=task), splits=splits)
+
